@@ -1,0 +1,3 @@
+"""tuimail: a keyboard-driven terminal mail reader."""
+
+__version__ = "0.1.0"
