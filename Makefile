@@ -1,0 +1,40 @@
+# tuimail — everything a fresh machine needs is installed from here.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: all demo test bench screenshots fuzz dovecot clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip >/dev/null 2>&1 || true
+	$(PIP) install -q -e '.[demo,test]'
+	touch $@
+
+# Dovecot is the real server every integration test talks to.
+dovecot:
+	@command -v dovecot >/dev/null 2>&1 || { \
+	  echo "installing dovecot (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd dovecot-pop3d >/dev/null; }
+
+demo: $(STAMP)
+	$(PY) -m tuimail --demo
+
+test: $(STAMP) dovecot
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+bench: $(STAMP) dovecot
+	$(PY) -m tests.bench.run
+
+screenshots: $(STAMP)
+	$(PY) -m tuimail.demo.screenshots screenshots
+
+fuzz: $(STAMP) dovecot
+	TUIMAIL_FUZZ=1 $(PY) -m pytest -q -p no:cacheprovider tests -k "fuzz or scenario or property"
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
