@@ -1,0 +1,55 @@
+"""Error types shared by every layer; the CLI maps them to exit codes and one-line messages."""
+
+
+class TuimailError(Exception):
+    """Base class. str(error) is a single line meant for the user."""
+
+    exit_code = 1
+
+
+class ConfigError(TuimailError):
+    """Bad or missing configuration: the message names the file and the key to fix."""
+
+    exit_code = 2
+
+
+class UsageError(TuimailError):
+    exit_code = 2
+
+
+class NetworkError(TuimailError):
+    """The server could not be reached, the connection dropped, or it sent something we refuse."""
+
+    exit_code = 3
+
+
+class TLSError(NetworkError):
+    pass
+
+
+class AuthError(NetworkError):
+    pass
+
+
+class ProtocolError(NetworkError):
+    """The server answered with something malformed or out of bounds (e.g. a huge literal)."""
+
+
+class CommandFailed(TuimailError):
+    """The server answered NO/BAD to a command; carries the (sanitised) server text."""
+
+    exit_code = 3
+
+    def __init__(self, command: str, status: str, text: str):
+        self.command, self.status, self.text = command, status, text
+        super().__init__(f"server refused {command}: {status} {text}")
+
+
+class StoreError(TuimailError):
+    exit_code = 1
+
+
+class NotCached(TuimailError):
+    """Offline and the requested data is not in the local store."""
+
+    exit_code = 3
