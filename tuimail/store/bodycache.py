@@ -1,0 +1,74 @@
+"""Cached body structures and part contents, in the cache dir (always re-downloadable).
+
+Keyed by (folder name, UIDVALIDITY, uid) so a UIDVALIDITY change can never serve a stale body.
+Parts may be cached partially: `complete` says whether `data` holds the whole part.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .db import connect
+
+BODY_MIGRATIONS = [
+    """
+    CREATE TABLE structure(
+      folder TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
+      data TEXT NOT NULL,
+      PRIMARY KEY(folder, uidvalidity, uid)
+    ) WITHOUT ROWID;
+    CREATE TABLE parts(
+      folder TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL, section TEXT NOT NULL,
+      complete INTEGER NOT NULL, total INTEGER, data BLOB NOT NULL,
+      PRIMARY KEY(folder, uidvalidity, uid, section)
+    );
+    """,
+]
+
+
+def _jsonable(obj):
+    if isinstance(obj, bytes):
+        return {"b": obj.decode("latin-1")}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(x) for x in obj]
+    return obj
+
+
+def _unjson(obj):
+    if isinstance(obj, dict):
+        return obj["b"].encode("latin-1")
+    if isinstance(obj, list):
+        return tuple(_unjson(x) for x in obj)
+    return obj
+
+
+class BodyCache:
+    def __init__(self, path: Path | str):
+        self.db = connect(path, BODY_MIGRATIONS)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def get_structure(self, folder: str, uidvalidity: int, uid: int):
+        row = self.db.execute("SELECT data FROM structure WHERE folder = ? AND uidvalidity = ? AND uid = ?",
+                              (folder, uidvalidity, uid)).fetchone()
+        return _unjson(json.loads(row[0])) if row else None
+
+    def put_structure(self, folder: str, uidvalidity: int, uid: int, bodystructure) -> None:
+        self.db.execute("INSERT OR REPLACE INTO structure VALUES (?, ?, ?, ?)",
+                        (folder, uidvalidity, uid, json.dumps(_jsonable(bodystructure))))
+
+    def get_part(self, folder: str, uidvalidity: int, uid: int, section: str) -> tuple[bytes, bool] | None:
+        row = self.db.execute("SELECT data, complete FROM parts WHERE folder = ? AND uidvalidity = ? AND uid = ?"
+                              " AND section = ?", (folder, uidvalidity, uid, section)).fetchone()
+        return (bytes(row[0]), bool(row[1])) if row else None
+
+    def put_part(self, folder: str, uidvalidity: int, uid: int, section: str, data: bytes, complete: bool,
+                 total: int | None = None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (folder, uidvalidity, uid, section, int(complete), total, data))
+
+    def forget_folder(self, folder: str) -> None:
+        self.db.execute("DELETE FROM parts WHERE folder = ?", (folder,))
+        self.db.execute("DELETE FROM structure WHERE folder = ?", (folder,))

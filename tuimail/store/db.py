@@ -1,0 +1,142 @@
+"""SQLite file handling: private files, WAL, schema migrations.
+
+The store is the single source of truth for the UI. One file per account in the user *data*
+dir (it holds the journal, which must survive a cache clean). Bodies live in a second file in
+the cache dir (see bodycache.py) because they can always be downloaded again.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from ..errors import StoreError
+
+# Each entry upgrades the schema from version i to i+1. Never edit a released entry: append.
+MIGRATIONS: list[str] = [
+    # v1
+    """
+    CREATE TABLE folders(
+      id INTEGER PRIMARY KEY,
+      name TEXT NOT NULL UNIQUE,
+      delimiter TEXT,
+      role TEXT,
+      attrs TEXT NOT NULL DEFAULT '',
+      selectable INTEGER NOT NULL DEFAULT 1,
+      uidvalidity INTEGER,
+      uidnext INTEGER,
+      highestmodseq INTEGER,
+      server_total INTEGER,
+      server_unseen INTEGER,
+      synced_at REAL,
+      threads_dirty INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE messages(
+      folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+      uid INTEGER NOT NULL,
+      modseq INTEGER NOT NULL DEFAULT 0,
+      flags TEXT NOT NULL DEFAULT '',
+      seen INTEGER NOT NULL DEFAULT 0,
+      flagged INTEGER NOT NULL DEFAULT 0,
+      hidden INTEGER NOT NULL DEFAULT 0,
+      date INTEGER,
+      from_ TEXT NOT NULL DEFAULT '',
+      to_ TEXT NOT NULL DEFAULT '',
+      cc TEXT NOT NULL DEFAULT '',
+      subject TEXT NOT NULL DEFAULT '',
+      message_id TEXT,
+      in_reply_to TEXT,
+      refs TEXT NOT NULL DEFAULT '',
+      size INTEGER NOT NULL DEFAULT 0,
+      has_attachment INTEGER NOT NULL DEFAULT 0,
+      thread_pos INTEGER,
+      thread_depth INTEGER NOT NULL DEFAULT 0,
+      thread_root INTEGER,
+      thread_prefix TEXT NOT NULL DEFAULT '',
+      PRIMARY KEY(folder_id, uid)
+    ) WITHOUT ROWID;
+    CREATE INDEX msg_date ON messages(folder_id, date, uid, hidden);
+    -- Only the date index: each further index doubled the cost of a 100k cold insert (measured:
+    -- 0.97 s -> 1.8 s with seen/thread/message-id indexes). Counts, thread order and Message-ID
+    -- lookups scan one folder's rows instead (~10-100 ms at 100k, and they are rare).
+    CREATE TABLE journal(
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      created REAL NOT NULL,
+      folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+      uid INTEGER NOT NULL,
+      message_id TEXT,
+      op TEXT NOT NULL CHECK (op IN ('flags', 'move', 'expunge')),
+      add_flags TEXT NOT NULL DEFAULT '',
+      remove_flags TEXT NOT NULL DEFAULT '',
+      dest TEXT,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      last_error TEXT
+    );
+    CREATE INDEX journal_msg ON journal(folder_id, uid);
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _create_private(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    else:
+        os.chmod(path, 0o600)
+
+
+def connect(path: Path | str, migrations: list[str] = MIGRATIONS) -> sqlite3.Connection:
+    """Open (creating 0600 if needed) a WAL database and bring its schema up to date."""
+    path = Path(path)
+    old_umask = os.umask(0o077)  # -wal and -shm files are created private too
+    try:
+        _create_private(path)
+        try:
+            conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            _migrate(conn, migrations, path)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: cannot open the local store ({exc}); move the file away to rebuild it") from None
+    finally:
+        os.umask(old_umask)
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, migrations: list[str], path: Path) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(migrations):
+        raise StoreError(f"{path}: store schema v{version} is newer than this tuimail (v{len(migrations)}); upgrade tuimail")
+    while version < len(migrations):
+        script = migrations[version]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # executescript would COMMIT first; run statements one by one inside our transaction.
+            for stmt in _split_sql(script):
+                conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version={version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        version += 1
+
+
+def _split_sql(script: str) -> list[str]:
+    out, buf = [], []
+    for line in script.splitlines():
+        buf.append(line)
+        chunk = "\n".join(buf)
+        if sqlite3.complete_statement(chunk):
+            if chunk.strip():
+                out.append(chunk)
+            buf = []
+    if "\n".join(buf).strip():
+        out.append("\n".join(buf))
+    return out

@@ -1,0 +1,527 @@
+"""The account store: folders, message header rows, flags and the journal of pending actions.
+
+Writers: the sync engine (server truth) and user intents (flag/move/expunge, which write the row
+*and* a journal entry in one transaction). Readers: the UI and the CLI. Each thread opens its own
+Store on the same file (WAL: one writer, many readers).
+
+Flags are kept as a space-separated, sorted string ("\\Flagged \\Seen"). The effective flags of a
+row are the server's flags with the pending journal entries applied on top, so a user's offline
+change stays visible until the server has it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from .db import connect
+
+ROLES = ("inbox", "drafts", "sent", "archive", "junk", "trash")
+SORTS = ("date", "arrival", "from", "subject", "size", "thread")
+_CHUNK = 500  # bound on the number of SQL variables per query
+
+
+class MessageRow(NamedTuple):
+    uid: int
+    flags: str
+    date: int | None
+    from_: str
+    to: str
+    cc: str
+    subject: str
+    message_id: str | None
+    in_reply_to: str | None
+    refs: str
+    size: int
+    has_attachment: bool
+    thread_depth: int
+    thread_prefix: str
+    modseq: int
+
+    @property
+    def flag_set(self) -> frozenset[str]:
+        return frozenset(self.flags.split())
+
+    @property
+    def seen(self) -> bool:
+        return "\\Seen" in self.flags.split()
+
+    @property
+    def flagged(self) -> bool:
+        return "\\Flagged" in self.flags.split()
+
+
+_ROW_COLS = ("uid, flags, date, from_, to_, cc, subject, message_id, in_reply_to, refs, size, "
+             "has_attachment, thread_depth, thread_prefix, modseq")
+
+
+@dataclass(frozen=True)
+class FolderInfo:
+    id: int
+    name: str
+    delimiter: str | None
+    role: str | None
+    attrs: str
+    selectable: bool
+    uidvalidity: int | None
+    uidnext: int | None
+    highestmodseq: int | None
+    total: int
+    unread: int
+    synced_at: float | None
+
+    def display_name(self) -> str:
+        if self.delimiter and self.delimiter in self.name:
+            return self.name.rsplit(self.delimiter, 1)[1]
+        return self.name
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    id: int
+    folder_id: int
+    folder: str
+    uid: int
+    message_id: str | None
+    op: str
+    add_flags: tuple[str, ...]
+    remove_flags: tuple[str, ...]
+    dest: str | None
+    attempts: int
+    last_error: str | None
+
+
+def norm_flags(flags: Iterable[str]) -> str:
+    return " ".join(sorted({f for f in flags if f}))
+
+
+def _apply(flags: set[str], add: Iterable[str], remove: Iterable[str]) -> set[str]:
+    flags = set(flags)
+    flags.difference_update(remove)
+    flags.update(add)
+    return flags
+
+
+class Store:
+    """One connection to an account's store. Not shared between threads."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.db = connect(self.path)
+        self._tx_depth = 0
+        self._owner = threading.get_ident()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """Atomic unit: every sync step commits all or nothing (nested calls join the outer one)."""
+        if self._tx_depth:
+            self._tx_depth += 1
+            try:
+                yield self.db
+            finally:
+                self._tx_depth -= 1
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._tx_depth = 1
+        try:
+            yield self.db
+        except BaseException:
+            self._tx_depth = 0
+            self.db.execute("ROLLBACK")
+            raise
+        self._tx_depth = 0
+        self.db.execute("COMMIT")
+
+    # ------------------------------------------------------------------ folders
+
+    def folders(self) -> list[FolderInfo]:
+        counts = {fid: (t, u) for fid, t, u in self.db.execute(
+            "SELECT folder_id, count(*), total(seen = 0) FROM messages WHERE hidden = 0 GROUP BY folder_id")}
+        out = []
+        for r in self.db.execute(
+                "SELECT id, name, delimiter, role, attrs, selectable, uidvalidity, uidnext, highestmodseq,"
+                " synced_at, server_total, server_unseen FROM folders ORDER BY name"):
+            total, unread = counts.get(r[0], (None, None))
+            if total is None:  # never synced: show what STATUS said, if anything
+                total, unread = r[10] or 0, r[11] or 0
+            out.append(FolderInfo(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8],
+                                  int(total), int(unread), r[9]))
+        return out
+
+    def folder(self, name_or_id: str | int) -> FolderInfo | None:
+        for f in self.folders_light(name_or_id):
+            return f
+        return None
+
+    def folders_light(self, name_or_id: str | int) -> list[FolderInfo]:
+        col = "id" if isinstance(name_or_id, int) else "name"
+        rows = self.db.execute(
+            "SELECT id, name, delimiter, role, attrs, selectable, uidvalidity, uidnext, highestmodseq,"
+            f" synced_at FROM folders WHERE {col} = ?", (name_or_id,)).fetchall()
+        out = []
+        for r in rows:
+            total, unread = self.counts(r[0])
+            out.append(FolderInfo(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8],
+                                  total, unread, r[9]))
+        return out
+
+    def folder_by_role(self, role: str) -> FolderInfo | None:
+        row = self.db.execute("SELECT id FROM folders WHERE role = ? ORDER BY id LIMIT 1", (role,)).fetchone()
+        return self.folder(row[0]) if row else None
+
+    def folder_id(self, name: str) -> int | None:
+        row = self.db.execute("SELECT id FROM folders WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def counts(self, folder_id: int) -> tuple[int, int]:
+        total, unread = self.db.execute(
+            "SELECT count(*), total(seen = 0) FROM messages WHERE folder_id = ? AND hidden = 0",
+            (folder_id,)).fetchone()
+        return int(total), int(unread)
+
+    def upsert_folder(self, name: str, delimiter: str | None, attrs: Iterable[str], role: str | None,
+                      selectable: bool = True) -> int:
+        attrs_s = " ".join(attrs)
+        with self.transaction():
+            row = self.db.execute("SELECT id FROM folders WHERE name = ?", (name,)).fetchone()
+            if row:
+                self.db.execute("UPDATE folders SET delimiter = ?, attrs = ?, role = ?, selectable = ? WHERE id = ?",
+                                (delimiter, attrs_s, role, int(selectable), row[0]))
+                return row[0]
+            cur = self.db.execute(
+                "INSERT INTO folders(name, delimiter, attrs, role, selectable) VALUES (?, ?, ?, ?, ?)",
+                (name, delimiter, attrs_s, role, int(selectable)))
+            return cur.lastrowid
+
+    def delete_folder(self, name: str) -> None:
+        """The folder is gone from the server: its rows go; pending actions on it cannot be replayed."""
+        with self.transaction():
+            self.db.execute("DELETE FROM folders WHERE name = ?", (name,))
+
+    def set_folder_state(self, folder_id: int, *, uidvalidity: int | None = None, uidnext: int | None = None,
+                         highestmodseq: int | None = None, server_total: int | None = None,
+                         server_unseen: int | None = None, synced: bool = False) -> None:
+        sets, args = [], []
+        for col, val in (("uidvalidity", uidvalidity), ("uidnext", uidnext), ("highestmodseq", highestmodseq),
+                         ("server_total", server_total), ("server_unseen", server_unseen)):
+            if val is not None:
+                sets.append(f"{col} = ?")
+                args.append(val)
+        if synced:
+            sets.append("synced_at = ?")
+            args.append(time.time())
+        if sets:
+            with self.transaction():
+                self.db.execute(f"UPDATE folders SET {', '.join(sets)} WHERE id = ?", (*args, folder_id))
+
+    def reset_folder(self, folder_id: int, uidvalidity: int) -> None:
+        """UIDVALIDITY changed: every cached uid is meaningless. Journal entries survive with uid -1
+        and are matched again by Message-ID after the folder is refilled."""
+        with self.transaction():
+            self.db.execute("UPDATE journal SET uid = -1 WHERE folder_id = ?", (folder_id,))
+            self.db.execute("DELETE FROM messages WHERE folder_id = ?", (folder_id,))
+            self.db.execute("UPDATE folders SET uidvalidity = ?, uidnext = NULL, highestmodseq = NULL,"
+                            " threads_dirty = 1 WHERE id = ?", (uidvalidity, folder_id))
+
+    # ------------------------------------------------------------------ message rows (read side)
+
+    def uid_list(self, folder_id: int, sort: str = "date", reverse: bool = False) -> list[int]:
+        """The folder's ordered uid list: newest first for date/arrival unless reverse.
+
+        This is the one query that returns every row of a folder (as bare ints); everything else
+        asks for the visible uids only.
+        """
+        order = {
+            "date": "date DESC, uid DESC",
+            "arrival": "uid DESC",
+            "from": "from_ COLLATE NOCASE, date DESC",
+            "subject": "subject COLLATE NOCASE, date DESC",
+            "size": "size DESC, uid DESC",
+            "thread": "thread_pos, uid DESC",
+        }.get(sort)
+        if order is None:
+            raise ValueError(f"unknown sort {sort!r}; one of {', '.join(SORTS)}")
+        if reverse:
+            order = ", ".join(p.replace(" DESC", " ASC") if " DESC" in p else p + " DESC"
+                              for p in (s.strip() for s in order.split(",")))
+        cur = self.db.execute(f"SELECT uid FROM messages WHERE folder_id = ? AND hidden = 0 ORDER BY {order}",
+                              (folder_id,))
+        return [r[0] for r in cur]
+
+    def thread_info(self, folder_id: int) -> list[tuple[int, int, int | None]]:
+        """(uid, depth, root uid) in thread order, for collapse/expand in the UI."""
+        return self.db.execute(
+            "SELECT uid, thread_depth, thread_root FROM messages WHERE folder_id = ? AND hidden = 0"
+            " ORDER BY thread_pos, uid DESC", (folder_id,)).fetchall()
+
+    def rows(self, folder_id: int, uids: Sequence[int]) -> dict[int, MessageRow]:
+        out: dict[int, MessageRow] = {}
+        for i in range(0, len(uids), _CHUNK):
+            chunk = list(uids[i:i + _CHUNK])
+            q = f"SELECT {_ROW_COLS} FROM messages WHERE folder_id = ? AND uid IN ({','.join('?' * len(chunk))})"
+            for r in self.db.execute(q, (folder_id, *chunk)):
+                out[r[0]] = MessageRow(*r[:11], bool(r[11]), *r[12:])
+        return out
+
+    def row(self, folder_id: int, uid: int) -> MessageRow | None:
+        return self.rows(folder_id, [uid]).get(uid)
+
+    def local_uids(self, folder_id: int) -> list[int]:
+        """Every cached uid of the folder, hidden ones included (sync side)."""
+        return [r[0] for r in self.db.execute("SELECT uid FROM messages WHERE folder_id = ? ORDER BY uid",
+                                              (folder_id,))]
+
+    def local_flags(self, folder_id: int) -> dict[int, str]:
+        return dict(self.db.execute("SELECT uid, flags FROM messages WHERE folder_id = ?", (folder_id,)))
+
+    def max_uid(self, folder_id: int) -> int:
+        return self.db.execute("SELECT coalesce(max(uid), 0) FROM messages WHERE folder_id = ?",
+                               (folder_id,)).fetchone()[0]
+
+    def find_by_message_id(self, folder_id: int, message_id: str) -> int | None:
+        row = self.db.execute("SELECT uid FROM messages WHERE folder_id = ? AND message_id = ? LIMIT 1",
+                              (folder_id, message_id)).fetchone()
+        return row[0] if row else None
+
+    def headers_for_threading(self, folder_id: int) -> list[tuple]:
+        return self.db.execute("SELECT uid, message_id, in_reply_to, refs, date FROM messages WHERE folder_id = ?",
+                               (folder_id,)).fetchall()
+
+    # ------------------------------------------------------------------ sync side writes
+
+    def insert_headers(self, folder_id: int, rows: Iterable[tuple]) -> int:
+        """rows: (uid, modseq, flags_str, date, from_, to, cc, subject, message_id, in_reply_to, refs,
+        size, has_attachment). Existing uids are replaced (a refetch after a crash is harmless)."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        pend = self._pending_flag_deltas(folder_id)
+        data = []
+        for r in rows:
+            flags = r[2]
+            if r[0] in pend:
+                flags = norm_flags(_apply(set(flags.split()), *pend[r[0]]))
+            fl = flags.split()
+            data.append((folder_id, r[0], r[1] or 0, flags, int("\\Seen" in fl), int("\\Flagged" in fl), *r[3:]))
+        with self.transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO messages(folder_id, uid, modseq, flags, seen, flagged, date, from_, to_, cc,"
+                " subject, message_id, in_reply_to, refs, size, has_attachment) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", data)
+            self.db.execute("UPDATE folders SET threads_dirty = 1 WHERE id = ?", (folder_id,))
+        return len(data)
+
+    def apply_server_flags(self, folder_id: int, updates: Iterable[tuple[int, Iterable[str], int | None]]) -> list[int]:
+        """Server truth for (uid, flags, modseq); pending user intents stay applied on top.
+        Returns the uids whose visible flags changed."""
+        pend = self._pending_flag_deltas(folder_id)
+        current = {}
+        updates = list(updates)
+        uids = [u[0] for u in updates]
+        for i in range(0, len(uids), _CHUNK):
+            chunk = uids[i:i + _CHUNK]
+            current.update(self.db.execute(
+                f"SELECT uid, flags FROM messages WHERE folder_id = ? AND uid IN ({','.join('?' * len(chunk))})",
+                (folder_id, *chunk)))
+        changed, data = [], []
+        for uid, flags, modseq in updates:
+            if uid not in current:
+                continue  # not cached yet (new mail is fetched separately)
+            eff = set(flags)
+            if uid in pend:
+                eff = _apply(eff, *pend[uid])
+            s = norm_flags(eff)
+            if s != current[uid]:
+                changed.append(uid)
+            data.append((s, int("\\Seen" in eff), int("\\Flagged" in eff), modseq, folder_id, uid))
+        if data:
+            with self.transaction():
+                self.db.executemany(
+                    "UPDATE messages SET flags = ?, seen = ?, flagged = ?, modseq = coalesce(?, modseq)"
+                    " WHERE folder_id = ? AND uid = ?", data)
+        return changed
+
+    def remove_uids(self, folder_id: int, uids: Iterable[int]) -> list[int]:
+        """Expunged on the server (by anyone): the expunge wins over pending flag changes."""
+        uids = list(uids)
+        removed = []
+        with self.transaction():
+            for i in range(0, len(uids), _CHUNK):
+                chunk = uids[i:i + _CHUNK]
+                ph = ",".join("?" * len(chunk))
+                removed += [r[0] for r in self.db.execute(
+                    f"SELECT uid FROM messages WHERE folder_id = ? AND uid IN ({ph})", (folder_id, *chunk))]
+                self.db.execute(f"DELETE FROM messages WHERE folder_id = ? AND uid IN ({ph})", (folder_id, *chunk))
+                self.db.execute(f"DELETE FROM journal WHERE folder_id = ? AND uid IN ({ph})", (folder_id, *chunk))
+            if removed:
+                self.db.execute("UPDATE folders SET threads_dirty = 1 WHERE id = ?", (folder_id,))
+        return removed
+
+    def set_threads(self, folder_id: int, order: Iterable[tuple[int, int, int, str]]) -> None:
+        """order: (uid, depth, root_uid, prefix) in display order (mail.thread.thread_order)."""
+        data = [(pos, depth, root, prefix, folder_id, uid) for pos, (uid, depth, root, prefix) in enumerate(order)]
+        with self.transaction():
+            self.db.executemany("UPDATE messages SET thread_pos = ?, thread_depth = ?, thread_root = ?,"
+                                " thread_prefix = ? WHERE folder_id = ? AND uid = ?", data)
+            self.db.execute("UPDATE folders SET threads_dirty = 0 WHERE id = ?", (folder_id,))
+
+    def threads_dirty(self, folder_id: int) -> bool:
+        row = self.db.execute("SELECT threads_dirty FROM folders WHERE id = ?", (folder_id,)).fetchone()
+        return bool(row and row[0])
+
+    def move_row(self, src_folder: int, uid: int, dest_folder: int, new_uid: int) -> None:
+        """After a server MOVE with COPYUID: the row appears at once in the destination."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO messages(folder_id, uid, modseq, flags, seen, flagged, date, from_, to_, cc,"
+                " subject, message_id, in_reply_to, refs, size, has_attachment)"
+                " SELECT ?, ?, 0, flags, seen, flagged, date, from_, to_, cc, subject, message_id, in_reply_to,"
+                " refs, size, has_attachment FROM messages WHERE folder_id = ? AND uid = ?",
+                (dest_folder, new_uid, src_folder, uid))
+            self.db.execute("DELETE FROM messages WHERE folder_id = ? AND uid = ?", (src_folder, uid))
+            self.db.execute("UPDATE folders SET threads_dirty = 1 WHERE id IN (?, ?)", (src_folder, dest_folder))
+
+    # ------------------------------------------------------------------ user intents (store + journal)
+
+    def set_flags(self, folder_id: int, uids: Iterable[int], add: Iterable[str] = (),
+                  remove: Iterable[str] = ()) -> list[int]:
+        """The user changes flags: the row changes now, the journal carries it to the server."""
+        add, remove = tuple(sorted(set(add))), tuple(sorted(set(remove) - set(add)))
+        changed = []
+        now = time.time()
+        with self.transaction():
+            for uid in uids:
+                row = self.db.execute("SELECT flags, message_id FROM messages WHERE folder_id = ? AND uid = ?",
+                                      (folder_id, uid)).fetchone()
+                if row is None:
+                    continue
+                old = set(row[0].split())
+                new = _apply(old, add, remove)
+                eff_add = tuple(f for f in add if f not in old)
+                eff_remove = tuple(f for f in remove if f in old)
+                if not eff_add and not eff_remove:
+                    continue
+                s = norm_flags(new)
+                self.db.execute("UPDATE messages SET flags = ?, seen = ?, flagged = ? WHERE folder_id = ? AND uid = ?",
+                                (s, int("\\Seen" in new), int("\\Flagged" in new), folder_id, uid))
+                self._journal_flags(folder_id, uid, row[1], eff_add, eff_remove, now)
+                changed.append(uid)
+        return changed
+
+    def _journal_flags(self, folder_id, uid, message_id, add, remove, now) -> None:
+        # Coalesce with a pending flags entry for the same message: one STORE per intent net.
+        prev = self.db.execute("SELECT id, add_flags, remove_flags FROM journal WHERE folder_id = ? AND uid = ?"
+                               " AND op = 'flags' ORDER BY id DESC LIMIT 1", (folder_id, uid)).fetchone()
+        later_move = prev and self.db.execute(
+            "SELECT 1 FROM journal WHERE folder_id = ? AND uid = ? AND op != 'flags' AND id > ?",
+            (folder_id, uid, prev[0])).fetchone()
+        if prev and not later_move:
+            a, r = set(prev[1].split()), set(prev[2].split())
+            a = (a - set(remove)) | set(add)
+            r = (r - set(add)) | set(remove)
+            if not a and not r:
+                self.db.execute("DELETE FROM journal WHERE id = ?", (prev[0],))
+            else:
+                self.db.execute("UPDATE journal SET add_flags = ?, remove_flags = ? WHERE id = ?",
+                                (norm_flags(a), norm_flags(r), prev[0]))
+            return
+        self.db.execute("INSERT INTO journal(created, folder_id, uid, message_id, op, add_flags, remove_flags)"
+                        " VALUES (?, ?, ?, ?, 'flags', ?, ?)", (now, folder_id, uid, message_id,
+                                                                norm_flags(add), norm_flags(remove)))
+
+    def move(self, folder_id: int, uids: Iterable[int], dest: str) -> list[int]:
+        """Move to folder `dest` (also how delete-to-Trash works). Hidden here at once."""
+        return self._hide_with(folder_id, uids, "move", dest)
+
+    def expunge(self, folder_id: int, uids: Iterable[int]) -> list[int]:
+        """Delete for good (\\Deleted + UID EXPUNGE of just these uids)."""
+        return self._hide_with(folder_id, uids, "expunge", None)
+
+    def _hide_with(self, folder_id, uids, op, dest) -> list[int]:
+        done = []
+        now = time.time()
+        with self.transaction():
+            for uid in uids:
+                row = self.db.execute("SELECT message_id FROM messages WHERE folder_id = ? AND uid = ? AND hidden = 0",
+                                      (folder_id, uid)).fetchone()
+                if row is None:
+                    continue
+                self.db.execute("UPDATE messages SET hidden = 1 WHERE folder_id = ? AND uid = ?", (folder_id, uid))
+                self.db.execute("INSERT INTO journal(created, folder_id, uid, message_id, op, dest)"
+                                " VALUES (?, ?, ?, ?, ?, ?)", (now, folder_id, uid, row[0], op, dest))
+                done.append(uid)
+        return done
+
+    # ------------------------------------------------------------------ journal
+
+    def pending(self, folder_id: int | None = None) -> list[JournalEntry]:
+        q = ("SELECT j.id, j.folder_id, f.name, j.uid, j.message_id, j.op, j.add_flags, j.remove_flags, j.dest,"
+             " j.attempts, j.last_error FROM journal j JOIN folders f ON f.id = j.folder_id")
+        args: tuple = ()
+        if folder_id is not None:
+            q += " WHERE j.folder_id = ?"
+            args = (folder_id,)
+        return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], tuple(r[6].split()), tuple(r[7].split()),
+                             r[8], r[9], r[10]) for r in self.db.execute(q + " ORDER BY j.id", args)]
+
+    def pending_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM journal").fetchone()[0]
+
+    def pending_folders(self) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT folder_id FROM journal")]
+
+    def journal_done(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        with self.transaction():
+            for i in range(0, len(ids), _CHUNK):
+                chunk = ids[i:i + _CHUNK]
+                self.db.execute(f"DELETE FROM journal WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+
+    def journal_failed(self, entry_id: int, error: str) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE journal SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                            (error[:500], entry_id))
+
+    def journal_rematch(self, folder_id: int) -> int:
+        """After a UIDVALIDITY reset: find each orphaned entry's message again by Message-ID."""
+        n = 0
+        with self.transaction():
+            for jid, msgid in self.db.execute("SELECT id, message_id FROM journal WHERE folder_id = ? AND uid = -1",
+                                              (folder_id,)).fetchall():
+                uid = self.find_by_message_id(folder_id, msgid) if msgid else None
+                if uid is None:
+                    continue
+                self.db.execute("UPDATE journal SET uid = ? WHERE id = ?", (uid, jid))
+                n += 1
+        return n
+
+    def drop_unmatched(self, folder_id: int) -> int:
+        with self.transaction():
+            return self.db.execute("DELETE FROM journal WHERE folder_id = ? AND uid = -1", (folder_id,)).rowcount
+
+    def _pending_flag_deltas(self, folder_id: int) -> dict[int, tuple[set[str], set[str]]]:
+        out: dict[int, tuple[set[str], set[str]]] = {}
+        for uid, a, r in self.db.execute("SELECT uid, add_flags, remove_flags FROM journal"
+                                         " WHERE folder_id = ? AND op = 'flags' ORDER BY id", (folder_id,)):
+            add, rem = out.setdefault(uid, (set(), set()))
+            for f in a.split():
+                add.add(f)
+                rem.discard(f)
+            for f in r.split():
+                rem.add(f)
+                add.discard(f)
+        return out
