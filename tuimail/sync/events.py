@@ -1,0 +1,56 @@
+"""Events the sync side reports to whoever listens (the UI, the CLI). Plain data, thread-safe to pass.
+
+The callback is called from a worker thread and must not block: the UI wraps it in
+`App.post_message` (never `call_from_thread`, which waits for the UI).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FoldersChanged:
+    """The folder list or some folder's counts changed: reload `Store.folders()`."""
+
+    account: str
+
+
+@dataclass(frozen=True)
+class RowsChanged:
+    """Rows of a folder changed. `uids` changed in place (flags); `added`/`removed` change the uid list."""
+
+    account: str
+    folder_id: int
+    uids: tuple[int, ...] = ()
+    added: tuple[int, ...] = ()
+    removed: tuple[int, ...] = ()
+    reset: bool = False  # the whole folder was reloaded (UIDVALIDITY change, threads recomputed)
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """state: 'connecting' | 'syncing' | 'idle' | 'offline' | 'error'."""
+
+    account: str
+    state: str
+    folder: str | None = None
+    done: int = 0
+    total: int = 0
+    pending: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BodyReady:
+    """Answer to SyncService.fetch_message: content or a one-line error."""
+
+    account: str
+    folder: str
+    uid: int
+    content: object | None = None  # tuimail.sync.reader.MessageContent
+    error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+Event = FoldersChanged | RowsChanged | SyncState | BodyReady
