@@ -1,0 +1,29 @@
+"""What the message view shows: produced by the reader from the cache or the server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Attachment:
+    section: str  # IMAP section, e.g. "2" or "1.3"
+    filename: str  # sanitised for display (sanitize_strict); make it safe before saving
+    mimetype: str
+    size: int  # encoded octets as the server reports them
+    encoding: str = ""
+    label: str | None = None  # "signed (PGP/MIME)", "encrypted (S/MIME)", ...
+
+
+@dataclass(frozen=True)
+class MessageContent:
+    folder: str
+    uid: int
+    headers: list[tuple[str, str]]  # [("From", ...), ("To", ...), ("Cc", ...), ("Date", ...), ("Subject", ...)], sanitised
+    text: str  # readable text, sanitised; HTML rendered by html2text with numbered links
+    links: list[str] = field(default_factory=list)  # link N is links[N-1]; real targets
+    attachments: list[Attachment] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # "signed (PGP/MIME)", "message truncated: ...", ...
+    text_section: str | None = None
+    more: bool = False  # the text part was fetched partially: open_message(..., more=True) gets the rest
+    fetched_bytes: int = 0  # bytes of body data this open cost on the wire (0 when cached)
