@@ -1,0 +1,46 @@
+"""Folder roles: SPECIAL-USE attributes (RFC 6154) first, then well-known names, config overrides win."""
+
+from __future__ import annotations
+
+ROLE_ATTRS = {b"\\sent": "sent", b"\\drafts": "drafts", b"\\trash": "trash", b"\\junk": "junk",
+              b"\\archive": "archive", b"\\all": None, b"\\flagged": None}
+ROLE_NAMES = {
+    "sent": ("sent", "sent items", "sent messages", "sent mail", "[gmail]/sent mail", "gesendet", "envoyés"),
+    "drafts": ("drafts", "draft", "[gmail]/drafts", "entwürfe", "brouillons"),
+    "trash": ("trash", "deleted items", "deleted messages", "bin", "[gmail]/trash", "papierkorb", "corbeille"),
+    "junk": ("junk", "spam", "junk e-mail", "junk email", "bulk mail", "[gmail]/spam"),
+    "archive": ("archive", "archives", "all mail", "[gmail]/all mail"),
+}
+
+
+def assign_roles(entries: list, overrides: dict[str, str]) -> None:
+    """SPECIAL-USE attributes first, then well-known names; config overrides win; INBOX is inbox."""
+    taken: set[str] = set()
+    by_name = {e.name: e for e in entries}
+    for role, name in overrides.items():
+        if name in by_name:
+            by_name[name].role = role
+            taken.add(role)
+    for e in entries:
+        if e.role:
+            continue
+        if e.name.upper() == "INBOX":
+            e.role = "inbox" if "inbox" not in taken else None
+            taken.add("inbox")
+            continue
+        for a in e.attrs:
+            role = ROLE_ATTRS.get(a.lower().encode())
+            if role and role not in taken:
+                e.role = role
+                taken.add(role)
+                break
+    for e in entries:
+        if e.role or not e.selectable:
+            continue
+        low = e.name.lower()
+        for role, names in ROLE_NAMES.items():
+            if role not in taken and (low in names or (e.delimiter and low.split(e.delimiter.lower())[-1] in names
+                                                        and low.count(e.delimiter.lower()) <= 1)):
+                e.role = role
+                taken.add(role)
+                break

@@ -1,0 +1,96 @@
+"""Compact IMAP sequence sets ("1:500,502,510:900") and their parsing.
+
+imapclient 4.1 sends a list of UIDs uncompressed, so 20k UIDs exceed Dovecot's 64 KB line limit.
+Every command we build goes through `compact`/`chunked`, and every command line stays <= 8 KB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+MAX_SET_LEN = 7000  # leaves room for the rest of an 8 KB command line
+
+
+def ranges(uids: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted, merged (lo, hi) runs of the given positive integers."""
+    out: list[tuple[int, int]] = []
+    for u in sorted(set(uids)):
+        if u <= 0:
+            raise ValueError(f"invalid uid {u}")
+        if out and u == out[-1][1] + 1:
+            out[-1] = (out[-1][0], u)
+        else:
+            out.append((u, u))
+    return out
+
+
+def _fmt(lo: int, hi: int) -> str:
+    return str(lo) if lo == hi else f"{lo}:{hi}"
+
+
+def compact(uids: Iterable[int]) -> str:
+    """The shortest set string for these uids (no '*')."""
+    s = ",".join(_fmt(lo, hi) for lo, hi in ranges(uids))
+    if not s:
+        raise ValueError("empty uid set")
+    return s
+
+
+def chunked(uids: Iterable[int], max_len: int = MAX_SET_LEN, reverse: bool = False) -> Iterator[str]:
+    """Split into set strings of at most max_len characters each (highest uids first if reverse)."""
+    runs = ranges(uids)
+    if reverse:
+        runs.reverse()
+    buf: list[str] = []
+    size = 0
+    for lo, hi in runs:
+        piece = _fmt(lo, hi)
+        if buf and size + 1 + len(piece) > max_len:
+            yield ",".join(buf)
+            buf, size = [], 0
+        buf.append(piece)
+        size += len(piece) + (1 if size else 0)
+    if buf:
+        yield ",".join(buf)
+
+
+def windows(uids: Iterable[int], first: int, size: int, max_len: int = MAX_SET_LEN) -> Iterator[list[int]]:
+    """Newest first: the highest `first` uids, then batches of `size` going down."""
+    ordered = sorted(set(uids), reverse=True)
+    i, n = 0, first
+    while i < len(ordered):
+        yield ordered[i:i + n]
+        i += n
+        n = size
+
+
+def parse(s: str | bytes, star: int | None = None, limit: int = 10_000_000) -> list[int]:
+    """Parse a sequence set. '*' needs `star` (the largest value). Refuses absurd expansions."""
+    if isinstance(s, bytes):
+        s = s.decode("ascii", "replace")
+    out: list[int] = []
+    for part in s.strip().split(","):
+        if not part:
+            continue
+        if ":" in part:
+            a, b = part.split(":", 1)
+            lo, hi = _num(a, star), _num(b, star)
+            if lo > hi:
+                lo, hi = hi, lo
+            if hi - lo + len(out) > limit:
+                raise ValueError("sequence set too large")
+            out.extend(range(lo, hi + 1))
+        else:
+            out.append(_num(part, star))
+    return out
+
+
+def _num(tok: str, star: int | None) -> int:
+    tok = tok.strip()
+    if tok == "*":
+        if star is None:
+            raise ValueError("'*' in a set without a known maximum")
+        return star
+    if not tok.isdigit():
+        raise ValueError(f"bad number in sequence set: {tok[:20]!r}")
+    return int(tok)
