@@ -10,44 +10,267 @@ Store.move, Store.expunge) followed by `wake()`.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+import traceback
 from collections.abc import Callable
 
-from ..config import Account, Config
-from .events import Event
+from .. import paths
+from ..config import Account, Config, resolve_oauth2_token, resolve_password
+from ..errors import CommandFailed, NetworkError, TuimailError
+from ..protocol.imap import ImapConnection
+from ..store import BodyCache, Store
+from .engine import Engine
+from .events import Event, RowsChanged, SyncState
+from .lock import AccountLock, Busy
+from .reader import Reader
+
+POLL_SECONDS = 300  # other folders' STATUS while idling on one
+IDLE_SECONDS = 25 * 60  # re-issue IDLE before the 29-minute server timeout
+log = logging.getLogger("tuimail.sync")
+
+
+def secret_getter(account: Account) -> Callable[[], str]:
+    """Password commands run once per process; OAuth2 tokens are fetched on every login."""
+    cache: list[str] = []
+
+    def get() -> str:
+        if account.oauth2_token_command:
+            return resolve_oauth2_token(account)
+        if not cache:
+            cache.append(resolve_password(account))
+        return cache[0]
+
+    return get
+
+
+def open_connection(account: Account, secret: Callable[[], str] | None = None, **kw) -> ImapConnection:
+    conn = ImapConnection(account, secret or secret_getter(account), **kw)
+    conn.connect()
+    return conn
 
 
 class SyncService:
     def __init__(self, config: Config, account: Account, on_event: Callable[[Event], None] | None = None,
                  *, offline: bool = False):
-        raise NotImplementedError  # filled in by the sync engine work
+        self.config = config
+        self.account = account
+        self.on_event = on_event or (lambda e: None)
+        self._offline = offline
+        self._secret = secret_getter(account)
+        self.store_path = paths.account_store_path(account.name)
+        self.cache_path = paths.account_cache_path(account.name)
+        paths.ensure_private_dir(self.store_path.parent)
+        paths.ensure_private_dir(self.cache_path.parent)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._requests: set[str | None] = set()
+        self._req_lock = threading.Lock()
+        self._watch = "INBOX"
+        self._thread: threading.Thread | None = None
+        self._sync_conn: ImapConnection | None = None
+        self._fetch_lock = threading.Lock()
+        self._fetch_conn: ImapConnection | None = None
+        self._fetch_store: Store | None = None
+        self._fetch_bodies: BodyCache | None = None
+        self.state = SyncState(account.name, "offline" if offline else "connecting")
 
     # lifecycle -------------------------------------------------------------
     def start(self) -> None:
-        """Start the worker threads (no-op when offline: the store is browsed as is)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"sync-{self.account.name}", daemon=True)
+            self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop threads, log out. Never loses a journal entry (they live in the store)."""
+        self._stop.set()
+        self._wake.set()
+        conn = self._sync_conn
+        if conn is not None:
+            conn.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        with self._fetch_lock:
+            if self._fetch_conn is not None:
+                self._fetch_conn.close()
+                self._fetch_conn = None
 
     # requests (non-blocking) -------------------------------------------------
     def wake(self) -> None:
-        """The journal has new entries (a user intent): replay them soon."""
+        self._wake.set()
 
     def request_sync(self, folder: str | None = None) -> None:
-        """Sync this folder (or all) now."""
+        with self._req_lock:
+            self._requests.add(folder)
+        self._wake.set()
 
     def watch_folder(self, folder: str) -> None:
-        """The folder the user is looking at: synced first, and watched with IDLE."""
+        self._watch = folder
+        self.request_sync(folder)
 
     def set_offline(self, offline: bool) -> None:
-        """Go offline (close connections, keep queuing) or back online (reconnect, replay)."""
+        self._offline = offline
+        self._wake.set()
+        if offline:
+            conn = self._sync_conn
+            if conn is not None:
+                conn.shutdown()
+            with self._fetch_lock:
+                if self._fetch_conn is not None:
+                    self._fetch_conn.shutdown()
+                    self._fetch_conn = None
+        self._emit_state("offline" if offline else "connecting")
+
+    @property
+    def offline(self) -> bool:
+        return self._offline
 
     # on-demand fetches (blocking: call from a worker thread, never the UI thread) ------
+    def _reader(self) -> Reader:
+        if self._fetch_store is None:
+            self._fetch_store = Store(self.store_path)
+            self._fetch_bodies = BodyCache(self.cache_path)
+        if self._fetch_conn is None and not self._offline:
+            try:
+                self._fetch_conn = open_connection(self.account, self._secret)
+            except NetworkError:
+                self._fetch_conn = None
+        return Reader(self._fetch_store, self._fetch_bodies, self._fetch_conn, self.config.ui.prefer_html)
+
+    def _fetch(self, fn):
+        with self._fetch_lock:
+            reader = self._reader()
+            try:
+                return fn(reader)
+            except NetworkError:
+                if self._fetch_conn is not None:
+                    self._fetch_conn.shutdown()
+                    self._fetch_conn = None
+                raise
+
     def open_message(self, folder: str, uid: int, *, more: bool = False):
-        """-> tuimail.sync.reader.MessageContent. Cached parts are used first; raises NotCached
-        when offline and not cached, NetworkError on failure."""
+        return self._fetch(lambda r: r.open(folder, uid, more))
 
     def fetch_raw(self, folder: str, uid: int) -> bytes:
-        """The full raw message (raw-source view, pipe to command)."""
+        return self._fetch(lambda r: r.raw(folder, uid))
 
     def fetch_part(self, folder: str, uid: int, section: str) -> bytes:
-        """A part's decoded content (save/open an attachment)."""
+        return self._fetch(lambda r: r.part(folder, uid, section))
+
+    # the worker ----------------------------------------------------------------
+    def _emit(self, event: Event) -> None:
+        if isinstance(event, SyncState):
+            self.state = event
+        try:
+            self.on_event(event)
+        except Exception:  # a listener's bug must not kill the sync thread
+            log.exception("event listener failed")
+
+    def _emit_state(self, state: str, **kw) -> None:
+        self._emit(SyncState(self.account.name, state, **kw))
+
+    def _sleep(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+
+    def _run(self) -> None:
+        store = Store(self.store_path)
+        bodies = BodyCache(self.cache_path)
+        lock = AccountLock(paths.lock_path(self.account.name))
+        backoff = 1.0
+        try:
+            while not self._stop.is_set():
+                if self._offline:
+                    self._wake.clear()
+                    self._sleep(3600)
+                    continue
+                try:
+                    self._emit_state("connecting")
+                    conn = self._sync_conn = open_connection(self.account, self._secret)
+                    engine = Engine(self.account, store, conn, bodies, self._emit)
+                    engine.negotiate()
+                    with self._req_lock:
+                        self._requests.clear()
+                    self._locked(lock, lambda: engine.sync_all(first=self._watch))
+                    backoff = 1.0
+                    self._online_loop(engine, store, lock)
+                except (NetworkError, CommandFailed) as exc:
+                    if self._stop.is_set() or self._offline:
+                        continue
+                    self._emit_state("offline", error=str(exc), pending=store.pending_count())
+                    self._sleep(backoff)
+                    self._wake.clear()
+                    backoff = min(backoff * 2, 60.0)
+                except Busy as exc:
+                    self._emit_state("idle", error=str(exc), pending=store.pending_count())
+                    self._sleep(30)
+                except TuimailError as exc:
+                    self._emit_state("error", error=str(exc), pending=store.pending_count())
+                    self._sleep(max(backoff, 30))
+                except Exception as exc:  # never a traceback on screen: log it, report one line
+                    self._log_crash()
+                    self._emit_state("error", error=f"internal error: {exc.__class__.__name__}: {exc}"[:300])
+                    self._sleep(max(backoff, 30))
+                    backoff = min(backoff * 2, 300.0)
+                finally:
+                    conn, self._sync_conn = self._sync_conn, None
+                    if conn is not None:
+                        if self._stop.is_set() or self._offline:
+                            conn.shutdown()
+                        conn.close()
+        finally:
+            store.close()
+            bodies.close()
+
+    def _locked(self, lock: AccountLock, fn):
+        lock.acquire(timeout=5)
+        try:
+            return fn()
+        finally:
+            lock.release()
+
+    def _online_loop(self, engine: Engine, store: Store, lock: AccountLock) -> None:
+        conn = engine.conn
+        last_poll = time.monotonic()
+        while not self._stop.is_set() and not self._offline:
+            self._emit_state("idle", folder=self._watch, pending=store.pending_count())
+            self._wake.clear()
+            with self._req_lock:
+                requests, self._requests = self._requests, set()
+            pending = {f.name for f in store.folders() if f.id in set(store.pending_folders())}
+            if None in requests:
+                self._locked(lock, lambda: engine.sync_all(first=self._watch))
+                last_poll = time.monotonic()
+                continue
+            todo = (requests | pending) - {None}
+            if todo:
+                self._locked(lock, lambda: [engine.sync_folder(f) for f in sorted(todo, key=lambda n: n != self._watch)])
+                continue
+            if time.monotonic() - last_poll > POLL_SECONDS:
+                self._locked(lock, lambda: engine.sync_all(first=self._watch))
+                last_poll = time.monotonic()
+                continue
+            if conn.selected != self._watch:
+                self._locked(lock, lambda: engine.sync_folder(self._watch))
+            if not conn.has("IDLE") or not self.account.idle:
+                self._sleep(min(60.0, POLL_SECONDS))
+                with self._req_lock:
+                    self._requests.add(self._watch)
+                continue
+            timeout = min(IDLE_SECONDS, max(1.0, POLL_SECONDS - (time.monotonic() - last_poll)))
+            news = conn.idle(timeout, stop=lambda: self._stop.is_set() or self._wake.is_set() or self._offline)
+            fid = store.folder_id(self._watch)
+            if news.exists is not None or news.vanished or news.expunged or news.seq_flags:
+                self._locked(lock, lambda: engine.sync_folder(self._watch))
+            elif news.flags and fid is not None:
+                changed = store.apply_server_flags(fid, news.flags)
+                if changed:
+                    self._emit(RowsChanged(self.account.name, fid, uids=tuple(changed)))
+
+    def _log_crash(self) -> None:
+        try:
+            d = paths.ensure_private_dir(paths.state_dir())
+            with open(d / "tuimail.log", "a", encoding="utf-8") as fh:
+                fh.write(time.strftime("%Y-%m-%d %H:%M:%S ") + traceback.format_exc() + "\n")
+        except OSError:
+            pass

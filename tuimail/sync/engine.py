@@ -1,0 +1,290 @@
+"""The sync engine: keeps one account's store and server consistent (DESIGN.md §2).
+
+Per folder: SELECT (with QRESYNC when we have state) -> apply VANISHED and changed flags (pending
+user intents stay on top) -> replay the journal (conditional STORE, MOVE, EXPUNGE) -> fetch the
+headers of every server uid we lack, newest first, one committed window at a time -> save
+UIDNEXT/HIGHESTMODSEQ last. Every step commits on its own and is idempotent, so a crash or a cut
+connection at any point leaves a store that the next run completes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ..errors import CommandFailed
+from ..mail.headers import summarize
+from ..mail.thread import thread_order
+from ..protocol import uidset
+from ..protocol.imap import ImapConnection
+from ..store import BodyCache, Store
+from .events import Event, FoldersChanged, RowsChanged, SyncState
+
+FIRST_WINDOW = 300  # the first screen's worth, committed at once so the UI can draw it
+WINDOW = 5000
+MAX_MOVE_ATTEMPTS = 3
+MODES = ("plain", "condstore", "qresync")
+
+
+@dataclass
+class FolderSummary:
+    name: str
+    skipped: bool = False
+    new: int = 0
+    vanished: int = 0
+    flags: int = 0
+    replayed: int = 0
+    reset: bool = False
+
+
+@dataclass
+class SyncSummary:
+    folders: list[FolderSummary] = field(default_factory=list)
+    seconds: float = 0.0
+    mode: str = ""
+
+    def line(self, account: str) -> str:
+        synced = [f for f in self.folders if not f.skipped]
+        return (f"{account}: {len(self.folders)} folders ({len(synced)} changed), "
+                f"{sum(f.new for f in self.folders)} new, {sum(f.flags for f in self.folders)} flag updates, "
+                f"{sum(f.vanished for f in self.folders)} removed, {sum(f.replayed for f in self.folders)} "
+                f"pending actions sent [{self.mode}] in {self.seconds:.1f}s")
+
+
+class Engine:
+    """Runs on the thread that owns `conn`. `emit` must not block."""
+
+    def __init__(self, account, store: Store, conn: ImapConnection, bodies: BodyCache | None = None,
+                 emit: Callable[[Event], None] | None = None):
+        self.account = account
+        self.store = store
+        self.conn = conn
+        self.bodies = bodies
+        self.emit = emit or (lambda e: None)
+        self.mode = "plain"
+
+    # ------------------------------------------------------------------ setup
+
+    def negotiate(self) -> str:
+        """Pick QRESYNC > CONDSTORE > plain from capabilities; `sync_mode` caps it."""
+        want = getattr(self.account, "sync_mode", "auto") or "auto"
+        cap = MODES.index(want) if want in MODES else 2
+        mode = "plain"
+        if cap >= 2 and self.conn.has("QRESYNC") and self.conn.has("ENABLE"):
+            if "QRESYNC" in self.conn.enable("QRESYNC"):
+                mode = "qresync"
+        if mode == "plain" and cap >= 1 and self.conn.has("CONDSTORE"):
+            if self.conn.has("ENABLE"):
+                self.conn.enable("CONDSTORE")
+            mode = "condstore"
+        self.mode = mode
+        return mode
+
+    # ------------------------------------------------------------------ whole account
+
+    def sync_folders_list(self) -> list:
+        entries = self.conn.list_folders(with_status=True)
+        known = {f.name for f in self.store.folders()}
+        seen = set()
+        for e in entries:
+            self.store.upsert_folder(e.name, e.delimiter, e.attrs, e.role, e.selectable)
+            seen.add(e.name)
+        for gone in known - seen:
+            self.store.delete_folder(gone)
+        self.emit(FoldersChanged(self.account.name))
+        return entries
+
+    def sync_all(self, only: Iterable[str] | None = None, first: str | None = None) -> SyncSummary:
+        t0 = time.monotonic()
+        summary = SyncSummary(mode=self.mode)
+        entries = self.sync_folders_list()
+        wanted = set(only) if only else None
+        limit = getattr(self.account, "folders", None)
+        todo = [e for e in entries if e.selectable and (wanted is None or e.name in wanted)
+                and (not limit or e.name in limit or e.role == "inbox")]
+        # the folder the user looks at first, then INBOX, then the rest
+        todo.sort(key=lambda e: (e.name != first, e.role != "inbox", e.name))
+        for i, e in enumerate(todo):
+            self.emit(SyncState(self.account.name, "syncing", e.name, i, len(todo), self.store.pending_count()))
+            summary.folders.append(self.sync_folder(e.name, status=e.status or None))
+        summary.seconds = time.monotonic() - t0
+        return summary
+
+    # ------------------------------------------------------------------ one folder
+
+    def _unchanged(self, fi, status: dict | None) -> bool:
+        if not status or fi.uidvalidity is None or fi.uidnext is None:
+            return False
+        if self.mode == "plain" or fi.highestmodseq is None:
+            return False  # without MODSEQ a flag change elsewhere is invisible to STATUS
+        if self.store.pending(fi.id):
+            return False
+        return (status.get("UIDVALIDITY") == fi.uidvalidity and status.get("UIDNEXT") == fi.uidnext
+                and status.get("HIGHESTMODSEQ") == fi.highestmodseq
+                and status.get("MESSAGES") == len(self.store.local_uids(fi.id)))
+
+    def sync_folder(self, name: str, status: dict | None = None) -> FolderSummary:
+        res = FolderSummary(name)
+        fi = self.store.folder(name)
+        if fi is None:
+            fid = self.store.upsert_folder(name, None, (), None)
+            fi = self.store.folder(fid)
+        fid = fi.id
+        if status is None and fi.uidvalidity is not None and self.mode != "plain":
+            status = self.conn.status(name)
+        if self._unchanged(fi, status):
+            res.skipped = True
+            return res
+
+        local = self.store.local_uids(fid)
+        qresync = None
+        if self.mode == "qresync" and fi.uidvalidity and fi.highestmodseq and local:
+            qresync = (fi.uidvalidity, fi.highestmodseq, local)
+        sel = self.conn.select(name, qresync=qresync, condstore=self.mode == "condstore")
+
+        old_uidnext = fi.uidnext or 1
+        if fi.uidvalidity is not None and sel.uidvalidity is not None and sel.uidvalidity != fi.uidvalidity:
+            self.store.reset_folder(fid, sel.uidvalidity)
+            if self.bodies is not None:
+                self.bodies.forget_folder(name)
+            local, old_uidnext, res.reset = [], 1, True
+            self.emit(RowsChanged(self.account.name, fid, reset=True))
+        elif fi.uidvalidity is None and sel.uidvalidity is not None:
+            self.store.set_folder_state(fid, uidvalidity=sel.uidvalidity)
+
+        modseq_ok = self.mode != "plain" and not sel.nomodseq and sel.highestmodseq is not None
+        local_set = set(local)
+        server_all: list[int] | None = None
+        if local and not res.reset:
+            if qresync is not None:
+                vanished, changed = sel.vanished, sel.changed
+            elif modseq_ok and fi.highestmodseq:
+                changed = (self.conn.fetch_flags(changedsince=fi.highestmodseq)
+                           if sel.highestmodseq != fi.highestmodseq else [])
+                server_all = self.conn.search_uids() if sel.exists != len(local_set) or changed else None
+                vanished = sorted(local_set - set(server_all)) if server_all is not None else []
+            else:
+                changed = self.conn.fetch_flags()  # every uid and its flags: the plain path
+                server_all = [u for u, _, _ in changed]
+                vanished = sorted(local_set - set(server_all))
+            if vanished:
+                removed = self.store.remove_uids(fid, vanished)
+                res.vanished = len(removed)
+                local_set.difference_update(removed)
+                if removed:
+                    self.emit(RowsChanged(self.account.name, fid, removed=tuple(removed)))
+            if changed:
+                upd = self.store.apply_server_flags(fid, changed)
+                res.flags = len(upd)
+                if upd:
+                    self.emit(RowsChanged(self.account.name, fid, uids=tuple(upd)))
+
+        res.replayed = self.replay(fid, name, sel.highestmodseq if modseq_ok else None)
+
+        # New mail and anything an interrupted run left out: server uids >= old UIDNEXT we lack.
+        if server_all is not None and old_uidnext <= 1:
+            candidates = server_all
+        else:
+            candidates = self.conn.search_uids(b"UID %d:*" % max(1, old_uidnext))
+        missing = [u for u in candidates if u >= old_uidnext and u not in local_set]
+        res.new = self.fetch_headers(fid, missing)
+
+        if self.store.journal_rematch(fid):
+            res.replayed += self.replay(fid, name, None)
+        self.store.drop_unmatched(fid)
+        self.update_threads(fid)
+        self.store.set_folder_state(fid, uidvalidity=sel.uidvalidity, uidnext=sel.uidnext or (max(missing, default=0) + 1),
+                                    highestmodseq=sel.highestmodseq if modseq_ok else None,
+                                    server_total=sel.exists, synced=True)
+        self.emit(FoldersChanged(self.account.name))
+        return res
+
+    def fetch_headers(self, fid: int, uids: list[int]) -> int:
+        total = 0
+        for window in uidset.windows(uids, FIRST_WINDOW, WINDOW):
+            rows = []
+            for item in self.conn.fetch_headers(window):
+                s = summarize(item.header)
+                rows.append((item.uid, item.modseq or 0, " ".join(sorted(item.flags)), s["date"], s["from_"],
+                             s["to"], s["cc"], s["subject"], s["message_id"], s["in_reply_to"], s["references"],
+                             item.size, int(bool(s["has_attachment"]))))
+            self.store.insert_headers(fid, rows)
+            total += len(rows)
+            if rows:
+                self.emit(RowsChanged(self.account.name, fid, added=tuple(r[0] for r in rows)))
+        return total
+
+    def update_threads(self, fid: int) -> None:
+        if not self.store.threads_dirty(fid):
+            return
+        order = thread_order(self.store.headers_for_threading(fid))
+        self.store.set_threads(fid, order)
+
+    # ------------------------------------------------------------------ journal replay
+
+    def replay(self, fid: int, folder: str, unchangedsince: int | None) -> int:
+        """Send pending user actions for the selected folder, oldest first, in runs of one kind."""
+        entries = [e for e in self.store.pending(fid) if e.uid > 0]
+        done = 0
+        i = 0
+        while i < len(entries):
+            e = entries[i]
+            key = (e.op, e.add_flags, e.remove_flags, e.dest)
+            run = [e]
+            i += 1
+            while i < len(entries) and (entries[i].op, entries[i].add_flags, entries[i].remove_flags,
+                                        entries[i].dest) == key:
+                run.append(entries[i])
+                i += 1
+            uids = [x.uid for x in run]
+            try:
+                if e.op == "flags":
+                    self._replay_flags(fid, uids, e.add_flags, e.remove_flags, unchangedsince)
+                elif e.op == "move":
+                    self._replay_move(fid, uids, e.dest)
+                elif e.op == "expunge":
+                    self.conn.expunge_uids(uids)
+                    self.store.remove_uids(fid, uids)
+                    self.emit(RowsChanged(self.account.name, fid, removed=tuple(uids)))
+            except CommandFailed as exc:
+                for x in run:
+                    self._failed(fid, x, str(exc))
+                continue
+            self.store.journal_done(x.id for x in run)
+            done += len(run)
+        return done
+
+    def _replay_flags(self, fid, uids, add, remove, unchangedsince) -> None:
+        modified, _ = self.conn.store_flags(uids, add, remove, unchangedsince=unchangedsince)
+        if modified:
+            # Changed elsewhere since we last looked: take the server's flags, then apply the
+            # user's intent on top of them (the user wins for the flags they touched).
+            fresh = self.conn.fetch_flags(modified)
+            self.store.apply_server_flags(fid, fresh)
+            self.conn.store_flags([u for u, _, _ in fresh], add, remove)
+            self.emit(RowsChanged(self.account.name, fid, uids=tuple(u for u, _, _ in fresh)))
+
+    def _replay_move(self, fid, uids, dest) -> None:
+        mapping = self.conn.move(uids, dest)
+        dest_id = self.store.folder_id(dest)
+        for uid in uids:
+            new = mapping.get(uid)
+            if new is not None and dest_id is not None:
+                self.store.move_row(fid, uid, dest_id, new)
+            else:
+                self.store.remove_uids(fid, [uid])
+        self.emit(RowsChanged(self.account.name, fid, removed=tuple(uids)))
+        if dest_id is not None and mapping:
+            self.emit(RowsChanged(self.account.name, dest_id, added=tuple(mapping.values())))
+
+    def _failed(self, fid, entry, error: str) -> None:
+        """A refused action is kept and retried; after a few refusals it is dropped visibly."""
+        self.store.journal_failed(entry.id, error)
+        if entry.attempts + 1 >= MAX_MOVE_ATTEMPTS:
+            with self.store.transaction():
+                self.store.db.execute("UPDATE messages SET hidden = 0 WHERE folder_id = ? AND uid = ?",
+                                      (fid, entry.uid))
+                self.store.journal_done([entry.id])
+            self.emit(RowsChanged(self.account.name, fid, added=(entry.uid,)))
+        self.emit(SyncState(self.account.name, "error", entry.folder, error=f"{entry.op} failed: {error}"))

@@ -1,0 +1,136 @@
+"""Opening a message: BODYSTRUCTURE, then only the text part, in a bounded partial fetch.
+
+Cached structure and parts are used first (offline reading); nothing is fetched for attachments
+until the user saves or opens one. Runs on whichever thread owns `conn` (the on-demand fetcher).
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..errors import NotCached
+from ..mail.mime import attachments, choose_text_part, decode_transfer, parse_bodystructure
+from ..mail.render import render_part_text
+from ..mail.sanitize import sanitize_line, sanitize_strict
+from ..protocol.imap import ImapConnection
+from ..store import BodyCache, Store
+from .content import Attachment, MessageContent
+
+SLICE = 256 * 1024  # first slice of a text part; "load more" fetches the rest
+
+
+class Reader:
+    def __init__(self, store: Store, bodies: BodyCache, conn: ImapConnection | None, prefer_html: bool = False):
+        self.store = store
+        self.bodies = bodies
+        self.conn = conn  # None when offline
+        self.prefer_html = prefer_html
+
+    def _folder(self, folder: str):
+        fi = self.store.folder(folder)
+        if fi is None or fi.uidvalidity is None:
+            raise NotCached(f"folder {sanitize_line(folder)!r} is not in the local store; run `tuimail sync` first")
+        return fi
+
+    def _select(self, folder: str) -> None:
+        if self.conn is None:
+            raise NotCached("offline, and this message is not cached")
+        if self.conn.selected != folder:
+            self.conn.select(folder, readonly=True)
+
+    def structure(self, folder: str, uid: int):
+        fi = self._folder(folder)
+        bs = self.bodies.get_structure(folder, fi.uidvalidity, uid)
+        if bs is None:
+            self._select(folder)
+            bs = self.conn.fetch_bodystructure(uid)
+            if bs is None:
+                raise NotCached(f"message {uid} is no longer on the server")
+            self.bodies.put_structure(folder, fi.uidvalidity, uid, bs)
+        return fi, bs
+
+    def open(self, folder: str, uid: int, more: bool = False) -> MessageContent:
+        fi, bs = self.structure(folder, uid)
+        before = self.conn.reader.bytes_in if self.conn and self.conn.reader else 0
+        root, notes = parse_bodystructure(bs)
+        part = choose_text_part(root, "html" if self.prefer_html else "plain")
+        text, links, partial = "", [], False
+        if part is not None:
+            cached = self.bodies.get_part(folder, fi.uidvalidity, uid, part.section)
+            if cached is not None and (cached[1] or not more):
+                data, complete = cached
+            else:
+                self._select(folder)
+                want_all = more or part.size <= SLICE
+                got = self.conn.fetch_section(uid, part.section, 0, None if want_all else SLICE)
+                data = got or b""
+                complete = want_all or len(data) < SLICE
+                self.bodies.put_part(folder, fi.uidvalidity, uid, part.section, data, complete, part.size)
+            partial = not complete
+            if partial:
+                data = _cut_partial(data, part.encoding)
+            text, links = render_part_text(data, part)
+            if partial:
+                text += f"\n\n[showing {len(data) // 1024} KB of {part.size // 1024} KB — load more]"
+        else:
+            text = f"(no text part; {len(attachments(root))} attachment(s))"
+        for p in _walk(root):
+            if p.label and p.label not in notes:
+                notes.append(p.label)
+        row = self.store.row(fi.id, uid)
+        headers = []
+        if row is not None:
+            headers = [("From", sanitize_line(row.from_)), ("To", sanitize_line(row.to)),
+                       ("Cc", sanitize_line(row.cc)),
+                       ("Date", time.strftime("%a, %d %b %Y %H:%M", time.localtime(row.date)) if row.date else ""),
+                       ("Subject", sanitize_line(row.subject))]
+            headers = [(k, v) for k, v in headers if v or k in ("From", "Subject")]
+        atts = [Attachment(p.section, sanitize_strict(p.filename or f"part-{p.section}"), p.mimetype, p.size,
+                           p.encoding, p.label) for p in attachments(root)]
+        after = self.conn.reader.bytes_in if self.conn and self.conn.reader else 0
+        return MessageContent(folder, uid, headers, text, links, atts, notes,
+                              part.section if part else None, partial, after - before)
+
+    def raw(self, folder: str, uid: int) -> bytes:
+        fi = self._folder(folder)
+        cached = self.bodies.get_part(folder, fi.uidvalidity, uid, "")
+        if cached is not None and cached[1]:
+            return cached[0]
+        self._select(folder)
+        data = self.conn.fetch_section(uid, "")
+        if data is None:
+            raise NotCached(f"message {uid} is no longer on the server")
+        return data
+
+    def part(self, folder: str, uid: int, section: str) -> bytes:
+        fi, bs = self.structure(folder, uid)
+        root, _ = parse_bodystructure(bs)
+        p = next((x for x in _walk(root) if x.section == section), None)
+        cached = self.bodies.get_part(folder, fi.uidvalidity, uid, section)
+        if cached is not None and cached[1]:
+            data = cached[0]
+        else:
+            self._select(folder)
+            data = self.conn.fetch_section(uid, section) or b""
+        return decode_transfer(data, p.encoding if p else "")
+
+
+def _walk(part):
+    stack = [part]
+    while stack:
+        p = stack.pop()
+        yield p
+        stack.extend(reversed(p.children))
+
+
+def _cut_partial(data: bytes, encoding: str) -> bytes:
+    """A slice may end inside a base64 quantum or a QP escape: cut back to a clean boundary."""
+    enc = (encoding or "").lower()
+    if enc == "base64":
+        body = data.rstrip()
+        last_nl = body.rfind(b"\n")
+        return body[:last_nl + 1] if last_nl > 0 else body[: len(body) - len(body) % 4]
+    if enc == "quoted-printable":
+        last_nl = data.rfind(b"\n")
+        return data[:last_nl + 1] if last_nl > 0 else data
+    return data
