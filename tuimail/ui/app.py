@@ -1,0 +1,123 @@
+"""The Textual application and `run_app`, the entry point the CLI calls for bare `tuimail`.
+
+    run_app(config, account_names, *, offline, start_folder, service_factory=None) -> int
+    TuimailApp(config, stores, services, *, offline=False, start_folder=None,
+               clock=None, tz=None, event_sink=None)
+
+The app reads only from the stores (one per account, opened on the UI thread) and talks to the
+network only through the services' non-blocking requests and thread workers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import tzinfo
+
+from textual.app import App
+
+from ..config import Config
+from ..store.store import Store
+from . import keys
+from .bridge import EventBridge, SyncEvents
+from .commands import TuimailCommands
+from .header_list import DateFormatter
+from .main_screen import MainScreen
+from .themes import DEFAULT_THEME, load_themes, resolve_name
+
+DEFAULT_DATE_FORMAT = "%Y-%m-%d %H:%M"
+
+
+class TuimailApp(App):
+    TITLE = "tuimail"
+    COMMANDS = App.COMMANDS | {TuimailCommands}
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(self, config: Config, stores: dict[str, Store], services: dict[str, object], *,
+                 offline: bool = False, start_folder: str | None = None,
+                 clock: Callable[[], float] | None = None, tz: tzinfo | None = None,
+                 event_sink: EventBridge | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.stores = stores
+        self.services = services
+        self.offline = offline
+        self.start_folder = start_folder
+        self.clock = clock or time.time
+        fmt = config.ui.date_format if config.ui.date_format != DEFAULT_DATE_FORMAT else None
+        self.dates = DateFormatter(self.clock, tz, fmt)
+        self.bridge = event_sink or EventBridge()
+        self.problems: list[str] = []
+        unknown = keys.unknown_actions(config.keys)
+        if unknown:
+            self.problems.append("[keys]: unknown action " + ", ".join(sorted(unknown)[:5]) + " (see the help, ?)")
+        self.effective_keys = keys.effective_keys(config.ui.keymap, config.keys)
+        self.set_keymap(keys.keymap(config.ui.keymap, config.keys))
+        themes, problems = load_themes()
+        self.problems += problems
+        for theme in themes.values():
+            self.register_theme(theme)
+        wanted = resolve_name(config.ui.theme)
+        if wanted not in self.available_themes:
+            self.problems.append(f"theme {wanted!r} not found; using {DEFAULT_THEME}")
+            wanted = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
+        self.theme = wanted
+
+    @property
+    def event_sink(self) -> EventBridge:
+        """The callable to hand to SyncService(on_event=...): thread-safe, never blocks."""
+        return self.bridge
+
+    @property
+    def main(self) -> MainScreen:
+        return self._main
+
+    def on_mount(self) -> None:
+        self._main = MainScreen()
+        self.push_screen(self._main)
+        self.bridge.attach(self.post_message)
+
+    def on_unmount(self) -> None:
+        self.bridge.detach()
+
+    def on_sync_events(self, message: SyncEvents) -> None:
+        evs = self.bridge.drain()
+        if evs:
+            self._main.handle_events(evs)
+
+
+def _default_service_factory():
+    from ..sync.service import SyncService
+
+    return SyncService
+
+
+def run_app(config: Config, account_names: list[str] | None, *, offline: bool, start_folder: str | None,
+            service_factory=None) -> int:
+    """Open the stores, start the sync services, run the TUI; returns the exit status."""
+    from ..paths import account_store_path
+
+    names = list(account_names) if account_names else list(config.accounts)
+    accounts = [config.account(n) for n in names]  # UsageError for an unknown name
+    factory = service_factory or _default_service_factory()
+    bridge = EventBridge()
+    stores: dict[str, Store] = {}
+    services: dict[str, object] = {}
+    try:
+        for acc in accounts:
+            stores[acc.name] = Store(account_store_path(acc.name))
+        for acc in accounts:
+            services[acc.name] = factory(config, acc, bridge, offline=offline)
+        app = TuimailApp(config, stores, services, offline=offline, start_folder=start_folder, event_sink=bridge)
+        for svc in services.values():
+            svc.start()
+        app.run()
+        return app.return_code or 0
+    finally:
+        for svc in services.values():
+            try:
+                svc.stop()
+            except Exception:
+                pass
+        for store in stores.values():
+            store.close()

@@ -1,0 +1,72 @@
+"""From the sync worker threads to the UI: buffered, batched, never blocking the worker.
+
+The SyncService calls `EventBridge.__call__` on its own thread. RowsChanged events are merged per
+(account, folder) into one batch of uid sets; a single `SyncEvents` Textual message is posted
+(with `App.post_message`, thread-safe and non-blocking — DESIGN.md §3) when the buffer goes from
+empty to non-empty. The UI drains the whole buffer when that message arrives.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from textual.message import Message
+
+from ..sync.events import RowsChanged
+
+
+class SyncEvents(Message):
+    """Something is waiting in the bridge's buffer."""
+
+
+class EventBridge:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[tuple[str, int], list[set[int] | bool]] = {}
+        self._other: list[object] = []
+        self._scheduled = False
+        self._post: Callable[[Message], object] | None = None
+
+    def attach(self, post: Callable[[Message], object]) -> None:
+        """Start delivering (events that arrived earlier are delivered now)."""
+        with self._lock:
+            self._post = post
+            pending = bool(self._rows or self._other)
+            self._scheduled = pending
+        if pending:
+            post(SyncEvents())
+
+    def detach(self) -> None:
+        with self._lock:
+            self._post = None
+            self._scheduled = False
+
+    def __call__(self, event: object) -> None:
+        with self._lock:
+            if isinstance(event, RowsChanged):
+                entry = self._rows.setdefault((event.account, event.folder_id), [set(), set(), set(), False])
+                entry[0].update(event.uids)
+                entry[1].update(event.added)
+                entry[2].update(event.removed)
+                entry[3] = entry[3] or event.reset
+            else:
+                self._other.append(event)
+            post = self._post if not self._scheduled else None
+            if post is not None:
+                self._scheduled = True
+        if post is not None:
+            post(SyncEvents())
+
+    def drain(self) -> list[object]:
+        """Everything buffered, in order: other events first (states, folder lists), then one
+        merged RowsChanged per folder."""
+        with self._lock:
+            rows, other = self._rows, self._other
+            self._rows, self._other = {}, []
+            self._scheduled = False
+        out = list(other)
+        for (account, folder_id), (uids, added, removed, reset) in rows.items():
+            out.append(RowsChanged(account, folder_id, tuple(sorted(uids - added - removed)),
+                                   tuple(sorted(added - removed)), tuple(sorted(removed)), reset))
+        return out

@@ -1,0 +1,492 @@
+"""The header list: a Line-API ScrollView over one folder of the store (DESIGN.md §3).
+
+It holds the folder's ordered uid list (the one query that returns every row, as bare ints), a
+small cache of the rows near the viewport, and an LRU cache of rendered strips keyed by
+(uid, flags, width, cursor state). `render_line(y)` draws row y; rows are read with
+`Store.rows(folder_id, uids)` for the uids around the viewport only — never LIMIT/OFFSET, never
+every row. A cursor move refreshes the old and the new line only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone, tzinfo
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from ..mail.sanitize import sanitize_line
+from ..store.store import MessageRow, Store
+from . import keys
+
+SORT_ORDER = ("date", "arrival", "from", "subject", "size")
+STRIP_CACHE = 1024
+ROW_CACHE = 4096
+
+
+def format_size(n: int) -> str:
+    if n < 1000:
+        return str(n)
+    for unit in ("K", "M", "G"):
+        n /= 1024
+        if n < 9.95:
+            return f"{n:.1f}{unit}"
+        if n < 1000:
+            return f"{n:.0f}{unit}"
+    return f"{n:.0f}T"
+
+
+class DateFormatter:
+    """Compact dates relative to a clock (injectable, so snapshots are stable)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, tz: tzinfo | None = None, fmt: str | None = None):
+        self.clock, self.tz, self.fmt = clock, tz, fmt
+
+    def __call__(self, ts: int | None) -> str:
+        if ts is None:
+            return ""
+        try:
+            d = datetime.fromtimestamp(ts, self.tz or None)
+        except (OverflowError, OSError, ValueError):
+            return "?"
+        if self.fmt:
+            return sanitize_line(d.strftime(self.fmt))
+        now = datetime.fromtimestamp(self.clock(), self.tz or None)
+        if d.date() == now.date():
+            return d.strftime("%H:%M")
+        if 0 <= (now - d).days < 180:
+            return d.strftime("%b %d")
+        return d.strftime("%Y-%m-%d")
+
+
+def columns(width: int) -> tuple[int, int, int, int, int]:
+    """(flags, date, from, subject, size) widths for a line of `width` cells (1-cell gaps)."""
+    flags, date = 3, 10
+    size = 5 if width >= 70 else 0
+    rest = width - flags - date - 2 - (size + 1 if size else 0)
+    frm = max(8, min(28, rest * 3 // 10))
+    subject = max(0, rest - frm - 1)
+    return flags, date, frm, subject, size
+
+
+class HeaderList(ScrollView, can_focus=True):
+    """Virtual list of one folder's messages."""
+
+    BINDINGS = keys.bindings("list")
+
+    COMPONENT_CLASSES = {
+        "header-list--unread",
+        "header-list--flagged",
+        "header-list--deleted",
+        "header-list--cursor",
+        "header-list--cursor-blurred",
+        "header-list--dim",
+        "header-list--empty",
+    }
+
+    DEFAULT_CSS = """
+    HeaderList {
+        overflow-x: hidden;
+        overflow-y: auto;
+        background: $surface;
+        color: $foreground;
+        scrollbar-size-vertical: 1;
+    }
+    HeaderList > .header-list--unread { text-style: bold; }
+    HeaderList > .header-list--flagged { color: $warning; }
+    HeaderList > .header-list--deleted { color: $text-disabled; text-style: strike; }
+    HeaderList > .header-list--cursor { background: $block-cursor-background; color: $block-cursor-foreground; }
+    HeaderList > .header-list--cursor-blurred { background: $block-cursor-blurred-background; }
+    HeaderList > .header-list--dim { color: $text-muted; }
+    HeaderList > .header-list--empty { color: $text-muted; text-style: italic; }
+    """
+
+    class Selected(Message):
+        """Enter on a row (or a double click): open that message."""
+
+        def __init__(self, header_list: HeaderList, uid: int) -> None:
+            super().__init__()
+            self.header_list = header_list
+            self.uid = uid
+
+    class CursorMoved(Message):
+        def __init__(self, header_list: HeaderList) -> None:
+            super().__init__()
+            self.header_list = header_list
+
+    def __init__(self, *, dates: DateFormatter | None = None, name=None, id=None, classes=None):
+        super().__init__(name=name, id=id, classes=classes)
+        self.store: Store | None = None
+        self.folder_id: int | None = None
+        self.uids: list[int] = []
+        self.cursor = 0
+        self.sort = "date"
+        self.reverse = False
+        self.threaded = False
+        self.collapsed: set[int] = set()  # thread roots whose replies are hidden
+        self._thread_root: dict[int, int] = {}
+        self._thread_size: dict[int, int] = {}
+        self._rows: dict[int, MessageRow] = {}
+        self._strips: OrderedDict[tuple, Strip] = OrderedDict()
+        self.dates = dates or DateFormatter()
+        self.empty_text = "No folder open"
+
+    # ------------------------------------------------------------------ loading
+
+    def load(self, store: Store | None, folder_id: int | None, *, keep_uid: int | None = None,
+             keep_row: bool = True) -> None:
+        """(Re)load the uid list. The cursor stays on `keep_uid` (default: the current uid) and, with
+        keep_row, on the same screen row."""
+        same = store is self.store and folder_id == self.folder_id
+        if not same:
+            self.collapsed.clear()
+        if keep_uid is None and same:
+            keep_uid = self.current_uid
+        old_cursor, old_scroll = self.cursor, self.scroll_offset.y
+        self.store, self.folder_id = store, folder_id
+        self._rows.clear()
+        self._strips.clear()
+        if store is None or folder_id is None:
+            self.uids = []
+        elif self.threaded:
+            self._load_threads()
+        else:
+            self.uids = store.uid_list(folder_id, self.sort, self.reverse)
+        cursor = 0
+        if keep_uid is not None:
+            cursor = self._index_of(keep_uid)
+            if cursor is None:
+                cursor = min(old_cursor, max(0, len(self.uids) - 1)) if same else 0
+        self.cursor = max(0, min(cursor, len(self.uids) - 1))
+        self.virtual_size = Size(0, len(self.uids))
+        if same and keep_row and old_scroll == 0 and self.cursor < self.size.height:
+            self.scroll_to(y=0, animate=False, immediate=True)  # at the top: new mail shows up there
+        elif same and keep_row:
+            self.scroll_to(y=max(0, self.cursor - (old_cursor - old_scroll)), animate=False, immediate=True)
+        elif not same:
+            self.scroll_to(y=0, animate=False, immediate=True)
+        self._scroll_cursor_into_view()
+        self.refresh()
+
+    def _load_threads(self) -> None:
+        info = self.store.thread_info(self.folder_id)
+        self._thread_root = {uid: (root if root is not None else uid) for uid, _depth, root in info}
+        sizes: dict[int, int] = {}
+        for root in self._thread_root.values():
+            sizes[root] = sizes.get(root, 0) + 1
+        self._thread_size = sizes
+        self.collapsed &= set(sizes)
+        coll = self.collapsed
+        self.uids = [uid for uid, _d, _r in info if not coll or self._thread_root[uid] == uid
+                     or self._thread_root[uid] not in coll]
+
+    def _index_of(self, uid: int) -> int | None:
+        try:
+            return self.uids.index(uid)
+        except ValueError:
+            return None
+
+    @property
+    def current_uid(self) -> int | None:
+        if 0 <= self.cursor < len(self.uids):
+            return self.uids[self.cursor]
+        return None
+
+    def current_row(self) -> MessageRow | None:
+        uid = self.current_uid
+        if uid is None or self.store is None:
+            return None
+        row = self._rows.get(uid)
+        if row is None:
+            row = self.store.row(self.folder_id, uid)
+            if row is not None:
+                self._rows[uid] = row
+        return row
+
+    # ------------------------------------------------------------------ changes from outside
+
+    def rows_changed(self, uids: Iterable[int] = (), added: Iterable[int] = (), removed: Iterable[int] = (),
+                     reset: bool = False) -> None:
+        """Flags changed for `uids` (only their cached rows/strips go); added/removed/reset reload
+        the uid list keeping the cursor on the same message."""
+        added, removed = tuple(added), tuple(removed)
+        if added or removed or reset:
+            self.load(self.store, self.folder_id)
+            return
+        self.invalidate(uids)
+
+    def invalidate(self, uids: Iterable[int]) -> None:
+        uids = set(uids)
+        if not uids:
+            return
+        for uid in uids:
+            self._rows.pop(uid, None)
+        top = self.scroll_offset.y
+        for y in range(top, min(len(self.uids), top + self.size.height)):
+            if self.uids[y] in uids:
+                self.refresh_line(y)
+
+    def remove_uids(self, uids: Iterable[int]) -> None:
+        """Rows hidden by a local intent (move/delete): the cursor stays at the same index."""
+        gone = set(uids)
+        if not gone:
+            return
+        before = self.uids[:self.cursor]
+        shift = sum(1 for u in before if u in gone)
+        self.uids = [u for u in self.uids if u not in gone]
+        self.cursor = max(0, min(self.cursor - shift, len(self.uids) - 1))
+        self.virtual_size = Size(0, len(self.uids))
+        self._scroll_cursor_into_view()
+        self.refresh()
+        self.post_message(self.CursorMoved(self))
+
+    def set_order(self, *, sort: str | None = None, reverse: bool | None = None,
+                  threaded: bool | None = None) -> None:
+        if sort is not None:
+            self.sort = sort
+        if reverse is not None:
+            self.reverse = reverse
+        if threaded is not None:
+            self.threaded = threaded
+        self.load(self.store, self.folder_id, keep_uid=self.current_uid, keep_row=False)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()
+
+    # ------------------------------------------------------------------ rendering
+
+    def _window(self) -> tuple[int, int]:
+        h = max(1, self.size.height)
+        top = self.scroll_offset.y
+        margin = h // 2
+        return max(0, top - margin), min(len(self.uids), top + h + margin)
+
+    def _load_window(self) -> None:
+        lo, hi = self._window()
+        missing = [u for u in self.uids[lo:hi] if u not in self._rows]
+        if not missing or self.store is None:
+            return
+        if len(self._rows) + len(missing) > ROW_CACHE:
+            keep = set(self.uids[lo:hi])
+            self._rows = {u: r for u, r in self._rows.items() if u in keep}
+        self._rows.update(self.store.rows(self.folder_id, missing))
+
+    def render_line(self, y: int) -> Strip:
+        idx = self.scroll_offset.y + y
+        width = self.size.width
+        base = self.rich_style
+        if idx >= len(self.uids):
+            if idx == 0 and width:
+                style = base + self.get_component_rich_style("header-list--empty")
+                return Strip([Segment(set_cell_size("  " + self.empty_text, width), style)], width)
+            return Strip.blank(width, base)
+        uid = self.uids[idx]
+        row = self._rows.get(uid)
+        if row is None:
+            self._load_window()
+            row = self._rows.get(uid)
+            if row is None:
+                return Strip.blank(width, base)
+        state = 0
+        if idx == self.cursor:
+            state = 1 if self.has_focus else 2
+        key = (uid, row.flags, width, state)
+        strip = self._strips.get(key)
+        if strip is not None:
+            self._strips.move_to_end(key)
+            return strip
+        strip = self._render_row(row, width, state, base)
+        self._strips[key] = strip
+        if len(self._strips) > STRIP_CACHE:
+            self._strips.popitem(last=False)
+        return strip
+
+    def _render_row(self, row: MessageRow, width: int, state: int, base: Style) -> Strip:
+        fl = row.flag_set
+        style = base
+        if "\\Seen" not in fl:
+            style += self.get_component_rich_style("header-list--unread")
+        if "\\Flagged" in fl:
+            style += self.get_component_rich_style("header-list--flagged")
+        if "\\Deleted" in fl:
+            style += self.get_component_rich_style("header-list--deleted")
+        if state == 1:
+            style += self.get_component_rich_style("header-list--cursor")
+        elif state == 2:
+            style += self.get_component_rich_style("header-list--cursor-blurred")
+        dim = style + self.get_component_rich_style("header-list--dim") if state == 0 else style
+        w_flags, w_date, w_from, w_subj, w_size = columns(width)
+        marks = ("N" if "\\Seen" not in fl else " ") + ("!" if "\\Flagged" in fl else
+                                                        "D" if "\\Deleted" in fl else " ")
+        marks += "r" if "\\Answered" in fl else "@" if row.has_attachment else " "
+        subject = sanitize_line(row.subject) or "(no subject)"
+        if self.threaded:
+            prefix = sanitize_line(row.thread_prefix)
+            if row.uid in self.collapsed:
+                subject = f"{prefix}[+{self._thread_size.get(row.uid, 1) - 1}] {subject}"
+            elif prefix:
+                subject = f"{prefix}{subject}"
+        segs = [
+            Segment(set_cell_size(marks, w_flags) + " ", style),
+            Segment(set_cell_size(self.dates(row.date), w_date) + " ", dim),
+            Segment(set_cell_size(_sender(row.from_), w_from) + " ", style),
+            Segment(set_cell_size(subject, w_subj), style),
+        ]
+        if w_size:
+            segs.append(Segment(" " + format_size(row.size).rjust(w_size)[-w_size:], dim))
+        strip = Strip(segs)
+        return strip.adjust_cell_length(width, style)
+
+    # ------------------------------------------------------------------ cursor
+
+    def _scroll_cursor_into_view(self) -> None:
+        h = self.size.height
+        if not h:
+            return
+        top = self.scroll_offset.y
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= top + h:
+            self.scroll_to(y=self.cursor - h + 1, animate=False, immediate=True)
+
+    def move_cursor(self, index: int, *, scroll_by: int = 0) -> None:
+        if not self.uids:
+            return
+        index = max(0, min(index, len(self.uids) - 1))
+        old = self.cursor
+        if index == old and not scroll_by:
+            return
+        self.cursor = index
+        top = self.scroll_offset.y
+        if scroll_by:
+            self.scroll_to(y=max(0, min(top + scroll_by, len(self.uids) - self.size.height)),
+                           animate=False, immediate=True)
+        self._scroll_cursor_into_view()
+        if self.scroll_offset.y == top:
+            self.refresh_line(old)
+            self.refresh_line(index)
+        self.post_message(self.CursorMoved(self))
+
+    def select_uid(self, uid: int) -> bool:
+        idx = self._index_of(uid)
+        if idx is None:
+            return False
+        self.move_cursor(idx)
+        return True
+
+    def _on_focus(self, event: events.Focus) -> None:
+        super()._on_focus(event)
+        self.refresh_line(self.cursor)
+
+    def _on_blur(self, event: events.Blur) -> None:
+        super()._on_blur(event)
+        self.refresh_line(self.cursor)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._scroll_cursor_into_view()
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        idx = self.scroll_offset.y + offset.y
+        if idx < len(self.uids):
+            self.move_cursor(idx)
+            if event.chain >= 2:
+                self.post_message(self.Selected(self, self.uids[idx]))
+
+    # ------------------------------------------------------------------ actions
+
+    def action_cursor_down(self) -> None:
+        self.move_cursor(self.cursor + 1)
+
+    def action_cursor_up(self) -> None:
+        self.move_cursor(self.cursor - 1)
+
+    def action_page_down(self) -> None:
+        h = max(1, self.size.height)
+        self.move_cursor(self.cursor + h, scroll_by=h)
+
+    def action_page_up(self) -> None:
+        h = max(1, self.size.height)
+        self.move_cursor(self.cursor - h, scroll_by=-h)
+
+    def action_first(self) -> None:
+        self.move_cursor(0)
+
+    def action_last(self) -> None:
+        self.move_cursor(len(self.uids) - 1)
+
+    def action_open(self) -> None:
+        uid = self.current_uid
+        if uid is not None:
+            self.post_message(self.Selected(self, uid))
+
+    def action_next_unread(self) -> None:
+        """Next unread below the cursor, reading rows a window at a time (wraps once)."""
+        if self.store is None or not self.uids:
+            return
+        n = len(self.uids)
+        step = max(50, self.size.height * 2)
+        start = self.cursor + 1
+        for lo in list(range(start, n, step)) + list(range(0, start, step)):
+            hi = min(lo + step, n if lo >= start else start)
+            chunk = self.uids[lo:hi]
+            rows = self.store.rows(self.folder_id, chunk)
+            for i, uid in enumerate(chunk):
+                r = rows.get(uid)
+                if r is not None and not r.seen:
+                    self.move_cursor(lo + i)
+                    return
+        self.app.bell()
+
+    def action_sort(self) -> None:
+        i = SORT_ORDER.index(self.sort) if self.sort in SORT_ORDER else -1
+        self.set_order(sort=SORT_ORDER[(i + 1) % len(SORT_ORDER)], threaded=False)
+
+    def action_sort_reverse(self) -> None:
+        self.set_order(reverse=not self.reverse)
+
+    def action_threaded(self) -> None:
+        self.set_order(threaded=not self.threaded)
+
+    def action_collapse_thread(self) -> None:
+        uid = self.current_uid
+        if not self.threaded or uid is None:
+            return
+        root = self._thread_root.get(uid, uid)
+        if root in self.collapsed:
+            self.collapsed.discard(root)
+        elif self._thread_size.get(root, 1) > 1:
+            self.collapsed.add(root)
+        self.load(self.store, self.folder_id, keep_uid=root)
+
+    def action_collapse_all(self) -> None:
+        if not self.threaded:
+            return
+        uid = self.current_uid
+        root = self._thread_root.get(uid, uid) if uid is not None else None
+        if self.collapsed:
+            self.collapsed.clear()
+        else:
+            self.collapsed = {r for r, n in self._thread_size.items() if n > 1}
+        self.load(self.store, self.folder_id, keep_uid=root)
+
+
+def _sender(from_: str) -> str:
+    """'Name <addr>' -> 'Name'; a bare address stays."""
+    s = sanitize_line(from_)
+    if "<" in s and not s.startswith("<"):
+        name = s.split("<", 1)[0].strip().strip('"').strip()
+        if name:
+            return name
+    return s.strip("<>")

@@ -1,0 +1,286 @@
+"""The three-pane main screen: folder tree, header list, message view, status bar.
+
+This module holds the layout, folder switching and the handling of sync events; the actions on
+messages (flags, delete, move, pipe, attachments, links...) live in `actions.py`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import Container, Horizontal
+from textual.screen import Screen
+from textual.widgets import Tree
+
+from ..mail.sanitize import sanitize_line
+from ..store.store import FolderInfo, Store
+from ..sync.events import FoldersChanged, RowsChanged, SyncState
+from . import keys
+from .actions import MessageActions
+from .folder_tree import FolderRef, FolderTree
+from .header_list import HeaderList
+from .message_view import MessageView
+from .screens import HelpScreen, PickerScreen
+from .status import AccountState, StatusBar
+
+if TYPE_CHECKING:
+    from .app import TuimailApp
+
+NARROW = 140  # below this width a "right" preview goes below the list
+
+
+class MainScreen(MessageActions, Screen):
+    BINDINGS = keys.bindings("global")
+
+    DEFAULT_CSS = """
+    MainScreen { layout: vertical; }
+    MainScreen #main { height: 1fr; }
+    MainScreen #folders { width: 26; border-right: vkey $panel-lighten-2; }
+    MainScreen.narrow #folders { width: 20; }
+    MainScreen #panes { width: 1fr; }
+    MainScreen #panes.right { layout: horizontal; }
+    MainScreen #panes.below { layout: vertical; }
+    MainScreen #panes.right #list { width: 1fr; }
+    MainScreen #panes.right #reader { width: 1fr; border-left: vkey $panel-lighten-2; }
+    MainScreen #panes.below #list { height: 1fr; }
+    MainScreen #panes.below #reader { height: 1fr; border-top: hkey $panel-lighten-2; }
+    MainScreen.fullscreen #folders { display: none; }
+    MainScreen.fullscreen #list { display: none; }
+    MainScreen.fullscreen #panes #reader { border: none; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.account: str | None = None
+        self.folder: FolderInfo | None = None
+        self.layout_choice: str | None = None  # set by toggle_layout; None = config + width
+        self._dirty_counts: set[tuple[str, int]] = set()
+        self._counts_timer = None
+        self.init_actions()
+
+    @property
+    def tapp(self) -> TuimailApp:
+        return self.app  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            yield FolderTree(id="folders")
+            with Container(id="panes", classes="right"):
+                yield HeaderList(id="list", dates=self.tapp.dates)
+                yield MessageView(id="reader")
+        yield StatusBar(id="status")
+
+    @property
+    def hlist(self) -> HeaderList:
+        return self.query_one("#list", HeaderList)
+
+    @property
+    def reader(self) -> MessageView:
+        return self.query_one("#reader", MessageView)
+
+    @property
+    def folder_tree(self) -> FolderTree:
+        return self.query_one("#folders", FolderTree)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one("#status", StatusBar)
+
+    def on_mount(self) -> None:
+        app = self.tapp
+        hl = self.hlist
+        hl.threaded = bool(app.config.ui.threaded)
+        for name, store in app.stores.items():
+            self.folder_tree.set_account(name, store.folders())
+            self.status.info.accounts[name] = AccountState(
+                state="offline" if app.offline else "idle", pending=store.pending_count())
+        self._apply_layout()
+        target = self._start_target(app.start_folder)
+        if target is not None:
+            self.open_folder(*target)
+        else:
+            self.update_status()
+        hl.focus()
+        for problem in app.problems:
+            self.notify(problem, severity="warning", markup=False, timeout=8)
+
+    def _start_target(self, start: str | None) -> tuple[str, int] | None:
+        stores = self.tapp.stores
+        if start:
+            for name, store in stores.items():
+                fid = store.folder_id(start)
+                if fid is None and "/" in start:
+                    acct, _, fname = start.partition("/")
+                    if acct == name:
+                        fid = store.folder_id(fname)
+                if fid is not None:
+                    return name, fid
+            self.notify(f"no folder named {sanitize_line(start)}", severity="warning", markup=False)
+        for name, store in stores.items():
+            f = store.folder_by_role("inbox") or (store.folder("INBOX"))
+            if f is None:
+                fs = [f for f in store.folders() if f.selectable]
+                f = fs[0] if fs else None
+            if f is not None:
+                return name, f.id
+        return None
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._apply_layout()
+
+    def _apply_layout(self) -> None:
+        width = self.app.size.width
+        choice = self.layout_choice or self.tapp.config.ui.preview
+        if self.layout_choice is None and choice == "right" and width < NARROW:
+            choice = "below"
+        panes = self.query_one("#panes")
+        panes.set_class(choice == "right", "right")
+        panes.set_class(choice == "below", "below")
+        self.set_class(width < 100, "narrow")
+
+    def action_toggle_layout(self) -> None:
+        panes = self.query_one("#panes")
+        self.layout_choice = "below" if panes.has_class("right") else "right"
+        self._apply_layout()
+
+    def action_fullscreen(self) -> None:
+        self.toggle_class("fullscreen")
+        if self.has_class("fullscreen"):
+            self.reader.focus()
+        else:
+            self.hlist.focus()
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen(self.tapp.effective_keys))
+
+    def action_quit(self) -> None:
+        self.app.exit()
+
+    # ------------------------------------------------------------------ folders
+
+    def store(self, account: str | None = None) -> Store:
+        return self.tapp.stores[account or self.account]
+
+    def open_folder(self, account: str, folder_id: int) -> None:
+        store = self.tapp.stores.get(account)
+        info = store.folder(folder_id) if store is not None else None
+        if info is None:
+            return
+        if not info.selectable:
+            self.notify("this folder holds only other folders", markup=False)
+            return
+        self.account, self.folder = account, info
+        hl = self.hlist
+        hl.empty_text = "No messages in this folder"
+        hl.load(store, folder_id)
+        self.folder_tree.select_folder(account, folder_id)
+        svc = self.tapp.services.get(account)
+        if svc is not None and not self.tapp.offline:
+            svc.watch_folder(info.name)
+        self.update_status()
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
+        ref: FolderRef | None = event.node.data
+        if ref is None or ref.folder_id is None:
+            return
+        event.stop()
+        if ref.account != self.account or self.folder is None or ref.folder_id != self.folder.id:
+            self.open_folder(ref.account, ref.folder_id)
+        self.hlist.focus()
+
+    def folder_choices(self, account: str | None = None, *, exclude: int | None = None):
+        out = []
+        for name, store in self.tapp.stores.items():
+            if account is not None and name != account:
+                continue
+            for f in store.folders():
+                if not f.selectable or f.id == exclude:
+                    continue
+                label = f.name if account is not None else f"{name}: {f.name}"
+                if f.unread:
+                    label += f"  ({f.unread})"
+                out.append((label, (name, f)))
+        return out
+
+    def action_change_folder(self) -> None:
+        def chosen(value) -> None:
+            if value is not None:
+                account, info = value
+                self.open_folder(account, info.id)
+                self.hlist.focus()
+
+        self.app.push_screen(PickerScreen("Open folder", self.folder_choices()), chosen)
+
+    # ------------------------------------------------------------------ status and counts
+
+    def update_status(self) -> None:
+        info = self.status.info
+        info.account = self.account or ""
+        if self.folder is not None:
+            info.folder = self.folder.name
+            info.total, info.unread = self.folder.total, self.folder.unread
+        hl = self.hlist
+        info.sort = ("thread" if hl.threaded else hl.sort) + (" ↑" if hl.reverse else "")
+        self.status.show()
+
+    def counts_changed(self, account: str, folder_id: int) -> None:
+        """Counts are recomputed a moment later, once for a burst of changes."""
+        self._dirty_counts.add((account, folder_id))
+        if self._counts_timer is None:
+            self._counts_timer = self.set_timer(0.15, self._flush_counts)
+
+    def _flush_counts(self) -> None:
+        self._counts_timer = None
+        dirty, self._dirty_counts = self._dirty_counts, set()
+        for account, fid in dirty:
+            store = self.tapp.stores.get(account)
+            info = store.folder(fid) if store is not None else None
+            if info is None:
+                continue
+            self.folder_tree.update_counts(account, fid, info)
+            if account == self.account and self.folder is not None and fid == self.folder.id:
+                self.folder = info
+        for account in {a for a, _ in dirty}:
+            st = self.status.info.accounts.setdefault(account, AccountState())
+            st.pending = self.tapp.stores[account].pending_count()
+        self.update_status()
+
+    # ------------------------------------------------------------------ sync events
+
+    def handle_events(self, evs: list[object]) -> None:
+        app = self.tapp
+        status_dirty = False
+        for ev in evs:
+            if isinstance(ev, SyncState):
+                st = self.status.info.accounts.setdefault(ev.account, AccountState())
+                st.state = "offline" if app.offline else ev.state
+                st.folder, st.done, st.total, st.pending = ev.folder, ev.done, ev.total, ev.pending
+                st.error = sanitize_line(ev.error) if ev.error else (None if ev.state != "error" else st.error)
+                status_dirty = True
+            elif isinstance(ev, FoldersChanged):
+                store = app.stores.get(ev.account)
+                if store is None:
+                    continue
+                folders = store.folders()
+                self.folder_tree.set_account(ev.account, folders)
+                if ev.account == self.account and self.folder is not None:
+                    cur = next((f for f in folders if f.id == self.folder.id), None)
+                    if cur is None:
+                        target = self._start_target(None)
+                        if target:
+                            self.open_folder(*target)
+                    else:
+                        self.folder = cur
+                status_dirty = True
+            elif isinstance(ev, RowsChanged):
+                if ev.account == self.account and self.folder is not None and ev.folder_id == self.folder.id:
+                    self.hlist.rows_changed(ev.uids, ev.added, ev.removed, ev.reset)
+                    if self.reader.uid in ev.uids and self.reader.folder_key == (ev.account, ev.folder_id):
+                        pass  # flags of the open message changed: the list row shows it
+                self.counts_changed(ev.account, ev.folder_id)
+        if status_dirty:
+            self.update_status()

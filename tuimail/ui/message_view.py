@@ -1,0 +1,236 @@
+"""The message view: headers, text, links and attachments as plain lines in a Line-API ScrollView.
+
+Text is rendered as text (never Markdown, DESIGN.md §3): logical lines are wrapped to the width
+once per resize, and `render_line` styles one wrapped line by its kind (header, quote level,
+note, link...). Everything shown here has been sanitised by the caller (`build_lines`).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from rich.cells import cell_len, chop_cells, set_cell_size
+from rich.segment import Segment
+from textual import events
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from ..mail.sanitize import sanitize, sanitize_line, sanitize_strict
+from ..sync.content import MessageContent
+from . import keys
+
+try:
+    from ..mail.render import quote_depth
+except ImportError:  # pragma: no cover - until the mail renderer lands
+    def quote_depth(line: str) -> int:
+        n = 0
+        for ch in line:
+            if ch == ">":
+                n += 1
+            elif ch != " ":
+                break
+        return n
+
+Line = tuple[str, str]  # (text, kind)
+
+def format_bytes(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    for unit in ("KB", "MB", "GB"):
+        n /= 1024
+        if n < 1024:
+            return f"{n:.1f} {unit}" if n < 10 else f"{n:.0f} {unit}"
+    return f"{n:.0f} TB"
+
+
+def build_lines(content: MessageContent, *, all_headers: list[tuple[str, str]] | None = None) -> list[Line]:
+    """The logical lines of a message, every string sanitised here."""
+    out: list[Line] = []
+    for name, value in (all_headers if all_headers is not None else content.headers):
+        out.append((f"{sanitize_line(name)}: {sanitize_line(value)}", "header"))
+    for note in content.notes:
+        out.append((f"[{sanitize_line(note)}]", "note"))
+    out.append(("", "rule"))
+    for line in sanitize(content.text).split("\n"):
+        d = quote_depth(line)
+        out.append((line.expandtabs(8), f"quote{min(3, (d - 1) % 3 + 1)}" if d else "text"))
+    if content.more:
+        out.append(("", "text"))
+        out.append(("-- the message continues: press L to load the rest --", "more"))
+    if content.links:
+        out.append(("", "text"))
+        out.append(("Links:", "hname"))
+        for i, url in enumerate(content.links, 1):
+            out.append((f"[{i}] {sanitize_strict(url)}", "link"))
+    if content.attachments:
+        out.append(("", "text"))
+        out.append(("Attachments:", "hname"))
+        for i, a in enumerate(content.attachments, 1):
+            label = f" [{sanitize_line(a.label)}]" if a.label else ""
+            out.append((f"{i:>2}. {sanitize_strict(a.filename) or '(no name)'}  "
+                        f"({sanitize_strict(a.mimetype)}, {format_bytes(a.size)}){label}", "attach"))
+    return out
+
+
+def text_lines(text: str, kind: str = "text") -> list[Line]:
+    return [(line.expandtabs(8), kind) for line in sanitize(text).split("\n")]
+
+
+def wrap(text: str, width: int) -> list[str]:
+    if width <= 0:
+        return [text]
+    if len(text) <= width and (text.isascii() or cell_len(text) <= width):
+        return [text]
+    if text.isascii():
+        parts = textwrap.wrap(text, width, replace_whitespace=False, drop_whitespace=True,
+                              break_on_hyphens=False) or [""]
+        return parts
+    return chop_cells(text, width) or [""]
+
+
+class MessageView(ScrollView, can_focus=True):
+    BINDINGS = keys.bindings("pager")
+
+    COMPONENT_CLASSES = {
+        "message-view--header",
+        "message-view--hname",
+        "message-view--note",
+        "message-view--quote1",
+        "message-view--quote2",
+        "message-view--quote3",
+        "message-view--link",
+        "message-view--attach",
+        "message-view--rule",
+        "message-view--dim",
+        "message-view--more",
+        "message-view--error",
+    }
+
+    DEFAULT_CSS = """
+    MessageView {
+        overflow-x: hidden;
+        overflow-y: auto;
+        background: $surface;
+        color: $foreground;
+        padding: 0 1;
+        scrollbar-size-vertical: 1;
+    }
+    MessageView > .message-view--header { color: $text-secondary; }
+    MessageView > .message-view--hname { text-style: bold; }
+    MessageView > .message-view--note { color: $warning; text-style: bold; }
+    MessageView > .message-view--quote1 { color: $text-accent; }
+    MessageView > .message-view--quote2 { color: $text-success; }
+    MessageView > .message-view--quote3 { color: $text-secondary; }
+    MessageView > .message-view--link { color: $text-primary; }
+    MessageView > .message-view--attach { color: $text-warning; }
+    MessageView > .message-view--rule { color: $text-muted; }
+    MessageView > .message-view--dim { color: $text-muted; text-style: italic; }
+    MessageView > .message-view--more { color: $text-muted; text-style: reverse; }
+    MessageView > .message-view--error { color: $text-error; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.lines: list[Line] = [("Press Enter on a message to read it.", "dim")]
+        self._wrapped: list[tuple[str, str]] = []
+        self._wrap_width = -1
+        self.content: MessageContent | None = None
+        self.folder_key: tuple[str, int] | None = None  # (account, folder_id) of the open message
+        self.uid: int | None = None
+
+    # ------------------------------------------------------------------ content
+
+    def show_lines(self, lines: list[Line], *, keep_scroll: bool = False) -> None:
+        self.lines = lines
+        self._wrap_width = -1
+        self._rewrap()
+        if not keep_scroll:
+            self.scroll_to(y=0, animate=False, immediate=True)
+        self.refresh()
+
+    def show_message(self, content: MessageContent, *, all_headers=None, keep_scroll: bool = False) -> None:
+        self.content = content
+        self.show_lines(build_lines(content, all_headers=all_headers), keep_scroll=keep_scroll)
+
+    def show_status(self, text: str, kind: str = "dim") -> None:
+        self.show_lines([(sanitize_line(text), kind)])
+
+    def clear(self, text: str = "Press Enter on a message to read it.") -> None:
+        self.content = None
+        self.uid = None
+        self.folder_key = None
+        self.show_status(text)
+
+    @property
+    def plain_text(self) -> str:
+        return "\n".join(t for t, _ in self.lines)
+
+    def _rewrap(self) -> None:
+        width = self.size.width
+        if width == self._wrap_width:
+            return
+        self._wrap_width = width
+        out: list[tuple[str, str]] = []
+        for text, kind in self.lines:
+            if kind == "rule":
+                out.append(("─" * max(0, width), kind))
+                continue
+            for part in wrap(text, width):
+                out.append((part, kind))
+        self._wrapped = out
+        self.virtual_size = Size(0, len(out))
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._rewrap()
+        self.refresh()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        if self._wrap_width != self.size.width:
+            self._rewrap()
+        idx = self.scroll_offset.y + y
+        width = self.size.width
+        base = self.rich_style
+        if idx >= len(self._wrapped):
+            return Strip.blank(width, base)
+        text, kind = self._wrapped[idx]
+        style = base
+        if kind != "text":
+            style = base + self.get_component_rich_style(f"message-view--{kind}", default=base)
+        if kind == "header" and ": " in text:
+            name, value = text.split(": ", 1)
+            hstyle = style + self.get_component_rich_style("message-view--hname")
+            segs = [Segment(name + ":", hstyle), Segment(set_cell_size(" " + value, max(0, width - cell_len(name) - 1)),
+                                                         style)]
+            return Strip(segs).adjust_cell_length(width, base)
+        return Strip([Segment(set_cell_size(text, width), style)], width)
+
+    # ------------------------------------------------------------------ keys
+
+    def action_scroll_down(self) -> None:
+        self.scroll_to(y=self.scroll_offset.y + 1, animate=False, immediate=True)
+
+    def action_scroll_up(self) -> None:
+        self.scroll_to(y=self.scroll_offset.y - 1, animate=False, immediate=True)
+
+    def action_pager_page_down(self) -> None:
+        if self.scroll_offset.y >= self.max_scroll_y:
+            self.post_message(self.AtEnd())
+            return
+        self.scroll_to(y=self.scroll_offset.y + max(1, self.size.height - 1), animate=False, immediate=True)
+
+    def action_pager_page_up(self) -> None:
+        self.scroll_to(y=self.scroll_offset.y - max(1, self.size.height - 1), animate=False, immediate=True)
+
+    def action_pager_top(self) -> None:
+        self.scroll_to(y=0, animate=False, immediate=True)
+
+    def action_pager_bottom(self) -> None:
+        self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+
+    class AtEnd(Message):
+        """Space at the end of the message (mutt goes on to the next one; we load more if any)."""

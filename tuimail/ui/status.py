@@ -1,0 +1,83 @@
+"""The status bar: account, folder, total/unread, sync state, pending actions, last error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from textual.content import Content
+from textual.widgets import Static
+
+from ..mail.sanitize import sanitize_line
+
+
+@dataclass
+class AccountState:
+    state: str = "idle"  # connecting | syncing | idle | offline | error
+    folder: str | None = None
+    done: int = 0
+    total: int = 0
+    pending: int = 0
+    error: str | None = None
+
+
+@dataclass
+class StatusInfo:
+    account: str = ""
+    folder: str = ""
+    total: int = 0
+    unread: int = 0
+    position: str = ""
+    sort: str = ""
+    accounts: dict[str, AccountState] = field(default_factory=dict)
+    note: str = ""
+
+
+def _short(text: str, n: int = 60) -> str:
+    text = sanitize_line(text)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def render_status(info: StatusInfo) -> Content:
+    st = info.accounts.get(info.account, AccountState())
+    parts: list[str | tuple[str, str]] = [
+        (f" {_short(info.account, 20)}", "bold"),
+        " ▸ ",
+        (_short(info.folder, 30) or "-", "bold"),
+        f"  {info.total} msgs",
+    ]
+    if info.unread:
+        parts += ["  ", (f"{info.unread} unread", "bold")]
+    if info.sort:
+        parts.append(f"  [{info.sort}]")
+    if info.position:
+        parts.append(f"  {info.position}")
+    parts.append("  │ ")
+    if st.state == "offline":
+        parts.append(("OFFLINE", "bold reverse"))
+    elif st.state == "syncing":
+        what = f"syncing {_short(st.folder, 20)}" if st.folder else "syncing"
+        parts.append(f"{what} {st.done}/{st.total}" if st.total else what)
+    elif st.state == "error":
+        parts.append(("error", "bold"))
+    else:
+        parts.append(_short(st.state, 12))
+    if st.pending:
+        parts.append(f" · {st.pending} pending")
+    if st.error:
+        parts += [" · ", ("⚠ " + _short(st.error, 70), "bold")]
+    if info.note:
+        parts += [" · ", _short(info.note, 50)]
+    return Content.assemble(*parts)
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $primary-background; color: $foreground; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id, markup=False)
+        self.info = StatusInfo()
+
+    def show(self) -> None:
+        self.update(render_status(self.info))
