@@ -131,10 +131,11 @@ class DovecotError(RuntimeError):
 
 
 def dovecot_binary() -> str:
-    path = shutil.which("dovecot") or ("/usr/sbin/dovecot" if os.access("/usr/sbin/dovecot", os.X_OK) else None)
-    if not path:
+    """$TUIMAIL_DOVECOT, else `dovecot` on PATH, else /usr/sbin/dovecot."""
+    path = os.environ.get("TUIMAIL_DOVECOT") or shutil.which("dovecot") or "/usr/sbin/dovecot"
+    if not os.access(path, os.X_OK):
         raise DovecotNotInstalled(
-            "dovecot is not installed: integration tests need a real Dovecot "
+            f"dovecot is not installed ({path} not found): integration tests need a real Dovecot "
             "(`make dovecot`, or apt-get install dovecot-imapd dovecot-pop3d)"
         )
     return path
@@ -302,7 +303,7 @@ class MailUser:
             letters = flags_cache.get(key)
             if letters is None:
                 letters = flags_cache[key] = flag_letters(flags)
-            fd = os.open(cur + unique_name(len(raw), letters, now if when is None else when), o_flags, 0o600)
+            fd = os.open(cur + unique_name(raw, letters, now if when is None else when), o_flags, 0o600)
             try:
                 os.write(fd, raw)
                 if chown:

@@ -52,9 +52,15 @@ def flag_letters(flags: str | Iterable[str] = "") -> str:
     return "".join(sorted(letters))
 
 
-def unique_name(size: int, letters: str, when: float) -> str:
-    """`<time>.M<n>P<pid>.<host>,S=<size>:2,<flags>` — unique within this process."""
-    return f"{int(when)}.M{next(_counter)}P{_PID}.{_HOST},S={size}:2,{letters}"
+def unique_name(raw: bytes, letters: str, when: float) -> str:
+    """`<time>.M<n>P<pid>.<host>,S=<size>,W=<vsize>:2,<flags>` — unique within this process.
+
+    W= is the size with CRLF line ends (RFC822.SIZE): with it in the name Dovecot does not
+    have to read every file to answer RFC822.SIZE.
+    """
+    size = len(raw)
+    vsize = size + raw.count(b"\n") - raw.count(b"\r\n")
+    return f"{int(when)}.M{next(_counter)}P{_PID}.{_HOST},S={size},W={vsize}:2,{letters}"
 
 
 def folder_dirname(folder: str, separator: str = ".") -> str:
