@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -369,6 +370,7 @@ class DovecotServer:
         self._log_offset = 0
         self._sessions: dict[tuple[str, str], list[tuple[int, int]]] = {}
         self._partial = b""
+        self._log_lock = threading.Lock()
         self.is_root = os.geteuid() == 0
         if self.is_root:
             import pwd
@@ -565,6 +567,10 @@ class DovecotServer:
     _LOGOUT = re.compile(rb"\b(imap|pop3)\(([^)]*)\)(?:<[^>]*>)*: (?:Info: )?Disconnected\b.*?\bin=(\d+) out=(\d+)")
 
     def _read_log(self) -> None:
+        with self._log_lock:
+            self._read_log_locked()
+
+    def _read_log_locked(self) -> None:
         try:
             with open(self.log_path, "rb") as f:
                 f.seek(self._log_offset)
