@@ -1,0 +1,79 @@
+"""`tuimail --demo`: an embedded IMAP server with generated mail, a throwaway config and store.
+
+Nothing of the user's is read or written: XDG_* point at a temporary directory for the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+
+def demo_config_text(host: str, port: int, user: str, password: str) -> str:
+    return (f'[accounts.demo]\nkind = "imap"\nhost = "{host}"\nport = {port}\nsecurity = "none"\n'
+            f'username = "{user}"\npassword = "{password}"\nfrom = "Demo User <demo@example.org>"\n'
+            f'idle = true\n\n[ui]\ntheme = "dark"\n')
+
+
+class DemoEnvironment:
+    """Start the server, point XDG dirs at a temp dir, write the config. Context manager."""
+
+    def __init__(self, keep: bool = False):
+        self.keep = keep
+        self.tmp: Path | None = None
+        self.server = None
+        self._saved_env: dict[str, str | None] = {}
+
+    def __enter__(self) -> DemoEnvironment:
+        try:
+            from .server import DemoServer
+        except ImportError as exc:  # pymap is an optional extra
+            from ..errors import UsageError
+            raise UsageError(f"the demo needs pymap: pip install 'tuimail[demo]' ({exc})") from None
+        self.tmp = Path(tempfile.mkdtemp(prefix="tuimail-demo-"))
+        for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+            self._saved_env[var] = os.environ.get(var)
+            os.environ[var] = str(self.tmp / var.split("_")[1].lower())
+        self.server = DemoServer()
+        self.server.start()
+        from .. import paths
+        cfg = paths.default_config_path()
+        paths.ensure_private_dir(cfg.parent)
+        cfg.write_text(demo_config_text(self.server.host, self.server.port, self.server.username,
+                                        self.server.password))
+        self.config_path = cfg
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.server is not None:
+            self.server.stop()
+        for var, val in self._saved_env.items():
+            if val is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = val
+        if self.tmp is not None and not self.keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def run_demo(args) -> int:
+    from ..config import load_config
+    with DemoEnvironment() as env:
+        config = load_config(env.config_path)
+        if getattr(args, "cmd", None):
+            from ..cli import COMMANDS
+            args.account = "demo"
+            return COMMANDS[args.cmd](config, args)
+        try:
+            from ..ui.app import run_app
+        except ImportError:
+            run_app = None
+        if run_app is None or not sys.stdout.isatty():
+            # headless fallback: sync, then show the newest messages
+            from ..cli import main
+            main(["--config", str(env.config_path), "sync"])
+            return main(["--config", str(env.config_path), "list", "INBOX", "--limit", "30"])
+        return run_app(config, ["demo"], offline=args.offline, start_folder=getattr(args, "start_folder", None))

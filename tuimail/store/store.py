@@ -500,12 +500,24 @@ class Store:
         """After a UIDVALIDITY reset: find each orphaned entry's message again by Message-ID."""
         n = 0
         with self.transaction():
-            for jid, msgid in self.db.execute("SELECT id, message_id FROM journal WHERE folder_id = ? AND uid = -1",
-                                              (folder_id,)).fetchall():
+            for jid, msgid, op, a, r in self.db.execute(
+                    "SELECT id, message_id, op, add_flags, remove_flags FROM journal WHERE folder_id = ? AND uid = -1",
+                    (folder_id,)).fetchall():
                 uid = self.find_by_message_id(folder_id, msgid) if msgid else None
                 if uid is None:
                     continue
                 self.db.execute("UPDATE journal SET uid = ? WHERE id = ?", (uid, jid))
+                # the refilled row shows the server's flags: put the user's intent back on top
+                if op == "flags":
+                    flags = self.db.execute("SELECT flags FROM messages WHERE folder_id = ? AND uid = ?",
+                                            (folder_id, uid)).fetchone()[0]
+                    new = _apply(set(flags.split()), a.split(), r.split())
+                    self.db.execute("UPDATE messages SET flags = ?, seen = ?, flagged = ? WHERE folder_id = ?"
+                                    " AND uid = ?", (norm_flags(new), int("\\Seen" in new), int("\\Flagged" in new),
+                                                     folder_id, uid))
+                else:
+                    self.db.execute("UPDATE messages SET hidden = 1 WHERE folder_id = ? AND uid = ?",
+                                    (folder_id, uid))
                 n += 1
         return n
 

@@ -1,0 +1,187 @@
+"""The sync engine end to end against a real Dovecot, on each path (QRESYNC, CONDSTORE, plain)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tuimail import paths
+from tuimail.store import Store
+
+from .helpers import Cli, msg, server_state, store_state, store_uids
+
+MODES = ["qresync", "condstore", "plain"]
+
+
+@pytest.fixture(params=MODES)
+def mode(request):
+    return request.param
+
+
+@pytest.fixture
+def cli(tuimail_env, mailuser, capsys, mode):
+    path = tuimail_env.write_config(mailuser.config_toml(sync_mode=mode))
+    return Cli(path, capsys)
+
+
+def fill(user, n, folder="INBOX", start=0):
+    user.deliver_many(folder, ((msg(i), "S" if i % 2 else "") for i in range(start, start + n)))
+
+
+def test_first_sync_lists_newest_first_with_roles(cli, mailuser, mode):
+    fill(mailuser, 40)
+    out = cli("sync")
+    assert "40 new" in out and f"[{mode}]" in out
+    rows = cli.json("list", "INBOX", "--limit", "10")
+    assert len(rows) == 10
+    assert [r["subject"] for r in rows[:2]] == ["message 39", "message 38"]
+    assert rows[0]["from"].startswith("Sender 39") and rows[0]["message_id"] == "<m39@example.org>"
+    assert rows[0]["date"] == "2024-01-01T00:00:39Z" and rows[0]["size"] > 0
+    assert set(rows[0]["flags"]) == {"\\Seen"}
+    folders = {f["name"]: f for f in cli.json("folders")}
+    assert folders["INBOX"] == {"name": "INBOX", "role": "inbox", "total": 40, "unread": 20}
+    assert folders["Trash"]["role"] == "trash" and folders["Sent"]["role"] == "sent"
+    assert store_state() == server_state(mailuser)
+
+
+def test_new_mail_and_no_change_resync(cli, mailuser):
+    fill(mailuser, 10)
+    cli("sync")
+    for i in range(10, 13):
+        mailuser.append("INBOX", msg(i))
+    assert "3 new" in cli("sync")
+    assert "0 new" in cli("sync")
+    assert len(store_state()) == 13 == len(server_state(mailuser))
+
+
+def test_flags_changed_elsewhere_reach_the_store(cli, mailuser):
+    fill(mailuser, 20)
+    cli("sync")
+    with mailuser.client("INBOX") as other:
+        uids = other.search("ALL")
+        other.add_flags(uids[:5], [b"\\Flagged"])
+        other.remove_flags(uids[1:20:2], [b"\\Seen"])
+        other.add_flags(uids[18:], [b"$Label1"])
+    cli("sync")
+    assert store_state() == server_state(mailuser)
+
+
+def test_expunge_elsewhere_removes_rows(cli, mailuser):
+    fill(mailuser, 30)
+    cli("sync")
+    with mailuser.client("INBOX") as other:
+        uids = other.search("ALL")
+        other.delete_messages(uids[3:12])
+        other.expunge()
+    out = cli("sync")
+    assert "9 removed" in out
+    assert store_state() == server_state(mailuser)
+    assert len(store_state()) == 21
+
+
+def test_offline_flag_is_journaled_and_replayed(cli, mailuser):
+    fill(mailuser, 5)
+    cli("sync")
+    uid = max(store_uids())
+    assert cli("--offline", "flag", "INBOX", str(uid), "+flagged", "-Seen").split() == ["\\Flagged"]
+    assert cli("flag", "INBOX", str(uid)).strip() == "\\Flagged"
+    with Store(paths.account_store_path("test")) as st:
+        assert len(st.pending()) == 1
+    assert "1 pending actions sent" in cli("sync")
+    assert server_state(mailuser)["<m4@example.org>"] == {"\\Flagged"}
+    with Store(paths.account_store_path("test")) as st:
+        assert st.pending() == []
+
+
+def test_pending_intent_survives_a_server_change_to_other_flags(cli, mailuser):
+    """The user's offline change stays visible when the server reports other changes first."""
+    fill(mailuser, 3)
+    cli("sync")
+    uid = max(store_uids())
+    cli("flag", "INBOX", str(uid), "+Flagged")
+    with mailuser.client("INBOX") as other:
+        other.add_flags([uid], [b"\\Answered"])
+    cli("sync")
+    assert server_state(mailuser)["<m2@example.org>"] == {"\\Flagged", "\\Answered"}
+    assert store_state() == server_state(mailuser)
+
+
+def test_uidvalidity_change_resyncs_and_rematches_journal(cli, mailuser, mode):
+    fill(mailuser, 6, folder="Archive")
+    cli("sync")
+    before = store_uids(folder="Archive")
+    uid = max(before)
+    cli("flag", "Archive", str(uid), "+Flagged")
+    # recreate the folder elsewhere: same messages, new UIDVALIDITY, new uids
+    with mailuser.client() as other:
+        other.select_folder("Archive")
+        raw = other.fetch(other.search("ALL"), ["RFC822", "FLAGS"])
+        other.unselect_folder()
+        other.delete_folder("Archive")
+        other.create_folder("Archive")
+        for i in range(3):  # shift the uids so old ones would point at other messages
+            other.append("Archive", msg(100 + i))
+        for d in raw.values():
+            other.append("Archive", d[b"RFC822"], [f for f in d[b"FLAGS"] if f != b"\\Recent"])
+    cli("sync")
+    after = store_uids(folder="Archive")
+    assert set(after.values()) == set(before.values()) | {f"<m{100 + i}@example.org>" for i in range(3)}
+    server = server_state(mailuser, "Archive")
+    assert "\\Flagged" in server[before[uid]], "the journal entry was re-matched by Message-ID"
+    assert store_state(folder="Archive") == server
+
+
+def test_modified_conflict_user_intent_wins(tuimail_env, mailuser, monkeypatch):
+    """Another client changes the message between our SELECT and our conditional STORE."""
+    from tuimail.config import load_config
+    from tuimail.store import BodyCache
+    from tuimail.sync.engine import Engine
+    from tuimail.sync.service import open_connection
+
+    fill(mailuser, 4)
+    cfg = load_config(tuimail_env.write_config(mailuser.config_toml()))
+    acc = cfg.account(None)
+    st = Store(paths.account_store_path(acc.name))
+    conn = open_connection(acc)
+    eng = Engine(acc, st, conn, BodyCache(paths.account_cache_path(acc.name)))
+    assert eng.negotiate() == "qresync"
+    eng.sync_all()
+    fid = st.folder_id("INBOX")
+    uid = max(st.local_uids(fid))
+    st.set_flags(fid, [uid], add=["\\Flagged"], remove=["\\Seen"])
+
+    real_store = conn.store_flags
+    calls = []
+
+    def racing_store(uids, add=(), remove=(), unchangedsince=None):
+        if not calls:
+            with mailuser.client("INBOX") as other:
+                other.add_flags([uid], [b"\\Answered", b"\\Seen"])
+        calls.append(unchangedsince)
+        return real_store(uids, add, remove, unchangedsince=unchangedsince)
+
+    monkeypatch.setattr(conn, "store_flags", racing_store)
+    eng.sync_folder("INBOX")
+    assert calls[0] is not None, "the first STORE was conditional"
+    assert len(calls) >= 2, "MODIFIED was answered by a refetch and a second STORE"
+    server = server_state(mailuser)["<m3@example.org>"]
+    assert server == {"\\Flagged", "\\Answered"}, "user's intent (+Flagged -Seen) re-applied over the change"
+    assert set(st.row(fid, uid).flags.split()) == server
+    assert st.pending() == []
+    conn.close()
+    st.close()
+
+
+def test_moves_and_deletes_replay(cli, mailuser):
+    fill(mailuser, 10)
+    cli("sync")
+    with Store(paths.account_store_path("test")) as st:
+        fid = st.folder_id("INBOX")
+        uids = sorted(st.local_uids(fid))
+        st.move(fid, uids[:3], "Archive")
+        st.expunge(fid, uids[3:4])
+        assert st.counts(fid)[0] == 6  # hidden at once
+    cli("sync")
+    assert len(server_state(mailuser)) == 6
+    assert set(server_state(mailuser, "Archive")) == {f"<m{i}@example.org>" for i in range(3)}
+    assert store_state(folder="Archive") == server_state(mailuser, "Archive")
+    assert store_state() == server_state(mailuser)
