@@ -168,4 +168,5 @@ class FolderTree(Tree[FolderRef]):
         while p is not None:
             p.expand()
             p = p.parent
-        self.move_cursor(n, animate=False)
+        # the tree builds its lines on refresh: a node added just now has no line yet
+        self.call_after_refresh(self.move_cursor, n, False)

@@ -282,7 +282,7 @@ class HeaderList(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         idx = self.scroll_offset.y + y
-        width = self.size.width
+        width = self.scrollable_content_region.width
         base = self.rich_style
         if idx >= len(self.uids):
             if idx == 0 and width:

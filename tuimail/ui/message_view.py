@@ -167,7 +167,7 @@ class MessageView(ScrollView, can_focus=True):
         return "\n".join(t for t, _ in self.lines)
 
     def _rewrap(self) -> None:
-        width = self.size.width
+        width = self.scrollable_content_region.width
         if width == self._wrap_width:
             return
         self._wrap_width = width
@@ -190,10 +190,10 @@ class MessageView(ScrollView, can_focus=True):
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
-        if self._wrap_width != self.size.width:
+        width = self.scrollable_content_region.width
+        if self._wrap_width != width:
             self._rewrap()
         idx = self.scroll_offset.y + y
-        width = self.size.width
         base = self.rich_style
         if idx >= len(self._wrapped):
             return Strip.blank(width, base)

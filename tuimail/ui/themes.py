@@ -71,6 +71,11 @@ def parse_theme(path: Path) -> Theme:
             raise ValueError(f"{path.name}: unknown key {key!r}")
     if "primary" not in args:
         raise ValueError(f"{path.name}: primary is required")
+    if args.get("ansi"):
+        # Textual's CSS for ANSI themes refers to these; without them the stylesheet fails to load
+        variables = args.setdefault("variables", {})
+        variables.setdefault("ansi-background", "ansi_black")
+        variables.setdefault("ansi-foreground", "ansi_white")
     return Theme(**args)
 
 
