@@ -54,7 +54,7 @@ class SelectResult:
     changed: list[tuple[int, tuple[str, ...], int | None]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class HeaderItem:
     uid: int
     flags: tuple[str, ...]
@@ -241,9 +241,14 @@ class ImapConnection:
         self.bytes_out += len(data)
 
     def command(self, cmd: bytes, on_untagged: Callable[[list[bytes]], bool] | None = None,
-                check: bool = True) -> tuple[str, bytes]:
+                check: bool = True, fast: Callable[[wire.Reader], None] | None = None) -> tuple[str, bytes]:
         """Send one command and read to its tagged answer. Untagged responses go to on_untagged
         (return True when handled) and then to the generic handler. Returns (status, text)."""
+        tag = self.send_command(cmd)
+        return self.read_until(tag, cmd, on_untagged, check, fast)
+
+    def send_command(self, cmd: bytes) -> bytes:
+        """Send without waiting (pipelining); pair with read_until(tag, ...)."""
         if self.reader is None:
             raise NetworkError("not connected")
         self._tagnum += 1
@@ -256,7 +261,13 @@ class ImapConnection:
         if self.log:
             self.log("C: " + _redact(line))
         self._send(line)
+        return tag
+
+    def read_until(self, tag: bytes, cmd: bytes, on_untagged=None, check: bool = True,
+                   fast: Callable[[wire.Reader], None] | None = None) -> tuple[str, bytes]:
         while True:
+            if fast is not None:
+                fast(self.reader)
             resp = self.reader.read_response()
             head = resp[0]
             if head.startswith(tag + b" "):
@@ -486,7 +497,14 @@ class ImapConnection:
         return out
 
     def fetch_headers(self, uids: list[int]) -> Iterator[HeaderItem]:
-        """Header-only FETCH of these uids; yields items as the responses arrive (hot path)."""
+        for window in self.fetch_header_windows([uids]):
+            yield from window
+
+    def fetch_header_windows(self, windows: list[list[int]]) -> Iterator[list[HeaderItem]]:
+        """Header-only FETCH, one list of items per window, highest uids first (hot path).
+
+        Responses in Dovecot's usual shape are cut straight out of the read buffer by one regex
+        (no per-line tokenising); anything else goes through the generic parser."""
         items: list[HeaderItem] = []
         want_modseq = "CONDSTORE" in self.enabled or "QRESYNC" in self.enabled
         req = (b"(UID FLAGS " + (b"MODSEQ " if want_modseq else b"") + b"RFC822.SIZE BODY.PEEK[HEADER.FIELDS ("
@@ -498,30 +516,36 @@ class ImapConnection:
             head = resp[0]
             if b" FETCH " not in head[:24]:
                 return False
-            if len(resp) == 3:
-                text = head + resp[2]
-                header = resp[1]
-            else:
-                text = b" ".join(resp[0::2])
-                header = b""
-                for i in range(1, len(resp), 2):
-                    if b"HEADER" in resp[i - 1][-80:].upper():
-                        header = resp[i]
+            text = b" ".join(resp[0::2])
+            header = b""
+            for i in range(1, len(resp), 2):
+                if b"HEADER" in resp[i - 1][-80:].upper():
+                    header = resp[i]
             um = uid_search(text)
-            if um is None:
-                return False
-            fm, mm, sm = flags_search(text), modseq_search(text), size_search(text)
-            if sm is None or b"HEADER" not in text.upper():
-                # an unsolicited flag update, not our answer
-                return False
+            sm = size_search(text)
+            if um is None or sm is None or b"HEADER" not in text.upper():
+                return False  # an unsolicited flag update, not our answer
+            fm, mm = flags_search(text), modseq_search(text)
             items.append(HeaderItem(int(um.group(1)), _flags(fm.group(1)) if fm else (),
                                     int(mm.group(1)) if mm else None, int(sm.group(1)), header))
             return True
 
-        for s in uidset.chunked(uids, reverse=True):
-            self.command(b"UID FETCH " + s.encode() + b" " + req, handler)
-            yield from items
-            items.clear()
+        def fast(reader):
+            _scan_header_fetches(reader, items)
+
+        # Pipelined: the next window's FETCH is already on the wire while we parse this one, so
+        # the server builds responses on the other core instead of waiting for us.
+        cmds: list[tuple[int, bytes]] = []
+        for w, uids in enumerate(windows):
+            cmds += [(w, b"UID FETCH " + s.encode() + b" " + req) for s in uidset.chunked(uids, reverse=True)]
+        tags = [self.send_command(c) for _, c in cmds[:2]]
+        for i, (w, cmd) in enumerate(cmds):
+            self.read_until(tags[i], cmd, handler, fast=fast)
+            if i + 2 < len(cmds):
+                tags.append(self.send_command(cmds[i + 2][1]))
+            if i + 1 == len(cmds) or cmds[i + 1][0] != w:
+                yield list(items)
+                items.clear()
 
     def store_flags(self, uids: Iterable[int], add: Iterable[str] = (), remove: Iterable[str] = (),
                     unchangedsince: int | None = None) -> tuple[list[int], list[tuple[int, int | None]]]:
@@ -661,6 +685,46 @@ class ImapConnection:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+_HDR_FAST = re.compile(rb"\* \d+ FETCH \(UID (\d+) FLAGS \(([^)]*)\)(?: MODSEQ \((\d+)\))? RFC822\.SIZE (\d+)"
+                       rb" BODY\[HEADER\.FIELDS \([^)]*\)\] \{(\d+)\}\r\n")
+
+
+def _scan_header_fetches(reader: wire.Reader, out: list) -> None:
+    """Consume every complete header FETCH response of the usual shape at the buffer's head."""
+    buf = reader.buf  # a bytearray that _fill() extends in place
+    pos = 0
+    match = _HDR_FAST.match
+    limit = reader.max_literal
+    try:
+        while True:
+            if buf.find(b"\r\n", pos) < 0:
+                del buf[:pos]
+                pos = 0
+                reader._fill()
+                continue
+            m = match(buf, pos)
+            if m is None:
+                return
+            end = m.end()
+            n = int(m.group(5))
+            if n > limit:
+                raise ProtocolError(f"server announced a {n}-byte literal (limit {limit}); refused")
+            lit_end = end + n
+            while len(buf) < lit_end + 3:
+                reader._fill()
+            if buf[lit_end:lit_end + 3] != b")\r\n":
+                return
+            mod = m.group(3)
+            out.append(HeaderItem(int(m.group(1)), _flags(m.group(2)), int(mod) if mod else None,
+                                  int(m.group(4)), bytes(buf[end:lit_end])))
+            pos = lit_end + 3
+            if pos > 1 << 20:
+                del buf[:pos]
+                pos = 0
+    finally:
+        del buf[:pos]
+
 
 def _mailbox_name(tok) -> str:
     if isinstance(tok, int):

@@ -202,9 +202,9 @@ class Engine:
 
     def fetch_headers(self, fid: int, uids: list[int]) -> int:
         total = 0
-        for window in uidset.windows(uids, FIRST_WINDOW, WINDOW):
+        for items in self.conn.fetch_header_windows(list(uidset.windows(uids, FIRST_WINDOW, WINDOW))):
             rows = []
-            for item in self.conn.fetch_headers(window):
+            for item in items:
                 s = summarize(item.header)
                 rows.append((item.uid, item.modseq or 0, " ".join(sorted(item.flags)), s["date"], s["from_"],
                              s["to"], s["cc"], s["subject"], s["message_id"], s["in_reply_to"], s["references"],
