@@ -133,12 +133,20 @@ def argv_for(command: str, path: str | None, mimetype: str) -> list[str]:
     return out
 
 
+_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def _expand(arg: str) -> str:
+    """$VAR / ${VAR} as a shell would expand them (unset = empty), nothing else."""
+    return _VAR.sub(lambda m: os.environ.get(m.group(1) or m.group(2), ""), arg)
+
+
 def _test_passes(entry: Entry, mimetype: str) -> bool:
     test = entry.params.get("test")
     if not test:
         return True
     try:
-        argv = [os.path.expandvars(a) for a in argv_for(test, None, mimetype)]
+        argv = [_expand(a) for a in argv_for(test, None, mimetype)]
         return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, timeout=TEST_TIMEOUT, shell=False).returncode == 0
     except (ValueError, OSError, subprocess.TimeoutExpired):
