@@ -117,6 +117,9 @@ class HeaderList(ScrollView, can_focus=True):
             self.header_list = header_list
             self.uid = uid
 
+    class OrderChanged(Message):
+        """Sort order or threading changed (the status bar shows it)."""
+
     class CursorMoved(Message):
         def __init__(self, header_list: HeaderList) -> None:
             super().__init__()
@@ -257,6 +260,7 @@ class HeaderList(ScrollView, can_focus=True):
         if threaded is not None:
             self.threaded = threaded
         self.load(self.store, self.folder_id, keep_uid=self.current_uid, keep_row=False)
+        self.post_message(self.OrderChanged())
 
     def notify_style_update(self) -> None:
         super().notify_style_update()

@@ -183,6 +183,9 @@ class MainScreen(MessageActions, Screen):
             svc.watch_folder(info.name)
         self.update_status()
 
+    def on_header_list_order_changed(self, event: HeaderList.OrderChanged) -> None:
+        self.update_status()
+
     def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
         ref: FolderRef | None = event.node.data
         if ref is None or ref.folder_id is None:
