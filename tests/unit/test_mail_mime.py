@@ -363,3 +363,10 @@ def test_parse_message_100k_parts_bounded():
     assert "message truncated: more than 5000 parts" in m.notes
     assert sum(1 for _ in m.root.walk()) <= 5000
     assert "part 0" in m.text
+
+
+@both(b'(("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "7BIT" 2 1)'
+      b'("TEXT" "HTML" ("CHARSET" "utf-8") NIL NIL "7BIT" 300 4) "ALTERNATIVE")')
+def test_empty_plain_alternative_yields_html(data):
+    root, _ = parse_bodystructure(data)
+    assert choose_text_part(root).section == "2"

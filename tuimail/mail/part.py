@@ -177,9 +177,12 @@ def split_header_params(value: str | None) -> tuple[str, list[tuple[str, str]]]:
 # ---------------------------------------------------------------------------- choosing
 
 
+_BLANK_SIZE = 4  # octets: a body of at most this size holds nothing but line breaks
+
+
 def choose_text_part(root: Part, prefer: str = "plain") -> Part | None:
-    """The part to display: text/plain of an alternative (text/html with prefer="html" or when
-    no plain exists), the first displayable text part of a mixed; attachments are skipped, an
+    """The part to display: text/plain of an alternative (text/html with prefer="html", when
+    no plain exists, or when the plain one is empty by its size), the first displayable text part of a mixed; attachments are skipped, an
     encrypted container yields None, message/rfc822 parts are not entered (they are attachments)."""
     return _choose(root, "html" if prefer == "html" else "plain", 0)
 
@@ -197,6 +200,11 @@ def _choose(part: Part, prefer: str, depth: int) -> Part | None:
             if not found:
                 return None
             matching = [c for c in found if c.subtype == prefer]
+            if prefer == "plain" and matching and all(c.size <= _BLANK_SIZE for c in matching):
+                # An empty plain alternative beside a real HTML one (some mailers send that).
+                matching = [c for c in found if c.subtype == "html" and c.size > _BLANK_SIZE] or matching
+                if matching[0].subtype == "html":
+                    return matching[-1]
             if matching:
                 return matching[0] if prefer == "plain" else matching[-1]
             other = "html" if prefer == "plain" else "plain"
