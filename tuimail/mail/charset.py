@@ -80,10 +80,10 @@ def resolve_charset(charset: str | None) -> str:
     """Map a declared charset to a Python text codec name; "" when unknown/unusable."""
     if not charset:
         return ""
-    key = charset.strip().strip("\"'").strip().lower()
-    hit = _cache.get(key)
+    hit = _cache.get(charset)
     if hit is not None:
         return hit
+    key = charset.strip().strip("\"'").strip().lower()
     name = _ALIASES.get(key)
     if name is None:
         name = ""
@@ -108,8 +108,21 @@ def resolve_charset(charset: str | None) -> str:
                 name = info.name
                 break
     if len(_cache) < 1000:  # bounded: names come from untrusted mail
-        _cache[key] = name
+        _cache[charset] = name
     return name
+
+
+def _utf8_or_none(data: bytes) -> str | None:
+    """Strict UTF-8 decode without the cost of an exception on short failing inputs."""
+    if len(data) > 4096:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    text = data.decode("utf-8", "replace")
+    if "\ufffd" in text and text.count("\ufffd") != data.count(b"\xef\xbf\xbd"):
+        return None  # replacements were made: not valid UTF-8
+    return text
 
 
 def decode_bytes(data: bytes, charset: str | None = None) -> str:
@@ -121,18 +134,16 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
         if not codec.startswith(_NOT_ASCII_COMPATIBLE) and not data.isascii():
             # Mislabelled mail is common (UTF-8 sent as "GB2312" or "iso-8859-1"), and non-ASCII
             # text in another charset is practically never valid UTF-8 by accident.
-            try:
-                return data.decode("utf-8")
-            except UnicodeDecodeError:
-                pass
+            text = _utf8_or_none(data)
+            if text is not None:
+                return text
         try:
             return data.decode(codec, "replace")
         except Exception:  # a codec can fail in ways other than UnicodeError
             pass
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
+    text = _utf8_or_none(data)
+    if text is not None:
+        return text
     if codec == "utf_8":
         return data.decode("utf-8", "replace")
     # Windows-1252 is what "8-bit, unknown" mail almost always is; its five holes are mapped to
