@@ -25,6 +25,7 @@ class FolderRef:
 
 
 def folder_label(info: FolderInfo | None, text: str, unread: int = 0) -> Text:
+    """The label of a folder node: its name, and the unread count in bold."""
     label = Text(sanitize_line(text) or "?")
     if unread:
         label.stylize("bold")
@@ -99,30 +100,33 @@ class FolderTree(Tree[FolderRef]):
         self._accounts: dict[str, TreeNode[FolderRef]] = {}
         self._folder_nodes: dict[tuple[str, int], TreeNode[FolderRef]] = {}
         self._names: dict[str, tuple[str, ...]] = {}
+        self._texts: dict[tuple[str, int], str] = {}
+        self._unread: dict[tuple[str, int], int] = {}
 
     def set_account(self, account: str, folders: list[FolderInfo]) -> None:
         """Build or refresh an account's subtree. If the folder set is unchanged only labels change
         (the cursor and the expansion stay where they are)."""
         names = tuple(sorted(f.name for f in folders))
         node = self._accounts.get(account)
-        total_unread = sum(f.unread for f in folders)
+        for f in folders:
+            self._unread[(account, f.id)] = f.unread
         if node is not None and self._names.get(account) == names:
-            node.set_label(self._account_label(account, total_unread))
             for f in folders:
-                n = self._folder_nodes.get((account, f.id))
-                if n is not None:
-                    depth_text = n.data.name if n.data else ""
-                    n.set_label(folder_label(f, self._text_of(n, f, depth_text), f.unread))
+                self.update_counts(account, f.id, f)
+            self._relabel_account(account)
             return
-        expanded = set()
+        expanded: set[str] = set()
         if node is None:
-            node = self.root.add(self._account_label(account, total_unread), FolderRef(account), expand=True)
+            node = self.root.add(Text(""), FolderRef(account), expand=True)
             self._accounts[account] = node
         else:
             expanded = {n.data.name for n in self._iter(node) if n.is_expanded and n.data}
-            node.set_label(self._account_label(account, total_unread))
             node.remove_children()
-            self._folder_nodes = {k: v for k, v in self._folder_nodes.items() if k[0] != account}
+            for key in [k for k in self._folder_nodes if k[0] == account]:
+                del self._folder_nodes[key]
+                self._unread.pop(key, None)
+            for f in folders:
+                self._unread[(account, f.id)] = f.unread
         self._names[account] = names
         stack: list[TreeNode[FolderRef]] = [node]
         for depth, info, text, name in order_folders(folders):
@@ -136,19 +140,19 @@ class FolderTree(Tree[FolderRef]):
                 parent.allow_expand = True
             if info is not None:
                 self._folder_nodes[(account, info.id)] = child
+                self._texts[(account, info.id)] = text
             stack.append(child)
+        self._relabel_account(account)
 
-    def _text_of(self, node: TreeNode[FolderRef], info: FolderInfo, _name: str) -> str:
-        if info.role and node.parent is not None and node.parent.data and node.parent.data.folder_id is None \
-                and node.parent.data.name is None:
-            return ROLE_NAMES.get(info.role, info.display_name())
-        return info.display_name()
-
-    def _account_label(self, account: str, unread: int) -> Text:
+    def _relabel_account(self, account: str) -> None:
+        node = self._accounts.get(account)
+        if node is None:
+            return
+        unread = sum(n for (acct, _fid), n in self._unread.items() if acct == account)
         t = Text(sanitize_line(account), style="bold")
         if unread:
             t.append(f" {unread}")
-        return t
+        node.set_label(t)
 
     def _iter(self, node: TreeNode[FolderRef]):
         for c in node.children:
@@ -157,8 +161,11 @@ class FolderTree(Tree[FolderRef]):
 
     def update_counts(self, account: str, folder_id: int, info: FolderInfo) -> None:
         n = self._folder_nodes.get((account, folder_id))
-        if n is not None:
-            n.set_label(folder_label(info, self._text_of(n, info, info.name), info.unread))
+        if n is None:
+            return
+        self._unread[(account, folder_id)] = info.unread
+        n.set_label(folder_label(info, self._texts.get((account, folder_id), info.display_name()), info.unread))
+        self._relabel_account(account)
 
     def select_folder(self, account: str, folder_id: int) -> None:
         n = self._folder_nodes.get((account, folder_id))

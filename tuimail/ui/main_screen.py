@@ -56,6 +56,7 @@ class MainScreen(MessageActions, Screen):
         self.account: str | None = None
         self.folder: FolderInfo | None = None
         self.layout_choice: str | None = None  # set by toggle_layout; None = config + width
+        self._wanted_start: str | None = None  # -f FOLDER not in the store yet (first sync)
         self._dirty_counts: set[tuple[str, int]] = set()
         self._counts_timer = None
         self.init_actions()
@@ -99,7 +100,15 @@ class MainScreen(MessageActions, Screen):
             self.status.info.accounts[name] = AccountState(
                 state="offline" if app.offline else "idle", pending=store.pending_count())
         self._apply_layout()
-        target = self._start_target(app.start_folder)
+        target = None
+        if app.start_folder:
+            target = self._find_folder(app.start_folder)
+            if target is None:  # perhaps not synced yet: opened when it appears
+                self._wanted_start = app.start_folder
+                if any(store.folders() for store in app.stores.values()):
+                    self.notify(f"no folder named {sanitize_line(app.start_folder)} (yet)",
+                                severity="warning", markup=False)
+        target = target or self._default_folder()
         if target is not None:
             self.open_folder(*target)
         else:
@@ -108,25 +117,23 @@ class MainScreen(MessageActions, Screen):
         for problem in app.problems:
             self.notify(problem, severity="warning", markup=False, timeout=8)
 
-    def _start_target(self, start: str | None) -> tuple[str, int] | None:
-        stores = self.tapp.stores
-        if start:
-            for name, store in stores.items():
-                fid = store.folder_id(start)
-                if fid is None and "/" in start:
-                    acct, _, fname = start.partition("/")
-                    if acct == name:
-                        fid = store.folder_id(fname)
-                if fid is not None:
-                    return name, fid
-            self.notify(f"no folder named {sanitize_line(start)}", severity="warning", markup=False)
-        for name, store in stores.items():
-            f = store.folder_by_role("inbox") or (store.folder("INBOX"))
+    def _find_folder(self, name: str) -> tuple[str, int] | None:
+        """A folder by name in any account ("account/name" picks the account)."""
+        for account, store in self.tapp.stores.items():
+            fid = store.folder_id(name)
+            if fid is None and name.startswith(account + "/"):
+                fid = store.folder_id(name[len(account) + 1:])
+            if fid is not None:
+                return account, fid
+        return None
+
+    def _default_folder(self) -> tuple[str, int] | None:
+        for account, store in self.tapp.stores.items():
+            f = store.folder_by_role("inbox") or store.folder("INBOX")
             if f is None:
-                fs = [f for f in store.folders() if f.selectable]
-                f = fs[0] if fs else None
+                f = next((f for f in store.folders() if f.selectable), None)
             if f is not None:
-                return name, f.id
+                return account, f.id
         return None
 
     def on_resize(self, event: events.Resize) -> None:
@@ -270,20 +277,26 @@ class MainScreen(MessageActions, Screen):
                     continue
                 folders = store.folders()
                 self.folder_tree.set_account(ev.account, folders)
-                if ev.account == self.account and self.folder is not None:
+                wanted = self._wanted_start and self._find_folder(self._wanted_start)
+                if wanted:
+                    self._wanted_start = None
+                    self.open_folder(*wanted)
+                elif self.folder is None:  # the first sync brought the folders
+                    target = self._default_folder()
+                    if target is not None:
+                        self.open_folder(*target)
+                elif ev.account == self.account:
                     cur = next((f for f in folders if f.id == self.folder.id), None)
-                    if cur is None:
-                        target = self._start_target(None)
-                        if target:
-                            self.open_folder(*target)
-                    else:
+                    if cur is not None:
                         self.folder = cur
+                    else:  # the open folder is gone from the server
+                        target = self._default_folder()
+                        if target is not None:
+                            self.open_folder(*target)
                 status_dirty = True
             elif isinstance(ev, RowsChanged):
                 if ev.account == self.account and self.folder is not None and ev.folder_id == self.folder.id:
                     self.hlist.rows_changed(ev.uids, ev.added, ev.removed, ev.reset)
-                    if self.reader.uid in ev.uids and self.reader.folder_key == (ev.account, ev.folder_id):
-                        pass  # flags of the open message changed: the list row shows it
                 self.counts_changed(ev.account, ev.folder_id)
         if status_dirty:
             self.update_status()

@@ -16,21 +16,10 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from ..mail.render import quote_depth
 from ..mail.sanitize import sanitize, sanitize_line, sanitize_strict
 from ..sync.content import MessageContent
 from . import keys
-
-try:
-    from ..mail.render import quote_depth
-except ImportError:  # pragma: no cover - until the mail renderer lands
-    def quote_depth(line: str) -> int:
-        n = 0
-        for ch in line:
-            if ch == ">":
-                n += 1
-            elif ch != " ":
-                break
-        return n
 
 Line = tuple[str, str]  # (text, kind)
 

@@ -1,0 +1,96 @@
+"""First run on an empty store, -f FOLDER, several accounts, and run_app's wiring."""
+
+from __future__ import annotations
+
+from datetime import timezone
+
+from tuimail.config import Account, Config
+from tuimail.store.store import Store
+from tuimail.sync.events import FoldersChanged, RowsChanged
+from tuimail.ui.app import TuimailApp, run_app
+
+from .fixtures import NOW, FakeService, fill, make_config, make_store, run, screen_text, settle
+
+
+def test_empty_store_then_first_sync(tmp_path):
+    store = Store(tmp_path / "empty.sqlite3")
+    svc = FakeService()
+    app = TuimailApp(make_config(), {"test": store}, {"test": svc}, start_folder="Lists/python",
+                     clock=lambda: NOW, tz=timezone.utc)
+
+    async def go():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot, app)
+            assert app.main.folder is None and "No folder open" in screen_text(app)
+            # the sync worker creates folders and rows, then reports
+            for name in ("INBOX", "Lists", "Lists/python"):
+                store.upsert_folder(name, "/", [], "inbox" if name == "INBOX" else None)
+            fill(store, store.folder_id("Lists/python"), range(1, 4))
+            app.event_sink(FoldersChanged("test"))
+            app.event_sink(RowsChanged("test", store.folder_id("Lists/python"), added=(1, 2, 3)))
+            await pilot.pause()
+            await pilot.pause()
+            assert app.main.folder.name == "Lists/python"  # -f FOLDER, once it exists
+            assert len(app.main.hlist.uids) == 3
+            assert ("watch_folder", "Lists/python") in svc.calls
+
+    run(go())
+    store.close()
+
+
+def test_two_accounts(tmp_path):
+    a = make_store(tmp_path / "a.sqlite3", 5)
+    b = make_store(tmp_path / "b.sqlite3", 8)
+    cfg = make_config()
+    acc2 = Account(name="work", kind="imap", host="localhost", port=143, security="none", username="w",
+                   password="x")
+    cfg = Config(accounts={**cfg.accounts, "work": acc2}, ui=cfg.ui)
+    sa, sb = FakeService(), FakeService()
+    app = TuimailApp(cfg, {"test": a, "work": b}, {"test": sa, "work": sb}, start_folder="work/INBOX",
+                     clock=lambda: NOW, tz=timezone.utc)
+
+    async def go():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            text = screen_text(app)
+            assert "test" in text and "work" in text
+            assert app.main.account == "work" and len(app.main.hlist.uids) == 8
+            await pilot.press("F")
+            assert b.pending_count() == 1 and a.pending_count() == 0
+            assert ("wake",) in sb.calls and ("wake",) not in sa.calls
+            await pilot.press("c")
+            await pilot.pause()
+            await pilot.press(*"test: inbox", "enter")
+            await pilot.pause()
+            assert app.main.account == "test" and len(app.main.hlist.uids) == 5
+
+    run(go())
+    a.close()
+    b.close()
+
+
+def test_run_app_wiring(tmp_path, monkeypatch):
+    made = {}
+
+    def factory(config, account, on_event, *, offline):
+        svc = FakeService(offline=offline)
+        svc.on_event = on_event
+        made[account.name] = svc
+        return svc
+
+    seen = {}
+
+    def fake_run(self):
+        seen["stores"] = dict(self.stores)
+        seen["offline"] = self.offline
+        seen["start"] = self.start_folder
+        seen["sink"] = self.event_sink
+        return None
+
+    monkeypatch.setattr(TuimailApp, "run", fake_run)
+    rc = run_app(make_config(), None, offline=True, start_folder="Sent", service_factory=factory)
+    assert rc == 0
+    svc = made["test"]
+    assert svc.calls[0] == ("start",) and svc.calls[-1] == ("stop",) and svc.offline
+    assert seen["offline"] and seen["start"] == "Sent" and svc.on_event is seen["sink"]
+    assert (tmp_path / "data" / "tuimail" / "accounts" / "test.sqlite3").exists()
