@@ -39,8 +39,11 @@ __all__ = [
     "DEMO_USER_NAME",
     "KINDS",
     "GenMessage",
+    "DEMO_START",
     "demo_folders",
+    "encode_words",
     "generate",
+    "hostile_messages",
     "maildir_folder_dir",
     "write_maildir",
 ]
