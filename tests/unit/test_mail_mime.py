@@ -370,3 +370,43 @@ def test_parse_message_100k_parts_bounded():
 def test_empty_plain_alternative_yields_html(data):
     root, _ = parse_bodystructure(data)
     assert choose_text_part(root).section == "2"
+
+
+# --------------------------------------------------------------------------- properties
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from .test_sanitize import assert_clean  # noqa: E402
+
+_mime_bits = st.lists(st.sampled_from([
+    b"Content-Type: multipart/mixed; boundary=b\r\n", b"Content-Type: text/html\r\n",
+    b"Content-Type: message/rfc822\r\n", b"Content-Transfer-Encoding: base64\r\n",
+    b"Content-Transfer-Encoding: quoted-printable\r\n", b"\r\n", b"--b\r\n", b"--b--\r\n",
+    b"<p>x&#27;[2J</p>", b"=1B=5B", b"\x1b]0;t\x07", b"\xff\xfe", b"Subject: =?utf-8?q?=1B?=\r\n",
+    b"Content-Disposition: attachment; filename*0*=utf-8''%E2; filename*1*=%82%AC\r\n",
+]), max_size=40).map(b"".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_mime_bits, st.binary(max_size=300)))
+def test_property_parse_message_never_raises_and_is_clean(raw):
+    m = parse_message(raw)
+    assert isinstance(m.text, str) and m.text
+    assert_clean(m.text)
+    for part in m.root.walk():
+        m.part_bytes(part.section)
+
+
+_bs_atom = st.one_of(st.none(), st.integers(-5, 10**6), st.sampled_from(
+    [b"TEXT", b"PLAIN", b"HTML", b"MESSAGE", b"RFC822", b"MIXED", b"BASE64", b"ATTACHMENT", b"NAME", b"x"]))
+_bs = st.recursive(_bs_atom, lambda kids: st.lists(kids, max_size=12).map(tuple), max_leaves=60)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_bs)
+def test_property_parse_bodystructure_never_raises(data):
+    root, notes = parse_bodystructure(data)
+    choose_text_part(root, "html")
+    attachments(root)
+    assert all(isinstance(n, str) for n in notes)

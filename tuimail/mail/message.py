@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from .charset import decode_bytes
 from .headers import parse_header_block
+from .part import MAX_DEPTH, MAX_PARTS, NOTE_DEPTH, NOTE_PARTS
 from .part import Part, attachments, choose_text_part, decode_params, decode_transfer
 from .part import normalize_encoding, split_header_params
 from .render import render_part_text
@@ -23,11 +24,7 @@ from .sanitize import sanitize
 
 __all__ = ["ParsedMessage", "parse_message"]
 
-MAX_DEPTH = 50
-MAX_PARTS = 5000
 _MAX_HEADER_BYTES = 256 * 1024
-NOTE_PARTS = f"message truncated: more than {MAX_PARTS} parts"
-NOTE_DEPTH = f"message truncated: nesting deeper than {MAX_DEPTH} levels"
 
 _HEADER_LINE_RE = re.compile(rb"[!-9;-~]+[ \t]*:|[ \t]")
 _TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")

@@ -13,6 +13,10 @@ Section numbers follow RFC 3501 §6.4.5 (see ``Part``).
 from __future__ import annotations
 
 from .part import (
+    MAX_DEPTH,
+    MAX_PARTS,
+    NOTE_DEPTH,
+    NOTE_PARTS,
     Part,
     attachments,
     choose_text_part,
@@ -28,10 +32,6 @@ __all__ = [
     "decode_transfer", "decode_text", "parse_message", "MAX_DEPTH", "MAX_PARTS",
 ]
 
-MAX_DEPTH = 50
-MAX_PARTS = 5000
-NOTE_PARTS = f"message truncated: more than {MAX_PARTS} parts"
-NOTE_DEPTH = f"message truncated: nesting deeper than {MAX_DEPTH} levels"
 
 
 def _s(value) -> str | None:

@@ -17,6 +17,12 @@ from typing import Iterator
 from .charset import decode_bytes
 from .headers import decode_words
 
+# mutt's limits for a message's MIME structure; past them the structure is cut and noted.
+MAX_DEPTH = 50
+MAX_PARTS = 5000
+NOTE_PARTS = f"message truncated: more than {MAX_PARTS} parts"
+NOTE_DEPTH = f"message truncated: nesting deeper than {MAX_DEPTH} levels"
+
 __all__ = [
     "Part", "decode_params", "split_header_params", "choose_text_part", "attachments",
     "decode_transfer", "decode_text",
