@@ -174,3 +174,4 @@ def test_dates_and_sizes():
     for w in (40, 60, 80, 120, 200):
         f, dt, fr, su, sz = columns(w)
         assert f + 1 + dt + 1 + fr + 1 + su + (sz + 1 if sz else 0) == w
+    assert d(int(NOW) - 86400 * 400, compact=True) == "Feb'23"

@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, tzinfo
+from functools import cached_property
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -50,7 +51,14 @@ class DateFormatter:
     def __init__(self, clock: Callable[[], float] = time.time, tz: tzinfo | None = None, fmt: str | None = None):
         self.clock, self.tz, self.fmt = clock, tz, fmt
 
-    def __call__(self, ts: int | None) -> str:
+    @cached_property
+    def width(self) -> int:
+        """Cells the full format needs (the compact one needs 6)."""
+        if self.fmt:
+            return max(1, min(30, len(datetime.fromtimestamp(self.clock(), self.tz or None).strftime(self.fmt))))
+        return 10
+
+    def __call__(self, ts: int | None, compact: bool = False) -> str:
         if ts is None:
             return ""
         try:
@@ -64,12 +72,12 @@ class DateFormatter:
             return d.strftime("%H:%M")
         if 0 <= (now - d).days < 180:
             return d.strftime("%b %d")
-        return d.strftime("%Y-%m-%d")
+        return d.strftime("%b'%y" if compact else "%Y-%m-%d")
 
 
-def columns(width: int) -> tuple[int, int, int, int, int]:
+def columns(width: int, date: int = 10) -> tuple[int, int, int, int, int]:
     """(flags, date, from, subject, size) widths for a line of `width` cells (1-cell gaps)."""
-    flags, date = 3, 10
+    flags = 3
     size = 5 if width >= 70 else 0
     rest = width - flags - date - 2 - (size + 1 if size else 0)
     frm = max(8, min(28, rest * 3 // 10))
@@ -328,7 +336,8 @@ class HeaderList(ScrollView, can_focus=True):
         elif state == 2:
             style += self.get_component_rich_style("header-list--cursor-blurred")
         dim = style + self.get_component_rich_style("header-list--dim") if state == 0 else style
-        w_flags, w_date, w_from, w_subj, w_size = columns(width)
+        compact = width < 90 and not self.dates.fmt
+        w_flags, w_date, w_from, w_subj, w_size = columns(width, 6 if compact else self.dates.width)
         marks = ("N" if "\\Seen" not in fl else " ") + ("!" if "\\Flagged" in fl else
                                                         "D" if "\\Deleted" in fl else " ")
         marks += "r" if "\\Answered" in fl else "@" if row.has_attachment else " "
@@ -341,7 +350,7 @@ class HeaderList(ScrollView, can_focus=True):
                 subject = f"{prefix}{subject}"
         segs = [
             Segment(set_cell_size(marks, w_flags) + " ", style),
-            Segment(set_cell_size(self.dates(row.date), w_date) + " ", dim),
+            Segment(set_cell_size(self.dates(row.date, compact), w_date) + " ", dim),
             Segment(set_cell_size(_sender(row.from_), w_from) + " ", style),
             Segment(set_cell_size(subject, w_subj), style),
         ]

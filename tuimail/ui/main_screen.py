@@ -28,7 +28,7 @@ from .status import AccountState, StatusBar
 if TYPE_CHECKING:
     from .app import TuimailApp
 
-NARROW = 140  # below this width a "right" preview goes below the list
+NARROW = 160  # below this width a "right" preview goes below the list
 
 
 class MainScreen(MessageActions, Screen):
@@ -43,7 +43,7 @@ class MainScreen(MessageActions, Screen):
     MainScreen #panes.right { layout: horizontal; }
     MainScreen #panes.below { layout: vertical; }
     MainScreen #panes.right #list { width: 1fr; }
-    MainScreen #panes.right #reader { width: 1fr; border-left: vkey $panel-lighten-2; }
+    MainScreen #panes.right #reader { width: 1fr; min-width: 80; border-left: vkey $panel-lighten-2; }
     MainScreen #panes.below #list { height: 1fr; }
     MainScreen #panes.below #reader { height: 1fr; border-top: hkey $panel-lighten-2; }
     MainScreen.fullscreen #folders { display: none; }

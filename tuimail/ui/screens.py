@@ -23,7 +23,7 @@ from .message_view import Line, MessageView, format_bytes
 _MODAL_CSS = """
     {name} {{ align: center middle; background: $background 60%; }}
     {name} > Vertical {{
-        width: 80%; max-width: 100; height: auto; max-height: 90%;
+        width: 90%; max-width: 100; height: auto; max-height: 90%;
         border: round $primary; background: $panel; padding: 0 1;
     }}
     {name} .title {{ text-style: bold; color: $text-primary; height: 1; }}
@@ -44,7 +44,8 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Content("Keys (rebind them in the config's [keys] table by action name)"), classes="title")
+            yield Static(Content("Keys — rebind them by action name in the config's [keys] table"),
+                         classes="title")
             yield MessageView()
             yield Static(Content("Esc / q: close   Tab / shift+Tab: next / previous pane"), classes="hint")
 
@@ -57,7 +58,7 @@ class HelpScreen(ModalScreen[None]):
                 if a.scope != scope:
                     continue
                 ks = ", ".join(keys.display_key(k) for k in self.effective.get(a.name, ())) or "(unbound)"
-                lines.append((f"  {ks:<18} {a.description:<32} {a.name}", "text"))
+                lines.append((f"  {ks:<12} {a.description:<30} {a.name}", "text"))
             lines.append(("", "text"))
         view = self.query_one(MessageView)
         view.show_lines(lines)
