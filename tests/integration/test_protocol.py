@@ -1,0 +1,191 @@
+"""The IMAP adapter's decisions, each checked against a real Dovecot (DESIGN.md §3 pitfalls)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from tuimail.config import Account
+from tuimail.protocol.imap import FolderEntry, ImapConnection
+from tuimail.protocol.roles import assign_roles
+
+from .helpers import msg
+
+
+def account(user, port=None, **kw) -> Account:
+    kw.setdefault("security", "none")
+    return Account(name="t", kind="imap", host="127.0.0.1", port=port or user.imap_port,
+                   username=user.name, password=user.password, **kw)
+
+
+def connect(user, port=None, **kw) -> ImapConnection:
+    c = ImapConnection(account(user, port, **kw), lambda: user.password)
+    c.connect()
+    return c
+
+
+class TricklingRelay:
+    """Forwards a TCP connection, sending the server's bytes one at a time with tiny pauses,
+    so every response line arrives split over many packets."""
+
+    def __init__(self, port: int):
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.socks: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        try:
+            client, _ = self.listener.accept()
+        except OSError:
+            return
+        server = socket.create_connection(("127.0.0.1", self.target))
+        for s in (client, server):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.socks += [client, server]
+        threading.Thread(target=self._pipe, args=(client, server, False), daemon=True).start()
+        threading.Thread(target=self._pipe, args=(server, client, True), daemon=True).start()
+
+    def _pipe(self, src, dst, trickle):
+        try:
+            while data := src.recv(65536):
+                if trickle:
+                    for i in range(len(data)):
+                        dst.sendall(data[i:i + 1])
+                        if i % 7 == 0:
+                            time.sleep(0.0005)
+                else:
+                    dst.sendall(data)
+        except OSError:
+            pass
+
+    def close(self):
+        for s in [self.listener, *self.socks]:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+def test_idle_survives_responses_split_across_packets(mailuser):
+    for i in range(3):
+        mailuser.deliver("INBOX", msg(i))
+    relay = TricklingRelay(mailuser.imap_port)
+    try:
+        c = connect(mailuser, relay.port)
+        c.enable("QRESYNC")
+        c.select("INBOX")
+
+        def elsewhere():
+            time.sleep(0.5)
+            with mailuser.client("INBOX") as other:
+                other.add_flags([2], [b"\\Flagged"])
+            mailuser.append("INBOX", msg(9))
+
+        threading.Thread(target=elsewhere, daemon=True).start()
+        got = {"flags": [], "exists": None}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (not got["flags"] or got["exists"] is None):
+            u = c.idle(5, stop=lambda: False, tick=0.2)
+            got["flags"] += u.flags
+            got["exists"] = u.exists if u.exists is not None else got["exists"]
+        assert (2, ("\\Flagged",), got["flags"][0][2]) in got["flags"]
+        assert got["exists"] == 4
+        c.noop()  # the connection is still in step after DONE
+        c.close()
+    finally:
+        relay.close()
+
+
+def test_move_falls_back_to_copy_store_expunge(dovecot_factory):
+    srv = dovecot_factory(capabilities="IMAP4rev1 LITERAL+ SASL-IR ENABLE IDLE UIDPLUS CONDSTORE QRESYNC ESEARCH "
+                                       "SPECIAL-USE LIST-STATUS UNSELECT")
+    user = srv.add_user()
+    for i in range(5):
+        user.deliver("INBOX", msg(i))
+    c = connect(user)
+    assert not c.has("MOVE") and c.has("UIDPLUS")
+    c.select("INBOX")
+    mapping = c.move([2, 4], "Archive")
+    assert sorted(mapping) == [2, 4] and len(set(mapping.values())) == 2
+    assert c.search_uids() == [1, 3, 5]
+    c.close()
+    with user.client("Archive") as other:
+        assert len(other.search("ALL")) == 2
+
+
+def test_long_uid_sets_are_chunked_under_the_line_limit(mailuser):
+    mailuser.deliver_many("INBOX", ((msg(i), "") for i in range(6000)))
+    c = connect(mailuser)
+    c.enable("QRESYNC")
+    c.select("INBOX")
+    scattered = list(range(1, 6001, 2))  # 3000 isolated uids: ~14 KB uncompressed
+    sent = []
+    orig = c._send
+    c._send = lambda data: (sent.append(len(data)), orig(data))[1]
+    modified, _ = c.store_flags(scattered, add=["\\Flagged"])
+    assert max(sent) <= 8192 and len(sent) >= 2
+    flags = dict((u, f) for u, f, _ in c.fetch_flags(range(1, 21)))
+    assert "\\Flagged" in flags[1] and "\\Flagged" not in flags[2]
+    assert len(list(c.fetch_headers(scattered))) == 3000
+    c.close()
+
+
+def test_esearch_and_plain_search_agree(mailuser, dovecot_factory):
+    mailuser.deliver_many("INBOX", ((msg(i), "") for i in range(50)))
+    c = connect(mailuser)
+    assert c.has("ESEARCH")
+    c.select("INBOX")
+    assert c.search_uids() == list(range(1, 51))
+    c.caps.discard("ESEARCH")
+    assert c.search_uids(b"UID 40:*") == list(range(40, 51))
+    c.close()
+
+
+def test_roles_from_names_when_no_special_use():
+    entries = [FolderEntry("INBOX", "/", ()), FolderEntry("Sent Items", "/", ()),
+               FolderEntry("Deleted Items", "/", ()), FolderEntry("Spam", "/", ()),
+               FolderEntry("Archive", "/", ()), FolderEntry("Drafts", "/", ()),
+               FolderEntry("Projects/Sent", "/", ()), FolderEntry("Boxes", "/", ("\\Noselect",))]
+    assign_roles(entries, {})
+    roles = {e.name: e.role for e in entries}
+    assert roles == {"INBOX": "inbox", "Sent Items": "sent", "Deleted Items": "trash", "Spam": "junk",
+                     "Archive": "archive", "Drafts": "drafts", "Projects/Sent": None, "Boxes": None}
+    entries = [FolderEntry("INBOX", "/", ()), FolderEntry("Old", "/", ()), FolderEntry("Trash", "/", ("\\Trash",))]
+    assign_roles(entries, {"archive": "Old"})
+    assert {e.name: e.role for e in entries} == {"INBOX": "inbox", "Old": "archive", "Trash": "trash"}
+
+
+def test_special_use_roles_from_dovecot(mailuser):
+    c = connect(mailuser)
+    roles = {e.name: e.role for e in c.list_folders(with_status=True)}
+    assert roles["Sent"] == "sent" and roles["Trash"] == "trash" and roles["Junk"] == "junk"
+    assert roles["INBOX"] == "inbox"
+    c.close()
+
+
+def test_partial_fetch_and_bodystructure(mailuser):
+    big = "line of text\r\n" * 40000
+    mailuser.deliver("INBOX", msg(1, body=big))
+    c = connect(mailuser)
+    c.select("INBOX", readonly=True)
+    bs = c.fetch_bodystructure(1)
+    assert bs[0].lower() == b"text" and bs[6] == len(big)
+    part = c.fetch_section(1, "1", 0, 1000)
+    assert len(part) == 1000 and part.startswith(b"line of text")
+    assert c.fetch_section(99, "1") is None  # gone: no exception
+    with pytest.raises(ValueError):
+        c.fetch_section(1, "1]\r\nT9 LOGOUT")
+    c.close()
+
+
+def test_starttls_refused_when_not_offered(mailuser):
+    acc = account(mailuser, security="starttls")
+    c = ImapConnection(acc, lambda: mailuser.password)
+    from tuimail.errors import TLSError
+    with pytest.raises(TLSError, match="STARTTLS"):
+        c.connect()
