@@ -124,7 +124,8 @@ class Engine:
                 and status.get("HIGHESTMODSEQ") == fi.highestmodseq
                 and status.get("MESSAGES") == len(self.store.local_uids(fi.id)))
 
-    def sync_folder(self, name: str, status: dict | None = None) -> FolderSummary:
+    def sync_folder(self, name: str, status: dict | None = None, force: bool = False) -> FolderSummary:
+        """force: SELECT even when STATUS says nothing changed (the folder IDLE will watch)."""
         res = FolderSummary(name)
         fi = self.store.folder(name)
         if fi is None:
@@ -133,7 +134,7 @@ class Engine:
         fid = fi.id
         if status is None and fi.uidvalidity is not None and self.mode != "plain":
             status = self.conn.status(name)
-        if self._unchanged(fi, status):
+        if not force and self._unchanged(fi, status):
             res.skipped = True
             return res
 

@@ -251,7 +251,7 @@ class SyncService:
                 last_poll = time.monotonic()
                 continue
             if conn.selected != self._watch:
-                self._locked(lock, lambda: engine.sync_folder(self._watch))
+                self._locked(lock, lambda: engine.sync_folder(self._watch, force=True))
             if not conn.has("IDLE") or not self.account.idle:
                 self._sleep(min(60.0, POLL_SECONDS))
                 with self._req_lock:

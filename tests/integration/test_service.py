@@ -1,0 +1,196 @@
+"""The worker service: threads, IDLE, reconnect, the on-demand fetcher and the account lock."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import pytest
+
+from tuimail import paths
+from tuimail.config import load_config
+from tuimail.errors import NotCached
+from tuimail.store import Store
+from tuimail.sync.events import RowsChanged, SyncState
+from tuimail.sync.lock import AccountLock, Busy
+from tuimail.sync.service import SyncService
+
+from .helpers import Cli, msg
+
+
+class Events:
+    def __init__(self):
+        self.q: queue.Queue = queue.Queue()
+        self.seen: list = []
+
+    def __call__(self, e):
+        self.q.put(e)
+
+    def wait(self, pred, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        for e in self.seen:
+            if pred(e):
+                return e
+        while time.monotonic() < deadline:
+            try:
+                e = self.q.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            self.seen.append(e)
+            if pred(e):
+                return e
+        raise AssertionError(f"event not seen; last states: {[e for e in self.seen if isinstance(e, SyncState)][-3:]}")
+
+
+@pytest.fixture
+def service_for(tuimail_env):
+    made = []
+
+    def make(user, **overrides):
+        cfg = load_config(tuimail_env.write_config(user.config_toml(**overrides)))
+        ev = Events()
+        svc = SyncService(cfg, cfg.account(None), ev)
+        made.append(svc)
+        return svc, ev
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+def idle_state(e):
+    return isinstance(e, SyncState) and e.state == "idle"
+
+
+def test_idle_brings_a_flag_change_and_new_mail(mailuser, service_for):
+    for i in range(10):
+        mailuser.deliver("INBOX", msg(i))
+    svc, ev = service_for(mailuser)
+    svc.start()
+    ev.wait(idle_state)
+    time.sleep(0.3)  # let the worker enter IDLE
+    t0 = time.monotonic()
+    with mailuser.client("INBOX") as other:
+        other.add_flags([3], [b"\\Flagged"])
+    ev.wait(lambda e: isinstance(e, RowsChanged) and 3 in e.uids)
+    latency = time.monotonic() - t0
+    with Store(svc.store_path) as st:
+        assert "\\Flagged" in st.row(st.folder_id("INBOX"), 3).flags
+    mailuser.append("INBOX", msg(50))
+    ev.wait(lambda e: isinstance(e, RowsChanged) and 11 in e.added)
+    assert latency < 5, latency
+
+
+def test_user_intent_is_pushed_when_woken(mailuser, service_for):
+    for i in range(5):
+        mailuser.deliver("INBOX", msg(i))
+    svc, ev = service_for(mailuser)
+    svc.start()
+    ev.wait(idle_state)
+    with Store(svc.store_path) as st:
+        fid = st.folder_id("INBOX")
+        st.set_flags(fid, [2], add=["\\Flagged"])
+    svc.wake()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with mailuser.client("INBOX") as other:
+            if b"\\Flagged" in other.get_flags([2])[2]:
+                break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("flag never reached the server")
+    with Store(svc.store_path) as st:
+        assert st.pending() == []
+
+
+def test_reconnects_after_the_connection_drops_and_offline_queue_drains(mailuser, service_for, proxy_factory,
+                                                                       monkeypatch):
+    for i in range(5):
+        mailuser.deliver("INBOX", msg(i))
+    proxy = proxy_factory(mailuser)
+    svc, ev = service_for(mailuser, port=proxy.port)
+    svc.start()
+    ev.wait(idle_state)
+    proxy.refuse_new(True)
+    proxy.cut_now()
+    ev.wait(lambda e: isinstance(e, SyncState) and e.state == "offline" and e.error)
+    with Store(svc.store_path) as st:  # the user keeps working while offline
+        st.set_flags(st.folder_id("INBOX"), [1], add=["\\Flagged"])
+    svc.wake()
+    proxy.refuse_new(False)
+    ev.seen.clear()
+    ev.wait(idle_state, timeout=30)
+    with mailuser.client("INBOX") as other:
+        assert b"\\Flagged" in other.get_flags([1])[1]
+
+
+def test_opening_a_message_does_not_wait_behind_a_long_header_sync(mailuser, service_for, proxy_factory):
+    mailuser.deliver_many("INBOX", ((msg(i), "S") for i in range(3000)))
+    mailuser.deliver("Archive", msg(9999, body="the archived text\r\n"))
+    Cli  # noqa: B018 (helpers imported for side-effect free use elsewhere)
+    svc, ev = service_for(mailuser)
+    # a first sync of Archive only, so the message is known to the store
+    from tuimail.cli import main
+    assert main(["--config", str(svc.config.path), "sync", "Archive"]) == 0
+    proxy = proxy_factory(mailuser)
+    svc.account = svc.account.__class__(**{**svc.account.__dict__, "port": proxy.port})
+    svc.start()
+    # stall the sync connection (the first one through the proxy) in the middle of INBOX
+    ev.wait(lambda e: isinstance(e, RowsChanged) and e.added)
+    proxy.stall()
+    t0 = time.monotonic()
+    got: dict = {}
+
+    def open_it():
+        svc.account = svc.account.__class__(**{**svc.account.__dict__, "port": mailuser.imap_port})
+        svc._fetch_conn = None
+        got["content"] = svc.open_message("Archive", 1)
+
+    th = threading.Thread(target=open_it)
+    th.start()
+    th.join(10)
+    assert "content" in got, "open_message waited behind the stalled sync"
+    assert "the archived text" in got["content"].text
+    assert time.monotonic() - t0 < 5
+    proxy.resume()
+
+
+def test_offline_open_of_uncached_message_says_so(mailuser, service_for):
+    mailuser.deliver("INBOX", msg(1))
+    svc, ev = service_for(mailuser)
+    from tuimail.cli import main
+    assert main(["--config", str(svc.config.path), "sync"]) == 0
+    svc.set_offline(True)
+    with pytest.raises(NotCached):
+        svc.open_message("INBOX", 1)
+    svc.set_offline(False)
+    assert "hello" in svc.open_message("INBOX", 1).text
+    svc.set_offline(True)
+    assert "hello" in svc.open_message("INBOX", 1).text  # now from the cache
+
+
+def test_account_lock_excludes_a_second_syncer(tuimail_env):
+    p = paths.lock_path("x")
+    a, b = AccountLock(p), AccountLock(p)
+    a.acquire()
+    with pytest.raises(Busy):
+        b.acquire(timeout=0.3)
+    a.release()
+    b.acquire(timeout=1)
+    b.release()
+
+
+def test_cli_sync_waits_for_the_lock_then_fails_cleanly(tuimail_env, mailuser, capsys, monkeypatch):
+    cli = Cli(tuimail_env.write_config(mailuser.config_toml()), capsys)
+    lock = AccountLock(paths.lock_path("test"))
+    lock.acquire()
+    import tuimail.sync.lock as lockmod
+    real = lockmod.AccountLock.acquire
+    monkeypatch.setattr(lockmod.AccountLock, "acquire", lambda self, timeout=60.0: real(self, timeout=0.5))
+    try:
+        cli("sync", expect=1)
+        assert "another tuimail is syncing" in cli.last_err
+    finally:
+        lock.release()
+    cli("sync")
