@@ -1,0 +1,185 @@
+"""Measurements that run inside a fresh Python process (so Textual and the sync threads never share
+the orchestrator's interpreter). The orchestrator sets XDG_* to the client's scratch dirs and reads
+one JSON object from stdout.
+
+    python -m tests.bench.probes floor TEXT                      # empty Textual app (run in tmux)
+    python -m tests.bench.probes keys CONFIG N [--during-sync] [--presses 200]
+    python -m tests.bench.probes idle CONFIG PORT USER PASSWORD [--samples 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import queue
+import sys
+import time
+
+
+def floor(text: str) -> int:
+    from textual.app import App
+    from textual.widgets import Static
+
+    class Floor(App):
+        def compose(self):
+            yield Static(text)
+
+    Floor().run()
+    return 0
+
+
+def _stats(ms: list[float]) -> dict:
+    xs = sorted(ms)
+    if not xs:
+        return {"n": 0}
+    return {"n": len(xs), "median_ms": xs[len(xs) // 2], "p95_ms": xs[min(len(xs) - 1, int(0.95 * len(xs)))],
+            "max_ms": xs[-1]}
+
+
+def keys(config_path: str, n: int, presses: int, during_sync: bool) -> dict:
+    """Time from a `j` reaching the app to the frame that shows the moved cursor (Textual's
+    post-display hook fires after the refreshed lines were written), 160x45, over the store."""
+    from textual import events
+
+    from tuimail import paths
+    from tuimail.config import load_config
+    from tuimail.store.store import Store
+    from tuimail.sync.service import SyncService
+    from tuimail.ui.app import TuimailApp
+    from tuimail.ui.bridge import EventBridge
+    from tuimail.ui.header_list import HeaderList
+
+    config = load_config(config_path)
+    account = config.account(None)
+    bridge = EventBridge()
+    store = Store(paths.account_store_path(account.name))
+    svc = SyncService(config, account, bridge, offline=not during_sync)
+    app = TuimailApp(config, {account.name: store}, {account.name: svc}, offline=not during_sync,
+                     event_sink=bridge)
+    shown = asyncio.Event()
+    app.post_display_hook = shown.set
+    at_rest: list[float] = []
+    syncing: list[float] = []
+    out: dict = {}
+
+    async def go():
+        async with app.run_test(size=(160, 45)) as pilot:
+            svc.start()
+            want_rows = 45 if during_sync else n
+            t0 = time.monotonic()
+            while True:
+                hls = list(app.screen.query(HeaderList))
+                if hls and len(hls[0].uids) >= want_rows and hls[0].size.height > 0:
+                    break
+                if time.monotonic() - t0 > 120:
+                    raise SystemExit(f"header list never showed {want_rows} rows")
+                await pilot.pause(0.02)
+            hl = hls[0]
+            hl.focus()
+            await pilot.pause(0.2)
+            out["rows_at_start"] = len(hl.uids)
+            for _ in range(presses):
+                busy = during_sync and svc.state.state in ("connecting", "syncing")
+                if during_sync and not busy:
+                    break
+                want = hl.cursor + 1
+                shown.clear()
+                t = time.perf_counter()
+                app._driver.send_message(events.Key("j", None))
+                while True:
+                    await asyncio.wait_for(shown.wait(), 10)
+                    if hl.cursor >= want:
+                        break
+                    shown.clear()
+                (syncing if busy else at_rest).append((time.perf_counter() - t) * 1000)
+                await asyncio.sleep(0.02)
+            out["rows_at_end"] = len(hl.uids)
+            out["cursor"] = hl.cursor
+
+    try:
+        asyncio.run(go())
+    finally:
+        svc.stop()
+        store.close()
+    out["at_rest"] = _stats(at_rest)
+    out["during_sync"] = _stats(syncing)
+    return out
+
+
+def idle(config_path: str, port: int, user: str, password: str, samples: int) -> dict:
+    """A running SyncService idles on INBOX; another connection sets/clears \\Flagged on one
+    message; time from sending that STORE to the RowsChanged event naming the uid."""
+    from tuimail.config import load_config
+    from tuimail.sync.events import RowsChanged, SyncState
+    from tuimail.sync.service import SyncService
+
+    from .measure import RawImap
+
+    config = load_config(config_path)
+    account = config.account(None)
+    events: queue.Queue = queue.Queue()
+    svc = SyncService(config, account, lambda e: events.put((time.monotonic(), e)))
+    svc.start()
+    lat: list[float] = []
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            _, ev = events.get(timeout=max(0.1, deadline - time.monotonic()))
+            if isinstance(ev, SyncState) and ev.state == "idle" and ev.folder == "INBOX":
+                break
+            if isinstance(ev, SyncState) and ev.state == "error":
+                raise SystemExit(f"sync error: {ev.error}")
+        time.sleep(0.5)
+        with RawImap(port, user, password) as c:
+            c.command(b"SELECT INBOX")
+            uid = c.search(b"UNFLAGGED")[-1]
+            for i in range(samples):
+                while not events.empty():
+                    events.get_nowait()
+                sign = b"+" if i % 2 == 0 else b"-"
+                t0 = time.monotonic()
+                c.command(b"UID STORE %d %sFLAGS.SILENT (\\Flagged)" % (uid, sign))
+                while True:
+                    t, ev = events.get(timeout=10)
+                    if isinstance(ev, RowsChanged) and uid in ev.uids:
+                        lat.append((t - t0) * 1000)
+                        break
+                time.sleep(0.3)
+    except queue.Empty:
+        raise SystemExit("no RowsChanged event within 10 s (IDLE did not report the change)") from None
+    finally:
+        svc.stop()
+    return _stats(lat)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="tests.bench.probes")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("floor")
+    f.add_argument("text")
+    k = sub.add_parser("keys")
+    k.add_argument("config")
+    k.add_argument("n", type=int)
+    k.add_argument("--presses", type=int, default=200)
+    k.add_argument("--during-sync", action="store_true")
+    i = sub.add_parser("idle")
+    i.add_argument("config")
+    i.add_argument("port", type=int)
+    i.add_argument("user")
+    i.add_argument("password")
+    i.add_argument("--samples", type=int, default=10)
+    a = p.parse_args(argv)
+    if a.cmd == "floor":
+        return floor(a.text)
+    if a.cmd == "keys":
+        result = keys(a.config, a.n, a.presses, a.during_sync)
+    else:
+        result = idle(a.config, a.port, a.user, a.password, a.samples)
+    json.dump(result, sys.stdout)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
