@@ -219,8 +219,7 @@ def test_new_mail_keeps_cursor_on_the_same_message(make_app):
                                                  for u in range(51, 56)])
             t.start()
             t.join()
-            await pilot.pause()
-            await pilot.pause()
+            await pilot.pause(0.4)  # uid-list reloads are at most every 0.3 s
             assert hl.current_uid == 5 and hl.cursor == 9
             assert hl.uids[:5] == [55, 54, 53, 52, 51]
             assert "this is message 5" in app.main.reader.plain_text

@@ -11,7 +11,7 @@ async def _open_third(pilot):
     await pilot.pause()
     await pilot.press("j", "j", "enter")
     await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    await pilot.pause(0.5)  # past the 0.3 s debounce of the unread counts
 
 
 @pytest.mark.parametrize("size", [(120, 36), (80, 24)], ids=["120x36", "80x24"])
@@ -38,7 +38,7 @@ def test_offline(snap_compare, make_app):
         await pilot.pause()
         await pilot.press("F", "j", "enter")
         await pilot.app.workers.wait_for_complete()
-        await pilot.pause(0.3)
+        await pilot.pause(0.5)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=before)
 

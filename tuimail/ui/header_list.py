@@ -31,6 +31,7 @@ from . import keys
 SORT_ORDER = ("date", "arrival", "from", "subject", "size")
 STRIP_CACHE = 1024
 ROW_CACHE = 4096
+RELOAD_INTERVAL = 0.3  # seconds between uid-list reloads caused by sync events
 
 
 def format_size(n: int) -> str:
@@ -149,6 +150,8 @@ class HeaderList(ScrollView, can_focus=True):
         self._strips: OrderedDict[tuple, Strip] = OrderedDict()
         self.dates = dates or DateFormatter()
         self.empty_text = "No folder open"
+        self._loaded_at = 0.0
+        self._reload_timer = None
 
     # ------------------------------------------------------------------ loading
 
@@ -162,6 +165,10 @@ class HeaderList(ScrollView, can_focus=True):
         if keep_uid is None and same:
             keep_uid = self.current_uid
         old_cursor, old_scroll = self.cursor, self.scroll_offset.y
+        if self._reload_timer is not None:
+            self._reload_timer.stop()
+            self._reload_timer = None
+        self._loaded_at = time.monotonic()
         self.store, self.folder_id = store, folder_id
         self._rows.clear()
         self._strips.clear()
@@ -230,9 +237,24 @@ class HeaderList(ScrollView, can_focus=True):
         the uid list keeping the cursor on the same message."""
         added, removed = tuple(added), tuple(removed)
         if added or removed or reset:
-            self.load(self.store, self.folder_id)
+            self._schedule_reload()
             return
         self.invalidate(uids)
+
+    def _schedule_reload(self) -> None:
+        """Reload the uid list now, or — when the last load was less than RELOAD_INTERVAL ago (a
+        cold sync commits window after window) — once, a little later."""
+        if self._reload_timer is not None:
+            return
+        wait = self._loaded_at + RELOAD_INTERVAL - time.monotonic()
+        if wait <= 0:
+            self._reload()
+        else:
+            self._reload_timer = self.set_timer(wait, self._reload)
+
+    def _reload(self) -> None:
+        self._reload_timer = None
+        self.load(self.store, self.folder_id)
 
     def invalidate(self, uids: Iterable[int]) -> None:
         uids = set(uids)

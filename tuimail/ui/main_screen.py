@@ -241,7 +241,7 @@ class MainScreen(MessageActions, Screen):
         """Counts are recomputed a moment later, once for a burst of changes."""
         self._dirty_counts.add((account, folder_id))
         if self._counts_timer is None:
-            self._counts_timer = self.set_timer(0.15, self._flush_counts)
+            self._counts_timer = self.set_timer(0.3, self._flush_counts)
 
     def _flush_counts(self) -> None:
         self._counts_timer = None
