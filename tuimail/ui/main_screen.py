@@ -96,7 +96,6 @@ class MainScreen(MessageActions, Screen):
         hl = self.hlist
         hl.threaded = bool(app.config.ui.threaded)
         for name, store in app.stores.items():
-            self.folder_tree.set_account(name, store.folders())
             self.status.info.accounts[name] = AccountState(
                 state="offline" if app.offline else "idle", pending=store.pending_count())
         self._apply_layout()
@@ -105,17 +104,28 @@ class MainScreen(MessageActions, Screen):
             target = self._find_folder(app.start_folder)
             if target is None:  # perhaps not synced yet: opened when it appears
                 self._wanted_start = app.start_folder
-                if any(store.folders() for store in app.stores.values()):
-                    self.notify(f"no folder named {sanitize_line(app.start_folder)} (yet)",
-                                severity="warning", markup=False)
         target = target or self._default_folder()
         if target is not None:
             self.open_folder(*target)
         else:
             self.update_status()
         hl.focus()
+        # The tree needs every folder's counts (a scan of all rows): after the first screen.
+        self.call_after_refresh(self._build_tree)
         for problem in app.problems:
             self.notify(problem, severity="warning", markup=False, timeout=8)
+
+    def _build_tree(self) -> None:
+        any_folders = False
+        for name, store in self.tapp.stores.items():
+            folders = store.folders()
+            any_folders = any_folders or bool(folders)
+            self.folder_tree.set_account(name, folders)
+        if self.folder is not None:
+            self.folder_tree.select_folder(self.account, self.folder.id)
+        if self._wanted_start and any_folders:
+            self.notify(f"no folder named {sanitize_line(self._wanted_start)} (yet)", severity="warning",
+                        markup=False)
 
     def _find_folder(self, name: str) -> tuple[str, int] | None:
         """A folder by name in any account ("account/name" picks the account)."""
@@ -129,11 +139,12 @@ class MainScreen(MessageActions, Screen):
 
     def _default_folder(self) -> tuple[str, int] | None:
         for account, store in self.tapp.stores.items():
-            f = store.folder_by_role("inbox") or store.folder("INBOX")
-            if f is None:
-                f = next((f for f in store.folders() if f.selectable), None)
-            if f is not None:
-                return account, f.id
+            fid = store.folder_id("INBOX")  # cheap; the role lookup counts rows
+            if fid is None:
+                f = store.folder_by_role("inbox") or next((f for f in store.folders() if f.selectable), None)
+                fid = f.id if f is not None else None
+            if fid is not None:
+                return account, fid
         return None
 
     def on_resize(self, event: events.Resize) -> None:

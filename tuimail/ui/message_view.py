@@ -16,7 +16,6 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..mail.render import quote_depth
 from ..mail.sanitize import sanitize, sanitize_line, sanitize_strict
 from ..sync.content import MessageContent
 from . import keys
@@ -35,6 +34,8 @@ def format_bytes(n: int) -> str:
 
 def build_lines(content: MessageContent, *, all_headers: list[tuple[str, str]] | None = None) -> list[Line]:
     """The logical lines of a message, every string sanitised here."""
+    from ..mail.render import quote_depth  # html2text & co. load on the first open, not at startup
+
     out: list[Line] = []
     for name, value in (all_headers if all_headers is not None else content.headers):
         out.append((f"{sanitize_line(name)}: {sanitize_line(value)}", "header"))
