@@ -273,3 +273,25 @@ def test_hostile_strings_render_harmlessly(make_app, tmp_path):
 
     run(go())
     assert app.return_code in (None, 0)
+
+
+def test_mark_read_after_delay_only_if_still_shown(make_app):
+    app, store, svc = make_app(10, config=make_config(mark_read_delay=0.3))
+    fid = store.folder_id("INBOX")
+
+    async def go():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("j", "j", "enter")  # uid 3, unread
+            await settle(pilot, app)
+            assert not store.row(fid, 3).seen
+            await pilot.press("J")  # to uid 4 before the delay ran out
+            await settle(pilot, app)
+            await pilot.pause(0.5)
+            assert not store.row(fid, 3).seen  # left before the delay
+            await pilot.press("J", "J")  # uid 6 (unread), stay
+            await settle(pilot, app)
+            await pilot.pause(0.5)
+            assert store.row(fid, 6).seen
+
+    run(go())

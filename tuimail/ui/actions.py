@@ -91,8 +91,6 @@ class MessageActions:
                         exit_on_error=False)
         if focus:
             reader.focus()
-        if not more:
-            self._schedule_mark_read(gen, t)
 
     @staticmethod
     def _fetch_message(gen, svc, t: Target, more: bool):
@@ -116,8 +114,8 @@ class MessageActions:
 
         def fire() -> None:
             self._mark_timer = None
-            if self._gen == gen or self.reader.uid == t.uid:
-                self.set_flags(t, add=(SEEN,))
+            if self.reader.uid == t.uid and self.reader.folder_key == (t.account, t.folder_id):
+                self.set_flags(t, add=(SEEN,))  # still on screen after the delay
 
         self._mark_timer = self.set_timer(delay, fire)
 
@@ -141,6 +139,8 @@ class MessageActions:
             return
         keep = reader.content is not None and reader.content.uid == content.uid
         reader.show_message(content, keep_scroll=keep)
+        if not keep:
+            self._schedule_mark_read(gen, t)  # read once shown, not when the fetch failed
         after, self._after_open = self._after_open, None
         if after == "attachments":
             self.action_attachments()
