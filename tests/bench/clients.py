@@ -72,7 +72,9 @@ class Tmux:
             if line.startswith((b"%begin ", b"%end ", b"%error ")):
                 parts = line.split()
                 if parts[0] == b"%begin":
-                    number, out = parts[2], []
+                    # flags 0: not a command of ours (the attach's own reply comes when it likes,
+                    # possibly after our first answers): skip it or every later answer is off by one
+                    number, out = (parts[2], []) if parts[3:4] == [b"1"] else (None, [])
                     continue
                 if number is not None and parts[2] == number:
                     ok = parts[0] == b"%end"

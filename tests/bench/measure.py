@@ -143,12 +143,12 @@ def change_flags(user, k: int, *, add: bool, uids: list[int] | None = None) -> l
 def new_sessions(server, user, fn: Callable[[], object], expect: int | None = 1,
                  timeout: float = 15.0) -> tuple[object, list[tuple[int, int]]]:
     """Run fn(); return its result and the (in, out) byte counts of the IMAP sessions of `user`
-    that ended meanwhile (Dovecot's logout line). With `expect`, wait for that many."""
+    that ended meanwhile (Dovecot's logout line). With `expect`, wait for that many; with None,
+    for at least one, then 0.3 s more for any other (a client may open several connections)."""
     n0 = len(server.session_bytes(user))
     result = fn()
-    if expect:
-        got = server.wait_sessions(user, n0 + expect, timeout=timeout)
-    else:
+    got = server.wait_sessions(user, n0 + (expect or 1), timeout=timeout)
+    if not expect:
         time.sleep(0.3)
         got = server.session_bytes(user)
     return result, got[n0:]

@@ -61,6 +61,8 @@ def keys(config_path: str, n: int, presses: int, during_sync: bool) -> dict:
     app.post_display_hook = shown.set
     at_rest: list[float] = []
     syncing: list[float] = []
+    in_view: list[float] = []  # the cursor moved inside the visible rows: two lines repainted
+    scrolled: list[float] = []  # the list scrolled by one row: every visible line repainted
     out: dict = {}
 
     async def go():
@@ -84,6 +86,7 @@ def keys(config_path: str, n: int, presses: int, during_sync: bool) -> dict:
                 if during_sync and not busy:
                     break
                 want = hl.cursor + 1
+                top = hl.scroll_offset.y
                 shown.clear()
                 t = time.perf_counter()
                 app._driver.send_message(events.Key("j", None))
@@ -92,7 +95,10 @@ def keys(config_path: str, n: int, presses: int, during_sync: bool) -> dict:
                     if hl.cursor >= want:
                         break
                     shown.clear()
-                (syncing if busy else at_rest).append((time.perf_counter() - t) * 1000)
+                ms = (time.perf_counter() - t) * 1000
+                (syncing if busy else at_rest).append(ms)
+                if not busy:
+                    (in_view if hl.scroll_offset.y == top else scrolled).append(ms)
                 await asyncio.sleep(0.02)
             out["rows_at_end"] = len(hl.uids)
             out["cursor"] = hl.cursor
@@ -104,6 +110,8 @@ def keys(config_path: str, n: int, presses: int, during_sync: bool) -> dict:
         store.close()
     out["at_rest"] = _stats(at_rest)
     out["during_sync"] = _stats(syncing)
+    out["in_view"] = _stats(in_view)
+    out["scrolled"] = _stats(scrolled)
     return out
 
 
