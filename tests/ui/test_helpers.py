@@ -12,7 +12,7 @@ from tuimail.sync.events import FoldersChanged, RowsChanged, SyncState
 from tuimail.ui import keys, mailcap
 from tuimail.ui.attachments import run_pipe, safe_filename, split_command, temp_copy, write_private
 from tuimail.ui.bridge import EventBridge, SyncEvents
-from tuimail.ui.header_list import DateFormatter, columns, format_size
+from tuimail.ui.rows import DateFormatter, columns, format_size
 from tuimail.ui.themes import load_themes, parse_theme, resolve_name, shipped_dir
 
 from .fixtures import NOW

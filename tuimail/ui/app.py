@@ -21,7 +21,7 @@ from ..store.store import Store
 from . import keys
 from .bridge import EventBridge, SyncEvents
 from .commands import TuimailCommands
-from .header_list import DateFormatter
+from .rows import DateFormatter
 from .main_screen import MainScreen
 from .themes import DEFAULT_THEME, load_themes, resolve_name
 

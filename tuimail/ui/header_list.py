@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from datetime import datetime, tzinfo
-from functools import cached_property
+from collections.abc import Iterable
 
-from rich.cells import cell_len, set_cell_size
+from rich.cells import set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -27,63 +25,12 @@ from textual.strip import Strip
 from ..mail.sanitize import sanitize_line
 from ..store.store import MessageRow, Store
 from . import keys
+from .rows import DateFormatter, columns, format_size, sender_name
 
 SORT_ORDER = ("date", "arrival", "from", "subject", "size")
 STRIP_CACHE = 1024
 ROW_CACHE = 4096
 RELOAD_INTERVAL = 0.3  # seconds between uid-list reloads caused by sync events
-
-
-def format_size(n: int) -> str:
-    if n < 1000:
-        return str(n)
-    for unit in ("K", "M", "G"):
-        n /= 1024
-        if n < 9.95:
-            return f"{n:.1f}{unit}"
-        if n < 1000:
-            return f"{n:.0f}{unit}"
-    return f"{n:.0f}T"
-
-
-class DateFormatter:
-    """Compact dates relative to a clock (injectable, so snapshots are stable)."""
-
-    def __init__(self, clock: Callable[[], float] = time.time, tz: tzinfo | None = None, fmt: str | None = None):
-        self.clock, self.tz, self.fmt = clock, tz, fmt
-
-    @cached_property
-    def width(self) -> int:
-        """Cells the full format needs (the compact one needs 6)."""
-        if self.fmt:
-            return max(1, min(30, len(datetime.fromtimestamp(self.clock(), self.tz or None).strftime(self.fmt))))
-        return 10
-
-    def __call__(self, ts: int | None, compact: bool = False) -> str:
-        if ts is None:
-            return ""
-        try:
-            d = datetime.fromtimestamp(ts, self.tz or None)
-        except (OverflowError, OSError, ValueError):
-            return "?"
-        if self.fmt:
-            return sanitize_line(d.strftime(self.fmt))
-        now = datetime.fromtimestamp(self.clock(), self.tz or None)
-        if d.date() == now.date():
-            return d.strftime("%H:%M")
-        if 0 <= (now - d).days < 180:
-            return d.strftime("%b %d")
-        return d.strftime("%b'%y" if compact else "%Y-%m-%d")
-
-
-def columns(width: int, date: int = 10) -> tuple[int, int, int, int, int]:
-    """(flags, date, from, subject, size) widths for a line of `width` cells (1-cell gaps)."""
-    flags = 3
-    size = 5 if width >= 70 else 0
-    rest = width - flags - date - 2 - (size + 1 if size else 0)
-    frm = max(8, min(28, rest * 3 // 10))
-    subject = max(0, rest - frm - 1)
-    return flags, date, frm, subject, size
 
 
 class HeaderList(ScrollView, can_focus=True):
@@ -373,7 +320,7 @@ class HeaderList(ScrollView, can_focus=True):
         segs = [
             Segment(set_cell_size(marks, w_flags) + " ", style),
             Segment(set_cell_size(self.dates(row.date, compact), w_date) + " ", dim),
-            Segment(set_cell_size(_sender(row.from_), w_from) + " ", style),
+            Segment(set_cell_size(sender_name(row.from_), w_from) + " ", style),
             Segment(set_cell_size(subject, w_subj), style),
         ]
         if w_size:
@@ -516,12 +463,3 @@ class HeaderList(ScrollView, can_focus=True):
             self.collapsed = {r for r, n in self._thread_size.items() if n > 1}
         self.load(self.store, self.folder_id, keep_uid=root)
 
-
-def _sender(from_: str) -> str:
-    """'Name <addr>' -> 'Name'; a bare address stays."""
-    s = sanitize_line(from_)
-    if "<" in s and not s.startswith("<"):
-        name = s.split("<", 1)[0].strip().strip('"').strip()
-        if name:
-            return name
-    return s.strip("<>")

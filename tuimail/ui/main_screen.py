@@ -19,6 +19,7 @@ from ..store.store import FolderInfo, Store
 from ..sync.events import FoldersChanged, RowsChanged, SyncState
 from . import keys
 from .actions import MessageActions
+from .reader_actions import ReaderActions
 from .folder_tree import FolderRef, FolderTree
 from .header_list import HeaderList
 from .message_view import MessageView
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 NARROW = 160  # below this width a "right" preview goes below the list
 
 
-class MainScreen(MessageActions, Screen):
+class MainScreen(MessageActions, ReaderActions, Screen):
     BINDINGS = keys.bindings("global")
 
     DEFAULT_CSS = """

@@ -1,0 +1,72 @@
+"""How one header row is laid out: columns sized to the width, compact dates, sizes, sender names."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+from functools import cached_property
+
+from ..mail.sanitize import sanitize_line
+
+
+def format_size(n: int) -> str:
+    if n < 1000:
+        return str(n)
+    for unit in ("K", "M", "G"):
+        n /= 1024
+        if n < 9.95:
+            return f"{n:.1f}{unit}"
+        if n < 1000:
+            return f"{n:.0f}{unit}"
+    return f"{n:.0f}T"
+
+
+class DateFormatter:
+    """Compact dates relative to a clock (injectable, so snapshots are stable)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, tz: tzinfo | None = None, fmt: str | None = None):
+        self.clock, self.tz, self.fmt = clock, tz, fmt
+
+    @cached_property
+    def width(self) -> int:
+        """Cells the full format needs (the compact one needs 6)."""
+        if self.fmt:
+            return max(1, min(30, len(datetime.fromtimestamp(self.clock(), self.tz or None).strftime(self.fmt))))
+        return 10
+
+    def __call__(self, ts: int | None, compact: bool = False) -> str:
+        if ts is None:
+            return ""
+        try:
+            d = datetime.fromtimestamp(ts, self.tz or None)
+        except (OverflowError, OSError, ValueError):
+            return "?"
+        if self.fmt:
+            return sanitize_line(d.strftime(self.fmt))
+        now = datetime.fromtimestamp(self.clock(), self.tz or None)
+        if d.date() == now.date():
+            return d.strftime("%H:%M")
+        if 0 <= (now - d).days < 180:
+            return d.strftime("%b %d")
+        return d.strftime("%b'%y" if compact else "%Y-%m-%d")
+
+
+def columns(width: int, date: int = 10) -> tuple[int, int, int, int, int]:
+    """(flags, date, from, subject, size) widths for a line of `width` cells (1-cell gaps)."""
+    flags = 3
+    size = 5 if width >= 70 else 0
+    rest = width - flags - date - 2 - (size + 1 if size else 0)
+    frm = max(8, min(28, rest * 3 // 10))
+    subject = max(0, rest - frm - 1)
+    return flags, date, frm, subject, size
+
+
+def sender_name(from_: str) -> str:
+    """'Name <addr>' -> 'Name'; a bare address stays."""
+    s = sanitize_line(from_)
+    if "<" in s and not s.startswith("<"):
+        name = s.split("<", 1)[0].strip().strip('"').strip()
+        if name:
+            return name
+    return s.strip("<>")
