@@ -276,7 +276,7 @@ def test_hostile_strings_render_harmlessly(make_app, tmp_path):
 
 
 def test_mark_read_after_delay_only_if_still_shown(make_app):
-    app, store, svc = make_app(10, config=make_config(mark_read_delay=0.3))
+    app, store, svc = make_app(10, config=make_config(mark_read_delay=1.0))
     fid = store.folder_id("INBOX")
 
     async def go():
@@ -287,11 +287,11 @@ def test_mark_read_after_delay_only_if_still_shown(make_app):
             assert not store.row(fid, 3).seen
             await pilot.press("J")  # to uid 4 before the delay ran out
             await settle(pilot, app)
-            await pilot.pause(0.5)
+            await pilot.pause(1.3)
             assert not store.row(fid, 3).seen  # left before the delay
             await pilot.press("J", "J")  # uid 6 (unread), stay
             await settle(pilot, app)
-            await pilot.pause(0.5)
+            await pilot.pause(1.3)
             assert store.row(fid, 6).seen
 
     run(go())

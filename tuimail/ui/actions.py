@@ -14,6 +14,7 @@ from textual.worker import Worker, WorkerState
 
 from ..errors import NotCached, TuimailError
 from ..mail.sanitize import sanitize_line
+from .message_view import build_lines
 from .screens import ConfirmScreen, PickerScreen
 
 SEEN, FLAGGED = "\\Seen", "\\Flagged"
@@ -90,7 +91,8 @@ class MessageActions:
         try:
             if svc is None:
                 raise NotCached("no sync service for this account")
-            return gen, t, svc.open_message(t.folder, t.uid, more=more), None
+            content = svc.open_message(t.folder, t.uid, more=more)
+            return gen, t, (content, build_lines(content)), None  # sanitising off the UI thread
         except Exception as exc:  # shown in the reader, one line
             return gen, t, None, exc
 
@@ -123,15 +125,16 @@ class MessageActions:
             handler(worker.result)
 
     def _done_open(self, result) -> None:
-        gen, t, content, exc = result
+        gen, t, built, exc = result
         if gen != self._gen:
             return  # the user moved on
         reader = self.reader
         if exc is not None:
             reader.show_status(_error_text(exc), "error")
             return
+        content, lines = built
         keep = reader.content is not None and reader.content.uid == content.uid
-        reader.show_message(content, keep_scroll=keep)
+        reader.show_message(content, keep_scroll=keep, lines=lines)
         if not keep:
             self._schedule_mark_read(gen, t)  # read once shown, not when the fetch failed
         after, self._after_open = self._after_open, None

@@ -72,6 +72,8 @@ def wrap(text: str, width: int) -> list[str]:
         return [text]
     if len(text) <= width and (text.isascii() or cell_len(text) <= width):
         return [text]
+    if text.isascii() and len(text) > 2000:  # base64 blobs and the like: no word breaking
+        return [text[i:i + width] for i in range(0, len(text), width)]
     if text.isascii():
         parts = textwrap.wrap(text, width, replace_whitespace=False, drop_whitespace=True,
                               break_on_hyphens=False) or [""]
@@ -139,9 +141,13 @@ class MessageView(ScrollView, can_focus=True):
             self.scroll_to(y=0, animate=False, immediate=True)
         self.refresh()
 
-    def show_message(self, content: MessageContent, *, all_headers=None, keep_scroll: bool = False) -> None:
+    def show_message(self, content: MessageContent, *, all_headers=None, keep_scroll: bool = False,
+                     lines: list[Line] | None = None) -> None:
+        """lines: build_lines(content) made earlier (in the fetching thread)."""
         self.content = content
-        self.show_lines(build_lines(content, all_headers=all_headers), keep_scroll=keep_scroll)
+        if lines is None:
+            lines = build_lines(content, all_headers=all_headers)
+        self.show_lines(lines, keep_scroll=keep_scroll)
 
     def show_status(self, text: str, kind: str = "dim") -> None:
         self.show_lines([(sanitize_line(text), kind)])
