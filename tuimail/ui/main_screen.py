@@ -6,6 +6,7 @@ messages (flags, delete, move, pipe, attachments, links...) live in `actions.py`
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from textual import events
@@ -29,6 +30,7 @@ from .status import AccountState, StatusBar
 if TYPE_CHECKING:
     from .app import TuimailApp
 
+FOLDERS_INTERVAL = 1.0  # seconds between folder-list refreshes caused by sync events
 NARROW = 160  # below this width a "right" preview goes below the list
 
 
@@ -58,6 +60,9 @@ class MainScreen(MessageActions, ReaderActions, Screen):
         self.folder: FolderInfo | None = None
         self.layout_choice: str | None = None  # set by toggle_layout; None = config + width
         self._wanted_start: str | None = None  # -f FOLDER not in the store yet (first sync)
+        self._folders_dirty: set[str] = set()
+        self._folders_timer = None
+        self._folders_at = 0.0
         self._dirty_counts: set[tuple[str, int]] = set()
         self._counts_timer = None
         self.init_actions()
@@ -284,31 +289,45 @@ class MainScreen(MessageActions, ReaderActions, Screen):
                 st.error = sanitize_line(ev.error) if ev.error else (None if ev.state != "error" else st.error)
                 status_dirty = True
             elif isinstance(ev, FoldersChanged):
-                store = app.stores.get(ev.account)
-                if store is None:
-                    continue
-                folders = store.folders()
-                self.folder_tree.set_account(ev.account, folders)
-                wanted = self._wanted_start and self._find_folder(self._wanted_start)
-                if wanted:
-                    self._wanted_start = None
-                    self.open_folder(*wanted)
-                elif self.folder is None:  # the first sync brought the folders
-                    target = self._default_folder()
-                    if target is not None:
-                        self.open_folder(*target)
-                elif ev.account == self.account:
-                    cur = next((f for f in folders if f.id == self.folder.id), None)
-                    if cur is not None:
-                        self.folder = cur
-                    else:  # the open folder is gone from the server
-                        target = self._default_folder()
-                        if target is not None:
-                            self.open_folder(*target)
-                status_dirty = True
+                self._folders_dirty.add(ev.account)
             elif isinstance(ev, RowsChanged):
                 if ev.account == self.account and self.folder is not None and ev.folder_id == self.folder.id:
                     self.hlist.rows_changed(ev.uids, ev.added, ev.removed, ev.reset)
                 self.counts_changed(ev.account, ev.folder_id)
+        if self._folders_dirty and self._folders_timer is None:
+            wait = self._folders_at + FOLDERS_INTERVAL - time.monotonic()
+            if wait <= 0:
+                self._flush_folders()
+            else:
+                self._folders_timer = self.set_timer(wait, self._flush_folders)
         if status_dirty:
             self.update_status()
+
+    def _flush_folders(self) -> None:
+        """Folder lists and counts (Store.folders() scans every row): at most once a second."""
+        self._folders_timer = None
+        self._folders_at = time.monotonic()
+        dirty, self._folders_dirty = self._folders_dirty, set()
+        for account in dirty:
+            store = self.tapp.stores.get(account)
+            if store is None:
+                continue
+            folders = store.folders()
+            self.folder_tree.set_account(account, folders)
+            wanted = self._wanted_start and self._find_folder(self._wanted_start)
+            if wanted:
+                self._wanted_start = None
+                self.open_folder(*wanted)
+            elif self.folder is None:  # the first sync brought the folders
+                target = self._default_folder()
+                if target is not None:
+                    self.open_folder(*target)
+            elif account == self.account:
+                cur = next((f for f in folders if f.id == self.folder.id), None)
+                if cur is not None:
+                    self.folder = cur
+                else:  # the open folder is gone from the server
+                    target = self._default_folder()
+                    if target is not None:
+                        self.open_folder(*target)
+        self.update_status()
