@@ -189,3 +189,44 @@ def test_starttls_refused_when_not_offered(mailuser):
     from tuimail.errors import TLSError
     with pytest.raises(TLSError, match="STARTTLS"):
         c.connect()
+
+
+def test_xoauth2_uses_the_token_command(tuimail_env):
+    """XOAUTH2 (SASL-IR): the token comes from oauth2_token_command and never from a password."""
+    import base64
+    import sys as _sys
+
+    from tests.support.proxy import GarbageServer
+
+    pending: list[bytes] = []
+
+    def reply(line: bytes):
+        if pending:  # the SASL response after our "+" continuation
+            return pending.pop() + b" OK [CAPABILITY IMAP4rev1 IDLE] logged in\r\n"
+        tag, _, rest = line.partition(b" ")
+        cmd = rest.split(b" ", 1)[0].upper()
+        if cmd == b"CAPABILITY":
+            return b"* CAPABILITY IMAP4rev1 AUTH=XOAUTH2 SASL-IR\r\n" + tag + b" OK done\r\n"
+        if cmd == b"AUTHENTICATE":
+            if len(rest.split()) > 2:  # SASL-IR: the payload came with the command
+                return tag + b" OK [CAPABILITY IMAP4rev1 IDLE] logged in\r\n"
+            pending.append(tag)
+            return b"+ \r\n"
+        if cmd == b"LOGOUT":
+            return b"* BYE bye\r\n" + tag + b" OK\r\n"
+        return tag + b" OK\r\n"
+
+    srv = GarbageServer(banner=b"* OK ready\r\n", reply=reply)
+    try:
+        acc = Account(name="o", kind="imap", host="127.0.0.1", port=srv.port, security="none", username="alice",
+                      oauth2_token_command=(_sys.executable, "-c", "print('tok-123')"))
+        from tuimail.sync.service import open_connection
+        conn = open_connection(acc)
+        conn.close()
+        i = next(i for i, ln in enumerate(srv.received) if b"AUTHENTICATE XOAUTH2" in ln.upper())
+        words = srv.received[i].split()
+        payload = words[3] if len(words) > 3 else srv.received[i + 1]
+        assert base64.b64decode(payload) == b"user=alice\x01auth=Bearer tok-123\x01\x01"
+        assert not any(b"LOGIN" in ln.upper().split(b" ")[1:2] for ln in srv.received)
+    finally:
+        srv.close()
