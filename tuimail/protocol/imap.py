@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import imapclient
-from imapclient import imap_utf7
+from imapclient import imap4, imap_utf7
+from imapclient import tls as imapclient_tls
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from ..errors import AuthError, CommandFailed, NetworkError, ProtocolError, TLSError
@@ -101,6 +102,43 @@ def tls_context(ca_file=None, fingerprint: str | None = None) -> ssl.SSLContext:
     return ctx
 
 
+class _BoundedReads:
+    """imaplib reads a literal with file.read(size), which allocates `size` bytes first. Refuse an
+    oversized claim before that -- from the greeting on: imaplib reads the greeting and the first
+    CAPABILITY answer inside its constructor, before any instance could be patched."""
+
+    def __init__(self, *args, max_literal: int, **kw):
+        self.max_literal = max_literal
+        super().__init__(*args, **kw)
+
+    def read(self, size):
+        if size > self.max_literal:
+            raise ProtocolError(f"server announced a {size}-byte literal (limit {self.max_literal}); refused")
+        return super().read(size)
+
+
+class _IMAP4(_BoundedReads, imap4.IMAP4WithTimeout):
+    pass
+
+
+class _IMAP4TLS(_BoundedReads, imapclient_tls.IMAP4_TLS):
+    pass
+
+
+class _Client(imapclient.IMAPClient):
+    """IMAPClient whose imaplib object bounds literals from the first byte it reads."""
+
+    def __init__(self, *args, max_literal: int, **kw):
+        self._max_literal = max_literal
+        super().__init__(*args, **kw)
+
+    def _create_IMAP4(self):
+        timeout = getattr(self._timeout, "connect", None)
+        if self.ssl:
+            return _IMAP4TLS(self.host, self.port, self.ssl_context, timeout, max_literal=self._max_literal)
+        return _IMAP4(self.host, self.port, timeout, max_literal=self._max_literal)
+
+
 class ImapConnection:
     """One IMAP connection. Not thread-safe: one thread owns it."""
 
@@ -133,15 +171,13 @@ class ImapConnection:
         if acc.security in ("tls", "starttls"):
             ctx = tls_context(acc.tls_ca_file, acc.tls_fingerprint)
         try:
-            self.client = imapclient.IMAPClient(acc.host, port=acc.port, ssl=acc.security == "tls",
-                                                ssl_context=ctx, timeout=self.timeout)
-            self._bound_imaplib_literals()
+            self.client = _Client(acc.host, port=acc.port, ssl=acc.security == "tls",
+                                  ssl_context=ctx, timeout=self.timeout, max_literal=self.max_literal)
             if acc.security == "starttls":
                 if b"STARTTLS" not in self.client.capabilities():
                     raise TLSError(f"{self.where} does not offer STARTTLS; refusing to log in in the clear"
                                    f" (accounts.{acc.name}.security)")
                 self.client.starttls(ssl_context=ctx)
-                self._bound_imaplib_literals()
             if acc.tls_fingerprint and acc.security != "none":
                 self._check_fingerprint(acc.tls_fingerprint)
             self._login()
@@ -167,19 +203,6 @@ class ImapConnection:
         self.sock = imap.sock
         self.sock.settimeout(self.timeout)
         self.reader = wire.Reader(self.sock, max_literal=self.max_literal)
-
-    def _bound_imaplib_literals(self) -> None:
-        """imaplib reads a literal with file.read(size): cap size before it allocates."""
-        imap = self.client._imap
-        limit = self.max_literal
-        orig = imap.read
-
-        def bounded_read(size, _orig=orig):
-            if size > limit:
-                raise ProtocolError(f"server announced a {size}-byte literal (limit {limit}); refused")
-            return _orig(size)
-
-        imap.read = bounded_read
 
     def _check_fingerprint(self, expected: str) -> None:
         der = self.client._imap.sock.getpeercert(binary_form=True)
