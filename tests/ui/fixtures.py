@@ -153,3 +153,21 @@ async def settle(pilot, app, timeout: float = 5.0) -> None:
     await app.workers.wait_for_complete()
     await pilot.pause()
     await pilot.pause()
+
+
+async def wait_until(pilot, condition, timeout: float = 5.0) -> None:
+    """Pause until condition() is true (counts and folder lists are read in threads, debounced)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.05)
+
+
+async def quiesce(pilot) -> None:
+    """Past the debounce timers, every thread worker done, the screen up to date."""
+    await pilot.pause(0.4)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from tuimail.store.store import Store
 from tuimail.sync.events import FoldersChanged, RowsChanged, SyncState
 
-from .fixtures import NOW, FakeService, content_for, fill, header_row, make_config, run, screen_text, settle
+from .fixtures import (NOW, FakeService, content_for, fill, header_row, make_config, run, screen_text, settle,
+                       wait_until)
 
 
 def test_opens_inbox_and_moves_with_j_k(make_app):
@@ -96,9 +97,8 @@ def test_flag_and_toggle_read_change_row_and_journal(make_app):
             line_after = screen_text(app).splitlines()[1]
             assert line_before != line_after and " ! " in line_after[:40].replace("▕", " ")
             await pilot.press("N")  # mark unread
-            await pilot.pause(0.3)
             assert not store.row(fid, 2).seen
-            assert "17 unread" in screen_text(app).splitlines()[-1]  # 16 + this one
+            await wait_until(pilot, lambda: "17 unread" in screen_text(app).splitlines()[-1])  # 16 + this one
             await pilot.press("F")
             assert not store.row(fid, 2).flagged
 
@@ -177,8 +177,7 @@ def test_offline_state_and_back(make_app):
             # actions queue offline
             await pilot.press("F")
             assert store.pending_count() == 1
-            await pilot.pause(0.3)
-            assert "1 pending" in screen_text(app).splitlines()[-1]
+            await wait_until(pilot, lambda: "1 pending" in screen_text(app).splitlines()[-1])
             # an uncached body offline: a one-line message, no crash
             await pilot.press("enter")
             await settle(pilot, app)
@@ -231,8 +230,7 @@ def test_new_mail_keeps_cursor_on_the_same_message(make_app):
             assert hl._rows.get(7) is None or hl._rows[7].flagged
             # counts follow
             app.event_sink(FoldersChanged("test"))
-            await pilot.pause(0.3)
-            assert "55 msgs" in screen_text(app).splitlines()[-1]
+            await wait_until(pilot, lambda: "55 msgs" in screen_text(app).splitlines()[-1])
 
     run(go())
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from .fixtures import FakeService, make_config
+from .fixtures import FakeService, make_config, quiesce
 
 
 async def _open_third(pilot):
     await pilot.pause()
     await pilot.press("j", "j", "enter")
     await pilot.app.workers.wait_for_complete()
-    await pilot.pause(0.5)  # past the 0.3 s debounce of the unread counts
+    await quiesce(pilot)  # past the debounce of the unread counts, read in a thread
 
 
 @pytest.mark.parametrize("size", [(120, 36), (80, 24)], ids=["120x36", "80x24"])
@@ -38,7 +38,7 @@ def test_offline(snap_compare, make_app):
         await pilot.pause()
         await pilot.press("F", "j", "enter")
         await pilot.app.workers.wait_for_complete()
-        await pilot.pause(0.5)
+        await quiesce(pilot)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=before)
 
@@ -54,6 +54,6 @@ def test_threaded(snap_compare, make_app):
     async def before(pilot):
         await pilot.pause()
         await pilot.press("j", "j", "j", "j", "j", "minus")  # collapse the thread of uid 3
-        await pilot.pause()
+        await quiesce(pilot)
 
     assert snap_compare(app, terminal_size=(120, 30), run_before=before)

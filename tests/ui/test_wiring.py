@@ -9,7 +9,7 @@ from tuimail.store.store import Store
 from tuimail.sync.events import FoldersChanged, RowsChanged
 from tuimail.ui.app import TuimailApp, run_app
 
-from .fixtures import NOW, FakeService, fill, make_config, make_store, run, screen_text, settle
+from .fixtures import NOW, FakeService, fill, make_config, make_store, run, screen_text, settle, wait_until
 
 
 def test_empty_store_then_first_sync(tmp_path):
@@ -28,8 +28,8 @@ def test_empty_store_then_first_sync(tmp_path):
             fill(store, store.folder_id("Lists/python"), range(1, 4))
             app.event_sink(FoldersChanged("test"))
             app.event_sink(RowsChanged("test", store.folder_id("Lists/python"), added=(1, 2, 3)))
-            await pilot.pause()
-            await pilot.pause()
+            await wait_until(pilot, lambda: app.main.folder is not None)
+            await wait_until(pilot, lambda: len(app.main.hlist.uids) == 3)
             assert app.main.folder.name == "Lists/python"  # -f FOLDER, once it exists
             assert len(app.main.hlist.uids) == 3
             assert ("watch_folder", "Lists/python") in svc.calls

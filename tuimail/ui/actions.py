@@ -55,6 +55,8 @@ class MessageActions:
             prefer_open = reader.has_focus or self.has_class("fullscreen")
         if prefer_open and reader.uid is not None and reader.folder_key is not None:
             account, fid = reader.folder_key
+            if self.folder is not None and (account, fid) == (self.account, self.folder.id):
+                return Target(account, fid, self.folder.name, reader.uid)
             info = self.tapp.stores[account].folder(fid)
             if info is not None:
                 return Target(account, fid, info.name, reader.uid)
@@ -275,7 +277,8 @@ class MessageActions:
 
     def action_sync(self) -> None:
         if self.tapp.offline:
-            self.notify("offline: changes are queued; press ctrl+o to go online", markup=False)
+            key = ", ".join(self.tapp.effective_keys.get("toggle_offline", ())) or "the palette"
+            self.notify(f"offline: changes are queued; {key} goes online", markup=False)
             return
         for svc in self.tapp.services.values():
             svc.request_sync(None)

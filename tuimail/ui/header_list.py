@@ -21,6 +21,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.worker import Worker, WorkerState
 
 from ..mail.sanitize import sanitize_line
 from ..store.store import MessageRow, Store
@@ -99,32 +100,47 @@ class HeaderList(ScrollView, can_focus=True):
         self.empty_text = "No folder open"
         self._loaded_at = 0.0
         self._reload_timer = None
+        self._reload_token = 0
+        self._reload_inflight = False
 
     # ------------------------------------------------------------------ loading
 
     def load(self, store: Store | None, folder_id: int | None, *, keep_uid: int | None = None,
              keep_row: bool = True) -> None:
-        """(Re)load the uid list. The cursor stays on `keep_uid` (default: the current uid) and, with
-        keep_row, on the same screen row."""
+        """(Re)load the uid list now. The cursor stays on `keep_uid` (default: the current uid) and,
+        with keep_row, on the same screen row."""
         same = store is self.store and folder_id == self.folder_id
         if not same:
             self.collapsed.clear()
+        self.store, self.folder_id = store, folder_id
+        result = None
+        if store is not None and folder_id is not None:
+            result = self._query(store, folder_id, self.threaded, self.sort, self.reverse)
+        self._apply(result, same, keep_uid, keep_row)
+
+    @staticmethod
+    def _query(store: Store, folder_id: int, threaded: bool, sort: str, reverse: bool):
+        if threaded:
+            return "thread", store.thread_info(folder_id)
+        return "list", store.uid_list(folder_id, sort, reverse)
+
+    def _apply(self, result, same: bool, keep_uid: int | None = None, keep_row: bool = True) -> None:
         if keep_uid is None and same:
             keep_uid = self.current_uid
         old_cursor, old_scroll = self.cursor, self.scroll_offset.y
         if self._reload_timer is not None:
             self._reload_timer.stop()
             self._reload_timer = None
+        self._reload_token += 1  # a reload still running in a thread is stale now
         self._loaded_at = time.monotonic()
-        self.store, self.folder_id = store, folder_id
         self._rows.clear()
         self._strips.clear()
-        if store is None or folder_id is None:
+        if result is None:
             self.uids = []
-        elif self.threaded:
-            self._load_threads()
+        elif result[0] == "thread":
+            self._set_threads(result[1])
         else:
-            self.uids = store.uid_list(folder_id, self.sort, self.reverse)
+            self.uids = result[1]
         cursor = 0
         if keep_uid is not None:
             cursor = self._index_of(keep_uid)
@@ -141,8 +157,7 @@ class HeaderList(ScrollView, can_focus=True):
         self._scroll_cursor_into_view()
         self.refresh()
 
-    def _load_threads(self) -> None:
-        info = self.store.thread_info(self.folder_id)
+    def _set_threads(self, info) -> None:
         self._thread_root = {uid: (root if root is not None else uid) for uid, _depth, root in info}
         sizes: dict[int, int] = {}
         for root in self._thread_root.values():
@@ -200,8 +215,41 @@ class HeaderList(ScrollView, can_focus=True):
             self._reload_timer = self.set_timer(wait, self._reload)
 
     def _reload(self) -> None:
+        """The uid list again, queried in a thread on a connection of its own (a 100k list takes
+        ~50 ms to read): the UI keeps answering keys meanwhile, and applies the result when it
+        arrives — unless the folder, the order or the rows (a local move) changed in between."""
         self._reload_timer = None
-        self.load(self.store, self.folder_id)
+        store, fid = self.store, self.folder_id
+        path = getattr(store, "path", None)
+        if store is None or fid is None or path is None:
+            self.load(store, fid)
+            return
+        self._reload_token += 1
+        key = (self._reload_token, store, fid, self.threaded, self.sort, self.reverse)
+
+        def work():
+            own = Store(path)
+            try:
+                return key, self._query(own, fid, key[3], key[4], key[5])
+            finally:
+                own.close()
+
+        self._loaded_at = time.monotonic()
+        self._reload_inflight = True
+        self.run_worker(work, thread=True, group="header-reload", exit_on_error=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "header-reload":
+            return
+        event.stop()
+        if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            self._reload_inflight = False
+        if event.state == WorkerState.ERROR:
+            self.load(self.store, self.folder_id)  # fall back to reading here
+        elif event.state == WorkerState.SUCCESS:
+            key, result = event.worker.result
+            if key == (self._reload_token, self.store, self.folder_id, self.threaded, self.sort, self.reverse):
+                self._apply(result, True)
 
     def invalidate(self, uids: Iterable[int]) -> None:
         uids = set(uids)
@@ -219,6 +267,9 @@ class HeaderList(ScrollView, can_focus=True):
         gone = set(uids)
         if not gone:
             return
+        if self._reload_inflight:  # read before this intent: it would bring the rows back
+            self._reload_token += 1
+            self._schedule_reload()
         before = self.uids[:self.cursor]
         shift = sum(1 for u in before if u in gone)
         self.uids = [u for u in self.uids if u not in gone]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from ..mail.sanitize import sanitize_line
@@ -58,7 +59,7 @@ class ReaderActions:
                 self.notify(f"not opening a {sanitize_line(scheme)[:20]}: link; copied instead", markup=False)
                 self.app.copy_to_clipboard(url)
                 return
-            if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.uname().sysname == "Darwin":
+            if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform == "darwin":
                 self.app.open_url(url)
                 self.notify(f"opening link {n}", markup=False)
             else:
