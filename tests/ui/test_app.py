@@ -293,3 +293,21 @@ def test_mark_read_after_delay_only_if_still_shown(make_app):
             assert store.row(fid, 6).seen
 
     run(go())
+
+
+def test_tab_moves_between_panes(make_app):
+    app, store, svc = make_app(10)
+
+    async def go():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            m = app.main
+            assert m.hlist.has_focus
+            await pilot.press("tab")
+            assert m.reader.has_focus
+            await pilot.press("tab")
+            assert m.folder_tree.has_focus
+            await pilot.press("shift+tab")
+            assert m.reader.has_focus
+
+    run(go())
