@@ -386,10 +386,13 @@ class HeaderList(ScrollView, can_focus=True):
         if not h:
             return
         top = self.scroll_offset.y
-        if self.cursor < top:
-            self.scroll_to(y=self.cursor, animate=False, immediate=True)
-        elif self.cursor >= top + h:
-            self.scroll_to(y=self.cursor - h + 1, animate=False, immediate=True)
+        if top <= self.cursor < top + h:
+            return
+        # Off screen: bring the cursor to the middle (like mutt's page jumps, half as far), so a run
+        # of j/k repaints two lines most of the time instead of the whole list on every step.
+        new_top = self.cursor - h // 2
+        new_top = max(0, min(new_top, len(self.uids) - h))
+        self.scroll_to(y=new_top, animate=False, immediate=True)
 
     def move_cursor(self, index: int, *, scroll_by: int = 0) -> None:
         if not self.uids:
