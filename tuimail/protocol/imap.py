@@ -24,7 +24,7 @@ from imapclient import imap4, imap_utf7
 from imapclient import tls as imapclient_tls
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from ..errors import AuthError, CommandFailed, NetworkError, ProtocolError, TLSError
+from ..errors import AuthError, CommandFailed, NetworkError, ProtocolError, TLSError, TuimailError
 from . import uidset, wire
 from .roles import assign_roles
 
@@ -182,7 +182,7 @@ class ImapConnection:
                 self._check_fingerprint(acc.tls_fingerprint)
             self._login()
             caps = self.client.capabilities()
-        except (TLSError, AuthError):
+        except TuimailError:  # TLS refusals, a refused login, a literal over the bound, a password_command error
             self._abort()
             raise
         except ssl.SSLCertVerificationError as exc:
@@ -198,6 +198,9 @@ class ImapConnection:
         except IMAPClientError as exc:
             self._abort()
             raise NetworkError(f"{self.where}: {_one_line(exc)}") from None
+        except Exception as exc:  # imapclient choking on a malformed answer (e.g. CAPABILITY without data)
+            self._abort()
+            raise ProtocolError(f"{self.where}: malformed answer during login ({type(exc).__name__})") from None
         self.caps = {c.decode("ascii", "replace").upper() for c in caps}
         imap = self.client._imap
         self.sock = imap.sock
