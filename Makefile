@@ -27,8 +27,10 @@ demo: $(STAMP)
 test: $(STAMP) dovecot
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
+# Side by side with neomutt and aerc (installed with apt-get if missing); writes tests/bench/RESULTS.md.
+# make bench BENCH_ARGS=--quick  (5000 messages, 1 round) | BENCH_ARGS="--sizes 20000 --rounds 5"
 bench: $(STAMP) dovecot
-	$(PY) -m tests.bench.run
+	$(PY) -m tests.bench.run $(BENCH_ARGS)
 
 screenshots: $(STAMP)
 	$(PY) -m tuimail.demo.screenshots screenshots

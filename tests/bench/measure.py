@@ -126,6 +126,51 @@ def warm_dovecot(user) -> float:
     return time.monotonic() - t0
 
 
+def raw_fetch_seconds(user, items: bytes) -> tuple[float, int]:
+    """`UID FETCH 1:* items` read off the socket without parsing: how fast the server is right
+    now, comparable with DESIGN §3's "raw socket reader" figures. Returns (seconds, bytes)."""
+    with RawImap(user.imap_port, user.name, user.password) as c:
+        c.command(b"EXAMINE INBOX")
+        sock, end = c.sock, (b"\r\nBF OK", b"\r\nBF NO", b"\r\nBF BAD")
+        t0 = time.monotonic()
+        sock.sendall(b"BF UID FETCH 1:* " + items + b"\r\n")
+        n, tail = 0, b""
+        while not any(e in tail for e in end):
+            data = sock.recv(1 << 20)
+            if not data:
+                raise BenchError("connection closed during the raw FETCH")
+            n += len(data)
+            tail = (tail + data)[-300:]
+        dt = time.monotonic() - t0
+    return dt, n
+
+
+def raw_idle_latency(user, samples: int = 6) -> list[float]:
+    """Dovecot alone: one raw connection IDLEs, another sets/clears \\Flagged; milliseconds until
+    the idling one reads the FETCH. The floor under any client's IDLE latency."""
+    out = []
+    with RawImap(user.imap_port, user.name, user.password) as idler, \
+            RawImap(user.imap_port, user.name, user.password) as other:
+        idler.command(b"SELECT INBOX")
+        other.command(b"SELECT INBOX")
+        uid = other.search(b"UNFLAGGED")[-1]
+        for i in range(samples):
+            idler.sock.sendall(b"I%d IDLE\r\n" % i)
+            if not idler.f.readline().startswith(b"+"):
+                raise BenchError("IDLE was not accepted")
+            t0 = time.monotonic()
+            other.command(b"UID STORE %d %sFLAGS.SILENT (\\Flagged)" % (uid, b"+" if i % 2 == 0 else b"-"))
+            while b"FETCH" not in idler.f.readline():
+                if time.monotonic() - t0 > 10:
+                    raise BenchError("the idling connection heard nothing within 10 s")
+            out.append((time.monotonic() - t0) * 1000)
+            idler.sock.sendall(b"DONE\r\n")
+            while not idler.f.readline().startswith(b"I%d " % i):
+                pass
+            time.sleep(0.2)
+    return out
+
+
 def change_flags(user, k: int, *, add: bool, uids: list[int] | None = None) -> list[int]:
     """Set (or clear) \\Flagged on k unflagged messages from another connection; returns the uids."""
     with RawImap(user.imap_port, user.name, user.password) as c:
@@ -165,6 +210,7 @@ class Folder:
     big_text_bytes: int = 0  # encoded size of the text part of the big-attachment message
     write_seconds: float = 0.0
     warm_seconds: float = 0.0
+    calibration: dict = field(default_factory=dict)  # raw FETCH (seconds, bytes), see raw_fetch_seconds
 
 
 def display_prefix(text: str, cells: int = 18) -> str:
@@ -215,6 +261,9 @@ def build_folder(server, n: int, seed: int = 1, needles: int = 3) -> Folder:
     folder = Folder(n, user, [display_prefix(decoded_subject(m.raw)) for m in reversed(last)])
     folder.write_seconds = time.monotonic() - t0
     folder.warm_seconds = warm_dovecot(user)
+    folder.calibration = {"flags": raw_fetch_seconds(user, b"(UID FLAGS)"),
+                          "headers": raw_fetch_seconds(user, b"(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS ("
+                                                       + TUIMAIL_FIELDS + b")])")}
     with RawImap(user.imap_port, user.name, user.password) as c:
         c.command(b"EXAMINE INBOX")
         folder.big_uids = c.search(b"LARGER 1500000")

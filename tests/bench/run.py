@@ -29,7 +29,7 @@ from tests.support.dovecot import DovecotServer, default_root
 
 from . import report
 from .clients import REPO, Aerc, Floor, Neomutt, Tmux, Tuimail, timed_open
-from .measure import BenchError, RawImap, build_folder, change_flags, loadavg, new_sessions
+from .measure import BenchError, build_folder, change_flags, loadavg, new_sessions, raw_idle_latency
 
 ORDER = ["neomutt", "aerc", "tuimail", "floor"]
 
@@ -55,7 +55,11 @@ def versions() -> dict[str, str]:
             return "?"
     import textual
     import tuimail
-    return {"tuimail": f"{tuimail.__version__} ({first(['git', '-C', str(REPO), 'rev-parse', '--short', 'HEAD'])})",
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "tuimail"],
+                           capture_output=True, text=True).stdout.strip()
+    head = first(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]) + (" + uncommitted changes in tuimail/"
+                                                                              if dirty else "")
+    return {"tuimail": f"{tuimail.__version__} ({head})",
             "neomutt": first(["neomutt", "-v"]), "aerc": first(["aerc", "-v"]),
             "dovecot": first(["dovecot", "--version"]), "tmux": first(["tmux", "-V"]),
             "Python": platform.python_version(), "Textual": textual.__version__}
@@ -96,6 +100,7 @@ class SizeBench:
         log(f"{self.n}: generating the folder")
         self.folder = build_folder(self.server, self.n)
         self.d["write_seconds"], self.d["warm_seconds"] = self.folder.write_seconds, self.folder.warm_seconds
+        self.d["calibration"] = self.folder.calibration
         self.user = self.folder.user
         port = self.server.imap_port
         self.clients = {c.name: c(self.scratch, self.folder, port) for c in (Neomutt, Aerc, Tuimail, Floor)}
@@ -250,8 +255,9 @@ class SizeBench:
 
     def idle(self) -> None:
         c, u = self.clients["tuimail"], self.user
+        self.d["idle_dovecot"] = raw_idle_latency(u)
         self.d["idle"] = self._probe(c, "idle", str(c.config), str(self.server.imap_port), u.name, u.password)
-        log(f"{self.n}: IDLE {self.d['idle']}")
+        log(f"{self.n}: IDLE {self.d['idle']}; Dovecot alone (raw client) {self.d['idle_dovecot']}")
 
 
 def time_all(client: Tuimail, n: int, timeout: float, t0: float) -> float:
@@ -340,9 +346,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write(out: Path, meta: dict, results: dict) -> None:
+    """The raw samples first (they survive a bug in the report), then the markdown."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report.render(meta, results))
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
+    try:
+        out.write_text(report.render(meta, results))
+    except Exception as exc:  # keep measuring: the json has everything
+        log(f"could not render {out}: {exc.__class__.__name__}: {exc}")
 
 
 if __name__ == "__main__":
