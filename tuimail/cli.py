@@ -14,7 +14,7 @@ import time
 from . import __version__, paths
 from .config import Config, load_config
 from .errors import NetworkError, NotCached, TuimailError, UsageError
-from .mail.sanitize import sanitize, sanitize_line
+from .mail.sanitize import sanitize, sanitize_line, sanitize_strict
 
 FLAG_NAMES = {"seen": "\\Seen", "flagged": "\\Flagged", "answered": "\\Answered", "deleted": "\\Deleted",
               "draft": "\\Draft"}
@@ -212,6 +212,10 @@ def cmd_read(config: Config, args) -> int:
         print(f"[{sanitize_line(note)}]")
     print()
     print(sanitize(content.text))
+    if content.links:
+        print("\nLinks:")
+        for n, url in enumerate(content.links, 1):
+            print(f"[{n}] {sanitize_strict(url)}")
     for a in content.attachments:
         print(f"[attachment {a.section}: {a.filename} ({a.mimetype}, {a.size} bytes)]")
     return 0

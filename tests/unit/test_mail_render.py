@@ -29,7 +29,8 @@ def test_links_are_numbered_and_listed_with_their_real_target():
     assert "https://paypal.com [1]" in text  # the anchor text stays, its number follows
     assert "mail us [2]" in text
     assert "here [1]" in text  # the same target keeps its number
-    assert text.endswith("Links:\n[1] https://evil.example/login\n[2] mailto:help@example.org")
+    # the list of real targets is drawn once by the presenter from `links`, not baked into the text
+    assert "evil.example" not in text and "Links:" not in text
     assert "top" in text and "#top" not in text
 
 
@@ -92,7 +93,7 @@ def test_big_html_is_reasonably_fast():
     markup = "<div><p>Some <b>text</b> with a <a href='http://e/%d'>link</a>.</p></div>\n" * 5000
     start = time.process_time()
     text, links = html_to_text(markup)
-    assert len(links) == 1 and text.count("[1]") == 5001
+    assert len(links) == 1 and text.count("[1]") == 5000
     assert time.process_time() - start < 10
 
 

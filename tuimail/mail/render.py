@@ -93,7 +93,7 @@ def _strip_tags(markup: str) -> tuple[str, list[str]]:
 
 
 def html_to_text(markup: str, width: int = 0) -> tuple[str, list[str]]:
-    """HTML -> (sanitised text with numbered links and a final "Links:" list, link targets).
+    """HTML -> (sanitised text with numbered [N] link markers, the real link targets).
 
     ``width`` 0 means no wrapping (the UI wraps).  Never raises: malformed HTML that html2text
     cannot take falls back to a tag-stripping regex.
@@ -109,8 +109,8 @@ def html_to_text(markup: str, width: int = 0) -> tuple[str, list[str]]:
     text = _TRAILING_WS_RE.sub("\n", text)
     text = _BLANKS_RE.sub("\n\n", text).strip("\n")
     links = [sanitize_strict(t) for t in targets]
-    if links:
-        text += "\n\nLinks:\n" + "\n".join(f"[{n}] {t}" for n, t in enumerate(links, 1))
+    # The numbered list of real targets is drawn by each presenter (reader, `tuimail read`)
+    # from `links`, once; the text carries only the [N] markers.
     return sanitize(text), links
 
 
