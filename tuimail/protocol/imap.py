@@ -291,6 +291,12 @@ class ImapConnection:
 
     def read_until(self, tag: bytes, cmd: bytes, on_untagged=None, check: bool = True,
                    fast: Callable[[wire.Reader], None] | None = None) -> tuple[str, bytes]:
+        try:
+            return self._read_until(tag, cmd, on_untagged, check, fast)
+        except ValueError as exc:  # a number or a set in a response that we cannot take (_num, uidset)
+            raise ProtocolError(f"malformed server response: {exc}") from None
+
+    def _read_until(self, tag, cmd, on_untagged, check, fast) -> tuple[str, bytes]:
         while True:
             if fast is not None:
                 fast(self.reader)
@@ -334,7 +340,7 @@ class ImapConnection:
         if m:
             kind = m.group(2).upper()
             if kind == b"EXISTS":
-                self.unsolicited.exists = int(m.group(1))
+                self.unsolicited.exists = _num(m.group(1))
             elif kind == b"EXPUNGE":
                 self.unsolicited.expunged = True
             elif kind == b"FETCH":
@@ -342,8 +348,8 @@ class ImapConnection:
                 fm, um = _FLAGS_RE.search(text), _UID_RE.search(text)
                 if fm and um:
                     mm = _MODSEQ_RE.search(text)
-                    self.unsolicited.flags.append((int(um.group(1)), _flags(fm.group(1)),
-                                                   int(mm.group(1)) if mm else None))
+                    self.unsolicited.flags.append((_num(um.group(1)), _flags(fm.group(1)),
+                                                   _num(mm.group(1)) if mm else None))
                 elif fm:
                     self.unsolicited.seq_flags = True
             return
@@ -449,11 +455,11 @@ class ImapConnection:
             if head.startswith(b"* OK ["):
                 code, arg = wire.resp_code(head[5:])
                 if code == b"UIDVALIDITY":
-                    res.uidvalidity = int(arg)
+                    res.uidvalidity = _num(arg)
                 elif code == b"UIDNEXT":
-                    res.uidnext = int(arg)
+                    res.uidnext = _num(arg)
                 elif code == b"HIGHESTMODSEQ":
-                    res.highestmodseq = int(arg)
+                    res.highestmodseq = _num(arg)
                 elif code == b"NOMODSEQ":
                     res.nomodseq = True
                 return True
@@ -490,7 +496,7 @@ class ImapConnection:
                         found.extend(uidset.parse(str(val) if isinstance(val, int) else val))
                 return True
             if up.startswith(b"* SEARCH"):
-                found.extend(int(x) for x in head[8:].split() if x.isdigit())
+                found.extend(_num(x) for x in head[8:].split() if x.isdigit())
                 return True
             return False
 
@@ -513,7 +519,7 @@ class ImapConnection:
                 um, fm = _UID_RE.search(head), _FLAGS_RE.search(head)
                 if um and fm:
                     mm = _MODSEQ_RE.search(head)
-                    out.append((int(um.group(1)), _flags(fm.group(1)), int(mm.group(1)) if mm else None))
+                    out.append((_num(um.group(1)), _flags(fm.group(1)), _num(mm.group(1)) if mm else None))
                     return True
             return False
 
@@ -552,8 +558,8 @@ class ImapConnection:
             if um is None or sm is None or b"HEADER" not in text.upper():
                 return False  # an unsolicited flag update, not our answer
             fm, mm = flags_search(text), modseq_search(text)
-            items.append(HeaderItem(int(um.group(1)), _flags(fm.group(1)) if fm else (),
-                                    int(mm.group(1)) if mm else None, int(sm.group(1)), header))
+            items.append(HeaderItem(_num(um.group(1)), _flags(fm.group(1)) if fm else (),
+                                    _num(mm.group(1)) if mm else None, _num(sm.group(1)), header))
             return True
 
         def fast(reader):
@@ -586,7 +592,7 @@ class ImapConnection:
             if b" FETCH " in head[:24]:
                 um, mm = _UID_RE.search(head), _MODSEQ_RE.search(head)
                 if um:
-                    updated.append((int(um.group(1)), int(mm.group(1)) if mm else None))
+                    updated.append((_num(um.group(1)), _num(mm.group(1)) if mm else None))
                     if _FLAGS_RE.search(head) is None:
                         return True
             return False
@@ -683,6 +689,12 @@ class ImapConnection:
 
     def idle(self, timeout: float, stop: Callable[[], bool], tick: float = 1.0) -> Unsolicited:
         """IDLE until the server reports something, `stop()` is true, or timeout. Then DONE."""
+        try:
+            return self._idle(timeout, stop, tick)
+        except ValueError as exc:  # as in read_until
+            raise ProtocolError(f"malformed server response: {exc}") from None
+
+    def _idle(self, timeout: float, stop: Callable[[], bool], tick: float) -> Unsolicited:
         self._tagnum += 1
         tag = b"T%d" % self._tagnum
         self._send(tag + b" IDLE\r\n")
@@ -712,7 +724,8 @@ class ImapConnection:
 
 # ---------------------------------------------------------------------------- helpers
 
-_HDR_FAST = re.compile(rb"\* \d+ FETCH \(UID (\d+) FLAGS \(([^)]*)\)(?: MODSEQ \((\d+)\))? RFC822\.SIZE (\d+)"
+# (numbers of more than 18 digits do not match: the generic handler refuses them, see _num)
+_HDR_FAST = re.compile(rb"\* \d+ FETCH \(UID (\d{1,18}) FLAGS \(([^)]*)\)(?: MODSEQ \((\d{1,18})\))? RFC822\.SIZE (\d{1,18})"
                        rb" BODY\[HEADER\.FIELDS \([^)]*\)\] \{(\d+)\}\r\n")
 
 
@@ -750,6 +763,16 @@ def _scan_header_fetches(reader: wire.Reader, out: list) -> None:
                 pos = 0
     finally:
         del buf[:pos]
+
+
+_MAX_NUM = (1 << 63) - 1  # what the store (SQLite INTEGER) can hold; UIDs are 32-bit, mod-sequences 63-bit
+
+
+def _num(digits: bytes) -> int:
+    """A number from a response; ValueError (ProtocolError in read_until) unless 0..2^63-1."""
+    if len(digits) > 19 or not digits.isdigit() or int(digits) > _MAX_NUM:
+        raise ValueError(f"bad number {bytes(digits[:24])!r}")
+    return int(digits)
 
 
 def _mailbox_name(tok) -> str:

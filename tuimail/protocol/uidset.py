@@ -91,6 +91,6 @@ def _num(tok: str, star: int | None) -> int:
         if star is None:
             raise ValueError("'*' in a set without a known maximum")
         return star
-    if not tok.isdigit():
+    if not tok.isdigit() or len(tok) > 19 or int(tok) >= 1 << 63:
         raise ValueError(f"bad number in sequence set: {tok[:20]!r}")
     return int(tok)
