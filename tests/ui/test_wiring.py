@@ -91,6 +91,18 @@ def test_run_app_wiring(tmp_path, monkeypatch):
     rc = run_app(make_config(), None, offline=True, start_folder="Sent", service_factory=factory)
     assert rc == 0
     svc = made["test"]
-    assert svc.calls[0] == ("start",) and svc.calls[-1] == ("stop",) and svc.offline
+    # run_app does not start the services itself: the mounted app does, after its first paint
+    assert ("start",) not in svc.calls and svc.calls[-1] == ("stop",) and svc.offline
     assert seen["offline"] and seen["start"] == "Sent" and svc.on_event is seen["sink"]
     assert (tmp_path / "data" / "tuimail" / "accounts" / "test.sqlite3").exists()
+
+
+def test_services_start_after_the_first_paint(make_app):
+    app, store, service = make_app(20)
+
+    async def go():
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: ("start",) in service.calls)
+            assert screen_text(app).strip()  # drawn before or while the services start
+
+    run(go())

@@ -19,12 +19,12 @@ from collections.abc import Callable
 from .. import paths
 from ..config import Account, Config, resolve_oauth2_token, resolve_password
 from ..errors import CommandFailed, NetworkError, TuimailError
-from ..protocol.imap import ImapConnection
 from ..store import BodyCache, Store
-from .engine import Engine
 from .events import Event, RowsChanged, SyncState
 from .lock import AccountLock, Busy
-from .reader import Reader
+
+# The network stack (imapclient, ssl, the engine, the MIME/HTML reader) is imported by the worker
+# threads when they first need it, not at import: the app paints its first screen before that.
 
 POLL_SECONDS = 300  # other folders' STATUS while idling on one
 IDLE_SECONDS = 25 * 60  # re-issue IDLE before the 29-minute server timeout
@@ -45,7 +45,8 @@ def secret_getter(account: Account) -> Callable[[], str]:
     return get
 
 
-def open_connection(account: Account, secret: Callable[[], str] | None = None, **kw) -> ImapConnection:
+def open_connection(account: Account, secret: Callable[[], str] | None = None, **kw):
+    from ..protocol.imap import ImapConnection
     conn = ImapConnection(account, secret or secret_getter(account), **kw)
     conn.connect()
     return conn
@@ -69,9 +70,9 @@ class SyncService:
         self._req_lock = threading.Lock()
         self._watch = "INBOX"
         self._thread: threading.Thread | None = None
-        self._sync_conn: ImapConnection | None = None
+        self._sync_conn = None  # ImapConnection, owned by the worker thread
         self._fetch_lock = threading.Lock()
-        self._fetch_conn: ImapConnection | None = None
+        self._fetch_conn = None  # ImapConnection for on-demand fetches, guarded by _fetch_lock
         self._fetch_store: Store | None = None
         self._fetch_bodies: BodyCache | None = None
         self.state = SyncState(account.name, "offline" if offline else "connecting")
@@ -127,7 +128,8 @@ class SyncService:
         return self._offline
 
     # on-demand fetches (blocking: call from a worker thread, never the UI thread) ------
-    def _reader(self) -> Reader:
+    def _reader(self):
+        from .reader import Reader
         if self._fetch_store is None:
             self._fetch_store = Store(self.store_path)
             self._fetch_bodies = BodyCache(self.cache_path)
@@ -174,6 +176,7 @@ class SyncService:
         self._wake.wait(seconds)
 
     def _run(self) -> None:
+        from .engine import Engine
         store = Store(self.store_path)
         bodies = BodyCache(self.cache_path)
         lock = AccountLock(paths.lock_path(self.account.name))
@@ -229,7 +232,7 @@ class SyncService:
         finally:
             lock.release()
 
-    def _online_loop(self, engine: Engine, store: Store, lock: AccountLock) -> None:
+    def _online_loop(self, engine, store: Store, lock: AccountLock) -> None:
         conn = engine.conn
         last_poll = time.monotonic()
         while not self._stop.is_set() and not self._offline:

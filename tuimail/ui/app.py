@@ -76,6 +76,15 @@ class TuimailApp(App):
         self._main = MainScreen()
         self.push_screen(self._main)
         self.bridge.attach(self.post_message)
+        # The sync threads start once the first screen is drawn: their imports and the TLS
+        # handshake would otherwise compete with it for the GIL.
+        self.call_after_refresh(self.start_services)
+
+    def start_services(self) -> None:
+        for svc in self.services.values():
+            start = getattr(svc, "start", None)
+            if start is not None:
+                start()
 
     def on_unmount(self) -> None:
         self.bridge.detach()
@@ -109,9 +118,7 @@ def run_app(config: Config, account_names: list[str] | None, *, offline: bool, s
         for acc in accounts:
             services[acc.name] = factory(config, acc, bridge, offline=offline)
         app = TuimailApp(config, stores, services, offline=offline, start_folder=start_folder, event_sink=bridge)
-        for svc in services.values():
-            svc.start()
-        app.run()
+        app.run()  # the app starts the services after its first paint
         return app.return_code or 0
     finally:
         for svc in services.values():
