@@ -248,7 +248,7 @@ class Engine:
                     self.conn.expunge_uids(uids)
                     self.store.remove_uids(fid, uids)
                     self.emit(RowsChanged(self.account.name, fid, removed=tuple(uids)))
-            except CommandFailed as exc:
+            except (CommandFailed, ValueError) as exc:  # ValueError: an argument we refuse to send
                 for x in run:
                     self._failed(fid, x, str(exc))
                 continue
