@@ -1,0 +1,374 @@
+"""Mailbox-level IMAP commands, sent raw after login (see imap.py for why).
+
+A mixin of ImapConnection: every method runs on the thread that owns the connection and uses its
+command machinery (`command`, `send_command`/`read_until` for pipelining, `_generic_untagged`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+from ..errors import CommandFailed, NetworkError, ProtocolError
+from . import uidset, wire
+from .responses import (_FLAGS_RE, _MODSEQ_RE, _SIZE_RE, _UID_RE, FolderEntry, HeaderItem, SelectResult,
+                        Unsolicited, _flags, encode_mailbox, flag_arg, mailbox_name, num, scan_header_fetches,
+                        one_line, status_dict)
+from .roles import assign_roles
+
+HEADER_FIELDS = b"FROM TO CC SUBJECT DATE MESSAGE-ID IN-REPLY-TO REFERENCES CONTENT-TYPE"
+
+
+class MailboxCommands:
+    def enable(self, *exts: str) -> set[str]:
+        got: set[str] = set()
+
+        def handler(resp):
+            if resp[0].upper().startswith(b"* ENABLED"):
+                got.update(x.decode().upper() for x in resp[0].split()[2:])
+                return True
+            return False
+
+        self.command(b"ENABLE " + " ".join(exts).encode(), handler)
+        self.enabled |= got
+        return got
+
+    def noop(self) -> None:
+        self.command(b"NOOP")
+
+    def list_folders(self, with_status: bool = False) -> list[FolderEntry]:
+        """LIST "" * (with SPECIAL-USE attributes; LIST-STATUS where offered)."""
+        out: dict[str, FolderEntry] = {}
+        statuses: dict[str, dict] = {}
+        cmd = b'LIST "" "*"'
+        if with_status and self.has("LIST-STATUS"):
+            cmd += b" RETURN (SPECIAL-USE STATUS (MESSAGES UNSEEN UIDNEXT UIDVALIDITY" + \
+                (b" HIGHESTMODSEQ" if self.has("CONDSTORE") else b"") + b"))"
+            if not self.has("SPECIAL-USE"):
+                cmd = cmd.replace(b"SPECIAL-USE ", b"")
+
+        def handler(resp):
+            head = resp[0].upper()
+            if head.startswith(b"* LIST ") or head.startswith(b"* STATUS "):
+                toks = wire.tokenize(resp)
+                if toks[1].upper() == b"LIST" and len(toks) >= 5:
+                    attrs = tuple(a.decode("utf-8", "replace") for a in toks[2] if isinstance(a, bytes))
+                    delim = toks[3].decode("utf-8", "replace") if isinstance(toks[3], bytes) else None
+                    name = mailbox_name(toks[4])
+                    out[name] = FolderEntry(name, delim, attrs)
+                elif toks[1].upper() == b"STATUS" and len(toks) >= 4:
+                    statuses[mailbox_name(toks[2])] = status_dict(toks[3])
+                return True
+            return False
+
+        self.command(cmd, handler)
+        for name, st in statuses.items():
+            if name in out:
+                out[name].status = st
+        entries = list(out.values())
+        assign_roles(entries, getattr(self.account, "roles", {}) or {})
+        return entries
+
+    def status(self, folder: str) -> dict:
+        items = b"MESSAGES UNSEEN UIDNEXT UIDVALIDITY" + (b" HIGHESTMODSEQ" if self.has("CONDSTORE") else b"")
+        result: dict = {}
+
+        def handler(resp):
+            if resp[0].upper().startswith(b"* STATUS "):
+                toks = wire.tokenize(resp)
+                result.update(status_dict(toks[3]))
+                return True
+            return False
+
+        self.command(b"STATUS " + encode_mailbox(folder) + b" (" + items + b")", handler)
+        return result
+
+    # ------------------------------------------------------------------ mailbox commands
+
+    def select(self, folder: str, *, qresync: tuple[int, int, list[int] | None] | None = None,
+               condstore: bool = False, readonly: bool = False) -> SelectResult:
+        res = SelectResult()
+        cmd = (b"EXAMINE " if readonly else b"SELECT ") + encode_mailbox(folder)
+        if qresync is not None:
+            uv, modseq, known = qresync
+            params = b"%d %d" % (uv, modseq)
+            if known:
+                known_s = uidset.compact(known).encode()
+                if len(known_s) < 4000:
+                    params += b" " + known_s
+            cmd += b" (QRESYNC (" + params + b"))"
+        elif condstore:
+            cmd += b" (CONDSTORE)"
+        self.selected = None
+        self.unsolicited = Unsolicited()
+
+        def handler(resp):
+            head = resp[0]
+            if head.startswith(b"* OK ["):
+                code, arg = wire.resp_code(head[5:])
+                if code == b"UIDVALIDITY":
+                    res.uidvalidity = num(arg)
+                elif code == b"UIDNEXT":
+                    res.uidnext = num(arg)
+                elif code == b"HIGHESTMODSEQ":
+                    res.highestmodseq = num(arg)
+                elif code == b"NOMODSEQ":
+                    res.nomodseq = True
+                return True
+            return False
+
+        _, text = self.command(cmd, handler)
+        self.selected = folder
+        u = self.take_unsolicited()
+        res.exists = u.exists or 0
+        res.vanished = u.vanished
+        res.changed = u.flags
+        return res
+
+    def unselect(self) -> None:
+        if self.selected is None:
+            return
+        self.command(b"UNSELECT" if self.has("UNSELECT") else b"CLOSE", check=False)
+        self.selected = None
+
+    def search_uids(self, criteria: bytes = b"ALL") -> list[int]:
+        """UID SEARCH; ESEARCH's compact 'ALL' answer where the server offers it."""
+        found: list[int] = []
+        esearch = self.has("ESEARCH")
+        cmd = b"UID SEARCH " + (b"RETURN (ALL) " if esearch else b"") + criteria
+
+        def handler(resp):
+            head = resp[0]
+            up = head[:12].upper()
+            if up.startswith(b"* ESEARCH"):
+                toks = wire.tokenize(resp)
+                for i, t in enumerate(toks):
+                    if isinstance(t, bytes) and t.upper() == b"ALL" and i + 1 < len(toks):
+                        val = toks[i + 1]
+                        found.extend(uidset.parse(str(val) if isinstance(val, int) else val))
+                return True
+            if up.startswith(b"* SEARCH"):
+                found.extend(num(x) for x in head[8:].split() if x.isdigit())
+                return True
+            return False
+
+        self.command(cmd, handler)
+        return found
+
+    def fetch_flags(self, uids: Iterable[int] | None = None, changedsince: int | None = None,
+                    vanished: bool = False) -> list[tuple[int, tuple[str, ...], int | None]]:
+        """UID FETCH set (FLAGS [MODSEQ]) [(CHANGEDSINCE m [VANISHED])]. With uids None: 1:*."""
+        out: list[tuple[int, tuple[str, ...], int | None]] = []
+        want_modseq = changedsince is not None or "CONDSTORE" in self.enabled or "QRESYNC" in self.enabled
+        items = b"(UID FLAGS MODSEQ)" if want_modseq else b"(UID FLAGS)"
+        mod = b""
+        if changedsince is not None:
+            mod = b" (CHANGEDSINCE %d%s)" % (changedsince, b" VANISHED" if vanished else b"")
+
+        def handler(resp):
+            head = resp[0]
+            if len(resp) == 1 and b" FETCH " in head[:24]:
+                um, fm = _UID_RE.search(head), _FLAGS_RE.search(head)
+                if um and fm:
+                    mm = _MODSEQ_RE.search(head)
+                    out.append((num(um.group(1)), _flags(fm.group(1)), num(mm.group(1)) if mm else None))
+                    return True
+            return False
+
+        sets = [b"1:*"] if uids is None else [s.encode() for s in uidset.chunked(uids)]
+        for s in sets:
+            self.command(b"UID FETCH " + s + b" " + items + mod, handler)
+        return out
+
+    def fetch_headers(self, uids: list[int]) -> Iterator[HeaderItem]:
+        for window in self.fetch_header_windows([uids]):
+            yield from window
+
+    def fetch_header_windows(self, windows: list[list[int]]) -> Iterator[list[HeaderItem]]:
+        """Header-only FETCH, one list of items per window, highest uids first (hot path).
+
+        Responses in Dovecot's usual shape are cut straight out of the read buffer by one regex
+        (no per-line tokenising); anything else goes through the generic parser."""
+        items: list[HeaderItem] = []
+        want_modseq = "CONDSTORE" in self.enabled or "QRESYNC" in self.enabled
+        req = (b"(UID FLAGS " + (b"MODSEQ " if want_modseq else b"") + b"RFC822.SIZE BODY.PEEK[HEADER.FIELDS ("
+               + HEADER_FIELDS + b")])")
+        uid_search, flags_search, modseq_search, size_search = (_UID_RE.search, _FLAGS_RE.search,
+                                                                _MODSEQ_RE.search, _SIZE_RE.search)
+
+        def handler(resp):
+            head = resp[0]
+            if b" FETCH " not in head[:24]:
+                return False
+            text = b" ".join(resp[0::2])
+            header = b""
+            for i in range(1, len(resp), 2):
+                if b"HEADER" in resp[i - 1][-80:].upper():
+                    header = resp[i]
+            um = uid_search(text)
+            sm = size_search(text)
+            if um is None or sm is None or b"HEADER" not in text.upper():
+                return False  # an unsolicited flag update, not our answer
+            fm, mm = flags_search(text), modseq_search(text)
+            items.append(HeaderItem(num(um.group(1)), _flags(fm.group(1)) if fm else (),
+                                    num(mm.group(1)) if mm else None, num(sm.group(1)), header))
+            return True
+
+        def fast(reader):
+            scan_header_fetches(reader, items)
+
+        # Pipelined: the next window's FETCH is already on the wire while we parse this one, so
+        # the server builds responses on the other core instead of waiting for us.
+        cmds: list[tuple[int, bytes]] = []
+        for w, uids in enumerate(windows):
+            cmds += [(w, b"UID FETCH " + s.encode() + b" " + req) for s in uidset.chunked(uids, reverse=True)]
+        tags = [self.send_command(c) for _, c in cmds[:2]]
+        for i, (w, cmd) in enumerate(cmds):
+            self.read_until(tags[i], cmd, handler, fast=fast)
+            if i + 2 < len(cmds):
+                tags.append(self.send_command(cmds[i + 2][1]))
+            if i + 1 == len(cmds) or cmds[i + 1][0] != w:
+                yield list(items)
+                items.clear()
+
+    def store_flags(self, uids: Iterable[int], add: Iterable[str] = (), remove: Iterable[str] = (),
+                    unchangedsince: int | None = None) -> tuple[list[int], list[tuple[int, int | None]]]:
+        """UID STORE +FLAGS.SILENT / -FLAGS.SILENT, conditional when unchangedsince is given.
+        Returns (uids that failed UNCHANGEDSINCE [MODIFIED], [(uid, new modseq)])."""
+        modified: list[int] = []
+        updated: list[tuple[int, int | None]] = []
+        uids = list(uids)
+
+        def handler(resp):
+            head = resp[0]
+            if b" FETCH " in head[:24]:
+                um, mm = _UID_RE.search(head), _MODSEQ_RE.search(head)
+                if um:
+                    updated.append((num(um.group(1)), num(mm.group(1)) if mm else None))
+                    if _FLAGS_RE.search(head) is None:
+                        return True
+            return False
+
+        for op, flags in ((b"+", sorted(set(add))), (b"-", sorted(set(remove)))):
+            if not flags:
+                continue
+            flag_b = b" ".join(flag_arg(f) for f in flags)
+            for s in uidset.chunked(uids):
+                mod = b" (UNCHANGEDSINCE %d)" % unchangedsince if unchangedsince is not None else b""
+                _, text = self.command(b"UID STORE " + s.encode() + mod + b" " + op + b"FLAGS.SILENT (" + flag_b
+                                       + b")", handler)
+                code, arg = wire.resp_code(text)
+                if code == b"MODIFIED":
+                    modified.extend(uidset.parse(arg))
+        return sorted(set(modified)), updated
+
+    def move(self, uids: Iterable[int], dest: str) -> dict[int, int]:
+        """Move uids to dest. Returns {old uid: new uid} from COPYUID (empty when not reported)."""
+        uids = sorted(set(uids))
+        mapping: dict[int, int] = {}
+
+        def grab(text: bytes):
+            code, arg = wire.resp_code(text)
+            if code == b"COPYUID":
+                parts = arg.split()
+                if len(parts) == 3:
+                    src, dst = uidset.parse(parts[1]), uidset.parse(parts[2])
+                    mapping.update(zip(src, dst))
+
+        def handler(resp):
+            head = resp[0]
+            if head.startswith(b"* OK ["):
+                grab(head[5:])
+                return True
+            return False
+
+        for s in uidset.chunked(uids):
+            if self.has("MOVE"):
+                _, text = self.command(b"UID MOVE " + s.encode() + b" " + encode_mailbox(dest), handler)
+                grab(text)
+            else:
+                _, text = self.command(b"UID COPY " + s.encode() + b" " + encode_mailbox(dest), handler)
+                grab(text)
+                self.command(b"UID STORE " + s.encode() + b" +FLAGS.SILENT (\\Deleted)")
+                if self.has("UIDPLUS"):
+                    self.command(b"UID EXPUNGE " + s.encode())
+                else:  # without UIDPLUS a plain EXPUNGE would also remove others' \Deleted mail
+                    pass
+        return mapping
+
+    def expunge_uids(self, uids: Iterable[int]) -> None:
+        uids = sorted(set(uids))
+        for s in uidset.chunked(uids):
+            self.command(b"UID STORE " + s.encode() + b" +FLAGS.SILENT (\\Deleted)")
+            if self.has("UIDPLUS"):
+                self.command(b"UID EXPUNGE " + s.encode())
+            else:
+                self.command(b"EXPUNGE")
+
+    def fetch_items(self, uid: int, items: bytes) -> dict:
+        """UID FETCH uid (items) -> {ITEM NAME: value} through the full tokenizer."""
+        result: dict = {}
+
+        def handler(resp):
+            if b" FETCH " in resp[0][:24]:
+                toks = wire.tokenize(resp)
+                if len(toks) >= 4 and isinstance(toks[3], tuple):
+                    d = wire.pairs(toks[3])
+                    if d.get(b"UID") == uid:
+                        result.update(d)
+                        return True
+            return False
+
+        self.command(b"UID FETCH %d (UID %s)" % (uid, items), handler)
+        return result
+
+    def fetch_bodystructure(self, uid: int):
+        d = self.fetch_items(uid, b"BODYSTRUCTURE")
+        return d.get(b"BODYSTRUCTURE")
+
+    def fetch_section(self, uid: int, section: str, offset: int = 0, length: int | None = None) -> bytes | None:
+        """BODY.PEEK[section]<offset.length> (partial fetch); None when the message is gone."""
+        if not re.fullmatch(r"[0-9.]*(HEADER|TEXT|MIME)?|", section):
+            raise ValueError(f"bad section {section!r}")
+        partial = b"<%d.%d>" % (offset, length) if length is not None else b""
+        d = self.fetch_items(uid, b"BODY.PEEK[%s]%s" % (section.encode(), partial))
+        for k, v in d.items():
+            if k.startswith(b"BODY["):
+                return v if isinstance(v, bytes) else (b"" if v is None else str(v).encode())
+        return None
+
+    # ------------------------------------------------------------------ IDLE
+
+    def idle(self, timeout: float, stop: Callable[[], bool], tick: float = 1.0) -> Unsolicited:
+        """IDLE until the server reports something, `stop()` is true, or timeout. Then DONE."""
+        try:
+            return self._idle(timeout, stop, tick)
+        except ValueError as exc:  # as in read_until
+            raise ProtocolError(f"malformed server response: {exc}") from None
+
+    def _idle(self, timeout: float, stop: Callable[[], bool], tick: float) -> Unsolicited:
+        self._tagnum += 1
+        tag = b"T%d" % self._tagnum
+        self._send(tag + b" IDLE\r\n")
+        while True:
+            resp = self.reader.read_response()
+            if resp[0].startswith(b"+"):
+                break
+            if resp[0].startswith(tag + b" "):
+                raise CommandFailed("IDLE", "NO", one_line(resp[0].decode("utf-8", "replace")))
+            self._generic_untagged(resp)
+        deadline = time.monotonic() + timeout
+        while not self.unsolicited.any() and not stop() and time.monotonic() < deadline:
+            if self.reader.wait_readable(min(tick, max(0.0, deadline - time.monotonic()))):
+                resp = self.reader.read_response()
+                if resp[0].startswith(b"* BYE"):
+                    raise NetworkError(f"{self.where} closed the session during IDLE")
+                self._generic_untagged(resp)
+        self._send(b"DONE\r\n")
+        while True:
+            resp = self.reader.read_response()
+            if resp[0].startswith(tag + b" "):
+                break
+            self._generic_untagged(resp)
+        return self.take_unsolicited()
