@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .db import connect
+from .journal import JournalEntry, JournalMixin, _apply, norm_flags  # noqa: F401  (re-exported)
 
 ROLES = ("inbox", "drafts", "sent", "archive", "junk", "trash")
 SORTS = ("date", "arrival", "from", "subject", "size", "thread")
@@ -81,33 +82,7 @@ class FolderInfo:
         return self.name
 
 
-@dataclass(frozen=True)
-class JournalEntry:
-    id: int
-    folder_id: int
-    folder: str
-    uid: int
-    message_id: str | None
-    op: str
-    add_flags: tuple[str, ...]
-    remove_flags: tuple[str, ...]
-    dest: str | None
-    attempts: int
-    last_error: str | None
-
-
-def norm_flags(flags: Iterable[str]) -> str:
-    return " ".join(sorted({f for f in flags if f}))
-
-
-def _apply(flags: set[str], add: Iterable[str], remove: Iterable[str]) -> set[str]:
-    flags = set(flags)
-    flags.difference_update(remove)
-    flags.update(add)
-    return flags
-
-
-class Store:
+class Store(JournalMixin):
     """One connection to an account's store. Not shared between threads."""
 
     def __init__(self, path: Path | str):
@@ -394,146 +369,3 @@ class Store:
                 (dest_folder, new_uid, src_folder, uid))
             self.db.execute("DELETE FROM messages WHERE folder_id = ? AND uid = ?", (src_folder, uid))
             self.db.execute("UPDATE folders SET threads_dirty = 1 WHERE id IN (?, ?)", (src_folder, dest_folder))
-
-    # ------------------------------------------------------------------ user intents (store + journal)
-
-    def set_flags(self, folder_id: int, uids: Iterable[int], add: Iterable[str] = (),
-                  remove: Iterable[str] = ()) -> list[int]:
-        """The user changes flags: the row changes now, the journal carries it to the server."""
-        add, remove = tuple(sorted(set(add))), tuple(sorted(set(remove) - set(add)))
-        changed = []
-        now = time.time()
-        with self.transaction():
-            for uid in uids:
-                row = self.db.execute("SELECT flags, message_id FROM messages WHERE folder_id = ? AND uid = ?",
-                                      (folder_id, uid)).fetchone()
-                if row is None:
-                    continue
-                old = set(row[0].split())
-                new = _apply(old, add, remove)
-                eff_add = tuple(f for f in add if f not in old)
-                eff_remove = tuple(f for f in remove if f in old)
-                if not eff_add and not eff_remove:
-                    continue
-                s = norm_flags(new)
-                self.db.execute("UPDATE messages SET flags = ?, seen = ?, flagged = ? WHERE folder_id = ? AND uid = ?",
-                                (s, int("\\Seen" in new), int("\\Flagged" in new), folder_id, uid))
-                self._journal_flags(folder_id, uid, row[1], eff_add, eff_remove, now)
-                changed.append(uid)
-        return changed
-
-    def _journal_flags(self, folder_id, uid, message_id, add, remove, now) -> None:
-        # Coalesce with a pending flags entry for the same message: one STORE per intent net.
-        prev = self.db.execute("SELECT id, add_flags, remove_flags FROM journal WHERE folder_id = ? AND uid = ?"
-                               " AND op = 'flags' ORDER BY id DESC LIMIT 1", (folder_id, uid)).fetchone()
-        later_move = prev and self.db.execute(
-            "SELECT 1 FROM journal WHERE folder_id = ? AND uid = ? AND op != 'flags' AND id > ?",
-            (folder_id, uid, prev[0])).fetchone()
-        if prev and not later_move:
-            a, r = set(prev[1].split()), set(prev[2].split())
-            a = (a - set(remove)) | set(add)
-            r = (r - set(add)) | set(remove)
-            if not a and not r:
-                self.db.execute("DELETE FROM journal WHERE id = ?", (prev[0],))
-            else:
-                self.db.execute("UPDATE journal SET add_flags = ?, remove_flags = ? WHERE id = ?",
-                                (norm_flags(a), norm_flags(r), prev[0]))
-            return
-        self.db.execute("INSERT INTO journal(created, folder_id, uid, message_id, op, add_flags, remove_flags)"
-                        " VALUES (?, ?, ?, ?, 'flags', ?, ?)", (now, folder_id, uid, message_id,
-                                                                norm_flags(add), norm_flags(remove)))
-
-    def move(self, folder_id: int, uids: Iterable[int], dest: str) -> list[int]:
-        """Move to folder `dest` (also how delete-to-Trash works). Hidden here at once."""
-        return self._hide_with(folder_id, uids, "move", dest)
-
-    def expunge(self, folder_id: int, uids: Iterable[int]) -> list[int]:
-        """Delete for good (\\Deleted + UID EXPUNGE of just these uids)."""
-        return self._hide_with(folder_id, uids, "expunge", None)
-
-    def _hide_with(self, folder_id, uids, op, dest) -> list[int]:
-        done = []
-        now = time.time()
-        with self.transaction():
-            for uid in uids:
-                row = self.db.execute("SELECT message_id FROM messages WHERE folder_id = ? AND uid = ? AND hidden = 0",
-                                      (folder_id, uid)).fetchone()
-                if row is None:
-                    continue
-                self.db.execute("UPDATE messages SET hidden = 1 WHERE folder_id = ? AND uid = ?", (folder_id, uid))
-                self.db.execute("INSERT INTO journal(created, folder_id, uid, message_id, op, dest)"
-                                " VALUES (?, ?, ?, ?, ?, ?)", (now, folder_id, uid, row[0], op, dest))
-                done.append(uid)
-        return done
-
-    # ------------------------------------------------------------------ journal
-
-    def pending(self, folder_id: int | None = None) -> list[JournalEntry]:
-        q = ("SELECT j.id, j.folder_id, f.name, j.uid, j.message_id, j.op, j.add_flags, j.remove_flags, j.dest,"
-             " j.attempts, j.last_error FROM journal j JOIN folders f ON f.id = j.folder_id")
-        args: tuple = ()
-        if folder_id is not None:
-            q += " WHERE j.folder_id = ?"
-            args = (folder_id,)
-        return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], tuple(r[6].split()), tuple(r[7].split()),
-                             r[8], r[9], r[10]) for r in self.db.execute(q + " ORDER BY j.id", args)]
-
-    def pending_count(self) -> int:
-        return self.db.execute("SELECT count(*) FROM journal").fetchone()[0]
-
-    def pending_folders(self) -> list[int]:
-        return [r[0] for r in self.db.execute("SELECT DISTINCT folder_id FROM journal")]
-
-    def journal_done(self, ids: Iterable[int]) -> None:
-        ids = list(ids)
-        with self.transaction():
-            for i in range(0, len(ids), _CHUNK):
-                chunk = ids[i:i + _CHUNK]
-                self.db.execute(f"DELETE FROM journal WHERE id IN ({','.join('?' * len(chunk))})", chunk)
-
-    def journal_failed(self, entry_id: int, error: str) -> None:
-        with self.transaction():
-            self.db.execute("UPDATE journal SET attempts = attempts + 1, last_error = ? WHERE id = ?",
-                            (error[:500], entry_id))
-
-    def journal_rematch(self, folder_id: int) -> int:
-        """After a UIDVALIDITY reset: find each orphaned entry's message again by Message-ID."""
-        n = 0
-        with self.transaction():
-            for jid, msgid, op, a, r in self.db.execute(
-                    "SELECT id, message_id, op, add_flags, remove_flags FROM journal WHERE folder_id = ? AND uid = -1",
-                    (folder_id,)).fetchall():
-                uid = self.find_by_message_id(folder_id, msgid) if msgid else None
-                if uid is None:
-                    continue
-                self.db.execute("UPDATE journal SET uid = ? WHERE id = ?", (uid, jid))
-                # the refilled row shows the server's flags: put the user's intent back on top
-                if op == "flags":
-                    flags = self.db.execute("SELECT flags FROM messages WHERE folder_id = ? AND uid = ?",
-                                            (folder_id, uid)).fetchone()[0]
-                    new = _apply(set(flags.split()), a.split(), r.split())
-                    self.db.execute("UPDATE messages SET flags = ?, seen = ?, flagged = ? WHERE folder_id = ?"
-                                    " AND uid = ?", (norm_flags(new), int("\\Seen" in new), int("\\Flagged" in new),
-                                                     folder_id, uid))
-                else:
-                    self.db.execute("UPDATE messages SET hidden = 1 WHERE folder_id = ? AND uid = ?",
-                                    (folder_id, uid))
-                n += 1
-        return n
-
-    def drop_unmatched(self, folder_id: int) -> int:
-        with self.transaction():
-            return self.db.execute("DELETE FROM journal WHERE folder_id = ? AND uid = -1", (folder_id,)).rowcount
-
-    def _pending_flag_deltas(self, folder_id: int) -> dict[int, tuple[set[str], set[str]]]:
-        out: dict[int, tuple[set[str], set[str]]] = {}
-        for uid, a, r in self.db.execute("SELECT uid, add_flags, remove_flags FROM journal"
-                                         " WHERE folder_id = ? AND op = 'flags' ORDER BY id", (folder_id,)):
-            add, rem = out.setdefault(uid, (set(), set()))
-            for f in a.split():
-                add.add(f)
-                rem.discard(f)
-            for f in r.split():
-                rem.add(f)
-                add.discard(f)
-        return out
