@@ -11,6 +11,7 @@ Store.move, Store.expunge) followed by `wake()`.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import traceback
@@ -273,7 +274,10 @@ class SyncService:
     def _log_crash(self) -> None:
         try:
             d = paths.ensure_private_dir(paths.state_dir())
-            with open(d / "tuimail.log", "a", encoding="utf-8") as fh:
+            # 0600 whatever the umask (a traceback may quote server text); never through a symlink
+            fd = os.open(d / "tuimail.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+            os.fchmod(fd, 0o600)
+            with open(fd, "a", encoding="utf-8") as fh:
                 fh.write(time.strftime("%Y-%m-%d %H:%M:%S ") + traceback.format_exc() + "\n")
         except OSError:
             pass
