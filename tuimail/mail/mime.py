@@ -12,6 +12,8 @@ Section numbers follow RFC 3501 §6.4.5 (see ``Part``).
 
 from __future__ import annotations
 
+import re
+
 from .part import (
     MAX_DEPTH,
     MAX_PARTS,
@@ -32,6 +34,9 @@ __all__ = [
     "decode_transfer", "decode_text", "parse_message", "MAX_DEPTH", "MAX_PARTS",
 ]
 
+
+
+_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a MIME type/subtype: no controls, no spaces
 
 
 def _s(value) -> str | None:
@@ -118,7 +123,8 @@ class _Walker:
                 n += 1
             kids, rest = list(data[:n]), list(data[n:])
         subtype = (_s(rest[0]) if rest else None) or "mixed"
-        part = Part(section, "multipart", subtype.strip().lower() or "mixed")
+        subtype = subtype.strip().lower()
+        part = Part(section, "multipart", subtype if _TOKEN_RE.fullmatch(subtype) else "mixed")
         part.params = _params(rest[1] if len(rest) > 1 else None)
         part.disposition, dparams = _disposition(rest[2] if len(rest) > 2 else None)
         if depth >= MAX_DEPTH:
@@ -136,6 +142,8 @@ class _Walker:
         f = list(data) + [None] * max(0, 12 - len(data))
         maintype = (_s(f[0]) or "application").strip().lower() or "application"
         subtype = (_s(f[1]) or "octet-stream").strip().lower() or "octet-stream"
+        if not (_TOKEN_RE.fullmatch(maintype) and _TOKEN_RE.fullmatch(subtype)):  # as message.py: RFC 2045 tokens only
+            maintype, subtype = "application", "octet-stream"
         part = Part(section, maintype, subtype)
         part.params = _params(f[2])
         part.content_id = _s(f[3])
