@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 
@@ -83,6 +84,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+# json.dumps escapes C0 only: C1 (U+009B is CSI), DEL, bidi and zero-width controls, line
+# separators and lone surrogates would reach the terminal raw. \u-escaping them keeps the data exact.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+                          "\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
+
+
+def _json(obj) -> str:
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, ensure_ascii=False, indent=1))
+
+
 def _store(config: Config, name: str | None):
     from .store import Store
     account = config.account(name)
@@ -140,8 +151,7 @@ def cmd_folders(config: Config, args) -> int:
     with store:
         folders = store.folders()
     if args.json:
-        print(json.dumps([{"name": f.name, "role": f.role, "total": f.total, "unread": f.unread} for f in folders],
-                         ensure_ascii=False, indent=1))
+        print(_json([{"name": f.name, "role": f.role, "total": f.total, "unread": f.unread} for f in folders]))
         return 0
     for f in sorted(folders, key=_folder_key):
         print(f"{sanitize_line(f.name):<32} {f.role or '':<8} {f.total:>7} {f.unread:>7}")
@@ -165,7 +175,7 @@ def cmd_list(config: Config, args) -> int:
                 "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.date)) if r.date is not None else None,
                 "from": r.from_, "to": r.to, "subject": r.subject, "message_id": r.message_id, "size": r.size}
                for r in ordered]
-        print(json.dumps(out, ensure_ascii=False, indent=1))
+        print(_json(out))
         return 0
     for r in ordered:
         date = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.date)) if r.date else "-"
