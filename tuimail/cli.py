@@ -260,7 +260,7 @@ def cmd_flag(config: Config, args) -> int:
                 (add if sign == "+" else remove).append(flag)
             store.set_flags(fi.id, [args.uid], add=add, remove=remove)
             row = store.row(fi.id, args.uid)
-        print(" ".join(row.flags.split()) if row.flags else "(no flags)")
+        print(sanitize_line(row.flags) if row.flags else "(no flags)")  # keywords come from the server
     return 0
 
 
