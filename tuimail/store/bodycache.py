@@ -56,8 +56,11 @@ class BodyCache:
         return _unjson(json.loads(row[0])) if row else None
 
     def put_structure(self, folder: str, uidvalidity: int, uid: int, bodystructure) -> None:
-        self.db.execute("INSERT OR REPLACE INTO structure VALUES (?, ?, ?, ?)",
-                        (folder, uidvalidity, uid, json.dumps(_jsonable(bodystructure))))
+        try:
+            data = json.dumps(_jsonable(bodystructure))
+        except RecursionError:  # nested deeper than any real message (a hostile server): not cached
+            return
+        self.db.execute("INSERT OR REPLACE INTO structure VALUES (?, ?, ?, ?)", (folder, uidvalidity, uid, data))
 
     def get_part(self, folder: str, uidvalidity: int, uid: int, section: str) -> tuple[bytes, bool] | None:
         row = self.db.execute("SELECT data, complete FROM parts WHERE folder = ? AND uidvalidity = ? AND uid = ?"
