@@ -17,6 +17,7 @@ import unicodedata
 from pathlib import Path
 
 MAX_NAME = 200
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 PIPE_TIMEOUT = 120
 
 
@@ -32,6 +33,8 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     name = "".join(out).strip().lstrip(".").strip()
     if not name or name in (".", ".."):
         name = fallback
+    if name.split(".", 1)[0].strip().upper() in _RESERVED:  # DOS device names (a Samba share, a USB stick)
+        name = "_" + name
     if len(name.encode("utf-8")) > MAX_NAME:
         stem, dot, ext = name.rpartition(".")
         ext = ext if dot and len(ext) <= 10 else ""
