@@ -19,6 +19,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -283,6 +284,10 @@ def synced(client: Tuimail) -> bool:
         return False
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m tests.bench.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="5000,20000,100000", help="folder sizes (default: %(default)s)")
@@ -300,6 +305,9 @@ def parse_args(argv):
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(sys.argv[1:] if argv is None else argv)
+    # SIGTERM/SIGHUP unwind like Ctrl-C, so the finally blocks stop Dovecot and tmux
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     os.chdir(REPO)
     ensure_clients()
     root = a.root or default_root()
@@ -307,7 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), "machine": machine(),
             "load_start": loadavg(),
             "command": " ".join([".venv/bin/python -m tests.bench.run", *(sys.argv[1:] if argv is None else argv)]),
-            "versions": versions(), "fs": fs, "notes": []}
+            "versions": versions(), "fs": fs,
+            "notes": ["Absolute times depend on the machine's load (every size records how fast a raw FETCH "
+                      "was right then, to compare with DESIGN §3); the targets are ratios between clients "
+                      "measured in the same rounds."]}
     out = Path(a.out)
     results: dict = {}
     scratch = Path(tempfile.mkdtemp(prefix="tuimail-bench-", dir=root))
