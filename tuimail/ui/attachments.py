@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import tempfile
@@ -67,9 +68,13 @@ def save_target(directory: str | Path, filename: str) -> Path:
 
 
 def temp_copy(data: bytes, filename: str) -> Path:
-    """A private temp copy (0700 directory, 0600 file) for a viewer to read."""
+    """A private temp copy (0700 directory, 0600 file) for a viewer to read.
+
+    Its name holds only letters, digits and . _ + - : a user's mailcap entry may itself run
+    `sh -c '... %s'`, and then the name reaches a shell (mutt's mailcap CVEs)."""
     d = Path(tempfile.mkdtemp(prefix="tuimail-"))
-    return write_private(d / safe_filename(filename), data)
+    name = re.sub(r"[^\w.+-]", "_", safe_filename(filename))
+    return write_private(d / name, data)
 
 
 def split_command(command: str) -> list[str]:
