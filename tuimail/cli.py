@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .trace import trace
+    trace("cli main")
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     # "-FLAG" arguments look like options to argparse: pass them after "--"

@@ -19,6 +19,7 @@ from ..mail.thread import thread_order
 from ..protocol import uidset
 from ..protocol.imap import ImapConnection
 from ..store import BodyCache, Store
+from ..trace import trace
 from .events import Event, FoldersChanged, RowsChanged, SyncState
 
 FIRST_WINDOW = 300  # the first screen's worth, committed at once so the UI can draw it
@@ -142,6 +143,7 @@ class Engine:
         qresync = None
         if self.mode == "qresync" and fi.uidvalidity and fi.highestmodseq and local:
             qresync = (fi.uidvalidity, fi.highestmodseq, local)
+        trace(f"select {name}")
         sel = self.conn.select(name, qresync=qresync, condstore=self.mode == "condstore")
 
         old_uidnext = fi.uidnext or 1
@@ -211,6 +213,7 @@ class Engine:
                              s["to"], s["cc"], s["subject"], s["message_id"], s["in_reply_to"], s["references"],
                              item.size, int(bool(s["has_attachment"]))))
             self.store.insert_headers(fid, rows)
+            trace(f"window committed {len(rows)}")
             total += len(rows)
             if rows:
                 self.emit(RowsChanged(self.account.name, fid, added=tuple(r[0] for r in rows)))

@@ -22,6 +22,7 @@ from ..config import Account, Config, resolve_oauth2_token, resolve_password
 from ..errors import CommandFailed, NetworkError, TuimailError
 from ..store import BodyCache, Store
 from .events import Event, RowsChanged, SyncState
+from ..trace import trace
 from .lock import AccountLock, Busy
 
 # The network stack (imapclient, ssl, the engine, the MIME/HTML reader) is imported by the worker
@@ -190,7 +191,9 @@ class SyncService:
                     continue
                 try:
                     self._emit_state("connecting")
+                    trace("connect")
                     conn = self._sync_conn = open_connection(self.account, self._secret)
+                    trace("logged in")
                     engine = Engine(self.account, store, conn, bodies, self._emit)
                     engine.negotiate()
                     with self._req_lock:

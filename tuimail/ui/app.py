@@ -81,6 +81,8 @@ class TuimailApp(App):
         self.call_after_refresh(self.start_services)
 
     def start_services(self) -> None:
+        from ..trace import trace
+        trace("first paint; starting services")
         for svc in self.services.values():
             start = getattr(svc, "start", None)
             if start is not None:

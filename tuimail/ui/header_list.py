@@ -156,6 +156,9 @@ class HeaderList(ScrollView, can_focus=True):
             self.scroll_to(y=0, animate=False, immediate=True)
         self._scroll_cursor_into_view()
         self.refresh()
+        if self.uids:
+            from ..trace import trace
+            trace(f"list loaded {len(self.uids)} rows")
 
     def _set_threads(self, info) -> None:
         self._thread_root = {uid: (root if root is not None else uid) for uid, _depth, root in info}
