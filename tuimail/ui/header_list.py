@@ -31,7 +31,8 @@ from .rows import DateFormatter, columns, format_size, sender_name
 SORT_ORDER = ("date", "arrival", "from", "subject", "size")
 STRIP_CACHE = 1024
 ROW_CACHE = 4096
-RELOAD_INTERVAL = 0.3  # seconds between uid-list reloads caused by sync events
+RELOAD_INTERVAL = 0.3  # seconds between uid-list reloads caused by sync events (small folders)
+RELOAD_ROWS_PER_SECOND = 25_000  # bigger lists wait longer: 100k rows -> at most one reload per 4 s
 
 
 class HeaderList(ScrollView, can_focus=True):
@@ -211,7 +212,10 @@ class HeaderList(ScrollView, can_focus=True):
         cold sync commits window after window) — once, a little later."""
         if self._reload_timer is not None:
             return
-        wait = self._loaded_at + RELOAD_INTERVAL - time.monotonic()
+        # A cold sync commits a window every ~0.4 s; reloading a 100k list after each one cost the
+        # sync thread a third of its time (the GIL), so the interval grows with the list.
+        interval = max(RELOAD_INTERVAL, len(self.uids) / RELOAD_ROWS_PER_SECOND)
+        wait = self._loaded_at + interval - time.monotonic()
         if wait <= 0:
             self._reload()
         else:
