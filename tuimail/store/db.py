@@ -80,6 +80,13 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX msg_unseen ON messages(folder_id) WHERE seen = 0 AND hidden = 0;
     """,
+    # v3: thread order is (thread_pos DESC, thread_sub): thread_pos is the thread's key (latest
+    # date << 32 | root uid), thread_sub the row's place inside its thread. A reply reviving an
+    # old thread rewrites that thread's rows only. Recompute every folder's order.
+    """
+    ALTER TABLE messages ADD COLUMN thread_sub INTEGER NOT NULL DEFAULT 0;
+    UPDATE folders SET threads_dirty = 1;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -230,7 +230,7 @@ class Store(JournalMixin):
             "from": "from_ COLLATE NOCASE, date DESC",
             "subject": "subject COLLATE NOCASE, date DESC",
             "size": "size DESC, uid DESC",
-            "thread": "thread_pos, uid DESC",
+            "thread": "thread_pos DESC, thread_sub, uid DESC",
         }.get(sort)
         if order is None:
             raise ValueError(f"unknown sort {sort!r}; one of {', '.join(SORTS)}")
@@ -246,7 +246,7 @@ class Store(JournalMixin):
         """(uid, depth, root uid) in thread order, for collapse/expand in the UI."""
         return self.db.execute(
             "SELECT uid, thread_depth, thread_root FROM messages WHERE folder_id = ? AND hidden = 0"
-            " ORDER BY thread_pos, uid DESC", (folder_id,)).fetchall()
+            " ORDER BY thread_pos DESC, thread_sub, uid DESC", (folder_id,)).fetchall()
 
     def rows(self, folder_id: int, uids: Sequence[int]) -> dict[int, MessageRow]:
         out: dict[int, MessageRow] = {}
@@ -352,11 +352,35 @@ class Store(JournalMixin):
         return removed
 
     def set_threads(self, folder_id: int, order: Iterable[tuple[int, int, int, str]]) -> None:
-        """order: (uid, depth, root_uid, prefix) in display order (mail.thread.thread_order)."""
-        data = [(pos, depth, root, prefix, folder_id, uid) for pos, (uid, depth, root, prefix) in enumerate(order)]
+        """order: (uid, depth, root_uid, prefix) in display order (mail.thread.thread_order), whose
+        rows of one thread are contiguous.
+
+        Stored sparse: thread_pos = the thread's latest date << 32 | its root uid (shown in
+        descending order), thread_sub = the row's place inside the thread. New mail changes only
+        the rows of the threads it joins, so only rows whose values changed are written: new mail
+        in a 100k folder rewrites a handful of rows, not all of them."""
+        old = {uid: (date or 0, pos, sub, depth, root, prefix) for uid, date, pos, sub, depth, root, prefix in
+               self.db.execute("SELECT uid, date, thread_pos, thread_sub, thread_depth, thread_root, thread_prefix"
+                               " FROM messages WHERE folder_id = ?", (folder_id,))}
+        data = []
+        order = list(order)
+        i = 0
+        while i < len(order):
+            root = order[i][2]
+            j = i
+            while j < len(order) and order[j][2] == root:
+                j += 1
+            rows = order[i:j]
+            latest = max((old[u][0] if u in old else 0) for u, _, _, _ in rows)
+            key = (max(0, min(latest, (1 << 31) - 1)) << 32) | ((root or rows[0][0]) & 0xFFFFFFFF)
+            for sub, (uid, depth, r, prefix) in enumerate(rows):
+                new = (key, sub, depth, r, prefix)
+                if uid in old and old[uid][1:] != new:
+                    data.append((*new, folder_id, uid))
+            i = j
         with self.transaction():
-            self.db.executemany("UPDATE messages SET thread_pos = ?, thread_depth = ?, thread_root = ?,"
-                                " thread_prefix = ? WHERE folder_id = ? AND uid = ?", data)
+            self.db.executemany("UPDATE messages SET thread_pos = ?, thread_sub = ?, thread_depth = ?,"
+                                " thread_root = ?, thread_prefix = ? WHERE folder_id = ? AND uid = ?", data)
             self.db.execute("UPDATE folders SET threads_dirty = 0 WHERE id = ?", (folder_id,))
 
     def threads_dirty(self, folder_id: int) -> bool:

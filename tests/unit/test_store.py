@@ -1,0 +1,116 @@
+"""The store on its own: intents and journal, server flags with intents on top, orders, files."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+
+import pytest
+
+from tuimail.errors import StoreError
+from tuimail.mail.thread import thread_order
+from tuimail.store import Store
+from tuimail.store.db import SCHEMA_VERSION
+
+
+def row(uid, date=None, flags="", msgid=None, irt=None, refs=""):
+    return (uid, 1, flags, 1_700_000_000 + (date if date is not None else uid) * 60, f"From {uid}", "to", "",
+            f"Subject {uid}", msgid or f"<{uid}@x>", irt, refs, 100 + uid, 0)
+
+
+@pytest.fixture
+def st(tmp_path):
+    s = Store(tmp_path / "a" / "s.sqlite3")
+    yield s
+    s.close()
+
+
+def test_files_are_private_and_versioned(tmp_path, st):
+    mode = stat.S_IMODE(os.stat(st.path).st_mode)
+    assert mode == 0o600 and stat.S_IMODE(os.stat(st.path.parent).st_mode) == 0o700
+    assert st.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert st.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_newer_schema_is_refused_with_one_line(tmp_path):
+    p = tmp_path / "n.sqlite3"
+    sqlite3.connect(p).execute(f"PRAGMA user_version={SCHEMA_VERSION + 5}")
+    with pytest.raises(StoreError, match="newer") as e:
+        Store(p)
+    assert "\n" not in str(e.value)
+
+
+def test_intents_write_row_and_journal_and_coalesce(st):
+    fid = st.upsert_folder("INBOX", "/", (), "inbox")
+    st.insert_headers(fid, [row(1), row(2, flags="\\Seen")])
+    assert st.set_flags(fid, [1, 2], add=["\\Seen"]) == [1]  # 2 was seen already: no entry
+    assert st.set_flags(fid, [1], add=["\\Flagged"]) == [1]
+    pend = st.pending()
+    assert len(pend) == 1 and set(pend[0].add_flags) == {"\\Flagged", "\\Seen"}
+    st.set_flags(fid, [1], remove=["\\Seen"])
+    # the latest intent ("unread") is kept and sent: another device may have marked it read
+    assert st.pending()[0].add_flags == ("\\Flagged",) and st.pending()[0].remove_flags == ("\\Seen",)
+    assert st.row(fid, 1).flags == "\\Flagged"
+    assert st.counts(fid) == (2, 1)
+
+
+def test_server_flags_keep_pending_intents_on_top(st):
+    fid = st.upsert_folder("INBOX", "/", (), "inbox")
+    st.insert_headers(fid, [row(1), row(2)])
+    st.set_flags(fid, [1], add=["\\Flagged"])
+    changed = st.apply_server_flags(fid, [(1, ("\\Seen",), 9), (2, ("\\Answered",), 9), (77, (), 9)])
+    assert sorted(changed) == [1, 2]
+    assert st.row(fid, 1).flags == "\\Flagged \\Seen" and st.row(fid, 1).modseq == 9
+    st.journal_done(e.id for e in st.pending())
+    st.apply_server_flags(fid, [(1, ("\\Seen",), 10)])
+    assert st.row(fid, 1).flags == "\\Seen"  # no intent left: the server is the truth
+
+
+def test_expunge_elsewhere_wins_over_a_pending_flag(st):
+    fid = st.upsert_folder("INBOX", "/", (), "inbox")
+    st.insert_headers(fid, [row(1), row(2)])
+    st.set_flags(fid, [1], add=["\\Flagged"])
+    assert st.remove_uids(fid, [1, 5]) == [1]
+    assert st.pending() == [] and st.local_uids(fid) == [2]
+
+
+def test_move_hides_at_once_and_uid_list_orders(st):
+    fid = st.upsert_folder("INBOX", "/", (), "inbox")
+    st.insert_headers(fid, [row(1, date=5), row(2, date=1), row(3, date=9)])
+    assert st.uid_list(fid) == [3, 1, 2]
+    assert st.uid_list(fid, "date", reverse=True) == [2, 1, 3]
+    assert st.uid_list(fid, "arrival") == [3, 2, 1]
+    assert st.uid_list(fid, "size") == [3, 2, 1]
+    st.move(fid, [1], "Archive")
+    assert st.uid_list(fid) == [3, 2] and st.counts(fid) == (2, 2)
+    assert [(e.op, e.dest) for e in st.pending()] == [("move", "Archive")]
+
+
+def test_uidvalidity_reset_rematches_by_message_id(st):
+    fid = st.upsert_folder("Archive", "/", (), "archive")
+    st.insert_headers(fid, [row(1, msgid="<a@x>"), row(2, msgid="<b@x>")])
+    st.set_flags(fid, [2], add=["\\Flagged"])
+    st.reset_folder(fid, 999)
+    assert st.local_uids(fid) == [] and st.pending()[0].uid == -1
+    st.insert_headers(fid, [row(10, msgid="<b@x>"), row(11, msgid="<a@x>")])
+    assert st.journal_rematch(fid) == 1
+    assert st.pending()[0].uid == 10 and "\\Flagged" in st.row(fid, 10).flags
+
+
+def test_thread_positions_are_stable_when_new_threads_arrive_on_top(st):
+    fid = st.upsert_folder("INBOX", "/", (), "inbox")
+    st.insert_headers(fid, [row(u) for u in range(1, 201)])
+    st.set_threads(fid, thread_order(st.headers_for_threading(fid)))
+    before = dict(st.db.execute("SELECT uid, thread_pos FROM messages"))
+    assert st.uid_list(fid, "thread")[:3] == [200, 199, 198]
+    st.insert_headers(fid, [row(201), row(202, irt="<5@x>", refs="<5@x>")])
+    writes = []
+    st.db.set_trace_callback(lambda sql: writes.append(sql) if sql.startswith("UPDATE messages") else None)
+    st.set_threads(fid, thread_order(st.headers_for_threading(fid)))
+    st.db.set_trace_callback(None)
+    assert len(writes) < 10, "only the new rows and the thread that moved are rewritten"
+    order = st.uid_list(fid, "thread")
+    assert order[:3] == [5, 202, 201]  # the revived thread (newest reply) on top, then the new one
+    after = dict(st.db.execute("SELECT uid, thread_pos FROM messages"))
+    assert sum(1 for u in before if before[u] != after[u]) <= 2
