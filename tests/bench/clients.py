@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -35,8 +36,8 @@ class Tmux:
         self.socket = name or f"tuimail-bench-{os.getpid()}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
         self.env.update(LANG="C.UTF-8", LC_ALL="C.UTF-8", TERM="xterm-256color")
-        self._n = 0
         self.ctl = None
+        self._buf = b""
         self._tmux("-f", "/dev/null", "new-session", "-d", "-s", "ctl", "-x", "80", "-y", "24", "sleep 1000000")
         atexit.register(self.close)
         self._tmux("set-option", "-g", "default-terminal", "tmux-256color" if _has_terminfo("tmux-256color")
@@ -45,10 +46,12 @@ class Tmux:
         self._tmux("set-option", "-g", "default-shell", "/bin/sh")
         self.ctl = subprocess.Popen(["tmux", "-L", self.socket, "-u", "-C", "attach-session", "-t", "ctl"],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                    env=self.env, start_new_session=True)
+                                    env=self.env, start_new_session=True, bufsize=0)
         self.command("display-message -p bench-sync")  # skip the attach's own reply block
         pid = self.command("display-message -p '#{pid}'")
         self.server_pid = int(pid[0]) if pid and pid[0].isdigit() else None
+        path = self.command("display-message -p '#{socket_path}'")
+        self.socket_path = path[0] if path and path[0].endswith(self.socket) else None
 
     def _tmux(self, *args: str) -> str:
         r = subprocess.run(["tmux", "-L", self.socket, *args], env=self.env, capture_output=True, text=True,
@@ -64,11 +67,7 @@ class Tmux:
         deadline = time.monotonic() + 10
         number, out = None, []
         while True:
-            if time.monotonic() > deadline:
-                raise BenchError(f"tmux control client: no answer to {cmd!r}")
-            line = self.ctl.stdout.readline()
-            if not line:
-                raise BenchError("tmux control client exited")
+            line = self._readline(deadline, cmd)
             if line.startswith((b"%begin ", b"%end ", b"%error ")):
                 parts = line.split()
                 if parts[0] == b"%begin":
@@ -87,6 +86,20 @@ class Tmux:
                 continue
             if number is not None:
                 out.append(line.rstrip(b"\n").decode("utf-8", "replace"))
+
+    def _readline(self, deadline: float, cmd: str) -> bytes:
+        """One line from the control client, waiting at most until `deadline`."""
+        fd = self.ctl.stdout.fileno()
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise BenchError(f"tmux control client: no answer to {cmd!r} within 10 s")
+            data = os.read(fd, 1 << 16)
+            if not data:
+                raise BenchError("tmux control client exited")
+            self._buf += data
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line + b"\n"
 
     def start(self, name: str, argv: list[str], env: dict[str, str], cwd: str | None = None) -> None:
         """A 160x45 session whose pane waits for `go()` before exec'ing argv."""
@@ -147,6 +160,12 @@ class Tmux:
                 except ProcessLookupError:
                     break
                 time.sleep(0.2)
+        if getattr(self, "socket_path", None):
+            try:
+                os.unlink(self.socket_path)  # tmux leaves its socket file behind
+            except OSError:
+                pass
+            self.socket_path = None
 
 
 def _has_terminfo(name: str) -> bool:

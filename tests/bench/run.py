@@ -314,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     fs = "tmpfs (/dev/shm)" if root.startswith("/dev/shm") else root
     meta = {"date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), "machine": machine(),
             "load_start": loadavg(),
-            "command": " ".join([".venv/bin/python -m tests.bench.run", *(sys.argv[1:] if argv is None else argv)]),
+            "command": ("make bench: " if os.environ.get("MAKELEVEL") else "") + " ".join(
+                [".venv/bin/python -m tests.bench.run", *(sys.argv[1:] if argv is None else argv)]),
             "versions": versions(), "fs": fs,
             "notes": ["Absolute times depend on the machine's load (every size records how fast a raw FETCH "
                       "was right then, to compare with DESIGN §3); the targets are ratios between clients "
