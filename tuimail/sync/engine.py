@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from ..errors import CommandFailed
 from ..mail.headers import summarize
 from ..mail.thread import thread_order
-from ..protocol import uidset
+from ..protocol import uidset, wire
 from ..protocol.imap import ImapConnection
 from ..store import BodyCache, Store
 from ..trace import trace
@@ -246,7 +246,7 @@ class Engine:
                 if e.op == "flags":
                     self._replay_flags(fid, uids, e.add_flags, e.remove_flags, unchangedsince)
                 elif e.op == "move":
-                    self._replay_move(fid, uids, e.dest)
+                    self._replay_move(fid, uids, e.dest, folder, [x.message_id for x in run])
                 elif e.op == "expunge":
                     self.conn.expunge_uids(uids)
                     self.store.remove_uids(fid, uids)
@@ -269,7 +269,18 @@ class Engine:
             self.conn.store_flags([u for u, _, _ in fresh], add, remove)
             self.emit(RowsChanged(self.account.name, fid, uids=tuple(u for u, _, _ in fresh)))
 
-    def _replay_move(self, fid, uids, dest) -> None:
+    def _replay_move(self, fid, uids, dest, folder=None, mids=()) -> None:
+        if not self.conn.has("MOVE") and folder is not None:
+            # COPY + STORE \Deleted + UID EXPUNGE is not atomic: a run cut after the COPY left a copy
+            # in dest. Messages whose Message-ID dest already holds are only removed from here.
+            there = self._already_in(folder, dest, dict(zip(uids, mids)))
+            if there:
+                self.conn.expunge_uids(there)
+                self.store.remove_uids(fid, there)
+                self.emit(RowsChanged(self.account.name, fid, removed=tuple(there)))
+                uids = [u for u in uids if u not in set(there)]
+                if not uids:
+                    return
         mapping = self.conn.move(uids, dest)
         dest_id = self.store.folder_id(dest)
         for uid in uids:
@@ -281,6 +292,21 @@ class Engine:
         self.emit(RowsChanged(self.account.name, fid, removed=tuple(uids)))
         if dest_id is not None and mapping:
             self.emit(RowsChanged(self.account.name, dest_id, added=tuple(mapping.values())))
+
+    def _already_in(self, folder: str, dest: str, mids: dict[int, str | None]) -> list[int]:
+        """The uids (of `folder`) whose Message-ID `dest` already holds; `folder` stays selected."""
+        wanted = {m: u for u, m in mids.items() if m}
+        if not wanted:
+            return []
+        found = []
+        self.conn.select(dest, readonly=True)
+        try:
+            for m, u in wanted.items():
+                if self.conn.search_uids(b"HEADER Message-ID " + wire.quote(m)):
+                    found.append(u)
+        finally:
+            self.conn.select(folder)
+        return found
 
     def _failed(self, fid, entry, error: str) -> None:
         """A refused action is kept and retried; after a few refusals it is dropped visibly."""
