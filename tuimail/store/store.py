@@ -260,6 +260,11 @@ class Store(JournalMixin):
     def row(self, folder_id: int, uid: int) -> MessageRow | None:
         return self.rows(folder_id, [uid]).get(uid)
 
+    def message_count(self, folder_id: int) -> int:
+        """Every cached row of the folder, hidden ones included (what the server's MESSAGES counts)."""
+        return self.db.execute("SELECT count(*) FROM messages INDEXED BY msg_date WHERE folder_id = ?",
+                               (folder_id,)).fetchone()[0]
+
     def local_uids(self, folder_id: int) -> list[int]:
         """Every cached uid of the folder, hidden ones included (sync side)."""
         return [r[0] for r in self.db.execute("SELECT uid FROM messages WHERE folder_id = ? ORDER BY uid",

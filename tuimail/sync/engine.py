@@ -99,11 +99,22 @@ class Engine:
     def sync_all(self, only: Iterable[str] | None = None, first: str | None = None) -> SyncSummary:
         t0 = time.monotonic()
         summary = SyncSummary(mode=self.mode)
+        done: set[str] = set()
+        inbox = self.store.folder("INBOX")
+        if (inbox is None or inbox.uidvalidity is None) and (only is None or "INBOX" in set(only)):
+            # First run: the user is waiting for INBOX's first screen; listing (and STATUS of)
+            # every folder can come after it.
+            if inbox is None:
+                self.store.upsert_folder("INBOX", None, (), "inbox")
+                self.emit(FoldersChanged(self.account.name))  # the UI opens INBOX now
+            self.emit(SyncState(self.account.name, "syncing", "INBOX", 0, 1, self.store.pending_count()))
+            summary.folders.append(self.sync_folder("INBOX"))
+            done.add("INBOX")
         entries = self.sync_folders_list()
         wanted = set(only) if only else None
         limit = getattr(self.account, "folders", None)
         todo = [e for e in entries if e.selectable and (wanted is None or e.name in wanted)
-                and (not limit or e.name in limit or e.role == "inbox")]
+                and (not limit or e.name in limit or e.role == "inbox") and e.name not in done]
         # the folder the user looks at first, then INBOX, then the rest
         todo.sort(key=lambda e: (e.name != first, e.role != "inbox", e.name))
         for i, e in enumerate(todo):
@@ -123,7 +134,7 @@ class Engine:
             return False
         return (status.get("UIDVALIDITY") == fi.uidvalidity and status.get("UIDNEXT") == fi.uidnext
                 and status.get("HIGHESTMODSEQ") == fi.highestmodseq
-                and status.get("MESSAGES") == len(self.store.local_uids(fi.id)))
+                and status.get("MESSAGES") == self.store.message_count(fi.id))
 
     def sync_folder(self, name: str, status: dict | None = None, force: bool = False) -> FolderSummary:
         """force: SELECT even when STATUS says nothing changed (the folder IDLE will watch)."""

@@ -76,13 +76,17 @@ class TuimailApp(App):
         self._main = MainScreen()
         self.push_screen(self._main)
         self.bridge.attach(self.post_message)
-        # The sync threads start once the first screen is drawn: their imports and the TLS
-        # handshake would otherwise compete with it for the GIL.
-        self.call_after_refresh(self.start_services)
+        # With a filled store the sync threads start once the first screen is drawn (their
+        # imports and the TLS handshake would compete with it for the GIL); with an empty one
+        # the first screen *is* the network's first window, so they start at once.
+        if any(_is_cold(store) for store in self.stores.values()):
+            self.start_services()
+        else:
+            self.call_after_refresh(self.start_services)
 
     def start_services(self) -> None:
         from ..trace import trace
-        trace("first paint; starting services")
+        trace("starting services")
         for svc in self.services.values():
             start = getattr(svc, "start", None)
             if start is not None:
@@ -95,6 +99,14 @@ class TuimailApp(App):
         evs = self.bridge.drain()
         if evs:
             self._main.handle_events(evs)
+
+
+def _is_cold(store: Store) -> bool:
+    try:
+        inbox = store.folder("INBOX")
+    except Exception:
+        return False
+    return inbox is None or inbox.uidvalidity is None
 
 
 def _default_service_factory():
@@ -120,7 +132,7 @@ def run_app(config: Config, account_names: list[str] | None, *, offline: bool, s
         for acc in accounts:
             services[acc.name] = factory(config, acc, bridge, offline=offline)
         app = TuimailApp(config, stores, services, offline=offline, start_folder=start_folder, event_sink=bridge)
-        app.run()  # the app starts the services after its first paint
+        app.run()  # the app starts the services (at once on a first run, else after its first paint)
         return app.return_code or 0
     finally:
         for svc in services.values():
