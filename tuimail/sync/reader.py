@@ -80,8 +80,9 @@ class Reader:
         row = self.store.row(fi.id, uid)
         headers = []
         if row is not None:
-            headers = [("From", sanitize_line(row.from_)), ("To", sanitize_line(row.to)),
-                       ("Cc", sanitize_line(row.cc)),
+            # addresses: zero-width and bidi characters shown, not dropped (a look-alike sender)
+            headers = [("From", sanitize_strict(row.from_)), ("To", sanitize_strict(row.to)),
+                       ("Cc", sanitize_strict(row.cc)),
                        ("Date", time.strftime("%a, %d %b %Y %H:%M", time.localtime(row.date)) if row.date else ""),
                        ("Subject", sanitize_line(row.subject))]
             headers = [(k, v) for k, v in headers if v or k in ("From", "Subject")]
