@@ -182,7 +182,7 @@ def cmd_list(config: Config, args) -> int:
     for r in ordered:
         date = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.date)) if r.date else "-"
         mark = ("N" if not r.seen else " ") + ("!" if r.flagged else " ")
-        print(f"{r.uid:>7} {mark} {date} {sanitize_line(r.from_)[:24]:<24} {sanitize_line(r.subject)}")
+        print(f"{r.uid:>7} {mark} {date} {sanitize_strict(r.from_)[:24]:<24} {sanitize_line(r.subject)}")
     return 0
 
 
