@@ -35,6 +35,8 @@ bench: $(STAMP) dovecot
 screenshots: $(STAMP)
 	$(PY) -m tuimail.demo.screenshots screenshots
 
+# The long sweep (~25 min on 2 cores): every interruption point of every sync scenario (and more
+# SIGKILL points), 1000 random two-client examples, 10x the fuzz examples. `make test` samples them.
 fuzz: $(STAMP) dovecot
 	TUIMAIL_FUZZ=1 $(PY) -m pytest -q -p no:cacheprovider tests -k "fuzz or scenario or property"
 
