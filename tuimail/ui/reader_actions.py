@@ -138,7 +138,12 @@ class ReaderActions:
         t = self.target(prefer_open=True)
         if t is None:
             return
+        self._prompt_pipe("Pipe the message to (no shell)", lambda run: self._with_raw(lambda t, data: run(data), t),
+                          placeholder="e.g. git am")
 
+    def _prompt_pipe(self, title: str, fetch, placeholder: str = "") -> None:
+        """Ask for a command (split like a shell would, run without one) and pipe into it the
+        bytes that fetch(run) hands to `run` once they are fetched."""
         def got(command: str | None) -> None:
             if not command:
                 return
@@ -147,9 +152,9 @@ class ReaderActions:
             except ValueError as e:
                 self.notify(str(e), severity="error", markup=False)
                 return
-            self._with_raw(lambda t, data: self.run_command(argv, data), t)
+            fetch(lambda data: self.run_command(argv, data))
 
-        self.app.push_screen(PromptScreen("Pipe the message to (no shell)", placeholder="e.g. git am"), got)
+        self.app.push_screen(PromptScreen(title, placeholder=placeholder), got)
 
     def run_command(self, argv: list[str], data: bytes, *, terminal: bool = True, title: str | None = None) -> None:
         """Run argv with data on stdin: in the terminal (the app suspends) when it can, else with its
@@ -252,17 +257,7 @@ class ReaderActions:
         self.app.push_screen(PromptScreen("Save attachment to", str(default)), got)
 
     def _attachment_pipe(self, t: Target, att) -> None:
-        def got(command: str | None) -> None:
-            if not command:
-                return
-            try:
-                argv = split_command(command)
-            except ValueError as e:
-                self.notify(str(e), severity="error", markup=False)
-                return
-            self._with_part(t, att, lambda data: self.run_command(argv, data))
-
-        self.app.push_screen(PromptScreen("Pipe the attachment to (no shell)"), got)
+        self._prompt_pipe("Pipe the attachment to (no shell)", lambda run: self._with_part(t, att, run))
 
     def _attachment_open(self, t: Target, att) -> None:
         cfg = self.tapp.config
