@@ -244,3 +244,43 @@ def test_mutt_keymap_and_user_override(make_app):
 
     run(go())
     assert any("bogus_action" in p for p in app.problems)
+
+
+def test_pipe_message_and_attachment_run_without_a_shell(make_app, tmp_path):
+    """`|` pipes the raw message, `v` then `|` an attachment's bytes; headless, the output is shown."""
+    import sys
+
+    svc = FakeService({("INBOX", 2): content_for("INBOX", 2, attachments=[
+        Attachment("2", "notes.txt", "text/plain", 12)])}, raw=b"Subject: piped\r\n\r\nraw body\r\n",
+        parts={("INBOX", 2, "2"): b"attached text"})
+    app, store, _ = make_app(10, service=svc)
+    marker = tmp_path / "pwned"
+    cmd = f"{sys.executable} -c 'import sys; print(sys.stdin.read().upper())' ; touch {marker}"
+
+    async def go():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await _open(pilot, app, "j")
+            await pilot.press("|")
+            await settle(pilot, app)
+            app.screen.query_one(Input).value = f"{sys.executable} -c 'import sys; print(sys.stdin.read().upper())'"
+            await pilot.press("enter")
+            await settle(pilot, app)
+            for _ in range(40):
+                if "RAW BODY" in screen_text(app):
+                    break
+                await pilot.pause(0.1)
+            assert "SUBJECT: PIPED" in screen_text(app) and "RAW BODY" in screen_text(app)
+            await pilot.press("escape")
+            await settle(pilot, app)
+            await pilot.press("v", "|")
+            await settle(pilot, app)
+            app.screen.query_one(Input).value = cmd  # shell syntax is not interpreted
+            await pilot.press("enter")
+            for _ in range(40):
+                await pilot.pause(0.1)
+                if "ATTACHED TEXT" in screen_text(app):
+                    break
+            assert "ATTACHED TEXT" in screen_text(app)  # ";" and "touch" were mere arguments
+            assert not marker.exists()
+
+    run(go())
