@@ -252,7 +252,7 @@ def test_pipe_message_and_attachment_run_without_a_shell(make_app, tmp_path):
 
     svc = FakeService({("INBOX", 2): content_for("INBOX", 2, attachments=[
         Attachment("2", "notes.txt", "text/plain", 12)])}, raw=b"Subject: piped\r\n\r\nraw body\r\n",
-        parts={("INBOX", 2, "2"): b"attached text"})
+        parts={"2": b"attached text"})
     app, store, _ = make_app(10, service=svc)
     marker = tmp_path / "pwned"
     cmd = f"{sys.executable} -c 'import sys; print(sys.stdin.read().upper())' ; touch {marker}"
