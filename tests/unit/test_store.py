@@ -114,3 +114,12 @@ def test_thread_positions_are_stable_when_new_threads_arrive_on_top(st):
     assert order[:3] == [5, 202, 201]  # the revived thread (newest reply) on top, then the new one
     after = dict(st.db.execute("SELECT uid, thread_pos FROM messages"))
     assert sum(1 for u in before if before[u] != after[u]) <= 2
+
+
+def test_flags_with_spaces_or_controls_are_refused(st):
+    fid = st.upsert_folder("INBOX", "/", (), "inbox")
+    st.insert_headers(fid, [row(1)])
+    for bad in ("two words", "", "x\ny", "tab\t"):
+        with pytest.raises(ValueError):
+            st.set_flags(fid, [1], add=[bad])
+    assert st.pending() == []

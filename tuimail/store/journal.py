@@ -48,6 +48,9 @@ class JournalMixin:
                   remove: Iterable[str] = ()) -> list[int]:
         """The user changes flags: the row changes now, the journal carries it to the server."""
         add, remove = tuple(sorted(set(add))), tuple(sorted(set(remove) - set(add)))
+        for f in add + remove:  # flags are stored space-separated: one bad one would become several
+            if not f or any(c.isspace() or ord(c) < 32 for c in f):
+                raise ValueError(f"invalid flag {f!r}")
         changed = []
         now = time.time()
         with self.transaction():
