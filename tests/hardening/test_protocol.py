@@ -172,7 +172,10 @@ def test_hostile_flag_in_the_journal_is_never_sent_and_does_not_wedge_sync(tuima
     with Store(paths.account_store_path("test")) as st_:
         fid = st_.folder_id("INBOX")
         uids = st_.local_uids(fid)
-        st_.set_flags(fid, [uids[0]], add=["bad(flag\r\nT99 DELETE INBOX"])
+        # CR/LF (or any whitespace) is refused by the store itself, before the journal
+        with pytest.raises(ValueError):
+            st_.set_flags(fid, [uids[0]], add=["bad(flag\r\nT99 DELETE INBOX"])
+        st_.set_flags(fid, [uids[0]], add=["bad(flag"])
         st_.set_flags(fid, [uids[2]], add=["{5}"])
         st_.set_flags(fid, [uids[1]], add=["\\Flagged"])
     from tuimail.cli import main
