@@ -131,8 +131,10 @@ class JournalMixin:
     def pending_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM journal").fetchone()[0]
 
-    def pending_folders(self) -> list[int]:
-        return [r[0] for r in self.db.execute("SELECT DISTINCT folder_id FROM journal")]
+    def pending_folders(self) -> set[str]:
+        """Names of the folders that have actions waiting to be sent."""
+        return {r[0] for r in self.db.execute(
+            "SELECT DISTINCT f.name FROM journal j JOIN folders f ON f.id = j.folder_id")}
 
     def journal_done(self, ids: Iterable[int]) -> None:
         ids = list(ids)

@@ -244,7 +244,7 @@ class SyncService:
             self._wake.clear()
             with self._req_lock:
                 requests, self._requests = self._requests, set()
-            pending = {f.name for f in store.folders() if f.id in set(store.pending_folders())}
+            pending = store.pending_folders()
             if None in requests:
                 self._locked(lock, lambda: engine.sync_all(first=self._watch))
                 last_poll = time.monotonic()
