@@ -140,19 +140,21 @@ class Store(JournalMixin):
                                   int(total), int(unread), r[9]))
         return out
 
-    def folder(self, name_or_id: str | int) -> FolderInfo | None:
-        for f in self.folders_light(name_or_id):
+    def folder(self, name_or_id: str | int, *, counts: bool = True) -> FolderInfo | None:
+        """One folder; counts=False skips the two counts (a scan of ~20 ms per 100k rows) and
+        leaves total and unread at -1 (unknown)."""
+        for f in self.folders_light(name_or_id, counts=counts):
             return f
         return None
 
-    def folders_light(self, name_or_id: str | int) -> list[FolderInfo]:
+    def folders_light(self, name_or_id: str | int, *, counts: bool = True) -> list[FolderInfo]:
         col = "id" if isinstance(name_or_id, int) else "name"
         rows = self.db.execute(
             "SELECT id, name, delimiter, role, attrs, selectable, uidvalidity, uidnext, highestmodseq,"
             f" synced_at FROM folders WHERE {col} = ?", (name_or_id,)).fetchall()
         out = []
         for r in rows:
-            total, unread = self.counts(r[0])
+            total, unread = self.counts(r[0]) if counts else (-1, -1)
             out.append(FolderInfo(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8],
                                   total, unread, r[9]))
         return out
@@ -218,11 +220,13 @@ class Store(JournalMixin):
 
     # ------------------------------------------------------------------ message rows (read side)
 
-    def uid_list(self, folder_id: int, sort: str = "date", reverse: bool = False) -> list[int]:
+    def uid_list(self, folder_id: int, sort: str = "date", reverse: bool = False,
+                 limit: int | None = None) -> list[int]:
         """The folder's ordered uid list: newest first for date/arrival unless reverse.
 
         This is the one query that returns every row of a folder (as bare ints); everything else
-        asks for the visible uids only.
+        asks for the visible uids only. With `limit`, only the first rows: for the date and
+        arrival orders that walks the date index and costs nothing at 100k (the first screen).
         """
         order = {
             "date": "date DESC, uid DESC",
@@ -239,7 +243,8 @@ class Store(JournalMixin):
                               for p in (s.strip() for s in order.split(",")))
         # one string out of SQLite and one split: ~20% cheaper than a row per uid at 100k
         joined = self.db.execute(f"SELECT group_concat(uid) FROM (SELECT uid FROM messages WHERE folder_id = ?"
-                                 f" AND hidden = 0 ORDER BY {order})", (folder_id,)).fetchone()[0]
+                                 f" AND hidden = 0 ORDER BY {order}{' LIMIT ?' if limit is not None else ''})",
+                                 (folder_id,) if limit is None else (folder_id, max(0, int(limit)))).fetchone()[0]
         return list(map(int, joined.split(","))) if joined else []
 
     def thread_info(self, folder_id: int) -> list[tuple[int, int, int | None]]:

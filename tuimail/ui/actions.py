@@ -15,7 +15,6 @@ from textual.worker import Worker, WorkerState
 from ..errors import NotCached, TuimailError
 from ..mail.sanitize import sanitize_line
 from .message_view import build_lines
-from .screens import ConfirmScreen, PickerScreen
 
 SEEN, FLAGGED = "\\Seen", "\\Flagged"
 
@@ -250,6 +249,8 @@ class MessageActions:
             if yes:
                 self._hidden(t, store.expunge(t.folder_id, [t.uid]))
 
+        from .screens import ConfirmScreen
+
         self.app.push_screen(ConfirmScreen("Delete this message for good?"), answer)
 
     def action_archive(self) -> None:
@@ -271,6 +272,8 @@ class MessageActions:
             if value is not None:
                 _account, info = value
                 self.move_to(t, info.name, info.id)
+
+        from .screens import PickerScreen
 
         self.app.push_screen(PickerScreen("Move to folder", self.folder_choices(t.account, exclude=t.folder_id)),
                              chosen)

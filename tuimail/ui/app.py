@@ -48,6 +48,7 @@ class TuimailApp(App):
         self.dates = DateFormatter(self.clock, tz, fmt)
         self.bridge = event_sink or EventBridge()
         self.problems: list[str] = []
+        self._services_started = False
         unknown = keys.unknown_actions(config.keys)
         if unknown:
             self.problems.append("[keys]: unknown action " + ", ".join(sorted(unknown)[:5]) + " (see the help, ?)")
@@ -76,15 +77,18 @@ class TuimailApp(App):
         self._main = MainScreen()
         self.push_screen(self._main)
         self.bridge.attach(self.post_message)
-        # With a filled store the sync threads start once the first screen is drawn (their
-        # imports and the TLS handshake would compete with it for the GIL); with an empty one
-        # the first screen *is* the network's first window, so they start at once.
+        # With a filled store the sync threads start once the list is drawn (MainScreen calls
+        # start_services then: their imports and the TLS handshake would compete with the
+        # first paint for the GIL); with an empty one the first screen *is* the network's first
+        # window, so they start at once.
         if any(_is_cold(store) for store in self.stores.values()):
             self.start_services()
-        else:
-            self.call_after_refresh(self.start_services)
 
     def start_services(self) -> None:
+        """Start every account's sync service (once)."""
+        if self._services_started:
+            return
+        self._services_started = True
         from ..trace import trace
         trace("starting services")
         for svc in self.services.values():
@@ -103,7 +107,7 @@ class TuimailApp(App):
 
 def _is_cold(store: Store) -> bool:
     try:
-        inbox = store.folder("INBOX")
+        inbox = store.folder("INBOX", counts=False)
     except Exception:
         return False
     return inbox is None or inbox.uidvalidity is None

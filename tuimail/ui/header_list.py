@@ -78,6 +78,10 @@ class HeaderList(ScrollView, can_focus=True):
     class OrderChanged(Message):
         """Sort order or threading changed (the status bar shows it)."""
 
+    class Painted(Message):
+        """The list drew its first screen (rows, or the empty text): work that would only have
+        delayed it (the folder tree, the rest of the uid list, the network) can start now."""
+
     class CursorMoved(Message):
         def __init__(self, header_list: HeaderList) -> None:
             super().__init__()
@@ -103,21 +107,41 @@ class HeaderList(ScrollView, can_focus=True):
         self._reload_timer = None
         self._reload_token = 0
         self._reload_inflight = False
+        self.partial = False  # uids holds only the first page; the rest is being read
+        self._painted = False
 
     # ------------------------------------------------------------------ loading
 
     def load(self, store: Store | None, folder_id: int | None, *, keep_uid: int | None = None,
-             keep_row: bool = True) -> None:
+             keep_row: bool = True, first_page: int = 0) -> None:
         """(Re)load the uid list now. The cursor stays on `keep_uid` (default: the current uid) and,
-        with keep_row, on the same screen row."""
+        with keep_row, on the same screen row.
+
+        first_page=N (opening a folder at start-up): read only the first N uids when the order
+        has an index (date, arrival), draw them, and read the whole list in a thread after the
+        first paint — at 100k the full list is ~80 ms the first screen does not need."""
         same = store is self.store and folder_id == self.folder_id
         if not same:
             self.collapsed.clear()
         self.store, self.folder_id = store, folder_id
         result = None
+        partial = False
         if store is not None and folder_id is not None:
-            result = self._query(store, folder_id, self.threaded, self.sort, self.reverse)
+            if first_page and not self.threaded and self.sort in ("date", "arrival"):
+                result = "list", store.uid_list(folder_id, self.sort, self.reverse, limit=first_page)
+                partial = len(result[1]) >= first_page
+            else:
+                result = self._query(store, folder_id, self.threaded, self.sort, self.reverse)
         self._apply(result, same, keep_uid, keep_row)
+        self.partial = partial
+        if partial and self._painted:
+            self._reload()
+
+    def ensure_complete(self) -> None:
+        """Before anything that needs the whole list (end, search, next unread): read it now if
+        only the first page is here yet."""
+        if self.partial:
+            self.load(self.store, self.folder_id, keep_row=True)
 
     @staticmethod
     def _query(store: Store, folder_id: int, threaded: bool, sort: str, reverse: bool):
@@ -134,6 +158,7 @@ class HeaderList(ScrollView, can_focus=True):
             self._reload_timer = None
         self._reload_token += 1  # a reload still running in a thread is stale now
         self._loaded_at = time.monotonic()
+        self.partial = False
         self._rows.clear()
         self._strips.clear()
         if result is None:
@@ -176,6 +201,9 @@ class HeaderList(ScrollView, can_focus=True):
         try:
             return self.uids.index(uid)
         except ValueError:
+            if self.partial:
+                self.ensure_complete()
+                return self._index_of(uid)
             return None
 
     @property
@@ -333,6 +361,12 @@ class HeaderList(ScrollView, can_focus=True):
         idx = self.scroll_offset.y + y
         width = self.scrollable_content_region.width
         base = self._base_style
+        if not self._painted and width:
+            self._painted = True
+            # Posted during the compositor's pass: handled once this frame is written.
+            self.post_message(self.Painted())
+            if self.partial:
+                self.call_later(self._reload)
         if idx >= len(self.uids):
             if idx == 0 and width:
                 style = base + self.get_component_rich_style("header-list--empty")
@@ -414,6 +448,8 @@ class HeaderList(ScrollView, can_focus=True):
     def move_cursor(self, index: int, *, scroll_by: int = 0) -> None:
         if not self.uids:
             return
+        if self.partial and index + max(0, scroll_by) + self.size.height >= len(self.uids):
+            self.ensure_complete()
         index = max(0, min(index, len(self.uids) - 1))
         old = self.cursor
         if index == old and not scroll_by:
@@ -477,6 +513,7 @@ class HeaderList(ScrollView, can_focus=True):
         self.move_cursor(0)
 
     def action_last(self) -> None:
+        self.ensure_complete()
         self.move_cursor(len(self.uids) - 1)
 
     def action_open(self) -> None:
@@ -488,6 +525,7 @@ class HeaderList(ScrollView, can_focus=True):
         """Next unread below the cursor, reading rows a window at a time (wraps once)."""
         if self.store is None or not self.uids:
             return
+        self.ensure_complete()
         n = len(self.uids)
         step = max(50, self.size.height * 2)
         start = self.cursor + 1

@@ -24,7 +24,6 @@ from .reader_actions import ReaderActions
 from .folder_tree import FolderRef, FolderTree
 from .header_list import HeaderList
 from .message_view import MessageView
-from .screens import HelpScreen, PickerScreen
 from .status import AccountState, StatusBar
 
 if TYPE_CHECKING:
@@ -65,6 +64,7 @@ class MainScreen(MessageActions, ReaderActions, Screen):
         self._folders_at = 0.0
         self._dirty_counts: set[tuple[str, int]] = set()
         self._counts_timer = None
+        self._after_paint_done = False
         self.init_actions()
 
     @property
@@ -112,14 +112,41 @@ class MainScreen(MessageActions, ReaderActions, Screen):
                 self._wanted_start = app.start_folder
         target = target or self._default_folder()
         if target is not None:
-            self.open_folder(*target)
+            self.open_folder(*target, first=True)
         else:
             self.update_status()
         hl.focus()
-        # The tree needs every folder's counts (a scan of all rows): after the first screen.
-        self.call_after_refresh(self._build_tree)
+        # The tree (every folder's counts), the rest of the uid list and the sync threads wait
+        # for the list's first paint (HeaderList.Painted); this timer is the fallback should the
+        # list not be drawn at all.
+        self.set_timer(1.0, self._after_first_paint)
         for problem in app.problems:
             self.notify(problem, severity="warning", markup=False, timeout=8)
+
+    def _compositor_refresh(self) -> None:
+        # Textual lays the screen out and renders it once while the app's start-up batch is
+        # still open, then drops that frame (App._display returns during a batch) and renders
+        # again afterwards: ~60 ms of a 100k first screen. Keep the repaint pending instead; the
+        # idle handler after the batch does it once, and that frame is the one written.
+        app = self.app
+        if app._batch_count and hasattr(self, "_repaint_required"):
+            self._repaint_required = True
+            return
+        super()._compositor_refresh()
+
+    def on_header_list_painted(self, event: HeaderList.Painted) -> None:
+        event.stop()
+        self._after_first_paint()
+
+    def _after_first_paint(self) -> None:
+        if self._after_paint_done:
+            return
+        self._after_paint_done = True
+        self._build_tree()
+        if self.folder is not None and self.folder.total < 0:
+            self._dirty_counts.add((self.account, self.folder.id))
+            self._flush_counts()
+        self.tapp.start_services()
 
     def _build_tree(self) -> None:
         any_folders = False
@@ -179,6 +206,8 @@ class MainScreen(MessageActions, ReaderActions, Screen):
             self.hlist.focus()
 
     def action_help(self) -> None:
+        from .screens import HelpScreen
+
         self.app.push_screen(HelpScreen(self.tapp.effective_keys))
 
     def action_quit(self) -> None:
@@ -189,9 +218,11 @@ class MainScreen(MessageActions, ReaderActions, Screen):
     def store(self, account: str | None = None) -> Store:
         return self.tapp.stores[account or self.account]
 
-    def open_folder(self, account: str, folder_id: int) -> None:
+    def open_folder(self, account: str, folder_id: int, *, first: bool = False) -> None:
+        """Show a folder. first=True (at start-up) draws the first screenful before anything
+        that scans the whole folder: its counts and the full uid list follow the first paint."""
         store = self.tapp.stores.get(account)
-        info = store.folder(folder_id) if store is not None else None
+        info = store.folder(folder_id, counts=not first) if store is not None else None
         if info is None:
             return
         if not info.selectable:
@@ -200,7 +231,7 @@ class MainScreen(MessageActions, ReaderActions, Screen):
         self.account, self.folder = account, info
         hl = self.hlist
         hl.empty_text = "No messages in this folder"
-        hl.load(store, folder_id)
+        hl.load(store, folder_id, first_page=max(100, 2 * self.app.size.height) if first else 0)
         self.folder_tree.select_folder(account, folder_id)
         svc = self.tapp.services.get(account)
         if svc is not None and not self.tapp.offline:
@@ -239,6 +270,8 @@ class MainScreen(MessageActions, ReaderActions, Screen):
                 account, info = value
                 self.open_folder(account, info.id)
                 self.hlist.focus()
+
+        from .screens import PickerScreen
 
         self.app.push_screen(PickerScreen("Open folder", self.folder_choices()), chosen)
 

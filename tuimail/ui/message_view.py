@@ -8,6 +8,7 @@ note, link...). Everything shown here has been sanitised by the caller (`build_l
 from __future__ import annotations
 
 import textwrap
+from typing import TYPE_CHECKING
 from rich.cells import cell_len, chop_cells, set_cell_size
 from rich.segment import Segment
 from textual import events
@@ -17,8 +18,12 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ..mail.sanitize import sanitize, sanitize_line, sanitize_strict
-from ..sync.content import MessageContent
 from . import keys
+
+if TYPE_CHECKING:
+    from rich.style import Style
+
+    from ..sync.content import MessageContent
 
 Line = tuple[str, str]  # (text, kind)
 
@@ -183,14 +188,23 @@ class MessageView(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self.__dict__.pop("_base_style_cache", None)
         self.refresh()
+
+    @property
+    def _base_style(self) -> Style:
+        """self.rich_style once per style change (Textual walks every ancestor's CSS per call)."""
+        base = self.__dict__.get("_base_style_cache")
+        if base is None:
+            base = self.__dict__["_base_style_cache"] = self.rich_style
+        return base
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         if self._wrap_width != width:
             self._rewrap()
         idx = self.scroll_offset.y + y
-        base = self.rich_style
+        base = self._base_style
         if idx >= len(self._wrapped):
             return Strip.blank(width, base)
         text, kind = self._wrapped[idx]

@@ -12,11 +12,8 @@ import sys
 from pathlib import Path
 
 from ..mail.sanitize import sanitize_line
-from . import mailcap
 from .actions import Target, _error_text
-from .attachments import run_pipe, save_target, split_command, temp_copy, write_private
 from .message_view import text_lines
-from .screens import AttachmentScreen, ConfirmScreen, PromptScreen, TextScreen
 
 RAW_LIMIT = 4 * 1024 * 1024
 
@@ -25,6 +22,7 @@ class ReaderActions:
     """Needs what MessageActions needs, plus its target() and open_message()."""
 
     def _ask_link(self, then) -> None:
+        from .screens import PromptScreen
         c = self.reader.content
         if c is None or not c.links:
             self.notify("this message has no links", markup=False)
@@ -144,6 +142,8 @@ class ReaderActions:
     def _prompt_pipe(self, title: str, fetch, placeholder: str = "") -> None:
         """Ask for a command (split like a shell would, run without one) and pipe into it the
         bytes that fetch(run) hands to `run` once they are fetched."""
+        from .attachments import split_command
+        from .screens import PromptScreen
         def got(command: str | None) -> None:
             if not command:
                 return
@@ -159,6 +159,7 @@ class ReaderActions:
     def run_command(self, argv: list[str], data: bytes, *, terminal: bool = True, title: str | None = None) -> None:
         """Run argv with data on stdin: in the terminal (the app suspends) when it can, else with its
         output captured and shown."""
+        from .attachments import run_pipe
         if terminal:
             try:
                 with self.app.suspend():
@@ -180,6 +181,7 @@ class ReaderActions:
         self.run_worker(work, thread=True, group="command", exit_on_error=False)
 
     def _done_command(self, result) -> None:
+        from .screens import TextScreen
         argv, title, (rc, output) = result
         head = title or f"{argv[0]} (exit status {rc})"
         if output.strip():
@@ -190,6 +192,7 @@ class ReaderActions:
     # ------------------------------------------------------------------ attachments
 
     def action_attachments(self) -> None:
+        from .screens import AttachmentScreen
         t = self.target(prefer_open=True)
         if t is None:
             return
@@ -228,6 +231,8 @@ class ReaderActions:
         then(data)
 
     def _attachment_save(self, t: Target, att) -> None:
+        from .attachments import save_target, write_private
+        from .screens import ConfirmScreen, PromptScreen
         downloads = Path.home() / "Downloads"
         default = save_target(downloads if downloads.is_dir() else Path.cwd(), att.filename)
 
@@ -260,6 +265,8 @@ class ReaderActions:
         self._prompt_pipe("Pipe the attachment to (no shell)", lambda run: self._with_part(t, att, run))
 
     def _attachment_open(self, t: Target, att) -> None:
+        from . import mailcap
+        from .attachments import temp_copy
         cfg = self.tapp.config
         files = ([cfg.mailcap_path] if cfg.mailcap_path else []) + list(mailcap.DEFAULT_FILES)
         entry = mailcap.find(mailcap.load(files), att.mimetype)

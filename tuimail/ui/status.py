@@ -43,9 +43,10 @@ def render_status(info: StatusInfo) -> Content:
         (f" {_short(info.account, 20)}", "bold"),
         " ▸ ",
         (_short(info.folder, 30) or "-", "bold"),
-        f"  {info.total} msgs",
     ]
-    if info.unread:
+    if info.total >= 0:  # -1: not counted yet (the first screen comes before the counts)
+        parts.append(f"  {info.total} msgs")
+    if info.unread > 0:
         parts += ["  ", (f"{info.unread} unread", "bold")]
     if info.sort:
         parts.append(f"  [{info.sort}]")
