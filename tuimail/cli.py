@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo(args)
         config = load_config(args.config)
         if args.cmd is None:
-            from .ui.app import run_app
+            from .ui.launch import run_app
             names = [args.account] if args.account else None
             if names:
                 config.account(args.account)

@@ -230,3 +230,18 @@ def test_xoauth2_uses_the_token_command(tuimail_env):
         assert not any(b"LOGIN" in ln.upper().split(b" ")[1:2] for ln in srv.received)
     finally:
         srv.close()
+
+
+def test_the_connection_sets_tcp_nodelay(tuimail_env, mailuser):
+    """imaplib sends an AUTHENTICATE answer and its CRLF as two writes; with Nagle the second
+    waited for the server's delayed ACK (~40 ms per login). Pipelined commands want no delay
+    either."""
+    from tuimail.config import load_config
+    from tuimail.sync.service import open_connection
+
+    cfg = load_config(tuimail_env.write_config(mailuser.config_toml()))
+    conn = open_connection(cfg.account(None))
+    try:
+        assert conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        conn.close()

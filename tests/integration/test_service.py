@@ -194,3 +194,40 @@ def test_cli_sync_waits_for_the_lock_then_fails_cleanly(tuimail_env, mailuser, c
     finally:
         lock.release()
     cli("sync")
+
+
+def test_a_first_run_holds_its_next_windows_until_the_ui_has_painted(mailuser, service_for, monkeypatch):
+    """Started before the UI (run_app on an empty store), the sync commits the first screen's
+    window, then waits for ui_painted() before parsing more on the UI's GIL; stop() ends the wait."""
+    from tuimail.sync import engine as engine_mod
+    from tuimail.sync import service as service_mod
+
+    monkeypatch.setattr(engine_mod, "FIRST_WINDOW", 10)
+    monkeypatch.setattr(service_mod, "PAINT_HOLD", 60.0)
+    mailuser.deliver_many("INBOX", ((msg(i), "") for i in range(50)))
+
+    def rows() -> int:
+        with Store(paths.account_store_path("test")) as st:
+            fid = st.folder_id("INBOX")
+            return 0 if fid is None else st.message_count(fid)
+
+    svc, ev = service_for(mailuser)
+    svc.hold_for_first_paint()
+    svc.start()
+    ev.wait(lambda e: isinstance(e, RowsChanged) and len(e.added) == 10)
+    time.sleep(0.5)
+    assert rows() == 10, "held after the first window"
+    svc.ui_painted()
+    ev.wait(idle_state)
+    assert rows() == 50
+
+    with Store(paths.account_store_path("test")) as st:
+        st.reset_folder(st.folder_id("INBOX"), 0)  # empty again: a first run once more
+    svc2, ev2 = service_for(mailuser)
+    svc.stop()
+    svc2.hold_for_first_paint()
+    svc2.start()
+    ev2.wait(lambda e: isinstance(e, RowsChanged) and len(e.added) == 10)
+    t0 = time.monotonic()
+    svc2.stop()
+    assert time.monotonic() - t0 < 2.0, "stop() does not wait out the hold"

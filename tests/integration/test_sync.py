@@ -7,6 +7,8 @@ import pytest
 from tuimail import paths
 from tuimail.store import Store
 
+from tuimail.sync.events import RowsChanged
+
 from .helpers import Cli, msg, server_state, store_state, store_uids
 
 MODES = ["qresync", "condstore", "plain"]
@@ -185,3 +187,53 @@ def test_moves_and_deletes_replay(cli, mailuser):
     assert set(server_state(mailuser, "Archive")) == {f"<m{i}@example.org>" for i in range(3)}
     assert store_state(folder="Archive") == server_state(mailuser, "Archive")
     assert store_state() == server_state(mailuser)
+
+
+def test_first_fill_fetches_the_newest_screen_by_number_before_the_search(tuimail_env, mailuser, monkeypatch):
+    """A first sync takes the last FIRST_WINDOW messages by sequence number right after SELECT
+    (the first screen), then the rest by UID, with nothing fetched twice; if the server refuses
+    the range, the UID path alone still fills the folder."""
+    from tuimail.config import load_config
+    from tuimail.store import BodyCache
+    from tuimail.sync import engine as engine_mod
+    from tuimail.sync.engine import Engine
+    from tuimail.sync.service import open_connection
+
+    monkeypatch.setattr(engine_mod, "FIRST_WINDOW", 7)
+    fill(mailuser, 30)
+    cfg = load_config(tuimail_env.write_config(mailuser.config_toml()))
+    acc = cfg.account(None)
+    for refuse in (False, True):
+        st = Store(paths.account_store_path(acc.name))
+        conn = open_connection(acc)
+        sent: list[bytes] = []
+        real_send = conn.send_command
+
+        def send(cmd, real_send=real_send, sent=sent):
+            sent.append(cmd.split(b" (")[0])
+            return real_send(cmd)
+
+        monkeypatch.setattr(conn, "send_command", send)
+        if refuse:
+            def refused(first, last):
+                from tuimail.errors import CommandFailed
+                raise CommandFailed("FETCH", "NO", "no such messages")
+            monkeypatch.setattr(conn, "fetch_header_seq", refused)
+        eng = Engine(acc, st, conn, BodyCache(paths.account_cache_path(acc.name)))
+        eng.negotiate()
+        windows: list[list[int]] = []
+        eng.emit = lambda e, windows=windows: windows.append(list(e.added)) if isinstance(e, RowsChanged) and e.added else None
+        res = eng.sync_folder("INBOX")
+        after_select = sent[[c.split()[0] for c in sent].index(b"SELECT") + 1]
+        if not refuse:
+            assert after_select == b"FETCH 24:30", sent  # before any UID SEARCH
+        else:
+            assert after_select.startswith(b"UID SEARCH"), sent
+        assert sorted(windows[0]) == list(range(24, 31)), "the first window is the newest seven"
+        assert res.new == 30 and sorted(u for w in windows for u in w) == list(range(1, 31)), "each once"
+        assert store_state() == server_state(mailuser)
+        conn.close()
+        st.close()
+        st = Store(paths.account_store_path(acc.name))
+        st.reset_folder(st.folder_id("INBOX"), 0)  # empty again for the refusing round
+        st.close()

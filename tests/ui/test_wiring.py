@@ -106,3 +106,35 @@ def test_services_start_after_the_first_paint(make_app):
             assert screen_text(app).strip()  # drawn before or while the services start
 
     run(go())
+
+
+def test_run_app_starts_a_first_runs_sync_before_textual(tmp_path, monkeypatch):
+    """On an empty store the first screen is the network's first window: run_app starts the
+    sync (asking it to hold after that window until the UI paints) before the app is built;
+    with a filled store it leaves the start to the app, after its first paint."""
+    order = []
+
+    class Svc(FakeService):
+        def hold_for_first_paint(self):
+            order.append("hold")
+
+        def start(self):
+            order.append("start")
+
+    def factory(config, account, on_event, *, offline):
+        return Svc(offline=offline)
+
+    def fake_run(self):
+        order.append("app.run")
+
+    monkeypatch.setattr(TuimailApp, "run", fake_run)
+    assert run_app(make_config(), None, offline=False, start_folder=None, service_factory=factory) == 0
+    assert order == ["hold", "start", "app.run"]
+
+    from tuimail import paths
+    make_store(paths.account_store_path("test"), 5).close()
+    with Store(paths.account_store_path("test")) as st:
+        st.set_folder_state(st.folder_id("INBOX"), uidvalidity=7)
+    order.clear()
+    assert run_app(make_config(), None, offline=False, start_folder=None, service_factory=factory) == 0
+    assert order == ["app.run"]

@@ -68,7 +68,7 @@ def run_demo(args) -> int:
             args.account = "demo"
             return COMMANDS[args.cmd](config, args)
         try:
-            from ..ui.app import run_app
+            from ..ui.launch import run_app
         except ImportError:
             run_app = None
         if run_app is None or not sys.stdout.isatty():

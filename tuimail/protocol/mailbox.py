@@ -185,12 +185,47 @@ class MailboxCommands:
         for window in self.fetch_header_windows([uids]):
             yield from window
 
+    def fetch_header_seq(self, first: int, last: int) -> list[HeaderItem]:
+        """Header-only FETCH of the messages at sequence numbers first..last (with their UIDs).
+
+        A first sync's first screen: right after SELECT, the newest messages are the last
+        sequence numbers (EXISTS), so they can be fetched before the UID SEARCH of the whole
+        folder, which Dovecot takes ~30 ms to answer at 100k and we ~15 ms to expand."""
+        items: list[HeaderItem] = []
+        req, handler, fast = self._header_fetch_parts(items)
+        self.command(b"FETCH %d:%d " % (first, last) + req, handler, fast=fast)
+        return items
+
     def fetch_header_windows(self, windows: list[list[int]]) -> Iterator[list[HeaderItem]]:
         """Header-only FETCH, one list of items per window, highest uids first (hot path).
 
         Responses in Dovecot's usual shape are cut straight out of the read buffer by one regex
         (no per-line tokenising); anything else goes through the generic parser."""
         items: list[HeaderItem] = []
+        req, handler, fast = self._header_fetch_parts(items)
+        # Pipelined: the next window's FETCH is already on the wire while we parse this one, so
+        # the server builds responses on the other core instead of waiting for us.
+        cmds: list[tuple[int, bytes]] = []
+        for w, uids in enumerate(windows):
+            cmds += [(w, b"UID FETCH " + s.encode() + b" " + req) for s in uidset.chunked(uids, reverse=True)]
+        # The first window goes alone: Dovecot answers pipelined FETCHes as they come, so the
+        # next window's responses would arrive before the first tagged OK and the first screen
+        # would wait for them (measured: 5,300 rows in the "first" window, +0.8 s at 100k).
+        first_window = [i for i, (w, _) in enumerate(cmds) if w == 0]
+        tags: dict[int, bytes] = {i: self.send_command(cmds[i][1]) for i in first_window}
+        nxt = len(first_window)
+        for i, (w, cmd) in enumerate(cmds):
+            self.read_until(tags.pop(i), cmd, handler, fast=fast)
+            while nxt < len(cmds) and nxt <= i + 2 and (w > 0 or i + 1 == len(first_window)):
+                tags[nxt] = self.send_command(cmds[nxt][1])
+                nxt += 1
+            if i + 1 == len(cmds) or cmds[i + 1][0] != w:
+                yield list(items)
+                items.clear()
+
+    def _header_fetch_parts(self, items: list[HeaderItem]):
+        """(the FETCH items, the generic response handler, the fast scanner), both appending
+        HeaderItems to `items`."""
         want_modseq = "CONDSTORE" in self.enabled or "QRESYNC" in self.enabled
         req = (b"(UID FLAGS " + (b"MODSEQ " if want_modseq else b"") + b"RFC822.SIZE BODY.PEEK[HEADER.FIELDS ("
                + HEADER_FIELDS + b")])")
@@ -218,25 +253,7 @@ class MailboxCommands:
         def fast(reader):
             scan_header_fetches(reader, items)
 
-        # Pipelined: the next window's FETCH is already on the wire while we parse this one, so
-        # the server builds responses on the other core instead of waiting for us.
-        cmds: list[tuple[int, bytes]] = []
-        for w, uids in enumerate(windows):
-            cmds += [(w, b"UID FETCH " + s.encode() + b" " + req) for s in uidset.chunked(uids, reverse=True)]
-        # The first window goes alone: Dovecot answers pipelined FETCHes as they come, so the
-        # next window's responses would arrive before the first tagged OK and the first screen
-        # would wait for them (measured: 5,300 rows in the "first" window, +0.8 s at 100k).
-        first_window = [i for i, (w, _) in enumerate(cmds) if w == 0]
-        tags: dict[int, bytes] = {i: self.send_command(cmds[i][1]) for i in first_window}
-        nxt = len(first_window)
-        for i, (w, cmd) in enumerate(cmds):
-            self.read_until(tags.pop(i), cmd, handler, fast=fast)
-            while nxt < len(cmds) and nxt <= i + 2 and (w > 0 or i + 1 == len(first_window)):
-                tags[nxt] = self.send_command(cmds[nxt][1])
-                nxt += 1
-            if i + 1 == len(cmds) or cmds[i + 1][0] != w:
-                yield list(items)
-                items.clear()
+        return req, handler, fast
 
     def store_flags(self, uids: Iterable[int], add: Iterable[str] = (), remove: Iterable[str] = (),
                     unchangedsince: int | None = None) -> tuple[list[int], list[tuple[int, int | None]]]:

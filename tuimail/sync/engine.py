@@ -64,6 +64,9 @@ class Engine:
         self.bodies = bodies
         self.emit = emit or (lambda e: None)
         self.mode = "plain"
+        # Called once, after the first screen's window is committed (SyncService: wait until
+        # the UI has drawn it before parsing the next windows on the same GIL).
+        self.after_first_window: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -196,13 +199,21 @@ class Engine:
 
         res.replayed = self.replay(fid, name, sel.highestmodseq if modseq_ok else None)
 
+        # A first fill: the newest messages are the last sequence numbers, so the first screen
+        # is fetched by number, before the UID SEARCH of the whole folder.
+        first_new = 0
+        if not local_set and old_uidnext <= 1 and server_all is None and sel.exists:
+            got = self._fetch_first_screen(fid, sel.exists)
+            local_set.update(got)
+            first_new = len(got)
+
         # New mail and anything an interrupted run left out: server uids >= old UIDNEXT we lack.
         if server_all is not None and old_uidnext <= 1:
             candidates = server_all
         else:
             candidates = self.conn.search_uids(b"UID %d:*" % max(1, old_uidnext))
         missing = [u for u in candidates if u >= old_uidnext and u not in local_set]
-        res.new = self.fetch_headers(fid, missing)
+        res.new = first_new + self.fetch_headers(fid, missing, first=WINDOW if first_new else FIRST_WINDOW)
 
         if self.store.journal_rematch(fid):
             res.replayed += self.replay(fid, name, None)
@@ -214,21 +225,44 @@ class Engine:
         self.emit(FoldersChanged(self.account.name))
         return res
 
-    def fetch_headers(self, fid: int, uids: list[int]) -> int:
+    def fetch_headers(self, fid: int, uids: list[int], first: int = FIRST_WINDOW) -> int:
+        """Headers of `uids`, newest first, committed window by window (the first holds `first`)."""
         total = 0
-        for items in self.conn.fetch_header_windows(list(uidset.windows(uids, FIRST_WINDOW, WINDOW))):
-            rows = []
-            for item in items:
-                s = summarize(item.header)
-                rows.append((item.uid, item.modseq or 0, " ".join(sorted(item.flags)), s["date"], s["from_"],
-                             s["to"], s["cc"], s["subject"], s["message_id"], s["in_reply_to"], s["references"],
-                             item.size, int(bool(s["has_attachment"]))))
-            self.store.insert_headers(fid, rows)
-            trace(f"window committed {len(rows)}")
-            total += len(rows)
-            if rows:
-                self.emit(RowsChanged(self.account.name, fid, added=tuple(r[0] for r in rows)))
+        for items in self.conn.fetch_header_windows(list(uidset.windows(uids, first, WINDOW))):
+            total += len(self._commit_headers(fid, items))
+            if first == FIRST_WINDOW:
+                self._first_window_done()
         return total
+
+    def _first_window_done(self) -> None:
+        hook, self.after_first_window = self.after_first_window, None
+        if hook is not None:
+            hook()
+
+    def _fetch_first_screen(self, fid: int, exists: int) -> list[int]:
+        """The last FIRST_WINDOW messages by sequence number; their uids ([] if the server
+        refused the range, e.g. after an expunge by another client: the UID path fetches them)."""
+        try:
+            items = self.conn.fetch_header_seq(max(1, exists - FIRST_WINDOW + 1), exists)
+        except CommandFailed:
+            return []
+        uids = self._commit_headers(fid, items)
+        self._first_window_done()
+        return uids
+
+    def _commit_headers(self, fid: int, items) -> list[int]:
+        rows = []
+        for item in items:
+            s = summarize(item.header)
+            rows.append((item.uid, item.modseq or 0, " ".join(sorted(item.flags)), s["date"], s["from_"],
+                         s["to"], s["cc"], s["subject"], s["message_id"], s["in_reply_to"], s["references"],
+                         item.size, int(bool(s["has_attachment"]))))
+        self.store.insert_headers(fid, rows)
+        trace(f"window committed {len(rows)}")
+        uids = [r[0] for r in rows]
+        if rows:
+            self.emit(RowsChanged(self.account.name, fid, added=tuple(uids)))
+        return uids
 
     def update_threads(self, fid: int) -> None:
         if not self.store.threads_dirty(fid):

@@ -28,6 +28,7 @@ from .lock import AccountLock, Busy
 # The network stack (imapclient, ssl, the engine, the MIME/HTML reader) is imported by the worker
 # threads when they first need it, not at import: the app paints its first screen before that.
 
+PAINT_HOLD = 2.0  # seconds a first run's sync waits for the UI to draw its first window
 POLL_SECONDS = 300  # other folders' STATUS while idling on one
 IDLE_SECONDS = 25 * 60  # re-issue IDLE before the 29-minute server timeout
 log = logging.getLogger("tuimail.sync")
@@ -78,6 +79,8 @@ class SyncService:
         self._fetch_store: Store | None = None
         self._fetch_bodies: BodyCache | None = None
         self.state = SyncState(account.name, "offline" if offline else "connecting")
+        self._hold_for_paint = False
+        self._painted = threading.Event()
 
     # lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -98,6 +101,24 @@ class SyncService:
             if self._fetch_conn is not None:
                 self._fetch_conn.close()
                 self._fetch_conn = None
+
+    def hold_for_first_paint(self) -> None:
+        """Started before the UI (a first run): after the first window, wait (at most
+        PAINT_HOLD seconds) for ui_painted() before fetching more, so that parsing the next
+        windows does not slow the UI's start-up and first paint (one GIL)."""
+        self._hold_for_paint = True
+
+    def ui_painted(self) -> None:
+        """The UI has drawn the first rows (thread-safe)."""
+        self._painted.set()
+
+    def _wait_for_paint(self) -> None:
+        deadline = time.monotonic() + PAINT_HOLD
+        while not self._painted.is_set() and not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._painted.wait(min(left, 0.1))
 
     # requests (non-blocking) -------------------------------------------------
     def wake(self) -> None:
@@ -195,6 +216,9 @@ class SyncService:
                     conn = self._sync_conn = open_connection(self.account, self._secret)
                     trace("logged in")
                     engine = Engine(self.account, store, conn, bodies, self._emit)
+                    if self._hold_for_paint:
+                        self._hold_for_paint = False  # the first connection only
+                        engine.after_first_window = self._wait_for_paint
                     engine.negotiate()
                     with self._req_lock:
                         self._requests.clear()

@@ -19,8 +19,9 @@ from textual.app import App
 from ..config import Config
 from ..store.store import Store
 from . import keys
-from .bridge import EventBridge, SyncEvents
+from .bridge import EventBridge
 from .commands import TuimailCommands
+from .launch import is_cold, run_app  # noqa: F401  (run_app: the entry point's old home)
 from .rows import DateFormatter
 from .main_screen import MainScreen
 from .themes import DEFAULT_THEME, load_themes, resolve_name
@@ -81,8 +82,8 @@ class TuimailApp(App):
         # start_services then: their imports and the TLS handshake would compete with the
         # first paint for the GIL); with an empty one the first screen *is* the network's first
         # window, so they start at once.
-        if any(_is_cold(store) for store in self.stores.values()):
-            self.start_services()
+        if any(is_cold(store) for store in self.stores.values()):
+            self.start_services()  # (run_app has started them already, before Textual's import)
 
     def start_services(self) -> None:
         """Start every account's sync service (once)."""
@@ -99,50 +100,7 @@ class TuimailApp(App):
     def on_unmount(self) -> None:
         self.bridge.detach()
 
-    def on_sync_events(self, message: SyncEvents) -> None:
+    def on_sync_events(self, message) -> None:  # bridge.SyncEvents
         evs = self.bridge.drain()
         if evs:
             self._main.handle_events(evs)
-
-
-def _is_cold(store: Store) -> bool:
-    try:
-        inbox = store.folder("INBOX", counts=False)
-    except Exception:
-        return False
-    return inbox is None or inbox.uidvalidity is None
-
-
-def _default_service_factory():
-    from ..sync.service import SyncService
-
-    return SyncService
-
-
-def run_app(config: Config, account_names: list[str] | None, *, offline: bool, start_folder: str | None,
-            service_factory=None) -> int:
-    """Open the stores, start the sync services, run the TUI; returns the exit status."""
-    from ..paths import account_store_path
-
-    names = list(account_names) if account_names else list(config.accounts)
-    accounts = [config.account(n) for n in names]  # UsageError for an unknown name
-    factory = service_factory or _default_service_factory()
-    bridge = EventBridge()
-    stores: dict[str, Store] = {}
-    services: dict[str, object] = {}
-    try:
-        for acc in accounts:
-            stores[acc.name] = Store(account_store_path(acc.name))
-        for acc in accounts:
-            services[acc.name] = factory(config, acc, bridge, offline=offline)
-        app = TuimailApp(config, stores, services, offline=offline, start_folder=start_folder, event_sink=bridge)
-        app.run()  # the app starts the services (at once on a first run, else after its first paint)
-        return app.return_code or 0
-    finally:
-        for svc in services.values():
-            try:
-                svc.stop()
-            except Exception:
-                pass
-        for store in stores.values():
-            store.close()

@@ -11,13 +11,29 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from textual.message import Message
-
 from ..sync.events import RowsChanged
 
+_SYNC_EVENTS = None
 
-class SyncEvents(Message):
-    """Something is waiting in the bridge's buffer."""
+
+def _sync_events_class():
+    """SyncEvents, made on first use: run_app creates the bridge (and may start the sync
+    threads) before Textual is imported."""
+    global _SYNC_EVENTS
+    if _SYNC_EVENTS is None:
+        from textual.message import Message
+
+        class SyncEvents(Message):
+            """Something is waiting in the bridge's buffer."""
+
+        _SYNC_EVENTS = SyncEvents
+    return _SYNC_EVENTS
+
+
+def __getattr__(name: str):
+    if name == "SyncEvents":
+        return _sync_events_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class EventBridge:
@@ -26,16 +42,16 @@ class EventBridge:
         self._rows: dict[tuple[str, int], list[set[int] | bool]] = {}
         self._other: list[object] = []
         self._scheduled = False
-        self._post: Callable[[Message], object] | None = None
+        self._post: Callable[[object], object] | None = None
 
-    def attach(self, post: Callable[[Message], object]) -> None:
+    def attach(self, post: Callable[[object], object]) -> None:
         """Start delivering (events that arrived earlier are delivered now)."""
         with self._lock:
             self._post = post
             pending = bool(self._rows or self._other)
             self._scheduled = pending
         if pending:
-            post(SyncEvents())
+            post(_sync_events_class()())
 
     def detach(self) -> None:
         with self._lock:
@@ -56,7 +72,7 @@ class EventBridge:
             if post is not None:
                 self._scheduled = True
         if post is not None:
-            post(SyncEvents())
+            post(_sync_events_class()())
 
     def drain(self) -> list[object]:
         """Everything buffered, in order: other events first (states, folder lists), then one

@@ -80,7 +80,12 @@ class HeaderList(ScrollView, can_focus=True):
 
     class Painted(Message):
         """The list drew its first screen (rows, or the empty text): work that would only have
-        delayed it (the folder tree, the rest of the uid list, the network) can start now."""
+        delayed it (the folder tree, the rest of the uid list, the network) can start now.
+        Sent again with rows=True the first time rows are drawn."""
+
+        def __init__(self, rows: bool) -> None:
+            super().__init__()
+            self.rows = rows
 
     class CursorMoved(Message):
         def __init__(self, header_list: HeaderList) -> None:
@@ -109,6 +114,7 @@ class HeaderList(ScrollView, can_focus=True):
         self._reload_inflight = False
         self.partial = False  # uids holds only the first page; the rest is being read
         self._painted = False
+        self._rows_painted = False
 
     # ------------------------------------------------------------------ loading
 
@@ -240,6 +246,11 @@ class HeaderList(ScrollView, can_focus=True):
         cold sync commits window after window) — once, a little later."""
         if self._reload_timer is not None:
             return
+        if not self.uids and not self._reload_inflight:
+            # The first rows of an empty folder (a first run's first window): read them here and
+            # now, with no interval and no thread; they are the first screen.
+            self.load(self.store, self.folder_id)
+            return
         # A cold sync commits a window every ~0.4 s; reloading a 100k list after each one cost the
         # sync thread a third of its time (the GIL), so the interval grows with the list.
         interval = max(RELOAD_INTERVAL, len(self.uids) / RELOAD_ROWS_PER_SECOND)
@@ -361,12 +372,15 @@ class HeaderList(ScrollView, can_focus=True):
         idx = self.scroll_offset.y + y
         width = self.scrollable_content_region.width
         base = self._base_style
-        if not self._painted and width:
-            self._painted = True
-            # Posted during the compositor's pass: handled once this frame is written.
-            self.post_message(self.Painted())
-            if self.partial:
+        if not self._rows_painted and width:
+            rows = idx < len(self.uids)
+            if not self._painted or rows:
+                # Posted during the compositor's pass: handled once this frame is written.
+                self.post_message(self.Painted(rows))
+                self._rows_painted = rows
+            if not self._painted and self.partial:
                 self.call_later(self._reload)
+            self._painted = True
         if idx >= len(self.uids):
             if idx == 0 and width:
                 style = base + self.get_component_rich_style("header-list--empty")

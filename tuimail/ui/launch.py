@@ -1,0 +1,70 @@
+"""run_app: open the stores, start the sync at once on a first run, then run the Textual app.
+
+    run_app(config, account_names, *, offline, start_folder, service_factory=None) -> int
+
+This module imports no Textual at load time. On a first run (an empty store) the first screen
+is the network's first window, so the sync thread is started before Textual is imported: the
+connection, SELECT and first FETCH overlap the UI's start-up, and the sync holds its further
+windows until the list has painted those rows (SyncService.ui_painted), so that its parsing
+does not compete with the first paint for the GIL.
+"""
+
+from __future__ import annotations
+
+from ..config import Config
+from ..store.store import Store
+
+
+def is_cold(store: Store) -> bool:
+    """No INBOX yet, or never selected: a first run."""
+    try:
+        inbox = store.folder("INBOX", counts=False)
+    except Exception:
+        return False
+    return inbox is None or inbox.uidvalidity is None
+
+
+def _default_service_factory():
+    from ..sync.service import SyncService
+
+    return SyncService
+
+
+def run_app(config: Config, account_names: list[str] | None, *, offline: bool, start_folder: str | None,
+            service_factory=None) -> int:
+    """Open the stores, start the sync services, run the TUI; returns the exit status."""
+    from ..paths import account_store_path
+    from .bridge import EventBridge
+
+    names = list(account_names) if account_names else list(config.accounts)
+    accounts = [config.account(n) for n in names]  # UsageError for an unknown name
+    factory = service_factory or _default_service_factory()
+    bridge = EventBridge()
+    stores: dict[str, Store] = {}
+    services: dict[str, object] = {}
+    try:
+        for acc in accounts:
+            stores[acc.name] = Store(account_store_path(acc.name))
+        for acc in accounts:
+            services[acc.name] = factory(config, acc, bridge, offline=offline)
+        if not offline and any(is_cold(store) for store in stores.values()):
+            for svc in services.values():
+                hold = getattr(svc, "hold_for_first_paint", None)
+                if hold is not None:
+                    hold()
+                start = getattr(svc, "start", None)
+                if start is not None:
+                    start()
+        from .app import TuimailApp
+
+        app = TuimailApp(config, stores, services, offline=offline, start_folder=start_folder, event_sink=bridge)
+        app.run()  # the app starts the services (at once on a first run, else after its first paint)
+        return app.return_code or 0
+    finally:
+        for svc in services.values():
+            try:
+                svc.stop()
+            except Exception:
+                pass
+        for store in stores.values():
+            store.close()
