@@ -41,6 +41,50 @@ def test_newer_schema_is_refused_with_one_line(tmp_path):
     assert "\n" not in str(e.value)
 
 
+def test_a_v3_store_keeps_its_thread_order_in_v4(tmp_path):
+    """v4 moved the thread columns out of the message rows into their own table."""
+    from tuimail.store.db import MIGRATIONS, connect
+
+    p = tmp_path / "old.sqlite3"
+    connect(p, MIGRATIONS[:3]).close()
+    old = sqlite3.connect(p)
+    old.execute("INSERT INTO folders(id, name, threads_dirty) VALUES (1, 'INBOX', 0)")
+    for uid, pos, sub, depth, root, prefix in [(1, 9 << 32 | 1, 0, 0, 1, ""), (2, 9 << 32 | 1, 1, 1, 1, "└─>"),
+                                               (3, 5 << 32 | 3, 0, 0, 3, "")]:
+        old.execute("INSERT INTO messages(folder_id, uid, date, subject, thread_pos, thread_sub, thread_depth,"
+                    " thread_root, thread_prefix) VALUES (1, ?, ?, 's', ?, ?, ?, ?, ?)",
+                    (uid, uid, pos, sub, depth, root, prefix))
+    old.execute("INSERT INTO messages(folder_id, uid, date, subject) VALUES (1, 4, 4, 'never threaded')")
+    old.commit()
+    old.close()
+    with Store(p) as st:
+        assert st.uid_list(1, "thread") == [1, 2, 3, 4]
+        assert st.thread_info(1) == [(1, 0, 1), (2, 1, 1), (3, 0, 3), (4, 0, None)]
+        rows = st.rows(1, [2, 4])
+        assert (rows[2].thread_depth, rows[2].thread_prefix) == (1, "└─>")
+        assert (rows[4].thread_depth, rows[4].thread_prefix) == (0, "")
+        cols = {r[1] for r in st.db.execute("PRAGMA table_info(messages)")}
+        assert not {c for c in cols if c.startswith("thread_")}
+        st.remove_uids(1, [2])  # a row's thread entry goes with it
+        assert st.db.execute("SELECT uid FROM threads ORDER BY uid").fetchall() == [(1,), (3,)]
+
+
+def test_thread_entries_go_with_their_rows(st):
+    fid = st.upsert_folder("INBOX", "/", (), "inbox")
+    arch = st.upsert_folder("Archive", "/", (), "archive")
+    st.insert_headers(fid, [row(1), row(2, irt="<1@x>", refs="<1@x>"), row(3)])
+    st.set_threads(fid, thread_order(st.headers_for_threading(fid)))
+    assert st.thread_info(fid) == [(3, 0, 3), (1, 0, 1), (2, 1, 1)]
+    st.move_row(fid, 2, arch, 70)
+    assert [u for u, in st.db.execute("SELECT uid FROM threads WHERE folder_id = ?", (fid,))] == [1, 3]
+    st.reset_folder(fid, 99)
+    assert st.db.execute("SELECT count(*) FROM threads WHERE folder_id = ?", (fid,)).fetchone()[0] == 0
+    st.set_threads(arch, thread_order(st.headers_for_threading(arch)))
+    assert st.thread_info(arch) == [(70, 0, 70)]
+    st.delete_folder("Archive")
+    assert st.db.execute("SELECT count(*) FROM threads").fetchone()[0] == 0
+
+
 def test_intents_write_row_and_journal_and_coalesce(st):
     fid = st.upsert_folder("INBOX", "/", (), "inbox")
     st.insert_headers(fid, [row(1), row(2, flags="\\Seen")])
@@ -102,17 +146,17 @@ def test_thread_positions_are_stable_when_new_threads_arrive_on_top(st):
     fid = st.upsert_folder("INBOX", "/", (), "inbox")
     st.insert_headers(fid, [row(u) for u in range(1, 201)])
     st.set_threads(fid, thread_order(st.headers_for_threading(fid)))
-    before = dict(st.db.execute("SELECT uid, thread_pos FROM messages"))
+    before = dict(st.db.execute("SELECT uid, pos FROM threads"))
     assert st.uid_list(fid, "thread")[:3] == [200, 199, 198]
     st.insert_headers(fid, [row(201), row(202, irt="<5@x>", refs="<5@x>")])
     writes = []
-    st.db.set_trace_callback(lambda sql: writes.append(sql) if sql.startswith("UPDATE messages") else None)
+    st.db.set_trace_callback(lambda sql: writes.append(sql) if sql.startswith(("UPDATE messages", "INSERT OR REPLACE INTO threads")) else None)
     st.set_threads(fid, thread_order(st.headers_for_threading(fid)))
     st.db.set_trace_callback(None)
-    assert len(writes) < 10, "only the new rows and the thread that moved are rewritten"
+    assert 2 <= len(writes) < 10, "only the new rows and the thread that moved are rewritten"
     order = st.uid_list(fid, "thread")
     assert order[:3] == [5, 202, 201]  # the revived thread (newest reply) on top, then the new one
-    after = dict(st.db.execute("SELECT uid, thread_pos FROM messages"))
+    after = dict(st.db.execute("SELECT uid, pos FROM threads"))
     assert sum(1 for u in before if before[u] != after[u]) <= 2
 
 

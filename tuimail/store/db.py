@@ -87,6 +87,30 @@ MIGRATIONS: list[str] = [
     ALTER TABLE messages ADD COLUMN thread_sub INTEGER NOT NULL DEFAULT 0;
     UPDATE folders SET threads_dirty = 1;
     """,
+    # v4: thread order is derived data in a narrow table of its own. Writing it into the wide
+    # message rows rewrote every row after a first fill (100k: UPDATE 0.4-0.6 s, against 0.2 s
+    # to insert the narrow rows). The store deletes a row's thread entry with the row (a
+    # foreign key to messages would cost 0.17 s more per 100k inserted entries).
+    """
+    CREATE TABLE threads(
+      folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+      uid INTEGER NOT NULL,
+      pos INTEGER NOT NULL,
+      sub INTEGER NOT NULL,
+      depth INTEGER NOT NULL,
+      root INTEGER,
+      prefix TEXT NOT NULL,
+      PRIMARY KEY(folder_id, uid)
+    ) WITHOUT ROWID;
+    INSERT INTO threads(folder_id, uid, pos, sub, depth, root, prefix)
+      SELECT folder_id, uid, thread_pos, thread_sub, thread_depth, thread_root, thread_prefix
+      FROM messages WHERE thread_pos IS NOT NULL;
+    ALTER TABLE messages DROP COLUMN thread_pos;
+    ALTER TABLE messages DROP COLUMN thread_sub;
+    ALTER TABLE messages DROP COLUMN thread_depth;
+    ALTER TABLE messages DROP COLUMN thread_root;
+    ALTER TABLE messages DROP COLUMN thread_prefix;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
