@@ -52,3 +52,23 @@ def test_parse_star_and_bad_input():
         except ValueError:
             continue
         raise AssertionError(bad)
+
+
+@given(uid_lists, st.lists(st.integers(min_value=0, max_value=5000), max_size=50))
+def test_in_runs_is_membership_and_format_runs_is_compact(uids, probes):
+    runs = uidset.ranges(uids)
+    for u in probes + uids:
+        assert uidset.in_runs(runs, u) == (u in set(uids))
+    if uids:
+        assert uidset.format_runs(runs) == uidset.compact(uids)
+        assert sorted(uidset.parse(uidset.format_runs(runs))) == sorted(set(uids))
+
+
+@given(uid_lists)
+def test_the_store_reads_its_uids_as_the_same_runs(tmp_path_factory, uids):
+    from tuimail.store import Store
+
+    with Store(tmp_path_factory.mktemp("s") / "s.sqlite3") as store:
+        fid = store.upsert_folder("INBOX", "/", (), None)
+        store.insert_headers(fid, [(u, 0, "", None, "", "", "", "", None, None, "", 0, 0) for u in uids])
+        assert store.local_ranges(fid) == uidset.ranges(uids)

@@ -86,7 +86,7 @@ class MailboxCommands:
 
     # ------------------------------------------------------------------ mailbox commands
 
-    def select(self, folder: str, *, qresync: tuple[int, int, list[int] | None] | None = None,
+    def select(self, folder: str, *, qresync: tuple[int, int, list[tuple[int, int]] | None] | None = None,
                condstore: bool = False, readonly: bool = False) -> SelectResult:
         res = SelectResult()
         cmd = (b"EXAMINE " if readonly else b"SELECT ") + encode_mailbox(folder)
@@ -94,7 +94,7 @@ class MailboxCommands:
             uv, modseq, known = qresync
             params = b"%d %d" % (uv, modseq)
             if known:
-                known_s = uidset.compact(known).encode()
+                known_s = uidset.format_runs(known).encode()  # (lo, hi) runs of the cached uids
                 if len(known_s) < 4000:
                     params += b" " + known_s
             cmd += b" (QRESYNC (" + params + b"))"

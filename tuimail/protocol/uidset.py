@@ -6,7 +6,8 @@ Every command we build goes through `compact`/`chunked`, and every command line 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import bisect
+from collections.abc import Iterable, Iterator, Sequence
 
 MAX_SET_LEN = 7000  # leaves room for the rest of an 8 KB command line
 
@@ -28,9 +29,24 @@ def _fmt(lo: int, hi: int) -> str:
     return str(lo) if lo == hi else f"{lo}:{hi}"
 
 
+def format_runs(runs: Iterable[tuple[int, int]]) -> str:
+    """The set string of sorted, merged (lo, hi) runs."""
+    return ",".join(_fmt(lo, hi) for lo, hi in runs)
+
+
+def in_runs(runs: Sequence[tuple[int, int]], u: int) -> bool:
+    """u lies inside one of the sorted, disjoint (lo, hi) runs (a binary search)."""
+    i = bisect.bisect_right(runs, u, key=_lo) - 1
+    return i >= 0 and u <= runs[i][1]
+
+
+def _lo(run: tuple[int, int]) -> int:
+    return run[0]
+
+
 def compact(uids: Iterable[int]) -> str:
     """The shortest set string for these uids (no '*')."""
-    s = ",".join(_fmt(lo, hi) for lo, hi in ranges(uids))
+    s = format_runs(ranges(uids))
     if not s:
         raise ValueError("empty uid set")
     return s

@@ -278,6 +278,22 @@ class Store(JournalMixin):
         return self.db.execute("SELECT count(*) FROM messages INDEXED BY msg_date WHERE folder_id = ?",
                                (folder_id,)).fetchone()[0]
 
+    def local_ranges(self, folder_id: int) -> list[tuple[int, int]]:
+        """Every cached uid of the folder (hidden ones included) as sorted (lo, hi) runs, built
+        as the rows stream by: a resync of a 100k folder holds no Python int per message."""
+        runs: list[tuple[int, int]] = []
+        lo = hi = None
+        for (u,) in self.db.execute("SELECT uid FROM messages WHERE folder_id = ? ORDER BY uid", (folder_id,)):
+            if hi is not None and u == hi + 1:
+                hi = u
+                continue
+            if lo is not None:
+                runs.append((lo, hi))
+            lo = hi = u
+        if lo is not None:
+            runs.append((lo, hi))
+        return runs
+
     def local_uids(self, folder_id: int) -> list[int]:
         """Every cached uid of the folder, hidden ones included (sync side)."""
         return [r[0] for r in self.db.execute("SELECT uid FROM messages WHERE folder_id = ? ORDER BY uid",

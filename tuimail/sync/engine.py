@@ -153,10 +153,12 @@ class Engine:
             res.skipped = True
             return res
 
-        local = self.store.local_uids(fid)
+        # The cached uids as (lo, hi) runs: what QRESYNC sends as known uids, and enough to tell
+        # which server uids are new, without a Python int per message of a 100k folder.
+        known = self.store.local_ranges(fid)
         qresync = None
-        if self.mode == "qresync" and fi.uidvalidity and fi.highestmodseq and local:
-            qresync = (fi.uidvalidity, fi.highestmodseq, local)
+        if self.mode == "qresync" and fi.uidvalidity and fi.highestmodseq and known:
+            qresync = (fi.uidvalidity, fi.highestmodseq, known)
         trace(f"select {name}")
         sel = self.conn.select(name, qresync=qresync, condstore=self.mode == "condstore")
 
@@ -165,30 +167,29 @@ class Engine:
             self.store.reset_folder(fid, sel.uidvalidity)
             if self.bodies is not None:
                 self.bodies.forget_folder(name)
-            local, old_uidnext, res.reset = [], 1, True
+            known, old_uidnext, res.reset = [], 1, True
             self.emit(RowsChanged(self.account.name, fid, reset=True))
         elif fi.uidvalidity is None and sel.uidvalidity is not None:
             self.store.set_folder_state(fid, uidvalidity=sel.uidvalidity)
 
         modseq_ok = self.mode != "plain" and not sel.nomodseq and sel.highestmodseq is not None
-        local_set = set(local)
         server_all: list[int] | None = None
-        if local and not res.reset:
+        if known and not res.reset:
             if qresync is not None:
                 vanished, changed = sel.vanished, sel.changed
             elif modseq_ok and fi.highestmodseq:
                 changed = (self.conn.fetch_flags(changedsince=fi.highestmodseq)
                            if sel.highestmodseq != fi.highestmodseq else [])
-                server_all = self.conn.search_uids() if sel.exists != len(local_set) or changed else None
-                vanished = sorted(local_set - set(server_all)) if server_all is not None else []
+                cached = sum(hi - lo + 1 for lo, hi in known)
+                server_all = self.conn.search_uids() if sel.exists != cached or changed else None
+                vanished = self._gone(fid, server_all) if server_all is not None else []
             else:
                 changed = self.conn.fetch_flags()  # every uid and its flags: the plain path
                 server_all = [u for u, _, _ in changed]
-                vanished = sorted(local_set - set(server_all))
+                vanished = self._gone(fid, server_all)
             if vanished:
                 removed = self.store.remove_uids(fid, vanished)
-                res.vanished = len(removed)
-                local_set.difference_update(removed)
+                res.vanished = len(removed)  # (gone from the server: never a candidate below)
                 if removed:
                     self.emit(RowsChanged(self.account.name, fid, removed=tuple(removed)))
             if changed:
@@ -201,10 +202,9 @@ class Engine:
 
         # A first fill: the newest messages are the last sequence numbers, so the first screen
         # is fetched by number, before the UID SEARCH of the whole folder.
-        first_new = 0
-        if not local_set and old_uidnext <= 1 and server_all is None and sel.exists:
-            got = self._fetch_first_screen(fid, sel.exists)
-            local_set.update(got)
+        first_new, got = 0, set()
+        if not known and old_uidnext <= 1 and server_all is None and sel.exists:
+            got = set(self._fetch_first_screen(fid, sel.exists))
             first_new = len(got)
 
         # New mail and anything an interrupted run left out: server uids >= old UIDNEXT we lack.
@@ -212,7 +212,7 @@ class Engine:
             candidates = server_all
         else:
             candidates = self.conn.search_uids(b"UID %d:*" % max(1, old_uidnext))
-        missing = [u for u in candidates if u >= old_uidnext and u not in local_set]
+        missing = [u for u in candidates if u >= old_uidnext and u not in got and not uidset.in_runs(known, u)]
         res.new = first_new + self.fetch_headers(fid, missing, first=WINDOW if first_new else FIRST_WINDOW)
 
         if self.store.journal_rematch(fid):
@@ -224,6 +224,10 @@ class Engine:
                                     server_total=sel.exists, synced=True)
         self.emit(FoldersChanged(self.account.name))
         return res
+
+    def _gone(self, fid: int, server_all: list[int]) -> list[int]:
+        """Cached uids the server no longer has (the paths without QRESYNC's VANISHED)."""
+        return sorted(set(self.store.local_uids(fid)).difference(server_all))
 
     def fetch_headers(self, fid: int, uids: list[int], first: int = FIRST_WINDOW) -> int:
         """Headers of `uids`, newest first, committed window by window (the first holds `first`)."""
