@@ -123,7 +123,7 @@ def test_delete_moves_to_trash_then_expunge_in_trash_asks(make_app):
             fill(store, trash, [500])
             app.main.open_folder("test", trash)
             await pilot.pause()
-            assert app.main.hlist.uids == [500]
+            assert list(app.main.hlist.uids) == [500]
             await pilot.press("d")
             await pilot.pause()
             assert type(app.screen).__name__ == "ConfirmScreen"
@@ -131,7 +131,7 @@ def test_delete_moves_to_trash_then_expunge_in_trash_asks(make_app):
             assert store.pending()[-1].op == "move"
             await pilot.press("d", "y")
             await pilot.pause()
-            assert store.pending()[-1].op == "expunge" and app.main.hlist.uids == []
+            assert store.pending()[-1].op == "expunge" and list(app.main.hlist.uids) == []
             assert inbox != trash
 
     run(go())
@@ -220,7 +220,7 @@ def test_new_mail_keeps_cursor_on_the_same_message(make_app):
             t.join()
             await pilot.pause(0.4)  # uid-list reloads are at most every 0.3 s
             assert hl.current_uid == 5 and hl.cursor == 9
-            assert hl.uids[:5] == [55, 54, 53, 52, 51]
+            assert list(hl.uids[:5]) == [55, 54, 53, 52, 51]
             assert "this is message 5" in app.main.reader.plain_text
             assert "fresh 55" in screen_text(app)
             # flags changed elsewhere: only that row is refetched

@@ -10,6 +10,7 @@ every row. A cursor move refreshes the old and the new line only.
 from __future__ import annotations
 
 import time
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterable
 
@@ -27,6 +28,12 @@ from ..mail.sanitize import sanitize_line
 from ..store.store import MessageRow, Store
 from . import keys
 from .rows import DateFormatter, columns, format_size, sender_name
+
+
+def uid_array(uids: Iterable[int] = ()) -> array:
+    """The folder's ordered uids, 4 bytes each (IMAP uids are 32-bit): 0.4 MB at 100k, where a
+    list of Python ints is 3.5 MB."""
+    return array("I", uids)
 
 SORT_ORDER = ("date", "arrival", "from", "subject", "size")
 STRIP_CACHE = 1024
@@ -96,7 +103,7 @@ class HeaderList(ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self.store: Store | None = None
         self.folder_id: int | None = None
-        self.uids: list[int] = []
+        self.uids: array = uid_array()
         self.cursor = 0
         self.sort = "date"
         self.reverse = False
@@ -134,7 +141,7 @@ class HeaderList(ScrollView, can_focus=True):
         partial = False
         if store is not None and folder_id is not None:
             if first_page and not self.threaded and self.sort in ("date", "arrival"):
-                result = "list", store.uid_list(folder_id, self.sort, self.reverse, limit=first_page)
+                result = "list", uid_array(store.uid_list(folder_id, self.sort, self.reverse, limit=first_page))
                 partial = len(result[1]) >= first_page
             else:
                 result = self._query(store, folder_id, self.threaded, self.sort, self.reverse)
@@ -153,7 +160,7 @@ class HeaderList(ScrollView, can_focus=True):
     def _query(store: Store, folder_id: int, threaded: bool, sort: str, reverse: bool):
         if threaded:
             return "thread", store.thread_info(folder_id)
-        return "list", store.uid_list(folder_id, sort, reverse)
+        return "list", uid_array(store.uid_list(folder_id, sort, reverse))
 
     def _apply(self, result, same: bool, keep_uid: int | None = None, keep_row: bool = True) -> None:
         if keep_uid is None and same:
@@ -168,7 +175,7 @@ class HeaderList(ScrollView, can_focus=True):
         self._rows.clear()
         self._strips.clear()
         if result is None:
-            self.uids = []
+            self.uids = uid_array()
         elif result[0] == "thread":
             self._set_threads(result[1])
         else:
@@ -200,8 +207,8 @@ class HeaderList(ScrollView, can_focus=True):
         self._thread_size = sizes
         self.collapsed &= set(sizes)
         coll = self.collapsed
-        self.uids = [uid for uid, _d, _r in info if not coll or self._thread_root[uid] == uid
-                     or self._thread_root[uid] not in coll]
+        self.uids = uid_array(uid for uid, _d, _r in info if not coll or self._thread_root[uid] == uid
+                              or self._thread_root[uid] not in coll)
 
     def _index_of(self, uid: int) -> int | None:
         try:
@@ -318,7 +325,7 @@ class HeaderList(ScrollView, can_focus=True):
             self._schedule_reload()
         before = self.uids[:self.cursor]
         shift = sum(1 for u in before if u in gone)
-        self.uids = [u for u in self.uids if u not in gone]
+        self.uids = uid_array(u for u in self.uids if u not in gone)
         self.cursor = max(0, min(self.cursor - shift, len(self.uids) - 1))
         self.virtual_size = Size(0, len(self.uids))
         self._scroll_cursor_into_view()
