@@ -12,7 +12,6 @@ change stays visible until the server has it.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import operator
 import threading
 import time
@@ -23,12 +22,12 @@ from typing import NamedTuple
 
 from .db import connect
 from .journal import JournalEntry, JournalMixin, _apply, norm_flags  # noqa: F401  (re-exported)
+from .threads import _WITH_THREADS, ThreadsMixin
 
 ROLES = ("inbox", "drafts", "sent", "archive", "junk", "trash")
 SORTS = ("date", "arrival", "from", "subject", "size", "thread")
 _CHUNK = 500  # bound on the number of SQL variables per query
 _uid_of_row = operator.itemgetter(1)  # (folder_id, uid, ...): the messages table's key order
-_root_of_entry = operator.itemgetter(2)  # thread_order's (uid, depth, root, prefix)
 
 
 class MessageRow(NamedTuple):
@@ -63,8 +62,6 @@ class MessageRow(NamedTuple):
 
 _ROW_COLS = ("uid, flags, date, from_, to_, cc, subject, message_id, in_reply_to, refs, size, "
              "has_attachment, coalesce(depth, 0), coalesce(prefix, ''), modseq")
-# A message row with its place in the thread order (none until the sync side has threaded it).
-_WITH_THREADS = "messages LEFT JOIN threads USING (folder_id, uid)"
 
 
 @dataclass(frozen=True)
@@ -88,7 +85,7 @@ class FolderInfo:
         return self.name
 
 
-class Store(JournalMixin):
+class Store(JournalMixin, ThreadsMixin):
     """One connection to an account's store. Not shared between threads."""
 
     def __init__(self, path: Path | str):
@@ -255,12 +252,6 @@ class Store(JournalMixin):
                                  (folder_id,) if limit is None else (folder_id, max(0, int(limit)))).fetchone()[0]
         return list(map(int, joined.split(","))) if joined else []
 
-    def thread_info(self, folder_id: int) -> list[tuple[int, int, int | None]]:
-        """(uid, depth, root uid) in thread order, for collapse/expand in the UI."""
-        return self.db.execute(
-            f"SELECT uid, coalesce(depth, 0), root FROM {_WITH_THREADS} WHERE folder_id = ? AND hidden = 0"
-            " ORDER BY pos DESC, sub, uid DESC", (folder_id,)).fetchall()
-
     def rows(self, folder_id: int, uids: Sequence[int]) -> dict[int, MessageRow]:
         out: dict[int, MessageRow] = {}
         for i in range(0, len(uids), _CHUNK):
@@ -310,10 +301,6 @@ class Store(JournalMixin):
         row = self.db.execute("SELECT uid FROM messages WHERE folder_id = ? AND message_id = ? LIMIT 1",
                               (folder_id, message_id)).fetchone()
         return row[0] if row else None
-
-    def headers_for_threading(self, folder_id: int) -> list[tuple]:
-        return self.db.execute("SELECT uid, message_id, in_reply_to, refs, date FROM messages WHERE folder_id = ?",
-                               (folder_id,)).fetchall()
 
     # ------------------------------------------------------------------ sync side writes
 
@@ -388,35 +375,6 @@ class Store(JournalMixin):
             if removed:
                 self.db.execute("UPDATE folders SET threads_dirty = 1 WHERE id = ?", (folder_id,))
         return removed
-
-    def set_threads(self, folder_id: int, order: Iterable[tuple[int, int, int, str]]) -> None:
-        """order: (uid, depth, root_uid, prefix) in display order (mail.thread.thread_order), whose
-        rows of one thread are contiguous.
-
-        Stored sparse in the threads table: pos = the thread's latest date << 32 | its root uid
-        (shown in descending order), sub = the row's place inside the thread. New mail changes only
-        the rows of the threads it joins, so only rows whose values changed are written: new mail
-        in a 100k folder rewrites a handful of rows, not all of them."""
-        dates = dict(self.db.execute("SELECT uid, coalesce(date, 0) FROM messages WHERE folder_id = ?", (folder_id,)))
-        old = {r[0]: r[1:] for r in self.db.execute("SELECT uid, pos, sub, depth, root, prefix FROM threads"
-                                                     " WHERE folder_id = ?", (folder_id,))}
-        data = []
-        for root, group in itertools.groupby(order, key=_root_of_entry):
-            rows = list(group)
-            latest = dates.get(rows[0][0], 0) if len(rows) == 1 else max(dates.get(u, 0) for u, _, _, _ in rows)
-            key = (max(0, min(latest, (1 << 31) - 1)) << 32) | ((root or rows[0][0]) & 0xFFFFFFFF)
-            for sub, (uid, depth, r, prefix) in enumerate(rows):
-                if uid in dates and old.get(uid) != (key, sub, depth, r, prefix):
-                    data.append((folder_id, uid, key, sub, depth, r, prefix))
-        data.sort(key=_uid_of_row)
-        with self.transaction():
-            self.db.executemany("INSERT OR REPLACE INTO threads(folder_id, uid, pos, sub, depth, root, prefix)"
-                                " VALUES (?, ?, ?, ?, ?, ?, ?)", data)
-            self.db.execute("UPDATE folders SET threads_dirty = 0 WHERE id = ?", (folder_id,))
-
-    def threads_dirty(self, folder_id: int) -> bool:
-        row = self.db.execute("SELECT threads_dirty FROM folders WHERE id = ?", (folder_id,)).fetchone()
-        return bool(row and row[0])
 
     def move_row(self, src_folder: int, uid: int, dest_folder: int, new_uid: int) -> None:
         """After a server MOVE with COPYUID: the row appears at once in the destination."""
