@@ -7,6 +7,7 @@ the cache dir (see bodycache.py) because they can always be downloaded again.
 
 from __future__ import annotations
 
+import operator
 import os
 import sqlite3
 from pathlib import Path
@@ -114,6 +115,10 @@ MIGRATIONS: list[str] = [
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# A (folder_id, uid, ...) row's place in the messages and threads keys: batches are written in
+# this order (see Store.insert_headers).
+key_order = operator.itemgetter(1)
 
 
 def _create_private(path: Path) -> None:

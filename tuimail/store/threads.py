@@ -11,9 +11,10 @@ import itertools
 import operator
 from collections.abc import Iterable
 
+from .db import key_order
+
 # A message row with its place in the thread order (none until the sync side has threaded it).
 _WITH_THREADS = "messages LEFT JOIN threads USING (folder_id, uid)"
-_uid_of_entry = operator.itemgetter(1)  # (folder_id, uid, ...): the table's key order
 _root_of_entry = operator.itemgetter(2)  # thread_order's (uid, depth, root, prefix)
 
 
@@ -45,7 +46,7 @@ class ThreadsMixin:
             for sub, (uid, depth, r, prefix) in enumerate(rows):
                 if uid in dates and old.get(uid) != (key, sub, depth, r, prefix):
                     data.append((folder_id, uid, key, sub, depth, r, prefix))
-        data.sort(key=_uid_of_entry)
+        data.sort(key=key_order)
         with self.transaction():
             self.db.executemany("INSERT OR REPLACE INTO threads(folder_id, uid, pos, sub, depth, root, prefix)"
                                 " VALUES (?, ?, ?, ?, ?, ?, ?)", data)
