@@ -108,6 +108,13 @@ def test_property_mailcap_percent_s_is_one_argv_element(path):
         assert mailcap.argv_for(command, path, "application/pdf") == expect
 
 
+def test_mailcap_codes_are_expanded_once():
+    """What %s and %t put in is not read for % codes again (they were replaced one after another)."""
+    assert mailcap.argv_for("v %s", "100%%.pdf", "application/pdf") == ["v", "100%%.pdf"]
+    assert mailcap.argv_for("v -t %t %s", "a%t.pdf", "x/y%s") == ["v", "-t", "x/y%s", "a%t.pdf"]
+    assert mailcap.argv_for("v 50%% %{charset}%s", "f", "text/plain") == ["v", "50%", "f"]
+
+
 @pytest.mark.parametrize("command", ["v %s | tee x", "v %s; rm x", "v $(id) %s", "v `id` %s", "v %s > out",
                                      "v %s && x", "v < %s"])
 def test_mailcap_commands_that_need_a_shell_are_refused(command):

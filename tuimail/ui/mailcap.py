@@ -123,14 +123,23 @@ def argv_for(command: str, path: str | None, mimetype: str) -> list[str]:
         raise ValueError(f"cannot split the mailcap command: {e}") from None
     if not args:
         raise ValueError("empty mailcap command")
-    out = []
-    for a in args:
-        a = re.sub(r"%\{[^}]*\}", "", a)
-        a = a.replace("%t", mimetype)
-        if path is not None:
-            a = a.replace("%s", path)
-        out.append(a.replace("%%", "%"))
-    return out
+
+    def expand(m: re.Match) -> str:
+        code = m.group(1)
+        if code == "%":
+            return "%"
+        if code == "t":
+            return mimetype
+        if code == "s":
+            return path if path is not None else "%s"
+        return ""  # %{parameter}: not supported, dropped
+
+    # One pass over the template: what %s and %t put in is never read for % codes again (a file
+    # named '%%' stays '%%', a type with '%s' in it stays as it is).
+    return [_CODE.sub(expand, a) for a in args]
+
+
+_CODE = re.compile(r"%(\{[^}]*\}|[st%])")
 
 
 _VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
