@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from .db import connect, key_order
 from .journal import JournalEntry, JournalMixin, _apply, norm_flags  # noqa: F401  (re-exported)
-from .threads import _WITH_THREADS, ThreadsMixin
+from .threads import _WITH_THREADS, THREADS_CLEAN, THREADS_NEW, ThreadsMixin
 
 ROLES = ("inbox", "drafts", "sent", "archive", "junk", "trash")
 SORTS = ("date", "arrival", "from", "subject", "size", "thread")
@@ -324,7 +324,9 @@ class Store(JournalMixin, ThreadsMixin):
                 "INSERT OR REPLACE INTO messages(folder_id, uid, modseq, flags, seen, flagged, date, from_, to_, cc,"
                 " subject, message_id, in_reply_to, refs, size, has_attachment) VALUES"
                 " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", data)
-            self.db.execute("UPDATE folders SET threads_dirty = 1 WHERE id = ?", (folder_id,))
+            # new rows only: they are threaded with the threads they join (threads.py)
+            self.db.execute("UPDATE folders SET threads_dirty = ? WHERE id = ? AND threads_dirty = ?",
+                            (THREADS_NEW, folder_id, THREADS_CLEAN))
         return len(data)
 
     def apply_server_flags(self, folder_id: int, updates: Iterable[tuple[int, Iterable[str], int | None]]) -> list[int]:

@@ -3,25 +3,48 @@
 The order is derived data in a narrow table of its own, (folder_id, uid) -> (pos, sub, depth,
 root, prefix): pos = the thread's latest date << 32 | its root uid (threads shown in descending
 order), sub = the row's place inside its thread. Store deletes a row's entry with the row.
+
+folders.threads_dirty says what is out of date: THREADS_ALL after anything that removed rows
+(their threads must be drawn again), THREADS_NEW when rows were only added. New rows are the ones
+without an entry; `thread_closure` finds every row they are linked to, so new mail in a 100k
+folder is threaded with the few threads it joins instead of the whole folder.
 """
 
 from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 
 from .db import key_order
+
+THREADS_CLEAN, THREADS_ALL, THREADS_NEW = 0, 1, 2
 
 # A message row with its place in the thread order (none until the sync side has threaded it).
 _WITH_THREADS = "messages LEFT JOIN threads USING (folder_id, uid)"
 _root_of_entry = operator.itemgetter(2)  # thread_order's (uid, depth, root, prefix)
+_CHUNK = 500  # SQL variables per query
+_IDS_PER_SCAN = 50  # Message-IDs looked for in one scan of the folder (one instr() each per row)
+_THREADING_COLS = "uid, message_id, in_reply_to, refs, date"
+
+
+def _chunks(items: Sequence, n: int) -> Iterator[Sequence]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
 
 
 class ThreadsMixin:
-    def headers_for_threading(self, folder_id: int) -> list[tuple]:
-        return self.db.execute("SELECT uid, message_id, in_reply_to, refs, date FROM messages WHERE folder_id = ?",
-                               (folder_id,)).fetchall()
+    def headers_for_threading(self, folder_id: int, uids: Iterable[int] | None = None) -> list[tuple]:
+        """(uid, message_id, in_reply_to, refs, date) of every row, or of `uids`, in uid order
+        (the order threading reads them in, so a part is threaded as it is in the whole)."""
+        if uids is None:
+            return self.db.execute(f"SELECT {_THREADING_COLS} FROM messages WHERE folder_id = ? ORDER BY uid",
+                                   (folder_id,)).fetchall()
+        out: list[tuple] = []
+        for chunk in _chunks(sorted(set(uids)), _CHUNK):
+            out += self.db.execute(f"SELECT {_THREADING_COLS} FROM messages WHERE folder_id = ?"
+                                   f" AND uid IN ({','.join('?' * len(chunk))}) ORDER BY uid", (folder_id, *chunk))
+        return out
 
     def thread_info(self, folder_id: int) -> list[tuple[int, int, int | None]]:
         """(uid, depth, root uid) in thread order, for collapse/expand in the UI."""
@@ -29,15 +52,73 @@ class ThreadsMixin:
             f"SELECT uid, coalesce(depth, 0), root FROM {_WITH_THREADS} WHERE folder_id = ? AND hidden = 0"
             " ORDER BY pos DESC, sub, uid DESC", (folder_id,)).fetchall()
 
-    def set_threads(self, folder_id: int, order: Iterable[tuple[int, int, int, str]]) -> None:
+    def threads_state(self, folder_id: int) -> int:
+        """THREADS_CLEAN, THREADS_NEW (rows were added since the last threading) or THREADS_ALL."""
+        row = self.db.execute("SELECT threads_dirty FROM folders WHERE id = ?", (folder_id,)).fetchone()
+        return row[0] if row and row[0] in (THREADS_NEW, THREADS_CLEAN) else THREADS_ALL
+
+    def threads_dirty(self, folder_id: int) -> bool:
+        return self.threads_state(folder_id) != THREADS_CLEAN
+
+    def unthreaded_uids(self, folder_id: int) -> list[int]:
+        """Rows without a thread entry: the ones added since the last threading."""
+        return [u for u, in self.db.execute(
+            "SELECT uid FROM messages m WHERE folder_id = ? AND NOT EXISTS"
+            " (SELECT 1 FROM threads t WHERE t.folder_id = m.folder_id AND t.uid = m.uid)", (folder_id,))]
+
+    def thread_closure(self, folder_id: int, seeds: Iterable[int], limit: int) -> list[int] | None:
+        """`seeds` and every row linked to them, transitively: two rows are linked when one's
+        Message-ID, In-Reply-To or References names an id the other names too. That is every
+        row whose threading can depend on the seeds, in whole groups, so threading just these
+        rows gives what threading the folder would give them. None past `limit` rows or
+        ids (threading the whole folder is as cheap then)."""
+        members: set[int] = set()
+        ids: set[str] = set()
+        frontier = self.headers_for_threading(folder_id, seeds)
+        while frontier:
+            fresh: set[str] = set()
+            for uid, mid, irt, refs, _date in frontier:
+                members.add(uid)
+                fresh.update(i for i in (mid, irt, *(refs or "").split()) if i and i not in ids)
+            ids |= fresh
+            if len(members) > limit or len(ids) > limit:
+                return None
+            frontier = [r for r in self._rows_naming(folder_id, sorted(fresh)) if r[0] not in members]
+        return sorted(members)
+
+    def _rows_naming(self, folder_id: int, ids: list[str]) -> list[tuple]:
+        """Rows whose Message-ID, In-Reply-To or References contains one of `ids` (a superset is
+        harmless: a row taken in brings its whole group)."""
+        out: list[tuple] = []
+        for chunk in _chunks(ids, _IDS_PER_SCAN):
+            marks = ",".join("?" * len(chunk))
+            refs = " OR ".join(["instr(refs, ?) > 0"] * len(chunk))
+            out += self.db.execute(f"SELECT {_THREADING_COLS} FROM messages WHERE folder_id = ? AND"
+                                   f" (message_id IN ({marks}) OR in_reply_to IN ({marks}) OR {refs})",
+                                   (folder_id, *chunk, *chunk, *chunk))
+        return out
+
+    def set_threads(self, folder_id: int, order: Iterable[tuple[int, int, int, str]],
+                    uids: Sequence[int] | None = None) -> None:
         """order: (uid, depth, root_uid, prefix) in display order (mail.thread.thread_order), whose
-        rows of one thread are contiguous.
+        rows of one thread are contiguous; of every row, or of `uids` (a thread_closure).
 
         Written sparse: new mail changes only the rows of the threads it joins, so only entries
         whose values changed are written (new mail in a 100k folder rewrites a handful of rows)."""
-        dates = dict(self.db.execute("SELECT uid, coalesce(date, 0) FROM messages WHERE folder_id = ?", (folder_id,)))
-        old = {r[0]: r[1:] for r in self.db.execute("SELECT uid, pos, sub, depth, root, prefix FROM threads"
-                                                     " WHERE folder_id = ?", (folder_id,))}
+        if uids is None:
+            dates = dict(self.db.execute("SELECT uid, coalesce(date, 0) FROM messages WHERE folder_id = ?",
+                                         (folder_id,)))
+            old = {r[0]: r[1:] for r in self.db.execute("SELECT uid, pos, sub, depth, root, prefix FROM threads"
+                                                         " WHERE folder_id = ?", (folder_id,))}
+        else:
+            dates, old = {}, {}
+            for chunk in _chunks(list(uids), _CHUNK):
+                ph = ",".join("?" * len(chunk))
+                dates.update(self.db.execute(f"SELECT uid, coalesce(date, 0) FROM messages WHERE folder_id = ?"
+                                             f" AND uid IN ({ph})", (folder_id, *chunk)))
+                old.update((r[0], r[1:]) for r in self.db.execute(
+                    f"SELECT uid, pos, sub, depth, root, prefix FROM threads WHERE folder_id = ? AND uid IN ({ph})",
+                    (folder_id, *chunk)))
         data = []
         for root, group in itertools.groupby(order, key=_root_of_entry):
             rows = list(group)
@@ -50,8 +131,4 @@ class ThreadsMixin:
         with self.transaction():
             self.db.executemany("INSERT OR REPLACE INTO threads(folder_id, uid, pos, sub, depth, root, prefix)"
                                 " VALUES (?, ?, ?, ?, ?, ?, ?)", data)
-            self.db.execute("UPDATE folders SET threads_dirty = 0 WHERE id = ?", (folder_id,))
-
-    def threads_dirty(self, folder_id: int) -> bool:
-        row = self.db.execute("SELECT threads_dirty FROM folders WHERE id = ?", (folder_id,)).fetchone()
-        return bool(row and row[0])
+            self.db.execute("UPDATE folders SET threads_dirty = ? WHERE id = ?", (THREADS_CLEAN, folder_id))

@@ -19,11 +19,15 @@ from ..mail.thread import thread_order
 from ..protocol import uidset, wire
 from ..protocol.imap import ImapConnection
 from ..store import BodyCache, Store
+from ..store.threads import THREADS_CLEAN, THREADS_NEW
 from ..trace import trace
 from .events import Event, FoldersChanged, RowsChanged, SyncState
 
 FIRST_WINDOW = 300  # the first screen's worth, committed at once so the UI can draw it
 WINDOW = 5000
+# New rows threaded with the threads they join, up to this many rows (or ids) in all; past it the
+# whole folder is threaded again (a first fill, a big catch-up), which then costs about the same.
+INCREMENTAL_THREADING = 500
 MAX_MOVE_ATTEMPTS = 3
 MODES = ("plain", "condstore", "qresync")
 
@@ -269,10 +273,18 @@ class Engine:
         return uids
 
     def update_threads(self, fid: int) -> None:
-        if not self.store.threads_dirty(fid):
+        """Thread what changed: new rows with the threads they join, else the whole folder (after a
+        removal, or when the new rows or their threads are many: a first fill)."""
+        state = self.store.threads_state(fid)
+        if state == THREADS_CLEAN:
             return
-        order = thread_order(self.store.headers_for_threading(fid))
-        self.store.set_threads(fid, order)
+        if state == THREADS_NEW:
+            new = self.store.unthreaded_uids(fid)
+            part = self.store.thread_closure(fid, new, INCREMENTAL_THREADING) if len(new) <= INCREMENTAL_THREADING else None
+            if part is not None:
+                self.store.set_threads(fid, thread_order(self.store.headers_for_threading(fid, part)), part)
+                return
+        self.store.set_threads(fid, thread_order(self.store.headers_for_threading(fid)))
 
     # ------------------------------------------------------------------ journal replay
 
