@@ -33,6 +33,45 @@ def test_files_are_private_and_versioned(tmp_path, st):
     assert st.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_opening_stores_from_threads_leaves_the_umask_alone(tmp_path, monkeypatch):
+    """The umask is the whole process's: a save-set-restore pair in one thread interleaved with
+    another's left it at 077 for good (the tests' next Dovecot got a 0700 passwd dir). And
+    connections that open a new store at once run each migration once."""
+    import threading
+
+    def no_umask(mask):
+        raise AssertionError("the store changed the process umask")
+
+    old = os.umask(0o022)  # a loose one: the files must be private without help
+    monkeypatch.setattr(os, "umask", no_umask)
+    try:
+        errors = []
+
+        def open_and_write(i):
+            try:
+                with Store(tmp_path / "d" / f"s{i % 3}.sqlite3") as s:  # four at once create each file
+                    s.upsert_folder("INBOX", "/", (), None)
+            except Exception as exc:  # e.g. two connections running the same migration
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_and_write, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        for i in range(3):
+            with Store(tmp_path / "d" / f"s{i}.sqlite3") as s:  # keeps -wal and -shm open to look at
+                s.upsert_folder("Sent", "/", (), None)
+                for suffix in ("", "-wal", "-shm"):
+                    f = tmp_path / "d" / f"s{i}.sqlite3{suffix}"
+                    assert stat.S_IMODE(os.stat(f).st_mode) == 0o600, f
+        assert stat.S_IMODE(os.stat(tmp_path / "d").st_mode) == 0o700
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
+
+
 def test_newer_schema_is_refused_with_one_line(tmp_path):
     p = tmp_path / "n.sqlite3"
     sqlite3.connect(p).execute(f"PRAGMA user_version={SCHEMA_VERSION + 5}")

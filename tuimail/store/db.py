@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 
 from ..errors import StoreError
+from ..paths import ensure_private_dir
 
 # Each entry upgrades the schema from version i to i+1. Never edit a released entry: append.
 MIGRATIONS: list[str] = [
@@ -122,7 +123,7 @@ key_order = operator.itemgetter(1)
 
 
 def _create_private(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_private_dir(path.parent)
     if not path.exists():
         fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)
@@ -133,40 +134,49 @@ def _create_private(path: Path) -> None:
 def connect(path: Path | str, migrations: list[str] = MIGRATIONS) -> sqlite3.Connection:
     """Open (creating 0600 if needed) a WAL database and bring its schema up to date."""
     path = Path(path)
-    old_umask = os.umask(0o077)  # -wal and -shm files are created private too
+    # No umask: it is the whole process's, and stores are opened from several threads at once (a
+    # save-set-restore pair interleaved with another left it at 077 for good). SQLite creates the
+    # -wal and -shm files with the database file's own mode (0600), whatever the umask.
+    _create_private(path)
     try:
-        _create_private(path)
-        try:
-            conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
-            _migrate(conn, migrations, path)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path}: cannot open the local store ({exc}); move the file away to rebuild it") from None
-    finally:
-        os.umask(old_umask)
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        _migrate(conn, migrations, path)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: cannot open the local store ({exc}); move the file away to rebuild it") from None
     return conn
 
 
 def _migrate(conn: sqlite3.Connection, migrations: list[str], path: Path) -> None:
+    version = _version(conn, migrations, path)
+    if version == len(migrations):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Again under the write lock: another connection (the app and a cron `tuimail sync`
+        # starting together after an upgrade) may have migrated since; running a step twice
+        # failed with "table folders already exists".
+        version = _version(conn, migrations, path)
+        while version < len(migrations):
+            # executescript would COMMIT first; run statements one by one inside our transaction.
+            for stmt in _split_sql(migrations[version]):
+                conn.execute(stmt)
+            version += 1
+            conn.execute(f"PRAGMA user_version={version}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _version(conn: sqlite3.Connection, migrations: list[str], path: Path) -> int:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(migrations):
         raise StoreError(f"{path}: store schema v{version} is newer than this tuimail (v{len(migrations)}); upgrade tuimail")
-    while version < len(migrations):
-        script = migrations[version]
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # executescript would COMMIT first; run statements one by one inside our transaction.
-            for stmt in _split_sql(script):
-                conn.execute(stmt)
-            conn.execute(f"PRAGMA user_version={version + 1}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        version += 1
+    return version
 
 
 def _split_sql(script: str) -> list[str]:
