@@ -29,6 +29,17 @@ def _start_dovecot(**kwargs) -> DovecotServer:
         pytest.fail(f"could not start Dovecot: {e}", pytrace=False)
 
 
+@pytest.fixture(autouse=True)
+def _umask_is_left_alone():
+    """The umask is the whole process's: code that changes it (in any thread) and a test that
+    does not put it back would change every file and directory created after it."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    after = os.umask(before)
+    assert after == before, f"the umask was left at {after:03o} (it was {before:03o})"
+
+
 @pytest.fixture(scope="session")
 def dovecot():
     server = _start_dovecot()

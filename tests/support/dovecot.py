@@ -415,10 +415,13 @@ class DovecotServer:
         t0 = time.monotonic()
         self.dir = Path(tempfile.mkdtemp(prefix="tuimail-dovecot-", dir=self.root))
         os.chmod(self.dir, 0o755)  # the mail user must traverse it to reach home/
-        self.home_root.mkdir(mode=0o755)
+        # mkdir's mode is filtered by the umask; Dovecot's users must read these whatever it is
+        self.home_root.mkdir()
+        os.chmod(self.home_root, 0o755)
         if self.needs_chown:
             os.chown(self.home_root, *self.mail_ids)
-        self.passwd_dir.mkdir(mode=0o755)
+        self.passwd_dir.mkdir()
+        os.chmod(self.passwd_dir, 0o755)
         if self.tls:
             self._make_cert()
         DovecotServer._live.add(self)
