@@ -175,7 +175,8 @@ def _migrate(conn: sqlite3.Connection, migrations: list[str], path: Path) -> Non
 def _version(conn: sqlite3.Connection, migrations: list[str], path: Path) -> int:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(migrations):
-        raise StoreError(f"{path}: store schema v{version} is newer than this tuimail (v{len(migrations)}); upgrade tuimail")
+        raise StoreError(f"{path}: store schema v{version} is newer than this tuimail (v{len(migrations)});"
+                         " upgrade tuimail")
     return version
 
 

@@ -66,12 +66,14 @@ class ThreadsMixin:
             "SELECT uid FROM messages m WHERE folder_id = ? AND NOT EXISTS"
             " (SELECT 1 FROM threads t WHERE t.folder_id = m.folder_id AND t.uid = m.uid)", (folder_id,))]
 
-    def thread_closure(self, folder_id: int, seeds: Iterable[int], limit: int) -> list[int] | None:
+    def thread_closure(self, folder_id: int, seeds: Sequence[int], limit: int) -> list[int] | None:
         """`seeds` and every row linked to them, transitively: two rows are linked when one's
         Message-ID, In-Reply-To or References names an id the other names too. That is every
         row whose threading can depend on the seeds, in whole groups, so threading just these
         rows gives what threading the folder would give them. None past `limit` rows or
         ids (threading the whole folder is as cheap then)."""
+        if len(seeds) > limit:
+            return None
         members: set[int] = set()
         ids: set[str] = set()
         frontier = self.headers_for_threading(folder_id, seeds)

@@ -216,7 +216,8 @@ class Engine:
             candidates = server_all
         else:
             candidates = self.conn.search_uids(b"UID %d:*" % max(1, old_uidnext))
-        missing = [u for u in candidates if u >= old_uidnext and u not in got and not uidset.in_runs(known, u)]
+        missing = [u for u in candidates
+                   if u >= old_uidnext and u not in got and not uidset.in_runs(known, u)]
         res.new = first_new + self.fetch_headers(fid, missing, first=WINDOW if first_new else FIRST_WINDOW)
 
         if self.store.journal_rematch(fid):
@@ -279,8 +280,7 @@ class Engine:
         if state == THREADS_CLEAN:
             return
         if state == THREADS_NEW:
-            new = self.store.unthreaded_uids(fid)
-            part = self.store.thread_closure(fid, new, INCREMENTAL_THREADING) if len(new) <= INCREMENTAL_THREADING else None
+            part = self.store.thread_closure(fid, self.store.unthreaded_uids(fid), INCREMENTAL_THREADING)
             if part is not None:
                 self.store.set_threads(fid, thread_order(self.store.headers_for_threading(fid, part)), part)
                 return
