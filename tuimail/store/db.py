@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from ..errors import StoreError
@@ -140,7 +141,7 @@ def connect(path: Path | str, migrations: list[str] = MIGRATIONS) -> sqlite3.Con
     _create_private(path)
     try:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(conn, 30.0)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
@@ -148,6 +149,21 @@ def connect(path: Path | str, migrations: list[str] = MIGRATIONS) -> sqlite3.Con
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: cannot open the local store ({exc}); move the file away to rebuild it") from None
     return conn
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Switch to WAL (a no-op once the file is WAL). On a new file, two connections switching at
+    once can get "database is locked" at once, without the busy handler (SQLite's deadlock
+    avoidance): try again until `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _migrate(conn: sqlite3.Connection, migrations: list[str], path: Path) -> None:
