@@ -57,9 +57,6 @@ class ThreadsMixin:
         row = self.db.execute("SELECT threads_dirty FROM folders WHERE id = ?", (folder_id,)).fetchone()
         return row[0] if row and row[0] in (THREADS_NEW, THREADS_CLEAN) else THREADS_ALL
 
-    def threads_dirty(self, folder_id: int) -> bool:
-        return self.threads_state(folder_id) != THREADS_CLEAN
-
     def unthreaded_uids(self, folder_id: int) -> list[int]:
         """Rows without a thread entry: the ones added since the last threading."""
         return [u for u, in self.db.execute(
