@@ -114,6 +114,20 @@ MIGRATIONS: list[str] = [
     ALTER TABLE messages DROP COLUMN thread_root;
     ALTER TABLE messages DROP COLUMN thread_prefix;
     """,
+    # v5: nothing the user did is lost. A journal entry being sent is immutable (state 'sending':
+    # a newer intent becomes a new entry, never merged into it); an entry the server refused for
+    # good, or whose message or folder is gone, is kept as 'failed' for the user to see and
+    # discard. The size and date of the message an entry is for let a UIDVALIDITY reset re-match
+    # it by Message-ID + size + date. A folder keeps the server's last refusal (SELECT NO) to show
+    # in the tree, and one that left the server's LIST while actions on it wait is kept as gone.
+    """
+    ALTER TABLE journal ADD COLUMN state TEXT NOT NULL DEFAULT 'pending'
+      CHECK (state IN ('pending', 'sending', 'failed'));
+    ALTER TABLE journal ADD COLUMN msg_size INTEGER;
+    ALTER TABLE journal ADD COLUMN msg_date INTEGER;
+    ALTER TABLE folders ADD COLUMN error TEXT;
+    ALTER TABLE folders ADD COLUMN gone INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
