@@ -61,11 +61,10 @@ class ActionsScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Content("Actions waiting to be sent, and those that failed"), classes="title")
+            yield Static(Content("Actions waiting or failed (discard: back as on the server)"), classes="title")
             yield OptionList()
             yield Static(Content(""), classes="empty")
-            yield Static(Content("d: discard (the message goes back to what the server has)   "
-                                 "D: discard every failed   Esc: close"), classes="hint")
+            yield Static(Content("d: discard   D: discard every failed   Esc: close"), classes="hint")
 
     def on_mount(self) -> None:
         self._load()
@@ -129,6 +128,8 @@ class FailedActions:
                             markup=False, timeout=3)
                 self._folders_dirty.update(self.tapp.stores)  # a gone folder goes with its last action
                 self._flush_folders()
+            if self.folder is not None:  # the pending count too (another process may have sent some)
+                self.counts_changed(self.account, self.folder.id)
             self.refresh_failed()
 
         self.app.push_screen(screen, closed)
