@@ -12,10 +12,10 @@ import pytest
 from tests.support.proxy import FaultProxy
 from tuimail import paths
 from tuimail.store import Store
+from tuimail.sync.events import RowsChanged
 
 from .helpers import Cli, msg, server_state, store_uids
 from .test_service import idle_state, service_for  # noqa: F401  (a fixture)
-from tuimail.sync.events import RowsChanged
 
 
 class LineFilterProxy(FaultProxy):

@@ -21,7 +21,7 @@ from ..store import BodyCache, Store
 from ..store.threads import THREADS_CLEAN, THREADS_NEW
 from ..trace import trace
 from .events import Event, FoldersChanged, RowsChanged, SyncState
-from .summary import FolderSummary, SyncSummary  # noqa: F401  (part of this module's interface)
+from .summary import FolderSummary, SyncSummary
 
 FIRST_WINDOW = 300  # the first screen's worth, committed at once so the UI can draw it
 WINDOW = 5000

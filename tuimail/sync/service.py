@@ -285,9 +285,8 @@ class SyncService:
             if watch is None:  # the watched folder and INBOX are refused: poll instead
                 self._sleep(min(60.0, POLL_SECONDS))
                 continue
-            if conn.selected != watch:
-                if self._locked(lock, lambda: engine.sync_one(watch, force=True)).error:
-                    continue  # refused (kept on the folder): IDLE elsewhere
+            if conn.selected != watch and self._locked(lock, lambda: engine.sync_one(watch, force=True)).error:
+                continue  # refused (kept on the folder): IDLE elsewhere
             if not conn.has("IDLE") or not self.account.idle:
                 self._sleep(min(60.0, POLL_SECONDS))
                 with self._req_lock:
