@@ -1,7 +1,10 @@
-"""Command line: bare `tuimail` opens the app; subcommands sync|folders|list|read|flag run headless.
+"""Command line: bare `tuimail` opens the app; subcommands sync|folders|list|read|flag|pending run
+headless.
 
 Exit codes: 0 ok; 2 usage or config error; 3 network, TLS or authentication error (and `read` of an
-uncached body while offline). Errors are one line on stderr, never a traceback.
+uncached body while offline; and `sync` when the server refused every folder it tried: one refused
+folder is named in the summary line, the others go on, and the exit code stays 0). Errors are one
+line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("folder")
     fl.add_argument("uid", type=int)
     fl.add_argument("changes", nargs="*", metavar="+FLAG|-FLAG")
+    pe = sub.add_parser("pending", help="actions waiting to be sent or failed (from the store); discard them")
+    pe.add_argument("--json", action="store_true")
+    pe.add_argument("--discard", type=int, nargs="+", metavar="ID", help="forget these actions (ids from the list)")
+    pe.add_argument("--discard-failed", action="store_true", help="forget every failed action")
     return p
 
 
@@ -121,6 +128,7 @@ def cmd_sync(config: Config, args) -> int:
         raise UsageError("sync needs the network; drop --offline")
     accounts = [config.account(args.account)] if (args.account or len(config.accounts) == 1) \
         else list(config.accounts.values())
+    code = 0
     for account in accounts:
         store_path = paths.account_store_path(account.name)
         paths.ensure_private_dir(store_path.parent)
@@ -137,15 +145,18 @@ def cmd_sync(config: Config, args) -> int:
                     if store.folder(args.folder) is None:
                         raise UsageError(f"no folder {sanitize_line(args.folder)!r} on {account.name}")
                     from .sync.engine import SyncSummary
-                    summary = SyncSummary([engine.sync_folder(args.folder)], mode=engine.mode)
+                    summary = SyncSummary([engine.sync_one(args.folder)], mode=engine.mode)
                     summary.seconds = time.monotonic() - t0
+                    engine.finish(summary)
                 else:
                     summary = engine.sync_all()
             finally:
                 conn.close()
                 bodies.close()
-        print(summary.line(account.name))
-    return 0
+        print(sanitize_line(summary.line(account.name)))  # folder names and server text
+        if summary.all_failed:
+            code = 3
+    return code
 
 
 def cmd_folders(config: Config, args) -> int:
@@ -266,4 +277,40 @@ def cmd_flag(config: Config, args) -> int:
     return 0
 
 
-COMMANDS = {"sync": cmd_sync, "folders": cmd_folders, "list": cmd_list, "read": cmd_read, "flag": cmd_flag}
+def cmd_pending(config: Config, args) -> int:
+    if args.discard and args.discard_failed:
+        raise UsageError("give either --discard ID... or --discard-failed")
+    account, store = _store(config, args.account)
+    with store:
+        if args.discard or args.discard_failed:
+            known = {a.id: a for a in store.actions()}
+            ids = [a.id for a in known.values() if a.state == "failed"] if args.discard_failed else args.discard
+            unknown = [i for i in ids if i not in known]
+            if unknown:
+                raise UsageError(f"no action {unknown[0]} (see `tuimail pending`)")
+            busy = [i for i in ids if known[i].state == "sending"]
+            if busy:
+                raise UsageError(f"action {busy[0]} is being sent right now; try again in a moment")
+            store.discard(ids)
+            print(f"discarded {len(ids)} action{'s' if len(ids) != 1 else ''}")
+            return 0
+        actions = store.actions()
+    if args.json:
+        print(_json([{"id": a.id, "folder": a.folder, "uid": a.uid if a.uid > 0 else None,
+                      "message_id": a.message_id, "subject": a.subject, "op": a.op, "add": list(a.add_flags),
+                      "remove": list(a.remove_flags), "dest": a.dest, "state": a.state, "error": a.error,
+                      "attempts": a.attempts} for a in actions]))
+        return 0
+    for a in actions:
+        what = a.subject if a.subject is not None else (a.message_id or "(message unknown)")
+        uid = str(a.uid) if a.uid > 0 else "-"
+        line = (f"{a.id:>5} {a.state:<8} {sanitize_line(a.folder)[:20]:<20} {uid:>7} "
+                f"{sanitize_line(a.describe())[:24]:<24} {sanitize_line(what)[:50]}")
+        print(line.rstrip())
+        if a.error:
+            print(f"{'':>15}{sanitize_line(a.error)[:200]}")
+    return 0
+
+
+COMMANDS = {"sync": cmd_sync, "folders": cmd_folders, "list": cmd_list, "read": cmd_read, "flag": cmd_flag,
+            "pending": cmd_pending}

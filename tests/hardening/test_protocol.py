@@ -191,7 +191,8 @@ def test_hostile_flag_in_the_journal_is_never_sent_and_does_not_wedge_sync(tuima
     assert any(b"\\Flagged" in f for f in flags.values()), "the good entry behind the bad ones was lost"
     assert not any(b"(" in x or b"{" in x for f in flags.values() for x in f)
     with Store(paths.account_store_path("test")) as st_:
-        assert st_.pending() == [], "refused entries are dropped after a few attempts"
+        assert st_.pending() == [], "refused entries are not retried forever"
+        assert st_.failed_count() == 2, "after a few refusals they are kept as failed, for the user to see"
 
 
 def test_hostile_folder_name_from_the_server_is_not_sent_back(tuimail_env):

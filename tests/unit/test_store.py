@@ -175,8 +175,9 @@ def test_uidvalidity_reset_rematches_by_message_id(st):
     st.insert_headers(fid, [row(1, msgid="<a@x>"), row(2, msgid="<b@x>")])
     st.set_flags(fid, [2], add=["\\Flagged"])
     st.reset_folder(fid, 999)
-    assert st.local_uids(fid) == [] and st.pending()[0].uid == -1
-    st.insert_headers(fid, [row(10, msgid="<b@x>"), row(11, msgid="<a@x>")])
+    assert st.local_uids(fid) == [] and st.pending()[0].uid < 0
+    # the same messages (same size and date) under new uids
+    st.insert_headers(fid, [(10, *row(2, msgid="<b@x>")[1:]), (11, *row(1, msgid="<a@x>")[1:])])
     assert st.journal_rematch(fid) == 1
     assert st.pending()[0].uid == 10 and "\\Flagged" in st.row(fid, 10).flags
 

@@ -26,6 +26,7 @@ class JournalEntry:
     dest: str | None
     attempts: int
     last_error: str | None
+    state: str = "pending"  # 'pending' | 'sending' | 'failed' (kept for the user to see and discard)
 
 
 def norm_flags(flags: Iterable[str]) -> str:
@@ -89,9 +90,10 @@ class JournalMixin:
                 self.db.execute("UPDATE journal SET add_flags = ?, remove_flags = ? WHERE id = ?",
                                 (norm_flags(a), norm_flags(r), prev[0]))
             return
-        self.db.execute("INSERT INTO journal(created, folder_id, uid, message_id, op, add_flags, remove_flags)"
-                        " VALUES (?, ?, ?, ?, 'flags', ?, ?)", (now, folder_id, uid, message_id,
-                                                                norm_flags(add), norm_flags(remove)))
+        self.db.execute("INSERT INTO journal(created, folder_id, uid, message_id, op, add_flags, remove_flags,"
+                        " msg_size, msg_date) SELECT ?, ?, ?, ?, 'flags', ?, ?, size, date FROM messages"
+                        " WHERE folder_id = ? AND uid = ?", (now, folder_id, uid, message_id, norm_flags(add),
+                                                             norm_flags(remove), folder_id, uid))
 
     def move(self, folder_id: int, uids: Iterable[int], dest: str) -> list[int]:
         """Move to folder `dest` (also how delete-to-Trash works). Hidden here at once."""
@@ -106,35 +108,40 @@ class JournalMixin:
         now = time.time()
         with self.transaction():
             for uid in uids:
-                row = self.db.execute("SELECT message_id FROM messages WHERE folder_id = ? AND uid = ? AND hidden = 0",
+                row = self.db.execute("SELECT message_id, size, date FROM messages WHERE folder_id = ? AND uid = ?"
+                                      " AND hidden = 0",
                                       (folder_id, uid)).fetchone()
                 if row is None:
                     continue
                 self.db.execute("UPDATE messages SET hidden = 1 WHERE folder_id = ? AND uid = ?", (folder_id, uid))
-                self.db.execute("INSERT INTO journal(created, folder_id, uid, message_id, op, dest)"
-                                " VALUES (?, ?, ?, ?, ?, ?)", (now, folder_id, uid, row[0], op, dest))
+                self.db.execute("INSERT INTO journal(created, folder_id, uid, message_id, op, dest, msg_size, msg_date)"
+                                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (now, folder_id, uid, row[0], op, dest, row[1], row[2]))
                 done.append(uid)
         return done
 
     # ------------------------------------------------------------------ journal
 
     def pending(self, folder_id: int | None = None) -> list[JournalEntry]:
+        """Entries still to be sent (failed ones are not replayed: see failed_entries)."""
         q = ("SELECT j.id, j.folder_id, f.name, j.uid, j.message_id, j.op, j.add_flags, j.remove_flags, j.dest,"
-             " j.attempts, j.last_error FROM journal j JOIN folders f ON f.id = j.folder_id")
+             " j.attempts, j.last_error, j.state FROM journal j JOIN folders f ON f.id = j.folder_id"
+             " WHERE j.state != 'failed'")
         args: tuple = ()
         if folder_id is not None:
-            q += " WHERE j.folder_id = ?"
+            q += " AND j.folder_id = ?"
             args = (folder_id,)
         return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], tuple(r[6].split()), tuple(r[7].split()),
-                             r[8], r[9], r[10]) for r in self.db.execute(q + " ORDER BY j.id", args)]
+                             r[8], r[9], r[10], r[11]) for r in self.db.execute(q + " ORDER BY j.id", args)]
 
     def pending_count(self) -> int:
-        return self.db.execute("SELECT count(*) FROM journal").fetchone()[0]
+        return self.db.execute("SELECT count(*) FROM journal WHERE state != 'failed'").fetchone()[0]
 
     def pending_folders(self) -> set[str]:
-        """Names of the folders that have actions waiting to be sent."""
+        """Names of the folders that have actions waiting to be sent (a folder the server refused
+        or that left its LIST is tried again by the next full sync, not at every wake-up)."""
         return {r[0] for r in self.db.execute(
-            "SELECT DISTINCT f.name FROM journal j JOIN folders f ON f.id = j.folder_id")}
+            "SELECT DISTINCT f.name FROM journal j JOIN folders f ON f.id = j.folder_id"
+            " WHERE j.state != 'failed' AND f.error IS NULL AND f.gone = 0")}
 
     def journal_done(self, ids: Iterable[int]) -> None:
         ids = list(ids)
@@ -143,39 +150,12 @@ class JournalMixin:
                 chunk = ids[i:i + _CHUNK]
                 self.db.execute(f"DELETE FROM journal WHERE id IN ({','.join('?' * len(chunk))})", chunk)
 
-    def journal_failed(self, entry_id: int, error: str) -> None:
+    def journal_failed(self, entry_id: int, error: str, *, final: bool = False) -> None:
+        """The server refused the entry; final: for good (kept as 'failed' for the user)."""
         with self.transaction():
-            self.db.execute("UPDATE journal SET attempts = attempts + 1, last_error = ? WHERE id = ?",
-                            (error[:500], entry_id))
-
-    def journal_rematch(self, folder_id: int) -> int:
-        """After a UIDVALIDITY reset: find each orphaned entry's message again by Message-ID."""
-        n = 0
-        with self.transaction():
-            for jid, msgid, op, a, r in self.db.execute(
-                    "SELECT id, message_id, op, add_flags, remove_flags FROM journal WHERE folder_id = ? AND uid = -1",
-                    (folder_id,)).fetchall():
-                uid = self.find_by_message_id(folder_id, msgid) if msgid else None
-                if uid is None:
-                    continue
-                self.db.execute("UPDATE journal SET uid = ? WHERE id = ?", (uid, jid))
-                # the refilled row shows the server's flags: put the user's intent back on top
-                if op == "flags":
-                    flags = self.db.execute("SELECT flags FROM messages WHERE folder_id = ? AND uid = ?",
-                                            (folder_id, uid)).fetchone()[0]
-                    new = _apply(set(flags.split()), a.split(), r.split())
-                    self.db.execute("UPDATE messages SET flags = ?, seen = ?, flagged = ? WHERE folder_id = ?"
-                                    " AND uid = ?", (norm_flags(new), int("\\Seen" in new), int("\\Flagged" in new),
-                                                     folder_id, uid))
-                else:
-                    self.db.execute("UPDATE messages SET hidden = 1 WHERE folder_id = ? AND uid = ?",
-                                    (folder_id, uid))
-                n += 1
-        return n
-
-    def drop_unmatched(self, folder_id: int) -> int:
-        with self.transaction():
-            return self.db.execute("DELETE FROM journal WHERE folder_id = ? AND uid = -1", (folder_id,)).rowcount
+            self.db.execute("UPDATE journal SET attempts = attempts + 1, last_error = ?,"
+                            " state = CASE WHEN ? THEN 'failed' ELSE state END WHERE id = ?",
+                            (error[:500], int(final), entry_id))
 
     def _pending_flag_deltas(self, folder_id: int) -> dict[int, tuple[set[str], set[str]]]:
         out: dict[int, tuple[set[str], set[str]]] = {}

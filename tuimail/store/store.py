@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .db import connect, key_order
+from .failures import ActionInfo, FailuresMixin  # noqa: F401  (re-exported)
 from .journal import JournalEntry, JournalMixin, _apply, norm_flags  # noqa: F401  (re-exported)
 from .threads import _WITH_THREADS, THREADS_CLEAN, THREADS_NEW, ThreadsMixin
 
@@ -76,6 +77,8 @@ class FolderInfo:
     total: int
     unread: int
     synced_at: float | None
+    error: str | None = None  # the server's last refusal of this folder (cleared by a good sync)
+    gone: bool = False  # left the server's LIST while actions on it were waiting
 
     def display_name(self) -> str:
         if self.delimiter and self.delimiter in self.name:
@@ -83,7 +86,7 @@ class FolderInfo:
         return self.name
 
 
-class Store(JournalMixin, ThreadsMixin):
+class Store(JournalMixin, FailuresMixin, ThreadsMixin):
     """One connection to an account's store. Not shared between threads."""
 
     def __init__(self, path: Path | str):
@@ -133,12 +136,12 @@ class Store(JournalMixin, ThreadsMixin):
         out = []
         for r in self.db.execute(
                 "SELECT id, name, delimiter, role, attrs, selectable, uidvalidity, uidnext, highestmodseq,"
-                " synced_at, server_total, server_unseen FROM folders ORDER BY name"):
+                " synced_at, server_total, server_unseen, error, gone FROM folders ORDER BY name"):
             total, unread = counts.get(r[0], (None, None))
             if total is None:  # never synced: show what STATUS said, if anything
                 total, unread = r[10] or 0, r[11] or 0
             out.append(FolderInfo(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8],
-                                  int(total), int(unread), r[9]))
+                                  int(total), int(unread), r[9], r[12], bool(r[13])))
         return out
 
     def folder(self, name_or_id: str | int, *, counts: bool = True) -> FolderInfo | None:
@@ -152,12 +155,12 @@ class Store(JournalMixin, ThreadsMixin):
         col = "id" if isinstance(name_or_id, int) else "name"
         rows = self.db.execute(
             "SELECT id, name, delimiter, role, attrs, selectable, uidvalidity, uidnext, highestmodseq,"
-            f" synced_at FROM folders WHERE {col} = ?", (name_or_id,)).fetchall()
+            f" synced_at, error, gone FROM folders WHERE {col} = ?", (name_or_id,)).fetchall()
         out = []
         for r in rows:
             total, unread = self.counts(r[0]) if counts else (-1, -1)
             out.append(FolderInfo(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8],
-                                  total, unread, r[9]))
+                                  total, unread, r[9], r[10], bool(r[11])))
         return out
 
     def folder_by_role(self, role: str) -> FolderInfo | None:
@@ -183,6 +186,7 @@ class Store(JournalMixin, ThreadsMixin):
             if row:
                 self.db.execute("UPDATE folders SET delimiter = ?, attrs = ?, role = ?, selectable = ? WHERE id = ?",
                                 (delimiter, attrs_s, role, int(selectable), row[0]))
+                self.folder_back(row[0])
                 return row[0]
             cur = self.db.execute(
                 "INSERT INTO folders(name, delimiter, attrs, role, selectable) VALUES (?, ?, ?, ?, ?)",
@@ -211,10 +215,11 @@ class Store(JournalMixin, ThreadsMixin):
                 self.db.execute(f"UPDATE folders SET {', '.join(sets)} WHERE id = ?", (*args, folder_id))
 
     def reset_folder(self, folder_id: int, uidvalidity: int) -> None:
-        """UIDVALIDITY changed: every cached uid is meaningless. Journal entries survive with uid -1
-        and are matched again by Message-ID after the folder is refilled."""
+        """UIDVALIDITY changed: every cached uid is meaningless. Journal entries survive with uid
+        -uid (the entries for one message stay together) and are matched again by Message-ID, size
+        and date after the folder is refilled (journal_rematch)."""
         with self.transaction():
-            self.db.execute("UPDATE journal SET uid = -1 WHERE folder_id = ?", (folder_id,))
+            self.db.execute("UPDATE journal SET uid = -uid WHERE folder_id = ? AND uid > 0", (folder_id,))
             self.db.execute("DELETE FROM messages WHERE folder_id = ?", (folder_id,))
             self.db.execute("DELETE FROM threads WHERE folder_id = ?", (folder_id,))
             self.db.execute("UPDATE folders SET uidvalidity = ?, uidnext = NULL, highestmodseq = NULL,"

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from ..errors import CommandFailed
 from ..mail.headers import summarize
 from ..mail.thread import thread_order
 from ..protocol import uidset, wire
-from ..protocol.imap import ImapConnection
+from ..protocol.imap import FolderEntry, ImapConnection
 from ..store import BodyCache, Store
 from ..store.threads import THREADS_CLEAN, THREADS_NEW
 from ..trace import trace
 from .events import Event, FoldersChanged, RowsChanged, SyncState
+from .summary import FolderSummary, SyncSummary
 
 FIRST_WINDOW = 300  # the first screen's worth, committed at once so the UI can draw it
 WINDOW = 5000
@@ -30,31 +30,6 @@ WINDOW = 5000
 INCREMENTAL_THREADING = 500
 MAX_MOVE_ATTEMPTS = 3
 MODES = ("plain", "condstore", "qresync")
-
-
-@dataclass
-class FolderSummary:
-    name: str
-    skipped: bool = False
-    new: int = 0
-    vanished: int = 0
-    flags: int = 0
-    replayed: int = 0
-    reset: bool = False
-
-
-@dataclass
-class SyncSummary:
-    folders: list[FolderSummary] = field(default_factory=list)
-    seconds: float = 0.0
-    mode: str = ""
-
-    def line(self, account: str) -> str:
-        synced = [f for f in self.folders if not f.skipped]
-        return (f"{account}: {len(self.folders)} folders ({len(synced)} changed), "
-                f"{sum(f.new for f in self.folders)} new, {sum(f.flags for f in self.folders)} flag updates, "
-                f"{sum(f.vanished for f in self.folders)} removed, {sum(f.replayed for f in self.folders)} "
-                f"pending actions sent [{self.mode}] in {self.seconds:.1f}s")
 
 
 class Engine:
@@ -71,6 +46,7 @@ class Engine:
         # Called once, after the first screen's window is committed (SyncService: wait until
         # the UI has drawn it before parsing the next windows on the same GIL).
         self.after_first_window: Callable[[], None] | None = None
+        self.notes: list[str] = []  # said once in the next SyncSummary (sync_all)
 
     # ------------------------------------------------------------------ setup
 
@@ -92,14 +68,27 @@ class Engine:
     # ------------------------------------------------------------------ whole account
 
     def sync_folders_list(self) -> list:
+        """LIST, then the store's folder list follows it, except: an empty answer is ignored (a
+        server or proxy fault must not wipe the store); INBOX always stays; a folder that left
+        the LIST while actions on it wait is kept as gone, its actions failed (never dropped)."""
         entries = self.conn.list_folders(with_status=True)
-        known = {f.name for f in self.store.folders()}
+        known = {f.name: f for f in self.store.folders()}
+        if not entries:
+            if known:
+                self.notes.append(f"the server listed no folders; kept the {len(known)} known")
+                trace("LIST answered no folders: ignored")
+            return [FolderEntry(f.name, f.delimiter, tuple(f.attrs.split()), f.role)
+                    for f in known.values() if not f.gone]
         seen = set()
         for e in entries:
             self.store.upsert_folder(e.name, e.delimiter, e.attrs, e.role, e.selectable)
             seen.add(e.name)
-        for gone in known - seen:
-            self.store.delete_folder(gone)
+        for name in sorted(set(known) - seen):
+            what = self.store.folder_vanished(name)
+            if what == "gone" and not known[name].gone:
+                self.notes.append(f"{name} is gone from the server; its waiting actions failed")
+            elif what == "kept":
+                self.notes.append(f"the server's LIST lacks {name}; kept")
         self.emit(FoldersChanged(self.account.name))
         return entries
 
@@ -115,7 +104,7 @@ class Engine:
                 self.store.upsert_folder("INBOX", None, (), "inbox")
                 self.emit(FoldersChanged(self.account.name))  # the UI opens INBOX now
             self.emit(SyncState(self.account.name, "syncing", "INBOX", 0, 1, self.store.pending_count()))
-            summary.folders.append(self.sync_folder("INBOX"))
+            summary.folders.append(self.sync_one("INBOX"))
             done.add("INBOX")
         entries = self.sync_folders_list()
         wanted = set(only) if only else None
@@ -126,9 +115,30 @@ class Engine:
         todo.sort(key=lambda e: (e.name != first, e.role != "inbox", e.name))
         for i, e in enumerate(todo):
             self.emit(SyncState(self.account.name, "syncing", e.name, i, len(todo), self.store.pending_count()))
-            summary.folders.append(self.sync_folder(e.name, status=e.status or None))
+            summary.folders.append(self.sync_one(e.name, status=e.status or None))
         summary.seconds = time.monotonic() - t0
+        self.finish(summary)
         return summary
+
+    def finish(self, summary: SyncSummary) -> None:
+        """What the summary line says beyond the counts: notes and the failed actions."""
+        summary.notes, self.notes = summary.notes + self.notes, []
+        summary.failed = self.store.failed_summary()
+
+    def sync_one(self, name: str, status: dict | None = None, force: bool = False) -> FolderSummary:
+        """sync_folder, but a refusal (NO/BAD) is this folder's alone: it is kept on the folder
+        (shown in the tree, cleared by its next good sync) and the other folders go on. A broken
+        connection still raises (NetworkError)."""
+        try:
+            return self.sync_folder(name, status=status, force=force)
+        except CommandFailed as exc:
+            error = str(exc)
+            trace(f"folder {name} refused: {error}")
+            fid = self.store.folder_id(name)
+            if fid is not None:
+                self.store.set_folder_error(fid, error)
+            self.emit(FoldersChanged(self.account.name))
+            return FolderSummary(name, error=error)
 
     # ------------------------------------------------------------------ one folder
 
@@ -137,7 +147,7 @@ class Engine:
             return False
         if self.mode == "plain" or fi.highestmodseq is None:
             return False  # without MODSEQ a flag change elsewhere is invisible to STATUS
-        if self.store.pending(fi.id):
+        if fi.error or self.store.pending(fi.id):
             return False
         return (status.get("UIDVALIDITY") == fi.uidvalidity and status.get("UIDNEXT") == fi.uidnext
                 and status.get("HIGHESTMODSEQ") == fi.highestmodseq
@@ -220,13 +230,14 @@ class Engine:
                    if u >= old_uidnext and u not in got and not uidset.in_runs(known, u)]
         res.new = first_new + self.fetch_headers(fid, missing, first=WINDOW if first_new else FIRST_WINDOW)
 
-        if self.store.journal_rematch(fid):
+        if self.store.journal_rematch(fid):  # (entries it cannot match are kept as failed)
+            self.emit(RowsChanged(self.account.name, fid, reset=True))
             res.replayed += self.replay(fid, name, None)
-        self.store.drop_unmatched(fid)
         self.update_threads(fid)
         self.store.set_folder_state(fid, uidvalidity=sel.uidvalidity, uidnext=sel.uidnext or (max(missing, default=0) + 1),
                                     highestmodseq=sel.highestmodseq if modseq_ok else None,
                                     server_total=sel.exists, synced=True)
+        self.store.set_folder_error(fid, None)
         self.emit(FoldersChanged(self.account.name))
         return res
 
@@ -370,12 +381,9 @@ class Engine:
         return found
 
     def _failed(self, fid, entry, error: str) -> None:
-        """A refused action is kept and retried; after a few refusals it is dropped visibly."""
-        self.store.journal_failed(entry.id, error)
-        if entry.attempts + 1 >= MAX_MOVE_ATTEMPTS:
-            with self.store.transaction():
-                self.store.db.execute("UPDATE messages SET hidden = 0 WHERE folder_id = ? AND uid = ?",
-                                      (fid, entry.uid))
-                self.store.journal_done([entry.id])
-            self.emit(RowsChanged(self.account.name, fid, added=(entry.uid,)))
-        self.emit(SyncState(self.account.name, "error", entry.folder, error=f"{entry.op} failed: {error}"))
+        """A refused action is kept and retried; after a few refusals it is kept as failed: not
+        replayed, shown to the user (status bar, `tuimail pending`), who can discard it."""
+        final = entry.attempts + 1 >= MAX_MOVE_ATTEMPTS
+        self.store.journal_failed(entry.id, error, final=final)
+        note = "; kept as failed (see `tuimail pending`)" if final else ""
+        self.emit(SyncState(self.account.name, "error", entry.folder, error=f"{entry.op} failed: {error}{note}"))

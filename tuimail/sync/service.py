@@ -275,28 +275,41 @@ class SyncService:
                 continue
             todo = (requests | pending) - {None}
             if todo:
-                self._locked(lock, lambda: [engine.sync_folder(f) for f in sorted(todo, key=lambda n: n != self._watch)])
+                self._locked(lock, lambda: [engine.sync_one(f) for f in sorted(todo, key=lambda n: n != self._watch)])
                 continue
             if time.monotonic() - last_poll > POLL_SECONDS:
                 self._locked(lock, lambda: engine.sync_all(first=self._watch))
                 last_poll = time.monotonic()
                 continue
-            if conn.selected != self._watch:
-                self._locked(lock, lambda: engine.sync_folder(self._watch, force=True))
+            watch = self._idle_folder(store)
+            if watch is None:  # the watched folder and INBOX are refused: poll instead
+                self._sleep(min(60.0, POLL_SECONDS))
+                continue
+            if conn.selected != watch and self._locked(lock, lambda: engine.sync_one(watch, force=True)).error:
+                continue  # refused (kept on the folder): IDLE elsewhere
             if not conn.has("IDLE") or not self.account.idle:
                 self._sleep(min(60.0, POLL_SECONDS))
                 with self._req_lock:
-                    self._requests.add(self._watch)
+                    self._requests.add(watch)
                 continue
             timeout = min(IDLE_SECONDS, max(1.0, POLL_SECONDS - (time.monotonic() - last_poll)))
             news = conn.idle(timeout, stop=lambda: self._stop.is_set() or self._wake.is_set() or self._offline)
-            fid = store.folder_id(self._watch)
+            fid = store.folder_id(watch)
             if news.exists is not None or news.vanished or news.expunged or news.seq_flags:
-                self._locked(lock, lambda: engine.sync_folder(self._watch))
+                self._locked(lock, lambda: engine.sync_one(watch))
             elif news.flags and fid is not None:
                 changed = store.apply_server_flags(fid, news.flags)
                 if changed:
                     self._emit(RowsChanged(self.account.name, fid, uids=tuple(changed)))
+
+    def _idle_folder(self, store: Store) -> str | None:
+        """The folder to IDLE on: the watched one, else INBOX when the server refuses it (a folder
+        with a refusal on record is tried again by the next full sync, not in a loop here)."""
+        for name in dict.fromkeys((self._watch, "INBOX")):
+            fi = store.folder(name, counts=False)
+            if fi is None or not (fi.error or fi.gone):
+                return name
+        return None
 
     def _log_crash(self) -> None:
         try:

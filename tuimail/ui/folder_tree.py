@@ -25,11 +25,18 @@ class FolderRef:
 
 
 def folder_label(info: FolderInfo | None, text: str, unread: int = 0) -> Text:
-    """The label of a folder node: its name, and the unread count in bold."""
+    """The label of a folder node: its name, the unread count in bold, and a mark when the server
+    refused the folder (⚠; the reason is in the status bar when it is highlighted or open) or
+    it is gone from the server with failed actions on it."""
     label = Text(sanitize_line(text) or "?")
     if unread:
         label.stylize("bold")
         label.append(f" {unread}", style="bold")
+    if info is not None and info.gone:
+        label.stylize("dim")
+        label.append(" (gone)", style="dim")
+    elif info is not None and info.error:
+        label.append(" ⚠", style="bold red")
     return label
 
 

@@ -36,6 +36,7 @@ raw                global   ctrl+u                      the raw source of the me
 toggle_layout      global   P                           preview right of / below the list
 fullscreen         global   z                           the reader alone on screen
 toggle_offline     global   ctrl+o                      work offline / go back online
+failed_actions     global   !                           actions waiting or failed: see, discard
 cursor_down        list     j, down                     next message
 cursor_up          list     k, up                       previous message
 page_down          list     pagedown                    one screen down
@@ -115,6 +116,7 @@ ACTIONS: tuple[Action, ...] = (
     _a("toggle_layout", "global", "Preview right / below", "P"),
     _a("fullscreen", "global", "Reader full screen", "z"),
     _a("toggle_offline", "global", "Offline / online", "ctrl+o"),
+    _a("failed_actions", "global", "Pending and failed actions (discard)", "!"),
     _a("cursor_down", "list", "Next message", "j", "down"),
     _a("cursor_up", "list", "Previous message", "k", "up"),
     _a("page_down", "list", "Page down", "pagedown"),

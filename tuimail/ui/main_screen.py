@@ -20,6 +20,7 @@ from ..store.store import FolderInfo, Store
 from ..sync.events import FoldersChanged, RowsChanged, SyncState
 from . import keys
 from .actions import MessageActions
+from .failed_actions import FailedActions
 from .reader_actions import ReaderActions
 from .folder_tree import FolderRef, FolderTree
 from .header_list import HeaderList
@@ -33,7 +34,7 @@ FOLDERS_INTERVAL = 1.0  # seconds between folder-list refreshes caused by sync e
 NARROW = 160  # below this width a "right" preview goes below the list
 
 
-class MainScreen(MessageActions, ReaderActions, Screen):
+class MainScreen(MessageActions, ReaderActions, FailedActions, Screen):
     BINDINGS = keys.bindings("global")
 
     DEFAULT_CSS = """
@@ -104,6 +105,7 @@ class MainScreen(MessageActions, ReaderActions, Screen):
         for name, store in app.stores.items():
             self.status.info.accounts[name] = AccountState(
                 state="offline" if app.offline else "idle", pending=store.pending_count())
+        self.init_failed()
         self._apply_layout()
         target = None
         if app.start_folder:
@@ -288,6 +290,7 @@ class MainScreen(MessageActions, ReaderActions, Screen):
         if self.folder is not None:
             info.folder = self.folder.name
             info.total, info.unread = self.folder.total, self.folder.unread
+            info.folder_error = self._folder_problem(self.folder)
         hl = self.hlist
         info.sort = ("thread" if hl.threaded else hl.sort) + (" ↑" if hl.reverse else "")
         self.status.show()
@@ -304,7 +307,7 @@ class MainScreen(MessageActions, ReaderActions, Screen):
 
         def query(stores: dict[str, Store]):
             infos = {(a, fid): stores[a].folder(fid) for a, fid in dirty}
-            pending = {a: stores[a].pending_count() for a in stores}
+            pending = {a: (stores[a].pending_count(), stores[a].failed_summary()) for a in stores}
             return infos, pending
 
         self.read_in_thread("counts", {a for a, _ in dirty}, query)
@@ -317,8 +320,9 @@ class MainScreen(MessageActions, ReaderActions, Screen):
             self.folder_tree.update_counts(account, fid, info)
             if account == self.account and self.folder is not None and fid == self.folder.id:
                 self.folder = info
-        for account, n in pending.items():
-            self.status.info.accounts.setdefault(account, AccountState()).pending = n
+        for account, (n, failed) in pending.items():
+            st = self.status.info.accounts.setdefault(account, AccountState())
+            st.pending, st.failed = n, failed
         self.update_status()
 
     def read_in_thread(self, group: str, accounts, query) -> None:
@@ -375,6 +379,7 @@ class MainScreen(MessageActions, ReaderActions, Screen):
         self._folders_at = time.monotonic()
         dirty, self._folders_dirty = self._folders_dirty, set()
         self.read_in_thread("folders", dirty, lambda stores: {a: st.folders() for a, st in stores.items()})
+        self.refresh_failed(dirty)
 
     def _done_folders(self, result: dict[str, list[FolderInfo]]) -> None:
         for account, folders in result.items():

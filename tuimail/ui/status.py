@@ -18,6 +18,7 @@ class AccountState:
     total: int = 0
     pending: int = 0
     error: str | None = None
+    failed: list[tuple[str, int]] = field(default_factory=list)  # failed actions: (folder, count)
 
 
 @dataclass
@@ -30,6 +31,7 @@ class StatusInfo:
     sort: str = ""
     accounts: dict[str, AccountState] = field(default_factory=dict)
     note: str = ""
+    folder_error: str = ""  # the server's refusal of the open (or highlighted) folder
 
 
 def _short(text: str, n: int = 60) -> str:
@@ -64,6 +66,12 @@ def render_status(info: StatusInfo) -> Content:
         parts.append(_short(st.state, 12))
     if st.pending:
         parts.append(f" · {st.pending} pending")
+    if st.failed:
+        n = sum(c for _, c in st.failed)
+        where = _short(st.failed[0][0], 20) + (f" +{len(st.failed) - 1}" if len(st.failed) > 1 else "")
+        parts += [" · ", (f"{n} failed in {where}", "bold reverse")]
+    if info.folder_error:
+        parts += [" · ", ("⚠ " + _short(info.folder_error, 70), "bold")]
     if st.error:
         parts += [" · ", ("⚠ " + _short(st.error, 70), "bold")]
     if info.note:
