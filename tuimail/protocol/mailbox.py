@@ -14,10 +14,14 @@ from ..errors import CommandFailed, NetworkError, ProtocolError
 from . import uidset, wire
 from .responses import (_FLAGS_RE, _MODSEQ_RE, _SIZE_RE, _UID_RE, FolderEntry, HeaderItem, SelectResult,
                         Unsolicited, _flags, encode_mailbox, flag_arg, mailbox_name, num, scan_header_fetches,
-                        one_line, status_dict)
+                        one_line, status_dict, vanished_set)
 from .roles import assign_roles
 
 HEADER_FIELDS = b"FROM TO CC SUBJECT DATE MESSAGE-ID IN-REPLY-TO REFERENCES CONTENT-TYPE"
+MAX_VANISHED_LINES = 100  # in one SELECT answer; more are unsolicited data
+# A SEARCH answer cannot name more uids than a folder holds: past this many, a server is not
+# answering but flooding (4M uids already take ~150 MB as Python ints).
+MAX_SEARCH_UIDS = 4_000_000
 
 
 class MailboxCommands:
@@ -102,9 +106,39 @@ class MailboxCommands:
             cmd += b" (CONDSTORE)"
         self.selected = None
         self.unsolicited = Unsolicited()
+        # QRESYNC's answer: VANISHED (EARLIER) and FETCH of changed messages. Only what touches
+        # the cached uids is kept (as runs, one entry per uid): the rest, and any repeat, is
+        # handled as unsolicited data (bounded per command, no deadline credit).
+        known_runs = uidset.merge(qresync[2] or []) if qresync is not None else None
+        changed: dict[int, tuple[int, tuple[str, ...], int | None]] = {}
+        vanished: list[tuple[int, int]] = []
+        vanished_lines = [0]
+
+        def qresync_answer(resp) -> bool:
+            head = resp[0]
+            if head.startswith(b"* VANISHED"):
+                vanished_lines[0] += 1
+                if vanished_lines[0] > MAX_VANISHED_LINES:
+                    return False
+                vanished[:] = uidset.merge([*vanished, *uidset.intersect(uidset.iter_runs(vanished_set(head)),
+                                                                         known_runs)])
+                return True
+            if b" FETCH " in head[:24]:
+                text = b" ".join(resp[0::2])
+                um, fm = _UID_RE.search(text), _FLAGS_RE.search(text)
+                if um and fm:
+                    uid = num(um.group(1))
+                    if uid in changed or not uidset.in_runs(known_runs, uid):
+                        return False
+                    mm = _MODSEQ_RE.search(text)
+                    changed[uid] = (uid, _flags(fm.group(1)), num(mm.group(1)) if mm else None)
+                    return True
+            return False
 
         def handler(resp):
             head = resp[0]
+            if known_runs and qresync_answer(resp):
+                return True
             if head.startswith(b"* OK ["):
                 code, arg = wire.resp_code(head[5:])
                 if code == b"UIDVALIDITY":
@@ -122,8 +156,17 @@ class MailboxCommands:
         self.selected = folder
         u = self.take_unsolicited()
         res.exists = u.exists or 0
-        res.vanished = u.vanished
-        res.changed = u.flags
+        if known_runs is not None:
+            if u.expunged:
+                raise ProtocolError(f"{self.where}: too many VANISHED ranges in the answer to SELECT; refused")
+            res.vanished = uidset.merge([*vanished, *uidset.intersect(u.vanished, known_runs)])
+            for entry in u.flags:  # repeats (the later one wins) and uids we do not hold
+                if entry[0] in changed or uidset.in_runs(known_runs, entry[0]):
+                    changed[entry[0]] = entry
+            res.changed = list(changed.values())
+        else:
+            res.vanished = u.vanished
+            res.changed = u.flags
         return res
 
     def unselect(self) -> None:
@@ -146,10 +189,13 @@ class MailboxCommands:
                 for i, t in enumerate(toks):
                     if isinstance(t, bytes) and t.upper() == b"ALL" and i + 1 < len(toks):
                         val = toks[i + 1]
-                        found.extend(uidset.parse(str(val) if isinstance(val, int) else val))
+                        found.extend(uidset.parse(str(val) if isinstance(val, int) else val,
+                                                  limit=MAX_SEARCH_UIDS - len(found)))
                 return True
             if up.startswith(b"* SEARCH"):
                 found.extend(num(x) for x in head[8:].split() if x.isdigit())
+                if len(found) > MAX_SEARCH_UIDS:
+                    raise ValueError(f"more than {MAX_SEARCH_UIDS} uids in a SEARCH answer")
                 return True
             return False
 
@@ -282,8 +328,8 @@ class MailboxCommands:
                 _, text = self.command(b"UID STORE " + s.encode() + mod + b" " + op + b"FLAGS.SILENT (" + flag_b
                                        + b")", handler)
                 code, arg = wire.resp_code(text)
-                if code == b"MODIFIED":
-                    modified.extend(uidset.parse(arg))
+                if code == b"MODIFIED":  # (a subset of what we sent)
+                    modified.extend(uidset.parse(arg, limit=len(uids)))
         return sorted(set(modified)), updated
 
     def move(self, uids: Iterable[int], dest: str) -> dict[int, int]:
@@ -295,8 +341,8 @@ class MailboxCommands:
             code, arg = wire.resp_code(text)
             if code == b"COPYUID":
                 parts = arg.split()
-                if len(parts) == 3:
-                    src, dst = uidset.parse(parts[1]), uidset.parse(parts[2])
+                if len(parts) == 3:  # (never more uids than we moved)
+                    src, dst = uidset.parse(parts[1], limit=len(uids)), uidset.parse(parts[2], limit=len(uids))
                     mapping.update(zip(src, dst))
 
         def handler(resp):
@@ -371,27 +417,53 @@ class MailboxCommands:
             raise ProtocolError(f"malformed server response: {exc}") from None
 
     def _idle(self, timeout: float, stop: Callable[[], bool], tick: float) -> Unsolicited:
+        # The wait itself is as long as the caller wants; the "+" and the answer to DONE, and
+        # each response during the wait, come within the command timeout.
         self._tagnum += 1
         tag = b"T%d" % self._tagnum
         self._send(tag + b" IDLE\r\n")
-        while True:
-            resp = self.reader.read_response()
-            if resp[0].startswith(b"+"):
-                break
+        idle, done = b"IDLE", b"IDLE (DONE)"
+
+        def cont(resp) -> bool:
             if resp[0].startswith(tag + b" "):
                 raise CommandFailed("IDLE", "NO", one_line(resp[0].decode("utf-8", "replace")))
-            self._generic_untagged(resp)
+            return False
+
+        self._read_responses(idle, lambda resp: resp[0].startswith(b"+"), cont)
         deadline = time.monotonic() + timeout
+        waited = self.reader.consumed
         while not self.unsolicited.any() and not stop() and time.monotonic() < deadline:
             if self.reader.wait_readable(min(tick, max(0.0, deadline - time.monotonic()))):
-                resp = self.reader.read_response()
+                self._guarded(idle, self._one_idle_response)
+                if self.reader.consumed - waited > self.max_unsolicited:
+                    self.broken = True
+                    raise ProtocolError(f"{self.where}: server sent more than {self.max_unsolicited >> 20} MB"
+                                        " of data during IDLE without news; refused")
+        self._send(b"DONE\r\n")
+        self._read_responses(done, lambda resp: resp[0].startswith(tag + b" "), lambda resp: False)
+        return self.take_unsolicited()
+
+    def _one_idle_response(self) -> None:
+        resp = self.reader.read_response()
+        if resp[0].startswith(b"* BYE"):
+            raise NetworkError(f"{self.where} closed the session during IDLE")
+        self._generic_untagged(resp)
+
+    def _read_responses(self, what: bytes, last: Callable[[list[bytes]], bool], handled) -> None:
+        """Responses through the generic handler until `last(resp)` (inclusive), with read_until's
+        bounds (timeout, unsolicited data) and messages, for the IDLE steps that have no tag."""
+        def loop():
+            reader = self.reader
+            while True:
+                before = reader.consumed
+                resp = reader.read_response()
+                if last(resp):
+                    return
                 if resp[0].startswith(b"* BYE"):
                     raise NetworkError(f"{self.where} closed the session during IDLE")
+                if handled(resp):
+                    continue
+                self._unsolicited(what, reader.consumed - before)
                 self._generic_untagged(resp)
-        self._send(b"DONE\r\n")
-        while True:
-            resp = self.reader.read_response()
-            if resp[0].startswith(tag + b" "):
-                break
-            self._generic_untagged(resp)
-        return self.take_unsolicited()
+
+        self._guarded(what, loop)

@@ -36,7 +36,7 @@ class SelectResult:
     uidnext: int | None = None
     highestmodseq: int | None = None
     nomodseq: bool = False
-    vanished: list[int] = field(default_factory=list)
+    vanished: list[tuple[int, int]] = field(default_factory=list)  # (lo, hi) runs
     changed: list[tuple[int, tuple[str, ...], int | None]] = field(default_factory=list)
 
 
@@ -55,7 +55,7 @@ class Unsolicited:
 
     exists: int | None = None
     expunged: bool = False  # EXPUNGE by sequence number (no QRESYNC): needs a full uid check
-    vanished: list[int] = field(default_factory=list)
+    vanished: list[tuple[int, int]] = field(default_factory=list)  # (lo, hi) runs, merged
     flags: list[tuple[int, tuple[str, ...], int | None]] = field(default_factory=list)
     seq_flags: bool = False  # FETCH without UID (flag change by seq number): needs a flag resync
 
@@ -68,6 +68,14 @@ _UID_RE = re.compile(rb"UID (\d+)")
 _MODSEQ_RE = re.compile(rb"MODSEQ \((\d+)\)")
 _SIZE_RE = re.compile(rb"RFC822\.SIZE (\d+)")
 _UNTAGGED_NUM = re.compile(rb"\* (\d+) ([A-Za-z]+)")
+
+
+def vanished_set(head: bytes) -> bytes:
+    """The set of a '* VANISHED [(EARLIER)] set' line."""
+    rest = head[len(b"* VANISHED "):]
+    if rest.upper().startswith(b"(EARLIER) "):
+        rest = rest[len(b"(EARLIER) "):]
+    return rest
 
 
 def encode_mailbox(name: str) -> bytes:
