@@ -102,7 +102,8 @@ class ImapConnection(MailboxCommands, IdleCommands):
         try:
             self._phase = "greeting"
             self.client = _Client(acc.host, port=acc.port, ssl=acc.security == "tls",
-                                  ssl_context=ctx, timeout=self.timeout, max_literal=self.max_literal,
+                                  # (per recv: a little longer than the watchdog, which names the step)
+                                  ssl_context=ctx, timeout=self.timeout + 1, max_literal=self.max_literal,
                                   watchdog=self._watchdog)
             if acc.security == "starttls":
                 self._phase = "CAPABILITY"

@@ -21,6 +21,9 @@ MAX_VANISHED_LINES = 100  # in one SELECT answer; more are unsolicited data
 # A SEARCH answer cannot name more uids than a folder holds: past this many, a server is not
 # answering but flooding (4M uids already take ~150 MB as Python ints).
 MAX_SEARCH_UIDS = 4_000_000
+# A FETCH gets one answer per message asked for (a few repeats tolerated): an endless stream of
+# answers that look like ours ends here instead of in memory.
+FETCH_SLACK = 1000
 
 
 class MailboxCommands:
@@ -211,11 +214,16 @@ class MailboxCommands:
         if changedsince is not None:
             mod = b" (CHANGEDSINCE %d%s)" % (changedsince, b" VANISHED" if vanished else b"")
 
+        uids = None if uids is None else list(uids)
+        cap = (MAX_SEARCH_UIDS if uids is None else len(uids)) + FETCH_SLACK
+
         def handler(resp):
             head = resp[0]
             if len(resp) == 1 and b" FETCH " in head[:24]:
                 um, fm = _UID_RE.search(head), _FLAGS_RE.search(head)
                 if um and fm:
+                    if len(out) >= cap:
+                        raise ValueError("more FETCH answers than messages asked for")
                     mm = _MODSEQ_RE.search(head)
                     out.append((num(um.group(1)), _flags(fm.group(1)), num(mm.group(1)) if mm else None))
                     return True
@@ -237,7 +245,7 @@ class MailboxCommands:
         sequence numbers (EXISTS), so they can be fetched before the UID SEARCH of the whole
         folder, which Dovecot takes ~30 ms to answer at 100k and we ~15 ms to expand."""
         items: list[HeaderItem] = []
-        req, handler, fast = self._header_fetch_parts(items)
+        req, handler, fast = self._header_fetch_parts(items, last - first + 1 + FETCH_SLACK)
         self.command(b"FETCH %d:%d " % (first, last) + req, handler, fast=fast)
         return items
 
@@ -247,7 +255,7 @@ class MailboxCommands:
         Responses in Dovecot's usual shape are cut straight out of the read buffer by one regex
         (no per-line tokenising); anything else goes through the generic parser."""
         items: list[HeaderItem] = []
-        req, handler, fast = self._header_fetch_parts(items)
+        req, handler, fast = self._header_fetch_parts(items, max(map(len, windows), default=0) + FETCH_SLACK)
         # Pipelined: the next window's FETCH is already on the wire while we parse this one, so
         # the server builds responses on the other core instead of waiting for us.
         cmds: list[tuple[int, bytes]] = []
@@ -268,9 +276,9 @@ class MailboxCommands:
                 yield list(items)
                 items.clear()
 
-    def _header_fetch_parts(self, items: list[HeaderItem]):
+    def _header_fetch_parts(self, items: list[HeaderItem], cap: int):
         """(the FETCH items, the generic response handler, the fast scanner), both appending
-        HeaderItems to `items`."""
+        HeaderItems to `items` (at most `cap` of them)."""
         want_modseq = "CONDSTORE" in self.enabled or "QRESYNC" in self.enabled
         req = (b"(UID FLAGS " + (b"MODSEQ " if want_modseq else b"") + b"RFC822.SIZE BODY.PEEK[HEADER.FIELDS ("
                + HEADER_FIELDS + b")])")
@@ -290,13 +298,15 @@ class MailboxCommands:
             sm = size_search(text)
             if um is None or sm is None or b"HEADER" not in text.upper():
                 return False  # an unsolicited flag update, not our answer
+            if len(items) >= cap:
+                raise ValueError("more FETCH answers than messages asked for")
             fm, mm = flags_search(text), modseq_search(text)
             items.append(HeaderItem(num(um.group(1)), _flags(fm.group(1)) if fm else (),
                                     num(mm.group(1)) if mm else None, num(sm.group(1)), header))
             return True
 
         def fast(reader):
-            scan_header_fetches(reader, items)
+            scan_header_fetches(reader, items, cap)
 
         return req, handler, fast
 

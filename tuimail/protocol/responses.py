@@ -93,8 +93,9 @@ _HDR_FAST = re.compile(rb"\* \d+ FETCH \(UID (\d{1,18}) FLAGS \(([^)]*)\)(?: MOD
                        rb" BODY\[HEADER\.FIELDS \([^)]*\)\] \{(\d+)\}\r\n")
 
 
-def scan_header_fetches(reader: wire.Reader, out: list) -> None:
-    """Consume every complete header FETCH response of the usual shape at the buffer's head."""
+def scan_header_fetches(reader: wire.Reader, out: list, cap: int | None = None) -> None:
+    """Consume every complete header FETCH response of the usual shape at the buffer's head
+    (ValueError past `cap` items in `out`)."""
     buf = reader.buf  # a bytearray that _fill() extends in place
     pos = 0
     match = _HDR_FAST.match
@@ -119,6 +120,8 @@ def scan_header_fetches(reader: wire.Reader, out: list) -> None:
             if buf[lit_end:lit_end + 3] != b")\r\n":
                 return
             mod = m.group(3)
+            if cap is not None and len(out) >= cap:
+                raise ValueError("more FETCH answers than messages asked for")
             out.append(HeaderItem(int(m.group(1)), _flags(m.group(2)), int(mod) if mod else None,
                                   int(m.group(4)), bytes(buf[end:lit_end])))
             pos = lit_end + 3
