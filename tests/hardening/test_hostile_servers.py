@@ -210,13 +210,56 @@ def test_vanished_in_idle_is_kept_as_ranges():
 
     from tuimail.protocol.imap import ImapConnection
     conn = ImapConnection(SimpleNamespace(name="t", host="h", port=1, security="none"), lambda: "pw")
-    for _ in range(40):
-        conn._generic_untagged([b"* VANISHED (EARLIER) 1:9999999"])
-    conn._generic_untagged([b"* VANISHED 10000000,20000000:20000005"])
-    assert conn.unsolicited.vanished == [(1, 10000000), (20000000, 20000005)]
+    # (sizes a regression that expands sets survives in-process: ~6M ints, ~200 MB)
+    for _ in range(3):
+        conn._generic_untagged([b"* VANISHED (EARLIER) 1:1999999"])
+    conn._generic_untagged([b"* VANISHED 2000000,20000000:20000005"])
+    assert conn.unsolicited.vanished == [(1, 2000000), (20000000, 20000005)]
     # too many separate runs to keep: collapsed to "some messages are gone" (a full uid check)
     conn._generic_untagged([b"* VANISHED " + ",".join(str(u) for u in range(30000001, 30060001, 2)).encode()])
     assert conn.unsolicited.vanished == [] and conn.unsolicited.expunged
+
+
+def test_run_helpers():
+    from tuimail.protocol import uidset
+    runs = list(uidset.iter_runs(b"9:7,1,3:4,5,20:1000000000"))
+    assert runs == [(7, 9), (1, 1), (3, 4), (5, 5), (20, 1000000000)]
+    assert uidset.merge(runs) == [(1, 1), (3, 5), (7, 9), (20, 1000000000)]
+    known = [(2, 4), (8, 30), (50, 50)]
+    assert uidset.intersect(runs, known) == [(3, 4), (8, 9), (20, 30), (50, 50)]
+    assert uidset.expand(uidset.intersect([(1, 9999999)] * 40, known)) == [2, 3, 4, *range(8, 31), 50]
+    with pytest.raises(ValueError):
+        list(uidset.iter_runs(b"1:*"))
+    with pytest.raises(ValueError):
+        uidset.parse(",".join(["1"] * 11), limit=10)
+
+
+def test_reader_deadline_is_overall_not_per_recv():
+    """One byte every 0.1 s resets a per-recv timeout forever; the overall deadline ends it."""
+    from tuimail.protocol import wire
+    a, b = socket.socketpair()
+    stop = threading.Event()
+
+    def drip():
+        try:
+            while not stop.is_set():
+                b.sendall(b"x")
+                time.sleep(0.1)
+        except OSError:
+            pass
+
+    threading.Thread(target=drip, daemon=True).start()
+    try:
+        r = wire.Reader(a, timeout=0.5)
+        r.start(0.6)
+        t0 = time.monotonic()
+        with pytest.raises(wire.Deadline):
+            r.read_response()
+        assert 0.5 < time.monotonic() - t0 < 1.5
+    finally:
+        stop.set()
+        a.close()
+        b.close()
 
 
 # --------------------------------------------------------------------------- endless streams

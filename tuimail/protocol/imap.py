@@ -204,7 +204,6 @@ class ImapConnection(MailboxCommands, IdleCommands):
 
     def _send(self, data: bytes) -> None:
         try:
-            self.sock.settimeout(self.timeout)
             self.sock.sendall(data)
         except (OSError, AttributeError) as exc:
             self.broken = True

@@ -46,7 +46,7 @@ class Reader:
         self.buf = bytearray()
         self.max_literal = max_literal
         self.max_line = max_line
-        self.timeout = timeout  # per recv, when no deadline is running
+        self.timeout = timeout  # the socket's timeout when no deadline is running
         self.bytes_in = 0
         self.deadline: float | None = None  # monotonic time; None: no overall deadline (the IDLE wait)
         self.limit: int | None = None  # bytes_in may not pass this while the deadline runs
@@ -62,6 +62,8 @@ class Reader:
         self.limit = None if max_bytes is None else self.bytes_in + max_bytes
 
     def stop(self) -> None:
+        if self.deadline is not None:
+            self.sock.settimeout(self.timeout)  # back to the per-recv timeout (e.g. for sendall)
         self.deadline = self.limit = None
 
     @property
@@ -79,8 +81,6 @@ class Reader:
             if left <= 0:
                 raise Deadline("deadline passed")
             self.sock.settimeout(left)
-        else:
-            self.sock.settimeout(self.timeout)
         try:
             data = self.sock.recv(1 << 18)
         except (TimeoutError, socket.timeout):
