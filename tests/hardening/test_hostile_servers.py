@@ -336,6 +336,7 @@ def test_silent_or_trickling_server_times_out_within_the_deadline(tuimail_env, c
                 time.sleep(60)
             else:
                 trickle(b"* 1 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n" + tag + b" OK done\r\n")(send)
+            return
         mailbox(tag, line, send, messages=1)
 
     with HostileServer(script, greeting=greeting) as server:

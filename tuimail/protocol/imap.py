@@ -88,8 +88,8 @@ class ImapConnection(MailboxCommands, IdleCommands):
             self._connect()
         except NetworkError as exc:
             if self._watchdog.fired:
-                phase = "a greeting" if self._phase == "greeting" else f"an answer to {self._phase}"
-                raise NetworkError(f"{self.where}: no {phase} within {self.timeout:g} s (timeout)") from None
+                what = "greeting" if self._phase == "greeting" else f"answer to {self._phase}"
+                raise NetworkError(f"{self.where}: no {what} within {self.timeout:g} s (timeout)") from None
             raise exc from None
         finally:
             self._watchdog.cancel()
