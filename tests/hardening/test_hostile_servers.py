@@ -423,3 +423,20 @@ def test_the_tuis_worker_reports_the_same_error_and_frees_the_lock(tuimail_env):
             assert_lock_free()
         finally:
             svc.stop()
+
+
+# --------------------------------------------------------------------------- no false alarms
+
+
+def test_pipelined_header_windows_are_not_taken_for_a_flood(cli, mailuser, monkeypatch):
+    """Dovecot answers pipelined FETCHes in parallel, so one window's read can take in some of
+    the next window's answers: the answer cap counts everything asked for (small windows here,
+    so that 600 messages make many windows, and a small slack)."""
+    from tuimail.demo.generate import generate
+    from tuimail.protocol import mailbox as mailbox_mod
+    from tuimail.sync import engine
+    monkeypatch.setattr(mailbox_mod, "FETCH_SLACK", 5)
+    monkeypatch.setattr(engine, "WINDOW", 40)
+    monkeypatch.setattr(engine, "FIRST_WINDOW", 10)
+    mailuser.deliver_many("INBOX", ((m.raw, m.flags, m.date) for m in generate(600, seed=3)))
+    assert "600 new" in cli("sync")

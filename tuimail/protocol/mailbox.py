@@ -255,7 +255,9 @@ class MailboxCommands:
         Responses in Dovecot's usual shape are cut straight out of the read buffer by one regex
         (no per-line tokenising); anything else goes through the generic parser."""
         items: list[HeaderItem] = []
-        req, handler, fast = self._header_fetch_parts(items, max(map(len, windows), default=0) + FETCH_SLACK)
+        # (Dovecot answers pipelined FETCHes in parallel: a window's items may include some of the
+        # next window's, so the bound is everything asked for, not one window)
+        req, handler, fast = self._header_fetch_parts(items, sum(map(len, windows)) + FETCH_SLACK)
         # Pipelined: the next window's FETCH is already on the wire while we parse this one, so
         # the server builds responses on the other core instead of waiting for us.
         cmds: list[tuple[int, bytes]] = []
