@@ -440,3 +440,46 @@ def test_pipelined_header_windows_are_not_taken_for_a_flood(cli, mailuser, monke
     monkeypatch.setattr(engine, "FIRST_WINDOW", 10)
     mailuser.deliver_many("INBOX", ((m.raw, m.flags, m.date) for m in generate(600, seed=3)))
     assert "600 new" in cli("sync")
+
+
+def test_idle_waits_as_long_as_asked_but_done_is_answered_within_the_timeout():
+    """The IDLE wait is not a command awaiting an answer: 2.5 s of silence with a 1 s timeout is
+    fine. The answer to DONE is: a server that never gives it is dropped after the timeout."""
+    from types import SimpleNamespace
+
+    from tuimail.errors import NetworkError
+    from tuimail.protocol.imap import ImapConnection
+
+    def script(tag, line, send, conn):
+        if line.upper().endswith(b" IDLE"):
+            send(b"+ idling\r\n")
+            time.sleep(2.5)
+            send(b"* 2 EXISTS\r\n")
+            if conn == 2:
+                time.sleep(60)  # never answers DONE
+        elif line.upper() == b"DONE":
+            send(b"T%d OK idle done\r\n" % script.idle_tag)
+        else:
+            mailbox(tag, line, send, messages=1)
+
+    script.idle_tag = 0
+    with HostileServer(script, caps=b"IMAP4rev1 IDLE") as server:
+        acc = SimpleNamespace(name="t", host="127.0.0.1", port=server.port, security="none",
+                              tls_ca_file=None, tls_fingerprint=None, oauth2_token_command=None,
+                              username="alice", timeout=TIMEOUT)
+        for conn_no in (1, 2):
+            conn = ImapConnection(acc, lambda: "pw")
+            conn.connect()
+            conn.select("INBOX")
+            script.idle_tag = conn._tagnum + 1
+            t0 = time.monotonic()
+            if conn_no == 1:
+                news = conn.idle(10, stop=lambda: False, tick=0.2)
+                assert news.exists == 2 and 2.0 < time.monotonic() - t0 < 4
+                conn.noop()
+            else:
+                with pytest.raises(NetworkError, match=r"no answer to IDLE within 1 s \(timeout\)"):
+                    conn.idle(10, stop=lambda: False, tick=0.2)
+                assert time.monotonic() - t0 < 2.5 + TIMEOUT + 1.5
+                assert conn.broken
+            conn.close()

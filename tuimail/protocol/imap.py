@@ -332,13 +332,14 @@ class ImapConnection(MailboxCommands, IdleCommands):
                 text = b" ".join(resp[0::2])
                 fm, um = _FLAGS_RE.search(text), _UID_RE.search(text)
                 u = self.unsolicited
-                if fm and um and not u.seq_flags:
+                if fm and um:
                     mm = _MODSEQ_RE.search(text)
                     u.flags.append((num(um.group(1)), _flags(fm.group(1)), num(mm.group(1)) if mm else None))
-                    if len(u.flags) > MAX_KEPT_FLAGS:  # too much news to keep: resync the flags
-                        u.flags, u.seq_flags = [], True
+                    if len(u.flags) > MAX_KEPT_FLAGS:  # too much news to keep: a full flag resync instead
+                        u.flags.clear()
+                        u.seq_flags = True
                 elif fm:
-                    u.flags, u.seq_flags = [], True
+                    u.seq_flags = True
             return
         if head.startswith(b"* VANISHED"):
             u = self.unsolicited
@@ -368,7 +369,6 @@ def _name(cmd: bytes) -> str:
     """The command's name for a message: "SELECT", "UID FETCH"."""
     words = cmd.split(b" ", 2)
     return b" ".join(words[:2] if words[0].upper() == b"UID" else words[:1]).decode("ascii", "replace")
-
 
 
 def _redact(line: bytes) -> str:
