@@ -483,3 +483,23 @@ def test_idle_waits_as_long_as_asked_but_done_is_answered_within_the_timeout():
                 assert time.monotonic() - t0 < 2.5 + TIMEOUT + 1.5
                 assert conn.broken
             conn.close()
+
+
+def test_a_slow_password_command_does_not_count_against_the_timeout(tuimail_env):
+    """A passphrase prompt may take the user a while: the connect deadline pauses meanwhile."""
+    code = "import time; time.sleep(2.5); print('pw')"
+    with HostileServer(lambda tag, line, send, conn: mailbox(tag, line, send, messages=1)) as server:
+        argv = ", ".join(json.dumps(a) for a in (sys.executable, "-c", code))
+        cfg = tuimail_env.write_config(account_toml(server.port).replace('password = "pw"\n', "")
+                                       + f"password_command = [{argv}]\ntimeout = {TIMEOUT}\n")
+        run = run_tuimail(cfg, "sync", timeout=60)
+    assert run.code == 0, run.err
+    assert "1 new" in run.out
+
+
+@pytest.mark.parametrize("value", ["0", "-1", '"30"', "true", "nan", "7200"])
+def test_timeout_key_is_validated(tuimail_env, value):
+    cfg = tuimail_env.write_config(account_toml(1) + f"timeout = {value}\n")
+    run = run_tuimail(cfg, "folders", timeout=30)
+    err = one_line_error(run, code=2)
+    assert "accounts.test.timeout: expected a number of seconds" in err, err
