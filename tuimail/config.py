@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import subprocess
+import time
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,8 +28,10 @@ from .config_validate import _Validator
 from .errors import ConfigError
 from .paths import default_config_path
 
-# Seconds a password_command / oauth2_token_command may run.
+# Seconds a password_command / oauth2_token_command may run, and how much of its output is read
+# (a secret is one short line; a command printing 200 MB must not fill the memory).
 SECRET_COMMAND_TIMEOUT = 30
+SECRET_COMMAND_MAX_OUTPUT = 64 * 1024
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,36 +117,68 @@ def run_secret_command(argv: Sequence[str], key: str) -> str:
     argv = list(argv)
     name = _show(argv[0]) if argv else '""'
     try:
-        proc = subprocess.run(
-            argv,
-            shell=False,
-            capture_output=True,
-            timeout=SECRET_COMMAND_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        proc = subprocess.Popen(argv, shell=False, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
     except FileNotFoundError:
         raise ConfigError(f"{key}: command not found: {name}") from None
     except PermissionError:
         raise ConfigError(f"{key}: permission denied running {name}") from None
-    except subprocess.TimeoutExpired:
-        # `from None`: the TimeoutExpired carries whatever the command printed so far.
-        raise ConfigError(
-            f"{key}: {name} did not finish within {SECRET_COMMAND_TIMEOUT} seconds"
-        ) from None
     except (OSError, ValueError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
         raise ConfigError(f"{key}: cannot run {name}: {reason}") from None
+    with proc:
+        try:
+            out = _read_capped(proc, SECRET_COMMAND_TIMEOUT, SECRET_COMMAND_MAX_OUTPUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise ConfigError(
+                f"{key}: {name} did not finish within {SECRET_COMMAND_TIMEOUT} seconds"
+            ) from None
+        except _TooMuch:
+            proc.kill()
+            raise ConfigError(
+                f"{key}: {name} printed more than {SECRET_COMMAND_MAX_OUTPUT // 1024} KB;"
+                " expected the secret on its first line"
+            ) from None
     if proc.returncode < 0:
         raise ConfigError(f"{key}: {name} was killed by signal {-proc.returncode}")
     if proc.returncode != 0:
         raise ConfigError(f"{key}: {name} failed with exit status {proc.returncode}")
-    first = proc.stdout.split(b"\n", 1)[0]
+    first = out.split(b"\n", 1)[0]
     if first.endswith(b"\r"):
         first = first[:-1]
     if not first:
-        what = "printed nothing" if not proc.stdout.strip() else "printed an empty first line"
+        what = "printed nothing" if not out.strip() else "printed an empty first line"
         raise ConfigError(f"{key}: {name} {what}")
     try:
         return first.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{key}: the output of {name} is not valid UTF-8") from None
+
+
+class _TooMuch(Exception):
+    pass
+
+
+def _read_capped(proc: subprocess.Popen, timeout: float, cap: int) -> bytes:
+    """Everything `proc` writes to stdout, up to `cap` bytes (_TooMuch past it), then its exit,
+    all within `timeout` seconds (subprocess.TimeoutExpired past it)."""
+    deadline = time.monotonic() + timeout
+    buf = bytearray()
+    fd = proc.stdout.fileno()
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+            if not sel.select(left):
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
+            if len(buf) > cap:
+                raise _TooMuch()
+    proc.wait(max(0.0, deadline - time.monotonic()))
+    return bytes(buf)

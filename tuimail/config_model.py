@@ -30,7 +30,7 @@ TOP_KEYS = ("accounts", "ui", "keys", "mailcap")
 ACCOUNT_KEYS = (
     "kind", "host", "port", "security", "username", "password", "password_command",
     "oauth2_token_command", "tls_ca_file", "tls_fingerprint", "sync_mode", "allow_insecure",
-    "roles", "smtp", "from", "folders", "idle",
+    "roles", "smtp", "from", "folders", "idle", "timeout",
 )
 SMTP_KEYS = ("host", "port", "security", "username", "password", "password_command", "from")
 UI_KEYS = ("theme", "mark_read_delay", "preview", "keymap", "date_format", "prefer_html", "threaded")
@@ -67,6 +67,8 @@ class Account:
     from_address: str | None = None
     folders: tuple[str, ...] | None = None  # None = sync every folder
     idle: bool = True
+    # Seconds for connecting and logging in, and for each command's answer (not the IDLE wait).
+    timeout: float = 30.0
 
     @property
     def uses_oauth2(self) -> bool:

@@ -200,6 +200,7 @@ class _Validator:
         sync_mode = self.choice(k("sync_mode"), t.get("sync_mode", "auto"), SYNC_MODES)
         allow_insecure = self.boolean(k("allow_insecure"), t.get("allow_insecure", False))
         idle = self.boolean(k("idle"), t.get("idle", True))
+        timeout = self.seconds(k("timeout"), t["timeout"]) if "timeout" in t else Account.timeout
         from_address = self.string(k("from"), t["from"]) if "from" in t else None
         folders = self.string_list(k("folders"), t["folders"]) if "folders" in t else None
 
@@ -232,7 +233,15 @@ class _Validator:
             oauth2_token_command=oauth2_token_command, tls_ca_file=tls_ca_file,
             tls_fingerprint=tls_fingerprint, sync_mode=sync_mode, allow_insecure=allow_insecure,
             roles=roles, smtp=smtp, from_address=from_address, folders=folders, idle=idle,
+            timeout=timeout,
         )
+
+    def seconds(self, key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise self.error(key, f"expected a number of seconds, got {_show(value)}")
+        if not 0 < value <= 3600:
+            raise self.error(key, f"expected a number of seconds above 0 and at most 3600, got {_show(value)}")
+        return float(value)
 
     def host(self, key: str, value: Any) -> str:
         host = self.string(key, value)

@@ -13,90 +13,55 @@ stays <= 8 KB.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import socket
 import ssl
 from collections.abc import Callable
 
 import imapclient
-from imapclient import imap4
-from imapclient import tls as imapclient_tls
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from ..errors import AuthError, CommandFailed, NetworkError, ProtocolError, TLSError, TuimailError
 from . import uidset, wire
+from .idle import IdleCommands
+from .login import _Client, _Watchdog, tls_context  # noqa: F401  (tls_context: part of this module's interface)
 from .mailbox import MailboxCommands
 # FolderEntry, HeaderItem, SelectResult and encode_mailbox are part of this module's interface
 from .responses import (_FLAGS_RE, _MODSEQ_RE, _UID_RE, _UNTAGGED_NUM, HEADER_FIELDS,  # noqa: F401
                         FolderEntry, HeaderItem, SelectResult, Unsolicited, _flags, encode_mailbox, num,
-                        one_line)
+                        one_line, vanished_set)
 from .responses import flag_arg as _flag_arg  # noqa: F401  (the flag validator, kept under its old name)
 
 MAX_LINE = 8192
+DEFAULT_TIMEOUT = 30.0  # seconds; the account's `timeout` key
+# Per command: what the server may send that the command did not ask for (an endless stream of
+# "* OK" or FETCH lines ends here, or at the deadline), and what its whole answer may weigh on top of
+# one literal of the largest size we take (a 100k-message FLAGS answer is ~5 MB).
+MAX_UNSOLICITED = 16 << 20
+MAX_ANSWER_EXTRA = 64 << 20
+# Unsolicited news kept between two looks (IDLE, or during other commands): past these, the news
+# collapses to "something changed" and the folder is resynced instead.
+MAX_KEPT_FLAGS = 50_000
+MAX_KEPT_RUNS = 10_000
 
 
-def tls_context(ca_file=None, fingerprint: str | None = None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    if fingerprint:  # pinned: the pin replaces the CA check (self-signed servers)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-class _BoundedReads:
-    """imaplib reads a literal with file.read(size), which allocates `size` bytes first. Refuse an
-    oversized claim before that -- from the greeting on: imaplib reads the greeting and the first
-    CAPABILITY answer inside its constructor, before any instance could be patched."""
-
-    def __init__(self, *args, max_literal: int, **kw):
-        self.max_literal = max_literal
-        super().__init__(*args, **kw)
-
-    def read(self, size):
-        if size > self.max_literal:
-            raise ProtocolError(f"server announced a {size}-byte literal (limit {self.max_literal}); refused")
-        return super().read(size)
-
-
-class _IMAP4(_BoundedReads, imap4.IMAP4WithTimeout):
-    pass
-
-
-class _IMAP4TLS(_BoundedReads, imapclient_tls.IMAP4_TLS):
-    pass
-
-
-class _Client(imapclient.IMAPClient):
-    """IMAPClient whose imaplib object bounds literals from the first byte it reads."""
-
-    def __init__(self, *args, max_literal: int, **kw):
-        self._max_literal = max_literal
-        super().__init__(*args, **kw)
-
-    def _create_IMAP4(self):
-        timeout = getattr(self._timeout, "connect", None)
-        if self.ssl:
-            imap = _IMAP4TLS(self.host, self.port, self.ssl_context, timeout, max_literal=self._max_literal)
-        else:
-            imap = _IMAP4(self.host, self.port, timeout, max_literal=self._max_literal)
-        # imaplib writes an AUTHENTICATE answer and its CRLF as two small segments: with Nagle
-        # the second waits for the server's delayed ACK, ~40 ms of every login (measured: PLAIN
-        # login 52 ms -> 5 ms on loopback). A request/response protocol wants no such delay.
-        try:
-            imap.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (OSError, AttributeError):
-            pass
-        return imap
-
-
-class ImapConnection(MailboxCommands):
+class ImapConnection(MailboxCommands, IdleCommands):
     """One IMAP connection. Not thread-safe: one thread owns it."""
 
-    def __init__(self, account, secret: Callable[[], str], *, timeout: float = 60.0,
+    def __init__(self, account, secret: Callable[[], str], *, timeout: float | None = None,
                  max_literal: int = 64 << 20, log: Callable[[str], None] | None = None):
+        """timeout: seconds for connecting and logging in, and for each command's answer
+        (default: the account's `timeout`, else DEFAULT_TIMEOUT)."""
         self.account = account
         self._secret = secret
-        self.timeout = timeout
+        self.timeout = float(timeout if timeout is not None else getattr(account, "timeout", None) or DEFAULT_TIMEOUT)
         self.max_literal = max_literal
+        self.max_unsolicited = MAX_UNSOLICITED
+        self.max_answer = max_literal + MAX_ANSWER_EXTRA
+        self.broken = False  # a read or write failed or timed out: no LOGOUT, just drop it
+        self._unsolicited_bytes = 0
+        self._phase = ""
+        self._watchdog: _Watchdog | None = None
         self.log = log
         self.client: imapclient.IMAPClient | None = None
         self.reader: wire.Reader | None = None
@@ -115,21 +80,42 @@ class ImapConnection(MailboxCommands):
         return f"{self.account.host}:{self.account.port}"
 
     def connect(self) -> None:
+        """Connect, log in and read the capabilities, all within `timeout` seconds (the time a
+        password command takes is not counted)."""
+        self._watchdog = _Watchdog(self.timeout)
+        self._watchdog.resume()
+        try:
+            self._connect()
+        except NetworkError as exc:
+            if self._watchdog.fired:
+                what = "greeting" if self._phase == "greeting" else f"answer to {self._phase}"
+                raise NetworkError(f"{self.where}: no {what} within {self.timeout:g} s (timeout)") from None
+            raise exc from None
+        finally:
+            self._watchdog.cancel()
+
+    def _connect(self) -> None:
         acc = self.account
         ctx = None
         if acc.security in ("tls", "starttls"):
             ctx = tls_context(acc.tls_ca_file, acc.tls_fingerprint)
         try:
+            self._phase = "greeting"
             self.client = _Client(acc.host, port=acc.port, ssl=acc.security == "tls",
-                                  ssl_context=ctx, timeout=self.timeout, max_literal=self.max_literal)
+                                  # (per recv: a little longer than the watchdog, which names the step)
+                                  ssl_context=ctx, timeout=self.timeout + 1, max_literal=self.max_literal,
+                                  watchdog=self._watchdog)
             if acc.security == "starttls":
+                self._phase = "CAPABILITY"
                 if b"STARTTLS" not in self.client.capabilities():
                     raise TLSError(f"{self.where} does not offer STARTTLS; refusing to log in in the clear"
                                    f" (accounts.{acc.name}.security)")
+                self._phase = "STARTTLS"
                 self.client.starttls(ssl_context=ctx)
             if acc.tls_fingerprint and acc.security != "none":
                 self._check_fingerprint(acc.tls_fingerprint)
             self._login()
+            self._phase = "CAPABILITY"
             caps = self.client.capabilities()
         except TuimailError:  # TLS refusals, a refused login, a literal over the bound, a password_command error
             self._abort()
@@ -154,7 +140,7 @@ class ImapConnection(MailboxCommands):
         imap = self.client._imap
         self.sock = imap.sock
         self.sock.settimeout(self.timeout)
-        self.reader = wire.Reader(self.sock, max_literal=self.max_literal)
+        self.reader = wire.Reader(self.sock, max_literal=self.max_literal, timeout=self.timeout)
 
     def _check_fingerprint(self, expected: str) -> None:
         der = self.client._imap.sock.getpeercert(binary_form=True)
@@ -166,7 +152,15 @@ class ImapConnection(MailboxCommands):
     def _login(self) -> None:
         acc = self.account
         try:
-            secret = self._secret()
+            self._phase = "CAPABILITY"
+            if acc.oauth2_token_command is None:
+                self.client.capabilities()  # (read before the password command runs: not paused)
+            self._watchdog.pause()  # a password command may wait for a passphrase prompt
+            try:
+                secret = self._secret()
+            finally:
+                self._watchdog.resume()
+            self._phase = "LOGIN"
             if acc.oauth2_token_command:
                 self.client.oauth2_login(acc.username, secret)
             elif b"AUTH=PLAIN" in self.client.capabilities():
@@ -185,8 +179,8 @@ class ImapConnection(MailboxCommands):
         self.client = None
 
     def close(self) -> None:
-        """Log out politely if we can; always release the socket."""
-        if self.reader is not None:
+        """Log out politely if the connection still works; always release the socket."""
+        if self.reader is not None and not self.broken:
             try:
                 self.command(b"LOGOUT")
             except Exception:
@@ -212,6 +206,7 @@ class ImapConnection(MailboxCommands):
         try:
             self.sock.sendall(data)
         except (OSError, AttributeError) as exc:
+            self.broken = True
             raise NetworkError(f"connection to {self.where} lost: {exc}") from None
         self.bytes_out += len(data)
 
@@ -240,16 +235,58 @@ class ImapConnection(MailboxCommands):
 
     def read_until(self, tag: bytes, cmd: bytes, on_untagged=None, check: bool = True,
                    fast: Callable[[wire.Reader], None] | None = None) -> tuple[str, bytes]:
+        """Read to the tagged answer of `cmd`, within `timeout` seconds (moved on while the answer
+        arrives at wire.PROGRESS_RATE), at most max_unsolicited bytes of what it did not ask for
+        and max_answer bytes in all."""
+        return self._guarded(cmd, lambda: self._read_until(tag, cmd, on_untagged, check, fast))
+
+    def _guarded(self, cmd: bytes, fn):
+        """fn() reading one command's answer under its bounds; their failures as one-line errors
+        naming the server and the command (and the connection marked broken: no LOGOUT)."""
+        reader = self.reader
+        if reader is None:
+            raise NetworkError("not connected")
+        reader.start(self.timeout, self.max_answer)
+        self._unsolicited_bytes = 0
+        start = reader.consumed
         try:
-            return self._read_until(tag, cmd, on_untagged, check, fast)
+            return fn()
         except ValueError as exc:  # a number or a set in a response that we cannot take (_num, uidset)
             raise ProtocolError(f"malformed server response: {exc}") from None
+        except wire.Deadline:
+            self.broken = True
+            what = "no answer" if reader.consumed == start else "no complete answer"
+            more = "; it kept sending unsolicited data" if self._unsolicited_bytes else ""
+            raise NetworkError(f"{self.where}: {what} to {_name(cmd)} within {self.timeout:g} s"
+                               f" (timeout{more})") from None
+        except wire.TooMuch:
+            self.broken = True
+            raise ProtocolError(f"{self.where}: the answer to {_name(cmd)} exceeds"
+                                f" {self.max_answer >> 20} MB; refused") from None
+        except wire.ReadError as exc:
+            self.broken = True
+            raise NetworkError(f"{self.where}: {exc}") from None
+        except ProtocolError:
+            self.broken = True
+            raise
+        finally:
+            reader.stop()
+
+    def _unsolicited(self, cmd: bytes, size: int) -> None:
+        """Count a response the command did not ask for; too many end the command."""
+        self._unsolicited_bytes += size
+        self.reader.uncredited += size
+        if self._unsolicited_bytes > self.max_unsolicited:
+            raise ProtocolError(f"{self.where}: server sent more than {self.max_unsolicited >> 20} MB of"
+                                f" unsolicited data during {_name(cmd)}; refused")
 
     def _read_until(self, tag, cmd, on_untagged, check, fast) -> tuple[str, bytes]:
+        reader = self.reader
         while True:
             if fast is not None:
-                fast(self.reader)
-            resp = self.reader.read_response()
+                fast(reader)
+            before = reader.consumed
+            resp = reader.read_response()
             head = resp[0]
             if head.startswith(tag + b" "):
                 rest = head[len(tag) + 1:]
@@ -258,9 +295,7 @@ class ImapConnection(MailboxCommands):
                 if self.log:
                     self.log("S: " + head[:200].decode("utf-8", "replace"))
                 if check and status_s != "OK":
-                    name = cmd.split(b" ", 2)
-                    name = b" ".join(name[:2] if name[0] == b"UID" else name[:1]).decode("ascii", "replace")
-                    raise CommandFailed(name, status_s, one_line(text.decode("utf-8", "replace")))
+                    raise CommandFailed(_name(cmd), status_s, one_line(text.decode("utf-8", "replace")))
                 self._generic_code(text)
                 return status_s, text
             if head.startswith(b"* "):
@@ -272,6 +307,7 @@ class ImapConnection(MailboxCommands):
                     continue
                 if on_untagged is not None and on_untagged(resp):
                     continue
+                self._unsolicited(cmd, reader.consumed - before)
                 self._generic_untagged(resp)
             elif head.startswith(b"+"):
                 raise ProtocolError("unexpected continuation request from the server")
@@ -295,18 +331,27 @@ class ImapConnection(MailboxCommands):
             elif kind == b"FETCH":
                 text = b" ".join(resp[0::2])
                 fm, um = _FLAGS_RE.search(text), _UID_RE.search(text)
+                u = self.unsolicited
                 if fm and um:
                     mm = _MODSEQ_RE.search(text)
-                    self.unsolicited.flags.append((num(um.group(1)), _flags(fm.group(1)),
-                                                   num(mm.group(1)) if mm else None))
+                    u.flags.append((num(um.group(1)), _flags(fm.group(1)), num(mm.group(1)) if mm else None))
+                    if len(u.flags) > MAX_KEPT_FLAGS:  # too much news to keep: a full flag resync instead
+                        u.flags.clear()
+                        u.seq_flags = True
                 elif fm:
-                    self.unsolicited.seq_flags = True
+                    u.seq_flags = True
             return
         if head.startswith(b"* VANISHED"):
-            rest = head[len(b"* VANISHED "):]
-            if rest.upper().startswith(b"(EARLIER) "):
-                rest = rest[len(b"(EARLIER) "):]
-            self.unsolicited.vanished.extend(uidset.parse(rest))
+            u = self.unsolicited
+            if u.expunged:
+                return  # already collapsed to "some messages are gone": a full uid check follows
+            # runs, never expanded: "1:9999999" forty times is 800 bytes on the wire
+            runs = uidset.merge([*u.vanished, *itertools.islice(uidset.iter_runs(vanished_set(head)),
+                                                                MAX_KEPT_RUNS + 1)])
+            if len(runs) > MAX_KEPT_RUNS:
+                u.vanished, u.expunged = [], True
+            else:
+                u.vanished = runs
             return
         if head.startswith(b"* OK ") or head.startswith(b"* NO ") or head.startswith(b"* BAD "):
             self._generic_code(head[5:] if head.startswith(b"* OK ") or head.startswith(b"* NO ") else head[6:])
@@ -319,6 +364,12 @@ class ImapConnection(MailboxCommands):
 
 
 # ---------------------------------------------------------------------------- helpers
+
+def _name(cmd: bytes) -> str:
+    """The command's name for a message: "SELECT", "UID FETCH"."""
+    words = cmd.split(b" ", 2)
+    return b" ".join(words[:2] if words[0].upper() == b"UID" else words[:1]).decode("ascii", "replace")
+
 
 def _redact(line: bytes) -> str:
     s = line.decode("utf-8", "replace").rstrip("\r\n")

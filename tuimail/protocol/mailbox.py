@@ -7,17 +7,23 @@ command machinery (`command`, `send_command`/`read_until` for pipelining, `_gene
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
-from ..errors import CommandFailed, NetworkError, ProtocolError
+from ..errors import ProtocolError
 from . import uidset, wire
 from .responses import (_FLAGS_RE, _MODSEQ_RE, _SIZE_RE, _UID_RE, FolderEntry, HeaderItem, SelectResult,
                         Unsolicited, _flags, encode_mailbox, flag_arg, mailbox_name, num, scan_header_fetches,
-                        one_line, status_dict)
+                        status_dict, vanished_set)
 from .roles import assign_roles
 
 HEADER_FIELDS = b"FROM TO CC SUBJECT DATE MESSAGE-ID IN-REPLY-TO REFERENCES CONTENT-TYPE"
+MAX_VANISHED_LINES = 100  # in one SELECT answer; more are unsolicited data
+# A SEARCH answer cannot name more uids than a folder holds: past this many, a server is not
+# answering but flooding (4M uids already take ~150 MB as Python ints).
+MAX_SEARCH_UIDS = 4_000_000
+# A FETCH gets one answer per message asked for (a few repeats tolerated): an endless stream of
+# answers that look like ours ends here instead of in memory.
+FETCH_SLACK = 1000
 
 
 class MailboxCommands:
@@ -102,9 +108,39 @@ class MailboxCommands:
             cmd += b" (CONDSTORE)"
         self.selected = None
         self.unsolicited = Unsolicited()
+        # QRESYNC's answer: VANISHED (EARLIER) and FETCH of changed messages. Only what touches
+        # the cached uids is kept (as runs, one entry per uid): the rest, and any repeat, is
+        # handled as unsolicited data (bounded per command, no deadline credit).
+        known_runs = uidset.merge(qresync[2] or []) if qresync is not None else None
+        changed: dict[int, tuple[int, tuple[str, ...], int | None]] = {}
+        vanished: list[tuple[int, int]] = []
+        vanished_lines = [0]
+
+        def qresync_answer(resp) -> bool:
+            head = resp[0]
+            if head.startswith(b"* VANISHED"):
+                vanished_lines[0] += 1
+                if vanished_lines[0] > MAX_VANISHED_LINES:
+                    return False
+                vanished[:] = uidset.merge([*vanished, *uidset.intersect(uidset.iter_runs(vanished_set(head)),
+                                                                         known_runs)])
+                return True
+            if b" FETCH " in head[:24]:
+                text = b" ".join(resp[0::2])
+                um, fm = _UID_RE.search(text), _FLAGS_RE.search(text)
+                if um and fm:
+                    uid = num(um.group(1))
+                    if uid in changed or not uidset.in_runs(known_runs, uid):
+                        return False
+                    mm = _MODSEQ_RE.search(text)
+                    changed[uid] = (uid, _flags(fm.group(1)), num(mm.group(1)) if mm else None)
+                    return True
+            return False
 
         def handler(resp):
             head = resp[0]
+            if known_runs and qresync_answer(resp):
+                return True
             if head.startswith(b"* OK ["):
                 code, arg = wire.resp_code(head[5:])
                 if code == b"UIDVALIDITY":
@@ -122,8 +158,17 @@ class MailboxCommands:
         self.selected = folder
         u = self.take_unsolicited()
         res.exists = u.exists or 0
-        res.vanished = u.vanished
-        res.changed = u.flags
+        if known_runs is not None:
+            if u.expunged:
+                raise ProtocolError(f"{self.where}: too many VANISHED ranges in the answer to SELECT; refused")
+            res.vanished = uidset.merge([*vanished, *uidset.intersect(u.vanished, known_runs)])
+            for entry in u.flags:  # repeats (the later one wins) and uids we do not hold
+                if entry[0] in changed or uidset.in_runs(known_runs, entry[0]):
+                    changed[entry[0]] = entry
+            res.changed = list(changed.values())
+        else:
+            res.vanished = u.vanished
+            res.changed = u.flags
         return res
 
     def unselect(self) -> None:
@@ -146,10 +191,13 @@ class MailboxCommands:
                 for i, t in enumerate(toks):
                     if isinstance(t, bytes) and t.upper() == b"ALL" and i + 1 < len(toks):
                         val = toks[i + 1]
-                        found.extend(uidset.parse(str(val) if isinstance(val, int) else val))
+                        found.extend(uidset.parse(str(val) if isinstance(val, int) else val,
+                                                  limit=MAX_SEARCH_UIDS - len(found)))
                 return True
             if up.startswith(b"* SEARCH"):
                 found.extend(num(x) for x in head[8:].split() if x.isdigit())
+                if len(found) > MAX_SEARCH_UIDS:
+                    raise ValueError(f"more than {MAX_SEARCH_UIDS} uids in a SEARCH answer")
                 return True
             return False
 
@@ -166,11 +214,16 @@ class MailboxCommands:
         if changedsince is not None:
             mod = b" (CHANGEDSINCE %d%s)" % (changedsince, b" VANISHED" if vanished else b"")
 
+        uids = None if uids is None else list(uids)
+        cap = (MAX_SEARCH_UIDS if uids is None else len(uids)) + FETCH_SLACK
+
         def handler(resp):
             head = resp[0]
             if len(resp) == 1 and b" FETCH " in head[:24]:
                 um, fm = _UID_RE.search(head), _FLAGS_RE.search(head)
                 if um and fm:
+                    if len(out) >= cap:
+                        raise ValueError("more FETCH answers than messages asked for")
                     mm = _MODSEQ_RE.search(head)
                     out.append((num(um.group(1)), _flags(fm.group(1)), num(mm.group(1)) if mm else None))
                     return True
@@ -192,7 +245,7 @@ class MailboxCommands:
         sequence numbers (EXISTS), so they can be fetched before the UID SEARCH of the whole
         folder, which Dovecot takes ~30 ms to answer at 100k and we ~15 ms to expand."""
         items: list[HeaderItem] = []
-        req, handler, fast = self._header_fetch_parts(items)
+        req, handler, fast = self._header_fetch_parts(items, last - first + 1 + FETCH_SLACK)
         self.command(b"FETCH %d:%d " % (first, last) + req, handler, fast=fast)
         return items
 
@@ -202,7 +255,9 @@ class MailboxCommands:
         Responses in Dovecot's usual shape are cut straight out of the read buffer by one regex
         (no per-line tokenising); anything else goes through the generic parser."""
         items: list[HeaderItem] = []
-        req, handler, fast = self._header_fetch_parts(items)
+        # (Dovecot answers pipelined FETCHes in parallel: a window's items may include some of the
+        # next window's, so the bound is everything asked for, not one window)
+        req, handler, fast = self._header_fetch_parts(items, sum(map(len, windows)) + FETCH_SLACK)
         # Pipelined: the next window's FETCH is already on the wire while we parse this one, so
         # the server builds responses on the other core instead of waiting for us.
         cmds: list[tuple[int, bytes]] = []
@@ -223,9 +278,9 @@ class MailboxCommands:
                 yield list(items)
                 items.clear()
 
-    def _header_fetch_parts(self, items: list[HeaderItem]):
+    def _header_fetch_parts(self, items: list[HeaderItem], cap: int):
         """(the FETCH items, the generic response handler, the fast scanner), both appending
-        HeaderItems to `items`."""
+        HeaderItems to `items` (at most `cap` of them)."""
         want_modseq = "CONDSTORE" in self.enabled or "QRESYNC" in self.enabled
         req = (b"(UID FLAGS " + (b"MODSEQ " if want_modseq else b"") + b"RFC822.SIZE BODY.PEEK[HEADER.FIELDS ("
                + HEADER_FIELDS + b")])")
@@ -245,13 +300,15 @@ class MailboxCommands:
             sm = size_search(text)
             if um is None or sm is None or b"HEADER" not in text.upper():
                 return False  # an unsolicited flag update, not our answer
+            if len(items) >= cap:
+                raise ValueError("more FETCH answers than messages asked for")
             fm, mm = flags_search(text), modseq_search(text)
             items.append(HeaderItem(num(um.group(1)), _flags(fm.group(1)) if fm else (),
                                     num(mm.group(1)) if mm else None, num(sm.group(1)), header))
             return True
 
         def fast(reader):
-            scan_header_fetches(reader, items)
+            scan_header_fetches(reader, items, cap)
 
         return req, handler, fast
 
@@ -282,8 +339,8 @@ class MailboxCommands:
                 _, text = self.command(b"UID STORE " + s.encode() + mod + b" " + op + b"FLAGS.SILENT (" + flag_b
                                        + b")", handler)
                 code, arg = wire.resp_code(text)
-                if code == b"MODIFIED":
-                    modified.extend(uidset.parse(arg))
+                if code == b"MODIFIED":  # (a subset of what we sent)
+                    modified.extend(uidset.parse(arg, limit=len(uids)))
         return sorted(set(modified)), updated
 
     def move(self, uids: Iterable[int], dest: str) -> dict[int, int]:
@@ -295,8 +352,8 @@ class MailboxCommands:
             code, arg = wire.resp_code(text)
             if code == b"COPYUID":
                 parts = arg.split()
-                if len(parts) == 3:
-                    src, dst = uidset.parse(parts[1]), uidset.parse(parts[2])
+                if len(parts) == 3:  # (never more uids than we moved)
+                    src, dst = uidset.parse(parts[1], limit=len(uids)), uidset.parse(parts[2], limit=len(uids))
                     mapping.update(zip(src, dst))
 
         def handler(resp):
@@ -360,38 +417,3 @@ class MailboxCommands:
             if k.startswith(b"BODY["):
                 return v if isinstance(v, bytes) else (b"" if v is None else str(v).encode())
         return None
-
-    # ------------------------------------------------------------------ IDLE
-
-    def idle(self, timeout: float, stop: Callable[[], bool], tick: float = 1.0) -> Unsolicited:
-        """IDLE until the server reports something, `stop()` is true, or timeout. Then DONE."""
-        try:
-            return self._idle(timeout, stop, tick)
-        except ValueError as exc:  # as in read_until
-            raise ProtocolError(f"malformed server response: {exc}") from None
-
-    def _idle(self, timeout: float, stop: Callable[[], bool], tick: float) -> Unsolicited:
-        self._tagnum += 1
-        tag = b"T%d" % self._tagnum
-        self._send(tag + b" IDLE\r\n")
-        while True:
-            resp = self.reader.read_response()
-            if resp[0].startswith(b"+"):
-                break
-            if resp[0].startswith(tag + b" "):
-                raise CommandFailed("IDLE", "NO", one_line(resp[0].decode("utf-8", "replace")))
-            self._generic_untagged(resp)
-        deadline = time.monotonic() + timeout
-        while not self.unsolicited.any() and not stop() and time.monotonic() < deadline:
-            if self.reader.wait_readable(min(tick, max(0.0, deadline - time.monotonic()))):
-                resp = self.reader.read_response()
-                if resp[0].startswith(b"* BYE"):
-                    raise NetworkError(f"{self.where} closed the session during IDLE")
-                self._generic_untagged(resp)
-        self._send(b"DONE\r\n")
-        while True:
-            resp = self.reader.read_response()
-            if resp[0].startswith(tag + b" "):
-                break
-            self._generic_untagged(resp)
-        return self.take_unsolicited()

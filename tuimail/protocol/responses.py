@@ -36,7 +36,7 @@ class SelectResult:
     uidnext: int | None = None
     highestmodseq: int | None = None
     nomodseq: bool = False
-    vanished: list[int] = field(default_factory=list)
+    vanished: list[tuple[int, int]] = field(default_factory=list)  # (lo, hi) runs
     changed: list[tuple[int, tuple[str, ...], int | None]] = field(default_factory=list)
 
 
@@ -55,7 +55,7 @@ class Unsolicited:
 
     exists: int | None = None
     expunged: bool = False  # EXPUNGE by sequence number (no QRESYNC): needs a full uid check
-    vanished: list[int] = field(default_factory=list)
+    vanished: list[tuple[int, int]] = field(default_factory=list)  # (lo, hi) runs, merged
     flags: list[tuple[int, tuple[str, ...], int | None]] = field(default_factory=list)
     seq_flags: bool = False  # FETCH without UID (flag change by seq number): needs a flag resync
 
@@ -68,6 +68,14 @@ _UID_RE = re.compile(rb"UID (\d+)")
 _MODSEQ_RE = re.compile(rb"MODSEQ \((\d+)\)")
 _SIZE_RE = re.compile(rb"RFC822\.SIZE (\d+)")
 _UNTAGGED_NUM = re.compile(rb"\* (\d+) ([A-Za-z]+)")
+
+
+def vanished_set(head: bytes) -> bytes:
+    """The set of a '* VANISHED [(EARLIER)] set' line."""
+    rest = head[len(b"* VANISHED "):]
+    if rest.upper().startswith(b"(EARLIER) "):
+        rest = rest[len(b"(EARLIER) "):]
+    return rest
 
 
 def encode_mailbox(name: str) -> bytes:
@@ -85,8 +93,9 @@ _HDR_FAST = re.compile(rb"\* \d+ FETCH \(UID (\d{1,18}) FLAGS \(([^)]*)\)(?: MOD
                        rb" BODY\[HEADER\.FIELDS \([^)]*\)\] \{(\d+)\}\r\n")
 
 
-def scan_header_fetches(reader: wire.Reader, out: list) -> None:
-    """Consume every complete header FETCH response of the usual shape at the buffer's head."""
+def scan_header_fetches(reader: wire.Reader, out: list, cap: int | None = None) -> None:
+    """Consume every complete header FETCH response of the usual shape at the buffer's head
+    (ValueError past `cap` items in `out`)."""
     buf = reader.buf  # a bytearray that _fill() extends in place
     pos = 0
     match = _HDR_FAST.match
@@ -111,6 +120,8 @@ def scan_header_fetches(reader: wire.Reader, out: list) -> None:
             if buf[lit_end:lit_end + 3] != b")\r\n":
                 return
             mod = m.group(3)
+            if cap is not None and len(out) >= cap:
+                raise ValueError("more FETCH answers than messages asked for")
             out.append(HeaderItem(int(m.group(1)), _flags(m.group(2)), int(mod) if mod else None,
                                   int(m.group(4)), bytes(buf[end:lit_end])))
             pos = lit_end + 3

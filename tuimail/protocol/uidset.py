@@ -93,10 +93,12 @@ def parse(s: str | bytes, star: int | None = None, limit: int = 10_000_000) -> l
             lo, hi = _num(a, star), _num(b, star)
             if lo > hi:
                 lo, hi = hi, lo
-            if hi - lo + len(out) > limit:
+            if hi - lo + len(out) >= limit:
                 raise ValueError("sequence set too large")
             out.extend(range(lo, hi + 1))
         else:
+            if len(out) >= limit:
+                raise ValueError("sequence set too large")
             out.append(_num(part, star))
     return out
 
@@ -110,3 +112,61 @@ def _num(tok: str, star: int | None) -> int:
     if not tok.isdigit() or len(tok) > 19 or int(tok) >= 1 << 63:
         raise ValueError(f"bad number in sequence set: {tok[:20]!r}")
     return int(tok)
+
+
+# ---------------------------------------------------------------------------- runs from a server
+
+def iter_runs(s: str | bytes) -> Iterator[tuple[int, int]]:
+    """The (lo, hi) runs of a set string, in the order given, without expanding them ('*' refused).
+
+    A server's set (VANISHED, MODIFIED, COPYUID) can name millions of uids in a few bytes
+    ("1:9999999"): kept as runs, it costs what it weighs on the wire."""
+    if isinstance(s, bytes):
+        s = s.decode("ascii", "replace")
+    for part in s.strip().split(","):
+        if not part:
+            continue
+        if ":" in part:
+            a, b = part.split(":", 1)
+            lo, hi = _num(a, None), _num(b, None)
+            yield (lo, hi) if lo <= hi else (hi, lo)
+        else:
+            u = _num(part, None)
+            yield u, u
+
+
+def merge(runs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, disjoint runs covering the same uids (adjacent runs joined)."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(runs):
+        if out and lo <= out[-1][1] + 1:
+            if hi > out[-1][1]:
+                out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def clip(run: tuple[int, int], known: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """The parts of `run` inside the sorted, disjoint `known` runs (a binary search, then a walk)."""
+    lo, hi = run
+    i = max(0, bisect.bisect_right(known, lo, key=_lo) - 1)
+    while i < len(known) and known[i][0] <= hi:
+        a, b = max(lo, known[i][0]), min(hi, known[i][1])
+        if a <= b:
+            yield a, b
+        i += 1
+
+
+def intersect(runs: Iterable[tuple[int, int]], known: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The uids of `runs` that lie in the sorted, disjoint `known` runs, as merged runs."""
+    return merge(piece for run in runs for piece in clip(run, known))
+
+
+def count(runs: Iterable[tuple[int, int]]) -> int:
+    return sum(hi - lo + 1 for lo, hi in runs)
+
+
+def expand(runs: Iterable[tuple[int, int]]) -> list[int]:
+    """Every uid of the runs (only for runs already bounded, e.g. intersected with the store's)."""
+    return [u for lo, hi in runs for u in range(lo, hi + 1)]

@@ -16,31 +16,85 @@ import re
 import selectors
 import socket
 import ssl
+import time
 
 from ..errors import NetworkError, ProtocolError
 
 _LITERAL_END = re.compile(rb"\{(\d+)\+?\}\r\n\Z")
 
+# While an answer keeps arriving at this rate or faster, its deadline moves on: a 60 MB attachment
+# or a 5,000-header window on a slow link is not cut, a trickled byte every 20 s is.
+PROGRESS_RATE = 64 * 1024  # bytes per second
+
+
+class ReadError(NetworkError):
+    """The connection failed under the reader (the caller adds which server and command)."""
+
+
+class Deadline(ReadError):
+    """The overall deadline of the answer being read passed."""
+
+
+class TooMuch(ProtocolError):
+    """More bytes arrived for one answer than it may take."""
+
 
 class Reader:
-    def __init__(self, sock: socket.socket, max_literal: int = 64 << 20, max_line: int = 16 << 20):
+    def __init__(self, sock: socket.socket, max_literal: int = 64 << 20, max_line: int = 16 << 20,
+                 timeout: float = 30.0):
         self.sock = sock
         self.buf = bytearray()
         self.max_literal = max_literal
         self.max_line = max_line
+        self.timeout = timeout  # the socket's timeout when no deadline is running
         self.bytes_in = 0
+        self.deadline: float | None = None  # monotonic time; None: no overall deadline (the IDLE wait)
+        self.limit: int | None = None  # bytes_in may not pass this while the deadline runs
+        self.uncredited = 0  # bytes the caller found unsolicited: they do not move the deadline
+        self._credit_from = 0
+
+    def start(self, seconds: float, max_bytes: int | None = None) -> None:
+        """Run an overall deadline of `seconds` (plus PROGRESS_RATE credit for what arrives and is
+        not marked uncredited) and a byte budget, until stop()."""
+        self.deadline = time.monotonic() + seconds
+        self._credit_from = self.bytes_in
+        self.uncredited = 0
+        self.limit = None if max_bytes is None else self.bytes_in + max_bytes
+
+    def stop(self) -> None:
+        if self.deadline is not None:
+            self.sock.settimeout(self.timeout)  # back to the per-recv timeout (e.g. for sendall)
+        self.deadline = self.limit = None
+
+    @property
+    def consumed(self) -> int:
+        """Bytes taken out of the buffer so far (what the responses read until now weighed)."""
+        return self.bytes_in - len(self.buf)
+
+    def _time_left(self) -> float:
+        credit = max(0, self.bytes_in - self._credit_from - self.uncredited) / PROGRESS_RATE
+        return self.deadline + credit - time.monotonic()
 
     def _fill(self) -> None:
+        if self.deadline is not None:
+            left = self._time_left()
+            if left <= 0:
+                raise Deadline("deadline passed")
+            self.sock.settimeout(left)
         try:
             data = self.sock.recv(1 << 18)
         except (TimeoutError, socket.timeout):
-            raise NetworkError("the server stopped answering (timed out)") from None
+            if self.deadline is not None:
+                raise Deadline("deadline passed") from None
+            raise ReadError("the server stopped answering (timed out)") from None
         except (ssl.SSLError, OSError) as exc:
-            raise NetworkError(f"connection lost: {exc.__class__.__name__}: {exc}") from None
+            raise ReadError(f"connection lost: {exc.__class__.__name__}: {exc}") from None
         if not data:
-            raise NetworkError("connection closed by the server")
+            raise ReadError("connection closed by the server")
         self.bytes_in += len(data)
         self.buf += data
+        if self.limit is not None and self.bytes_in > self.limit:
+            raise TooMuch("answer too large")
 
     def readline(self) -> bytes:
         start = 0

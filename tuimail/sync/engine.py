@@ -190,7 +190,8 @@ class Engine:
         server_all: list[int] | None = None
         if known and not res.reset:
             if qresync is not None:
-                vanished, changed = sel.vanished, sel.changed
+                # VANISHED comes as runs ("1:9999999" is legal): only the uids we hold are expanded
+                vanished, changed = uidset.expand(uidset.intersect(sel.vanished, known)), sel.changed
             elif modseq_ok and fi.highestmodseq:
                 changed = (self.conn.fetch_flags(changedsince=fi.highestmodseq)
                            if sel.highestmodseq != fi.highestmodseq else [])
