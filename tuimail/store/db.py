@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import StoreError
 from ..paths import ensure_private_dir
+from .failure import disk_full, store_error
 
 # Each entry upgrades the schema from version i to i+1. Never edit a released entry: append.
 MIGRATIONS: list[str] = [
@@ -147,22 +148,56 @@ def _create_private(path: Path) -> None:
 
 
 def connect(path: Path | str, migrations: list[str] = MIGRATIONS) -> sqlite3.Connection:
-    """Open (creating 0600 if needed) a WAL database and bring its schema up to date."""
+    """Open (creating 0600 if needed) a WAL database and bring its schema up to date.
+
+    Opening an existing, up-to-date store writes nothing (the WAL switch and the migration are
+    no-ops), so it works on a full disk too. Any failure is a StoreError naming the cause
+    (failure.py); the advice never throws the journal away."""
     path = Path(path)
     # No umask: it is the whole process's, and stores are opened from several threads at once (a
     # save-set-restore pair interleaved with another left it at 077 for good). SQLite creates the
     # -wal and -shm files with the database file's own mode (0600), whatever the umask.
-    _create_private(path)
     try:
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        _create_private(path)
+    except OSError as exc:
+        raise store_error(exc, path) from None
+    try:
+        return _open(path, migrations, exclusive=False)
+    except sqlite3.Error as exc:
+        if not _no_room_for_shm(exc, path):
+            raise store_error(exc, path) from None
+    # SQLite sizes the shared-memory wal-index (the -shm file) before the first read, which
+    # fails on a full disk (SQLITE_IOERR_SHMSIZE), so even `tuimail list` could not read the
+    # store. In exclusive locking mode the index lives in heap memory instead: reading works,
+    # a write fails with a clear "disk full". (This connection holds the file alone while it
+    # is open; with another process using the store the -shm file exists already.)
+    try:
+        return _open(path, migrations, exclusive=True)
+    except sqlite3.Error as exc:
+        raise store_error(exc, path) from None
+
+
+def _open(path: Path, migrations: list[str], exclusive: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    try:
+        if exclusive:
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
         _enable_wal(conn, 30.0)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
         _migrate(conn, migrations, path)
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{path}: cannot open the local store ({exc}); move the file away to rebuild it") from None
+    except BaseException:
+        conn.close()  # before a retry: this process's locks on the file go with it
+        raise
     return conn
+
+
+def _no_room_for_shm(exc: sqlite3.Error, path: Path) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name in ("SQLITE_IOERR_SHMSIZE", "SQLITE_IOERR_SHMMAP", "SQLITE_IOERR_SHMOPEN", "SQLITE_FULL"):
+        return True
+    return name.startswith("SQLITE_IOERR") and disk_full(path)
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
@@ -206,7 +241,7 @@ def _version(conn: sqlite3.Connection, migrations: list[str], path: Path) -> int
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(migrations):
         raise StoreError(f"{path}: store schema v{version} is newer than this tuimail (v{len(migrations)});"
-                         " upgrade tuimail")
+                         " upgrade tuimail", "newer", path)
     return version
 
 
