@@ -161,10 +161,14 @@ def connect(path: Path | str, migrations: list[str] = MIGRATIONS) -> sqlite3.Con
         _create_private(path)
     except OSError as exc:
         raise store_error(exc, path) from None
+    # On a full disk, a store another connection holds in exclusive mode (below) would make
+    # this one wait for the lock: wait briefly, then report the full disk.
+    full = disk_full(path)
+    timeout = 1.0 if full else 30.0
     try:
-        return _open(path, migrations, exclusive=False)
+        return _open(path, migrations, False, timeout)
     except sqlite3.Error as exc:
-        if not _no_room_for_shm(exc, path):
+        if not (full or _no_room_for_shm(exc, path)):
             raise store_error(exc, path) from None
     # SQLite sizes the shared-memory wal-index (the -shm file) before the first read, which
     # fails on a full disk (SQLITE_IOERR_SHMSIZE), so even `tuimail list` could not read the
@@ -172,20 +176,20 @@ def connect(path: Path | str, migrations: list[str] = MIGRATIONS) -> sqlite3.Con
     # a write fails with a clear "disk full". (This connection holds the file alone while it
     # is open; with another process using the store the -shm file exists already.)
     try:
-        return _open(path, migrations, exclusive=True)
+        return _open(path, migrations, True, timeout)
     except sqlite3.Error as exc:
         raise store_error(exc, path) from None
 
 
-def _open(path: Path, migrations: list[str], exclusive: bool) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+def _open(path: Path, migrations: list[str], exclusive: bool, timeout: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     try:
         if exclusive:
             conn.execute("PRAGMA locking_mode=EXCLUSIVE")
-        _enable_wal(conn, 30.0)
+        _enable_wal(conn, timeout)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         _migrate(conn, migrations, path)
     except BaseException:
         conn.close()  # before a retry: this process's locks on the file go with it

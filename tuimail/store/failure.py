@@ -60,7 +60,8 @@ def _kind(exc: BaseException, path: Path) -> str:
             return "permission"
         return "io"
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
-        return "locked"
+        # on a full disk a reader holds the file alone (db.connect): the cause is the disk
+        return "full" if disk_full(path) else "locked"
     if name.startswith("SQLITE_IOERR") or "i/o error" in text:
         return "full" if disk_full(path) else "io"
     return "other"
