@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -161,8 +162,11 @@ def connect(path: Path | str, migrations: list[str] = MIGRATIONS) -> sqlite3.Con
         _create_private(path)
     except OSError as exc:
         raise store_error(exc, path) from None
-    # On a full disk, a store another connection holds in exclusive mode (below) would make
-    # this one wait for the lock: wait briefly, then report the full disk.
+    shared = _Shared.join(path)
+    if shared is not None:
+        return shared  # type: ignore[return-value]
+    # On a full disk, a store another process holds in exclusive mode (below) would make this
+    # one wait for the lock: wait briefly, then report the full disk.
     full = disk_full(path)
     timeout = 1.0 if full else 30.0
     try:
@@ -176,9 +180,59 @@ def connect(path: Path | str, migrations: list[str] = MIGRATIONS) -> sqlite3.Con
     # a write fails with a clear "disk full". (This connection holds the file alone while it
     # is open; with another process using the store the -shm file exists already.)
     try:
-        return _open(path, migrations, True, timeout)
+        conn = _open(path, migrations, True, timeout)
     except sqlite3.Error as exc:
         raise store_error(exc, path) from None
+    # The file is this connection's alone: the process's other Stores of it (the UI's worker
+    # threads, the sync thread) share it instead of waiting for its lock.
+    return _Shared.start(path, conn)  # type: ignore[return-value]
+
+
+class _Shared:
+    """A full-disk (exclusive-mode) connection shared by this process's Stores of one file; it
+    is closed when the last of them closes. Reads from several threads are serialised by
+    SQLite; writes fail with "disk full" anyway."""
+
+    _lock = threading.Lock()
+    _open: dict[str, list] = {}  # realpath -> [connection, users]
+
+    def __init__(self, key: str, conn: sqlite3.Connection):
+        self._key, self._conn, self._closed = key, conn, False
+
+    @classmethod
+    def start(cls, path: Path, conn: sqlite3.Connection) -> _Shared:
+        key = os.path.realpath(path)
+        with cls._lock:
+            cls._open[key] = [conn, 1]
+        return cls(key, conn)
+
+    @classmethod
+    def join(cls, path: Path) -> _Shared | None:
+        if not cls._open:
+            return None
+        key = os.path.realpath(path)
+        with cls._lock:
+            entry = cls._open.get(key)
+            if entry is None:
+                return None
+            entry[1] += 1
+            return cls(key, entry[0])
+
+    def __getattr__(self, name: str):
+        return getattr(self._conn, name)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            entry = self._open.get(self._key)
+            if entry is None or entry[0] is not self._conn:
+                return
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._open[self._key]
+                self._conn.close()
 
 
 def _open(path: Path, migrations: list[str], exclusive: bool, timeout: float) -> sqlite3.Connection:
