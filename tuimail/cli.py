@@ -111,9 +111,13 @@ def _json(obj) -> str:
 
 def _store(config: Config, name: str | None):
     from .store import Store
+    from .store.failure import store_error
     account = config.account(name)
     path = paths.account_store_path(account.name)
-    paths.ensure_private_dir(path.parent)
+    try:
+        paths.ensure_private_dir(path.parent)
+    except OSError as exc:  # an unwritable data dir, a full disk: one line, exit 4
+        raise store_error(exc, path) from None
     return account, Store(path)
 
 

@@ -149,3 +149,54 @@ def test_repair_with_a_damaged_journal_page_keeps_the_rest(mailuser, tuimail_env
         kept = st.pending_count()
     assert 300 - 150 < kept < 300, run.out
     assert f"{kept} pending action(s) kept" in run.out
+
+
+def test_sync_service_reports_a_damaged_store_as_one_line(mailuser, tuimail_env, capsys):
+    """The TUI's sync thread: a state event naming the file and `tuimail repair`, no traceback."""
+    import threading
+
+    from tuimail.config import load_config
+    from tuimail.sync.events import SyncState
+    from tuimail.sync.service import SyncService
+
+    cfg, cli, path = _setup(mailuser, tuimail_env, capsys)
+    damage(path, header=False)
+    config = load_config(cfg)
+    events, got = [], threading.Event()
+
+    def sink(e):
+        events.append(e)
+        if isinstance(e, SyncState) and e.state == "error":
+            got.set()
+
+    svc = SyncService(config, config.account("test"), sink)
+    svc.start()
+    try:
+        assert got.wait(30), events
+    finally:
+        svc.stop()
+    err = next(e for e in events if isinstance(e, SyncState) and e.state == "error").error
+    assert "damaged" in err and "tuimail repair" in err and str(path) in err and "\n" not in err
+    assert "internal error" not in err
+
+
+def test_repair_refuses_while_another_tuimail_has_the_store_open(mailuser, tuimail_env, capsys):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    cfg, cli, path = _setup(mailuser, tuimail_env, capsys)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tuimail.store import Store;"
+                               " s = Store(sys.argv[1]); s.pending_count(); print('ready', flush=True);"
+                               " time.sleep(60)", str(path)], stdout=subprocess.PIPE, cwd=ROOT, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        err = one_line_error(run_tuimail(cfg, "repair", "--force"), code=4)
+        assert "open in another tuimail" in err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [p.name for p in path.parent.iterdir() if ".damaged-" in p.name] == []
+    run = run_tuimail(cfg, "repair", "--force")  # closed now: rebuilt, the actions kept
+    assert run.code == 0 and "4 pending action(s) kept" in run.out, run.out + run.err
