@@ -13,7 +13,6 @@ import random
 import sqlite3
 
 from tests.integration.helpers import msg, server_state
-
 from tuimail import paths
 from tuimail.store import Store
 

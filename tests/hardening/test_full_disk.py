@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from tests.integration.helpers import Cli, msg, server_state
-
 from tuimail import paths
 from tuimail.store import Store
 

@@ -144,7 +144,7 @@ def _create_private(path: Path) -> None:
     if not path.exists():
         fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)
-    else:
+    elif path.stat().st_mode & 0o777 != 0o600:  # (no write at all when nothing needs it)
         os.chmod(path, 0o600)
 
 
