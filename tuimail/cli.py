@@ -303,8 +303,12 @@ def cmd_repair(config: Config, args) -> int:
     for account in accounts:
         store_path = paths.account_store_path(account.name)
         # a cron `tuimail sync` must not open the store while it is being replaced
-        with AccountLock(paths.lock_path(account.name)) as _lock:
+        lock = AccountLock(paths.lock_path(account.name))
+        lock.acquire(timeout=5)
+        try:
             report = repair_store(store_path, paths.account_cache_path(account.name), force=args.force)
+        finally:
+            lock.release()
         cache = f"; damaged body cache moved to {report.cache_moved_to}" if report.cache_moved_to else ""
         if report.healthy:
             print(f"{account.name}: the store is healthy, nothing to repair (--force rebuilds it anyway){cache}")

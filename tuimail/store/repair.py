@@ -211,7 +211,9 @@ def _read_table(db: sqlite3.Connection, table: str) -> tuple[list[dict], bool]:
     if lo is None:
         return list(rows.values()), False
     hi = scan(f"SELECT rowid, * FROM {table} WHERE rowid < ? ORDER BY rowid DESC", (2 ** 63 - 1,))
-    if hi is None or hi > 2 ** 62:
+    if hi is None:  # the backward scan read down to the first row: nothing left between
+        return [rows[k] for k in sorted(rows)], bad
+    if hi > 2 ** 62:
         # the backward scan failed at once: no upper bound; probe a bounded range
         hi = max(rows, default=0) + 100_000
     lo = max(lo, 0)
