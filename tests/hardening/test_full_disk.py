@@ -72,7 +72,7 @@ def test_full_disk_reads_work_writes_say_disk_full_journal_survives(mailuser, tu
     assert run.out.count("\n") == 40 and "message 40" in run.out
     run = run_tuimail(cfg, "folders")
     assert run.code == 0 and "INBOX" in run.out, run.err
-    run = run_tuimail(cfg, "--offline", "read", "INBOX", "3")
+    run = run_tuimail(cfg, "read", "INBOX", "3")  # cached: no server, no write
     assert run.code == 0 and "message 3" in run.out, run.err
 
     for args in (("flag", "INBOX", "2", "+seen"), ("sync",)):
