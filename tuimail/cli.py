@@ -309,9 +309,11 @@ def cmd_repair(config: Config, args) -> int:
             report = repair_store(store_path, paths.account_cache_path(account.name), force=args.force)
         finally:
             lock.release()
-        cache = f"; damaged body cache moved to {report.cache_moved_to}" if report.cache_moved_to else ""
+        cache = (f"; damaged body cache moved to {report.cache_moved_to} (bodies are fetched again when opened)"
+                 if report.cache_moved_to else "")
         if report.healthy:
-            print(f"{account.name}: the store is healthy, nothing to repair (--force rebuilds it anyway){cache}")
+            what = "" if cache else ", nothing to repair (--force rebuilds it anyway)"
+            print(f"{account.name}: the store is healthy{what}{cache}")
             continue
         lost = f", {report.lost} lost (folder unknown)" if report.lost else ""
         unreadable = "; part of the old journal was unreadable" if report.unreadable else ""

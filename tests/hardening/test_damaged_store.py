@@ -199,3 +199,22 @@ def test_repair_refuses_while_another_tuimail_has_the_store_open(mailuser, tuima
     assert [p.name for p in path.parent.iterdir() if ".damaged-" in p.name] == []
     run = run_tuimail(cfg, "repair", "--force")  # closed now: rebuilt, the actions kept
     assert run.code == 0 and "4 pending action(s) kept" in run.out, run.out + run.err
+
+
+def test_damaged_body_cache_is_named_and_repair_moves_it_aside(mailuser, tuimail_env, capsys):
+    cfg, _cli, path = _setup(mailuser, tuimail_env, capsys)
+    cache = paths.account_cache_path("test")
+    db = sqlite3.connect(cache)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    with open(cache, "r+b") as fh:
+        fh.write(random.Random(1).randbytes(100))
+    err = one_line_error(run_tuimail(cfg, "read", "INBOX", "3"), code=4)
+    assert str(cache) in err and "tuimail repair" in err
+    run = run_tuimail(cfg, "repair")
+    assert run.code == 0 and "store is healthy" in run.out and "damaged body cache moved to" in run.out, run.out
+    assert any(p.name.startswith(cache.name + ".damaged-") for p in cache.parent.iterdir())
+    run = run_tuimail(cfg, "read", "INBOX", "3")  # fetched again
+    assert run.code == 0 and "Subject: message 3" in run.out, run.err
+    with Store(path) as st:
+        assert st.pending_count() == 4  # the store was left alone
