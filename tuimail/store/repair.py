@@ -6,7 +6,8 @@ Everything in the store but the journal is a copy of the server's state and come
 next sync. The journal (pending and failed actions, with their folder names, uids, Message-IDs,
 sizes and dates) is what the user did and exists nowhere else, so it is salvaged row by row from
 a copy of the damaged file, stepping over unreadable pages (sqlite3's `.recover` is not available
-from Python); a header overwritten with garbage is rebuilt on the copy. The damaged file is moved
+from Python); a header overwritten with garbage is rebuilt on the copy, and rows SQLite cannot
+reach at all (a destroyed schema or interior page) are decoded from the leaf pages (pagescan.py). The damaged file is moved
 aside (never deleted), and a fresh store holding the salvaged folders (with their UIDVALIDITY,
 so the kept uids stay meaningful; a changed UIDVALIDITY re-matches them by Message-ID) and the
 journal entries whose folder is known takes its place. A damaged body cache (re-downloadable)
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from ..errors import StoreError
 from .db import connect
+from .pagescan import page_size_of, scan_pages
 
 _PAGE_SIZES = (4096, 1024, 2048, 8192, 16384, 32768, 65536, 512)
 _MAX_PROBES = 2_000_000  # point lookups between two damaged spots of one table
@@ -91,6 +93,7 @@ def repair_store(path: Path | str, cache_path: Path | str | None = None, *, forc
         if not force and healthy(copy):
             report.healthy = True
             return report
+        _checkpoint(copy)
         folders, entries, unreadable = _salvage(copy)
         report.unreadable = unreadable
         fresh = work / "fresh.sqlite3"
@@ -124,17 +127,43 @@ def _move_aside(path: Path) -> Path:
 # salvage
 
 
+def _checkpoint(copy: Path) -> None:
+    """Fold the copy's -wal into it, so that its pages are the latest (pagescan reads them)."""
+    try:
+        db = sqlite3.connect(copy, isolation_level=None)
+        try:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            db.close()
+    except sqlite3.Error:
+        pass
+
+
 def _salvage(copy: Path) -> tuple[dict[int, dict], list[dict], bool]:
     db = _open_readable(copy)
-    if db is None:
-        return {}, [], True
-    try:
-        folders_rows, bad_f = _read_table(db, "folders")
-        entries, bad_j = _read_table(db, "journal")
-    finally:
-        db.close()
+    folders_rows: list[dict] = []
+    entries: list[dict] = []
+    bad = True
+    if db is not None:
+        try:
+            folders_rows, bad_f = _read_table(db, "folders")
+            entries, bad_j = _read_table(db, "journal")
+            bad = bad_f or bad_j
+        finally:
+            db.close()
+    wal = Path(f"{copy}-wal")
+    if bad and not (wal.exists() and wal.stat().st_size > 0):
+        # SQLite could not reach every row (a destroyed schema page, a damaged interior page):
+        # decode the leaf pages by hand and add the rows it missed. (Not with frames left in
+        # the -wal: the file's own copy of a page could be older and bring back done actions.)
+        pf, pj = scan_pages(copy, page_size_of(copy))
+        have_f = {r.get("id") for r in folders_rows}
+        have_j = {r.get("id") for r in entries}
+        folders_rows += [r for k, r in pf.items() if k not in have_f]
+        entries += [r for k, r in sorted(pj.items()) if k not in have_j]
+        entries.sort(key=lambda r: r.get("id") or 0)
     folders = {r["id"]: r for r in folders_rows if isinstance(r.get("id"), int) and isinstance(r.get("name"), str)}
-    return folders, entries, bad_f or bad_j
+    return folders, entries, bad
 
 
 def _open_readable(copy: Path) -> sqlite3.Connection | None:
