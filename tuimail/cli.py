@@ -1,9 +1,10 @@
-"""Command line: bare `tuimail` opens the app; subcommands sync|folders|list|read|flag|pending run
-headless.
+"""Command line: bare `tuimail` opens the app; subcommands sync|folders|list|read|flag|pending|repair
+run headless.
 
 Exit codes: 0 ok; 2 usage or config error; 3 network, TLS or authentication error (and `read` of an
 uncached body while offline; and `sync` when the server refused every folder it tried: one refused
-folder is named in the summary line, the others go on, and the exit code stays 0). Errors are one
+folder is named in the summary line, the others go on, and the exit code stays 0); 4 local store
+error (a damaged file: `tuimail repair`; a full disk; a permission problem; a lock). Errors are one
 line on stderr, never a traceback.
 """
 
@@ -12,12 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sqlite3
 import sys
 import time
+import unicodedata
 
 from . import __version__, paths
-from .config import Config, load_config
-from .errors import NetworkError, NotCached, TuimailError, UsageError
+from .config import Config, config_mode_warning, load_config
+from .errors import NetworkError, NotCached, StoreError, TuimailError, UsageError
 from .mail.sanitize import sanitize, sanitize_line, sanitize_strict
 
 FLAG_NAMES = {"seen": "\\Seen", "flagged": "\\Flagged", "answered": "\\Answered", "deleted": "\\Deleted",
@@ -53,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--json", action="store_true")
     pe.add_argument("--discard", type=int, nargs="+", metavar="ID", help="forget these actions (ids from the list)")
     pe.add_argument("--discard-failed", action="store_true", help="forget every failed action")
+    rp = sub.add_parser("repair", help="rebuild a damaged store, keeping pending actions (a sync refills the rest)")
+    rp.add_argument("--account", metavar="NAME", default=argparse.SUPPRESS, help="only this account")
+    rp.add_argument("--force", action="store_true", help="rebuild even if the store looks healthy")
     return p
 
 
@@ -76,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
             from .demo import run_demo
             return run_demo(args)
         config = load_config(args.config)
+        warning = config_mode_warning(config)
+        if warning:
+            print(f"tuimail: warning: {sanitize_line(warning)}", file=sys.stderr)
         if args.cmd is None:
             from .ui.launch import run_app
             names = [args.account] if args.account else None
@@ -86,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     except TuimailError as exc:
         print(f"tuimail: {sanitize_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except sqlite3.Error as exc:  # a store error outside a `with store` block: still one line
+        print(f"tuimail: local store error: {sanitize_line(' '.join(str(exc).split()))}"
+              " (see `tuimail repair`)", file=sys.stderr)
+        return StoreError.exit_code
     except KeyboardInterrupt:
         print("tuimail: interrupted", file=sys.stderr)
         return 130
@@ -105,9 +118,13 @@ def _json(obj) -> str:
 
 def _store(config: Config, name: str | None):
     from .store import Store
+    from .store.failure import store_error
     account = config.account(name)
     path = paths.account_store_path(account.name)
-    paths.ensure_private_dir(path.parent)
+    try:
+        paths.ensure_private_dir(path.parent)
+    except OSError as exc:  # an unwritable data dir, a full disk: one line, exit 4
+        raise store_error(exc, path) from None
     return account, Store(path)
 
 
@@ -167,8 +184,19 @@ def cmd_folders(config: Config, args) -> int:
         print(_json([{"name": f.name, "role": f.role, "total": f.total, "unread": f.unread} for f in folders]))
         return 0
     for f in sorted(folders, key=_folder_key):
-        print(f"{sanitize_line(f.name):<32} {f.role or '':<8} {f.total:>7} {f.unread:>7}")
+        print(f"{pad_cells(sanitize_line(f.name), 32)} {f.role or '':<8} {f.total:>7} {f.unread:>7}")
     return 0
+
+
+def cell_width(text: str) -> int:
+    """Terminal cells: East Asian wide and fullwidth characters take two, combining marks none."""
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+               for c in text)
+
+
+def pad_cells(text: str, width: int) -> str:
+    """`text` left-aligned in `width` terminal cells (str.ljust counts code points)."""
+    return text + " " * max(0, width - cell_width(text))
 
 
 def _folder_key(f):
@@ -312,5 +340,33 @@ def cmd_pending(config: Config, args) -> int:
     return 0
 
 
+def cmd_repair(config: Config, args) -> int:
+    """Rebuild each damaged store (only the one of --account if given), keeping its journal."""
+    from .store.repair import repair_store
+    from .sync.lock import AccountLock
+    accounts = [config.account(args.account)] if (args.account or len(config.accounts) == 1) \
+        else list(config.accounts.values())
+    for account in accounts:
+        store_path = paths.account_store_path(account.name)
+        # a cron `tuimail sync` must not open the store while it is being replaced
+        lock = AccountLock(paths.lock_path(account.name))
+        lock.acquire(timeout=5)
+        try:
+            report = repair_store(store_path, paths.account_cache_path(account.name), force=args.force)
+        finally:
+            lock.release()
+        cache = (f"; damaged body cache moved to {report.cache_moved_to} (bodies are fetched again when opened)"
+                 if report.cache_moved_to else "")
+        if report.healthy:
+            what = "" if cache else ", nothing to repair (--force rebuilds it anyway)"
+            print(f"{account.name}: the store is healthy{what}{cache}")
+            continue
+        lost = f", {report.lost} lost (folder unknown)" if report.lost else ""
+        unreadable = "; part of the old journal was unreadable" if report.unreadable else ""
+        print(f"{account.name}: store rebuilt: {report.kept} pending action(s) kept{lost}{unreadable};"
+              f" damaged file moved to {report.moved_to}{cache}; run `tuimail sync` to refill it")
+    return 0
+
+
 COMMANDS = {"sync": cmd_sync, "folders": cmd_folders, "list": cmd_list, "read": cmd_read, "flag": cmd_flag,
-            "pending": cmd_pending}
+            "pending": cmd_pending, "repair": cmd_repair}

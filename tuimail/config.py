@@ -74,6 +74,23 @@ def parse_config(text: str, path: Path | str = "config.toml") -> Config:
     return v.config(doc, file)
 
 
+def config_mode_warning(config: Config) -> str | None:
+    """One line when the file holds a password and its group or others may read it."""
+    if config.path is None:
+        return None
+    if not any(a.password is not None or "password" in (a.smtp or {}) for a in config.accounts.values()):
+        return None
+    try:
+        mode = Path(config.path).expanduser().stat().st_mode
+    except OSError:
+        return None
+    who = [w for bit, w in ((0o040, "its group"), (0o004, "other users")) if mode & bit]
+    if not who:
+        return None
+    shown = _display_path(config.path)
+    return f"{shown} holds a password and is readable by {' and '.join(who)}: run `chmod 600 {shown}`"
+
+
 def _display_path(path: Path | str) -> str:
     s = os.fspath(path)
     if any(ord(c) < 32 or ord(c) == 127 for c in s):

@@ -46,7 +46,16 @@ class CommandFailed(TuimailError):
 
 
 class StoreError(TuimailError):
-    exit_code = 1
+    """The local store (or the body cache) cannot be read or written: a damaged file, a full
+    disk, a permission problem or a lock held too long. `kind` names the cause:
+    "corrupt", "full", "permission", "locked", "io" or "other"."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, kind: str = "other", path=None):
+        super().__init__(message)
+        self.kind = kind
+        self.path = path
 
 
 class NotCached(TuimailError):

@@ -218,8 +218,10 @@ class Runner:
         user = self.server.add_user()
         direct = root / "direct.toml"
         direct.write_text(user.config_toml(sync_mode=s.sync_mode))
+        direct.chmod(0o600)  # it holds a password (else tuimail warns on stderr)
         proxied = root / "proxied.toml"
         proxied.write_text(user.config_toml(port=self.proxy.port, sync_mode=s.sync_mode))
+        proxied.chmod(0o600)
         return user, direct, proxied
 
     @staticmethod

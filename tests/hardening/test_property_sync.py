@@ -173,6 +173,7 @@ class Real:
             self.user.deliver(folder, msg(m), flags=[f for f in flags if f.startswith("\\")])
         self.config = root / "config.toml"
         self.config.write_text(self.user.config_toml())
+        self.config.chmod(0o600)  # it holds a password (else tuimail warns on stderr)
         self.other = self.user.client()
         kw = [m for m, (_, fl) in INITIAL.items() if "$Work" in fl]  # keywords cannot be delivered
         for m in kw:

@@ -98,6 +98,7 @@ def test_password_never_written_anywhere(tuimail_env, secret_user, capsys, caplo
     # a wrong password's error, and the same runs as a separate process
     bad = tuimail_env.config_home / "wrong.toml"
     bad.write_text(secret_user.config_toml(password=PASSWORD + "-wrong"))
+    bad.chmod(0o600)
     code, text = _in_process(bad, capsys, "sync")
     assert code == 3
     texts.append(text)

@@ -6,10 +6,12 @@ Parts may be cached partially: `complete` says whether `data` holds the whole pa
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 from .db import connect
+from .failure import guard
 
 BODY_MIGRATIONS = [
     """
@@ -25,6 +27,15 @@ BODY_MIGRATIONS = [
     );
     """,
 ]
+
+
+def _guarded(fn):
+    """Errors of this file are reported as the body cache's, not the store's."""
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kw):
+        with guard(self.path):
+            return fn(self, *args, **kw)
+    return wrapper
 
 
 def _jsonable(obj):
@@ -45,16 +56,19 @@ def _unjson(obj):
 
 class BodyCache:
     def __init__(self, path: Path | str):
+        self.path = Path(path)
         self.db = connect(path, BODY_MIGRATIONS)
 
     def close(self) -> None:
         self.db.close()
 
+    @_guarded
     def get_structure(self, folder: str, uidvalidity: int, uid: int):
         row = self.db.execute("SELECT data FROM structure WHERE folder = ? AND uidvalidity = ? AND uid = ?",
                               (folder, uidvalidity, uid)).fetchone()
         return _unjson(json.loads(row[0])) if row else None
 
+    @_guarded
     def put_structure(self, folder: str, uidvalidity: int, uid: int, bodystructure) -> None:
         try:
             data = json.dumps(_jsonable(bodystructure))
@@ -62,16 +76,19 @@ class BodyCache:
             return
         self.db.execute("INSERT OR REPLACE INTO structure VALUES (?, ?, ?, ?)", (folder, uidvalidity, uid, data))
 
+    @_guarded
     def get_part(self, folder: str, uidvalidity: int, uid: int, section: str) -> tuple[bytes, bool] | None:
         row = self.db.execute("SELECT data, complete FROM parts WHERE folder = ? AND uidvalidity = ? AND uid = ?"
                               " AND section = ?", (folder, uidvalidity, uid, section)).fetchone()
         return (bytes(row[0]), bool(row[1])) if row else None
 
+    @_guarded
     def put_part(self, folder: str, uidvalidity: int, uid: int, section: str, data: bytes, complete: bool,
                  total: int | None = None) -> None:
         self.db.execute("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (folder, uidvalidity, uid, section, int(complete), total, data))
 
+    @_guarded
     def forget_folder(self, folder: str) -> None:
         self.db.execute("DELETE FROM parts WHERE folder = ?", (folder,))
         self.db.execute("DELETE FROM structure WHERE folder = ?", (folder,))

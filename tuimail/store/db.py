@@ -10,11 +10,13 @@ from __future__ import annotations
 import operator
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 from ..errors import StoreError
 from ..paths import ensure_private_dir
+from .failure import disk_full, store_error
 
 # Each entry upgrades the schema from version i to i+1. Never edit a released entry: append.
 MIGRATIONS: list[str] = [
@@ -142,27 +144,118 @@ def _create_private(path: Path) -> None:
     if not path.exists():
         fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)
-    else:
+    elif path.stat().st_mode & 0o777 != 0o600:  # (no write at all when nothing needs it)
         os.chmod(path, 0o600)
 
 
 def connect(path: Path | str, migrations: list[str] = MIGRATIONS) -> sqlite3.Connection:
-    """Open (creating 0600 if needed) a WAL database and bring its schema up to date."""
+    """Open (creating 0600 if needed) a WAL database and bring its schema up to date.
+
+    Opening an existing, up-to-date store writes nothing (the WAL switch and the migration are
+    no-ops), so it works on a full disk too. Any failure is a StoreError naming the cause
+    (failure.py); the advice never throws the journal away."""
     path = Path(path)
     # No umask: it is the whole process's, and stores are opened from several threads at once (a
     # save-set-restore pair interleaved with another left it at 077 for good). SQLite creates the
     # -wal and -shm files with the database file's own mode (0600), whatever the umask.
-    _create_private(path)
     try:
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        _enable_wal(conn, 30.0)
+        _create_private(path)
+    except OSError as exc:
+        raise store_error(exc, path) from None
+    shared = _Shared.join(path)
+    if shared is not None:
+        return shared  # type: ignore[return-value]
+    # On a full disk, a store another process holds in exclusive mode (below) would make this
+    # one wait for the lock: wait briefly, then report the full disk.
+    full = disk_full(path)
+    timeout = 1.0 if full else 30.0
+    try:
+        return _open(path, migrations, False, timeout)
+    except sqlite3.Error as exc:
+        if not (full or _no_room_for_shm(exc, path)):
+            raise store_error(exc, path) from None
+    # SQLite sizes the shared-memory wal-index (the -shm file) before the first read, which
+    # fails on a full disk (SQLITE_IOERR_SHMSIZE), so even `tuimail list` could not read the
+    # store. In exclusive locking mode the index lives in heap memory instead: reading works,
+    # a write fails with a clear "disk full". (This connection holds the file alone while it
+    # is open; with another process using the store the -shm file exists already.)
+    try:
+        conn = _open(path, migrations, True, timeout)
+    except sqlite3.Error as exc:
+        raise store_error(exc, path) from None
+    # The file is this connection's alone: the process's other Stores of it (the UI's worker
+    # threads, the sync thread) share it instead of waiting for its lock.
+    return _Shared.start(path, conn)  # type: ignore[return-value]
+
+
+class _Shared:
+    """A full-disk (exclusive-mode) connection shared by this process's Stores of one file; it
+    is closed when the last of them closes. Reads from several threads are serialised by
+    SQLite; writes fail with "disk full" anyway."""
+
+    _lock = threading.Lock()
+    _open: dict[str, list] = {}  # realpath -> [connection, users]
+
+    def __init__(self, key: str, conn: sqlite3.Connection):
+        self._key, self._conn, self._closed = key, conn, False
+
+    @classmethod
+    def start(cls, path: Path, conn: sqlite3.Connection) -> _Shared:
+        key = os.path.realpath(path)
+        with cls._lock:
+            cls._open[key] = [conn, 1]
+        return cls(key, conn)
+
+    @classmethod
+    def join(cls, path: Path) -> _Shared | None:
+        if not cls._open:
+            return None
+        key = os.path.realpath(path)
+        with cls._lock:
+            entry = cls._open.get(key)
+            if entry is None:
+                return None
+            entry[1] += 1
+            return cls(key, entry[0])
+
+    def __getattr__(self, name: str):
+        return getattr(self._conn, name)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            entry = self._open.get(self._key)
+            if entry is None or entry[0] is not self._conn:
+                return
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._open[self._key]
+                self._conn.close()
+
+
+def _open(path: Path, migrations: list[str], exclusive: bool, timeout: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    try:
+        if exclusive:
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+        _enable_wal(conn, timeout)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         _migrate(conn, migrations, path)
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{path}: cannot open the local store ({exc}); move the file away to rebuild it") from None
+    except BaseException:
+        conn.close()  # before a retry: this process's locks on the file go with it
+        raise
     return conn
+
+
+def _no_room_for_shm(exc: sqlite3.Error, path: Path) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name in ("SQLITE_IOERR_SHMSIZE", "SQLITE_IOERR_SHMMAP", "SQLITE_IOERR_SHMOPEN", "SQLITE_FULL"):
+        return True
+    return name.startswith("SQLITE_IOERR") and disk_full(path)
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
@@ -206,7 +299,7 @@ def _version(conn: sqlite3.Connection, migrations: list[str], path: Path) -> int
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(migrations):
         raise StoreError(f"{path}: store schema v{version} is newer than this tuimail (v{len(migrations)});"
-                         " upgrade tuimail")
+                         " upgrade tuimail", "newer", path)
     return version
 
 

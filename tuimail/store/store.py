@@ -12,6 +12,7 @@ change stays visible until the server has it.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -21,6 +22,7 @@ from typing import NamedTuple
 
 from .db import connect, key_order
 from .failures import ActionInfo, FailuresMixin  # noqa: F401  (re-exported)
+from .failure import store_error
 from .journal import JournalEntry, JournalMixin, _apply, norm_flags  # noqa: F401  (re-exported)
 from .threads import _WITH_THREADS, THREADS_CLEAN, THREADS_NEW, ThreadsMixin
 
@@ -101,8 +103,10 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         self.close()
+        if isinstance(exc, sqlite3.Error):  # a damaged page, a full disk...: one line, the right cause
+            raise store_error(exc, self.path) from None
 
     @contextlib.contextmanager
     def transaction(self):

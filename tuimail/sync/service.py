@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 import traceback
@@ -21,6 +22,7 @@ from .. import paths
 from ..config import Account, Config, resolve_oauth2_token, resolve_password
 from ..errors import CommandFailed, NetworkError, TuimailError
 from ..store import BodyCache, Store
+from ..store.failure import guard, store_error
 from .events import Event, RowsChanged, SyncState
 from ..trace import trace
 from .lock import AccountLock, Busy
@@ -167,7 +169,8 @@ class SyncService:
         with self._fetch_lock:
             reader = self._reader()
             try:
-                return fn(reader)
+                with guard(self.store_path):  # sqlite3 errors: one line naming the store
+                    return fn(reader)
             except NetworkError:
                 if self._fetch_conn is not None:
                     self._fetch_conn.shutdown()
@@ -200,8 +203,12 @@ class SyncService:
 
     def _run(self) -> None:
         from .engine import Engine
-        store = Store(self.store_path)
-        bodies = BodyCache(self.cache_path)
+        try:
+            store = Store(self.store_path)
+            bodies = BodyCache(self.cache_path)
+        except TuimailError as exc:  # a damaged store, a full disk...: one line in the status bar
+            self._emit_state("error", error=str(exc))
+            return
         lock = AccountLock(paths.lock_path(self.account.name))
         backoff = 1.0
         try:
@@ -236,8 +243,12 @@ class SyncService:
                     self._emit_state("idle", error=str(exc), pending=store.pending_count())
                     self._sleep(30)
                 except TuimailError as exc:
-                    self._emit_state("error", error=str(exc), pending=store.pending_count())
+                    self._emit_state("error", error=str(exc), pending=_pending(store))
                     self._sleep(max(backoff, 30))
+                except sqlite3.Error as exc:  # the store: one line naming the file and the cure
+                    self._emit_state("error", error=str(store_error(exc, self.store_path)))
+                    self._sleep(max(backoff, 60))
+                    backoff = min(backoff * 2, 300.0)
                 except Exception as exc:  # never a traceback on screen: log it, report one line
                     self._log_crash()
                     self._emit_state("error", error=f"internal error: {exc.__class__.__name__}: {exc}"[:300])
@@ -311,7 +322,7 @@ class SyncService:
                 return name
         return None
 
-    def _log_crash(self) -> None:
+    def _log_crash(self) -> None:  # (ui/crash.py has the same for the app)
         try:
             d = paths.ensure_private_dir(paths.state_dir())
             # 0600 whatever the umask (a traceback may quote server text); never through a symlink
@@ -321,3 +332,11 @@ class SyncService:
                 fh.write(time.strftime("%Y-%m-%d %H:%M:%S ") + traceback.format_exc() + "\n")
         except OSError:
             pass
+
+
+def _pending(store: Store) -> int:
+    """The pending count for a state event (0 when the store cannot say: it is what failed)."""
+    try:
+        return store.pending_count()
+    except sqlite3.Error:
+        return 0

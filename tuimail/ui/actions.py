@@ -7,6 +7,7 @@ network (open, raw source, parts) runs in a thread worker: the UI never waits.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from functools import partial
 
@@ -14,6 +15,7 @@ from textual.worker import Worker, WorkerState
 
 from ..errors import NotCached, TuimailError
 from ..mail.sanitize import sanitize_line
+from ..store.failure import store_error
 from .message_view import build_lines
 
 SEEN, FLAGGED = "\\Seen", "\\Flagged"
@@ -178,9 +180,22 @@ class MessageActions:
 
     # ------------------------------------------------------------------ intents
 
-    def set_flags(self, t: Target, add=(), remove=()) -> list[int]:
+    def _intent(self, t: Target, write) -> list[int]:
+        """Run a user intent's write. On a full disk (or a read-only file, a lock held too long)
+        the transaction changed nothing: say so in one line and go on; a damaged store ends the
+        app with its line (ui/crash.py)."""
         store = self.tapp.stores[t.account]
-        changed = store.set_flags(t.folder_id, [t.uid], add=add, remove=remove)
+        try:
+            return write(store)
+        except sqlite3.Error as exc:
+            err = store_error(exc, store.path)
+            if err.kind == "corrupt":
+                raise err from None
+            self.notify(str(err), severity="error", markup=False, timeout=10)
+            return []
+
+    def set_flags(self, t: Target, add=(), remove=()) -> list[int]:
+        changed = self._intent(t, lambda store: store.set_flags(t.folder_id, [t.uid], add=add, remove=remove))
         if changed:
             if self.folder is not None and t.folder_id == self.folder.id and t.account == self.account:
                 self.hlist.invalidate(changed)
@@ -228,7 +243,7 @@ class MessageActions:
         self.counts_changed(t.account, t.folder_id)
 
     def move_to(self, t: Target, dest: str, dest_id: int | None = None) -> None:
-        uids = self.tapp.stores[t.account].move(t.folder_id, [t.uid], dest)
+        uids = self._intent(t, lambda store: store.move(t.folder_id, [t.uid], dest))
         self._hidden(t, uids)
         if dest_id is not None:
             self.counts_changed(t.account, dest_id)
@@ -247,7 +262,7 @@ class MessageActions:
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self._hidden(t, store.expunge(t.folder_id, [t.uid]))
+                self._hidden(t, self._intent(t, lambda store: store.expunge(t.folder_id, [t.uid])))
 
         from .screens import ConfirmScreen
 

@@ -21,6 +21,7 @@ from ..store.store import Store
 from . import keys
 from .bridge import EventBridge
 from .commands import TuimailCommands
+from .crash import CrashMixin
 from .launch import is_cold, run_app  # noqa: F401  (run_app: the entry point's old home)
 from .rows import DateFormatter
 from .main_screen import MainScreen
@@ -29,7 +30,7 @@ from .themes import DEFAULT_THEME, load_themes, resolve_name
 DEFAULT_DATE_FORMAT = "%Y-%m-%d %H:%M"
 
 
-class TuimailApp(App):
+class TuimailApp(CrashMixin, App):
     TITLE = "tuimail"
     COMMANDS = App.COMMANDS | {TuimailCommands}
     ENABLE_COMMAND_PALETTE = True

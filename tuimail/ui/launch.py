@@ -11,6 +11,8 @@ does not compete with the first paint for the GIL.
 
 from __future__ import annotations
 
+import sys
+
 from ..config import Config
 from ..store.store import Store
 
@@ -59,6 +61,8 @@ def run_app(config: Config, account_names: list[str] | None, *, offline: bool, s
 
         app = TuimailApp(config, stores, services, offline=offline, start_folder=start_folder, event_sink=bridge)
         app.run()  # the app starts the services (at once on a first run, else after its first paint)
+        if app.exit_line:  # a store error or a crash inside the app: one line (ui/crash.py)
+            print(app.exit_line, file=sys.stderr)
         return app.return_code or 0
     finally:
         for svc in services.values():
