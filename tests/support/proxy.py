@@ -159,6 +159,7 @@ class Connection:
         self.server_lines = 0  # CRLF-terminated lines forwarded server -> client
         self._last_cr = False
         self.cut_pending = False  # flush to_client, then cut
+        self.stall_after_send: threading.Event | None = None  # stall_on_client(forward=True)
         self.closed = False
         self.cut = False  # ended by the proxy (as opposed to a side closing)
         self._client_eof = False
@@ -201,6 +202,7 @@ class FaultProxy(_Loop):
         self._refuse = False
         self._stalled = False
         self._rule: dict | None = None
+        self._hold: dict | None = None
         self.cuts = 0
         self.start()
 
@@ -215,7 +217,9 @@ class FaultProxy(_Loop):
         self._set_rule("lines", n, per_connection, once)
 
     def clear_rules(self) -> None:
-        self.call(lambda: setattr(self, "_rule", None))
+        def clear():
+            self._rule = self._hold = None
+        self.call(clear)
 
     def stall(self) -> None:
         """Stop forwarding in both directions (the sockets stay open; data waits)."""
@@ -223,6 +227,18 @@ class FaultProxy(_Loop):
 
     def resume(self) -> None:
         self.call(lambda: setattr(self, "_stalled", False))
+
+    def stall_on_client(self, pattern: bytes, *, nth: int = 1, forward: bool = True) -> threading.Event:
+        """Stall (as `stall()`) when the client sends data holding `pattern` for the nth time,
+        e.g. b" STORE ": with forward=True the command reaches the server first and its answer
+        is what waits; with forward=False the command itself waits. Returns an Event set once
+        the stall is in effect; `resume()` ends it, `clear_rules()` drops a rule not yet hit."""
+        held = threading.Event()
+
+        def arm():
+            self._hold = {"pattern": pattern, "left": nth, "forward": forward, "event": held}
+        self.call(arm)
+        return held
 
     def cut_now(self) -> int:
         """Reset every open connection now; returns how many were cut."""
@@ -330,6 +346,10 @@ class FaultProxy(_Loop):
                     self._close(conn, cut=False)
                     return
                 del buf[:sent]
+                if sock is conn.server and not buf and conn.stall_after_send is not None:
+                    self._stalled = True
+                    conn.stall_after_send.set()
+                    conn.stall_after_send = None
             if conn.cut_pending and not conn.to_client:
                 self._cut(conn)
                 return
@@ -348,11 +368,26 @@ class FaultProxy(_Loop):
                     conn.client_bytes += len(data)
                     self.client_bytes += len(data)
                     conn.to_server += data
+                    self._check_hold(conn, data)
             else:
                 if not data:
                     conn._server_eof = True
                 else:
                     self._from_server(conn, data)
+
+    def _check_hold(self, conn: Connection, data: bytes) -> None:
+        hold = self._hold
+        if hold is None or hold["pattern"] not in data:
+            return
+        hold["left"] -= data.count(hold["pattern"])
+        if hold["left"] > 0:
+            return
+        self._hold = None
+        if hold["forward"]:
+            conn.stall_after_send = hold["event"]  # once the command is on its way to the server
+        else:
+            self._stalled = True
+            hold["event"].set()
 
     def _from_server(self, conn: Connection, data: bytes) -> None:
         if conn.cut_pending:
