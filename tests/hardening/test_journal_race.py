@@ -209,3 +209,23 @@ def test_sending_entries_count_as_pending_and_stay_immutable(setup):
     assert seen["entries"] == [(("\\Seen",), ()), (("\\Flagged",), ())]
     assert seen["states"] == ["sending", "pending"]
     _converged(user, direct, {"\\Seen", "\\Flagged"})
+
+
+@pytest.mark.parametrize("forward", [True, False], ids=["answer-lost", "command-lost"])
+def test_connection_cut_while_mark_read_is_on_the_wire(setup, forward):
+    """The connection dies with +Seen on the wire (applied or not: tuimail cannot know); the user
+    then marks the message unread again. The next sync sends +Seen again, then -Seen."""
+    user, proxy, direct, proxied = setup
+    _set_flags(add=["\\Seen"])
+    held = proxy.stall_on_client(b" STORE ", forward=forward)
+    bg = BackgroundSync(proxied)
+    try:
+        assert held.wait(HOLD_TIMEOUT), "the sync never sent its STORE"
+        proxy.cut_now()
+    finally:
+        proxy.resume()
+        proxy.clear_rules()
+    assert bg.join() == 3
+    _set_flags(remove=["\\Seen"])
+    assert len(_pending()) == 2
+    _converged(user, direct, set())
