@@ -63,8 +63,8 @@ def test_cancelling_intent_on_a_claimed_entry_is_kept(st):
     assert entries(st)[2:] == [(2, "flags", ("\\Seen",), ())]
 
 
-def test_refused_entry_goes_back_to_pending_but_stays_immutable(st):
-    """Part of a refused run may be on the server: a newer intent is a new entry, not merged."""
+def test_refused_entry_goes_back_to_pending_but_takes_no_newer_intent(st):
+    """A newer intent does not share a refused entry's fate: it is a new entry, sent after it."""
     fid = st.folder_id("INBOX")
     st.set_flags(fid, [1], add=["\\Seen"], remove=[])
     (e,) = st.journal_claim(fid)

@@ -4,10 +4,12 @@ An intent changes the row the user sees *and* appends a journal entry in one tra
 sync engine replays the journal and deletes an entry only after the server confirmed it.
 
 An entry's `state`: 'pending' (waiting), 'sending' (claimed by the engine: its command may be on
-the wire, or may have reached the server before a crash), 'failed'. Only a 'pending' entry that
-was never tried may absorb a newer intent for the same message; anything else is immutable, so a
-newer intent becomes a new entry, sent after it. Whatever the state, an entry counts as pending
-for the flags shown (the server's flags with every entry applied on top, in id order).
+the wire, or may have reached the server before a crash), 'failed'. The engine deletes a sent
+entry by id once the server confirmed it, so only a 'pending' entry may absorb a newer intent for
+the same message (and only one never refused, so that the newer intent does not share its fate);
+otherwise the newer intent becomes a new entry, sent after it. Whatever the state, an entry
+counts as pending for the flags shown (the server's flags with every entry applied on top, in id
+order).
 """
 
 from __future__ import annotations
@@ -79,9 +81,9 @@ class JournalMixin:
         return changed
 
     def _journal_flags(self, folder_id, uid, message_id, add, remove, now) -> None:
-        # Coalesce with the message's latest flags entry (one STORE per intent net), but only while
-        # nothing has been sent of it: an entry being sent (or sent in part, then refused) is
-        # deleted by id once confirmed, and whatever was merged into it would go with it.
+        # Coalesce with the message's latest flags entry (one STORE per intent net), unless it is
+        # on the wire (deleted by id once confirmed: whatever was merged into it would go with it)
+        # or was refused before (the newer intent should not share its fate).
         prev = self.db.execute("SELECT id, add_flags, remove_flags, state, attempts FROM journal"
                                " WHERE folder_id = ? AND uid = ? AND op = 'flags' ORDER BY id DESC LIMIT 1",
                                (folder_id, uid)).fetchone()
@@ -179,7 +181,7 @@ class JournalMixin:
 
     def journal_failed(self, entry_id: int, error: str) -> None:
         with self.transaction():
-            # (attempts > 0 also keeps newer intents out of it: part of it may be on the server)
+            # (attempts > 0 also keeps newer intents out of it: see _journal_flags)
             self.db.execute("UPDATE journal SET attempts = attempts + 1, last_error = ?, state = 'pending'"
                             " WHERE id = ?", (error[:500], entry_id))
 
