@@ -54,7 +54,7 @@ action = st.one_of(user_op, user_op, other_op)
 # STORE or MOVE is held while more actions happen
 sync_op = st.tuples(st.just("sync"), st.lists(user_op, min_size=1, max_size=3), st.sampled_from([1, 1, 1, 2, 3]),
                     st.integers(0, 1), st.booleans(), st.lists(action, min_size=1, max_size=4))
-OPS = st.lists(st.one_of(action, sync_op, sync_op), min_size=1, max_size=4)
+OPS = st.lists(st.one_of(action, sync_op, sync_op), min_size=1, max_size=6 if FUZZ else 4)
 
 
 class World:
@@ -73,17 +73,24 @@ class World:
         self.direct.write_text(self.user.config_toml())
         self.proxied = root / "proxied.toml"
         self.proxied.write_text(self.user.config_toml(port=proxy.port))
-        self.phone = self.user.client()
+        self._phone = None  # logged in at its first action
         # expectations: per (m, flag) the actions in order, ("u"|"o", value); per m its folder
         self.events: dict[tuple[int, str], list[tuple[str, bool]]] = {}
         self.folder = {m: "INBOX" for m in INITIAL}
         self.sync(self.direct)
 
+    @property
+    def phone(self):
+        if self._phone is None:
+            self._phone = self.user.client()
+        return self._phone
+
     def close(self) -> None:
-        try:
-            self.phone.logout()
-        except Exception:  # noqa: BLE001
-            self.phone.shutdown()
+        if self._phone is not None:
+            try:
+                self._phone.logout()
+            except Exception:  # noqa: BLE001
+                self._phone.shutdown()
         self.server.remove_user_data(self.user)
 
     @staticmethod
