@@ -15,10 +15,10 @@ import threading
 
 import pytest
 
+from tests.integration.helpers import msg, server_state, store_state
 from tuimail import paths
 from tuimail.cli import main
 from tuimail.store import Store
-from tests.integration.helpers import msg, server_state, store_state
 
 from .conftest import ROOT, run_tuimail
 
@@ -145,7 +145,7 @@ def test_cli_flag_while_background_sync_holds_the_store(setup):
     finally:
         proxy.resume()
         proxy.clear_rules()
-        out, err = sync.communicate(timeout=60)
+        _, err = sync.communicate(timeout=60)
     assert sync.returncode == 0, err.decode(errors="replace")
     r = run_tuimail(direct, "sync")
     assert r.code == 0, r.err

@@ -30,10 +30,10 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from tests.support.proxy import FaultProxy
 from tuimail import paths
 from tuimail.cli import main
 from tuimail.store import Store
-from tests.support.proxy import FaultProxy
 
 from .scenario import duplicates, mid, msg, server_snapshot, store_snapshot
 from .test_journal_race import BackgroundSync
