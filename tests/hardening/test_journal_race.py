@@ -229,3 +229,19 @@ def test_connection_cut_while_mark_read_is_on_the_wire(setup, forward):
     _set_flags(remove=["\\Seen"])
     assert len(_pending()) == 2
     _converged(user, direct, set())
+
+
+def test_flag_set_while_a_conditional_store_comes_back_modified(setup):
+    """The phone changes the message while +Seen waits (UNCHANGEDSINCE fails: [MODIFIED]); the
+    engine fetches the flags again and re-applies +Seen, and the user's \\Flagged, made in the
+    same moment, is neither painted over by the refetch nor lost."""
+    user, proxy, direct, proxied = setup
+    _set_flags(add=["\\Seen"])
+
+    def during():
+        with user.client(select="INBOX") as phone:
+            phone.add_flags(phone.search(["HEADER", "Message-ID", "<m1@example.org>"]), ["\\Answered"])
+        _set_flags(add=["\\Flagged"])
+    _held_sync(proxy, proxied, b" STORE ", False, during)
+    assert store_state()["<m1@example.org>"] == {"\\Seen", "\\Flagged", "\\Answered"}
+    _converged(user, direct, {"\\Seen", "\\Flagged", "\\Answered"})
