@@ -159,6 +159,11 @@ class Connection:
         self.server_lines = 0  # CRLF-terminated lines forwarded server -> client
         self._last_cr = False
         self.cut_pending = False  # flush to_client, then cut
+        # stall_on_client(forward=True): the server's answer waits; the event is set once the
+        # tagged line ending it is here
+        self.answer_held = False
+        self.answer_tag: bytes | None = None
+        self.answer_event: threading.Event | None = None
         self.closed = False
         self.cut = False  # ended by the proxy (as opposed to a side closing)
         self._client_eof = False
@@ -201,6 +206,7 @@ class FaultProxy(_Loop):
         self._refuse = False
         self._stalled = False
         self._rule: dict | None = None
+        self._hold: dict | None = None
         self.cuts = 0
         self.start()
 
@@ -215,14 +221,34 @@ class FaultProxy(_Loop):
         self._set_rule("lines", n, per_connection, once)
 
     def clear_rules(self) -> None:
-        self.call(lambda: setattr(self, "_rule", None))
+        def clear():
+            self._rule = self._hold = None
+        self.call(clear)
 
     def stall(self) -> None:
         """Stop forwarding in both directions (the sockets stay open; data waits)."""
         self.call(lambda: setattr(self, "_stalled", True))
 
     def resume(self) -> None:
-        self.call(lambda: setattr(self, "_stalled", False))
+        def go():
+            self._stalled = False
+            for conn in self.connections:
+                conn.answer_held, conn.answer_tag, conn.answer_event = False, None, None
+        self.call(go)
+
+    def stall_on_client(self, pattern: bytes, *, nth: int = 1, forward: bool = True) -> threading.Event:
+        """Hold the command the client sends holding `pattern` for the nth time (e.g. b" STORE "):
+        with forward=False the command itself waits (as with `stall()`, everything waits); with
+        forward=True the server gets it and its answer waits (the event is set once the server
+        has answered: the command took effect, the client does not know yet). Returns an Event
+        set once the hold is in effect; `resume()` ends it, `clear_rules()` drops a rule not yet
+        hit."""
+        held = threading.Event()
+
+        def arm():
+            self._hold = {"pattern": pattern, "left": nth, "forward": forward, "event": held}
+        self.call(arm)
+        return held
 
     def cut_now(self) -> int:
         """Reset every open connection now; returns how many were cut."""
@@ -321,7 +347,7 @@ class FaultProxy(_Loop):
             return
         if mask & selectors.EVENT_WRITE:
             buf = conn.to_server if sock is conn.server else conn.to_client
-            if buf and not self._stalled:
+            if buf and not self._stalled and not (sock is conn.client and conn.answer_held):
                 try:
                     sent = sock.send(buf)
                 except (BlockingIOError, InterruptedError):
@@ -348,11 +374,34 @@ class FaultProxy(_Loop):
                     conn.client_bytes += len(data)
                     self.client_bytes += len(data)
                     conn.to_server += data
+                    self._check_hold(conn, data)
             else:
                 if not data:
                     conn._server_eof = True
                 else:
                     self._from_server(conn, data)
+
+    def _check_hold(self, conn: Connection, data: bytes) -> None:
+        hold = self._hold
+        if hold is None or hold["pattern"] not in data:
+            return
+        hold["left"] -= data.count(hold["pattern"])
+        if hold["left"] > 0:
+            return
+        self._hold = None
+        if hold["forward"]:
+            line = data[:data.index(hold["pattern"])].rsplit(b"\n", 1)[-1]
+            conn.answer_held, conn.answer_event = True, hold["event"]
+            conn.answer_tag = b"\n" + line.split(b" ", 1)[0] + b" "
+            self._check_answer(conn)
+        else:
+            self._stalled = True
+            hold["event"].set()
+
+    def _check_answer(self, conn: Connection) -> None:
+        if conn.answer_event is not None and conn.answer_tag in b"\n" + conn.to_client:
+            conn.answer_event.set()
+            conn.answer_event = None
 
     def _from_server(self, conn: Connection, data: bytes) -> None:
         if conn.cut_pending:
@@ -377,6 +426,7 @@ class FaultProxy(_Loop):
                     return
         self._count(conn, data)
         conn.to_client += data
+        self._check_answer(conn)
 
     @staticmethod
     def _nth_line_end(conn: Connection, data: bytes, n: int) -> int | None:
@@ -423,7 +473,8 @@ class FaultProxy(_Loop):
             self._update(conn, conn.client,
                          (0 if self._stalled or conn._client_eof or len(conn.to_server) > _HIGH_WATER
                           else selectors.EVENT_READ)
-                         | (selectors.EVENT_WRITE if conn.to_client and not self._stalled else 0))
+                         | (selectors.EVENT_WRITE if conn.to_client and not self._stalled
+                            and not conn.answer_held else 0))
             self._update(conn, conn.server,
                          (0 if self._stalled or conn._server_eof or conn.cut_pending
                           or len(conn.to_client) > _HIGH_WATER else selectors.EVENT_READ)

@@ -207,6 +207,27 @@ def test_stall_and_resume(echo):
         assert read_exactly(s, 6) == b"ping\r\n"
 
 
+@pytest.mark.parametrize("forward", [True, False])
+def test_stall_on_client_holds_the_nth_command(echo, forward):
+    """forward=True: the server got the 2nd STORE and answered (the echo), the client waits for
+    that answer; forward=False: the command itself waits. resume() delivers it."""
+    with FaultProxy(echo) as proxy, connect(proxy.port) as s:
+        read_exactly(s, len(GREETING))
+        held = proxy.stall_on_client(b" STORE ", nth=2, forward=forward)
+        s.sendall(b"a1 UID STORE 1 +FLAGS (x)\r\n")
+        assert read_exactly(s, 27) == b"a1 UID STORE 1 +FLAGS (x)\r\n"
+        assert not held.is_set()
+        s.sendall(b"a2 UID STORE 2 +FLAGS (x)\r\n")
+        assert held.wait(5)
+        wait_for(lambda: proxy.server_bytes == len(GREETING) + (54 if forward else 27))
+        s.settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            s.recv(10)
+        proxy.resume()
+        s.settimeout(5)
+        assert read_exactly(s, 27) == b"a2 UID STORE 2 +FLAGS (x)\r\n"
+
+
 def test_cut_now_resets_both_sides(echo):
     with FaultProxy(echo) as proxy:
         a, b = connect(proxy.port), connect(proxy.port)

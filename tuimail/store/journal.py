@@ -2,6 +2,14 @@
 
 An intent changes the row the user sees *and* appends a journal entry in one transaction; the
 sync engine replays the journal and deletes an entry only after the server confirmed it.
+
+An entry's `state`: 'pending' (waiting), 'sending' (claimed by the engine: its command may be on
+the wire, or may have reached the server before a crash), 'failed'. The engine deletes a sent
+entry by id once the server confirmed it, so only a 'pending' entry may absorb a newer intent for
+the same message (and only one never refused, so that the newer intent does not share its fate);
+otherwise the newer intent becomes a new entry, sent after it. Whatever the state, an entry
+counts as pending for the flags shown (the server's flags with every entry applied on top, in id
+order).
 """
 
 from __future__ import annotations
@@ -74,13 +82,16 @@ class JournalMixin:
         return changed
 
     def _journal_flags(self, folder_id, uid, message_id, add, remove, now) -> None:
-        # Coalesce with a pending flags entry for the same message: one STORE per intent net.
-        prev = self.db.execute("SELECT id, add_flags, remove_flags FROM journal WHERE folder_id = ? AND uid = ?"
-                               " AND op = 'flags' ORDER BY id DESC LIMIT 1", (folder_id, uid)).fetchone()
+        # Coalesce with the message's latest flags entry (one STORE per intent net), unless it is
+        # on the wire (deleted by id once confirmed: whatever was merged into it would go with it)
+        # or was refused before (the newer intent should not share its fate).
+        prev = self.db.execute("SELECT id, add_flags, remove_flags, state, attempts FROM journal"
+                               " WHERE folder_id = ? AND uid = ? AND op = 'flags' ORDER BY id DESC LIMIT 1",
+                               (folder_id, uid)).fetchone()
         later_move = prev and self.db.execute(
             "SELECT 1 FROM journal WHERE folder_id = ? AND uid = ? AND op != 'flags' AND id > ?",
             (folder_id, uid, prev[0])).fetchone()
-        if prev and not later_move:
+        if prev and not later_move and prev[3] == "pending" and prev[4] == 0:
             a, r = set(prev[1].split()), set(prev[2].split())
             a = (a - set(remove)) | set(add)
             r = (r - set(add)) | set(remove)
@@ -121,17 +132,41 @@ class JournalMixin:
 
     # ------------------------------------------------------------------ journal
 
-    def pending(self, folder_id: int | None = None) -> list[JournalEntry]:
-        """Entries still to be sent (failed ones are not replayed: see failed_entries)."""
-        q = ("SELECT j.id, j.folder_id, f.name, j.uid, j.message_id, j.op, j.add_flags, j.remove_flags, j.dest,"
-             " j.attempts, j.last_error, j.state FROM journal j JOIN folders f ON f.id = j.folder_id"
-             " WHERE j.state != 'failed'")
-        args: tuple = ()
-        if folder_id is not None:
-            q += " AND j.folder_id = ?"
-            args = (folder_id,)
+    _ENTRY_SQL = ("SELECT j.id, j.folder_id, f.name, j.uid, j.message_id, j.op, j.add_flags, j.remove_flags,"
+                  " j.dest, j.attempts, j.last_error, j.state FROM journal j JOIN folders f ON f.id = j.folder_id")
+
+    def _entries(self, where: str, args: tuple) -> list[JournalEntry]:
         return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], tuple(r[6].split()), tuple(r[7].split()),
-                             r[8], r[9], r[10], r[11]) for r in self.db.execute(q + " ORDER BY j.id", args)]
+                             r[8], r[9], r[10], r[11])
+                for r in self.db.execute(self._ENTRY_SQL + where + " ORDER BY j.id", args)]
+
+    def pending(self, folder_id: int | None = None) -> list[JournalEntry]:
+        """Every entry not yet confirmed by the server (being sent included), oldest first; failed
+        ones are not replayed (see failed_entries)."""
+        if folder_id is None:
+            return self._entries(" WHERE j.state != 'failed'", ())
+        return self._entries(" WHERE j.state != 'failed' AND j.folder_id = ?", (folder_id,))
+
+    def journal_claim(self, folder_id: int) -> list[JournalEntry]:
+        """The engine takes the folder's entries it is about to send, oldest first, in one
+        transaction: from then on they are immutable (newer intents become new entries). Entries
+        a crash or a cut connection left 'sending' are taken again: their outcome is unknown and
+        sending a flag change, a move or an expunge twice is harmless. Only the syncer holding the
+        account lock calls this, so no other 'sending' entry is in flight."""
+        with self.transaction():
+            self.db.execute("UPDATE journal SET state = 'sending' WHERE folder_id = ? AND uid > 0"
+                            " AND state = 'pending'", (folder_id,))
+            return self._entries(" WHERE j.folder_id = ? AND j.uid > 0 AND j.state = 'sending'", (folder_id,))
+
+    def journal_release(self, ids: Iterable[int]) -> None:
+        """Claimed entries that were not sent after all: back to 'pending' (still immutable if
+        tried before: see _journal_flags)."""
+        ids = list(ids)
+        with self.transaction():
+            for i in range(0, len(ids), _CHUNK):
+                chunk = ids[i:i + _CHUNK]
+                self.db.execute(f"UPDATE journal SET state = 'pending' WHERE state = 'sending'"
+                                f" AND id IN ({','.join('?' * len(chunk))})", chunk)
 
     def pending_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM journal WHERE state != 'failed'").fetchone()[0]
@@ -153,11 +188,15 @@ class JournalMixin:
     def journal_failed(self, entry_id: int, error: str, *, final: bool = False) -> None:
         """The server refused the entry; final: for good (kept as 'failed' for the user)."""
         with self.transaction():
+            # (attempts > 0 also keeps newer intents out of it: see _journal_flags)
             self.db.execute("UPDATE journal SET attempts = attempts + 1, last_error = ?,"
-                            " state = CASE WHEN ? THEN 'failed' ELSE state END WHERE id = ?",
+                            " state = CASE WHEN ? THEN 'failed' ELSE 'pending' END WHERE id = ?",
                             (error[:500], int(final), entry_id))
 
     def _pending_flag_deltas(self, folder_id: int) -> dict[int, tuple[set[str], set[str]]]:
+        """Net flag changes per uid of every entry not yet confirmed, 'sending' ones included (the
+        server may not have them yet), applied in id order. Call it inside the transaction that
+        writes the rows, so that an intent committed meanwhile is not painted over."""
         out: dict[int, tuple[set[str], set[str]]] = {}
         for uid, a, r in self.db.execute("SELECT uid, add_flags, remove_flags FROM journal"
                                          " WHERE folder_id = ? AND op = 'flags' ORDER BY id", (folder_id,)):

@@ -317,18 +317,19 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
         rows = list(rows)
         if not rows:
             return 0
-        pend = self._pending_flag_deltas(folder_id)
-        data = []
-        for r in rows:
-            flags = r[2]
-            if r[0] in pend:
-                flags = norm_flags(_apply(set(flags.split()), *pend[r[0]]))
-            fl = flags.split()
-            data.append((folder_id, r[0], r[1] or 0, flags, int("\\Seen" in fl), int("\\Flagged" in fl), *r[3:]))
-        # In key order: windows arrive newest first, and rows inserted in descending order split
-        # every B-tree page in half (100k rows: 1.73 s and 17,399 pages, against 0.93 s and 8,832).
-        data.sort(key=key_order)
-        with self.transaction():
+        with self.transaction():  # (the pending intents are read under the write lock)
+            pend = self._pending_flag_deltas(folder_id)
+            data = []
+            for r in rows:
+                flags = r[2]
+                if r[0] in pend:
+                    flags = norm_flags(_apply(set(flags.split()), *pend[r[0]]))
+                fl = flags.split()
+                data.append((folder_id, r[0], r[1] or 0, flags, int("\\Seen" in fl), int("\\Flagged" in fl),
+                             *r[3:]))
+            # In key order: windows arrive newest first, and rows inserted in descending order split
+            # every B-tree page in half (100k rows: 1.73 s and 17,399 pages, against 0.93 s and 8,832).
+            data.sort(key=key_order)
             self.db.executemany(
                 "INSERT OR REPLACE INTO messages(folder_id, uid, modseq, flags, seen, flagged, date, from_, to_, cc,"
                 " subject, message_id, in_reply_to, refs, size, has_attachment) VALUES"
@@ -341,28 +342,32 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
     def apply_server_flags(self, folder_id: int, updates: Iterable[tuple[int, Iterable[str], int | None]]) -> list[int]:
         """Server truth for (uid, flags, modseq); pending user intents stay applied on top.
         Returns the uids whose visible flags changed."""
-        pend = self._pending_flag_deltas(folder_id)
-        current = {}
         updates = list(updates)
+        if not updates:
+            return []
         uids = [u[0] for u in updates]
-        for i in range(0, len(uids), _CHUNK):
-            chunk = uids[i:i + _CHUNK]
-            current.update(self.db.execute(
-                f"SELECT uid, flags FROM messages WHERE folder_id = ? AND uid IN ({','.join('?' * len(chunk))})",
-                (folder_id, *chunk)))
         changed, data = [], []
-        for uid, flags, modseq in updates:
-            if uid not in current:
-                continue  # not cached yet (new mail is fetched separately)
-            eff = set(flags)
-            if uid in pend:
-                eff = _apply(eff, *pend[uid])
-            s = norm_flags(eff)
-            if s != current[uid]:
-                changed.append(uid)
-            data.append((s, int("\\Seen" in eff), int("\\Flagged" in eff), modseq, folder_id, uid))
-        if data:
-            with self.transaction():
+        # Read the rows and the pending intents under the write lock: an intent committed by the
+        # UI between the read and the write would otherwise be painted over until the next sync.
+        with self.transaction():
+            pend = self._pending_flag_deltas(folder_id)
+            current = {}
+            for i in range(0, len(uids), _CHUNK):
+                chunk = uids[i:i + _CHUNK]
+                current.update(self.db.execute(
+                    f"SELECT uid, flags FROM messages WHERE folder_id = ? AND uid IN ({','.join('?' * len(chunk))})",
+                    (folder_id, *chunk)))
+            for uid, flags, modseq in updates:
+                if uid not in current:
+                    continue  # not cached yet (new mail is fetched separately)
+                eff = set(flags)
+                if uid in pend:
+                    eff = _apply(eff, *pend[uid])
+                s = norm_flags(eff)
+                if s != current[uid]:
+                    changed.append(uid)
+                data.append((s, int("\\Seen" in eff), int("\\Flagged" in eff), modseq, folder_id, uid))
+            if data:
                 self.db.executemany(
                     "UPDATE messages SET flags = ?, seen = ?, flagged = ?, modseq = coalesce(?, modseq)"
                     " WHERE folder_id = ? AND uid = ?", data)
@@ -397,3 +402,8 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
             self.db.execute("DELETE FROM messages WHERE folder_id = ? AND uid = ?", (src_folder, uid))
             self.db.execute("DELETE FROM threads WHERE folder_id = ? AND uid = ?", (src_folder, uid))
             self.db.execute("UPDATE folders SET threads_dirty = 1 WHERE id IN (?, ?)", (src_folder, dest_folder))
+            # flag changes made while the move was on the wire (`tuimail flag` on the hidden row)
+            # follow the message; the move's own entry is deleted by id by the caller
+            self.db.execute("UPDATE journal SET folder_id = ?, uid = ?, state = 'pending' WHERE folder_id = ?"
+                            " AND uid = ? AND op = 'flags' AND state != 'failed'",
+                            (dest_folder, new_uid, src_folder, uid))

@@ -301,9 +301,16 @@ class Engine:
     # ------------------------------------------------------------------ journal replay
 
     def replay(self, fid: int, folder: str, unchangedsince: int | None) -> int:
-        """Send pending user actions for the selected folder, oldest first, in runs of one kind."""
-        entries = [e for e in self.store.pending(fid) if e.uid > 0]
+        """Send pending user actions for the selected folder, oldest first, in runs of one kind.
+
+        The entries are claimed first (state 'sending', one transaction): an intent the user
+        makes while their command is on the wire becomes a new entry, sent after them, and a
+        confirmation deletes exactly the entries that were sent. A cut connection leaves them
+        'sending', to be sent again by the next run (every command here is idempotent)."""
+        entries = self.store.journal_claim(fid)
         done = 0
+        gone: set[int] = set()  # moved or expunged by this replay: later entries went with them
+        refused: set[int] = set()  # a flags entry was refused: later ones wait (order per message)
         i = 0
         while i < len(entries):
             e = entries[i]
@@ -314,17 +321,30 @@ class Engine:
                                         entries[i].dest) == key:
                 run.append(entries[i])
                 i += 1
+            held = [x for x in run if x.uid in gone or (x.op == "flags" and x.uid in refused)]
+            if held:
+                # (re-pointed to the message's new place by move_row, deleted with it, or behind a refusal)
+                self.store.journal_release(x.id for x in held if x.uid not in gone)
+                run = [x for x in run if x not in held]
+                if not run:
+                    continue
             uids = [x.uid for x in run]
             try:
                 if e.op == "flags":
                     self._replay_flags(fid, uids, e.add_flags, e.remove_flags, unchangedsince)
                 elif e.op == "move":
+                    gone.update(uids)
                     self._replay_move(fid, uids, e.dest, folder, [x.message_id for x in run])
                 elif e.op == "expunge":
+                    gone.update(uids)
                     self.conn.expunge_uids(uids)
                     self.store.remove_uids(fid, uids)
                     self.emit(RowsChanged(self.account.name, fid, removed=tuple(uids)))
             except (CommandFailed, ValueError) as exc:  # ValueError: an argument we refuse to send
+                if e.op == "flags":
+                    refused.update(uids)
+                else:
+                    gone.difference_update(uids)
                 for x in run:
                     self._failed(fid, x, str(exc))
                 continue
