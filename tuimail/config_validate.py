@@ -139,7 +139,7 @@ class _Validator:
         for name, value in accounts_t.items():
             accounts[name] = self.account(name, value)
         ui = self.ui(doc["ui"]) if "ui" in doc else UIConfig()
-        keys = self.keys(doc["keys"]) if "keys" in doc else {}
+        keys = self.keys(doc["keys"], ui.keymap) if "keys" in doc else {}
         mailcap_path = None
         if "mailcap" in doc:
             mailcap = self.table("mailcap", doc["mailcap"])
@@ -299,15 +299,27 @@ class _Validator:
             return None
         return float(value)
 
-    def keys(self, value: Any) -> dict[str, tuple[str, ...]]:
+    def keys(self, value: Any, preset: str = "default") -> dict[str, tuple[str, ...]]:
+        from .ui import keys as keytable  # the action table (imports no Textual)
+
         t = self.table("keys", value)
         out: dict[str, tuple[str, ...]] = {}
+        names = list(keytable.BY_NAME)
         for action, v in t.items():
             kk = _join("keys", action)
+            if action not in keytable.BY_NAME:
+                guess = difflib.get_close_matches(action, names, n=1)
+                hint = f" (did you mean {json.dumps(guess[0])}?)" if guess else " (`?` in tuimail lists them)"
+                raise self.error(kk, f"unknown action{hint}")
             if isinstance(v, str):
                 out[action] = (self.string(kk, v),)
             elif isinstance(v, list):
                 out[action] = self.string_list(kk, v)
             else:
                 raise self.error(kk, f"expected a key string or a list of key strings, got {_show(v)}")
+        for key, a, b in keytable.conflicts(preset, out):
+            mine, other = (a, b) if a in out else (b, a)
+            scope = keytable.BY_NAME[other].scope
+            raise self.error(_join("keys", mine), f"key {_show(key)} is also bound to {other} ({scope});"
+                             f" unbind it there or choose another key")
         return out

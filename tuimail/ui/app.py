@@ -65,6 +65,17 @@ class TuimailApp(App):
             wanted = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
         self.theme = wanted
 
+    async def _on_key(self, event) -> None:
+        # App._on_key runs the bindings of the focus chain; a key none of them takes (and no
+        # key_ method) reaches here unhandled: the main screen says so in its status line.
+        event.prevent_default()  # App._on_key is called from here, not again after this handler
+        if await self._check_bindings(event.key):
+            return
+        await super()._on_key(event)
+        main = getattr(self, "_main", None)
+        if main is not None and self.screen is main:
+            main.unbound_key(event.key)
+
     @property
     def event_sink(self) -> EventBridge:
         """The callable to hand to SyncService(on_event=...): thread-safe, never blocks."""

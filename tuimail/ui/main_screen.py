@@ -233,6 +233,8 @@ class MainScreen(MessageActions, ReaderActions, Screen):
         if not info.selectable:
             self.notify("this folder holds only other folders", markup=False)
             return
+        if self.folder is not None and (account, folder_id) != (self.account, self.folder.id):
+            self.folder_left()
         self.account, self.folder = account, info
         hl = self.hlist
         hl.empty_text = "No messages in this folder"
@@ -278,7 +280,8 @@ class MainScreen(MessageActions, ReaderActions, Screen):
 
         from .screens import PickerScreen
 
-        self.app.push_screen(PickerScreen("Open folder", self.folder_choices()), chosen)
+        choices = self.folder_choices()
+        self.app.push_screen(PickerScreen("Open folder", choices, [v[1].name for _l, v in choices]), chosen)
 
     # ------------------------------------------------------------------ status and counts
 

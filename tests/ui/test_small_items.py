@@ -1,0 +1,143 @@
+"""Issue 11.7's smaller items, each as the user sees it: help, unbound keys, the preview, the
+delete dialog, folder matching in `c`, dates, themes, the palette."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .fixtures import make_config, run, screen_text, settle, wait_until
+
+
+def _opens(svc) -> list[tuple]:
+    return [c for c in svc.calls if c[0] == "open_message"]
+
+
+def test_help_lists_each_key_once(make_app):
+    cfg = dataclasses.replace(make_config(), keys={"cursor_down": ("j", "j", "down")})
+    app, store, svc = make_app(5, config=cfg)
+
+    async def go():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("question_mark")
+            await settle(pilot, app)
+            text = app.screen.query_one("MessageView").plain_text
+            line = next(ln for ln in text.splitlines() if ln.rstrip().endswith("cursor_down"))
+            assert line.split()[:2] == ["j,", "↓"], line
+
+    run(go())
+
+
+def test_an_unbound_key_says_so_in_the_status_line(make_app):
+    app, store, svc = make_app(5)
+
+    async def go():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("w")
+            await pilot.pause()
+            status = screen_text(app).splitlines()[-1]
+            assert "w: key not bound, ? for help" in status
+            await pilot.press("j")  # a bound key says nothing
+            assert app.main.hlist.current_uid == 2
+
+    run(go())
+
+
+def test_the_preview_follows_the_cursor_once_it_rests(make_app):
+    app, store, svc = make_app(30)
+
+    async def go():
+        async with app.run_test(size=(160, 45)) as pilot:
+            await settle(pilot, app)
+            assert not _opens(svc)
+            await pilot.press(*["j"] * 10)  # faster than the debounce: nothing fetched yet
+            assert not _opens(svc)
+            await wait_until(pilot, lambda: "this is message 11" in app.main.reader.plain_text)
+            await settle(pilot, app)
+            assert _opens(svc) == [("open_message", "INBOX", 11, False)]
+            assert app.main.hlist.has_focus  # the preview does not take the focus
+
+    run(go())
+
+
+def test_changing_folder_clears_the_preview(make_app):
+    app, store, svc = make_app(10, folder_rows={"Archive": 3})
+
+    async def go():
+        async with app.run_test(size=(160, 45)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: "this is message 1 in INBOX" in app.main.reader.plain_text)
+            await pilot.press("escape", "c")
+            await settle(pilot, app)
+            await pilot.press(*"archive", "enter")
+            await settle(pilot, app)
+            assert app.main.folder.name == "Archive"
+            assert "message 1 in INBOX" not in app.main.reader.plain_text
+            assert app.main.reader.uid is None
+
+    run(go())
+
+
+def test_delete_for_good_names_the_message(make_app):
+    app, store, svc = make_app(3, folder_rows={"Trash": 2})
+    fid = store.folder_id("Trash")
+    store.insert_headers(fid, [(9, 9, "", 1710000000, "Mallory \x1b[31m<m@evil.example>", "me@example.org", "",
+                                "Wire \x1b]0;pwned\x07transfer", "<m9@x>", None, "", 100, False)])
+
+    async def go():
+        async with app.run_test(size=(160, 45)) as pilot:
+            await settle(pilot, app)
+            app.main.open_folder("test", fid)
+            await settle(pilot, app)
+            app.main.hlist.select_uid(9)
+            await pilot.press("d")
+            await settle(pilot, app)
+            text = screen_text(app)
+            assert "Delete for good" in text and "Mallory" in text and "Wire" in text and "transfer" in text
+            assert "\x1b]0" not in text and "\x07" not in text
+            await pilot.press("n")
+            assert store.row(fid, 9) is not None
+
+    run(go())
+
+
+def test_change_folder_matches_folder_names_before_the_account(tmp_path):
+    """On an account named `work`, typing `Work` opens the folder Work, not the first folder of
+    the account (Archive, whose label "work: Archive" holds "work" too)."""
+    from datetime import timezone
+
+    from tuimail.config import Config
+    from tuimail.ui.app import TuimailApp
+
+    from .fixtures import NOW, FakeService, fill, make_store
+
+    store = make_store(tmp_path / "w.sqlite3", 3)
+    for name in ("Work", "Workshop", "Lists/work-archive"):
+        store.upsert_folder(name, "/", [], None)
+        fill(store, store.folder_id(name), range(1, 3))
+    acc = dataclasses.replace(make_config().accounts["test"], name="work")
+    app = TuimailApp(Config(accounts={"work": acc}, ui=make_config().ui), {"work": store},
+                     {"work": FakeService()}, clock=lambda: NOW, tz=timezone.utc)
+
+    async def pick(pilot, query: str) -> str:
+        await pilot.press("c")
+        await settle(pilot, app)
+        await pilot.press(*query, "enter")
+        await settle(pilot, app)
+        return app.main.folder.name
+
+    async def go():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            assert await pick(pilot, "Work") == "Work"
+            assert await pick(pilot, "inbox") == "INBOX"
+            assert await pick(pilot, "works") == "Workshop"  # prefix
+            assert await pick(pilot, "pytn") == "Lists/python"  # letters in order
+            assert await pick(pilot, "textual") == "Lists/textual"  # the last component
+
+    try:
+        run(go())
+    finally:
+        store.close()
