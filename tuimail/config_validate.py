@@ -9,12 +9,13 @@ import json
 import math
 import re
 import shlex
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .config_model import (ACCOUNT_KEYS, CREDENTIAL_KEYS, KEYMAPS, KINDS, MAILCAP_KEYS, PREVIEWS, ROLES,
-                           SECURITIES, SMTP_KEYS, SYNC_MODES, TOP_KEYS, UI_KEYS, Account, Config, UIConfig,
+                           SECURITIES, SMTP_KEYS, SORTS, SYNC_MODES, TOP_KEYS, UI_KEYS, Account, Config, UIConfig,
                            _show, default_port)
 from .errors import ConfigError
 from .paths import ACCOUNT_NAME_RE
@@ -283,10 +284,25 @@ class _Validator:
             mark_read_delay=delay,
             preview=self.choice("ui.preview", t.get("preview", d.preview), PREVIEWS),
             keymap=self.choice("ui.keymap", t.get("keymap", d.keymap), KEYMAPS),
-            date_format=self.string("ui.date_format", t.get("date_format", d.date_format)),
+            date_format=self.date_format("ui.date_format", t.get("date_format", d.date_format)),
+            sort=self.choice("ui.sort", t.get("sort", d.sort), SORTS + tuple("reverse-" + s for s in SORTS)),
             prefer_html=self.boolean("ui.prefer_html", t.get("prefer_html", d.prefer_html)),
             threaded=self.boolean("ui.threaded", t.get("threaded", d.threaded)),
         )
+
+    def date_format(self, key: str, value: Any) -> str:
+        fmt = self.string(key, value, empty_ok=True)
+        if any(ord(c) < 32 or ord(c) == 127 for c in fmt):
+            raise self.error(key, "control characters in the format")
+        try:
+            out = time.strftime(fmt, time.gmtime(86400 * 12345))
+        except ValueError as e:
+            raise self.error(key, f"not a strftime format: {e}") from None
+        if fmt and "%" not in fmt:
+            raise self.error(key, 'no %-directive in the format (e.g. "%Y-%m-%d %H:%M")')
+        if fmt and not out.strip():
+            raise self.error(key, 'the format shows nothing (e.g. "%Y-%m-%d %H:%M")')
+        return fmt
 
     def delay(self, key: str, value: Any) -> float | None:
         if value == "never":

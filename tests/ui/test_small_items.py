@@ -141,3 +141,30 @@ def test_change_folder_matches_folder_names_before_the_account(tmp_path):
         run(go())
     finally:
         store.close()
+
+
+def test_dates_keep_the_day_on_a_narrow_terminal_and_sort_and_date_format_apply(make_app):
+    from .fixtures import NOW
+
+    app, store, svc = make_app(3)
+    fid = store.folder_id("INBOX")
+    store.db.execute("UPDATE messages SET date = ? WHERE folder_id = ? AND uid = 3", (int(NOW) - 86400 * 400, fid))
+    store.db.commit()
+
+    async def go():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot, app)
+            assert "23-02-09" in screen_text(app)  # was "Feb'23": no day
+
+    run(go())
+    cfg = make_config(sort="reverse-date", date_format="%d.%m.%Y")
+    app, store, svc = make_app(3, config=cfg, store=store)
+
+    async def go2():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot, app)
+            assert app.main.hlist.current_uid == 3  # the oldest first
+            assert "09.02.2023" in screen_text(app)
+            assert "date ↑" in screen_text(app).splitlines()[-1]
+
+    run(go2())

@@ -620,3 +620,12 @@ def test_config_error_for_keys_exits_2_before_the_app(tmp_path, monkeypatch, cap
     assert main(["--config", str(p)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "keys.flag" in err
+
+
+def test_ui_sort_and_date_format(tmp_path):
+    cfg = load_config(write(tmp_path, MINIMAL + "[ui]\nsort = 'reverse-date'\ndate_format = '%d.%m.%y %H:%M'\n"))
+    assert cfg.ui.sort == "reverse-date" and cfg.ui.date_format == "%d.%m.%y %H:%M"
+    assert load_config(write(tmp_path, MINIMAL)).ui.sort == "date"
+    assert ": ui.sort: expected" in load_error(tmp_path, MINIMAL + "[ui]\nsort = 'random'\n")
+    assert "ui.date_format: no %-directive" in load_error(tmp_path, MINIMAL + "[ui]\ndate_format = 'day'\n")
+    assert "ui.date_format: control" in load_error(tmp_path, MINIMAL + '[ui]\ndate_format = "%d\\u001b[31m"\n')

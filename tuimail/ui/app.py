@@ -26,7 +26,6 @@ from .rows import DateFormatter
 from .main_screen import MainScreen
 from .themes import DEFAULT_THEME, load_themes, resolve_name
 
-DEFAULT_DATE_FORMAT = "%Y-%m-%d %H:%M"
 
 
 class TuimailApp(App):
@@ -45,7 +44,7 @@ class TuimailApp(App):
         self.offline = offline
         self.start_folder = start_folder
         self.clock = clock or time.time
-        fmt = config.ui.date_format if config.ui.date_format != DEFAULT_DATE_FORMAT else None
+        fmt = config.ui.date_format or None  # "": relative dates (14:05, Mar 05, 2023-03-05)
         self.dates = DateFormatter(self.clock, tz, fmt)
         self.bridge = event_sink or EventBridge()
         self.problems: list[str] = []

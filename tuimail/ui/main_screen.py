@@ -101,6 +101,7 @@ class MainScreen(MessageActions, ReaderActions, Screen):
         app = self.tapp
         hl = self.hlist
         hl.threaded = bool(app.config.ui.threaded)
+        hl.sort, hl.reverse = app.config.ui.sort.removeprefix("reverse-"), app.config.ui.sort.startswith("reverse-")
         for name, store in app.stores.items():
             self.status.info.accounts[name] = AccountState(
                 state="offline" if app.offline else "idle", pending=store.pending_count())
