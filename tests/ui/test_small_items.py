@@ -168,3 +168,89 @@ def test_dates_keep_the_day_on_a_narrow_terminal_and_sort_and_date_format_apply(
             assert "date ↑" in screen_text(app).splitlines()[-1]
 
     run(go2())
+
+
+def _cell(app, x: int, y: int):
+    """(character, style) of one screen cell."""
+    from rich.cells import cell_len
+    strip = app.screen._compositor.render_strips()[y]
+    pos = 0
+    for seg in strip:
+        for ch in seg.text:
+            if pos == x:
+                return ch, seg.style
+            pos += cell_len(ch)
+    raise IndexError(x)
+
+
+def test_the_focused_pane_is_marked_in_every_theme_and_tree_guides_are_visible(make_app):
+    """issue 11.7: a bar in the accent colour on the focused pane's edge (tree, list, reader), and
+    the classic theme's tree guides are not black."""
+    from textual.color import Color
+
+    for theme in ("dark", "light", "classic"):
+        app, store, svc = make_app(5, config=make_config(theme=theme, preview="right"))
+
+        async def go():
+            async with app.run_test(size=(170, 30)) as pilot:
+                await settle(pilot, app)
+                main = app.main
+                accent = app.theme_variables["accent"]
+                # a widget's region holds its border: the left edge is the region's first column
+                edges = {"tree": main.folder_tree.region.x, "list": main.hlist.region.x, "reader": main.reader.region.x}
+                for pane, widget in (("list", main.hlist), ("tree", main.folder_tree), ("reader", main.reader)):
+                    widget.focus()
+                    await pilot.pause()
+                    for other, x in edges.items():
+                        ch, style = _cell(app, x, 2)
+                        if other == pane:
+                            assert ch == "▌", (theme, pane, ch)
+                            assert style.color == Color.parse(accent).rich_color, (theme, pane, style)
+                        else:
+                            assert ch != "▌", (theme, pane, other)
+                guide, style = _cell(app, main.folder_tree.region.x + 1, 2)  # "├" of the second folder
+                assert guide in "├└│", guide
+                assert style.color is not None and style.color.name not in ("default", "black", "color(0)")
+                assert style.color != style.bgcolor
+
+        run(go())
+
+
+def test_the_palette_lists_only_tuimail_commands_and_themes_and_remembers_the_theme(make_app, tmp_path,
+                                                                                    monkeypatch):
+    from textual.widgets import OptionList
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+    async def palette(pilot, app, query: str) -> list[str]:
+        await pilot.press("colon")
+        await pilot.pause(0.2)
+        await pilot.press(*query)
+        await pilot.pause(0.5)
+        ol = app.screen.query_one(OptionList)
+        return [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
+
+    app, store, svc = make_app(5)
+
+    async def go():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            themes = await palette(pilot, app, "theme")
+            assert any("tuimail-light" in t for t in themes), themes
+            assert not any(n in t for t in themes for n in ("nord", "textual-dark", "gruvbox", "dracula"))
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not await palette(pilot, app, "screenshot")  # Textual's system commands are gone
+            await pilot.press("escape")
+            await pilot.pause()
+            await palette(pilot, app, "theme light")
+            await pilot.press("enter")
+            await pilot.pause(0.2)
+            assert app.theme == "tuimail-light"
+
+    run(go())
+    assert (tmp_path / "state" / "tuimail" / "ui-state.json").exists()
+    app2, _s, _v = make_app(5, store=store)
+    assert app2.theme == "tuimail-light"  # remembered at the next start
+    app3, _s, _v = make_app(5, store=store, config=make_config(theme="classic"))
+    assert app3.theme == "tuimail-classic"  # the config file changed since: it wins

@@ -39,15 +39,21 @@ class MainScreen(MessageActions, ReaderActions, Screen):
     DEFAULT_CSS = """
     MainScreen { layout: vertical; }
     MainScreen #main { height: 1fr; }
-    MainScreen #folders { width: 26; border-right: vkey $panel-lighten-2; }
-    MainScreen.narrow #folders { width: 20; }
+    MainScreen #folders { width: 27; border-left: blank; }
+    MainScreen.narrow #folders { width: 21; }
     MainScreen #panes { width: 1fr; }
     MainScreen #panes.right { layout: horizontal; }
     MainScreen #panes.below { layout: vertical; }
+    MainScreen #list { border-left: vkey $tuimail-rule; }
     MainScreen #panes.right #list { width: 1fr; }
-    MainScreen #panes.right #reader { width: 1fr; min-width: 80; border-left: vkey $panel-lighten-2; }
+    MainScreen #panes.right #reader { width: 1fr; min-width: 80; border-left: vkey $tuimail-rule; }
     MainScreen #panes.below #list { height: 1fr; }
-    MainScreen #panes.below #reader { height: 1fr; border-top: hkey $panel-lighten-2; }
+    MainScreen #panes.below #reader { height: 1fr; border-top: hkey $tuimail-rule; }
+    /* the focused pane: a bar in the accent colour on its edge, in every theme (11.7) */
+    MainScreen #folders:focus, MainScreen #list:focus, MainScreen #panes.right #reader:focus {
+        border-left: outer $accent;
+    }
+    MainScreen #panes.below #reader:focus { border-top: outer $accent; }
     MainScreen.fullscreen #folders { display: none; }
     MainScreen.fullscreen #list { display: none; }
     MainScreen.fullscreen #panes #reader { border: none; }
