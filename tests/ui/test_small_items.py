@@ -95,7 +95,7 @@ def test_delete_for_good_names_the_message(make_app):
             await pilot.press("d")
             await settle(pilot, app)
             text = screen_text(app)
-            assert "Delete for good" in text and "Mallory" in text and "Wire" in text and "transfer" in text
+            assert "Delete this message for good?" in text and "From Mallory" in text and "Wire" in text and "transfer" in text
             assert "\x1b]0" not in text and "\x07" not in text
             await pilot.press("n")
             assert store.row(fid, 9) is not None

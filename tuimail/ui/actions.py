@@ -13,7 +13,7 @@ from functools import partial
 from textual.worker import Worker, WorkerState
 
 from ..errors import NotCached, TuimailError
-from ..mail.sanitize import sanitize_line, sanitize_strict
+from ..mail.sanitize import sanitize_line
 from .message_view import build_lines
 
 SEEN, FLAGGED = "\\Seen", "\\Flagged"
@@ -101,13 +101,12 @@ class MessageActions:
         help_keys = self.tapp.effective_keys.get("help", ())
         note = f"{display_key(key)}: key not bound" + (f", {display_key(help_keys[0])} for help" if help_keys else "")
         info = self.status.info
-        before = "" if getattr(self, "_unbound_note", None) == info.note else info.note
-        info.note = self._unbound_note = note
+        info.flash = note
         self.update_status()
 
         def restore() -> None:
-            if info.note == note:
-                info.note = before
+            if info.flash == note:
+                info.flash = ""
                 self.update_status()
 
         self.set_timer(3.0, restore)
@@ -306,9 +305,12 @@ class MessageActions:
 
         from .screens import ConfirmScreen
 
+        from .rows import sender_name
+
         row = self._row(t)
-        what = f"{sanitize_strict(row.from_)[:40]}: {sanitize_line(row.subject)[:60]}" if row else f"message {t.uid}"
-        self.app.push_screen(ConfirmScreen(f"Delete for good — {what}?"), answer)
+        what = (f"From {sender_name(row.from_)[:60]}: {sanitize_line(row.subject)[:120] or '(no subject)'}"
+                if row else f"message {t.uid}")
+        self.app.push_screen(ConfirmScreen("Delete this message for good?", what), answer)
 
     def action_archive(self) -> None:
         t = self.target()

@@ -72,15 +72,20 @@ class HelpScreen(ModalScreen[None]):
 
 class ConfirmScreen(ModalScreen[bool]):
     BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape,q", "answer(False)", "No")]
-    DEFAULT_CSS = _MODAL_CSS.format(name="ConfirmScreen")
+    DEFAULT_CSS = _MODAL_CSS.format(name="ConfirmScreen") + """
+    ConfirmScreen .detail { height: auto; max-height: 4; margin: 0 0 1 0; }
+    """
 
-    def __init__(self, question: str) -> None:
+    def __init__(self, question: str, detail: str = "") -> None:
         super().__init__()
         self.question = question
+        self.detail = detail  # what the question is about (e.g. the message), wrapped
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(Content(sanitize_line(self.question)), classes="title")
+            if self.detail:
+                yield Static(Content(sanitize_line(self.detail)), classes="detail")
             yield Static(Content("y: yes    n / Esc: no"), classes="hint")
 
     def action_answer(self, yes: bool) -> None:
