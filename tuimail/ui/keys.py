@@ -9,7 +9,9 @@ Rebind any action in the config file's ``[keys]`` table with its name, e.g.::
 
 Key strings are Textual's: a character (``"j"``, ``"G"``, ``"$"``, ``"?"``) or a name with
 modifiers (``"ctrl+d"``, ``"pagedown"``, ``"home"``, ``"enter"``, ``"escape"``, ``"space"``,
-``"comma"``). ``[ui] keymap = "mutt"`` starts from mutt's own bindings where they differ.
+``"comma"``). ``[ui] keymap = "mutt"`` starts from mutt's own bindings where they differ. A key
+the table binds to two actions of one scope, or to a global action and a pane's, is a config error
+(conflicts()), as is an unknown action name.
 
 Scopes: ``global`` keys work anywhere in the main window (on the message under the list cursor,
 or the open message when the reader has the focus); ``list`` keys when the header list has the
