@@ -591,6 +591,7 @@ def test_parse_config_from_text():
         ("flag = 'd'\n", "keys.flag", ['"d"', "delete (global)"]),
         ("sort = 'F'\n", "keys.sort", ['"F"', "flag (global)"]),
         ("cursor_down = ['j', 'n']\n", "keys.cursor_down", ['"n"', "next_unread (list)"]),
+        ("flag = 'question_mark'\n", "keys.flag", ['"question_mark"', "help (global)"]),  # "?" by name
         ("flg = 'f'\n", "keys.flg", ["unknown action", '"flag"']),
         ("frobnicate = 'x'\n", "keys.frobnicate", ["unknown action"]),
     ],

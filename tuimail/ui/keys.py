@@ -195,6 +195,12 @@ def unknown_actions(overrides: Mapping[str, object]) -> list[str]:
     return [name for name in overrides if name not in BY_NAME]
 
 
+# Textual's names of the punctuation keys: "?" and "question_mark" are one key to the conflict check
+_SAME = {"?": "question_mark", ":": "colon", "$": "dollar_sign", "|": "vertical_line", "-": "minus",
+         "_": "underscore", "=": "equals_sign", "*": "asterisk", "^": "circumflex_accent", "comma": ",",
+         "space": " ", "+": "plus", "/": "slash", "!": "exclamation_mark", "tab": "ctrl+i", "enter": "ctrl+m"}
+
+
 def _shadows(a: str, b: str) -> bool:
     """Whether one key on actions of scopes a and b makes one of them unreachable: the same scope,
     or a global action against a pane's (the focused pane's binding wins)."""
@@ -204,7 +210,7 @@ def _shadows(a: str, b: str) -> bool:
 def _pairs(eff: Mapping[str, tuple[str, ...]]) -> dict[tuple[str, str, str], None]:
     by_key: dict[str, list[Action]] = {}
     for a in ACTIONS:
-        for k in dict.fromkeys(_key(k) for k in eff.get(a.name, ())):
+        for k in dict.fromkeys(_SAME.get(k, k) for k in eff.get(a.name, ())):
             by_key.setdefault(k, []).append(a)
     out: dict[tuple[str, str, str], None] = {}
     for k, acts in by_key.items():
