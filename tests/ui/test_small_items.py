@@ -51,12 +51,18 @@ def test_the_preview_follows_the_cursor_once_it_rests(make_app):
         async with app.run_test(size=(160, 45)) as pilot:
             await settle(pilot, app)
             assert not _opens(svc)
-            await pilot.press(*["j"] * 10)  # faster than the debounce: nothing fetched yet
+            await pilot.press(*["j"] * 11)  # faster than the debounce: nothing fetched yet
             assert not _opens(svc)
-            await wait_until(pilot, lambda: "this is message 11" in app.main.reader.plain_text)
+            await wait_until(pilot, lambda: "this is message 12" in app.main.reader.plain_text)
             await settle(pilot, app)
-            assert _opens(svc) == [("open_message", "INBOX", 11, False)]
+            assert _opens(svc) == [("open_message", "INBOX", 12, False)]
             assert app.main.hlist.has_focus  # the preview does not take the focus
+            fid = store.folder_id("INBOX")
+            assert not store.row(fid, 12).seen  # a preview is not reading: scrolling marks nothing read
+            await pilot.press("enter")  # opening it is
+            await settle(pilot, app)
+            assert store.row(fid, 12).seen and app.main.reader.has_focus
+            assert len(_opens(svc)) == 1  # shown already: not fetched again
 
     run(go())
 

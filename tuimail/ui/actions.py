@@ -46,8 +46,7 @@ class MessageActions:
         self._mark_timer = None
         self._after_open: str | None = None
         self._preview_timer = None
-        self._previewing = False
-        self._kept_unread: set[tuple[str, int, int]] = set()  # marked unread by hand: no preview re-reads it
+        self._previewing = False  # the reader shows a preview: not marked read until opened
         self.reader_mode = "message"  # message | headers | raw
 
     # ------------------------------------------------------------------ targets
@@ -74,6 +73,13 @@ class MessageActions:
 
     def on_header_list_selected(self, event) -> None:
         self._stop_preview()
+        r = self.reader
+        if (self._previewing and r.content is not None and self.folder is not None and r.uid == event.uid
+                and r.folder_key == (self.account, self.folder.id)):
+            self._previewing = False  # the preview is on screen already: opening it reads it
+            r.focus()
+            self._schedule_mark_read(self._gen, Target(self.account, self.folder.id, self.folder.name, event.uid))
+            return
         self.open_message(event.uid, focus=True)
 
     def on_header_list_cursor_moved(self, event) -> None:
@@ -186,7 +192,7 @@ class MessageActions:
         content, lines = built
         keep = reader.content is not None and reader.content.uid == content.uid
         reader.show_message(content, keep_scroll=keep, lines=lines)
-        if not keep and not (self._previewing and (t.account, t.folder_id, t.uid) in self._kept_unread):
+        if not keep and not self._previewing:
             self._schedule_mark_read(gen, t)  # read once shown, not when the fetch failed
         after, self._after_open = self._after_open, None
         if after == "attachments":
@@ -253,7 +259,6 @@ class MessageActions:
             return
         if row.seen:
             self.set_flags(t, remove=(SEEN,))
-            self._kept_unread.add((t.account, t.folder_id, t.uid))
             if self._mark_timer is not None:  # a pending mark-read would undo it
                 self._mark_timer.stop()
                 self._mark_timer = None
