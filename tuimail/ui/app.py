@@ -27,7 +27,6 @@ from .main_screen import MainScreen
 from .themes import DEFAULT_THEME, load_themes, resolve_name
 
 
-
 class TuimailApp(App):
     TITLE = "tuimail"
     COMMANDS = {TuimailCommands}  # tuimail's actions, themes and folders only (not Textual's)
