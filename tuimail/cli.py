@@ -36,28 +36,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"tuimail {__version__}")
     p.add_argument("-f", dest="start_folder", metavar="FOLDER", help="open this folder first")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
-    s = sub.add_parser("sync", help="sync one folder or all; prints a one-line summary",
+    common = (f"Options before COMMAND: --config FILE (default: {paths.default_config_path()}),"
+              " --account NAME (needed when several are configured), --offline (no network), --demo.")
+    s = sub.add_parser("sync", epilog=common, help="sync one folder or all; prints a one-line summary",
                        description="Sync one folder (or every folder) with the server, send the queued"
                                    " changes (flags, moves) and print a one-line summary per account.")
     s.add_argument("folder", nargs="?", help="the folder to sync (default: every folder)")
-    f = sub.add_parser("folders", help="folders with role, total and unread (from the store)",
+    f = sub.add_parser("folders", epilog=common, help="folders with role, total and unread (from the store)",
                        description="Folders of the local store: name, role, total and unread messages."
                                    " Works offline; run `tuimail sync` to refresh.")
     f.add_argument("--json", action="store_true", help="print a JSON list instead of columns")
-    ls = sub.add_parser("list", help="messages of a folder, newest first (from the store; works offline)",
+    ls = sub.add_parser("list", epilog=common,
+                        help="messages of a folder, newest first (from the store; works offline)",
                         description="Messages of a folder from the local store, newest first: uid, N (unread)"
                                     " and ! (flagged), date, sender, subject. INBOX in any case.")
     ls.add_argument("folder", help="folder name, as `tuimail folders` prints it")
     ls.add_argument("--limit", type=int, default=50, metavar="N", help="at most N messages, 0 for all (default: 50)")
     ls.add_argument("--json", action="store_true", help="print a JSON list instead of columns")
-    r = sub.add_parser("read", help="the readable text of a message (fetched lazily, cached)",
+    r = sub.add_parser("read", epilog=common, help="the readable text of a message (fetched lazily, cached)",
                        description="Headers, text, links and attachment list of one message. The body is"
                                    " fetched once and cached; with --offline only cached bodies are shown"
                                    " (exit 3 otherwise).")
     r.add_argument("folder", help="folder name, as `tuimail folders` prints it")
     r.add_argument("uid", type=int, help="the message's uid, as `tuimail list` prints it")
     names = ", ".join(FLAG_NAMES)
-    fl = sub.add_parser("flag", help="show or change flags: +FLAG / -FLAG (works offline; next sync sends it)",
+    fl = sub.add_parser("flag", epilog=common,
+                        help="show or change flags: +FLAG / -FLAG (works offline; next sync sends it)",
                         description="Without changes: print the message's flags. With +FLAG / -FLAG: change"
                                     " them in the local store at once; the change is queued and sent to the"
                                     f" server at the next sync. FLAG is one of {names} (any case, with or"
@@ -153,6 +157,8 @@ def cmd_sync(config: Config, args) -> int:
                 engine = Engine(account, store, conn, bodies)
                 engine.negotiate()
                 if args.folder:
+                    if args.folder.upper() == "INBOX":  # RFC 3501: INBOX is case-insensitive
+                        args.folder = "INBOX"
                     t0 = time.monotonic()
                     engine.sync_folders_list()
                     if store.folder(args.folder) is None:

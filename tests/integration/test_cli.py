@@ -95,7 +95,7 @@ def test_list_inbox_any_case_unknown_uid_and_queued_flag(tuimail_env, mailuser, 
     (exit 2), not "no longer on the server"; `flag` says the change waits for the next sync."""
     mailuser.deliver("INBOX", msg(1, body="hello\r\n"))
     cli = Cli(tuimail_env.write_config(mailuser.config_toml()), capsys)
-    cli("sync")
+    cli("sync", "inbox")
     assert "message 1" in cli("list", "inbox")
     assert "hello" in cli("read", "Inbox", "1")
     cli("read", "INBOX", "99", expect=2)
@@ -117,6 +117,7 @@ def test_subcommand_help_documents_options_and_defaults(tuimail_env, capsys):
 
     assert str(paths.default_config_path()) in help_of().replace(" ", "")  # argparse wraps at "-"
     out = help_of("list")
+    assert str(paths.default_config_path()) in out.replace(" ", "")  # the options before COMMAND too
     assert "--limit N" in out and "default: 50" in out and "--json" in out
     out = help_of("flag")
     assert all(n in out for n in ("seen", "flagged", "answered", "deleted", "draft")) and "next sync" in out
