@@ -28,35 +28,58 @@ FLAG_NAMES = {"seen": "\\Seen", "flagged": "\\Flagged", "answered": "\\Answered"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tuimail", description="A keyboard-driven terminal mail reader.")
-    p.add_argument("--config", metavar="FILE", help="config file (default: %(default)s)",
-                   default=None)
+    p = argparse.ArgumentParser(prog="tuimail", description="A keyboard-driven terminal mail reader.",
+                                epilog="Without a COMMAND: the full-screen reader. `tuimail COMMAND --help`"
+                                       " describes each command. Exit codes: 0 ok, 2 usage or config error,"
+                                       " 3 network, TLS or authentication error.")
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help=f"config file (default: {paths.default_config_path()})")
     p.add_argument("--account", metavar="NAME", help="account to use (needed when several are configured)")
     p.add_argument("--offline", action="store_true", help="do not connect; browse the local store")
-    p.add_argument("--demo", action="store_true", help="run on an embedded demo server (no account needed)")
+    p.add_argument("--demo", action="store_true",
+                   help="run on an embedded demo server with generated mail (no account needed; also"
+                        " with a COMMAND, e.g. `tuimail --demo list INBOX`)")
     p.add_argument("--version", action="version", version=f"tuimail {__version__}")
     p.add_argument("-f", dest="start_folder", metavar="FOLDER", help="open this folder first")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
-    s = sub.add_parser("sync", help="sync one folder or all; prints a one-line summary")
-    s.add_argument("folder", nargs="?")
-    f = sub.add_parser("folders", help="folders with role, total and unread (from the store)")
-    f.add_argument("--json", action="store_true")
-    ls = sub.add_parser("list", help="messages of a folder, newest first (from the store; works offline)")
-    ls.add_argument("folder")
-    ls.add_argument("--limit", type=int, default=50)
-    ls.add_argument("--json", action="store_true")
-    r = sub.add_parser("read", help="the readable text of a message (fetched lazily, cached)")
-    r.add_argument("folder")
-    r.add_argument("uid", type=int)
-    fl = sub.add_parser("flag", help="show or change flags: +FLAG / -FLAG (works offline; next sync sends it)")
-    fl.add_argument("folder")
-    fl.add_argument("uid", type=int)
-    fl.add_argument("changes", nargs="*", metavar="+FLAG|-FLAG")
-    pe = sub.add_parser("pending", help="actions waiting to be sent or failed (from the store); discard them")
+    common = (f"Options before COMMAND: --config FILE (default: {paths.default_config_path()}),"
+              " --account NAME (needed when several are configured), --offline (no network), --demo.")
+    s = sub.add_parser("sync", epilog=common, help="sync one folder or all; prints a one-line summary",
+                       description="Sync one folder (or every folder) with the server, send the queued"
+                                   " changes (flags, moves) and print a one-line summary per account.")
+    s.add_argument("folder", nargs="?", help="the folder to sync (default: every folder)")
+    f = sub.add_parser("folders", epilog=common, help="folders with role, total and unread (from the store)",
+                       description="Folders of the local store: name, role, total and unread messages."
+                                   " Works offline; run `tuimail sync` to refresh.")
+    f.add_argument("--json", action="store_true", help="print a JSON list instead of columns")
+    ls = sub.add_parser("list", epilog=common,
+                        help="messages of a folder, newest first (from the store; works offline)",
+                        description="Messages of a folder from the local store, newest first: uid, N (unread)"
+                                    " and ! (flagged), date, sender, subject. INBOX in any case.")
+    ls.add_argument("folder", help="folder name, as `tuimail folders` prints it")
+    ls.add_argument("--limit", type=int, default=50, metavar="N", help="at most N messages, 0 for all (default: 50)")
+    ls.add_argument("--json", action="store_true", help="print a JSON list instead of columns")
+    r = sub.add_parser("read", epilog=common, help="the readable text of a message (fetched lazily, cached)",
+                       description="Headers, text, links and attachment list of one message. The body is"
+                                   " fetched once and cached; with --offline only cached bodies are shown"
+                                   " (exit 3 otherwise).")
+    r.add_argument("folder", help="folder name, as `tuimail folders` prints it")
+    r.add_argument("uid", type=int, help="the message's uid, as `tuimail list` prints it")
+    names = ", ".join(FLAG_NAMES)
+    fl = sub.add_parser("flag", epilog=common,
+                        help="show or change flags: +FLAG / -FLAG (works offline; next sync sends it)",
+                        description="Without changes: print the message's flags. With +FLAG / -FLAG: change"
+                                    " them in the local store at once; the change is queued and sent to the"
+                                    f" server at the next sync. FLAG is one of {names} (any case, with or"
+                                    " without a backslash: +seen, -\\Flagged) or a keyword ($Work).")
+    fl.add_argument("folder", help="folder name, as `tuimail folders` prints it")
+    fl.add_argument("uid", type=int, help="the message's uid, as `tuimail list` prints it")
+    fl.add_argument("changes", nargs="*", metavar="+FLAG|-FLAG", help=f"e.g. +seen -flagged (flags: {names})")
+    pe = sub.add_parser("pending", epilog=common, help="actions waiting to be sent or failed (from the store); discard them")
     pe.add_argument("--json", action="store_true")
     pe.add_argument("--discard", type=int, nargs="+", metavar="ID", help="forget these actions (ids from the list)")
     pe.add_argument("--discard-failed", action="store_true", help="forget every failed action")
-    rp = sub.add_parser("repair", help="rebuild a damaged store, keeping pending actions (a sync refills the rest)")
+    rp = sub.add_parser("repair", epilog=common, help="rebuild a damaged store, keeping pending actions (a sync refills the rest)")
     rp.add_argument("--account", metavar="NAME", default=argparse.SUPPRESS, help="only this account")
     rp.add_argument("--force", action="store_true", help="rebuild even if the store looks healthy")
     return p
@@ -130,6 +153,8 @@ def _store(config: Config, name: str | None):
 
 def _folder(store, name: str):
     fi = store.folder(name)
+    if fi is None and name.upper() == "INBOX":  # RFC 3501: INBOX is case-insensitive
+        fi = store.folder("INBOX")
     if fi is None:
         raise UsageError(f"no folder {sanitize_line(name)!r} in the local store (see `tuimail folders`;"
                          " run `tuimail sync` first)")
@@ -157,6 +182,8 @@ def cmd_sync(config: Config, args) -> int:
                 engine = Engine(account, store, conn, bodies)
                 engine.negotiate()
                 if args.folder:
+                    if args.folder.upper() == "INBOX":  # RFC 3501: INBOX is case-insensitive
+                        args.folder = "INBOX"
                     t0 = time.monotonic()
                     engine.sync_folders_list()
                     if store.folder(args.folder) is None:
@@ -231,7 +258,11 @@ def cmd_read(config: Config, args) -> int:
     from .sync.service import open_connection
     account, store = _store(config, args.account)
     with store:
-        _folder(store, args.folder)
+        fi = _folder(store, args.folder)
+        args.folder = fi.name
+        if store.row(fi.id, args.uid) is None:
+            raise UsageError(f"no message {args.uid} in {sanitize_line(fi.name)!r} (see `tuimail list"
+                             f" {sanitize_line(fi.name)}`; run `tuimail sync` if it is new)")
         bodies = BodyCache(paths.account_cache_path(account.name))
         conn = None
         try:
@@ -293,15 +324,18 @@ def cmd_flag(config: Config, args) -> int:
         fi = _folder(store, args.folder)
         row = store.row(fi.id, args.uid)
         if row is None:
-            raise UsageError(f"no message {args.uid} in {sanitize_line(args.folder)!r} (see `tuimail list`)")
+            raise UsageError(f"no message {args.uid} in {sanitize_line(fi.name)!r} (see `tuimail list`)")
         if args.changes:
             add, remove = [], []
             for tok in args.changes:
                 sign, flag = parse_flag(tok)
                 (add if sign == "+" else remove).append(flag)
-            store.set_flags(fi.id, [args.uid], add=add, remove=remove)
+            queued = store.set_flags(fi.id, [args.uid], add=add, remove=remove)
             row = store.row(fi.id, args.uid)
         print(sanitize_line(row.flags) if row.flags else "(no flags)")  # keywords come from the server
+    if args.changes:
+        print("tuimail: changed in the local store; queued for the server until the next sync (tuimail sync)"
+              if queued else "tuimail: no change: the flags were already so", file=sys.stderr)
     return 0
 
 

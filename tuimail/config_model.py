@@ -17,6 +17,7 @@ SYNC_MODES = ("auto", "qresync", "condstore", "plain")
 ROLES = ("inbox", "drafts", "sent", "archive", "junk", "trash")
 PREVIEWS = ("right", "below")
 KEYMAPS = ("default", "mutt")
+SORTS = ("date", "arrival", "from", "subject", "size")  # the list's orders ("reverse-date": oldest first)
 
 DEFAULT_PORTS = {
     ("imap", True): 993,
@@ -33,7 +34,7 @@ ACCOUNT_KEYS = (
     "roles", "smtp", "from", "folders", "idle", "timeout",
 )
 SMTP_KEYS = ("host", "port", "security", "username", "password", "password_command", "from")
-UI_KEYS = ("theme", "mark_read_delay", "preview", "keymap", "date_format", "prefer_html", "threaded")
+UI_KEYS = ("theme", "mark_read_delay", "preview", "keymap", "date_format", "sort", "prefer_html", "threaded")
 MAILCAP_KEYS = ("path",)
 SECRET_KEYS = frozenset({"password"})
 CREDENTIAL_KEYS = ("password", "password_command", "oauth2_token_command")
@@ -83,7 +84,8 @@ class UIConfig:
     mark_read_delay: float | None = 0.0
     preview: str = "right"  # "right" | "below"
     keymap: str = "default"  # "default" | "mutt"
-    date_format: str = "%Y-%m-%d %H:%M"  # strftime format
+    date_format: str = ""  # strftime format; "": relative (14:05, Mar 05, 2023-03-05)
+    sort: str = "date"  # one of SORTS, or "reverse-" + one of them
     prefer_html: bool = False
     threaded: bool = False
 

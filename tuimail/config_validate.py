@@ -9,12 +9,13 @@ import json
 import math
 import re
 import shlex
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .config_model import (ACCOUNT_KEYS, CREDENTIAL_KEYS, KEYMAPS, KINDS, MAILCAP_KEYS, PREVIEWS, ROLES,
-                           SECURITIES, SMTP_KEYS, SYNC_MODES, TOP_KEYS, UI_KEYS, Account, Config, UIConfig,
+                           SECURITIES, SMTP_KEYS, SORTS, SYNC_MODES, TOP_KEYS, UI_KEYS, Account, Config, UIConfig,
                            _show, default_port)
 from .errors import ConfigError
 from .paths import ACCOUNT_NAME_RE
@@ -139,7 +140,7 @@ class _Validator:
         for name, value in accounts_t.items():
             accounts[name] = self.account(name, value)
         ui = self.ui(doc["ui"]) if "ui" in doc else UIConfig()
-        keys = self.keys(doc["keys"]) if "keys" in doc else {}
+        keys = self.keys(doc["keys"], ui.keymap) if "keys" in doc else {}
         mailcap_path = None
         if "mailcap" in doc:
             mailcap = self.table("mailcap", doc["mailcap"])
@@ -292,10 +293,25 @@ class _Validator:
             mark_read_delay=delay,
             preview=self.choice("ui.preview", t.get("preview", d.preview), PREVIEWS),
             keymap=self.choice("ui.keymap", t.get("keymap", d.keymap), KEYMAPS),
-            date_format=self.string("ui.date_format", t.get("date_format", d.date_format)),
+            date_format=self.date_format("ui.date_format", t.get("date_format", d.date_format)),
+            sort=self.choice("ui.sort", t.get("sort", d.sort), SORTS + tuple("reverse-" + s for s in SORTS)),
             prefer_html=self.boolean("ui.prefer_html", t.get("prefer_html", d.prefer_html)),
             threaded=self.boolean("ui.threaded", t.get("threaded", d.threaded)),
         )
+
+    def date_format(self, key: str, value: Any) -> str:
+        fmt = self.string(key, value, empty_ok=True)
+        if any(ord(c) < 32 or ord(c) == 127 for c in fmt):
+            raise self.error(key, "control characters in the format")
+        try:
+            out = time.strftime(fmt, time.gmtime(86400 * 12345))
+        except ValueError as e:
+            raise self.error(key, f"not a strftime format: {e}") from None
+        if fmt and "%" not in fmt:
+            raise self.error(key, 'no %-directive in the format (e.g. "%Y-%m-%d %H:%M")')
+        if fmt and not out.strip():
+            raise self.error(key, 'the format shows nothing (e.g. "%Y-%m-%d %H:%M")')
+        return fmt
 
     def delay(self, key: str, value: Any) -> float | None:
         if value == "never":
@@ -308,15 +324,27 @@ class _Validator:
             return None
         return float(value)
 
-    def keys(self, value: Any) -> dict[str, tuple[str, ...]]:
+    def keys(self, value: Any, preset: str = "default") -> dict[str, tuple[str, ...]]:
+        from .ui import keys as keytable  # the action table (imports no Textual)
+
         t = self.table("keys", value)
         out: dict[str, tuple[str, ...]] = {}
+        names = list(keytable.BY_NAME)
         for action, v in t.items():
             kk = _join("keys", action)
+            if action not in keytable.BY_NAME:
+                guess = difflib.get_close_matches(action, names, n=1)
+                hint = f" (did you mean {json.dumps(guess[0])}?)" if guess else " (`?` in tuimail lists them)"
+                raise self.error(kk, f"unknown action{hint}")
             if isinstance(v, str):
                 out[action] = (self.string(kk, v),)
             elif isinstance(v, list):
                 out[action] = self.string_list(kk, v)
             else:
                 raise self.error(kk, f"expected a key string or a list of key strings, got {_show(v)}")
+        for key, a, b in keytable.conflicts(preset, out):
+            mine, other = (a, b) if a in out else (b, a)
+            scope = keytable.BY_NAME[other].scope
+            raise self.error(_join("keys", mine), f"key {_show(key)} is also bound to {other} ({scope});"
+                             f" unbind it there or choose another key")
         return out

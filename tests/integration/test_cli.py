@@ -88,3 +88,49 @@ def test_no_traceback_from_the_real_entry_point(tuimail_env, tmp_path):
     assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.count("\n") == 1
     p = subprocess.run([sys.executable, "-m", "tuimail", "--version"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and "tuimail" in p.stdout
+
+
+def test_list_inbox_any_case_unknown_uid_and_queued_flag(tuimail_env, mailuser, capsys):
+    """issue 11.7: `list inbox` finds INBOX; a uid that never existed is "no message N in FOLDER"
+    (exit 2), not "no longer on the server"; `flag` says the change waits for the next sync."""
+    mailuser.deliver("INBOX", msg(1, body="hello\r\n"))
+    cli = Cli(tuimail_env.write_config(mailuser.config_toml()), capsys)
+    cli("sync", "inbox")
+    assert "message 1" in cli("list", "inbox")
+    assert "hello" in cli("read", "Inbox", "1")
+    cli("read", "INBOX", "99", expect=2)
+    assert "no message 99 in 'INBOX'" in cli.last_err and "no longer" not in cli.last_err
+    assert cli.last_err.count("\n") == 1
+    assert cli("flag", "inbox", "1", "+flagged").split() == ["\\Flagged"]
+    assert "queued" in cli.last_err and "next sync" in cli.last_err
+    cli("flag", "INBOX", "1", "+flagged")
+    assert "queued" not in cli.last_err  # nothing changed, nothing queued
+
+
+def test_subcommand_help_documents_options_and_defaults(tuimail_env, capsys):
+    from tuimail import paths
+    from tuimail.cli import main
+
+    def help_of(*args):
+        assert main([*args, "--help"]) == 0
+        return " ".join(capsys.readouterr().out.split())
+
+    assert str(paths.default_config_path()) in help_of().replace(" ", "")  # argparse wraps at "-"
+    out = help_of("list")
+    assert str(paths.default_config_path()) in out.replace(" ", "")  # the options before COMMAND too
+    assert "--limit N" in out and "default: 50" in out and "--json" in out
+    out = help_of("flag")
+    assert all(n in out for n in ("seen", "flagged", "answered", "deleted", "draft")) and "next sync" in out
+    assert "every folder" in help_of("sync") and "--offline" in help_of("read")
+
+
+def test_demo_subcommands_show_the_demo_mail(tuimail_env, capsys):
+    """`tuimail --demo list|folders|read` sync the demo first (each run starts an empty store)."""
+    from tuimail.cli import main
+
+    assert main(["--demo", "list", "inbox", "--limit", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    newest = lines[0].split()[0]
+    assert main(["--demo", "read", "INBOX", newest]) == 0
+    assert "Subject:" in capsys.readouterr().out

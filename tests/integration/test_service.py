@@ -231,3 +231,22 @@ def test_a_first_run_holds_its_next_windows_until_the_ui_has_painted(mailuser, s
     t0 = time.monotonic()
     svc2.stop()
     assert time.monotonic() - t0 < 2.0, "stop() does not wait out the hold"
+
+
+def test_a_dead_fetch_connection_is_replaced_once_without_an_error(mailuser, service_for, proxy_factory):
+    """issue 11.7: after a server restart the first message opened showed "Server shutting down":
+    the kept fetch connection was dead. Now the fetch reconnects once, quietly."""
+    for i in (1, 2, 3):
+        mailuser.deliver("INBOX", msg(i))
+    proxy = proxy_factory(mailuser)
+    svc, ev = service_for(mailuser, port=proxy.port)
+    from tuimail.cli import main
+    assert main(["--config", str(svc.config.path), "sync"]) == 0
+    assert "hello" in svc.open_message("INBOX", 1).text  # the fetch connection is now open
+    assert proxy.cut_now() >= 1  # the server goes away under the idle connection
+    assert "hello" in svc.open_message("INBOX", 2).text
+    # a server that is really gone is still reported (one retry, not a loop)
+    proxy.cut_now()
+    proxy.refuse_new(True)
+    with pytest.raises(NotCached):
+        svc.open_message("INBOX", 3)

@@ -237,3 +237,21 @@ def test_first_fill_fetches_the_newest_screen_by_number_before_the_search(tuimai
         st = Store(paths.account_store_path(acc.name))
         st.reset_folder(st.folder_id("INBOX"), 0)  # empty again for the refusing round
         st.close()
+
+
+def test_a_message_without_date_is_dated_by_its_arrival(cli, mailuser):
+    """issue 11.7: no Date: header -> INTERNALDATE (fetched for those messages only), on the first
+    screen's path, the windowed path and an incremental sync."""
+    import calendar
+    when = calendar.timegm((2023, 5, 6, 7, 8, 9))
+    nodate = b"From: a@example.org\r\nSubject: undated %d\r\nMessage-ID: <u%d@x>\r\n\r\nbody\r\n"
+    mailuser.deliver("INBOX", nodate % (1, 1), internal_date=when)  # uid 1: past the first screen
+    fill(mailuser, 300)
+    mailuser.deliver("INBOX", nodate % (2, 2), internal_date=when + 60)  # the newest: first screen
+    cli("sync")
+    mailuser.append("INBOX", nodate % (3, 3))  # arrives now (APPEND sets INTERNALDATE)
+    cli("sync")
+    rows = {r["subject"]: r for r in cli.json("list", "INBOX", "--limit", "0")}
+    assert rows["undated 1"]["date"] == "2023-05-06T07:08:09Z"
+    assert rows["undated 2"]["date"] == "2023-05-06T07:09:09Z"
+    assert rows["undated 3"]["date"] is not None and rows["undated 3"]["date"] >= "2025"

@@ -174,4 +174,5 @@ def test_dates_and_sizes():
     for w in (40, 60, 80, 120, 200):
         f, dt, fr, su, sz = columns(w)
         assert f + 1 + dt + 1 + fr + 1 + su + (sz + 1 if sz else 0) == w
-    assert d(int(NOW) - 86400 * 400, compact=True) == "Feb'23"
+    assert d(int(NOW) - 86400 * 400, compact=True) == "23-02-09"  # the day stays (11.7)
+    assert DateFormatter(lambda: NOW, fmt="%A %d").width == len("Wednesday 28")

@@ -156,7 +156,7 @@ def test_full_account(tmp_path):
 
         [keys]
         quit = "q"
-        archive = ["a", "y"]
+        archive = ["a", "A"]
 
         [mailcap]
         path = "ca.pem"
@@ -178,7 +178,7 @@ def test_full_account(tmp_path):
     assert cfg.ui.theme == "light" and cfg.ui.mark_read_delay == 2.0
     assert cfg.ui.preview == "below" and cfg.ui.keymap == "mutt" and cfg.ui.date_format == "%d %b"
     assert cfg.ui.prefer_html is True and cfg.ui.threaded is True
-    assert cfg.keys == {"quit": ("q",), "archive": ("a", "y")}
+    assert cfg.keys == {"quit": ("q",), "archive": ("a", "A")}
     assert cfg.mailcap_path == tmp_path / "ca.pem"
 
 
@@ -583,3 +583,50 @@ def test_parse_config_from_text():
     with pytest.raises(ConfigError) as info:
         parse_config(account_toml("x", kind="1"), "demo.toml")
     assert str(info.value).startswith("demo.toml: accounts.x.kind: ")
+
+
+@pytest.mark.parametrize(
+    "table, key, words",
+    [
+        ("flag = 'd'\n", "keys.flag", ['"d"', "delete (global)"]),
+        ("sort = 'F'\n", "keys.sort", ['"F"', "flag (global)"]),
+        ("cursor_down = ['j', 'n']\n", "keys.cursor_down", ['"n"', "next_unread (list)"]),
+        ("flag = 'question_mark'\n", "keys.flag", ['"question_mark"', "help (global)"]),  # "?" by name
+        ("flg = 'f'\n", "keys.flg", ["unknown action", '"flag"']),
+        ("frobnicate = 'x'\n", "keys.frobnicate", ["unknown action"]),
+    ],
+)
+def test_keys_bound_twice_or_unknown_action_is_a_config_error(tmp_path, table, key, words):
+    """issue 11.7: one line naming the key, before the app starts (not a toast in the app)."""
+    msg = load_error(tmp_path, MINIMAL + "[keys]\n" + table)
+    assert f": {key}: " in msg
+    assert all(w in msg for w in words), msg
+
+
+def test_keys_that_do_not_collide_are_fine(tmp_path):
+    # the same key in two panes is fine (j: list and reader), so is the built-in q (quit / close),
+    # a key moved from one action to another, and the mutt keymap's own keys
+    cfg = load_config(write(tmp_path, MINIMAL + "[keys]\ndelete = 'x'\nflag = 'd'\nscroll_down = 'n'\n"
+                                                "close = ['q', 'escape']\n"))
+    assert cfg.keys["flag"] == ("d",)
+    load_config(write(tmp_path, MINIMAL + "[ui]\nkeymap = 'mutt'\n[keys]\nfullscreen = 'ctrl+f'\n"))
+    with pytest.raises(ConfigError, match="keys.fullscreen: key \"z\" is also bound to page_down"):
+        load_config(write(tmp_path, MINIMAL + "[ui]\nkeymap = 'mutt'\n[keys]\nfullscreen = 'z'\n"))
+
+
+def test_config_error_for_keys_exits_2_before_the_app(tmp_path, monkeypatch, capsys):
+    from tuimail.cli import main
+    p = write(tmp_path, MINIMAL + "[keys]\nflag = 'd'\n")
+    monkeypatch.setattr("tuimail.ui.launch.run_app", lambda *a, **k: pytest.fail("the app started"))
+    assert main(["--config", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "keys.flag" in err
+
+
+def test_ui_sort_and_date_format(tmp_path):
+    cfg = load_config(write(tmp_path, MINIMAL + "[ui]\nsort = 'reverse-date'\ndate_format = '%d.%m.%y %H:%M'\n"))
+    assert cfg.ui.sort == "reverse-date" and cfg.ui.date_format == "%d.%m.%y %H:%M"
+    assert load_config(write(tmp_path, MINIMAL)).ui.sort == "date"
+    assert ": ui.sort: expected" in load_error(tmp_path, MINIMAL + "[ui]\nsort = 'random'\n")
+    assert "ui.date_format: no %-directive" in load_error(tmp_path, MINIMAL + "[ui]\ndate_format = 'day'\n")
+    assert "ui.date_format: control" in load_error(tmp_path, MINIMAL + '[ui]\ndate_format = "%d\\u001b[31m"\n')

@@ -66,6 +66,14 @@ def run_demo(args) -> int:
         if getattr(args, "cmd", None):
             from ..cli import COMMANDS
             args.account = "demo"
+            if args.cmd != "sync":
+                # every demo run starts with an empty store: fill it first, quietly, so that
+                # `tuimail --demo list INBOX` shows the demo's mail (issue 11.7)
+                import argparse
+                import contextlib
+                import io
+                with contextlib.redirect_stdout(io.StringIO()):
+                    COMMANDS["sync"](config, argparse.Namespace(account="demo", folder=None, offline=False))
             return COMMANDS[args.cmd](config, args)
         try:
             from ..ui.launch import run_app

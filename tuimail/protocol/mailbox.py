@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator
 from ..errors import ProtocolError
 from . import uidset, wire
 from .responses import (_FLAGS_RE, _MODSEQ_RE, _SIZE_RE, _UID_RE, FolderEntry, HeaderItem, SelectResult,
-                        Unsolicited, _flags, encode_mailbox, flag_arg, mailbox_name, num, scan_header_fetches,
-                        status_dict, vanished_set)
+                        Unsolicited, _flags, encode_mailbox, flag_arg, internaldate_handler, mailbox_name, num,
+                        scan_header_fetches, status_dict, vanished_set)
 from .roles import assign_roles
 
 HEADER_FIELDS = b"FROM TO CC SUBJECT DATE MESSAGE-ID IN-REPLY-TO REFERENCES CONTENT-TYPE"
@@ -232,6 +232,14 @@ class MailboxCommands:
         sets = [b"1:*"] if uids is None else [s.encode() for s in uidset.chunked(uids)]
         for s in sets:
             self.command(b"UID FETCH " + s + b" " + items + mod, handler)
+        return out
+
+    def fetch_internaldates(self, uids: Iterable[int]) -> dict[int, int]:
+        """UID FETCH set (UID INTERNALDATE) -> {uid: arrival time, Unix seconds}: the date shown for
+        a message without a Date: header (rare, so fetched only for those)."""
+        out: dict[int, int] = {}
+        for s in uidset.chunked(sorted(set(uids))):
+            self.command(b"UID FETCH " + s.encode() + b" (UID INTERNALDATE)", internaldate_handler(out))
         return out
 
     def fetch_headers(self, uids: list[int]) -> Iterator[HeaderItem]:

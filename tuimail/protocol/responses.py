@@ -67,6 +67,31 @@ _FLAGS_RE = re.compile(rb"FLAGS \(([^)]*)\)")
 _UID_RE = re.compile(rb"UID (\d+)")
 _MODSEQ_RE = re.compile(rb"MODSEQ \((\d+)\)")
 _SIZE_RE = re.compile(rb"RFC822\.SIZE (\d+)")
+_IDATE_RE = re.compile(rb'INTERNALDATE "([^"\r\n]{1,40})"')
+
+
+def parse_internaldate(raw: bytes) -> int | None:
+    """RFC 3501 date-time ("17-Jul-1996 02:44:25 -0700", day space-padded) -> Unix seconds."""
+    from datetime import datetime
+    try:
+        return int(datetime.strptime(raw.decode("ascii").strip(), "%d-%b-%Y %H:%M:%S %z").timestamp())
+    except (ValueError, UnicodeDecodeError, OverflowError):
+        return None
+
+
+def internaldate_handler(out: dict[int, int]):
+    """The untagged-response handler of UID FETCH (UID INTERNALDATE): fills out {uid: ts}."""
+    def handler(resp) -> bool:
+        head = resp[0]
+        if len(resp) == 1 and b" FETCH " in head[:24]:
+            um, dm = _UID_RE.search(head), _IDATE_RE.search(head)
+            if um and dm:
+                ts = parse_internaldate(dm.group(1))
+                if ts is not None:
+                    out[num(um.group(1))] = ts
+                return True
+        return False
+    return handler
 _UNTAGGED_NUM = re.compile(rb"\* (\d+) ([A-Za-z]+)")
 
 

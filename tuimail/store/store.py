@@ -311,6 +311,17 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
 
     # ------------------------------------------------------------------ sync side writes
 
+    def set_missing_dates(self, folder_id: int, dates: dict[int, int]) -> list[int]:
+        """Dates for rows that have none (no Date: header): the arrival time. Returns the uids set."""
+        done = []
+        with self.transaction():
+            for uid, ts in dates.items():
+                cur = self.db.execute("UPDATE messages SET date = ? WHERE folder_id = ? AND uid = ? AND date IS NULL",
+                                      (ts, folder_id, uid))
+                if cur.rowcount:
+                    done.append(uid)
+        return done
+
     def insert_headers(self, folder_id: int, rows: Iterable[tuple]) -> int:
         """rows: (uid, modseq, flags_str, date, from_, to, cc, subject, message_id, in_reply_to, refs,
         size, has_attachment). Existing uids are replaced (a refetch after a crash is harmless)."""

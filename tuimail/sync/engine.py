@@ -249,11 +249,25 @@ class Engine:
     def fetch_headers(self, fid: int, uids: list[int], first: int = FIRST_WINDOW) -> int:
         """Headers of `uids`, newest first, committed window by window (the first holds `first`)."""
         total = 0
+        undated: list[int] = []
         for items in self.conn.fetch_header_windows(list(uidset.windows(uids, first, WINDOW))):
-            total += len(self._commit_headers(fid, items))
+            total += len(self._commit_headers(fid, items, undated))
             if first == FIRST_WINDOW:
                 self._first_window_done()
+        self._arrival_dates(fid, undated)  # after the pipeline: no other command in flight
         return total
+
+    def _arrival_dates(self, fid: int, uids: list[int]) -> None:
+        """Messages without a (parsable) Date: header are dated by their arrival (INTERNALDATE)."""
+        if not uids:
+            return
+        try:
+            dates = self.conn.fetch_internaldates(uids)
+        except CommandFailed:
+            return
+        changed = self.store.set_missing_dates(fid, dates)
+        if changed:
+            self.emit(RowsChanged(self.account.name, fid, uids=tuple(changed)))
 
     def _first_window_done(self) -> None:
         hook, self.after_first_window = self.after_first_window, None
@@ -267,14 +281,18 @@ class Engine:
             items = self.conn.fetch_header_seq(max(1, exists - FIRST_WINDOW + 1), exists)
         except CommandFailed:
             return []
-        uids = self._commit_headers(fid, items)
+        undated: list[int] = []
+        uids = self._commit_headers(fid, items, undated)
         self._first_window_done()
+        self._arrival_dates(fid, undated)
         return uids
 
-    def _commit_headers(self, fid: int, items) -> list[int]:
+    def _commit_headers(self, fid: int, items, undated: list[int]) -> list[int]:
         rows = []
         for item in items:
             s = summarize(item.header)
+            if s["date"] is None:
+                undated.append(item.uid)
             rows.append((item.uid, item.modseq or 0, " ".join(sorted(item.flags)), s["date"], s["from_"],
                          s["to"], s["cc"], s["subject"], s["message_id"], s["in_reply_to"], s["references"],
                          item.size, int(bool(s["has_attachment"]))))

@@ -167,15 +167,21 @@ class SyncService:
 
     def _fetch(self, fn):
         with self._fetch_lock:
-            reader = self._reader()
-            try:
-                with guard(self.store_path):  # sqlite3 errors: one line naming the store
-                    return fn(reader)
-            except NetworkError:
-                if self._fetch_conn is not None:
-                    self._fetch_conn.shutdown()
-                    self._fetch_conn = None
-                raise
+            reused = self._fetch_conn is not None
+            for attempt in (1, 2):
+                reader = self._reader()
+                try:
+                    with guard(self.store_path):  # sqlite3 errors: one line naming the store
+                        return fn(reader)
+                except NetworkError:
+                    if self._fetch_conn is not None:
+                        self._fetch_conn.shutdown()
+                        self._fetch_conn = None
+                    # A connection kept from an earlier fetch may have died meanwhile (the server
+                    # restarted: its "* BYE shutting down" waits in the socket): once, quietly,
+                    # on a new connection. Fetches are read-only (BODY.PEEK), a retry is safe.
+                    if not (reused and attempt == 1 and not self._offline):
+                        raise
 
     def open_message(self, folder: str, uid: int, *, more: bool = False):
         return self._fetch(lambda r: r.open(folder, uid, more))

@@ -19,6 +19,9 @@ from ..store.failure import store_error
 from .message_view import build_lines
 
 SEEN, FLAGGED = "\\Seen", "\\Flagged"
+# The preview follows the list cursor once it has rested this long: holding j down (key repeat,
+# ~30 ms apart) fetches nothing until the key is let go.
+PREVIEW_DELAY = 0.2
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class MessageActions:
         self._gen = 0
         self._mark_timer = None
         self._after_open: str | None = None
+        self._preview_timer = None
+        self._previewing = False  # the reader shows a preview: not marked read until opened
         self.reader_mode = "message"  # message | headers | raw
 
     # ------------------------------------------------------------------ targets
@@ -69,13 +74,64 @@ class MessageActions:
     # ------------------------------------------------------------------ opening
 
     def on_header_list_selected(self, event) -> None:
+        self._stop_preview()
+        r = self.reader
+        if (self._previewing and r.content is not None and self.folder is not None and r.uid == event.uid
+                and r.folder_key == (self.account, self.folder.id)):
+            self._previewing = False  # the preview is on screen already: opening it reads it
+            r.focus()
+            self._schedule_mark_read(self._gen, Target(self.account, self.folder.id, self.folder.name, event.uid))
+            return
         self.open_message(event.uid, focus=True)
 
-    def open_message(self, uid: int, *, focus: bool = False, more: bool = False) -> None:
+    def on_header_list_cursor_moved(self, event) -> None:
+        self._stop_preview()
+        self._preview_timer = self.set_timer(PREVIEW_DELAY, self._preview)
+
+    def _stop_preview(self) -> None:
+        if self._preview_timer is not None:
+            self._preview_timer.stop()
+            self._preview_timer = None
+
+    def _preview(self) -> None:
+        self._preview_timer = None
+        uid = self.hlist.current_uid
+        if uid is None or self.folder is None or self.has_class("fullscreen"):
+            return
+        if self.reader.uid == uid and self.reader.folder_key == (self.account, self.folder.id):
+            return  # already shown (J / K in the reader moved the cursor with it)
+        self.open_message(uid, preview=True)
+
+    def unbound_key(self, key: str) -> None:
+        """A key no binding took: say so in the status line for a few seconds (mutt does)."""
+        from .keys import display_key
+
+        help_keys = self.tapp.effective_keys.get("help", ())
+        note = f"{display_key(key)}: key not bound" + (f", {display_key(help_keys[0])} for help" if help_keys else "")
+        info = self.status.info
+        info.flash = note
+        self.update_status()
+
+        def restore() -> None:
+            if info.flash == note:
+                info.flash = ""
+                self.update_status()
+
+        self.set_timer(3.0, restore)
+
+    def folder_left(self) -> None:
+        """Another folder is opening: the preview of this one's message goes (and a fetch in
+        flight is dropped when it lands)."""
+        self._stop_preview()
+        self._gen += 1
+        self.reader.clear()
+
+    def open_message(self, uid: int, *, focus: bool = False, more: bool = False, preview: bool = False) -> None:
         if self.folder is None:
             return
         self._gen += 1
         gen = self._gen
+        self._previewing = preview
         reader = self.reader
         t = Target(self.account, self.folder.id, self.folder.name, uid)
         reader.folder_key, reader.uid = (t.account, t.folder_id), uid
@@ -138,7 +194,7 @@ class MessageActions:
         content, lines = built
         keep = reader.content is not None and reader.content.uid == content.uid
         reader.show_message(content, keep_scroll=keep, lines=lines)
-        if not keep:
+        if not keep and not self._previewing:
             self._schedule_mark_read(gen, t)  # read once shown, not when the fetch failed
         after, self._after_open = self._after_open, None
         if after == "attachments":
@@ -218,6 +274,9 @@ class MessageActions:
             return
         if row.seen:
             self.set_flags(t, remove=(SEEN,))
+            if self._mark_timer is not None:  # a pending mark-read would undo it
+                self._mark_timer.stop()
+                self._mark_timer = None
         else:
             self.set_flags(t, add=(SEEN,))
 
@@ -266,7 +325,12 @@ class MessageActions:
 
         from .screens import ConfirmScreen
 
-        self.app.push_screen(ConfirmScreen("Delete this message for good?"), answer)
+        from .rows import sender_name
+
+        row = self._row(t)
+        what = (f"From {sender_name(row.from_)[:60]}: {sanitize_line(row.subject)[:120] or '(no subject)'}"
+                if row else f"message {t.uid}")
+        self.app.push_screen(ConfirmScreen("Delete this message for good?", what), answer)
 
     def action_archive(self) -> None:
         t = self.target()
@@ -290,8 +354,8 @@ class MessageActions:
 
         from .screens import PickerScreen
 
-        self.app.push_screen(PickerScreen("Move to folder", self.folder_choices(t.account, exclude=t.folder_id)),
-                             chosen)
+        choices = self.folder_choices(t.account, exclude=t.folder_id)
+        self.app.push_screen(PickerScreen("Move to folder", choices, [v[1].name for _l, v in choices]), chosen)
 
     def action_sync(self) -> None:
         if self.tapp.offline:

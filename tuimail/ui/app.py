@@ -18,7 +18,7 @@ from textual.app import App
 
 from ..config import Config
 from ..store.store import Store
-from . import keys
+from . import keys, ui_state
 from .bridge import EventBridge
 from .commands import TuimailCommands
 from .crash import CrashMixin
@@ -27,12 +27,10 @@ from .rows import DateFormatter
 from .main_screen import MainScreen
 from .themes import DEFAULT_THEME, load_themes, resolve_name
 
-DEFAULT_DATE_FORMAT = "%Y-%m-%d %H:%M"
-
 
 class TuimailApp(CrashMixin, App):
     TITLE = "tuimail"
-    COMMANDS = App.COMMANDS | {TuimailCommands}
+    COMMANDS = {TuimailCommands}  # tuimail's actions, themes and folders only (not Textual's)
     ENABLE_COMMAND_PALETTE = True
 
     def __init__(self, config: Config, stores: dict[str, Store], services: dict[str, object], *,
@@ -46,7 +44,7 @@ class TuimailApp(CrashMixin, App):
         self.offline = offline
         self.start_folder = start_folder
         self.clock = clock or time.time
-        fmt = config.ui.date_format if config.ui.date_format != DEFAULT_DATE_FORMAT else None
+        fmt = config.ui.date_format or None  # "": relative dates (14:05, Mar 05, 2023-03-05)
         self.dates = DateFormatter(self.clock, tz, fmt)
         self.bridge = event_sink or EventBridge()
         self.problems: list[str] = []
@@ -60,11 +58,37 @@ class TuimailApp(CrashMixin, App):
         self.problems += problems
         for theme in themes.values():
             self.register_theme(theme)
-        wanted = resolve_name(config.ui.theme)
+        self.tuimail_themes = sorted(themes)  # the palette offers these (shipped and the user's)
+        wanted = resolve_name(ui_state.remembered_theme(config.ui.theme) or config.ui.theme)
+        if wanted not in self.available_themes:
+            wanted = resolve_name(config.ui.theme)
         if wanted not in self.available_themes:
             self.problems.append(f"theme {wanted!r} not found; using {DEFAULT_THEME}")
             wanted = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
         self.theme = wanted
+
+    async def _on_key(self, event) -> None:
+        # App._on_key runs the bindings of the focus chain; a key none of them takes (and no
+        # key_ method) reaches here unhandled: the main screen says so in its status line.
+        event.prevent_default()  # App._on_key is called from here, not again after this handler
+        if await self._check_bindings(event.key):
+            return
+        await super()._on_key(event)
+        main = getattr(self, "_main", None)
+        if main is not None and self.screen is main:
+            main.unbound_key(event.key)
+
+    def pick_theme(self, name: str) -> None:
+        """A theme chosen in the palette: used now and remembered for the next start."""
+        self.theme = name
+        problem = ui_state.save(theme=name, config_theme=self.config.ui.theme)
+        if problem:
+            self.notify(problem, severity="warning", markup=False)
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        # tuimail's own colours, for the themes that do not set them (Textual's): a mid grey reads
+        # on dark and light backgrounds alike. The shipped themes set their own.
+        return {"tuimail-rule": "#808080", "tuimail-guides": "#808080"}
 
     @property
     def event_sink(self) -> EventBridge:

@@ -38,8 +38,9 @@ class TuimailCommands(Provider):
             node = {"global": main, "list": main.hlist, "pager": main.reader}[a.scope]
             ks = ", ".join(keys.display_key(k) for k in eff.get(a.name, ()))
             out.append((a.description, partial(node.run_action, a.action), escape(f"{a.name}  {ks}".strip())))
-        for name in sorted(self.app.available_themes):
-            out.append((f"Theme: {name}", partial(setattr, self.app, "theme", name), "switch the colour theme"))
+        for name in self.app.tuimail_themes:  # type: ignore[attr-defined]
+            out.append((f"Theme: {name}", partial(self.app.pick_theme, name),  # type: ignore[attr-defined]
+                        "switch the colour theme (remembered)"))
         for label, (account, info) in main.folder_choices():
             out.append((f"Folder: {sanitize_line(label)}", partial(main.open_folder, account, info.id),
                         ""))

@@ -98,6 +98,10 @@ class FolderTree(Tree[FolderRef]):
 
     DEFAULT_CSS = """
     FolderTree { background: $panel; padding: 0; scrollbar-size-vertical: 1; }
+    /* Tree's own guide colours are the surface's, lightened: black with an ANSI theme (11.7) */
+    FolderTree > .tree--guides, FolderTree > .tree--guides-hover, FolderTree:focus > .tree--guides,
+    FolderTree:focus > .tree--guides-hover, FolderTree:light > .tree--guides,
+    FolderTree:light > .tree--guides-hover, FolderTree:ansi > .tree--guides { color: $tuimail-guides; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:

@@ -28,7 +28,7 @@ from ..store.store import MessageRow, Store
 from . import keys
 from .list_actions import ListActions
 from .list_loading import ListLoading, uid_array
-from .rows import DateFormatter, columns, format_size, sender_name
+from .rows import COMPACT, DateFormatter, columns, format_size, sender_name
 
 STRIP_CACHE = 1024
 ROW_CACHE = 4096
@@ -218,7 +218,7 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
             style += self.get_component_rich_style("header-list--cursor-blurred")
         dim = style + self.get_component_rich_style("header-list--dim") if state == 0 else style
         compact = width < 90 and not self.dates.fmt
-        w_flags, w_date, w_from, w_subj, w_size = columns(width, 6 if compact else self.dates.width)
+        w_flags, w_date, w_from, w_subj, w_size = columns(width, COMPACT if compact else self.dates.width)
         marks = ("N" if "\\Seen" not in fl else " ") + ("!" if "\\Flagged" in fl else
                                                         "D" if "\\Deleted" in fl else " ")
         marks += "r" if "\\Answered" in fl else "@" if row.has_attachment else " "

@@ -9,7 +9,9 @@ Rebind any action in the config file's ``[keys]`` table with its name, e.g.::
 
 Key strings are Textual's: a character (``"j"``, ``"G"``, ``"$"``, ``"?"``) or a name with
 modifiers (``"ctrl+d"``, ``"pagedown"``, ``"home"``, ``"enter"``, ``"escape"``, ``"space"``,
-``"comma"``). ``[ui] keymap = "mutt"`` starts from mutt's own bindings where they differ.
+``"comma"``). ``[ui] keymap = "mutt"`` starts from mutt's own bindings where they differ. A key
+the table binds to two actions of one scope, or to a global action and a pane's, is a config error
+(conflicts()), as is an unknown action name.
 
 Scopes: ``global`` keys work anywhere in the main window (on the message under the list cursor,
 or the open message when the reader has the focus); ``list`` keys when the header list has the
@@ -78,7 +80,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from textual.binding import Binding
+# No Textual at import time: the config validator (below the UI) checks [keys] against this table.
 
 
 @dataclass(frozen=True)
@@ -168,8 +170,10 @@ MUTT: dict[str, tuple[str, ...]] = {
 PRESETS = {"default": {}, "mutt": MUTT}
 
 
-def bindings(scope: str) -> list[Binding]:
+def bindings(scope: str) -> list:
     """The BINDINGS of one scope, each with its action name as the binding id (for the keymap)."""
+    from textual.binding import Binding
+
     return [Binding(",".join(_key(k) for k in a.keys) or "", a.action, a.description, show=False, id=a.name)
             for a in ACTIONS if a.scope == scope and a.keys]
 
@@ -185,12 +189,46 @@ def effective_keys(preset: str = "default", overrides: Mapping[str, tuple[str, .
     out.update(PRESETS.get(preset, {}))
     for name, keys in (overrides or {}).items():
         if name in out:
-            out[name] = tuple(keys)
+            out[name] = tuple(dict.fromkeys(keys))  # ["j", "j"] is one key (help lists it once)
     return out
 
 
 def unknown_actions(overrides: Mapping[str, object]) -> list[str]:
     return [name for name in overrides if name not in BY_NAME]
+
+
+# Textual's names of the punctuation keys: "?" and "question_mark" are one key to the conflict check
+_SAME = {"?": "question_mark", ":": "colon", "$": "dollar_sign", "|": "vertical_line", "-": "minus",
+         "_": "underscore", "=": "equals_sign", "*": "asterisk", "^": "circumflex_accent", "comma": ",",
+         "space": " ", "+": "plus", "/": "slash", "!": "exclamation_mark", "tab": "ctrl+i", "enter": "ctrl+m"}
+
+
+def _shadows(a: str, b: str) -> bool:
+    """Whether one key on actions of scopes a and b makes one of them unreachable: the same scope,
+    or a global action against a pane's (the focused pane's binding wins)."""
+    return a == b or "global" in (a, b)
+
+
+def _pairs(eff: Mapping[str, tuple[str, ...]]) -> dict[tuple[str, str, str], None]:
+    by_key: dict[str, list[Action]] = {}
+    for a in ACTIONS:
+        for k in dict.fromkeys(_SAME.get(k, k) for k in eff.get(a.name, ())):
+            by_key.setdefault(k, []).append(a)
+    out: dict[tuple[str, str, str], None] = {}
+    for k, acts in by_key.items():
+        for i, x in enumerate(acts):
+            for y in acts[i + 1:]:
+                if _shadows(x.scope, y.scope):
+                    out[(k, x.name, y.name)] = None
+    return out
+
+
+def conflicts(preset: str = "default", overrides: Mapping[str, tuple[str, ...]] | None = None
+              ) -> list[tuple[str, str, str]]:
+    """(key, action, other action) for each key the user's [keys] table binds to two actions that
+    shadow each other. The presets' own pairs (q: quit, and close in the reader) are by design."""
+    built_in = _pairs(effective_keys(preset))
+    return [p for p in _pairs(effective_keys(preset, overrides)) if p not in built_in]
 
 
 _UNBOUND = "\x00unbound"  # a key no terminal sends: how an action is unbound through the keymap

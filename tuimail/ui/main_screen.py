@@ -40,15 +40,21 @@ class MainScreen(MessageActions, ReaderActions, FailedActions, Screen):
     DEFAULT_CSS = """
     MainScreen { layout: vertical; }
     MainScreen #main { height: 1fr; }
-    MainScreen #folders { width: 26; border-right: vkey $panel-lighten-2; }
-    MainScreen.narrow #folders { width: 20; }
+    MainScreen #folders { width: 27; border-left: blank; }
+    MainScreen.narrow #folders { width: 21; }
     MainScreen #panes { width: 1fr; }
     MainScreen #panes.right { layout: horizontal; }
     MainScreen #panes.below { layout: vertical; }
+    MainScreen #list { border-left: vkey $tuimail-rule; }
     MainScreen #panes.right #list { width: 1fr; }
-    MainScreen #panes.right #reader { width: 1fr; min-width: 80; border-left: vkey $panel-lighten-2; }
+    MainScreen #panes.right #reader { width: 1fr; min-width: 80; border-left: vkey $tuimail-rule; }
     MainScreen #panes.below #list { height: 1fr; }
-    MainScreen #panes.below #reader { height: 1fr; border-top: hkey $panel-lighten-2; }
+    MainScreen #panes.below #reader { height: 1fr; border-top: hkey $tuimail-rule; }
+    /* the focused pane: a bar in the accent colour on its edge, in every theme (11.7) */
+    MainScreen #folders:focus, MainScreen #list:focus, MainScreen #panes.right #reader:focus {
+        border-left: outer $accent;
+    }
+    MainScreen #panes.below #reader:focus { border-top: outer $accent; }
     MainScreen.fullscreen #folders { display: none; }
     MainScreen.fullscreen #list { display: none; }
     MainScreen.fullscreen #panes #reader { border: none; }
@@ -102,6 +108,7 @@ class MainScreen(MessageActions, ReaderActions, FailedActions, Screen):
         app = self.tapp
         hl = self.hlist
         hl.threaded = bool(app.config.ui.threaded)
+        hl.sort, hl.reverse = app.config.ui.sort.removeprefix("reverse-"), app.config.ui.sort.startswith("reverse-")
         for name, store in app.stores.items():
             self.status.info.accounts[name] = AccountState(
                 state="offline" if app.offline else "idle", pending=store.pending_count())
@@ -235,6 +242,8 @@ class MainScreen(MessageActions, ReaderActions, FailedActions, Screen):
         if not info.selectable:
             self.notify("this folder holds only other folders", markup=False)
             return
+        if self.folder is not None and (account, folder_id) != (self.account, self.folder.id):
+            self.folder_left()
         self.account, self.folder = account, info
         hl = self.hlist
         hl.empty_text = "No messages in this folder"
@@ -280,7 +289,8 @@ class MainScreen(MessageActions, ReaderActions, FailedActions, Screen):
 
         from .screens import PickerScreen
 
-        self.app.push_screen(PickerScreen("Open folder", self.folder_choices()), chosen)
+        choices = self.folder_choices()
+        self.app.push_screen(PickerScreen("Open folder", choices, [v[1].name for _l, v in choices]), chosen)
 
     # ------------------------------------------------------------------ status and counts
 

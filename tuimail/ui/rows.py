@@ -30,9 +30,11 @@ class DateFormatter:
 
     @cached_property
     def width(self) -> int:
-        """Cells the full format needs (the compact one needs 6)."""
+        """Cells the full format needs (the compact one needs COMPACT): the longest of a sample of
+        dates (every month and weekday, two-digit days and hours), so no day is cut off."""
         if self.fmt:
-            return max(1, min(30, len(datetime.fromtimestamp(self.clock(), self.tz or None).strftime(self.fmt))))
+            samples = (datetime(2024, m, d, 23, 59, 59).strftime(self.fmt) for m in range(1, 13) for d in range(22, 29))
+            return max(1, min(30, max(len(sanitize_line(s)) for s in samples)))
         return 10
 
     def __call__(self, ts: int | None, compact: bool = False) -> str:
@@ -49,7 +51,10 @@ class DateFormatter:
             return d.strftime("%H:%M")
         if 0 <= (now - d).days < 180:
             return d.strftime("%b %d")
-        return d.strftime("%b'%y" if compact else "%Y-%m-%d")
+        return d.strftime("%y-%m-%d" if compact else "%Y-%m-%d")  # compact: still the day (11.7)
+
+
+COMPACT = 8  # cells of a compact date: "14:05", "Mar 05" or "23-03-05"
 
 
 def columns(width: int, date: int = 10) -> tuple[int, int, int, int, int]:

@@ -6,6 +6,8 @@ textual `Content` objects, after the sanitiser.
 
 from __future__ import annotations
 
+import re
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -70,15 +72,20 @@ class HelpScreen(ModalScreen[None]):
 
 class ConfirmScreen(ModalScreen[bool]):
     BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape,q", "answer(False)", "No")]
-    DEFAULT_CSS = _MODAL_CSS.format(name="ConfirmScreen")
+    DEFAULT_CSS = _MODAL_CSS.format(name="ConfirmScreen") + """
+    ConfirmScreen .detail { height: auto; max-height: 4; margin: 0 0 1 0; }
+    """
 
-    def __init__(self, question: str) -> None:
+    def __init__(self, question: str, detail: str = "") -> None:
         super().__init__()
         self.question = question
+        self.detail = detail  # what the question is about (e.g. the message), wrapped
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(Content(sanitize_line(self.question)), classes="title")
+            if self.detail:
+                yield Static(Content(sanitize_line(self.detail)), classes="detail")
             yield Static(Content("y: yes    n / Esc: no"), classes="hint")
 
     def action_answer(self, yes: bool) -> None:
@@ -106,18 +113,43 @@ class PromptScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
+def match_rank(query: str, name: str, label: str) -> int | None:
+    """How well `query` names a choice, best 0; None = no match. The name (a folder's) counts
+    before the label (which also holds the account and counts): exact (any case), then the last
+    path component exact, prefix, substring, letters in order (fuzzy), and last the label."""
+    q, n = query.casefold().strip(), name.casefold()
+    if not q:
+        return 0
+    leaf = re.split(r"[/.]", n)[-1]
+    if n == q:
+        return 0
+    if leaf == q:
+        return 1
+    if n.startswith(q) or leaf.startswith(q):
+        return 2
+    if q in n:
+        return 3
+    it = iter(n)
+    if all(c in it for c in q):
+        return 4
+    if q in label.casefold():
+        return 5
+    return None
+
+
 class PickerScreen(ModalScreen[object | None]):
-    """Pick one of (label, value); typing filters."""
+    """Pick one of (label, value); typing filters, best match first (see match_rank)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = _MODAL_CSS.format(name="PickerScreen") + """
     PickerScreen OptionList { height: auto; max-height: 20; border: none; background: $panel; }
     """
 
-    def __init__(self, title: str, choices: list[tuple[str, object]]) -> None:
+    def __init__(self, title: str, choices: list[tuple[str, object]], names: list[str] | None = None) -> None:
         super().__init__()
         self.title_text = title
         self.choices = [(sanitize_line(label), value) for label, value in choices]
+        self.names = [sanitize_line(n) for n in names] if names is not None else [c[0] for c in self.choices]
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -127,9 +159,12 @@ class PickerScreen(ModalScreen[object | None]):
             yield Static(Content("↑/↓: choose    Enter: ok    Esc: cancel"), classes="hint")
 
     def _options(self, query: str) -> list[Option]:
-        q = query.casefold()
-        return [Option(Text(label), id=str(i)) for i, (label, _v) in enumerate(self.choices)
-                if q in label.casefold()]
+        ranked = []
+        for i, (label, _v) in enumerate(self.choices):
+            r = match_rank(query, self.names[i], label)
+            if r is not None:
+                ranked.append((r, i, label))
+        return [Option(Text(label), id=str(i)) for _r, i, label in sorted(ranked)]
 
     def on_input_changed(self, event: Input.Changed) -> None:
         ol = self.query_one(OptionList)

@@ -32,6 +32,7 @@ class StatusInfo:
     accounts: dict[str, AccountState] = field(default_factory=dict)
     note: str = ""
     folder_error: str = ""  # the server's refusal of the open (or highlighted) folder
+    flash: str = ""  # a short message that has the whole line for a moment ("key not bound")
 
 
 def _short(text: str, n: int = 60) -> str:
@@ -40,6 +41,8 @@ def _short(text: str, n: int = 60) -> str:
 
 
 def render_status(info: StatusInfo) -> Content:
+    if info.flash:
+        return Content.assemble((" " + _short(info.flash, 76), "bold"))
     st = info.accounts.get(info.account, AccountState())
     parts: list[str | tuple[str, str]] = [
         (f" {_short(info.account, 20)}", "bold"),

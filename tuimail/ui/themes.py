@@ -4,7 +4,9 @@ Shipped themes live in ``themes/`` next to the ``tuimail`` package; users add th
 ``<config dir>/themes/NAME.toml`` (a user file with the same name wins). A file holds the fields
 of ``textual.theme.Theme`` (name, primary, secondary, accent, warning, error, success, foreground,
 background, surface, panel, boost, dark, ansi, luminosity_spread, text_alpha) and an optional
-``[variables]`` table of CSS variables. ``[ui] theme`` names one; "dark", "light" and "classic"
+``[variables]`` table of CSS variables, tuimail's own among them: ``tuimail-rule`` (the lines
+between the panes) and ``tuimail-guides`` (the folder tree's guides); the focused pane's bar is
+the ``accent`` colour. ``[ui] theme`` names one; "dark", "light" and "classic"
 are short for the shipped ``tuimail-*`` themes; Textual's built-in themes work too.
 """
 
