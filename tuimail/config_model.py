@@ -30,10 +30,12 @@ TOP_KEYS = ("accounts", "ui", "keys", "mailcap")
 ACCOUNT_KEYS = (
     "kind", "host", "port", "security", "username", "password", "password_command",
     "oauth2_token_command", "tls_ca_file", "tls_fingerprint", "sync_mode", "allow_insecure",
-    "roles", "smtp", "from", "folders", "idle",
+    "roles", "smtp", "from", "folders", "idle", "check_interval",
 )
 SMTP_KEYS = ("host", "port", "security", "username", "password", "password_command", "from")
-UI_KEYS = ("theme", "mark_read_delay", "preview", "keymap", "date_format", "prefer_html", "threaded")
+UI_KEYS = ("theme", "mark_read_delay", "preview", "keymap", "date_format", "prefer_html", "threaded",
+           "bell_on_new_mail", "title")
+CHECK_INTERVAL = 60.0  # seconds between checks of the other folders (accounts.NAME.check_interval)
 MAILCAP_KEYS = ("path",)
 SECRET_KEYS = frozenset({"password"})
 CREDENTIAL_KEYS = ("password", "password_command", "oauth2_token_command")
@@ -67,6 +69,7 @@ class Account:
     from_address: str | None = None
     folders: tuple[str, ...] | None = None  # None = sync every folder
     idle: bool = True
+    check_interval: float = CHECK_INTERVAL  # seconds between checks of folders IDLE does not watch
 
     @property
     def uses_oauth2(self) -> bool:
@@ -84,6 +87,8 @@ class UIConfig:
     date_format: str = "%Y-%m-%d %H:%M"  # strftime format
     prefer_html: bool = False
     threaded: bool = False
+    bell_on_new_mail: bool = False  # ring the terminal bell when new mail arrives
+    title: bool = True  # the terminal title shows the unread count / new mail
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,9 @@ from .responses import (_FLAGS_RE, _MODSEQ_RE, _UID_RE, _UNTAGGED_NUM, HEADER_FI
 from .responses import flag_arg as _flag_arg  # noqa: F401  (the flag validator, kept under its old name)
 
 MAX_LINE = 8192
+# OpenSSL's reasons when the other side of a TLS handshake speaks plain text (an IMAP greeting)
+PLAIN_TEXT_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+                                "HTTP_REQUEST", "UNKNOWN_PROTOCOL"})
 
 
 def tls_context(ca_file=None, fingerprint: str | None = None) -> ssl.SSLContext:
@@ -140,10 +143,15 @@ class ImapConnection(MailboxCommands):
                            f" (set accounts.{acc.name}.tls_ca_file or tls_fingerprint)") from None
         except ssl.SSLError as exc:
             self._abort()
+            if exc.reason in PLAIN_TEXT_REASONS and acc.security == "tls":
+                raise TLSError(f"TLS with {self.where} failed: the server answered in plain text (plain port?"
+                               f' try accounts.{acc.name}.security = "starttls", or the TLS port 993)') from None
             raise TLSError(f"TLS with {self.where} failed: {exc.reason or exc}") from None
         except (OSError, EOFError) as exc:
             self._abort()
-            raise NetworkError(f"cannot reach {self.where}: {exc.strerror or exc}") from None
+            why = (exc.strerror or str(exc) or type(exc).__name__) if isinstance(exc, OSError) else "connection closed"
+            raise NetworkError(f"cannot reach {self.where}: {why} (check accounts.{acc.name}.host and port,"
+                               " and the network)") from None
         except IMAPClientError as exc:
             self._abort()
             raise NetworkError(f"{self.where}: {one_line(exc)}") from None
@@ -174,7 +182,13 @@ class ImapConnection(MailboxCommands):
             else:
                 self.client.login(acc.username, secret)
         except LoginError as exc:
-            raise AuthError(f"{self.where} refused the login for {acc.username!r}: {one_line(exc)}") from None
+            key = ("oauth2_token_command" if acc.oauth2_token_command else
+                   "password_command" if acc.password_command and self._secret_typed() is None else "password")
+            raise AuthError(f"{self.where} refused the login for {acc.username!r}: {one_line(exc)} (check"
+                            f" accounts.{acc.name}.username and {key})") from None
+
+    def _secret_typed(self) -> str | None:
+        return getattr(self._secret, "typed", None)
 
     def _abort(self) -> None:
         try:

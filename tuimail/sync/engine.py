@@ -41,6 +41,8 @@ class FolderSummary:
     flags: int = 0
     replayed: int = 0
     reset: bool = False
+    first: bool = False  # the folder's first fill: its messages are not "new mail"
+    unseen_new: int = 0  # of `new`, how many arrived without \Seen
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Engine:
         # Called once, after the first screen's window is committed (SyncService: wait until
         # the UI has drawn it before parsing the next windows on the same GIL).
         self.after_first_window: Callable[[], None] | None = None
+        self._unseen_added = 0  # rows committed without \Seen (FolderSummary.unseen_new)
 
     # ------------------------------------------------------------------ setup
 
@@ -151,6 +154,8 @@ class Engine:
             fid = self.store.upsert_folder(name, None, (), None)
             fi = self.store.folder(fid)
         fid = fi.id
+        res.first = fi.uidvalidity is None
+        unseen_before = self._unseen_added
         if status is None and fi.uidvalidity is not None and self.mode != "plain":
             status = self.conn.status(name)
         if not force and self._unchanged(fi, status):
@@ -219,6 +224,7 @@ class Engine:
         missing = [u for u in candidates
                    if u >= old_uidnext and u not in got and not uidset.in_runs(known, u)]
         res.new = first_new + self.fetch_headers(fid, missing, first=WINDOW if first_new else FIRST_WINDOW)
+        res.unseen_new = self._unseen_added - unseen_before
 
         if self.store.journal_rematch(fid):
             res.replayed += self.replay(fid, name, None)
@@ -262,6 +268,8 @@ class Engine:
     def _commit_headers(self, fid: int, items) -> list[int]:
         rows = []
         for item in items:
+            if not any(f.lower() == "\\seen" for f in item.flags):
+                self._unseen_added += 1
             s = summarize(item.header)
             rows.append((item.uid, item.modseq or 0, " ".join(sorted(item.flags)), s["date"], s["from_"],
                          s["to"], s["cc"], s["subject"], s["message_id"], s["in_reply_to"], s["references"],

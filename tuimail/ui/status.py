@@ -18,6 +18,8 @@ class AccountState:
     total: int = 0
     pending: int = 0
     error: str | None = None
+    needs: str | None = None  # "login" | "password": the sync waits for the user (SyncState.needs)
+    problem: str | None = None  # the last failure, kept while reconnecting, cleared once synced
 
 
 @dataclass
@@ -37,8 +39,19 @@ def _short(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def _shown_account(info: StatusInfo) -> AccountState:
+    """The open folder's account; with none open (a first run), the first one with a problem."""
+    st = info.accounts.get(info.account)
+    if st is not None:
+        return st
+    for st in info.accounts.values():
+        if st.problem or st.error:
+            return st
+    return next(iter(info.accounts.values()), AccountState())
+
+
 def render_status(info: StatusInfo) -> Content:
-    st = info.accounts.get(info.account, AccountState())
+    st = _shown_account(info)
     parts: list[str | tuple[str, str]] = [
         (f" {_short(info.account, 20)}", "bold"),
         " ▸ ",
@@ -64,8 +77,9 @@ def render_status(info: StatusInfo) -> Content:
         parts.append(_short(st.state, 12))
     if st.pending:
         parts.append(f" · {st.pending} pending")
-    if st.error:
-        parts += [" · ", ("⚠ " + _short(st.error, 70), "bold")]
+    error = st.error or (st.problem if st.state == "connecting" else None)
+    if error:
+        parts += [" · ", ("⚠ " + _short(error, 70), "bold")]
     if info.note:
         parts += [" · ", _short(info.note, 50)]
     return Content.assemble(*parts)
