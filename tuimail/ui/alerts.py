@@ -166,6 +166,7 @@ class Alerts:
         if bool(panel.display) != show:
             panel.display = show
             hl.display = not show
+            self.reader.display = not show  # (nothing to read: the panel takes the whole pane)
 
     def ask_password(self, account: str) -> None:
         """The modal prompt, once per failure (the sync waits until the user answers or presses $)."""
