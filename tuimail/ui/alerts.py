@@ -34,7 +34,7 @@ class ProblemPanel(Static):
 
     DEFAULT_CSS = """
     ProblemPanel {
-        display: none; background: $surface; color: $foreground; padding: 1 2;
+        display: none; width: 1fr; height: 1fr; background: $surface; color: $foreground; padding: 1 2;
         content-align: center middle; text-align: center;
     }
     """
@@ -107,10 +107,11 @@ class Alerts:
     def poll_stores(self) -> None:
         """Reload what another connection committed since the last poll (our sync thread's commits
         come with events too; both paths are coalesced by the list's and the tree's timers)."""
+        accounts = self.status.info.accounts
         for name, store in self.tapp.stores.items():
             version = getattr(store, "data_version", None)
-            if version is None:
-                continue
+            if version is None or (name in accounts and accounts[name].state == "syncing"):
+                continue  # our own sync reports its commits; what others wrote meanwhile is seen after it
             try:
                 now = version()
             except Exception:  # a damaged or vanished store is reported elsewhere
