@@ -30,6 +30,7 @@ from .lock import AccountLock, Busy
 
 PAINT_HOLD = 2.0  # seconds a first run's sync waits for the UI to draw its first window
 POLL_SECONDS = 60  # other folders' STATUS while idling on one (accounts.NAME.check_interval)
+LOGIN_WAIT = 20.0  # at most this long the fetch lane waits for the sync thread's login outcome
 IDLE_SECONDS = 25 * 60  # re-issue IDLE before the 29-minute server timeout
 log = logging.getLogger("tuimail.sync")
 
@@ -83,6 +84,9 @@ class SyncService:
         # failures). While it is not set after such a failure, no connection logs in.
         self._user_acted = threading.Event()
         self._login_blocked: str | None = None  # the error that stopped the logins
+        # Set once the sync thread's login attempt has an outcome: the fetch lane waits for it
+        # rather than trying a (perhaps refused) login of its own at the same time.
+        self._login_done = threading.Event()
         self.store_path = paths.account_store_path(account.name)
         self.cache_path = paths.account_cache_path(account.name)
         paths.ensure_private_dir(self.store_path.parent)
@@ -192,6 +196,8 @@ class SyncService:
         if self._fetch_store is None:
             self._fetch_store = Store(self.store_path)
             self._fetch_bodies = BodyCache(self.cache_path)
+        if self._fetch_conn is None and not self._offline and self._thread is not None:
+            self._login_done.wait(LOGIN_WAIT)
         if self._fetch_conn is None and not self._offline and self._login_blocked is None:
             try:
                 self._fetch_conn = open_connection(self.account, self._secret)
@@ -253,8 +259,15 @@ class SyncService:
                     self._user_acted.clear()
                     self._emit_state("connecting")
                     trace("connect")
-                    conn = self._sync_conn = open_connection(self.account, self._secret)
-                    self._login_blocked = None
+                    self._login_done.clear()
+                    try:
+                        conn = self._sync_conn = open_connection(self.account, self._secret)
+                        self._login_blocked = None
+                    except (AuthError, ConfigError) as exc:
+                        self._login_blocked = str(exc)
+                        raise
+                    finally:
+                        self._login_done.set()
                     trace("logged in")
                     engine = Engine(self.account, store, conn, bodies, self._emit)
                     if self._hold_for_paint:
@@ -272,7 +285,6 @@ class SyncService:
                     if self._stop.is_set() or self._offline:
                         continue
                     self._secret.forget()
-                    self._login_blocked = str(exc)
                     self._emit_state("error", error=str(exc), pending=store.pending_count(),
                                      needs="password" if isinstance(exc, MissingSecret) else "login")
                     self._wait_for_user()
