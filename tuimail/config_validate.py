@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .config_model import (ACCOUNT_KEYS, CHECK_INTERVAL, CREDENTIAL_KEYS, KEYMAPS, KINDS, MAILCAP_KEYS,
-                           PREVIEWS, ROLES, SECURITIES, SMTP_KEYS, SYNC_MODES, TOP_KEYS, UI_KEYS, Account, Config, UIConfig,
-                           _show, default_port)
+                           PREVIEWS, ROLES, SECURITIES, SMTP_KEYS, SYNC_MODES, TOP_KEYS, UI_KEYS, Account, Config,
+                           UIConfig, _show, default_port)
 from .errors import ConfigError
 from .paths import ACCOUNT_NAME_RE
 
