@@ -184,3 +184,26 @@ def test_new_mail_in_another_folder_is_announced(make_app):
             assert "new mail in" in bar and "Archive" not in bar.split("new mail in")[1]
 
     run(go())
+
+
+def test_new_mail_from_another_client_reaches_the_status_bar(tuimail_env, mailuser):
+    """End to end on Dovecot: another client delivers into Work while the app idles on INBOX."""
+    mailuser.deliver("INBOX", b"From: a@example.org\r\nSubject: first\r\n\r\nbody\r\n")
+    mailuser.create_folder("Work")
+    cfg = load_config(tuimail_env.write_config(mailuser.config_toml(check_interval=2)))
+    app, store, svc = real_app(cfg)
+
+    async def go():
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: "idle" in screen_text(app).splitlines()[-1], timeout=15)
+            mailuser.append("Work", b"From: b@example.org\r\nSubject: for work\r\n\r\nbody\r\n")
+            t0 = time.monotonic()
+            await wait_until(pilot, lambda: "new mail in Work" in screen_text(app).splitlines()[-1], timeout=10)
+            assert time.monotonic() - t0 < 6
+            await wait_until(pilot, lambda: "Work 1" in screen_text(app), timeout=5)  # the tree's count
+
+    try:
+        run(go())
+    finally:
+        svc.stop()
+        store.close()

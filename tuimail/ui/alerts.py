@@ -164,10 +164,11 @@ class Alerts:
             text.append(st.problem + "\n\n")
             text.append(fix_hint(st, path), style="italic")
             panel.update(text)
-        if bool(panel.display) != show:
-            panel.display = show
-            hl.display = not show
-            self.reader.display = not show  # (nothing to read: the panel takes the whole pane)
+        if self.has_class("problem") != show:
+            # (the list and the reader make way: nothing to read, the panel takes the whole pane)
+            self.set_class(show, "problem")
+            if not show and self.focused is None:
+                hl.focus()
 
     def ask_password(self, account: str) -> None:
         """The modal prompt, once per failure (the sync waits until the user answers or presses $)."""

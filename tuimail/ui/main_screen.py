@@ -49,6 +49,8 @@ class MainScreen(Alerts, MessageActions, ReaderActions, Screen):
     MainScreen #panes.right #reader { width: 1fr; min-width: 80; border-left: vkey $panel-lighten-2; }
     MainScreen #panes.below #list, MainScreen #panes.below #problem { height: 1fr; }
     MainScreen #panes.below #reader { height: 1fr; border-top: hkey $panel-lighten-2; }
+    MainScreen.problem #list, MainScreen.problem #reader { display: none; }
+    MainScreen.problem #problem { display: block; }
     MainScreen.fullscreen #folders { display: none; }
     MainScreen.fullscreen #list { display: none; }
     MainScreen.fullscreen #panes #reader { border: none; }
