@@ -150,3 +150,21 @@ def test_other_folders_are_checked_every_check_interval(tuimail_env, mailuser):
 def _has_folder(svc, name: str) -> bool:
     with Store(svc.store_path) as st:
         return st.folder_id(name) is not None
+
+
+def test_plain_text_on_a_tls_port_says_so(tuimail_env, dovecot_factory):
+    from tuimail.errors import NetworkError
+    from tuimail.sync.service import open_connection
+    server = dovecot_factory(tls=True)
+    user = server.add_user()
+    cfg = load_config(tuimail_env.write_config(user.config_toml(port=server.imaps_port, security="none")))
+    t0 = time.monotonic()
+    try:
+        open_connection(cfg.account(None), timeout=1.0)
+    except NetworkError as exc:
+        msg = str(exc)
+    else:
+        raise AssertionError("connected?")
+    assert time.monotonic() - t0 < 5
+    assert msg == (f"127.0.0.1:{server.imaps_port} accepted the connection but sent no IMAP greeting within 1 s"
+                   ' (a TLS port? try accounts.test.security = "tls")')

@@ -45,6 +45,10 @@ def tls_context(ca_file=None, fingerprint: str | None = None) -> ssl.SSLContext:
     return ctx
 
 
+class _NoGreeting(Exception):
+    """Connected, but the server said nothing before the timeout."""
+
+
 class _BoundedReads:
     """imaplib reads a literal with file.read(size), which allocates `size` bytes first. Refuse an
     oversized claim before that -- from the greeting on: imaplib reads the greeting and the first
@@ -53,6 +57,13 @@ class _BoundedReads:
     def __init__(self, *args, max_literal: int, **kw):
         self.max_literal = max_literal
         super().__init__(*args, **kw)
+
+    def _connect(self):
+        # The socket is open; a silent server here is usually a TLS port spoken to in plain text.
+        try:
+            return super()._connect()
+        except (TimeoutError, socket.timeout):
+            raise _NoGreeting() from None
 
     def read(self, size):
         if size > self.max_literal:
@@ -147,6 +158,12 @@ class ImapConnection(MailboxCommands):
                 raise TLSError(f"TLS with {self.where} failed: the server answered in plain text (plain port?"
                                f' try accounts.{acc.name}.security = "starttls", or the TLS port 993)') from None
             raise TLSError(f"TLS with {self.where} failed: {exc.reason or exc}") from None
+        except _NoGreeting:
+            self._abort()
+            hint = (f' (a TLS port? try accounts.{acc.name}.security = "tls")' if acc.security != "tls"
+                    else f" (check accounts.{acc.name}.port)")
+            raise NetworkError(f"{self.where} accepted the connection but sent no IMAP greeting within"
+                               f" {self.timeout:g} s{hint}") from None
         except (OSError, EOFError) as exc:
             self._abort()
             why = (exc.strerror or str(exc) or type(exc).__name__) if isinstance(exc, OSError) else "connection closed"
