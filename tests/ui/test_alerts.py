@@ -207,3 +207,27 @@ def test_new_mail_from_another_client_reaches_the_status_bar(tuimail_env, mailus
     finally:
         svc.stop()
         store.close()
+
+
+def test_no_password_configured_asks_and_can_save_it(tuimail_env, mailuser):
+    mailuser.deliver("INBOX", b"From: a@example.org\r\nSubject: welcome\r\n\r\nbody\r\n")
+    path = tuimail_env.write_config(mailuser.config_toml(password=None))
+    cfg = load_config(path)
+    app, store, svc = real_app(cfg)
+
+    async def go():
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: isinstance(app.screen, PasswordScreen), timeout=15)
+            assert "no password configured" in app.screen.why
+            await pilot.press(*mailuser.password)
+            await pilot.press("tab", "space", "shift+tab", "enter")
+            await wait_until(pilot, lambda: "welcome" in screen_text(app), timeout=15)
+            assert login_failures(mailuser) == 0
+
+    try:
+        run(go())
+    finally:
+        svc.stop()
+        store.close()
+    assert load_config(path).account("test").password == mailuser.password
+    assert path.stat().st_mode & 0o777 == 0o600

@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Input, Static
+from textual.widgets import Checkbox, Input, Static
 
 from ..mail.sanitize import sanitize_line, sanitize_strict
 from ..sync.events import NewMail, SyncState
@@ -43,8 +43,10 @@ class ProblemPanel(Static):
         super().__init__("", id=id, markup=False)
 
 
-class PasswordScreen(ModalScreen[str | None]):
-    """Masked password input. The answer is kept in memory (SyncService.set_password), never written."""
+class PasswordScreen(ModalScreen[tuple[str, bool] | None]):
+    """Masked password input -> (password, save). The password is kept in memory
+    (SyncService.set_password); written to the config only when the user ticks "save" (offered
+    when the account has no password configured at all)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
@@ -55,22 +57,28 @@ class PasswordScreen(ModalScreen[str | None]):
     PasswordScreen .title { text-style: bold; color: $text-primary; }
     PasswordScreen .why { color: $text-warning; }
     PasswordScreen .hint { color: $text-muted; }
+    PasswordScreen Checkbox { border: none; background: $panel; padding: 0; }
     """
 
-    def __init__(self, account: str, who: str, why: str) -> None:
+    def __init__(self, account: str, who: str, why: str, save_to: str | None = None) -> None:
         super().__init__()
-        self.account, self.who, self.why = account, who, why
+        self.account, self.who, self.why, self.save_to = account, who, why, save_to
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(Content(f"Password for {self.who} (account {self.account})"), classes="title")
             yield Static(Content(self.why), classes="why")
             yield Input(password=True, placeholder="password")
-            yield Static(Content("Enter: log in (kept in memory until tuimail exits, not saved)    Esc: cancel"),
+            if self.save_to:
+                yield Checkbox(Content(f"save in {self.save_to} (made 0600)"), False)
+            yield Static(Content("Enter: log in (kept in memory until tuimail exits" +
+                                 (" unless saved; Tab: the save box)" if self.save_to else ")") + "    Esc: cancel"),
                          classes="hint")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value if event.value else None)
+        boxes = self.query(Checkbox)
+        save = bool(boxes) and boxes.first().value
+        self.dismiss((event.value, save) if event.value else None)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -181,13 +189,28 @@ class Alerts:
         st = self.status.info.accounts.get(account) or AccountState()
         self._prompting.add(account)
 
-        def answered(password: str | None) -> None:
+        path = self.tapp.config.path
+        save_to = sanitize_line(str(path)) if path is not None and st.needs == "password" else None
+
+        def answered(answer: tuple[str, bool] | None) -> None:
             self._prompting.discard(account)
-            if password:
-                svc.set_password(password)
+            if not answer:
+                return
+            password, save = answer
+            svc.set_password(password)
+            if save and path is not None:
+                from ..config_write import save_password
+                from ..errors import ConfigError
+                try:
+                    save_password(path, account, password)
+                except ConfigError as exc:
+                    self.notify(sanitize_line(str(exc)), severity="error", markup=False, timeout=10)
+                else:
+                    self.notify(f"password saved in {save_to}", markup=False)
 
         who = sanitize_strict(f"{acc.username}@{acc.host}")
-        self.app.push_screen(PasswordScreen(sanitize_line(account), who, sanitize_line(st.error or "")), answered)
+        self.app.push_screen(PasswordScreen(sanitize_line(account), who, sanitize_line(st.error or ""), save_to),
+                             answered)
 
     # ------------------------------------------------------------------ new mail
 
