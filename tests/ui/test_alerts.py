@@ -195,7 +195,7 @@ def test_new_mail_from_another_client_reaches_the_status_bar(tuimail_env, mailus
 
     async def go():
         async with app.run_test(size=(100, 30)) as pilot:
-            await wait_until(pilot, lambda: "idle" in screen_text(app).splitlines()[-1], timeout=15)
+            await wait_until(pilot, lambda: svc.state.state == "idle", timeout=15)  # Work filled once
             mailuser.append("Work", b"From: b@example.org\r\nSubject: for work\r\n\r\nbody\r\n")
             t0 = time.monotonic()
             await wait_until(pilot, lambda: "new mail in Work" in screen_text(app).splitlines()[-1], timeout=10)
