@@ -39,21 +39,21 @@ def _short(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _shown_account(info: StatusInfo) -> AccountState:
+def _shown_account(info: StatusInfo) -> tuple[str, AccountState]:
     """The open folder's account; with none open (a first run), the first one with a problem."""
     st = info.accounts.get(info.account)
     if st is not None:
-        return st
-    for st in info.accounts.values():
+        return info.account, st
+    for name, st in info.accounts.items():
         if st.problem or st.error:
-            return st
-    return next(iter(info.accounts.values()), AccountState())
+            return name, st
+    return next(iter(info.accounts.items()), (info.account, AccountState()))
 
 
 def render_status(info: StatusInfo) -> Content:
-    st = _shown_account(info)
+    account, st = _shown_account(info)
     parts: list[str | tuple[str, str]] = [
-        (f" {_short(info.account, 20)}", "bold"),
+        (f" {_short(account, 20)}", "bold"),
         " ▸ ",
         (_short(info.folder, 30) or "-", "bold"),
     ]
