@@ -106,8 +106,11 @@ class Alerts:
     def start_store_poll(self) -> None:
         for name, store in self.tapp.stores.items():
             version = getattr(store, "data_version", None)
-            if version is not None:
-                self._versions[name] = version()
+            try:
+                if version is not None:
+                    self._versions[name] = version()
+            except Exception:  # a damaged store is reported elsewhere; the poll tries again
+                pass
         self.set_interval(STORE_POLL, self.poll_stores)
 
     # ------------------------------------------------------------------ other processes
