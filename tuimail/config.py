@@ -25,7 +25,7 @@ from .config_model import (ACCOUNT_KEYS, CREDENTIAL_KEYS, DEFAULT_PORTS, KEYMAPS
                            MAILCAP_KEYS, PREVIEWS, ROLES, SECURITIES, SMTP_KEYS, SYNC_MODES, TOP_KEYS,
                            UI_KEYS, Account, Config, UIConfig, _show, default_port)
 from .config_validate import _Validator
-from .errors import ConfigError
+from .errors import ConfigError, MissingSecret
 from .paths import default_config_path
 
 # Seconds a password_command / oauth2_token_command may run, and how much of its output is read
@@ -110,9 +110,14 @@ def resolve_password(account: Account) -> str:
         return run_secret_command(
             account.password_command, f"accounts.{account.name}.password_command"
         )
-    raise ConfigError(
-        f"accounts.{account.name}: no password or password_command "
-        "(this account uses oauth2_token_command)"
+    if account.oauth2_token_command:
+        raise ConfigError(
+            f"accounts.{account.name}: no password or password_command "
+            "(this account uses oauth2_token_command)"
+        )
+    raise MissingSecret(
+        f"accounts.{account.name}: no password configured: set password, password_command or "
+        "oauth2_token_command (the app asks for it)"
     )
 
 

@@ -31,10 +31,12 @@ TOP_KEYS = ("accounts", "ui", "keys", "mailcap")
 ACCOUNT_KEYS = (
     "kind", "host", "port", "security", "username", "password", "password_command",
     "oauth2_token_command", "tls_ca_file", "tls_fingerprint", "sync_mode", "allow_insecure",
-    "roles", "smtp", "from", "folders", "idle", "timeout",
+    "roles", "smtp", "from", "folders", "idle", "timeout", "check_interval",
 )
 SMTP_KEYS = ("host", "port", "security", "username", "password", "password_command", "from")
-UI_KEYS = ("theme", "mark_read_delay", "preview", "keymap", "date_format", "sort", "prefer_html", "threaded")
+UI_KEYS = ("theme", "mark_read_delay", "preview", "keymap", "date_format", "sort", "prefer_html", "threaded",
+           "bell_on_new_mail", "title")
+CHECK_INTERVAL = 60.0  # seconds between checks of the other folders (accounts.NAME.check_interval)
 MAILCAP_KEYS = ("path",)
 SECRET_KEYS = frozenset({"password"})
 CREDENTIAL_KEYS = ("password", "password_command", "oauth2_token_command")
@@ -70,6 +72,7 @@ class Account:
     idle: bool = True
     # Seconds for connecting and logging in, and for each command's answer (not the IDLE wait).
     timeout: float = 30.0
+    check_interval: float = CHECK_INTERVAL  # seconds between checks of folders IDLE does not watch
 
     @property
     def uses_oauth2(self) -> bool:
@@ -88,6 +91,8 @@ class UIConfig:
     sort: str = "date"  # one of SORTS, or "reverse-" + one of them
     prefer_html: bool = False
     threaded: bool = False
+    bell_on_new_mail: bool = False  # ring the terminal bell when new mail arrives
+    title: bool = True  # the terminal title shows the unread count / new mail
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config_model import (ACCOUNT_KEYS, CREDENTIAL_KEYS, KEYMAPS, KINDS, MAILCAP_KEYS, PREVIEWS, ROLES,
-                           SECURITIES, SMTP_KEYS, SORTS, SYNC_MODES, TOP_KEYS, UI_KEYS, Account, Config, UIConfig,
-                           _show, default_port)
+from .config_model import (ACCOUNT_KEYS, CHECK_INTERVAL, CREDENTIAL_KEYS, KEYMAPS, KINDS, MAILCAP_KEYS,
+                           PREVIEWS, ROLES, SECURITIES, SMTP_KEYS, SORTS, SYNC_MODES, TOP_KEYS, UI_KEYS, Account,
+                           Config, UIConfig, _show, default_port)
 from .errors import ConfigError
 from .paths import ACCOUNT_NAME_RE
 
@@ -184,8 +184,8 @@ class _Validator:
         given = [c for c in CREDENTIAL_KEYS if c in t]
         if len(given) > 1:
             raise self.error(prefix, f"set only one of {', '.join(given)}")
-        if not given:
-            raise self.error(prefix, "set password, password_command or oauth2_token_command")
+        # None given: the app asks for the password (kept in memory); `tuimail sync` says which
+        # keys to set.
 
         tls_ca_file = None
         if "tls_ca_file" in t:
@@ -202,6 +202,7 @@ class _Validator:
         allow_insecure = self.boolean(k("allow_insecure"), t.get("allow_insecure", False))
         idle = self.boolean(k("idle"), t.get("idle", True))
         timeout = self.seconds(k("timeout"), t["timeout"]) if "timeout" in t else Account.timeout
+        check_interval = self.seconds(k("check_interval"), t.get("check_interval", CHECK_INTERVAL), minimum=1.0)
         from_address = self.string(k("from"), t["from"]) if "from" in t else None
         folders = self.string_list(k("folders"), t["folders"]) if "folders" in t else None
 
@@ -235,13 +236,17 @@ class _Validator:
             tls_fingerprint=tls_fingerprint, sync_mode=sync_mode, allow_insecure=allow_insecure,
             roles=roles, smtp=smtp, from_address=from_address, folders=folders, idle=idle,
             timeout=timeout,
+            check_interval=check_interval,
         )
 
-    def seconds(self, key: str, value: Any) -> float:
+    def seconds(self, key: str, value: Any, minimum: float = 0.0) -> float:
+        """A number of seconds above 0 (at least `minimum` when given) and at most an hour."""
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             raise self.error(key, f"expected a number of seconds, got {_show(value)}")
         if not 0 < value <= 3600:
             raise self.error(key, f"expected a number of seconds above 0 and at most 3600, got {_show(value)}")
+        if value < minimum:
+            raise self.error(key, f"at least {minimum:g} second(s), got {_show(value)}")
         return float(value)
 
     def host(self, key: str, value: Any) -> str:
@@ -297,6 +302,8 @@ class _Validator:
             sort=self.choice("ui.sort", t.get("sort", d.sort), SORTS + tuple("reverse-" + s for s in SORTS)),
             prefer_html=self.boolean("ui.prefer_html", t.get("prefer_html", d.prefer_html)),
             threaded=self.boolean("ui.threaded", t.get("threaded", d.threaded)),
+            bell_on_new_mail=self.boolean("ui.bell_on_new_mail", t.get("bell_on_new_mail", d.bell_on_new_mail)),
+            title=self.boolean("ui.title", t.get("title", d.title)),
         )
 
     def date_format(self, key: str, value: Any) -> str:

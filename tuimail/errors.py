@@ -13,6 +13,10 @@ class ConfigError(TuimailError):
     exit_code = 2
 
 
+class MissingSecret(ConfigError):
+    """No password, password_command or oauth2_token_command: the app asks for the password."""
+
+
 class UsageError(TuimailError):
     exit_code = 2
 

@@ -283,8 +283,9 @@ def test_wrong_type_message(tmp_path):
         ({"smtp": '{password_command = 3}'}, "accounts.work.smtp.password_command"),
         ({"tls_fingerprint": '"abcd"'}, "accounts.work.tls_fingerprint"),
         ({"tls_ca_file": '"missing.pem"'}, "accounts.work.tls_ca_file"),
-        ({"password": None}, "accounts.work"),
         ({"password_command": '["x"]'}, "accounts.work"),
+        ({"check_interval": '"1m"'}, "accounts.work.check_interval"),
+        ({"check_interval": "0"}, "accounts.work.check_interval"),
         ({"password": None, "password_command": '""'}, "accounts.work.password_command"),
         ({"password": None, "password_command": "[]"}, "accounts.work.password_command"),
         ({"password": None, "password_command": '"a \'b"'}, "accounts.work.password_command"),
@@ -323,9 +324,27 @@ def test_other_errors_name_key_and_file(tmp_path, text, key):
     assert f": {key}: " in msg
 
 
-def test_credentials_none_message(tmp_path):
-    msg = load_error(tmp_path, account_toml(password=None))
-    assert msg.endswith(": accounts.work: set password, password_command or oauth2_token_command")
+def test_credentials_none_loads_and_resolving_names_the_keys(tmp_path):
+    """No credentials is a valid config (the app asks for the password); whoever needs the
+    password gets a one-line error naming the keys to set."""
+    from tuimail.config import resolve_password
+    from tuimail.errors import MissingSecret
+    acc = load_config(write(tmp_path, account_toml(password=None))).account("work")
+    assert acc.password is None and acc.password_command is None and acc.oauth2_token_command is None
+    with pytest.raises(MissingSecret) as info:
+        resolve_password(acc)
+    assert str(info.value).startswith("accounts.work: no password configured: set password, password_command"
+                                      " or oauth2_token_command")
+
+
+def test_check_interval_and_new_mail_ui_keys(tmp_path):
+    cfg = load_config(write(tmp_path, account_toml(check_interval="15") + "[ui]\nbell_on_new_mail = true\n"
+                            "title = false\n"))
+    assert cfg.account("work").check_interval == 15.0
+    assert cfg.ui.bell_on_new_mail is True and cfg.ui.title is False
+    default = load_config(write(tmp_path, account_toml(), "b.toml"))
+    assert default.account("work").check_interval <= 60
+    assert default.ui.bell_on_new_mail is False and default.ui.title is True
 
 
 def test_credentials_several(tmp_path):

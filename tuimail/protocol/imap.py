@@ -33,6 +33,9 @@ from .responses import (_FLAGS_RE, _MODSEQ_RE, _UID_RE, _UNTAGGED_NUM, HEADER_FI
 from .responses import flag_arg as _flag_arg  # noqa: F401  (the flag validator, kept under its old name)
 
 MAX_LINE = 8192
+# OpenSSL's reasons when the other side of a TLS handshake speaks plain text (an IMAP greeting)
+PLAIN_TEXT_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+                                "HTTP_REQUEST", "UNKNOWN_PROTOCOL"})
 DEFAULT_TIMEOUT = 30.0  # seconds; the account's `timeout` key
 # Per command: what the server may send that the command did not ask for (an endless stream of
 # "* OK" or FETCH lines ends here, or at the deadline), and what its whole answer may weigh on top of
@@ -88,8 +91,14 @@ class ImapConnection(MailboxCommands, IdleCommands):
             self._connect()
         except NetworkError as exc:
             if self._watchdog.fired:
-                what = "greeting" if self._phase == "greeting" else f"answer to {self._phase}"
-                raise NetworkError(f"{self.where}: no {what} within {self.timeout:g} s (timeout)") from None
+                acc = self.account
+                if self._phase == "greeting":  # usually a TLS port spoken to in plain text
+                    hint = (f' (a TLS port? try accounts.{acc.name}.security = "tls")' if acc.security != "tls"
+                            else f" (check accounts.{acc.name}.port)")
+                    raise NetworkError(f"{self.where} accepted the connection but sent no IMAP greeting within"
+                                       f" {self.timeout:g} s (timeout){hint}") from None
+                raise NetworkError(f"{self.where}: no answer to {self._phase} within {self.timeout:g} s"
+                                   " (timeout)") from None
             raise exc from None
         finally:
             self._watchdog.cancel()
@@ -126,10 +135,15 @@ class ImapConnection(MailboxCommands, IdleCommands):
                            f" (set accounts.{acc.name}.tls_ca_file or tls_fingerprint)") from None
         except ssl.SSLError as exc:
             self._abort()
+            if exc.reason in PLAIN_TEXT_REASONS and acc.security == "tls":
+                raise TLSError(f"TLS with {self.where} failed: the server answered in plain text (plain port?"
+                               f' try accounts.{acc.name}.security = "starttls", or the TLS port 993)') from None
             raise TLSError(f"TLS with {self.where} failed: {exc.reason or exc}") from None
         except (OSError, EOFError) as exc:
             self._abort()
-            raise NetworkError(f"cannot reach {self.where}: {exc.strerror or exc}") from None
+            why = (exc.strerror or str(exc) or type(exc).__name__) if isinstance(exc, OSError) else "connection closed"
+            raise NetworkError(f"cannot reach {self.where}: {why} (check accounts.{acc.name}.host and port,"
+                               " and the network)") from None
         except IMAPClientError as exc:
             self._abort()
             raise NetworkError(f"{self.where}: {one_line(exc)}") from None
@@ -168,7 +182,13 @@ class ImapConnection(MailboxCommands, IdleCommands):
             else:
                 self.client.login(acc.username, secret)
         except LoginError as exc:
-            raise AuthError(f"{self.where} refused the login for {acc.username!r}: {one_line(exc)}") from None
+            key = ("oauth2_token_command" if acc.oauth2_token_command else
+                   "password_command" if acc.password_command and self._secret_typed() is None else "password")
+            raise AuthError(f"{self.where} refused the login for {acc.username!r}: {one_line(exc)} (check"
+                            f" accounts.{acc.name}.username and {key})") from None
+
+    def _secret_typed(self) -> str | None:
+        return getattr(self._secret, "typed", None)
 
     def _abort(self) -> None:
         try:

@@ -100,6 +100,11 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
     def close(self) -> None:
         self.db.close()
 
+    def data_version(self) -> int:
+        """Changes when another connection (another thread or process) commits to the file;
+        a few microseconds (the UI polls it to notice a cron `tuimail sync`)."""
+        return self.db.execute("PRAGMA data_version").fetchone()[0]
+
     def __enter__(self) -> Store:
         return self
 

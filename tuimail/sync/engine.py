@@ -47,6 +47,7 @@ class Engine:
         # the UI has drawn it before parsing the next windows on the same GIL).
         self.after_first_window: Callable[[], None] | None = None
         self.notes: list[str] = []  # said once in the next SyncSummary (sync_all)
+        self._unseen_added = 0  # rows committed without \Seen (FolderSummary.unseen_new)
 
     # ------------------------------------------------------------------ setup
 
@@ -161,6 +162,8 @@ class Engine:
             fid = self.store.upsert_folder(name, None, (), None)
             fi = self.store.folder(fid)
         fid = fi.id
+        res.first = fi.uidvalidity is None
+        unseen_before = self._unseen_added
         if status is None and fi.uidvalidity is not None and self.mode != "plain":
             status = self.conn.status(name)
         if not force and self._unchanged(fi, status):
@@ -230,6 +233,7 @@ class Engine:
         missing = [u for u in candidates
                    if u >= old_uidnext and u not in got and not uidset.in_runs(known, u)]
         res.new = first_new + self.fetch_headers(fid, missing, first=WINDOW if first_new else FIRST_WINDOW)
+        res.unseen_new = self._unseen_added - unseen_before
 
         if self.store.journal_rematch(fid):  # (entries it cannot match are kept as failed)
             self.emit(RowsChanged(self.account.name, fid, reset=True))
@@ -290,6 +294,8 @@ class Engine:
     def _commit_headers(self, fid: int, items, undated: list[int]) -> list[int]:
         rows = []
         for item in items:
+            if not any(f.lower() == "\\seen" for f in item.flags):
+                self._unseen_added += 1
             s = summarize(item.header)
             if s["date"] is None:
                 undated.append(item.uid)

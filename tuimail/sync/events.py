@@ -39,6 +39,18 @@ class SyncState:
     total: int = 0
     pending: int = 0
     error: str | None = None
+    # What the sync waits for before it tries again: "login" (the server refused the login) or
+    # "password" (none configured). It does not retry on its own: `$` or a typed password.
+    needs: str | None = None
+
+
+@dataclass(frozen=True)
+class NewMail:
+    """Unseen messages arrived in `folder` since the last check (not on a folder's first fill)."""
+
+    account: str
+    folder: str
+    count: int
 
 
 @dataclass(frozen=True)
@@ -53,4 +65,4 @@ class BodyReady:
     extra: dict = field(default_factory=dict)
 
 
-Event = FoldersChanged | RowsChanged | SyncState | BodyReady
+Event = FoldersChanged | RowsChanged | SyncState | NewMail | BodyReady

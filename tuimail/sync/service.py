@@ -20,10 +20,10 @@ from collections.abc import Callable
 
 from .. import paths
 from ..config import Account, Config, resolve_oauth2_token, resolve_password
-from ..errors import CommandFailed, NetworkError, TuimailError
+from ..errors import AuthError, CommandFailed, ConfigError, MissingSecret, NetworkError, TuimailError
 from ..store import BodyCache, Store
 from ..store.failure import guard, store_error
-from .events import Event, RowsChanged, SyncState
+from .events import Event, NewMail, RowsChanged, SyncState
 from ..trace import trace
 from .lock import AccountLock, Busy
 
@@ -31,23 +31,39 @@ from .lock import AccountLock, Busy
 # threads when they first need it, not at import: the app paints its first screen before that.
 
 PAINT_HOLD = 2.0  # seconds a first run's sync waits for the UI to draw its first window
-POLL_SECONDS = 300  # other folders' STATUS while idling on one
+POLL_SECONDS = 60  # other folders' STATUS while idling on one (accounts.NAME.check_interval)
+LOGIN_WAIT = 20.0  # at most this long the fetch lane waits for the sync thread's login outcome
 IDLE_SECONDS = 25 * 60  # re-issue IDLE before the 29-minute server timeout
 log = logging.getLogger("tuimail.sync")
 
 
-def secret_getter(account: Account) -> Callable[[], str]:
-    """Password commands run once per process; OAuth2 tokens are fetched on every login."""
-    cache: list[str] = []
+class SecretSource:
+    """The account's secret for a login. Password commands run once per process (again after a
+    refused login); OAuth2 tokens are fetched on every login; a password typed in the app
+    (`typed`) is used instead of the configured one and kept in memory only."""
 
-    def get() -> str:
+    def __init__(self, account: Account):
+        self.account = account
+        self.typed: str | None = None
+        self._cache: str | None = None
+
+    def __call__(self) -> str:
+        account = self.account
+        if self.typed is not None and not account.oauth2_token_command:
+            return self.typed
         if account.oauth2_token_command:
             return resolve_oauth2_token(account)
-        if not cache:
-            cache.append(resolve_password(account))
-        return cache[0]
+        if self._cache is None:
+            self._cache = resolve_password(account)
+        return self._cache
 
-    return get
+    def forget(self) -> None:
+        """After a refused login: run the password command again next time."""
+        self._cache = None
+
+
+def secret_getter(account: Account) -> Callable[[], str]:
+    return SecretSource(account)
 
 
 def open_connection(account: Account, secret: Callable[[], str] | None = None, **kw):
@@ -64,7 +80,15 @@ class SyncService:
         self.account = account
         self.on_event = on_event or (lambda e: None)
         self._offline = offline
-        self._secret = secret_getter(account)
+        self._secret = SecretSource(account)
+        # Set by a user action (`$`, a typed password, going online): a refused login or a
+        # missing password waits for it instead of retrying (servers lock accounts after a few
+        # failures). While it is not set after such a failure, no connection logs in.
+        self._user_acted = threading.Event()
+        self._login_blocked: str | None = None  # the error that stopped the logins
+        # Set once the sync thread's login attempt has an outcome: the fetch lane waits for it
+        # rather than trying a (perhaps refused) login of its own at the same time.
+        self._login_done = threading.Event()
         self.store_path = paths.account_store_path(account.name)
         self.cache_path = paths.account_cache_path(account.name)
         paths.ensure_private_dir(self.store_path.parent)
@@ -93,6 +117,7 @@ class SyncService:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._wake.set()
+        self._user_acted.set()
         conn = self._sync_conn
         if conn is not None:
             conn.shutdown()
@@ -127,9 +152,23 @@ class SyncService:
         self._wake.set()
 
     def request_sync(self, folder: str | None = None) -> None:
+        """folder=None: the user asked for a full sync (`$`); that also retries a refused login."""
         with self._req_lock:
             self._requests.add(folder)
+        if folder is None:
+            self._user_acted.set()
         self._wake.set()
+
+    def set_password(self, password: str) -> None:
+        """A password the user typed (kept in memory only): log in with it now."""
+        self._secret.typed = password
+        self._user_acted.set()
+        self._wake.set()
+
+    @property
+    def login_blocked(self) -> str | None:
+        """The refused login (or missing password) the service waits on the user for, or None."""
+        return self._login_blocked
 
     def watch_folder(self, folder: str) -> None:
         self._watch = folder
@@ -137,6 +176,7 @@ class SyncService:
 
     def set_offline(self, offline: bool) -> None:
         self._offline = offline
+        self._user_acted.set()
         self._wake.set()
         if offline:
             conn = self._sync_conn
@@ -158,9 +198,14 @@ class SyncService:
         if self._fetch_store is None:
             self._fetch_store = Store(self.store_path)
             self._fetch_bodies = BodyCache(self.cache_path)
-        if self._fetch_conn is None and not self._offline:
+        if self._fetch_conn is None and not self._offline and self._thread is not None:
+            self._login_done.wait(LOGIN_WAIT)
+        if self._fetch_conn is None and not self._offline and self._login_blocked is None:
             try:
                 self._fetch_conn = open_connection(self.account, self._secret)
+            except (AuthError, ConfigError) as exc:  # never log in again before the user acts
+                self._login_blocked = str(exc)
+                self._fetch_conn = None
             except NetworkError:
                 self._fetch_conn = None
         return Reader(self._fetch_store, self._fetch_bodies, self._fetch_conn, self.config.ui.prefer_html)
@@ -224,9 +269,18 @@ class SyncService:
                     self._sleep(3600)
                     continue
                 try:
+                    self._user_acted.clear()
                     self._emit_state("connecting")
                     trace("connect")
-                    conn = self._sync_conn = open_connection(self.account, self._secret)
+                    self._login_done.clear()
+                    try:
+                        conn = self._sync_conn = open_connection(self.account, self._secret)
+                        self._login_blocked = None
+                    except (AuthError, ConfigError) as exc:
+                        self._login_blocked = str(exc)
+                        raise
+                    finally:
+                        self._login_done.set()
                     trace("logged in")
                     engine = Engine(self.account, store, conn, bodies, self._emit)
                     if self._hold_for_paint:
@@ -235,9 +289,19 @@ class SyncService:
                     engine.negotiate()
                     with self._req_lock:
                         self._requests.clear()
-                    self._locked(lock, lambda: engine.sync_all(first=self._watch))
+                    self._sync_all(engine, lock)
                     backoff = 1.0
                     self._online_loop(engine, store, lock)
+                except (AuthError, ConfigError) as exc:
+                    # A refused login or no usable password: trying again cannot help and
+                    # servers lock accounts after a few failures. Wait for the user.
+                    if self._stop.is_set() or self._offline:
+                        continue
+                    self._secret.forget()
+                    self._emit_state("error", error=str(exc), pending=store.pending_count(),
+                                     needs="password" if isinstance(exc, MissingSecret) else "login")
+                    self._wait_for_user()
+                    backoff = 1.0
                 except (NetworkError, CommandFailed) as exc:
                     if self._stop.is_set() or self._offline:
                         continue
@@ -270,6 +334,10 @@ class SyncService:
             store.close()
             bodies.close()
 
+    def _wait_for_user(self) -> None:
+        while not self._stop.is_set() and not self._user_acted.is_set():
+            self._user_acted.wait(3600)
+
     def _locked(self, lock: AccountLock, fn):
         lock.acquire(timeout=5)
         try:
@@ -277,9 +345,26 @@ class SyncService:
         finally:
             lock.release()
 
+    def _report_new(self, summaries) -> None:
+        """NewMail for each folder that got unseen messages (a first fill is not new mail)."""
+        for f in summaries:
+            if f.unseen_new and not f.first and not f.reset:
+                self._emit(NewMail(self.account.name, f.name, f.unseen_new))
+
+    def _sync_all(self, engine, lock: AccountLock) -> None:
+        summary = self._locked(lock, lambda: engine.sync_all(first=self._watch))
+        self._report_new(summary.folders)
+
+    def _sync_folders(self, engine, lock: AccountLock, names, **kw) -> list:
+        """engine.sync_one for each name (a refused folder is that folder's alone); their summaries."""
+        done = self._locked(lock, lambda: [engine.sync_one(f, **kw) for f in names])
+        self._report_new(done)
+        return done
+
     def _online_loop(self, engine, store: Store, lock: AccountLock) -> None:
         conn = engine.conn
         last_poll = time.monotonic()
+        interval = getattr(self.account, "check_interval", POLL_SECONDS) or POLL_SECONDS
         while not self._stop.is_set() and not self._offline:
             self._emit_state("idle", folder=self._watch, pending=store.pending_count())
             self._wake.clear()
@@ -287,33 +372,34 @@ class SyncService:
                 requests, self._requests = self._requests, set()
             pending = store.pending_folders()
             if None in requests:
-                self._locked(lock, lambda: engine.sync_all(first=self._watch))
+                self._sync_all(engine, lock)
                 last_poll = time.monotonic()
                 continue
             todo = (requests | pending) - {None}
             if todo:
-                self._locked(lock, lambda: [engine.sync_one(f) for f in sorted(todo, key=lambda n: n != self._watch)])
+                self._sync_folders(engine, lock, sorted(todo, key=lambda n: n != self._watch))
                 continue
-            if time.monotonic() - last_poll > POLL_SECONDS:
-                self._locked(lock, lambda: engine.sync_all(first=self._watch))
+            if time.monotonic() - last_poll >= interval:
+                # other folders: LIST-STATUS (or STATUS each) tells which changed; new folders appear
+                self._sync_all(engine, lock)
                 last_poll = time.monotonic()
                 continue
             watch = self._idle_folder(store)
             if watch is None:  # the watched folder and INBOX are refused: poll instead
                 self._sleep(min(60.0, POLL_SECONDS))
                 continue
-            if conn.selected != watch and self._locked(lock, lambda: engine.sync_one(watch, force=True)).error:
+            if conn.selected != watch and self._sync_folders(engine, lock, [watch], force=True)[0].error:
                 continue  # refused (kept on the folder): IDLE elsewhere
             if not conn.has("IDLE") or not self.account.idle:
-                self._sleep(min(60.0, POLL_SECONDS))
+                self._sleep(max(0.0, min(60.0, interval - (time.monotonic() - last_poll))))
                 with self._req_lock:
                     self._requests.add(watch)
                 continue
-            timeout = min(IDLE_SECONDS, max(1.0, POLL_SECONDS - (time.monotonic() - last_poll)))
+            timeout = min(IDLE_SECONDS, max(1.0, interval - (time.monotonic() - last_poll)))
             news = conn.idle(timeout, stop=lambda: self._stop.is_set() or self._wake.is_set() or self._offline)
             fid = store.folder_id(watch)
             if news.exists is not None or news.vanished or news.expunged or news.seq_flags:
-                self._locked(lock, lambda: engine.sync_one(watch))
+                self._sync_folders(engine, lock, [watch])
             elif news.flags and fid is not None:
                 changed = store.apply_server_flags(fid, news.flags)
                 if changed:

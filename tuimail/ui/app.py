@@ -17,6 +17,7 @@ from datetime import tzinfo
 from textual.app import App
 
 from ..config import Config
+from ..mail.sanitize import sanitize_strict
 from ..store.store import Store
 from . import keys, ui_state
 from .bridge import EventBridge
@@ -49,6 +50,7 @@ class TuimailApp(CrashMixin, App):
         self.bridge = event_sink or EventBridge()
         self.problems: list[str] = []
         self._services_started = False
+        self._title_pushed = False
         unknown = keys.unknown_actions(config.keys)
         if unknown:
             self.problems.append("[keys]: unknown action " + ", ".join(sorted(unknown)[:5]) + " (see the help, ?)")
@@ -124,6 +126,22 @@ class TuimailApp(CrashMixin, App):
 
     def on_unmount(self) -> None:
         self.bridge.detach()
+        if self._title_pushed:
+            self._terminal_write("\x1b[23;0t")  # the terminal's own title back
+
+    def set_terminal_title(self, title: str) -> None:
+        """[ui] title: the terminal's title (xterm OSC 2; the old one is pushed and restored at exit)."""
+        title = "".join(c for c in sanitize_strict(title) if c.isprintable())[:80]
+        if not self._title_pushed:
+            self._title_pushed = self._terminal_write("\x1b[22;0t")
+        self._terminal_write(f"\x1b]2;{title}\x07")
+
+    def _terminal_write(self, data: str) -> bool:
+        driver = self._driver
+        if driver is None or self.is_headless:
+            return False
+        driver.write(data)
+        return True
 
     def on_sync_events(self, message) -> None:  # bridge.SyncEvents
         evs = self.bridge.drain()

@@ -17,10 +17,11 @@ from textual.widgets import Tree
 
 from ..mail.sanitize import sanitize_line
 from ..store.store import FolderInfo, Store
-from ..sync.events import FoldersChanged, RowsChanged, SyncState
+from ..sync.events import FoldersChanged, NewMail, RowsChanged, SyncState
 from . import keys
 from .actions import MessageActions
 from .failed_actions import FailedActions
+from .alerts import Alerts, ProblemPanel
 from .reader_actions import ReaderActions
 from .folder_tree import FolderRef, FolderTree
 from .header_list import HeaderList
@@ -34,7 +35,7 @@ FOLDERS_INTERVAL = 1.0  # seconds between folder-list refreshes caused by sync e
 NARROW = 160  # below this width a "right" preview goes below the list
 
 
-class MainScreen(MessageActions, ReaderActions, FailedActions, Screen):
+class MainScreen(Alerts, MessageActions, ReaderActions, FailedActions, Screen):
     BINDINGS = keys.bindings("global")
 
     DEFAULT_CSS = """
@@ -46,10 +47,12 @@ class MainScreen(MessageActions, ReaderActions, FailedActions, Screen):
     MainScreen #panes.right { layout: horizontal; }
     MainScreen #panes.below { layout: vertical; }
     MainScreen #list { border-left: vkey $tuimail-rule; }
-    MainScreen #panes.right #list { width: 1fr; }
+    MainScreen #panes.right #list, MainScreen #panes.right #problem { width: 1fr; }
     MainScreen #panes.right #reader { width: 1fr; min-width: 80; border-left: vkey $tuimail-rule; }
-    MainScreen #panes.below #list { height: 1fr; }
+    MainScreen #panes.below #list, MainScreen #panes.below #problem { height: 1fr; }
     MainScreen #panes.below #reader { height: 1fr; border-top: hkey $tuimail-rule; }
+    MainScreen.problem #list, MainScreen.problem #reader { display: none; }
+    MainScreen.problem #problem { display: block; }
     /* the focused pane: a bar in the accent colour on its edge, in every theme (11.7) */
     MainScreen #folders:focus, MainScreen #list:focus, MainScreen #panes.right #reader:focus {
         border-left: outer $accent;
@@ -73,6 +76,7 @@ class MainScreen(MessageActions, ReaderActions, FailedActions, Screen):
         self._counts_timer = None
         self._after_paint_done = False
         self.init_actions()
+        self.init_alerts()
 
     @property
     def tapp(self) -> TuimailApp:
@@ -85,6 +89,7 @@ class MainScreen(MessageActions, ReaderActions, FailedActions, Screen):
             yield FolderTree(id="folders")
             with Container(id="panes", classes="right"):
                 yield HeaderList(id="list", dates=self.tapp.dates)
+                yield ProblemPanel(id="problem")
                 yield MessageView(id="reader")
         yield StatusBar(id="status")
 
@@ -110,8 +115,9 @@ class MainScreen(MessageActions, ReaderActions, FailedActions, Screen):
         hl.threaded = bool(app.config.ui.threaded)
         hl.sort, hl.reverse = app.config.ui.sort.removeprefix("reverse-"), app.config.ui.sort.startswith("reverse-")
         for name, store in app.stores.items():
-            self.status.info.accounts[name] = AccountState(
-                state="offline" if app.offline else "idle", pending=store.pending_count())
+            # (a first run's sync may have reported already: keep what it said)
+            st = self.status.info.accounts.setdefault(name, AccountState(state="offline" if app.offline else "idle"))
+            st.pending = store.pending_count()
         self.init_failed()
         self._apply_layout()
         target = None
@@ -129,6 +135,7 @@ class MainScreen(MessageActions, ReaderActions, FailedActions, Screen):
         # for the list's first paint (HeaderList.Painted); this timer is the fallback should the
         # list not be drawn at all.
         self.set_timer(1.0, self._after_first_paint)
+        self.start_store_poll()
         for problem in app.problems:
             self.notify(problem, severity="warning", markup=False, timeout=8)
 
@@ -252,7 +259,9 @@ class MainScreen(MessageActions, ReaderActions, FailedActions, Screen):
         svc = self.tapp.services.get(account)
         if svc is not None and not self.tapp.offline:
             svc.watch_folder(info.name)
+        self.folder_opened(account, info.name)
         self.update_status()
+        self.show_problem()
 
     def on_header_list_order_changed(self, event: HeaderList.OrderChanged) -> None:
         self.update_status()
@@ -366,7 +375,10 @@ class MainScreen(MessageActions, ReaderActions, FailedActions, Screen):
                 st.state = "offline" if app.offline else ev.state
                 st.folder, st.done, st.total, st.pending = ev.folder, ev.done, ev.total, ev.pending
                 st.error = sanitize_line(ev.error) if ev.error else (None if ev.state != "error" else st.error)
+                self.sync_state_changed(ev, st)
                 status_dirty = True
+            elif isinstance(ev, NewMail):
+                self.new_mail(ev)
             elif isinstance(ev, FoldersChanged):
                 self._folders_dirty.add(ev.account)
             elif isinstance(ev, RowsChanged):
@@ -411,3 +423,4 @@ class MainScreen(MessageActions, ReaderActions, FailedActions, Screen):
                     if target is not None:
                         self.open_folder(*target)
         self.update_status()
+        self.show_problem()

@@ -19,6 +19,8 @@ class AccountState:
     pending: int = 0
     error: str | None = None
     failed: list[tuple[str, int]] = field(default_factory=list)  # failed actions: (folder, count)
+    needs: str | None = None  # "login" | "password": the sync waits for the user (SyncState.needs)
+    problem: str | None = None  # the last failure, kept while reconnecting, cleared once synced
 
 
 @dataclass
@@ -40,12 +42,23 @@ def _short(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def _shown_account(info: StatusInfo) -> tuple[str, AccountState]:
+    """The open folder's account; with none open (a first run), the first one with a problem."""
+    st = info.accounts.get(info.account)
+    if st is not None:
+        return info.account, st
+    for name, st in info.accounts.items():
+        if st.problem or st.error:
+            return name, st
+    return next(iter(info.accounts.items()), (info.account, AccountState()))
+
+
 def render_status(info: StatusInfo) -> Content:
     if info.flash:
         return Content.assemble((" " + _short(info.flash, 76), "bold"))
-    st = info.accounts.get(info.account, AccountState())
+    account, st = _shown_account(info)
     parts: list[str | tuple[str, str]] = [
-        (f" {_short(info.account, 20)}", "bold"),
+        (f" {_short(account, 20)}", "bold"),
         " ▸ ",
         (_short(info.folder, 30) or "-", "bold"),
     ]
@@ -75,8 +88,9 @@ def render_status(info: StatusInfo) -> Content:
         parts += [" · ", (f"{n} failed in {where}", "bold reverse")]
     if info.folder_error:
         parts += [" · ", ("⚠ " + _short(info.folder_error, 70), "bold")]
-    if st.error:
-        parts += [" · ", ("⚠ " + _short(st.error, 70), "bold")]
+    error = st.error or (st.problem if st.state == "connecting" else None)
+    if error:
+        parts += [" · ", ("⚠ " + _short(error, 70), "bold")]
     if info.note:
         parts += [" · ", _short(info.note, 50)]
     return Content.assemble(*parts)
