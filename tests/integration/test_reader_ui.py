@@ -1,0 +1,75 @@
+"""The TUI against a real Dovecot and the real SyncService: the thread tree as drawn, and
+attached messages / bounces in the reader (fetched part by part)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import timezone
+
+from tuimail import paths
+from tuimail.config import load_config
+from tuimail.store import Store
+from tuimail.sync.service import SyncService
+from tuimail.ui.app import TuimailApp
+
+from .helpers import Cli, msg
+
+NOW = 1_704_153_600  # 2024-01-02 00:00 UTC: the messages of helpers.msg are from the day before
+
+
+def _screen(app) -> str:
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(seg.text for seg in strip) for strip in strips)
+
+
+async def _settle(pilot, app) -> None:
+    await pilot.pause(0.3)
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def _app(config_path, **ui):
+    cfg = load_config(config_path)
+    if ui:
+        cfg = dataclasses.replace(cfg, ui=dataclasses.replace(cfg.ui, **ui))
+    store = Store(paths.account_store_path("test"))
+    svc = SyncService(cfg, cfg.account("test"))
+    app = TuimailApp(cfg, {"test": store}, {"test": svc}, clock=lambda: NOW, tz=timezone.utc)
+    return app, store
+
+
+def _reply(i: int, parent: int, chain: list[int], unread: bool = False) -> bytes:
+    refs = " ".join(f"<m{p}@example.org>" for p in chain)
+    return msg(i, f"Re: plan {parent}", extra=f"In-Reply-To: <m{parent}@example.org>\r\nReferences: {refs}\r\n")
+
+
+def test_reply_chain_is_drawn_as_a_tree_and_collapsed_shows_unread(tuimail_env, mailuser, capsys):
+    # 1 <- 2 <- 3 <- 4 (a chain), 5 answers 2 as well (a sibling of 3); 6 is alone.
+    mailuser.deliver("INBOX", msg(1, "plan"), flags="S")
+    mailuser.deliver("INBOX", _reply(2, 1, [1]), flags="S")
+    mailuser.deliver("INBOX", _reply(3, 2, [1, 2]))
+    mailuser.deliver("INBOX", _reply(4, 3, [1, 2, 3]))
+    mailuser.deliver("INBOX", _reply(5, 2, [1, 2]), flags="S")
+    mailuser.deliver("INBOX", msg(6, "alone"), flags="S")
+    config = tuimail_env.write_config(mailuser.config_toml())
+    Cli(config, capsys)("sync")
+    app, store = _app(config, threaded=True)
+
+    async def go():
+        async with app.run_test(size=(100, 24)) as pilot:
+            await _settle(pilot, app)
+            lines = [ln for ln in _screen(app).splitlines() if "plan" in ln]
+            col = lines[0].index("plan")  # the subject column
+            subjects = [ln[col:col + 30].rstrip() for ln in lines]
+            assert subjects == ["plan", "└─>Re: plan 1", "  ├─>Re: plan 2", "  │ └─>Re: plan 3",
+                                "  └─>Re: plan 2"], subjects
+            await pilot.press("j", "minus")  # collapse the thread ("alone" is the newest, on top)
+            await _settle(pilot, app)
+            text = _screen(app)
+            assert "(5, 2 unread) plan" in text and "Re: plan" not in text
+
+    try:
+        asyncio.run(go())
+    finally:
+        store.close()
