@@ -7,9 +7,8 @@ note, link...). Everything shown here has been sanitised by the caller (`build_l
 
 from __future__ import annotations
 
-import textwrap
 from typing import TYPE_CHECKING
-from rich.cells import cell_len, chop_cells, set_cell_size
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from textual import events
 from textual.geometry import Size
@@ -19,6 +18,7 @@ from textual.strip import Strip
 
 from ..mail.sanitize import sanitize, sanitize_line, sanitize_strict
 from . import keys
+from .wrap import wrap
 
 if TYPE_CHECKING:
     from rich.style import Style
@@ -70,20 +70,6 @@ def build_lines(content: MessageContent, *, all_headers: list[tuple[str, str]] |
 
 def text_lines(text: str, kind: str = "text") -> list[Line]:
     return [(line.expandtabs(8), kind) for line in sanitize(text).split("\n")]
-
-
-def wrap(text: str, width: int) -> list[str]:
-    if width <= 0:
-        return [text]
-    if len(text) <= width and (text.isascii() or cell_len(text) <= width):
-        return [text]
-    if text.isascii() and len(text) > 2000:  # base64 blobs and the like: no word breaking
-        return [text[i:i + width] for i in range(0, len(text), width)]
-    if text.isascii():
-        parts = textwrap.wrap(text, width, replace_whitespace=False, drop_whitespace=True,
-                              break_on_hyphens=False) or [""]
-        return parts
-    return chop_cells(text, width) or [""]
 
 
 class MessageView(ScrollView, can_focus=True):
