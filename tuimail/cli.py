@@ -15,6 +15,7 @@ import time
 from . import __version__, paths
 from .config import Config, load_config
 from .errors import NetworkError, NotCached, TuimailError, UsageError
+from .mail.addresses import short_from
 from .mail.sanitize import sanitize, sanitize_line, sanitize_strict
 
 FLAG_NAMES = {"seen": "\\Seen", "flagged": "\\Flagged", "answered": "\\Answered", "deleted": "\\Deleted",
@@ -182,7 +183,7 @@ def cmd_list(config: Config, args) -> int:
     for r in ordered:
         date = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.date)) if r.date else "-"
         mark = ("N" if not r.seen else " ") + ("!" if r.flagged else " ")
-        print(f"{r.uid:>7} {mark} {date} {sanitize_strict(r.from_)[:24]:<24} {sanitize_line(r.subject)}")
+        print(f"{r.uid:>7} {mark} {date} {sanitize_strict(short_from(r.from_))[:24]:<24} {sanitize_line(r.subject)}")
     return 0
 
 

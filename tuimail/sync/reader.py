@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from ..errors import NotCached
+from ..mail.addresses import format_address_list
 from ..mail.mime import attachments, choose_text_part, decode_transfer, parse_bodystructure
 from ..mail.render import render_part_text
 from ..mail.sanitize import sanitize_line, sanitize_strict
@@ -81,8 +82,10 @@ class Reader:
         headers = []
         if row is not None:
             # addresses: zero-width and bidi characters shown, not dropped (a look-alike sender)
-            headers = [("From", sanitize_strict(row.from_)), ("To", sanitize_strict(row.to)),
-                       ("Cc", sanitize_strict(row.cc)),
+            # display names parsed (quotes, escapes and comments out), then made safe to show
+            headers = [("From", sanitize_strict(format_address_list(row.from_))),
+                       ("To", sanitize_strict(format_address_list(row.to))),
+                       ("Cc", sanitize_strict(format_address_list(row.cc))),
                        ("Date", time.strftime("%a, %d %b %Y %H:%M", time.localtime(row.date)) if row.date else ""),
                        ("Subject", sanitize_line(row.subject))]
             headers = [(k, v) for k, v in headers if v or k in ("From", "Subject")]
