@@ -219,18 +219,10 @@ def cmd_read(config: Config, args) -> int:
             if conn is not None:
                 conn.close()
             bodies.close()
-    for k, v in content.headers:
-        print(f"{k}: {v}")
-    for note in content.notes:
-        print(f"[{sanitize_line(note)}]")
-    print()
-    print(sanitize(content.text))
-    if content.links:
-        print("\nLinks:")
-        for n, url in enumerate(content.links, 1):
-            print(f"[{n}] {sanitize_strict(url)}")
-    for a in content.attachments:
-        print(f"[attachment {a.section}: {a.filename} ({a.mimetype}, {a.size} bytes)]")
+    # the reader's own lines: the same attachment and link numbers, attached messages inline
+    from .sync.present import message_lines
+    for text, _kind in message_lines(content):
+        print(text)
     return 0
 
 

@@ -73,3 +73,43 @@ def test_reply_chain_is_drawn_as_a_tree_and_collapsed_shows_unread(tuimail_env, 
         asyncio.run(go())
     finally:
         store.close()
+
+
+CORPUS = __import__("pathlib").Path(__file__).resolve().parents[1] / "data" / "corpus" / "mikel-mail"
+FORWARD = CORPUS / "attachment_emails" / "attachment_message_rfc822.eml"  # text + message/rfc822 (text + pdf)
+BOUNCE = CORPUS / "multipart_report_emails" / "multipart_report_multiple_status.eml"  # no text part at all
+BOUNCE2 = CORPUS / "multipart_report_emails" / "multi_address_bounce1.eml"  # text, status, returned message
+
+
+def test_forwarded_message_and_bounces_read_inline(tuimail_env, mailuser, capsys):
+    for path in (FORWARD, BOUNCE, BOUNCE2):
+        mailuser.deliver("INBOX", path.read_bytes())
+    config = tuimail_env.write_config(mailuser.config_toml())
+    cli = Cli(config, capsys)
+    cli("sync")
+    out = cli("read", "INBOX", "1")
+    assert "This is the first part." in out
+    assert "── Attached message (attachment 1) ──" in out
+    inner = out.split("── Attached message")[1]
+    assert "From: Test Tester <xxxx@xxxx.com>" in inner and "Subject: Another PDF" in inner
+    assert "if I can figure out what is going wrong here." in inner  # its text, inline
+    assert " 1. ForwardedMessage.eml  (message/rfc822" in out
+    # only the parts shown were fetched: the pdf inside the attached message never was
+    with Store(paths.account_store_path("test")) as st:
+        uidvalidity = st.folder("INBOX").uidvalidity
+    from tuimail.store import BodyCache
+    bodies = BodyCache(paths.account_cache_path("test"))
+    try:
+        assert bodies.get_part("INBOX", uidvalidity, 1, "2.1") is not None  # the attached text
+        assert bodies.get_part("INBOX", uidvalidity, 1, "2.2") is None  # broken.pdf
+    finally:
+        bodies.close()
+
+    out = cli("read", "INBOX", "2")
+    assert "(no text part" not in out
+    assert out.count("── Delivery status (attachment") == 2
+    assert "Final-Recipient: RFC822; <u@ci.com>" in out and "Status: 5.3.0" in out
+    assert "── Attached message (attachment 3) ──" in out
+
+    out = cli("read", "INBOX", "3")
+    assert "could not" in out and "Final-Recipient:" in out and "Attached message" in out

@@ -136,7 +136,7 @@ class MessageActions:
         content, lines = built
         keep = reader.content is not None and reader.content.uid == content.uid
         reader.show_message(content, keep_scroll=keep, lines=lines)
-        if not keep:
+        if not keep and content.section is None:  # (an attached message: its container is read)
             self._schedule_mark_read(gen, t)  # read once shown, not when the fetch failed
         after, self._after_open = self._after_open, None
         if after == "attachments":
