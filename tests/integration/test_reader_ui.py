@@ -113,3 +113,47 @@ def test_forwarded_message_and_bounces_read_inline(tuimail_env, mailuser, capsys
 
     out = cli("read", "INBOX", "3")
     assert "could not" in out and "Final-Recipient:" in out and "Attached message" in out
+
+
+def test_tui_shows_a_forward_inline_and_opens_it_from_the_attachment_list(tuimail_env, mailuser, capsys):
+    mailuser.deliver("INBOX", FORWARD.read_bytes())
+    config = tuimail_env.write_config(mailuser.config_toml())
+    cli = Cli(config, capsys)
+    cli("sync")
+    app, store = _app(config)  # nothing cached: the TUI fetches the parts it shows from Dovecot
+    seen = {}
+
+    async def go():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await _settle(pilot, app)
+            await pilot.press("enter")
+            await _settle(pilot, app)
+            await pilot.press("z")
+            await _settle(pilot, app)
+            reader = app.main.reader
+            text = reader.plain_text
+            assert "── Attached message (attachment 1) ──" in text
+            assert "Subject: Another PDF" in text and "if I can figure out what is going wrong here." in text
+            assert "part-2" not in text
+            seen["numbered"] = [ln for ln in text.splitlines() if ln.startswith(" 1. ")]
+            screen = _screen(app)
+            assert "Attached message" in screen and "From: Test Tester <xxxx@xxxx.com>" in screen
+            await pilot.press("v")
+            await _settle(pilot, app)
+            assert "ForwardedMessage.eml" in _screen(app)
+            await pilot.press("enter")  # open it: in the reader, not through mailcap
+            await _settle(pilot, app)
+            content = reader.content
+            assert content is not None and content.section == "2"
+            assert ("Subject", "Another PDF") in content.headers
+            assert [a.filename for a in content.attachments] == ["broken.pdf"]
+            assert "if I can figure out what is going wrong here." in reader.plain_text
+            assert "From: Test Tester <xxxx@xxxx.com>" in _screen(app)
+
+    try:
+        asyncio.run(go())
+    finally:
+        store.close()
+    # the same attachment numbering as `tuimail read`
+    assert seen["numbered"] == [ln for ln in cli("read", "INBOX", "1").splitlines() if ln.startswith(" 1. ")]
+    assert seen["numbered"] == [" 1. ForwardedMessage.eml  (message/rfc822, 3.7 KB)"]
