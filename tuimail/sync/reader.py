@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from ..errors import NotCached, UsageError
 from ..mail.addresses import format_address_list
+from ..mail.headers import parse_date
 from ..mail.inline import inline_plan, is_message, message_headers
 from ..mail.mime import attachments, choose_text_part, decode_transfer, parse_bodystructure
 from ..mail.render import render_part_text
@@ -64,7 +65,7 @@ class Reader:
             headers = [("From", sanitize_strict(format_address_list(row.from_))),
                        ("To", sanitize_strict(format_address_list(row.to))),
                        ("Cc", sanitize_strict(format_address_list(row.cc))),
-                       ("Date", time.strftime("%a, %d %b %Y %H:%M", time.localtime(row.date)) if row.date else ""),
+                       ("Date", _format_date(row.date) if row.date else ""),
                        ("Subject", sanitize_line(row.subject))]
             headers = [(k, v) for k, v in headers if v or k in ("From", "Subject")]
         return self._content(folder, fi, uid, root, notes, headers, more)
@@ -165,6 +166,10 @@ class Reader:
         return decode_transfer(data, p.encoding if p else "")
 
 
+def _format_date(ts: int) -> str:
+    return time.strftime("%a, %d %b %Y %H:%M", time.localtime(ts))
+
+
 def _unnamed(p) -> str:
     """The name shown for an attachment without one: an attached message by its subject."""
     subject = p.headers.get("subject") if is_message(p) else None
@@ -177,6 +182,8 @@ def _safe_headers(part) -> list[tuple[str, str]]:
     for name, value in message_headers(part):
         if name in ("From", "To", "Cc"):
             out.append((name, sanitize_strict(format_address_list(value))))
+        elif name == "Date" and (ts := parse_date(value)) is not None:
+            out.append((name, _format_date(ts)))  # as the message's own Date is shown
         else:
             out.append((name, sanitize_line(value)))
     return out
