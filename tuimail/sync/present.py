@@ -36,8 +36,11 @@ def attachment_line(number: int, a: Attachment) -> str:
             f"({sanitize_strict(a.mimetype)}, {format_bytes(a.size)}){label}")
 
 
-def _text(out: list[Line], text: str, quote_depth) -> None:
-    for line in sanitize(text).split("\n"):
+def _text(out: list[Line], text: str, quote_depth, *, trim: bool = False) -> None:
+    text = sanitize(text)
+    if trim:  # an inline part: no run of blank lines before the next one
+        text = text.strip("\n")
+    for line in text.split("\n"):
         d = quote_depth(line)
         out.append((line.expandtabs(8), f"quote{min(3, (d - 1) % 3 + 1)}" if d else "text"))
 
@@ -60,6 +63,8 @@ def message_lines(content: MessageContent, *, all_headers: list[tuple[str, str]]
         out.append(("-- the message continues: press L to load the rest --", "more"))
     numbers = {a.section: i for i, a in enumerate(content.attachments, 1)}
     for part in content.inline:
+        while len(out) > 1 and out[-1] == ("", "text"):
+            out.pop()
         if out[-1][1] != "rule":
             out.append(("", "text"))
         title = sanitize_line(part.title)
@@ -73,7 +78,7 @@ def message_lines(content: MessageContent, *, all_headers: list[tuple[str, str]]
             out.append((f"{sanitize_line(name)}: {sanitize_line(value)}", "header"))
         if part.headers:
             out.append(("", "text"))
-        _text(out, part.text, quote_depth)
+        _text(out, part.text, quote_depth, trim=True)
     if content.links:
         out.append(("", "text"))
         out.append(("Links:", "hname"))

@@ -80,7 +80,8 @@ class Reader:
         if part is None or not is_message(part) or not part.children:
             raise UsageError(f"part {sanitize_line(section)} of message {uid} is not an attached message")
         content = self._content(folder, fi, uid, part.children[0], notes, _safe_headers(part), True)
-        return replace(content, section=section)
+        return replace(content, section=section,
+                       notes=[f"a message attached to message {uid} (part {section})", *content.notes])
 
     def _content(self, folder: str, fi, uid: int, root, notes: list[str], headers, more: bool) -> MessageContent:
         before = self.conn.reader.bytes_in if self.conn and self.conn.reader else 0
@@ -173,7 +174,13 @@ def _format_date(ts: int) -> str:
 def _unnamed(p) -> str:
     """The name shown for an attachment without one: an attached message by its subject."""
     subject = p.headers.get("subject") if is_message(p) else None
-    return f"{subject}.eml" if subject else f"part-{p.section}"
+    if subject:
+        return f"{subject}.eml"
+    return _NAMES.get(p.mimetype, f"part-{p.section}")
+
+
+_NAMES = {"message/delivery-status": "delivery-status.txt", "text/rfc822-headers": "returned-headers.txt",
+          "message/disposition-notification": "read-receipt.txt"}
 
 
 def _safe_headers(part) -> list[tuple[str, str]]:

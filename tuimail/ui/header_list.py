@@ -217,8 +217,8 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
     def _render_row(self, row: MessageRow, width: int, state: int, base: Style) -> Strip:
         fl = row.flag_set
         style = base
-        if "\\Seen" not in fl:
-            style += self.get_component_rich_style("header-list--unread")
+        if "\\Seen" not in fl or (row.uid in self.collapsed and self._thread_unread.get(row.uid)):
+            style += self.get_component_rich_style("header-list--unread")  # (a collapsed thread: bold if unread)
         if "\\Flagged" in fl:
             style += self.get_component_rich_style("header-list--flagged")
         if "\\Deleted" in fl:
