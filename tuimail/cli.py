@@ -209,7 +209,7 @@ def cmd_read(config: Config, args) -> int:
                     raise NotCached(f"message {args.uid} is not cached and the server is unreachable: {exc}") from None
                 reader = Reader(store, bodies, conn, config.ui.prefer_html)
                 content = reader.open(args.folder, args.uid, more=True)
-            if content.more and conn is None and not args.offline:
+            if (content.more or content.uncached) and conn is None and not args.offline:
                 try:
                     conn = open_connection(account)
                     content = Reader(store, bodies, conn, config.ui.prefer_html).open(args.folder, args.uid, more=True)

@@ -102,8 +102,14 @@ def test_forwarded_message_and_bounces_read_inline(tuimail_env, mailuser, capsys
     try:
         assert bodies.get_part("INBOX", uidvalidity, 1, "2.1") is not None  # the attached text
         assert bodies.get_part("INBOX", uidvalidity, 1, "2.2") is None  # broken.pdf
+        # cached by a version that showed no inline parts: offline says so, online fetches it
+        bodies.db.execute("DELETE FROM parts WHERE uid = 1 AND section = '2.1'")
     finally:
         bodies.close()
+    out = cli("--offline", "read", "INBOX", "1")
+    assert "[not cached: open the message online to see this part]" in out and "This is the first part." in out
+    out = cli("read", "INBOX", "1")
+    assert "if I can figure out what is going wrong here." in out and "not cached" not in out
 
     out = cli("read", "INBOX", "2")
     assert "(no text part" not in out

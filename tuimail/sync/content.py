@@ -41,3 +41,4 @@ class MessageContent:
     fetched_bytes: int = 0  # bytes of body data this open cost on the wire (0 when cached)
     inline: list[InlinePart] = field(default_factory=list)  # attached messages, delivery reports
     section: str | None = None  # set when this is a message attached to `uid`, at that section
+    uncached: bool = False  # an inline part was not cached and could not be fetched (offline)

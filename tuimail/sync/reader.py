@@ -22,6 +22,7 @@ from ..store import BodyCache, Store
 from .content import Attachment, InlinePart, MessageContent
 
 SLICE = 256 * 1024  # first slice of a text part; "load more" fetches the rest
+_UNCACHED = "[not cached: open the message online to see this part]"
 
 
 class Reader:
@@ -99,9 +100,7 @@ class Reader:
                 text += f"\n\n[showing {len(data) // 1024} KB of {part.size // 1024} KB — load more]"
         elif not plan:
             text = f"(no text part; {len(attachments(root))} attachment(s))"
-        inline = []
-        for step in plan:
-            inline.append(self._inline(folder, fi, uid, step, links))
+        inline = [self._inline(folder, fi, uid, step, links) for step in plan]
         for p in _walk(root):
             if p.label and p.label not in notes:
                 notes.append(p.label)
@@ -109,7 +108,8 @@ class Reader:
                            p.encoding, p.label) for p in attachments(root)]
         after = self.conn.reader.bytes_in if self.conn and self.conn.reader else 0
         return MessageContent(folder, uid, headers, text, links, atts, notes,
-                              part.section if part else None, partial, after - before, inline)
+                              part.section if part else None, partial, after - before, inline,
+                              uncached=any(p.text is _UNCACHED for p in inline))
 
     def _text_data(self, folder: str, fi, uid: int, part, more: bool) -> tuple[bytes, bool]:
         """The transfer-encoded bytes of a part to show (the cache first), whole or its first SLICE."""
@@ -133,8 +133,7 @@ class Reader:
         try:
             data, complete = self._text_data(folder, fi, uid, shown, False)
         except NotCached:
-            return InlinePart(step.title, headers, "[not cached: open the message online to see this part]",
-                              step.depth, step.part.section)
+            return InlinePart(step.title, headers, _UNCACHED, step.depth, step.part.section)
         if not complete:
             data = _cut_partial(data, shown.encoding)
         text, more_links = render_part_text(data, shown, link_base=len(links))
