@@ -163,3 +163,22 @@ def test_tui_shows_a_forward_inline_and_opens_it_from_the_attachment_list(tuimai
     # the same attachment numbering as `tuimail read`
     assert seen["numbered"] == [ln for ln in cli("read", "INBOX", "1").splitlines() if ln.startswith(" 1. ")]
     assert seen["numbered"] == [" 1. ForwardedMessage.eml  (message/rfc822, 3.7 KB)"]
+
+
+def test_hostile_text_in_attached_messages_and_reports_is_made_safe(tuimail_env, mailuser, capsys):
+    inner = (b"From: =?utf-8?q?Pay=E2=80=8BPal_=1B=5D0=3Bpwned=07?= <x@evil.test>\r\n"
+             b"Subject: =?utf-8?q?Invoice=1B[2J_=E2=80=AEfdp.exe?=\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n"
+             b"Content-Type: text/plain; charset=utf-8\r\n\r\nbody \x1b]52;c;AAAA\x07 end\r\n")
+    raw = (b"From: a@x.test\r\nSubject: fwd\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+           b"--B\r\nContent-Type: text/plain\r\n\r\nsee below\r\n--B\r\nContent-Type: message/rfc822\r\n\r\n"
+           + inner + b"--B\r\nContent-Type: message/delivery-status\r\n\r\nStatus: 5.0.0 \x1b[31mred\r\n--B--\r\n")
+    mailuser.deliver("INBOX", raw)
+    cli = Cli(tuimail_env.write_config(mailuser.config_toml()), capsys)
+    cli("sync")
+    out = cli("read", "INBOX", "1")
+    assert "\x1b" not in out and "\x07" not in out
+    inline = out.split("── Attached message (attachment 1) ──")[1]
+    assert "From: Pay<U+200B>Pal <U+001B>]0;pwned<U+0007> <x@evil.test>" in inline  # shown, not obeyed
+    assert "Subject: Invoice fdp.exe" in inline and "body  end" in inline  # escapes and bidi dropped
+    assert "Status: 5.0.0 red" in out
+    assert " 1. Invoice<U+001B>[2J <U+202E>fdp.exe.eml  (message/rfc822" in out  # a name: made visible
