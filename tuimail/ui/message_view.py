@@ -7,6 +7,7 @@ note, link...). Everything shown here has been sanitised by the caller (`build_l
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from rich.style import Style
 
     from ..sync.content import MessageContent
+
+_QUOTE_PREFIX_RE = re.compile(r"[ >]*> ?")
 
 __all__ = ["Line", "MessageView", "build_lines", "format_bytes", "text_lines"]
 
@@ -129,6 +132,12 @@ class MessageView(ScrollView, can_focus=True):
         for text, kind in self.lines:
             if kind == "rule":
                 out.append(("─" * max(0, width), kind))
+                continue
+            if kind.startswith("quote") and cell_len(text) > width:
+                # a quoted line keeps its quote marks on every screen line (as mutt reflows)
+                m = _QUOTE_PREFIX_RE.match(text)
+                prefix = m.group() if m and len(m.group()) < width // 2 else ""
+                out.extend((prefix + part, kind) for part in wrap(text[len(prefix):], width - len(prefix)))
                 continue
             for part in wrap(text, width):
                 out.append((part, kind))
