@@ -57,6 +57,7 @@ def test_wrap_keeps_words_and_width_for_every_script():
     assert wrap("    indented line here", 12) == ["    indented", "line here"]
     url = "https://example.org/" + "a" * 90
     assert wrap(f"see {url} now", 40) == ["see", url[:40], url[40:80], url[80:] + " now"]
+    assert wrap("Preis: 200\u00a0Euro und 300\u00a0Euro", 14) == ["Preis:", "200\u00a0Euro und", "300\u00a0Euro"]
     assert wrap("「東京」。と言った", 6) == ["「東", "京」。", "と言っ", "た"]  # no line starts with 。 or っ
 
 

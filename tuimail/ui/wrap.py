@@ -23,7 +23,9 @@ _CJK = (r"\u1100-\u11ff\u2e80-\u2fdf\u3000-\u303f\u3040-\u30ff\u3100-\u31ff\u320
         r"\U00020000-\U0003ffff")
 _CLOSE = r"、。，．：；！？）〕】」』〉》ー…・ゝゞヽヾっゃゅょァィゥェォッャュョ％\)\]\}\.,:;!\?"
 _OPEN = r"（〔【「『〈《"
-_TOKEN_RE = re.compile(rf"\s+|[{_OPEN}]*[{_CJK}][{_CLOSE}]*|[^\s{_CJK}]+")
+_GLUE = "\u00a0\u2007\u202f\u2060"  # no-break spaces and the word joiner: never a break
+_TOKEN_RE = re.compile(rf"(?P<space>(?:(?![{_GLUE}])\s)+)|[{_OPEN}]*[{_CJK}][{_CLOSE}]*"
+                       rf"|(?:[^\s{_CJK}]|[{_GLUE}])+")
 
 _BLOB = 2000  # a longer line without a single space (base64 and the like): cut by cells at once
 
@@ -44,8 +46,9 @@ def wrap(text: str, width: int) -> list[str]:
     used = 0  # cells in `line`
     space = ""  # whitespace seen after the last word, written only if another word follows
     ascii_ = text.isascii()
-    for tok in _TOKEN_RE.findall(text):
-        if tok[0].isspace():
+    for m in _TOKEN_RE.finditer(text):
+        tok = m.group()
+        if m.lastgroup == "space":
             if not line and not out:
                 line.append(tok)  # the indentation of the first line
                 used = len(tok) if ascii_ else cell_len(tok)
