@@ -16,7 +16,8 @@ def test_enter_on_an_attached_message_shows_it_in_the_reader(make_app, tmp_path)
     atts = [Attachment("2", "Fwd.eml", "message/rfc822", 2000), Attachment("3", "a.pdf", "application/pdf", 9)]
     inline = [InlinePart("Attached message", [("From", "Jörg <j@x.test>"), ("Subject", "Angebot")],
                          "Sehr geehrte Frau Schäfer,", 1, "2")]
-    svc = FakeService(contents={("INBOX", 1): content_for("INBOX", 1, attachments=atts, inline=inline)})
+    svc = FakeService(contents={("INBOX", 1): content_for("INBOX", 1, attachments=atts, inline=inline)},
+                      parts={"2": b"From: J <j@x.test>\r\nSubject: Angebot\r\nX-Inner: yes\r\n\r\nSehr geehrte\r\n"})
     app, _store, _ = make_app(5, service=svc, config=dataclasses.replace(make_config(), mailcap_path=mc))
 
     async def go():
@@ -35,5 +36,12 @@ def test_enter_on_an_attached_message_shows_it_in_the_reader(make_app, tmp_path)
             assert type(app.screen).__name__ != "TextScreen"
             assert "the message attached at 2" in app.main.reader.plain_text
             assert app.main.reader.content.section == "2"
+
+            # raw source and full headers are the attached message's (its part), not the container's
+            await pilot.press("h")
+            await settle(pilot, app)
+            assert ("fetch_part", "INBOX", 1, "2") in svc.calls and ("fetch_raw", "INBOX", 1) not in svc.calls
+            assert "Subject: Angebot" in app.main.reader.plain_text
+            assert "X-Inner: yes" in app.main.reader.plain_text
 
     run(go())

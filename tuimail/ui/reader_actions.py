@@ -73,10 +73,15 @@ class ReaderActions:
         if t is None:
             return
         svc = self.tapp.services.get(t.account)
+        # the reader shows a message attached to this one: its source is that part (BODY[2] is
+        # the whole attached message), so raw, full headers and pipe act on what is on screen
+        content = self.reader.content
+        section = content.section if content is not None and self._reader_shows(t) else None
 
         def fetch():
             try:
-                return then, t, svc.fetch_raw(t.folder, t.uid), None
+                data = svc.fetch_part(t.folder, t.uid, section) if section else svc.fetch_raw(t.folder, t.uid)
+                return then, t, data, None
             except Exception as exc:
                 return then, t, None, exc
 
