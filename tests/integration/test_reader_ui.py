@@ -93,6 +93,7 @@ def test_forwarded_message_and_bounces_read_inline(tuimail_env, mailuser, capsys
     inner = out.split("── Attached message")[1]
     assert "From: Test Tester <xxxx@xxxx.com>" in inner and "Subject: Another PDF" in inner
     assert "if I can figure out what is going wrong here." in inner  # its text, inline
+    assert "[its attachments: broken.pdf; v, then Enter on this message, to open it]" in inner
     assert " 1. ForwardedMessage.eml  (message/rfc822" in out
     # only the parts shown were fetched: the pdf inside the attached message never was
     with Store(paths.account_store_path("test")) as st:

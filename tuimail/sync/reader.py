@@ -140,6 +140,12 @@ class Reader:
         links.extend(more_links)
         if not complete:
             text += f"\n\n[showing {len(data) // 1024} KB of {shown.size // 1024} KB: save the part for the rest]"
+        if step.kind == "message":
+            inner = [p for p in attachments(step.part.children[0]) if not is_message(p)]
+            if inner:  # its own attachments: listed once it is opened (v, Enter on it)
+                names = ", ".join(sanitize_strict(p.filename or _unnamed(p)) for p in inner[:5])
+                more = f" and {len(inner) - 5} more" if len(inner) > 5 else ""
+                text += f"\n\n[its attachments: {names}{more}; v, then Enter on this message, to open it]"
         return InlinePart(step.title, headers, text, step.depth, step.part.section)
 
     def raw(self, folder: str, uid: int) -> bytes:
