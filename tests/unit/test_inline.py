@@ -59,3 +59,13 @@ def test_nesting_is_bounded():
     m = parse_message(inner)
     steps = inline_plan(m.root)
     assert [s.depth for s in steps] == [1, 2, 3]  # deeper ones stay in the attachment list
+
+
+def test_a_report_without_a_human_part_shows_its_returned_headers_titled():
+    raw = (b"Subject: bounce\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=R\r\n\r\n"
+           b"--R\r\nContent-Type: message/delivery-status\r\n\r\nStatus: 5.1.1\r\n"
+           b"--R\r\nContent-Type: text/rfc822-headers\r\n\r\nSubject: lunch\r\n--R--\r\n")
+    m = parse_message(raw)
+    assert choose_text_part(m.root) is None
+    assert [(s.kind, s.title) for s in inline_plan(m.root)] == [
+        ("status", "Delivery status"), ("status", "Headers of the returned message")]

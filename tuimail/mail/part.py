@@ -232,8 +232,8 @@ def _choose(part: Part, prefer: str, depth: int) -> Part | None:
             if chosen is not None:
                 return chosen
         return None
-    if part.maintype == "text" and not part.is_attachment:
-        return part
+    if part.maintype == "text" and not part.is_attachment and part.subtype != "rfc822-headers":
+        return part  # (a bounce's returned headers are not its text: they are shown titled, inline)
     return None
 
 
