@@ -21,6 +21,7 @@ import unicodedata
 from . import __version__, paths
 from .config import Config, config_mode_warning, load_config
 from .errors import NetworkError, NotCached, StoreError, TuimailError, UsageError
+from .mail.addresses import short_from
 from .mail.sanitize import sanitize, sanitize_line, sanitize_strict
 
 FLAG_NAMES = {"seen": "\\Seen", "flagged": "\\Flagged", "answered": "\\Answered", "deleted": "\\Deleted",
@@ -248,7 +249,7 @@ def cmd_list(config: Config, args) -> int:
     for r in ordered:
         date = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.date)) if r.date else "-"
         mark = ("N" if not r.seen else " ") + ("!" if r.flagged else " ")
-        print(f"{r.uid:>7} {mark} {date} {sanitize_strict(r.from_)[:24]:<24} {sanitize_line(r.subject)}")
+        print(f"{r.uid:>7} {mark} {date} {sanitize_strict(short_from(r.from_))[:24]:<24} {sanitize_line(r.subject)}")
     return 0
 
 
@@ -278,7 +279,7 @@ def cmd_read(config: Config, args) -> int:
                     raise NotCached(f"message {args.uid} is not cached and the server is unreachable: {exc}") from None
                 reader = Reader(store, bodies, conn, config.ui.prefer_html)
                 content = reader.open(args.folder, args.uid, more=True)
-            if content.more and conn is None and not args.offline:
+            if (content.more or content.uncached) and conn is None and not args.offline:
                 try:
                     conn = open_connection(account)
                     content = Reader(store, bodies, conn, config.ui.prefer_html).open(args.folder, args.uid, more=True)
@@ -288,18 +289,10 @@ def cmd_read(config: Config, args) -> int:
             if conn is not None:
                 conn.close()
             bodies.close()
-    for k, v in content.headers:
-        print(f"{k}: {v}")
-    for note in content.notes:
-        print(f"[{sanitize_line(note)}]")
-    print()
-    print(sanitize(content.text))
-    if content.links:
-        print("\nLinks:")
-        for n, url in enumerate(content.links, 1):
-            print(f"[{n}] {sanitize_strict(url)}")
-    for a in content.attachments:
-        print(f"[attachment {a.section}: {a.filename} ({a.mimetype}, {a.size} bytes)]")
+    # the reader's own lines: the same attachment and link numbers, attached messages inline
+    from .sync.present import message_lines
+    for text, _kind in message_lines(content):
+        print(text)
     return 0
 
 

@@ -142,3 +142,28 @@ def test_start_twice_stop_twice_and_busy_port():
         srv.stop()
         srv.stop()
     assert not _demo_threads()
+
+
+def test_attached_message_sections_follow_rfc3501(client_factory):
+    """BODY[2.1] of a forward is the first part of the attached message's body (as Dovecot
+    answers), not the whole attached message (pymap's own numbering, one level off)."""
+    from tuimail.demo.samples import reader_samples
+    from tuimail.mail.mime import parse_message
+
+    samples = reader_samples("INBOX", 1_700_000_000)
+    fwd = samples[1]
+    srv = DemoServer(folders=[("INBOX", samples)])
+    srv.start()
+    try:
+        c = client_factory(srv)
+        c.select_folder("INBOX", readonly=True)
+        uid = c.search(["HEADER", "Message-ID", fwd.message_id])[0]
+        got = c.fetch([uid], ["BODY.PEEK[2.1]", "BODY.PEEK[2.2.MIME]", "BODY.PEEK[2.HEADER]", "BODY.PEEK[1]"])[uid]
+        local = parse_message(fwd.raw)
+        assert got[b"BODY[2.1]"].rstrip() == local.part_raw("2.1").rstrip()  # pymap keeps the CRLF before the boundary
+        assert b"Sehr geehrte Frau Sch=C3=A4fer" in got[b"BODY[2.1]"]
+        assert b"Angebot-2024-031.pdf" in got[b"BODY[2.2.MIME]"]
+        assert b"Subject: =?UTF-8?Q?Angebot" in got[b"BODY[2.HEADER]"]
+        assert got[b"BODY[1]"].rstrip() == local.part_raw("1").rstrip()
+    finally:
+        srv.stop()

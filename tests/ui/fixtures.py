@@ -124,6 +124,10 @@ class FakeService:
             raise NotCached("not cached")
         return content_for(folder, uid)
 
+    def open_attached(self, folder, uid, section):
+        self.calls.append(("open_attached", folder, uid, section))
+        return content_for(folder, uid, section=section, text=f"the message attached at {section}")
+
     def fetch_raw(self, folder, uid):
         self.calls.append(("fetch_raw", folder, uid))
         if self.raw is not None:

@@ -4,7 +4,8 @@
 
 Starts the demo server in a throwaway environment, syncs it, caches the messages it shows, then
 drives the real app headless (Textual's pilot) with a fixed clock and size and saves SVGs:
-main view, threaded view, an HTML message, the offline state and the light theme.
+main view, threaded view, an HTML message, the offline state and the light theme, and at 80x24
+the reader alone on a German newsletter (word wrapping) and on a forwarded message (inline).
 """
 
 from __future__ import annotations
@@ -40,7 +41,12 @@ def _prepare(config, account):
                 picks["html"] = uid
             elif not content.links and "plain" not in picks and "Re:" in row.subject:
                 picks["plain"] = uid
-            if len(picks) == 2:
+            subject = row.subject or ""
+            if subject.startswith("Newsletter März"):
+                picks["newsletter"] = uid
+            elif subject.startswith("Fwd: Angebot"):
+                picks["forward"] = uid
+            if len(picks) == 4:
                 break
         for uid in store.uid_list(inbox.id, "thread")[:40]:
             reader.open("INBOX", uid)
@@ -50,8 +56,8 @@ def _prepare(config, account):
     return store, picks
 
 
-async def _shoot(app, out: Path, name: str, before) -> None:
-    async with app.run_test(size=SIZE) as pilot:
+async def _shoot(app, out: Path, name: str, before, size: tuple[int, int] = SIZE) -> None:
+    async with app.run_test(size=size) as pilot:
         await pilot.pause(0.5)
         await before(pilot, app)
         await pilot.pause(0.8)
@@ -115,6 +121,14 @@ def main(argv: list[str] | None = None) -> int:
             await move_to(pilot, app, picks.get("html", 0))
             await pilot.press("enter")
 
+        def reader_alone(key: str):
+            async def before(pilot, app):
+                await move_to(pilot, app, picks.get(key, 0))
+                await pilot.press("enter")
+                await pilot.pause(0.3)
+                await pilot.press("z")  # the reader alone on screen
+            return before
+
         async def nothing(pilot, app):
             await move_to(pilot, app, 0)
             await pilot.press("j", "enter")
@@ -125,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             await _shoot(app_with(), out, "html-message", html)
             await _shoot(app_with(offline=True), out, "offline", nothing)
             await _shoot(app_with(theme="light"), out, "light-theme", main_view)
+            await _shoot(app_with(), out, "reader-newsletter-80x24", reader_alone("newsletter"), (80, 24))
+            await _shoot(app_with(), out, "reader-forward-80x24", reader_alone("forward"), (80, 24))
 
         asyncio.run(run_all())
         store.close()

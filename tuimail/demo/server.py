@@ -126,6 +126,26 @@ class _DemoMailboxSet(MailboxSet):
         return _SpecialListTree(self.delimiter).update(*names)
 
 
+class _Rfc3501Sections(LoadedMessage):
+    """pymap numbers the parts of an attached message (message/rfc822) one level off: its
+    BODY[2.1] is the whole attached message, where RFC 3501 (and Dovecot) give the first part
+    of that message's body. Here a section step into a message/rfc822 part enters the message
+    first, as RFC 3501 §6.4.5 says."""
+
+    def _get_subpart(self, section):
+        if not section:
+            return self.content
+        subpart = self.content
+        for depth, i in enumerate(section):
+            if depth and subpart.is_rfc822 and subpart.body.has_nested:
+                subpart = subpart.body.nested[0]  # the encapsulated message itself
+            if subpart.body.has_nested:
+                subpart = subpart.body.nested[i - 1]
+            elif i != 1:
+                raise IndexError(i)
+        return subpart
+
+
 def _lazy_message_class() -> type | None:
     """A dict-backend Message that parses its MIME structure on first use.
 
@@ -165,8 +185,8 @@ def _lazy_message_class() -> type | None:
         async def load_content(self, requirement: FetchRequirement) -> LoadedMessage:
             # FLAGS/UID/INTERNALDATE and flag searches need no parse
             if requirement & content_needed:
-                return LoadedMessage(self, requirement, self._content)
-            return LoadedMessage(self, requirement, slot.__get__(self, Message))
+                return _Rfc3501Sections(self, requirement, self._content)
+            return _Rfc3501Sections(self, requirement, slot.__get__(self, Message))
 
     return LazyMessage
 

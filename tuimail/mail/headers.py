@@ -23,9 +23,6 @@ __all__ = [
     "parse_header_block",
     "decode_words",
     "parse_date",
-    "parse_addresses",
-    "format_address_list",
-    "short_from",
     "parse_msgids",
     "first_msgid",
     "guess_has_attachment",
@@ -277,50 +274,13 @@ def parse_date(value: str | None) -> int | None:
 # ---------------------------------------------------------------------------- addresses
 
 
-def parse_addresses(value: str | None) -> list[tuple[str, str]]:
-    """Address header -> [(decoded display name, address)]; empty entries dropped; never raises."""
-    if not value:
-        return []
-    value = value[:20000]  # bounded: getaddresses is quadratic on some garbage
-    if "=?" in value:
-        value = decode_words(value, address=True)
-    try:
-        pairs = email.utils.getaddresses([value])
-    except Exception:
-        pairs = []
-    result = []
-    for name, addr in pairs:
-        name = " ".join(name.split())
-        if "=?" in name:
-            name = decode_words(name)
-        addr = addr.strip()
-        if name or addr:
-            result.append((name, addr))
-    if not result and value.strip():
-        result.append((value.strip(), ""))
-    return result
-
-
-def format_address_list(value: str | None) -> str:
-    """'Name <a@b>, c@d' display form of an address header (not sanitised)."""
-    parts = []
-    for name, addr in parse_addresses(value):
-        if name and addr and name != addr:
-            parts.append(f"{name} <{addr}>")
-        else:
-            parts.append(name or addr)
-    return ", ".join(parts)
-
-
-def short_from(value: str | None) -> str:
-    """Display name of the first address, else the address itself (the list's From column)."""
-    if not value:
-        return ""
-    pairs = parse_addresses(value)
-    if not pairs:
-        return value.strip()
-    name, addr = pairs[0]
-    return name.strip("'\" ") or addr
+def __getattr__(name: str):
+    """parse_addresses, format_address_list, short_from moved to addresses.py (which imports
+    this module: a lazy re-export avoids the import cycle)."""
+    if name in ("parse_addresses", "format_address_list", "short_from"):
+        from . import addresses
+        return getattr(addresses, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------- message-ids

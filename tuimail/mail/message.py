@@ -124,8 +124,11 @@ class _Splitter:
             elif self.count >= MAX_PARTS:
                 self.note(NOTE_PARTS)
             else:
-                inner, _ = self.entity(body, end, leaf_sec + ".1", leaf_sec + ".TEXT", leaf_sec, depth + 1)
+                inner, inner_headers = self.entity(body, end, leaf_sec + ".1", leaf_sec + ".TEXT", leaf_sec,
+                                                   depth + 1)
                 part.children.append(inner)
+                part.headers = {k: inner_headers[k] for k in ("from", "to", "cc", "date", "subject")
+                                if inner_headers.get(k)}
         elif maintype == "text":
             part.lines = self.raw.count(b"\n", body, end)
         return part, headers

@@ -27,6 +27,7 @@ from .part import (
     decode_transfer,
     normalize_encoding,
 )
+from .headers import decode_words
 from .message import ParsedMessage, parse_message
 
 __all__ = [
@@ -88,6 +89,41 @@ def _disposition(value) -> tuple[str | None, dict[str, str]]:
         kind = _s(value)
         return (kind.strip().lower() or None), {}
     return None, {}
+
+
+def _env_addresses(value) -> str:
+    """An envelope address list ((name adl mailbox host) ...) -> 'Name <m@h>, ...' (names decoded)."""
+    if not _is_list(value):
+        return ""
+    out = []
+    for addr in list(value)[:100]:
+        if not _is_list(addr) or len(addr) < 4:
+            continue
+        name, mailbox, host = _s(addr[0]), _s(addr[2]), _s(addr[3])
+        if host is None:  # RFC 3501 group syntax: start (mailbox = group name) / end markers
+            continue
+        email = f"{mailbox or ''}@{host}"
+        name = decode_words(name) if name and "=?" in name else name
+        if name:
+            quoted = _QUOTE_RE.sub(r"\\\g<0>", name)
+            out.append(f'"{quoted}" <{email}>')
+        else:
+            out.append(email)
+    return ", ".join(out)
+
+
+_QUOTE_RE = re.compile(r'["\\]')
+
+
+def _envelope(env) -> dict[str, str]:
+    """ENVELOPE (date subject from sender reply-to to cc bcc in-reply-to message-id) -> headers."""
+    if not _is_list(env) or len(env) < 7:
+        return {}
+    env = list(env)
+    subject = _s(env[1]) or ""
+    out = {"date": _s(env[0]) or "", "subject": decode_words(subject) if "=?" in subject else subject,
+           "from": _env_addresses(env[2]), "to": _env_addresses(env[5]), "cc": _env_addresses(env[6])}
+    return {k: v for k, v in out.items() if v}
 
 
 class _Walker:
@@ -156,6 +192,7 @@ class _Walker:
         elif maintype == "message" and subtype in ("rfc822", "global") and _is_list(f[8]):
             part.lines = _i(f[9])
             ext = 10
+            part.headers = _envelope(f[7])
             if depth >= MAX_DEPTH:
                 self.note(NOTE_DEPTH)
             elif self.count >= MAX_PARTS:

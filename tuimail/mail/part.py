@@ -47,6 +47,9 @@ class Part:
     disposition: str | None = None
     filename: str | None = None  # decoded, NOT made safe: sanitize_strict() it, never trust as a path
     children: list[Part] = field(default_factory=list)
+    # message/rfc822 parts: the attached message's From, To, Cc, Date, Subject (lower-case names;
+    # decoded, NOT sanitised), from the BODYSTRUCTURE envelope or the parsed headers
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def mimetype(self) -> str:
@@ -229,8 +232,8 @@ def _choose(part: Part, prefer: str, depth: int) -> Part | None:
             if chosen is not None:
                 return chosen
         return None
-    if part.maintype == "text" and not part.is_attachment:
-        return part
+    if part.maintype == "text" and not part.is_attachment and part.subtype != "rfc822-headers":
+        return part  # (a bounce's returned headers are not its text: they are shown titled, inline)
     return None
 
 

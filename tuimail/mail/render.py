@@ -23,8 +23,9 @@ __all__ = ["html_to_text", "reflow_flowed", "quote_depth", "render_part_text"]
 class _Renderer(html2text.HTML2Text):
     """html2text with our own <a> and <img> handling and no Markdown escaping."""
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, link_base: int = 0) -> None:
         super().__init__(bodywidth=width)
+        self.link_base = link_base
         self.body_width = width
         self.unicode_snob = True  # real characters, not ASCII approximations
         self.ignore_emphasis = True  # no _ and ** noise in a terminal
@@ -47,7 +48,7 @@ class _Renderer(html2text.HTML2Text):
                     number = self._numbers.get(href)
                     if number is None:
                         self.targets.append(href)
-                        number = self._numbers[href] = len(self.targets)
+                        number = self._numbers[href] = self.link_base + len(self.targets)
                     self.space = True
                     self.o(f"[{number}]")
             return
@@ -92,15 +93,16 @@ def _strip_tags(markup: str) -> tuple[str, list[str]]:
     return text, [html.unescape(t) for t in targets]
 
 
-def html_to_text(markup: str, width: int = 0) -> tuple[str, list[str]]:
+def html_to_text(markup: str, width: int = 0, link_base: int = 0) -> tuple[str, list[str]]:
     """HTML -> (sanitised text with numbered [N] link markers, the real link targets).
 
-    ``width`` 0 means no wrapping (the UI wraps).  Never raises: malformed HTML that html2text
+    ``width`` 0 means no wrapping (the UI wraps). Links are numbered from ``link_base`` + 1 (a
+    second HTML part in the same view continues the first one's numbers).  Never raises: malformed HTML that html2text
     cannot take falls back to a tag-stripping regex.
     """
     markup = markup or ""
     try:
-        renderer = _Renderer(max(int(width or 0), 0))
+        renderer = _Renderer(max(int(width or 0), 0), link_base)
         text = renderer.handle(markup)
         targets = renderer.targets
     except Exception:  # html2text is not hardened against every input
@@ -160,7 +162,7 @@ def reflow_flowed(text: str, delsp: bool) -> str:
 _META_CHARSET_RE = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_:.+-]{1,40})""", re.I)
 
 
-def render_part_text(data: bytes, part: Part) -> tuple[str, list[str]]:
+def render_part_text(data: bytes, part: Part, link_base: int = 0) -> tuple[str, list[str]]:
     """Transfer-encoded bytes of a text part -> (sanitised readable text, link targets)."""
     try:
         raw = decode_transfer(data, part.encoding)
@@ -174,7 +176,7 @@ def render_part_text(data: bytes, part: Part) -> tuple[str, list[str]]:
         if "\r" in text:
             text = text.replace("\r\n", "\n")
         if is_html:
-            return html_to_text(text)
+            return html_to_text(text, link_base=link_base)
         if part.params.get("format", "").strip().lower() == "flowed":
             text = reflow_flowed(text, part.params.get("delsp", "").strip().lower() == "yes")
         return sanitize(text), []

@@ -52,6 +52,13 @@ class ThreadsMixin:
             f"SELECT uid, coalesce(depth, 0), root FROM {_WITH_THREADS} WHERE folder_id = ? AND hidden = 0"
             " ORDER BY pos DESC, sub, uid DESC", (folder_id,)).fetchall()
 
+    def thread_unread(self, folder_id: int) -> dict[int, int]:
+        """{thread root uid: unread messages in that thread}, threads without unread left out
+        (what a collapsed thread shows: "(5, 2 unread)"). Uses the partial index of unseen rows."""
+        return dict(self.db.execute(
+            f"SELECT coalesce(root, uid), count(*) FROM {_WITH_THREADS} WHERE folder_id = ? AND seen = 0"
+            " AND hidden = 0 GROUP BY 1", (folder_id,)))
+
     def threads_state(self, folder_id: int) -> int:
         """THREADS_CLEAN, THREADS_NEW (rows were added since the last threading) or THREADS_ALL."""
         row = self.db.execute("SELECT threads_dirty FROM folders WHERE id = ?", (folder_id,)).fetchone()

@@ -16,6 +16,18 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class InlinePart:
+    """Shown after the text: an attached message (title, its headers, its text) or a delivery
+    report (title, its text). Everything sanitised."""
+
+    title: str  # "Attached message", "Delivery status", ...
+    headers: list[tuple[str, str]]
+    text: str
+    depth: int = 1  # 2: inside an attached message
+    section: str = ""
+
+
+@dataclass(frozen=True)
 class MessageContent:
     folder: str
     uid: int
@@ -27,3 +39,6 @@ class MessageContent:
     text_section: str | None = None
     more: bool = False  # the text part was fetched partially: open_message(..., more=True) gets the rest
     fetched_bytes: int = 0  # bytes of body data this open cost on the wire (0 when cached)
+    inline: list[InlinePart] = field(default_factory=list)  # attached messages, delivery reports
+    section: str | None = None  # set when this is a message attached to `uid`, at that section
+    uncached: bool = False  # an inline part was not cached and could not be fetched (offline)

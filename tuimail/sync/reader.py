@@ -1,4 +1,5 @@
-"""Opening a message: BODYSTRUCTURE, then only the text part, in a bounded partial fetch.
+"""Opening a message: BODYSTRUCTURE, then only the text part, in a bounded partial fetch, and
+the text parts it shows inline (an attached message's text, a bounce's delivery status).
 
 Cached structure and parts are used first (offline reading); nothing is fetched for attachments
 until the user saves or opens one. Runs on whichever thread owns `conn` (the on-demand fetcher).
@@ -7,16 +8,21 @@ until the user saves or opens one. Runs on whichever thread owns `conn` (the on-
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
-from ..errors import NotCached
+from ..errors import NotCached, UsageError
+from ..mail.addresses import format_address_list
+from ..mail.headers import parse_date
+from ..mail.inline import inline_plan, is_message, message_headers
 from ..mail.mime import attachments, choose_text_part, decode_transfer, parse_bodystructure
 from ..mail.render import render_part_text
 from ..mail.sanitize import sanitize_line, sanitize_strict
 from ..protocol.imap import ImapConnection
 from ..store import BodyCache, Store
-from .content import Attachment, MessageContent
+from .content import Attachment, InlinePart, MessageContent
 
 SLICE = 256 * 1024  # first slice of a text part; "load more" fetches the rest
+_UNCACHED = "[not cached: open the message online to see this part]"
 
 
 class Reader:
@@ -51,46 +57,96 @@ class Reader:
 
     def open(self, folder: str, uid: int, more: bool = False) -> MessageContent:
         fi, bs = self.structure(folder, uid)
-        before = self.conn.reader.bytes_in if self.conn and self.conn.reader else 0
         root, notes = parse_bodystructure(bs)
-        part = choose_text_part(root, "html" if self.prefer_html else "plain")
+        row = self.store.row(fi.id, uid)
+        headers = []
+        if row is not None:
+            # display names parsed (quotes, escapes and comments out), then made safe to show;
+            # zero-width and bidi characters shown, not dropped (a look-alike sender)
+            headers = [("From", sanitize_strict(format_address_list(row.from_))),
+                       ("To", sanitize_strict(format_address_list(row.to))),
+                       ("Cc", sanitize_strict(format_address_list(row.cc))),
+                       ("Date", _format_date(row.date) if row.date else ""),
+                       ("Subject", sanitize_line(row.subject))]
+            headers = [(k, v) for k, v in headers if v or k in ("From", "Subject")]
+        return self._content(folder, fi, uid, root, notes, headers, more)
+
+    def open_attached(self, folder: str, uid: int, section: str) -> MessageContent:
+        """The message attached to message `uid` at `section` (message/rfc822), as a message of
+        its own: its headers, text, attached messages and attachments (sections stay the outer
+        message's, so saving one of its attachments fetches just that part)."""
+        fi, bs = self.structure(folder, uid)
+        root, notes = parse_bodystructure(bs)
+        part = root.find(section)
+        if part is None or not is_message(part) or not part.children:
+            raise UsageError(f"part {sanitize_line(section)} of message {uid} is not an attached message")
+        content = self._content(folder, fi, uid, part.children[0], notes, _safe_headers(part), True)
+        return replace(content, section=section,
+                       notes=[f"a message attached to message {uid} (part {section})", *content.notes])
+
+    def _content(self, folder: str, fi, uid: int, root, notes: list[str], headers, more: bool) -> MessageContent:
+        before = self.conn.reader.bytes_in if self.conn and self.conn.reader else 0
+        prefer = "html" if self.prefer_html else "plain"
+        part = choose_text_part(root, prefer)
+        plan = inline_plan(root, prefer, part)
         text, links, partial = "", [], False
         if part is not None:
-            cached = self.bodies.get_part(folder, fi.uidvalidity, uid, part.section)
-            if cached is not None and (cached[1] or not more):
-                data, complete = cached
-            else:
-                self._select(folder)
-                want_all = more or part.size <= SLICE
-                got = self.conn.fetch_section(uid, part.section, 0, None if want_all else SLICE)
-                data = got or b""
-                complete = want_all or len(data) < SLICE
-                self.bodies.put_part(folder, fi.uidvalidity, uid, part.section, data, complete, part.size)
+            data, complete = self._text_data(folder, fi, uid, part, more)
             partial = not complete
             if partial:
                 data = _cut_partial(data, part.encoding)
             text, links = render_part_text(data, part)
             if partial:
                 text += f"\n\n[showing {len(data) // 1024} KB of {part.size // 1024} KB — load more]"
-        else:
+        elif not plan:
             text = f"(no text part; {len(attachments(root))} attachment(s))"
+        inline = [self._inline(folder, fi, uid, step, links) for step in plan]
         for p in _walk(root):
             if p.label and p.label not in notes:
                 notes.append(p.label)
-        row = self.store.row(fi.id, uid)
-        headers = []
-        if row is not None:
-            # addresses: zero-width and bidi characters shown, not dropped (a look-alike sender)
-            headers = [("From", sanitize_strict(row.from_)), ("To", sanitize_strict(row.to)),
-                       ("Cc", sanitize_strict(row.cc)),
-                       ("Date", time.strftime("%a, %d %b %Y %H:%M", time.localtime(row.date)) if row.date else ""),
-                       ("Subject", sanitize_line(row.subject))]
-            headers = [(k, v) for k, v in headers if v or k in ("From", "Subject")]
-        atts = [Attachment(p.section, sanitize_strict(p.filename or f"part-{p.section}"), p.mimetype, p.size,
+        atts = [Attachment(p.section, sanitize_strict(p.filename or _unnamed(p)), p.mimetype, p.size,
                            p.encoding, p.label) for p in attachments(root)]
         after = self.conn.reader.bytes_in if self.conn and self.conn.reader else 0
         return MessageContent(folder, uid, headers, text, links, atts, notes,
-                              part.section if part else None, partial, after - before)
+                              part.section if part else None, partial, after - before, inline,
+                              uncached=any(p.text is _UNCACHED for p in inline))
+
+    def _text_data(self, folder: str, fi, uid: int, part, more: bool) -> tuple[bytes, bool]:
+        """The transfer-encoded bytes of a part to show (the cache first), whole or its first SLICE."""
+        cached = self.bodies.get_part(folder, fi.uidvalidity, uid, part.section)
+        if cached is not None and (cached[1] or not more):
+            return cached
+        self._select(folder)
+        want_all = more or part.size <= SLICE
+        got = self.conn.fetch_section(uid, part.section, 0, None if want_all else SLICE)
+        data = got or b""
+        complete = want_all or len(data) < SLICE
+        self.bodies.put_part(folder, fi.uidvalidity, uid, part.section, data, complete, part.size)
+        return data, complete
+
+    def _inline(self, folder: str, fi, uid: int, step, links: list[str]) -> InlinePart:
+        """One attached message or delivery report: only its text part is fetched."""
+        headers = _safe_headers(step.part) if step.kind == "message" else []
+        shown = step.text if step.kind == "message" else step.part
+        if shown is None:
+            return InlinePart(step.title, headers, "(no text part)", step.depth, step.part.section)
+        try:
+            data, complete = self._text_data(folder, fi, uid, shown, False)
+        except NotCached:
+            return InlinePart(step.title, headers, _UNCACHED, step.depth, step.part.section)
+        if not complete:
+            data = _cut_partial(data, shown.encoding)
+        text, more_links = render_part_text(data, shown, link_base=len(links))
+        links.extend(more_links)
+        if not complete:
+            text += f"\n\n[showing {len(data) // 1024} KB of {shown.size // 1024} KB: save the part for the rest]"
+        if step.kind == "message":
+            inner = [p for p in attachments(step.part.children[0]) if not is_message(p)]
+            if inner:  # its own attachments: listed once it is opened (v, Enter on it)
+                names = ", ".join(sanitize_strict(p.filename or _unnamed(p)) for p in inner[:5])
+                more = f" and {len(inner) - 5} more" if len(inner) > 5 else ""
+                text += f"\n\n[its attachments: {names}{more}; v, then Enter on this message, to open it]"
+        return InlinePart(step.title, headers, text, step.depth, step.part.section)
 
     def raw(self, folder: str, uid: int) -> bytes:
         fi = self._folder(folder)
@@ -114,6 +170,35 @@ class Reader:
             self._select(folder)
             data = self.conn.fetch_section(uid, section) or b""
         return decode_transfer(data, p.encoding if p else "")
+
+
+def _format_date(ts: int) -> str:
+    return time.strftime("%a, %d %b %Y %H:%M", time.localtime(ts))
+
+
+def _unnamed(p) -> str:
+    """The name shown for an attachment without one: an attached message by its subject."""
+    subject = p.headers.get("subject") if is_message(p) else None
+    if subject:
+        return f"{subject}.eml"
+    return _NAMES.get(p.mimetype, f"part-{p.section}")
+
+
+_NAMES = {"message/delivery-status": "delivery-status.txt", "text/rfc822-headers": "returned-headers.txt",
+          "message/disposition-notification": "read-receipt.txt"}
+
+
+def _safe_headers(part) -> list[tuple[str, str]]:
+    """An attached message's headers, display names parsed, made safe to show."""
+    out = []
+    for name, value in message_headers(part):
+        if name in ("From", "To", "Cc"):
+            out.append((name, sanitize_strict(format_address_list(value))))
+        elif name == "Date" and (ts := parse_date(value)) is not None:
+            out.append((name, _format_date(ts)))  # as the message's own Date is shown
+        else:
+            out.append((name, sanitize_line(value)))
+    return out
 
 
 def _walk(part):

@@ -231,6 +231,10 @@ class SyncService:
     def open_message(self, folder: str, uid: int, *, more: bool = False):
         return self._fetch(lambda r: r.open(folder, uid, more))
 
+    def open_attached(self, folder: str, uid: int, section: str):
+        """The message attached at `section` of message `uid`, as a MessageContent of its own."""
+        return self._fetch(lambda r: r.open_attached(folder, uid, section))
+
     def fetch_raw(self, folder: str, uid: int) -> bytes:
         return self._fetch(lambda r: r.raw(folder, uid))
 

@@ -194,7 +194,8 @@ class MessageActions:
         content, lines = built
         keep = reader.content is not None and reader.content.uid == content.uid
         reader.show_message(content, keep_scroll=keep, lines=lines)
-        if not keep and not self._previewing:
+        # (a preview is not read; nor is an attached message: its container is)
+        if not keep and not self._previewing and content.section is None:
             self._schedule_mark_read(gen, t)  # read once shown, not when the fetch failed
         after, self._after_open = self._after_open, None
         if after == "attachments":

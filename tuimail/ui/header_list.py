@@ -31,6 +31,16 @@ from .list_loading import ListLoading, uid_array
 from .rows import COMPACT, DateFormatter, columns, format_size, sender_name
 
 STRIP_CACHE = 1024
+_TREE_CHARS = frozenset(" │├└┌─>")
+
+
+def tree_prefix(prefix: str) -> str:
+    """A stored thread prefix ("│ └─>"), kept only when it is made of tree characters (it is
+    computed by mail/thread.py, but it comes from the store file: nothing else is drawn)."""
+    if not prefix or not _TREE_CHARS.issuperset(prefix):
+        return ""
+    return prefix
+
 ROW_CACHE = 4096
 
 
@@ -103,6 +113,7 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
         self.collapsed: set[int] = set()  # thread roots whose replies are hidden
         self._thread_root: dict[int, int] = {}
         self._thread_size: dict[int, int] = {}
+        self._thread_unread: dict[int, int] = {}  # root -> unread messages in its thread
         self._rows: dict[int, MessageRow] = {}
         self._strips: OrderedDict[tuple, Strip] = OrderedDict()
         self.dates = dates or DateFormatter()
@@ -192,7 +203,7 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
         state = 0
         if idx == self.cursor:
             state = 1 if self.has_focus else 2
-        key = (uid, row.flags, width, state)
+        key = (uid, row.flags, width, state, self._collapsed_label(uid) if self.threaded else None)
         strip = self._strips.get(key)
         if strip is not None:
             self._strips.move_to_end(key)
@@ -206,8 +217,8 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
     def _render_row(self, row: MessageRow, width: int, state: int, base: Style) -> Strip:
         fl = row.flag_set
         style = base
-        if "\\Seen" not in fl:
-            style += self.get_component_rich_style("header-list--unread")
+        if "\\Seen" not in fl or (row.uid in self.collapsed and self._thread_unread.get(row.uid)):
+            style += self.get_component_rich_style("header-list--unread")  # (a collapsed thread: bold if unread)
         if "\\Flagged" in fl:
             style += self.get_component_rich_style("header-list--flagged")
         if "\\Deleted" in fl:
@@ -224,11 +235,11 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
         marks += "r" if "\\Answered" in fl else "@" if row.has_attachment else " "
         subject = sanitize_line(row.subject) or "(no subject)"
         if self.threaded:
-            prefix = sanitize_line(row.thread_prefix)
-            if row.uid in self.collapsed:
-                subject = f"{prefix}[+{self._thread_size.get(row.uid, 1) - 1}] {subject}"
-            elif prefix:
-                subject = f"{prefix}{subject}"
+            # The tree prefix is drawn as stored: its leading spaces ARE the indentation (a
+            # sanitize_line here once collapsed them and drew every reply as a sibling).
+            prefix = tree_prefix(row.thread_prefix)
+            label = self._collapsed_label(row.uid)
+            subject = f"{prefix}{label} {subject}" if label else f"{prefix}{subject}"
         segs = [
             Segment(set_cell_size(marks, w_flags) + " ", style),
             Segment(set_cell_size(self.dates(row.date, compact), w_date) + " ", dim),
@@ -239,6 +250,14 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
             segs.append(Segment(" " + format_size(row.size).rjust(w_size)[-w_size:], dim))
         strip = Strip(segs)
         return strip.adjust_cell_length(width, style)
+
+    def _collapsed_label(self, uid: int) -> str:
+        """"(5, 2 unread)" on the root of a collapsed thread of 5 messages, "(5)" when all are read."""
+        if uid not in self.collapsed:
+            return ""
+        n = self._thread_size.get(uid, 1)
+        unread = self._thread_unread.get(uid, 0)
+        return f"({n}, {unread} unread)" if unread else f"({n})"
 
     # ------------------------------------------------------------------ cursor
 

@@ -59,7 +59,7 @@ class ListLoading:
     @staticmethod
     def _query(store: Store, folder_id: int, threaded: bool, sort: str, reverse: bool):
         if threaded:
-            return "thread", store.thread_info(folder_id)
+            return "thread", store.thread_info(folder_id), store.thread_unread(folder_id)
         return "list", uid_array(store.uid_list(folder_id, sort, reverse))
 
     def _apply(self, result, same: bool, keep_uid: int | None = None, keep_row: bool = True) -> None:
@@ -77,7 +77,7 @@ class ListLoading:
         if result is None:
             self.uids = uid_array()
         elif result[0] == "thread":
-            self._set_threads(result[1])
+            self._set_threads(result[1], result[2])
         else:
             self.uids = result[1]
         cursor = 0
@@ -99,7 +99,8 @@ class ListLoading:
             from ..trace import trace
             trace(f"list loaded {len(self.uids)} rows")
 
-    def _set_threads(self, info) -> None:
+    def _set_threads(self, info, unread: dict[int, int]) -> None:
+        self._thread_unread = unread
         self._thread_root = {uid: (root if root is not None else uid) for uid, _depth, root in info}
         sizes: dict[int, int] = {}
         for root in self._thread_root.values():
@@ -193,6 +194,11 @@ class ListLoading:
             return
         for uid in uids:
             self._rows.pop(uid, None)
+        if self.threaded and self.collapsed and self.store is not None and any(
+                self._thread_root.get(u, u) in self.collapsed for u in uids):
+            # a message inside a collapsed thread changed: its "(5, 2 unread)" is redrawn
+            self._thread_unread = self.store.thread_unread(self.folder_id)
+            uids |= {self._thread_root.get(u, u) for u in uids}
         top = self.scroll_offset.y
         for y in range(top, min(len(self.uids), top + self.size.height)):
             if self.uids[y] in uids:

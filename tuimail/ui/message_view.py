@@ -7,9 +7,9 @@ note, link...). Everything shown here has been sanitised by the caller (`build_l
 
 from __future__ import annotations
 
-import textwrap
+import re
 from typing import TYPE_CHECKING
-from rich.cells import cell_len, chop_cells, set_cell_size
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from textual import events
 from textual.geometry import Size
@@ -17,73 +17,29 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..mail.sanitize import sanitize, sanitize_line, sanitize_strict
+from ..mail.sanitize import sanitize, sanitize_line
+from ..sync.present import Line, format_bytes, message_lines
 from . import keys
+from .wrap import wrap
 
 if TYPE_CHECKING:
     from rich.style import Style
 
     from ..sync.content import MessageContent
 
-Line = tuple[str, str]  # (text, kind)
+_QUOTE_PREFIX_RE = re.compile(r"[ >]*> ?")
 
-def format_bytes(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    for unit in ("KB", "MB", "GB"):
-        n /= 1024
-        if n < 1024:
-            return f"{n:.1f} {unit}" if n < 10 else f"{n:.0f} {unit}"
-    return f"{n:.0f} TB"
+__all__ = ["Line", "MessageView", "build_lines", "format_bytes", "text_lines"]
 
 
 def build_lines(content: MessageContent, *, all_headers: list[tuple[str, str]] | None = None) -> list[Line]:
-    """The logical lines of a message, every string sanitised here."""
-    from ..mail.render import quote_depth  # html2text & co. load on the first open, not at startup
-
-    out: list[Line] = []
-    for name, value in (all_headers if all_headers is not None else content.headers):
-        out.append((f"{sanitize_line(name)}: {sanitize_line(value)}", "header"))
-    for note in content.notes:
-        out.append((f"[{sanitize_line(note)}]", "note"))
-    out.append(("", "rule"))
-    for line in sanitize(content.text).split("\n"):
-        d = quote_depth(line)
-        out.append((line.expandtabs(8), f"quote{min(3, (d - 1) % 3 + 1)}" if d else "text"))
-    if content.more:
-        out.append(("", "text"))
-        out.append(("-- the message continues: press L to load the rest --", "more"))
-    if content.links:
-        out.append(("", "text"))
-        out.append(("Links:", "hname"))
-        for i, url in enumerate(content.links, 1):
-            out.append((f"[{i}] {sanitize_strict(url)}", "link"))
-    if content.attachments:
-        out.append(("", "text"))
-        out.append(("Attachments:", "hname"))
-        for i, a in enumerate(content.attachments, 1):
-            label = f" [{sanitize_line(a.label)}]" if a.label else ""
-            out.append((f"{i:>2}. {sanitize_strict(a.filename) or '(no name)'}  "
-                        f"({sanitize_strict(a.mimetype)}, {format_bytes(a.size)}){label}", "attach"))
-    return out
+    """The logical lines of a message, every string sanitised (sync/present.py, shared with
+    `tuimail read`)."""
+    return message_lines(content, all_headers=all_headers)
 
 
 def text_lines(text: str, kind: str = "text") -> list[Line]:
     return [(line.expandtabs(8), kind) for line in sanitize(text).split("\n")]
-
-
-def wrap(text: str, width: int) -> list[str]:
-    if width <= 0:
-        return [text]
-    if len(text) <= width and (text.isascii() or cell_len(text) <= width):
-        return [text]
-    if text.isascii() and len(text) > 2000:  # base64 blobs and the like: no word breaking
-        return [text[i:i + width] for i in range(0, len(text), width)]
-    if text.isascii():
-        parts = textwrap.wrap(text, width, replace_whitespace=False, drop_whitespace=True,
-                              break_on_hyphens=False) or [""]
-        return parts
-    return chop_cells(text, width) or [""]
 
 
 class MessageView(ScrollView, can_focus=True):
@@ -176,6 +132,12 @@ class MessageView(ScrollView, can_focus=True):
         for text, kind in self.lines:
             if kind == "rule":
                 out.append(("─" * max(0, width), kind))
+                continue
+            if kind.startswith("quote") and cell_len(text) > width:
+                # a quoted line keeps its quote marks on every screen line (as mutt reflows)
+                m = _QUOTE_PREFIX_RE.match(text)
+                prefix = m.group() if m and len(m.group()) < width // 2 else ""
+                out.extend((prefix + part, kind) for part in wrap(text[len(prefix):], width - len(prefix)))
                 continue
             for part in wrap(text, width):
                 out.append((part, kind))

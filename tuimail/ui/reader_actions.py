@@ -73,10 +73,15 @@ class ReaderActions:
         if t is None:
             return
         svc = self.tapp.services.get(t.account)
+        # the reader shows a message attached to this one: its source is that part (BODY[2] is
+        # the whole attached message), so raw, full headers and pipe act on what is on screen
+        content = self.reader.content
+        section = content.section if content is not None and self._reader_shows(t) else None
 
         def fetch():
             try:
-                return then, t, svc.fetch_raw(t.folder, t.uid), None
+                data = svc.fetch_part(t.folder, t.uid, section) if section else svc.fetch_raw(t.folder, t.uid)
+                return then, t, data, None
             except Exception as exc:
                 return then, t, None, exc
 
@@ -267,6 +272,9 @@ class ReaderActions:
     def _attachment_open(self, t: Target, att) -> None:
         from . import mailcap
         from .attachments import temp_copy
+        if att.mimetype in ("message/rfc822", "message/global"):
+            self._open_attached(t, att)  # a forwarded or returned message: in the reader, not mailcap
+            return
         cfg = self.tapp.config
         files = ([cfg.mailcap_path] if cfg.mailcap_path else []) + list(mailcap.DEFAULT_FILES)
         entry = mailcap.find(mailcap.load(files), att.mimetype)
@@ -295,6 +303,28 @@ class ReaderActions:
                     self.notify(f"cannot run {sanitize_line(argv[0])}: {e.strerror or e}", markup=False)
 
         self._with_part(t, att, run)
+
+
+    def _open_attached(self, t: Target, att) -> None:
+        """Show the message attached at att.section in the reader, as a message of its own
+        (its attachments are then listed by `v`; only the parts it shows are fetched)."""
+        from .message_view import build_lines
+        svc = self.tapp.services.get(t.account)
+        self._gen += 1
+        gen = self._gen
+        self.reader_mode = "message"
+        self.reader.content = None
+        self.reader.show_status("Loading…")
+
+        def fetch():
+            try:
+                content = svc.open_attached(t.folder, t.uid, att.section)
+                return gen, t, (content, build_lines(content)), None
+            except Exception as exc:
+                return gen, t, None, exc
+
+        self.run_worker(fetch, thread=True, group="open", exit_on_error=False)
+        self.reader.focus()
 
 
 def parse_headers(raw: bytes, limit: int = 500) -> list[tuple[str, str]]:

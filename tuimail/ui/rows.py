@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 from functools import cached_property
 
+from ..mail.addresses import short_from
 from ..mail.sanitize import sanitize_line, sanitize_strict
 
 
@@ -68,11 +69,7 @@ def columns(width: int, date: int = 10) -> tuple[int, int, int, int, int]:
 
 
 def sender_name(from_: str) -> str:
-    """'Name <addr>' -> 'Name'; a bare address stays. Zero-width and bidi characters are shown
-    (sanitize_strict), as in the reader: 'pay\u200bpal' must not pass for 'paypal'."""
-    s = sanitize_strict(from_)
-    if "<" in s and not s.startswith("<"):
-        name = s.split("<", 1)[0].strip().strip('"').strip()
-        if name:
-            return name
-    return s.strip("<>")
+    """The display name of a From header ('"Pete" (a comment) <p@x>' -> 'Pete'), else the address.
+    Zero-width and bidi characters are shown (sanitize_strict), as in the reader: 'pay\u200bpal'
+    must not pass for 'paypal'."""
+    return sanitize_strict(short_from(from_))

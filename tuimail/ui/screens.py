@@ -230,7 +230,7 @@ class AttachmentScreen(ModalScreen[tuple[str, int] | None]):
                     t.append(f"  [{sanitize_line(a.label)}]", style="bold")
                 opts.append(Option(t, id=str(i)))
             yield OptionList(*opts)
-            yield Static(Content("s: save   |: pipe to a command   o / Enter: open (mailcap)   Esc: close"),
+            yield Static(Content("s: save  |: pipe  Enter: open (a message: in the reader)  Esc: close"),
                          classes="hint")
 
     def on_mount(self) -> None:
