@@ -22,7 +22,7 @@ from . import __version__, paths
 from .config import Config, config_mode_warning, load_config
 from .errors import NetworkError, NotCached, StoreError, TuimailError, UsageError
 from .mail.addresses import short_from
-from .mail.sanitize import sanitize, sanitize_line, sanitize_strict
+from .mail.sanitize import sanitize_line, sanitize_strict
 
 FLAG_NAMES = {"seen": "\\Seen", "flagged": "\\Flagged", "answered": "\\Answered", "deleted": "\\Deleted",
               "draft": "\\Draft"}
