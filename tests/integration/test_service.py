@@ -221,10 +221,10 @@ def test_a_first_run_holds_its_next_windows_until_the_ui_has_painted(mailuser, s
     ev.wait(idle_state)
     assert rows() == 50
 
+    svc.stop()  # (before the reset: a running service could refill the folder meanwhile)
     with Store(paths.account_store_path("test")) as st:
         st.reset_folder(st.folder_id("INBOX"), 0)  # empty again: a first run once more
     svc2, ev2 = service_for(mailuser)
-    svc.stop()
     svc2.hold_for_first_paint()
     svc2.start()
     ev2.wait(lambda e: isinstance(e, RowsChanged) and len(e.added) == 10)
