@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,6 +36,21 @@ class Run:
     seconds: float
 
 
+# The child's own peak RSS (VmHWM of its post-exec memory), written at exit. wait4's ru_maxrss is
+# not it: Linux starts a forked child's maxrss at the parent's RSS, so a pytest process grown past
+# the bound by earlier tests made a small child look big.
+_PEAK_RSS = """
+import atexit, os, runpy, sys
+def _hwm():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            open(os.environ['TUIMAIL_TEST_HWM'], 'w').write(line.split()[1])
+atexit.register(_hwm)
+sys.argv[0] = 'tuimail'
+runpy.run_module('tuimail', run_name='__main__', alter_sys=True)
+"""
+
+
 def run_tuimail(config_path, *args: str, timeout: float = 60.0, limit_as: int | None = None) -> Run:
     def limits():
         if limit_as:
@@ -42,8 +58,10 @@ def run_tuimail(config_path, *args: str, timeout: float = 60.0, limit_as: int | 
 
     with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
         t0 = time.monotonic()
-        p = subprocess.Popen([sys.executable, "-m", "tuimail", "--config", str(config_path), *args],
-                             stdin=subprocess.DEVNULL, stdout=fo, stderr=fe, cwd=ROOT, preexec_fn=limits)
+        hwm = Path(tempfile.mkdtemp()) / "hwm"
+        p = subprocess.Popen([sys.executable, "-c", _PEAK_RSS, "--config", str(config_path), *args],
+                             stdin=subprocess.DEVNULL, stdout=fo, stderr=fe, cwd=ROOT, preexec_fn=limits,
+                             env={**os.environ, "TUIMAIL_TEST_HWM": str(hwm)})
         deadline = t0 + timeout
         while True:
             pid, status, usage = os.wait4(p.pid, os.WNOHANG)
@@ -61,8 +79,13 @@ def run_tuimail(config_path, *args: str, timeout: float = 60.0, limit_as: int | 
         seconds = time.monotonic() - t0
         fo.seek(0)
         fe.seek(0)
+        try:
+            peak = int(hwm.read_text())
+        except (OSError, ValueError):
+            peak = usage.ru_maxrss
+        shutil.rmtree(hwm.parent, ignore_errors=True)
         return Run(code, fo.read().decode("utf-8", "surrogateescape"),
-                   fe.read().decode("utf-8", "surrogateescape"), usage.ru_maxrss, seconds)
+                   fe.read().decode("utf-8", "surrogateescape"), peak, seconds)
 
 
 def one_line_error(run: Run, code: int = 3) -> str:
