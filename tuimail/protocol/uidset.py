@@ -82,25 +82,28 @@ def windows(uids: Iterable[int], first: int, size: int, max_len: int = MAX_SET_L
 
 def parse(s: str | bytes, star: int | None = None, limit: int = 10_000_000) -> list[int]:
     """Parse a sequence set. '*' needs `star` (the largest value). Refuses absurd expansions."""
+    out: list[int] = []
+    for lo, hi in _runs(s, star):
+        if hi - lo + 1 + len(out) > limit:
+            raise ValueError("sequence set too large")
+        out.extend(range(lo, hi + 1))
+    return out
+
+
+def _runs(s: str | bytes, star: int | None) -> Iterator[tuple[int, int]]:
+    """The (lo, hi) runs of a set string, in the order given ('*' is `star`)."""
     if isinstance(s, bytes):
         s = s.decode("ascii", "replace")
-    out: list[int] = []
     for part in s.strip().split(","):
         if not part:
             continue
         if ":" in part:
             a, b = part.split(":", 1)
             lo, hi = _num(a, star), _num(b, star)
-            if lo > hi:
-                lo, hi = hi, lo
-            if hi - lo + len(out) >= limit:
-                raise ValueError("sequence set too large")
-            out.extend(range(lo, hi + 1))
+            yield (lo, hi) if lo <= hi else (hi, lo)
         else:
-            if len(out) >= limit:
-                raise ValueError("sequence set too large")
-            out.append(_num(part, star))
-    return out
+            u = _num(part, star)
+            yield u, u
 
 
 def _num(tok: str, star: int | None) -> int:
@@ -121,18 +124,7 @@ def iter_runs(s: str | bytes) -> Iterator[tuple[int, int]]:
 
     A server's set (VANISHED, MODIFIED, COPYUID) can name millions of uids in a few bytes
     ("1:9999999"): kept as runs, it costs what it weighs on the wire."""
-    if isinstance(s, bytes):
-        s = s.decode("ascii", "replace")
-    for part in s.strip().split(","):
-        if not part:
-            continue
-        if ":" in part:
-            a, b = part.split(":", 1)
-            lo, hi = _num(a, None), _num(b, None)
-            yield (lo, hi) if lo <= hi else (hi, lo)
-        else:
-            u = _num(part, None)
-            yield u, u
+    return _runs(s, None)
 
 
 def merge(runs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
