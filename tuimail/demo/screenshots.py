@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 SIZE = (140, 40)
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = replace(config, ui=replace(config.ui, theme=theme)) if theme else config
             svc = SyncService(cfg, account, offline=True)
             return TuimailApp(cfg, {account.name: store}, {account.name: svc}, offline=offline,
-                              clock=clock, tz=timezone.utc)
+                              clock=clock, tz=UTC)
 
         async def move_to(pilot, app, uid):
             hl = _list(app)

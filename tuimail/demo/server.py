@@ -33,7 +33,7 @@ import time
 from argparse import Namespace
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -414,7 +414,7 @@ class DemoServer:
                 await self._bulk_load(mbx, messages, flag_cache, thread_ids)
             else:  # pragma: no cover - other pymap versions: the slow, public path
                 for m in messages:
-                    when = datetime.fromtimestamp(m.date, timezone.utc)
+                    when = datetime.fromtimestamp(m.date, UTC)
                     await mbx.append(AppendMessage(m.raw, when, _flag_set(m.flags, flag_cache)),
                                      recent=False)
             self.counts[name] = len(messages)
@@ -424,7 +424,7 @@ class DemoServer:
                          flag_cache: dict[tuple[str, ...], frozenset[Flag]],
                          thread_ids: dict[bytes, ObjectId]) -> None:
         """Insert messages as ``MailboxData.append`` does, minus the MIME parse."""
-        utc = timezone.utc
+        utc = UTC
         new_email_id = ObjectId.random_email_id
         new_thread_id = ObjectId.random_thread_id
         refs, irt = _REFERENCES.search, _IN_REPLY_TO.search

@@ -22,7 +22,7 @@ Choices, so they are not rediscovered:
 from __future__ import annotations
 
 import gc
-from typing import Iterable
+from collections.abc import Iterable
 
 __all__ = ["thread_order"]
 

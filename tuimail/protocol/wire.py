@@ -83,7 +83,7 @@ class Reader:
             self.sock.settimeout(left)
         try:
             data = self.sock.recv(1 << 18)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             if self.deadline is not None:
                 raise Deadline("deadline passed") from None
             raise ReadError("the server stopped answering (timed out)") from None
