@@ -321,7 +321,8 @@ def cmd_flag(config: Config, args) -> int:
         if row is None:
             raise UsageError(f"no message {args.uid} in {sanitize_line(fi.name)!r} (see `tuimail list`)")
         if args.changes:
-            add, remove = [], []
+            add: list[str] = []
+            remove: list[str] = []
             for tok in args.changes:
                 sign, flag = parse_flag(tok)
                 (add if sign == "+" else remove).append(flag)

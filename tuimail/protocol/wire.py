@@ -72,6 +72,7 @@ class Reader:
         return self.bytes_in - len(self.buf)
 
     def _time_left(self) -> float:
+        assert self.deadline is not None  # called only while a deadline runs
         credit = max(0, self.bytes_in - self._credit_from - self.uncredited) / PROGRESS_RATE
         return self.deadline + credit - time.monotonic()
 
