@@ -673,7 +673,7 @@ def generate(n: int, seed: int = 1, *, folder: str = "INBOX", start: int = 1_700
                 greet_to = default_greet
                 hello = default_hello
 
-        if reply_to is not None:
+        if reply_to is not None and thread is not None:  # (set together)
             y = r()
             subject = ("RE: " if y < 0.04 else "AW: " if y < 0.07 else "Re: ") + thread.subject
         elif kind == "encoded":
@@ -813,7 +813,7 @@ def generate(n: int, seed: int = 1, *, folder: str = "INBOX", start: int = 1_700
 
         # --- thread bookkeeping ----------------------------------------------
         quotable = body_text[:2000]
-        if reply_to is not None:
+        if reply_to is not None and thread is not None:
             thread.msgs.append((msgid, refs, reply_to[2] + 1, author, quotable, date))
         elif kind not in ("spam", "big"):
             th = _Thread(subject, partner)

@@ -34,9 +34,11 @@ def _prepare(config, account):
     try:
         reader = Reader(store, bodies, conn)
         inbox = store.folder("INBOX")
+        assert inbox is not None, "the demo sync made no INBOX"
         for uid in store.uid_list(inbox.id)[:60]:
             content = reader.open("INBOX", uid)
             row = store.row(inbox.id, uid)
+            assert row is not None, uid
             if content.links and "html" not in picks and "[" not in row.subject:
                 picks["html"] = uid
             elif not content.links and "plain" not in picks and "Re:" in row.subject:

@@ -157,7 +157,7 @@ def _lazy_message_class() -> type | None:
     the parsed object, built at that moment.  None when pymap's layout is
     not the one this was written against (the loader then uses APPEND).
     """
-    slot = Message.__dict__.get("_content")
+    slot: Any = Message.__dict__.get("_content")  # a slot descriptor
     if slot is None or not hasattr(slot, "__set__"):
         return None
     parse = MessageContent.parse
@@ -180,7 +180,7 @@ def _lazy_message_class() -> type | None:
         def _set_content(self, value: Any) -> None:
             slot.__set__(self, value)
 
-        _content = property(_get_content, _set_content)  # type: ignore[assignment]
+        _content = property(_get_content, _set_content)
 
         async def load_content(self, requirement: FetchRequirement) -> LoadedMessage:
             # FLAGS/UID/INTERNALDATE and flag searches need no parse
@@ -424,6 +424,7 @@ class DemoServer:
                          flag_cache: dict[tuple[str, ...], frozenset[Flag]],
                          thread_ids: dict[bytes, ObjectId]) -> None:
         """Insert messages as ``MailboxData.append`` does, minus the MIME parse."""
+        assert _LazyMessage is not None  # _load checked
         utc = UTC
         new_email_id = ObjectId.random_email_id
         new_thread_id = ObjectId.random_thread_id
