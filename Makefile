@@ -5,14 +5,14 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: all demo test bench screenshots fuzz dovecot clean
+.PHONY: all demo test check bench screenshots fuzz dovecot clean
 
 all: test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip >/dev/null 2>&1 || true
-	$(PIP) install -q -e '.[demo,test]'
+	$(PIP) install -q -e '.[demo,test,dev]'
 	touch $@
 
 # Dovecot is the real server every integration test talks to.
@@ -29,6 +29,15 @@ demo: $(STAMP)
 
 test: $(STAMP) dovecot
 	$(PY) -m pytest -q -p no:cacheprovider tests
+
+# Lint, types and layers, all configured in pyproject.toml; every check runs, any finding fails.
+# mypy covers the modules listed in [tool.mypy] files (the list grows to the whole package).
+check: $(STAMP)
+	@rc=0; \
+	echo "== ruff"; $(VENV)/bin/ruff check . || rc=1; \
+	echo "== mypy"; $(VENV)/bin/mypy || rc=1; \
+	echo "== import contracts"; $(VENV)/bin/lint-imports || rc=1; \
+	exit $$rc
 
 # Side by side with neomutt and aerc (installed with apt-get if missing); writes tests/bench/RESULTS.md.
 # make bench BENCH_ARGS=--quick  (5000 messages, 1 round) | BENCH_ARGS="--sizes 20000 --rounds 5"

@@ -76,11 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("folder", help="folder name, as `tuimail folders` prints it")
     fl.add_argument("uid", type=int, help="the message's uid, as `tuimail list` prints it")
     fl.add_argument("changes", nargs="*", metavar="+FLAG|-FLAG", help=f"e.g. +seen -flagged (flags: {names})")
-    pe = sub.add_parser("pending", epilog=common, help="actions waiting to be sent or failed (from the store); discard them")
+    pe = sub.add_parser("pending", epilog=common,
+                        help="actions waiting to be sent or failed (from the store); discard them")
     pe.add_argument("--json", action="store_true")
     pe.add_argument("--discard", type=int, nargs="+", metavar="ID", help="forget these actions (ids from the list)")
     pe.add_argument("--discard-failed", action="store_true", help="forget every failed action")
-    rp = sub.add_parser("repair", epilog=common, help="rebuild a damaged store, keeping pending actions (a sync refills the rest)")
+    rp = sub.add_parser("repair", epilog=common,
+                        help="rebuild a damaged store, keeping pending actions (a sync refills the rest)")
     rp.add_argument("--account", metavar="NAME", default=argparse.SUPPRESS, help="only this account")
     rp.add_argument("--force", action="store_true", help="rebuild even if the store looks healthy")
     return p
@@ -319,7 +321,8 @@ def cmd_flag(config: Config, args) -> int:
         if row is None:
             raise UsageError(f"no message {args.uid} in {sanitize_line(fi.name)!r} (see `tuimail list`)")
         if args.changes:
-            add, remove = [], []
+            add: list[str] = []
+            remove: list[str] = []
             for tok in args.changes:
                 sign, flag = parse_flag(tok)
                 (add if sign == "+" else remove).append(flag)

@@ -187,6 +187,7 @@ def _read_capped(proc: subprocess.Popen, timeout: float, cap: int) -> bytes:
     all within `timeout` seconds (subprocess.TimeoutExpired past it)."""
     deadline = time.monotonic() + timeout
     buf = bytearray()
+    assert proc.stdout is not None  # the caller opened it with stdout=PIPE
     fd = proc.stdout.fileno()
     with selectors.DefaultSelector() as sel:
         sel.register(fd, selectors.EVENT_READ)

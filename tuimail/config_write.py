@@ -31,8 +31,8 @@ def toml_string(value: str) -> str:
 
 def _header(name: str) -> re.Pattern[str]:
     quoted = re.escape(name)
-    return re.compile(rf'^[ \t]*\[[ \t]*accounts[ \t]*\.[ \t]*(?:{quoted}|"{quoted}"|\'{quoted}\')[ \t]*\][ \t]*(?:#.*)?$',
-                      re.MULTILINE)
+    return re.compile(rf'^[ \t]*\[[ \t]*accounts[ \t]*\.[ \t]*(?:{quoted}|"{quoted}"|\'{quoted}\')'
+                      r'[ \t]*\][ \t]*(?:#.*)?$', re.MULTILINE)
 
 
 def save_password(path: Path | str, account: str, password: str) -> Path:

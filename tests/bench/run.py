@@ -199,9 +199,10 @@ class SizeBench:
         ks = [1, 100] + ([10_000] if self.n >= 100_000 else [])
         self.d["flag_out"] = {}
         for k in ks:
-            uids, _ = new_sessions(self.server, self.user, lambda: change_flags(self.user, k, add=True))
+            uids, _ = new_sessions(self.server, self.user, lambda k=k: change_flags(self.user, k, add=True))
             self.d["flag_out"][k] = self._sync_out(expect_flags=k)
-            new_sessions(self.server, self.user, lambda: change_flags(self.user, k, add=False, uids=uids))
+            new_sessions(self.server, self.user,
+                         lambda k=k, uids=uids: change_flags(self.user, k, add=False, uids=uids))
             self._sync_out(expect_flags=k)  # back to the starting state (not measured)
             log(f"{self.n}: resync after {k} flag changes {self.d['flag_out'][k]} B")
 
@@ -291,7 +292,8 @@ def _interrupt(signum, frame):
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m tests.bench.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="5000,20000,100000", help="folder sizes (default: %(default)s)")
-    p.add_argument("--rounds", type=int, default=5, help="rounds per size, clients alternated (default: 5; neomutt's cold open alone varies 5.7-9.1 s at 100k here)")
+    p.add_argument("--rounds", type=int, default=5, help="rounds per size, clients alternated "
+                   "(default: 5; neomutt's cold open alone varies 5.7-9.1 s at 100k here)")
     p.add_argument("--out", default="tests/bench/RESULTS.md", help="the markdown report (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="5000 messages, 1 round: for trying it out")
     p.add_argument("--root", default=None, help="where Dovecot and the client caches live "

@@ -52,7 +52,7 @@ def test_resync_bytes_do_not_grow_with_the_folder(mailuser, second_user, tuimail
         user.deliver_many("INBOX", ((m.raw, m.flags, m.date) for m in generate(SIZES[name], seed=7)))
     config = "\n".join(u.config_toml(name) for name, u in users.items())
     cli = Cli(tuimail_env.write_config(config), capsys)
-    for name, user in users.items():
+    for name in users:
         assert f"{SIZES[name]} new" in cli("--account", name, "sync")
 
     noop = {name: _sync_bytes(cli, user, name, flags=0) for name, user in users.items()}

@@ -104,7 +104,8 @@ paths_ = st.text(min_size=1, max_size=80).filter(lambda s: "\x00" not in s)
 @given(paths_)
 def test_property_mailcap_percent_s_is_one_argv_element(path):
     for command, expect in (("viewer %s", ["viewer", path]), ("viewer '%s'", ["viewer", path]),
-                            ('viewer "%s"', ["viewer", path]), ("viewer --file=%s -", ["viewer", "--file=" + path, "-"])):
+                            ('viewer "%s"', ["viewer", path]),
+                            ("viewer --file=%s -", ["viewer", "--file=" + path, "-"])):
         assert mailcap.argv_for(command, path, "application/pdf") == expect
 
 

@@ -35,7 +35,8 @@ fuzz_settings = settings(max_examples=300 * N, deadline=None, derandomize=not FU
 IMAP_BYTES = st.lists(st.one_of(
     st.sampled_from([b"(", b")", b"{", b"}", b"{5}\r\n", b"{0}\r\n", b"{99999999999}\r\n", b"\r\n", b"\"", b"\\",
                      b"[", b"]", b"NIL", b" ", b"* ", b"T1 OK ", b"FETCH", b"UID 1", b"BODY[]", b"\x00", b"\x1b",
-                     b"12345678901234567890", b"+ ", b"* 1 FETCH (UID 7 FLAGS (\\Seen) RFC822.SIZE 3 BODY[HEADER.FIELDS (FROM)] {3}\r\nabc)\r\n"]),
+                     b"12345678901234567890", b"+ ",
+                     b"* 1 FETCH (UID 7 FLAGS (\\Seen) RFC822.SIZE 3 BODY[HEADER.FIELDS (FROM)] {3}\r\nabc)\r\n"]),
     st.binary(max_size=20)), max_size=40).map(b"".join)
 
 

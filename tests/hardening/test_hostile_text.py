@@ -17,6 +17,7 @@ from tuimail.demo.generate import encode_words, hostile_messages
 from tuimail.mail.render import html_to_text
 from tests.integration.helpers import Cli
 from tests.unit.test_sanitize import FORBIDDEN_RE, assert_clean
+from datetime import UTC
 
 # Zero-width characters must not pass silently in addresses either (sanitize_strict shows them)
 ZW = "\u200b\u200c\u200d\u2060\ufeff"
@@ -178,7 +179,6 @@ def test_tui_shows_hostile_messages_without_escape_sequences(hostile_box, tuimai
     """One pilot run over the synced hostile INBOX: the header list and the message view of every
     message carry no ESC/C1/bidi, and clicking a subject's markup runs no action."""
     import asyncio
-    from datetime import timezone
 
     from tuimail.config import load_config
     from tuimail.store.store import Store
@@ -192,14 +192,14 @@ def test_tui_shows_hostile_messages_without_escape_sequences(hostile_box, tuimai
     config = load_config(cli.config_path)
     store = Store(paths.account_store_path("test"))
     svc = SyncService(config, config.account(), offline=True)
-    app = TuimailApp(config, {"test": store}, {"test": svc}, offline=True, tz=timezone.utc)
+    app = TuimailApp(config, {"test": store}, {"test": svc}, offline=True, tz=UTC)
 
     async def go():
         async with app.run_test(size=(160, 45)) as pilot:
             await settle(pilot, app)
             assert len(app.main.hlist.uids) == n
             seen = []
-            for i in range(n):
+            for _ in range(n):
                 await pilot.press("enter")
                 await settle(pilot, app)
                 screen = screen_text(app)

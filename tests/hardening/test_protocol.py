@@ -362,7 +362,8 @@ NUMBERS = {
         b"* 1 EXISTS\r\n* OK [UIDVALIDITY abc] x\r\n* OK [UIDNEXT -5] y\r\n")),
     "huge EXISTS": lambda tag, line: _mailbox_answers(tag, line, select=(
         b"* 99999999999999999999999 EXISTS\r\n* OK [UIDVALIDITY 3] x\r\n")),
-    "huge UID in SEARCH": lambda tag, line: _mailbox_answers(tag, line, search=b"* SEARCH 1 99999999999999999999999\r\n"),
+    "huge UID in SEARCH":
+        lambda tag, line: _mailbox_answers(tag, line, search=b"* SEARCH 1 99999999999999999999999\r\n"),
     "negative UIDs in SEARCH": lambda tag, line: _mailbox_answers(tag, line, search=b"* SEARCH -1 -2\r\n"),
     "huge UID in FETCH": lambda tag, line: _mailbox_answers(tag, line, fetch=(
         b"* 1 FETCH (UID 99999999999999999999999 FLAGS () RFC822.SIZE 99999999999999999999999"

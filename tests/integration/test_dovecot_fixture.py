@@ -8,7 +8,7 @@ import socket
 import ssl
 import time
 import tomllib
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import imapclient
 import pytest
@@ -63,7 +63,7 @@ def test_deliver_many_10k_is_fast(mailuser):
 
 
 def test_deliver_flags_dates_and_new_folders(mailuser):
-    when = datetime(2020, 2, 3, 4, 5, 6, tzinfo=timezone.utc).timestamp()
+    when = datetime(2020, 2, 3, 4, 5, 6, tzinfo=UTC).timestamp()
     mailuser.deliver("INBOX", raw(1), "FS", internal_date=when)
     mailuser.deliver("INBOX", raw(2), ("\\Answered", "\\Draft"))
     mailuser.deliver("Projects.2024", raw(3))  # hierarchy: '.' is the separator
@@ -74,7 +74,7 @@ def test_deliver_flags_dates_and_new_folders(mailuser):
         c.select_folder("INBOX")
         data = c.fetch([1, 2], ["FLAGS", "INTERNALDATE", "BODY.PEEK[]"])
         assert set(data[1][b"FLAGS"]) >= {b"\\Flagged", b"\\Seen"}
-        assert data[1][b"INTERNALDATE"].astimezone(timezone.utc) == datetime(2020, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+        assert data[1][b"INTERNALDATE"].astimezone(UTC) == datetime(2020, 2, 3, 4, 5, 6, tzinfo=UTC)
         assert set(data[2][b"FLAGS"]) >= {b"\\Answered", b"\\Draft"}
         assert email.message_from_bytes(data[1][b"BODY[]"])["Message-ID"] == "<1@example.org>"
         assert c.folder_status("Réunions", ["MESSAGES"])[b"MESSAGES"] == 1

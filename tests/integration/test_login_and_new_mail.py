@@ -166,5 +166,6 @@ def test_plain_text_on_a_tls_port_says_so(tuimail_env, dovecot_factory):
     else:
         raise AssertionError("connected?")
     assert time.monotonic() - t0 < 5
-    assert msg == (f"127.0.0.1:{server.imaps_port} accepted the connection but sent no IMAP greeting within 1 s (timeout)"
+    assert msg == (f"127.0.0.1:{server.imaps_port} accepted the connection"
+                   " but sent no IMAP greeting within 1 s (timeout)"
                    ' (a TLS port? try accounts.test.security = "tls")')

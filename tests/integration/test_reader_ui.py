@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import timezone
+from datetime import UTC
 
 from tuimail import paths
 from tuimail.config import load_config
@@ -35,7 +35,7 @@ def _app(config_path, **ui):
         cfg = dataclasses.replace(cfg, ui=dataclasses.replace(cfg.ui, **ui))
     store = Store(paths.account_store_path("test"))
     svc = SyncService(cfg, cfg.account("test"))
-    app = TuimailApp(cfg, {"test": store}, {"test": svc}, clock=lambda: NOW, tz=timezone.utc)
+    app = TuimailApp(cfg, {"test": store}, {"test": svc}, clock=lambda: NOW, tz=UTC)
     return app, store
 
 

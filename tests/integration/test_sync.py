@@ -222,7 +222,8 @@ def test_first_fill_fetches_the_newest_screen_by_number_before_the_search(tuimai
         eng = Engine(acc, st, conn, BodyCache(paths.account_cache_path(acc.name)))
         eng.negotiate()
         windows: list[list[int]] = []
-        eng.emit = lambda e, windows=windows: windows.append(list(e.added)) if isinstance(e, RowsChanged) and e.added else None
+        eng.emit = (lambda e, windows=windows:
+                    windows.append(list(e.added)) if isinstance(e, RowsChanged) and e.added else None)
         res = eng.sync_folder("INBOX")
         after_select = sent[[c.split()[0] for c in sent].index(b"SELECT") + 1]
         if not refuse:

@@ -665,7 +665,9 @@ mail_location = maildir:~/Maildir
 mail_max_userip_connections = 100
 imap_idle_notify_interval = {self.idle_notify_interval}
 mailbox_idle_check_interval = 1 secs
-imap_logout_format = in=%i out=%o deleted=%{{deleted}} expunged=%{{expunged}} trashed=%{{trashed}} hdr_count=%{{fetch_hdr_count}} hdr_bytes=%{{fetch_hdr_bytes}} body_count=%{{fetch_body_count}} body_bytes=%{{fetch_body_bytes}}
+imap_logout_format = in=%i out=%o deleted=%{{deleted}} expunged=%{{expunged}} trashed=%{{trashed}} \
+hdr_count=%{{fetch_hdr_count}} hdr_bytes=%{{fetch_hdr_bytes}} \
+body_count=%{{fetch_body_count}} body_bytes=%{{fetch_body_bytes}}
 pop3_logout_format = in=%i out=%o top=%t/%p, retr=%r/%b, del=%d/%m, size=%s
 {capability}
 passdb {{

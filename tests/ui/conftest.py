@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 
@@ -27,7 +27,7 @@ def make_app(tmp_path):
         store = store or make_store(tmp_path / f"store{len(made)}.sqlite3", n, folder_rows=folder_rows)
         service = service or FakeService()
         app = TuimailApp(config or make_config(), {"test": store}, {"test": service},
-                         clock=lambda: NOW, tz=timezone.utc, **kw)
+                         clock=lambda: NOW, tz=UTC, **kw)
         made.append(store)
         return app, store, service
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from tuimail.config import Account, Config, UIConfig
@@ -13,7 +13,7 @@ from tuimail.store.store import Store
 from tuimail.sync.content import Attachment, MessageContent
 
 # The fixed clock of every UI test: 2024-03-15 12:00 UTC.
-NOW = datetime(2024, 3, 15, 12, 0, tzinfo=timezone.utc).timestamp()
+NOW = datetime(2024, 3, 15, 12, 0, tzinfo=UTC).timestamp()
 
 FOLDERS = [  # (name, role)
     ("INBOX", "inbox"), ("Drafts", "drafts"), ("Sent", "sent"), ("Archive", "archive"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import socket
 import time
-from datetime import timezone
+from datetime import UTC
 
 from tuimail import paths
 from tuimail.config import load_config
@@ -29,7 +29,7 @@ def real_app(cfg):
     bridge = EventBridge()
     svc = SyncService(cfg, acc, bridge)
     app = TuimailApp(cfg, {acc.name: store}, {acc.name: svc}, event_sink=bridge, clock=lambda: NOW,
-                     tz=timezone.utc)
+                     tz=UTC)
     return app, store, svc
 
 
@@ -117,7 +117,7 @@ def test_first_screen_names_an_unreachable_host(tuimail_env, mailuser):
 
 def test_the_panel_leaves_once_the_account_syncs(make_app, tmp_path):
     store = Store(tmp_path / "empty.sqlite3")
-    app = TuimailApp(make_config(), {"test": store}, {"test": FakeService()}, clock=lambda: NOW, tz=timezone.utc)
+    app = TuimailApp(make_config(), {"test": store}, {"test": FakeService()}, clock=lambda: NOW, tz=UTC)
 
     async def go():
         async with app.run_test(size=(80, 24)) as pilot:

@@ -10,6 +10,7 @@ import pytest
 from tuimail.store.store import Store
 
 from .fixtures import FakeService, fill, make_config, run, settle
+from datetime import UTC
 
 N = 100_000
 
@@ -46,14 +47,13 @@ def big_store(tmp_path_factory):
 
 
 def test_scroll_100k_reads_only_windows(big_store):
-    from datetime import timezone
 
     from tuimail.ui.app import TuimailApp
 
     from .fixtures import NOW
 
     store = CountingStore(Store(big_store))
-    app = TuimailApp(make_config(), {"test": store}, {"test": FakeService()}, clock=lambda: NOW, tz=timezone.utc)
+    app = TuimailApp(make_config(), {"test": store}, {"test": FakeService()}, clock=lambda: NOW, tz=UTC)
 
     async def go():
         async with app.run_test(size=(120, 36)) as pilot:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from .fixtures import make_config, run, screen_text, settle, wait_until
+from datetime import UTC
 
 
 def _opens(svc) -> list[tuple]:
@@ -101,7 +102,8 @@ def test_delete_for_good_names_the_message(make_app):
             await pilot.press("d")
             await settle(pilot, app)
             text = screen_text(app)
-            assert "Delete this message for good?" in text and "From Mallory" in text and "Wire" in text and "transfer" in text
+            assert "Delete this message for good?" in text and "From Mallory" in text
+            assert "Wire" in text and "transfer" in text
             assert "\x1b]0" not in text and "\x07" not in text
             await pilot.press("n")
             assert store.row(fid, 9) is not None
@@ -112,7 +114,6 @@ def test_delete_for_good_names_the_message(make_app):
 def test_change_folder_matches_folder_names_before_the_account(tmp_path):
     """On an account named `work`, typing `Work` opens the folder Work, not the first folder of
     the account (Archive, whose label "work: Archive" holds "work" too)."""
-    from datetime import timezone
 
     from tuimail.config import Config
     from tuimail.ui.app import TuimailApp
@@ -125,7 +126,7 @@ def test_change_folder_matches_folder_names_before_the_account(tmp_path):
         fill(store, store.folder_id(name), range(1, 3))
     acc = dataclasses.replace(make_config().accounts["test"], name="work")
     app = TuimailApp(Config(accounts={"work": acc}, ui=make_config().ui), {"work": store},
-                     {"work": FakeService()}, clock=lambda: NOW, tz=timezone.utc)
+                     {"work": FakeService()}, clock=lambda: NOW, tz=UTC)
 
     async def pick(pilot, query: str) -> str:
         await pilot.press("c")
@@ -197,7 +198,7 @@ def test_the_focused_pane_is_marked_in_every_theme_and_tree_guides_are_visible(m
     for theme in ("dark", "light", "classic"):
         app, store, svc = make_app(5, config=make_config(theme=theme, preview="right"))
 
-        async def go():
+        async def go(app=app, theme=theme):
             async with app.run_test(size=(170, 30)) as pilot:
                 await settle(pilot, app)
                 main = app.main

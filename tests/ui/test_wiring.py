@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 
 from tuimail.config import Account, Config
 from tuimail.store.store import Store
@@ -16,7 +16,7 @@ def test_empty_store_then_first_sync(tmp_path):
     store = Store(tmp_path / "empty.sqlite3")
     svc = FakeService()
     app = TuimailApp(make_config(), {"test": store}, {"test": svc}, start_folder="Lists/python",
-                     clock=lambda: NOW, tz=timezone.utc)
+                     clock=lambda: NOW, tz=UTC)
 
     async def go():
         async with app.run_test(size=(80, 24)) as pilot:
@@ -47,7 +47,7 @@ def test_two_accounts(tmp_path):
     cfg = Config(accounts={**cfg.accounts, "work": acc2}, ui=cfg.ui)
     sa, sb = FakeService(), FakeService()
     app = TuimailApp(cfg, {"test": a, "work": b}, {"test": sa, "work": sb}, start_folder="work/INBOX",
-                     clock=lambda: NOW, tz=timezone.utc)
+                     clock=lambda: NOW, tz=UTC)
 
     async def go():
         async with app.run_test(size=(120, 36)) as pilot:

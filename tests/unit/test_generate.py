@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import email
 import email.header
+import itertools
 import os
 import re
 import time
@@ -62,7 +63,7 @@ def test_every_message_parses_with_the_essential_headers(parsed):
 
 
 def test_dates_ascend_minutes_to_hours_apart_and_ids_are_unique(sample):
-    gaps = [b.date - a.date for a, b in zip(sample, sample[1:])]
+    gaps = [b.date - a.date for a, b in itertools.pairwise(sample)]
     assert min(gaps) >= 60 and max(gaps) <= 4 * 3600 + 60
     assert len({m.message_id for m in sample}) == len(sample)
     assert sample[0].date > 1_700_000_000

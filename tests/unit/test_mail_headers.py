@@ -92,7 +92,7 @@ def test_decode_words_joins_adjacent_words_and_keeps_other_text():
 
 
 def test_decode_words_multibyte_character_split_across_words():
-    data = "日本語".encode("utf-8")
+    data = "日本語".encode()
     a = base64.b64encode(data[:4]).decode()
     b = base64.b64encode(data[4:]).decode()
     assert decode_words(f"=?utf-8?B?{a}?= =?utf-8?B?{b}?=") == "日本語"

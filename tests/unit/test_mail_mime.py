@@ -89,7 +89,8 @@ RELATED = (
 def test_single_part_is_section_1(data):
     root, notes = parse_bodystructure(data)
     assert notes == []
-    assert (root.section, root.mimetype, root.charset, root.size, root.lines) == ("1", "text/plain", "US-ASCII", 3028, 92)
+    got = (root.section, root.mimetype, root.charset, root.size, root.lines)
+    assert got == ("1", "text/plain", "US-ASCII", 3028, 92)
     assert root.encoding == "7bit" and not root.is_multipart and not root.is_attachment
     assert choose_text_part(root) is root
     assert attachments(root) == []
@@ -235,7 +236,7 @@ def test_decode_transfer():
     ("ks_c_5601-1987", "안녕".encode("cp949"), "안녕"),
     ("iso-8859-8-i", "שלום".encode("iso8859_8"), "שלום"),
     ("windows-1250", "Žluťoučký".encode("cp1250"), "Žluťoučký"),
-    ("gb2312", "你好".encode("utf-8"), "你好"),  # mislabelled UTF-8 (spamscope mail_test_12)
+    ("gb2312", "你好".encode(), "你好"),  # mislabelled UTF-8 (spamscope mail_test_12)
     ("iso-8859-1", b"caf\xe9", "café"),
     (None, b"caf\xe9", "café"),
     ("utf-8", b"caf\xe9", "caf\ufffd"),

@@ -72,7 +72,7 @@ def test_tabs_and_newlines_kept_cr_normalised():
 
 
 def test_bidi_controls_removed():
-    # "invoice_‮fdp.exe" displays as invoice_exe.pdf
+    # "invoice_<U+202E>fdp.exe" displays as invoice_exe.pdf
     assert sanitize("invoice_\u202efdp.exe") == "invoice_fdp.exe"
     assert sanitize("\u2066a\u2069\u200eb\u200fc\u061cd\u202ae\u202c") == "abcde"
 

@@ -190,7 +190,8 @@ def test_thread_positions_are_stable_when_new_threads_arrive_on_top(st):
     assert st.uid_list(fid, "thread")[:3] == [200, 199, 198]
     st.insert_headers(fid, [row(201), row(202, irt="<5@x>", refs="<5@x>")])
     writes = []
-    st.db.set_trace_callback(lambda sql: writes.append(sql) if sql.startswith(("UPDATE messages", "INSERT OR REPLACE INTO threads")) else None)
+    watched = ("UPDATE messages", "INSERT OR REPLACE INTO threads")
+    st.db.set_trace_callback(lambda sql: writes.append(sql) if sql.startswith(watched) else None)
     st.set_threads(fid, thread_order(st.headers_for_threading(fid)))
     st.db.set_trace_callback(None)
     assert 2 <= len(writes) < 10, "only the new rows and the thread that moved are rewritten"

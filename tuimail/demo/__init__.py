@@ -9,7 +9,12 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .server import DemoServer
 
 
 def demo_config_text(host: str, port: int, user: str, password: str) -> str:
@@ -24,7 +29,7 @@ class DemoEnvironment:
     def __init__(self, keep: bool = False):
         self.keep = keep
         self.tmp: Path | None = None
-        self.server = None
+        self.server: DemoServer | None = None
         self._saved_env: dict[str, str | None] = {}
 
     def __enter__(self) -> DemoEnvironment:
@@ -75,6 +80,7 @@ def run_demo(args) -> int:
                 with contextlib.redirect_stdout(io.StringIO()):
                     COMMANDS["sync"](config, argparse.Namespace(account="demo", folder=None, offline=False))
             return COMMANDS[args.cmd](config, args)
+        run_app: Callable[..., int] | None
         try:
             from ..ui.launch import run_app
         except ImportError:

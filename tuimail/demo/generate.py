@@ -220,7 +220,8 @@ _INTL_SUBJECTS = (
 _INTL_BODIES = {
     "ISO-8859-1": "Bonjour à tous,\n\nvoici le compte rendu de la réunion. Merci de le relire "
                   "avant vendredi.\n\nGrüße,\nJürgen",
-    "Shift_JIS": "お疲れ様です。\n\n来週の会議の資料を添付しました。ご確認をお願いします。\n\nよろしくお願いいたします。",
+    "Shift_JIS": "お疲れ様です。\n\n来週の会議の資料を添付しました。ご確認をお願いします。"
+                 "\n\nよろしくお願いいたします。",
     "KOI8-R": "Добрый день!\n\nОтчёт за квартал готов, посмотрите, пожалуйста, до пятницы.\n\nСпасибо,\nИван",
     "UTF-8": "Hi,\n\nquick note in several scripts: Grüße, привет, こんにちは, 你好, γεια σου, 안녕하세요 👋\n\n"
              "Cheers",
@@ -630,9 +631,7 @@ def generate(n: int, seed: int = 1, *, folder: str = "INBOX", start: int = 1_700
         t += 60 + int(r() * r() * 14400)
         date = t
         x = r()
-        for bound, kind in table:
-            if x < bound:
-                break
+        kind = next(k for bound, k in table if x < bound)  # the last bound is above 1
         if big_every and (i + 1) % big_every == 0:
             kind = "big"
         if profile == "spam":
@@ -674,7 +673,7 @@ def generate(n: int, seed: int = 1, *, folder: str = "INBOX", start: int = 1_700
                 greet_to = default_greet
                 hello = default_hello
 
-        if reply_to is not None:
+        if reply_to is not None and thread is not None:  # (set together)
             y = r()
             subject = ("RE: " if y < 0.04 else "AW: " if y < 0.07 else "Re: ") + thread.subject
         elif kind == "encoded":
@@ -752,7 +751,8 @@ def generate(n: int, seed: int = 1, *, folder: str = "INBOX", start: int = 1_700
             top = (f'<!DOCTYPE html>\r\n<html><head><meta charset="utf-8"><title>{title}</title></head>\r\n'
                    f'<body style="font-family: sans-serif">\r\n<p>Hi {_html_escape(greet_to)},</p>\r\n')
             tail = (f"<p>{link}</p>\r\n"
-                    f'<p>Unsubscribe: <a href="https://news.example.com/unsub?id={link_id}">manage preferences</a></p>\r\n'
+                    f'<p>Unsubscribe: <a href="https://news.example.com/unsub?id={link_id}">'
+                    "manage preferences</a></p>\r\n"
                     f'<img src="https://track.example.net/o/{link_id}.gif" width="1" height="1" alt="">\r\n'
                     "</body></html>\r\n")
             # paragraphs are quoted-printable already (each ends with CRLF)
@@ -813,7 +813,7 @@ def generate(n: int, seed: int = 1, *, folder: str = "INBOX", start: int = 1_700
 
         # --- thread bookkeeping ----------------------------------------------
         quotable = body_text[:2000]
-        if reply_to is not None:
+        if reply_to is not None and thread is not None:
             thread.msgs.append((msgid, refs, reply_to[2] + 1, author, quotable, date))
         elif kind not in ("spam", "big"):
             th = _Thread(subject, partner)
@@ -887,12 +887,12 @@ def hostile_messages(folder: str = "INBOX", start: int = DEMO_START) -> list[Gen
         folder, t + 4, nid(4), sender, "Escape sequences in a body",
         "text/plain; charset=utf-8", "quoted-printable", binascii.b2a_qp(body4, istext=True)))
     # 5. HTML: &#27; entity, javascript: link, link text that differs from its target
-    html5 = ("<html><body><p>This message is a harmless test.</p>"
-             "<p>Entity escape: &#27;]0;pwned&#7; and &#x1b;[31mred</p>"
-             '<p><a href="https://evil.example/login">https://bank.example.com/login</a></p>'
-             '<p><a href="javascript:alert(1)">click for details</a></p>'
-             '<img src="https://track.example.net/o/hostile.gif" width="1" height="1">'
-             "</body></html>\r\n").encode()
+    html5 = (b"<html><body><p>This message is a harmless test.</p>"
+             b"<p>Entity escape: &#27;]0;pwned&#7; and &#x1b;[31mred</p>"
+             b'<p><a href="https://evil.example/login">https://bank.example.com/login</a></p>'
+             b'<p><a href="javascript:alert(1)">click for details</a></p>'
+             b'<img src="https://track.example.net/o/hostile.gif" width="1" height="1">'
+             b"</body></html>\r\n")
     out.append(_simple_message(
         folder, t + 5, nid(5), sender, "HTML with entities and look-alike links",
         "text/html; charset=utf-8", "quoted-printable", binascii.b2a_qp(html5, istext=True)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 SIZE = (140, 40)
@@ -34,9 +34,11 @@ def _prepare(config, account):
     try:
         reader = Reader(store, bodies, conn)
         inbox = store.folder("INBOX")
+        assert inbox is not None, "the demo sync made no INBOX"
         for uid in store.uid_list(inbox.id)[:60]:
             content = reader.open("INBOX", uid)
             row = store.row(inbox.id, uid)
+            assert row is not None, uid
             if content.links and "html" not in picks and "[" not in row.subject:
                 picks["html"] = uid
             elif not content.links and "plain" not in picks and "Re:" in row.subject:
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = replace(config, ui=replace(config.ui, theme=theme)) if theme else config
             svc = SyncService(cfg, account, offline=True)
             return TuimailApp(cfg, {account.name: store}, {account.name: svc}, offline=offline,
-                              clock=clock, tz=timezone.utc)
+                              clock=clock, tz=UTC)
 
         async def move_to(pilot, app, uid):
             hl = _list(app)

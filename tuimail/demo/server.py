@@ -33,7 +33,7 @@ import time
 from argparse import Namespace
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -157,7 +157,7 @@ def _lazy_message_class() -> type | None:
     the parsed object, built at that moment.  None when pymap's layout is
     not the one this was written against (the loader then uses APPEND).
     """
-    slot = Message.__dict__.get("_content")
+    slot: Any = Message.__dict__.get("_content")  # a slot descriptor
     if slot is None or not hasattr(slot, "__set__"):
         return None
     parse = MessageContent.parse
@@ -180,7 +180,7 @@ def _lazy_message_class() -> type | None:
         def _set_content(self, value: Any) -> None:
             slot.__set__(self, value)
 
-        _content = property(_get_content, _set_content)  # type: ignore[assignment]
+        _content = property(_get_content, _set_content)
 
         async def load_content(self, requirement: FetchRequirement) -> LoadedMessage:
             # FLAGS/UID/INTERNALDATE and flag searches need no parse
@@ -414,7 +414,7 @@ class DemoServer:
                 await self._bulk_load(mbx, messages, flag_cache, thread_ids)
             else:  # pragma: no cover - other pymap versions: the slow, public path
                 for m in messages:
-                    when = datetime.fromtimestamp(m.date, timezone.utc)
+                    when = datetime.fromtimestamp(m.date, UTC)
                     await mbx.append(AppendMessage(m.raw, when, _flag_set(m.flags, flag_cache)),
                                      recent=False)
             self.counts[name] = len(messages)
@@ -424,7 +424,8 @@ class DemoServer:
                          flag_cache: dict[tuple[str, ...], frozenset[Flag]],
                          thread_ids: dict[bytes, ObjectId]) -> None:
         """Insert messages as ``MailboxData.append`` does, minus the MIME parse."""
-        utc = timezone.utc
+        assert _LazyMessage is not None  # _load checked
+        utc = UTC
         new_email_id = ObjectId.random_email_id
         new_thread_id = ObjectId.random_thread_id
         refs, irt = _REFERENCES.search, _IN_REPLY_TO.search

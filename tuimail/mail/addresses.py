@@ -52,7 +52,8 @@ def _comment(s: str, i: int) -> tuple[str, int]:
 
 def _quoted(s: str, i: int) -> tuple[str, int]:
     """The content of the quoted string opening at s[i] == '"', index after it."""
-    out, n = [], len(s)
+    out: list[str] = []
+    n = len(s)
     i += 1
     while i < n:
         c = s[i]
@@ -69,7 +70,8 @@ def _quoted(s: str, i: int) -> tuple[str, int]:
 
 def _angle(s: str, i: int) -> tuple[str, int]:
     """The address inside <...> opening at s[i], comments and whitespace removed."""
-    out, n = [], len(s)
+    out: list[str] = []
+    n = len(s)
     i += 1
     while i < n:
         c = s[i]

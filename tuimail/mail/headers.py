@@ -260,13 +260,13 @@ def parse_date(value: str | None) -> int | None:
             except ValueError:
                 pass
     try:
-        t = email.utils.parsedate_tz(value[:200])
-        if t is None:
+        p = email.utils.parsedate_tz(value[:200])
+        if p is None:
             return None
-        y = t[0]
-        if 100 <= y < 1000:  # Y2K-era bug: 103 means 2003 (parsedate_tz maps 2-digit years)
-            y += 1900
-        return _epoch(y, t[1], t[2], t[3], t[4], t[5], t[9] or 0)
+        year = p[0]
+        if 100 <= year < 1000:  # Y2K-era bug: 103 means 2003 (parsedate_tz maps 2-digit years)
+            year += 1900
+        return _epoch(year, p[1], p[2], p[3], p[4], p[5], p[9] or 0)
     except Exception:
         return None
 

@@ -86,7 +86,7 @@ def _disposition(value) -> tuple[str | None, dict[str, str]]:
         kind = _s(value[0])
         return (kind.strip().lower() if kind else None), _params(value[1] if len(value) > 1 else None)
     if isinstance(value, (bytes, str)):  # some old servers send a bare string
-        kind = _s(value)
+        kind = _s(value) or ""
         return (kind.strip().lower() or None), {}
     return None, {}
 

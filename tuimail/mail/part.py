@@ -12,7 +12,7 @@ import binascii
 import re
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Iterator
+from collections.abc import Iterator
 
 from .charset import decode_bytes
 from .headers import decode_words
@@ -191,8 +191,9 @@ _BLANK_SIZE = 4  # octets: a body of at most this size holds nothing but line br
 
 def choose_text_part(root: Part, prefer: str = "plain") -> Part | None:
     """The part to display: text/plain of an alternative (text/html with prefer="html", when
-    no plain exists, or when the plain one is empty by its size), the first displayable text part of a mixed; attachments are skipped, an
-    encrypted container yields None, message/rfc822 parts are not entered (they are attachments)."""
+    no plain exists, or when the plain one is empty by its size), the first displayable text part of a
+    mixed; attachments are skipped, an encrypted container yields None, message/rfc822 parts are not
+    entered (they are attachments)."""
     return _choose(root, "html" if prefer == "html" else "plain", 0)
 
 

@@ -22,7 +22,7 @@ Choices, so they are not rediscovered:
 from __future__ import annotations
 
 import gc
-from typing import Iterable
+from collections.abc import Iterable
 
 __all__ = ["thread_order"]
 
@@ -141,14 +141,15 @@ def _visible_kids(c: _C) -> list[_C]:
     return out
 
 
-def _key(c: _C) -> tuple[int, int]:
-    return (c.date, c.uid)  # type: ignore[return-value]
+def _key(c: _C) -> tuple[int, int | None]:
+    return (c.date, c.uid)  # visible containers only: the uid is set
 
 
 def _thread_rows(tops: list[_C], dummy: bool) -> tuple[int, int, list[tuple[int, int, int, str]]]:
     """Rows of one thread in display order, and its newest (date, uid)."""
     tops.sort(key=_key)
     root_uid = tops[0].uid
+    assert root_uid is not None  # tops are visible containers (dummies flattened away)
     rows: list[tuple[int, int, int, str]] = []
     newest, newest_uid = -1 << 62, -1
     # stack entries: (container, depth, continuation prefix, branch string, last sibling?)
@@ -162,9 +163,10 @@ def _thread_rows(tops: list[_C], dummy: bool) -> tuple[int, int, list[tuple[int,
     while stack:
         c, depth, cont, branch, is_last = pop()
         uid, date = c.uid, c.date
-        if date > newest or (date == newest and uid > newest_uid):  # type: ignore[operator]
+        assert uid is not None
+        if date > newest or (date == newest and uid > newest_uid):
             newest, newest_uid = date, uid
-        rows.append((uid, depth, root_uid, cont + branch))  # type: ignore[arg-type]
+        rows.append((uid, depth, root_uid, cont + branch))
         if not c.kids:
             continue
         kids = _visible_kids(c)
@@ -182,7 +184,7 @@ def _thread_rows(tops: list[_C], dummy: bool) -> tuple[int, int, list[tuple[int,
         push((kids[n], depth + 1, child_cont, "└─>", True))
         for i in range(n - 1, -1, -1):
             push((kids[i], depth + 1, child_cont, "├─>", False))
-    return newest, newest_uid, rows  # type: ignore[return-value]
+    return newest, newest_uid, rows
 
 
 def thread_order(rows: Iterable) -> list[tuple[int, int, int, str]]:
@@ -224,6 +226,6 @@ def _thread_order(rows: Iterable) -> list[tuple[int, int, int, str]]:
             if row[0] not in emitted:
                 emitted.add(row[0])
                 unique.append(row)
-        unique.extend((m.uid, 0, m.uid, "") for m in messages if m.uid not in emitted)  # type: ignore[misc]
+        unique.extend((u, 0, u, "") for u in (m.uid for m in messages) if u is not None and u not in emitted)
         out = unique
     return out

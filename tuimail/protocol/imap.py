@@ -24,7 +24,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from ..errors import AuthError, CommandFailed, NetworkError, ProtocolError, TLSError, TuimailError
 from . import uidset, wire
 from .idle import IdleCommands
-from .login import _Client, _Watchdog, tls_context  # noqa: F401  (tls_context: part of this module's interface)
+from .login import _Client, _Watchdog, tls_context
 from .mailbox import MailboxCommands
 # FolderEntry, HeaderItem, SelectResult and encode_mailbox are part of this module's interface
 from .responses import (_FLAGS_RE, _MODSEQ_RE, _UID_RE, _UNTAGGED_NUM, HEADER_FIELDS,  # noqa: F401

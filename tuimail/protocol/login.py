@@ -6,6 +6,7 @@ Used by ImapConnection.connect (imap.py); after login the raw reader (wire.py) t
 
 from __future__ import annotations
 
+import imaplib
 import socket
 import ssl
 import threading
@@ -85,7 +86,7 @@ class _Watchdog:
                 self._sock = None
 
 
-class _BoundedReads:
+class _BoundedReads(imaplib.IMAP4):
     """imaplib reads a literal with file.read(size), which allocates `size` bytes first. Refuse an
     oversized claim before that -- from the greeting on: imaplib reads the greeting and the first
     CAPABILITY answer inside its constructor, before any instance could be patched. The socket is

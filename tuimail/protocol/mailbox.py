@@ -362,7 +362,7 @@ class MailboxCommands:
                 parts = arg.split()
                 if len(parts) == 3:  # (never more uids than we moved)
                     src, dst = uidset.parse(parts[1], limit=len(uids)), uidset.parse(parts[2], limit=len(uids))
-                    mapping.update(zip(src, dst))
+                    mapping.update(zip(src, dst, strict=False))
 
         def handler(resp):
             head = resp[0]

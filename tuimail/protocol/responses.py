@@ -114,7 +114,8 @@ def _flags(raw: bytes) -> tuple[str, ...]:
 
 
 # (numbers of more than 18 digits do not match: the generic handler refuses them, see _num)
-_HDR_FAST = re.compile(rb"\* \d+ FETCH \(UID (\d{1,18}) FLAGS \(([^)]*)\)(?: MODSEQ \((\d{1,18})\))? RFC822\.SIZE (\d{1,18})"
+_HDR_FAST = re.compile(rb"\* \d+ FETCH \(UID (\d{1,18}) FLAGS \(([^)]*)\)(?: MODSEQ \((\d{1,18})\))?"
+                       rb" RFC822\.SIZE (\d{1,18})"
                        rb" BODY\[HEADER\.FIELDS \([^)]*\)\] \{(\d+)\}\r\n")
 
 

@@ -29,7 +29,7 @@ def assign_roles(entries: list, overrides: dict[str, str]) -> None:
             taken.add("inbox")
             continue
         for a in e.attrs:
-            role = ROLE_ATTRS.get(a.lower().encode())
+            role = ROLE_ATTRS.get(a.lower().encode()) or ""
             if role and role not in taken:
                 e.role = role
                 taken.add(role)

@@ -72,6 +72,7 @@ class Reader:
         return self.bytes_in - len(self.buf)
 
     def _time_left(self) -> float:
+        assert self.deadline is not None  # called only while a deadline runs
         credit = max(0, self.bytes_in - self._credit_from - self.uncredited) / PROGRESS_RATE
         return self.deadline + credit - time.monotonic()
 
@@ -83,7 +84,7 @@ class Reader:
             self.sock.settimeout(left)
         try:
             data = self.sock.recv(1 << 18)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             if self.deadline is not None:
                 raise Deadline("deadline passed") from None
             raise ReadError("the server stopped answering (timed out)") from None

@@ -126,7 +126,8 @@ class JournalMixin:
                     continue
                 self.db.execute("UPDATE messages SET hidden = 1 WHERE folder_id = ? AND uid = ?", (folder_id, uid))
                 self.db.execute("INSERT INTO journal(created, folder_id, uid, message_id, op, dest, msg_size, msg_date)"
-                                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (now, folder_id, uid, row[0], op, dest, row[1], row[2]))
+                                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                (now, folder_id, uid, row[0], op, dest, row[1], row[2]))
                 done.append(uid)
         return done
 

@@ -100,7 +100,7 @@ def _journal_row(rowid: int, r: list) -> dict | None:
         return None
     if len(r) > 11 and r[11] not in _STATES:
         return None
-    row = dict(zip(JOURNAL_COLS, r))
+    row = dict(zip(JOURNAL_COLS, r, strict=False))
     row["id"] = rowid
     return row
 
@@ -111,7 +111,7 @@ def _folder_row(rowid: int, r: list) -> dict | None:
     if not (isinstance(r[1], str) and r[1] and isinstance(r[4], str) and r[5] in (0, 1)
             and (r[6] is None or isinstance(r[6], int))):
         return None
-    row = dict(zip(FOLDER_COLS, r[:len(FOLDER_COLS)]))
+    row = dict(zip(FOLDER_COLS, r[:len(FOLDER_COLS)], strict=False))
     row["id"] = rowid
     return row
 

@@ -7,8 +7,8 @@ next sync. The journal (pending and failed actions, with their folder names, uid
 sizes and dates) is what the user did and exists nowhere else, so it is salvaged row by row from
 a copy of the damaged file, stepping over unreadable pages (sqlite3's `.recover` is not available
 from Python); a header overwritten with garbage is rebuilt on the copy, and rows SQLite cannot
-reach at all (a destroyed schema or interior page) are decoded from the leaf pages (pagescan.py). The damaged file is moved
-aside (never deleted), and a fresh store holding the salvaged folders (with their UIDVALIDITY,
+reach at all (a destroyed schema or interior page) are decoded from the leaf pages (pagescan.py).
+The damaged file is moved aside (never deleted), and a fresh store holding the salvaged folders (with their UIDVALIDITY,
 so the kept uids stay meaningful; a changed UIDVALIDITY re-matches them by Message-ID) and the
 journal entries whose folder is known takes its place. A damaged body cache (re-downloadable)
 is moved aside too.
@@ -229,7 +229,7 @@ def _read_table(db: sqlite3.Connection, table: str) -> tuple[list[dict], bool]:
             cur = db.execute(q, args)
             cols = [d[0] for d in cur.description]
             for r in cur:
-                rows[r[0]] = dict(zip(cols[1:], r[1:]))
+                rows[r[0]] = dict(zip(cols[1:], r[1:], strict=True))
                 last = r[0]
             return None
         except sqlite3.Error:
@@ -256,7 +256,7 @@ def _read_table(db: sqlite3.Connection, table: str) -> tuple[list[dict], bool]:
         except sqlite3.Error:
             continue
         if r is not None:
-            rows[r[0]] = dict(zip(cols[1:], r[1:]))
+            rows[r[0]] = dict(zip(cols[1:], r[1:], strict=True))
     return [rows[k] for k in sorted(rows)], bad
 
 
@@ -274,8 +274,8 @@ def _write_fresh(fresh: Path, folders: dict[int, dict], entries: list[dict]) -> 
             vals[4] = vals[4] if isinstance(vals[4], str) else ""
             vals[5] = 1 if vals[5] is None else vals[5]
             try:
-                db.execute(f"INSERT INTO folders({', '.join(_FOLDER_COLS)}) VALUES ({', '.join('?' * len(_FOLDER_COLS))})",
-                           vals)
+                db.execute(f"INSERT INTO folders({', '.join(_FOLDER_COLS)})"
+                           f" VALUES ({', '.join('?' * len(_FOLDER_COLS))})", vals)
             except sqlite3.Error:  # a damaged duplicate name or value: its entries count as lost
                 pass
         known = {r[0] for r in db.execute("SELECT id FROM folders")}

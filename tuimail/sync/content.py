@@ -31,7 +31,8 @@ class InlinePart:
 class MessageContent:
     folder: str
     uid: int
-    headers: list[tuple[str, str]]  # [("From", ...), ("To", ...), ("Cc", ...), ("Date", ...), ("Subject", ...)], sanitised
+    # [("From", ...), ("To", ...), ("Cc", ...), ("Date", ...), ("Subject", ...)], sanitised
+    headers: list[tuple[str, str]]
     text: str  # readable text, sanitised; HTML rendered by html2text with numbered links
     links: list[str] = field(default_factory=list)  # link N is links[N-1]; real targets
     attachments: list[Attachment] = field(default_factory=list)

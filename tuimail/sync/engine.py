@@ -239,7 +239,8 @@ class Engine:
             self.emit(RowsChanged(self.account.name, fid, reset=True))
             res.replayed += self.replay(fid, name, None)
         self.update_threads(fid)
-        self.store.set_folder_state(fid, uidvalidity=sel.uidvalidity, uidnext=sel.uidnext or (max(missing, default=0) + 1),
+        self.store.set_folder_state(fid, uidvalidity=sel.uidvalidity,
+                                    uidnext=sel.uidnext or (max(missing, default=0) + 1),
                                     highestmodseq=sel.highestmodseq if modseq_ok else None,
                                     server_total=sel.exists, synced=True)
         self.store.set_folder_error(fid, None)
@@ -390,7 +391,7 @@ class Engine:
         if not self.conn.has("MOVE") and folder is not None:
             # COPY + STORE \Deleted + UID EXPUNGE is not atomic: a run cut after the COPY left a copy
             # in dest. Messages whose Message-ID dest already holds are only removed from here.
-            there = self._already_in(folder, dest, dict(zip(uids, mids)))
+            there = self._already_in(folder, dest, dict(zip(uids, mids, strict=False)))
             if there:
                 self.conn.expunge_uids(there)
                 self.store.remove_uids(fid, there)

@@ -31,7 +31,7 @@ class AccountLock:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     os.close(fd)
-                    raise Busy(f"another tuimail is syncing this account (lock {self.path}); try again later")
+                    raise Busy(f"another tuimail is syncing this account (lock {self.path}); try again later") from None
                 time.sleep(0.1)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())

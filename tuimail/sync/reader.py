@@ -38,18 +38,18 @@ class Reader:
             raise NotCached(f"folder {sanitize_line(folder)!r} is not in the local store; run `tuimail sync` first")
         return fi
 
-    def _select(self, folder: str) -> None:
+    def _select(self, folder: str) -> ImapConnection:
         if self.conn is None:
             raise NotCached("offline, and this message is not cached")
         if self.conn.selected != folder:
             self.conn.select(folder, readonly=True)
+        return self.conn
 
     def structure(self, folder: str, uid: int):
         fi = self._folder(folder)
         bs = self.bodies.get_structure(folder, fi.uidvalidity, uid)
         if bs is None:
-            self._select(folder)
-            bs = self.conn.fetch_bodystructure(uid)
+            bs = self._select(folder).fetch_bodystructure(uid)
             if bs is None:
                 raise NotCached(f"message {uid} is no longer on the server")
             self.bodies.put_structure(folder, fi.uidvalidity, uid, bs)
@@ -89,7 +89,8 @@ class Reader:
         prefer = "html" if self.prefer_html else "plain"
         part = choose_text_part(root, prefer)
         plan = inline_plan(root, prefer, part)
-        text, links, partial = "", [], False
+        links: list[str] = []
+        text, partial = "", False
         if part is not None:
             data, complete = self._text_data(folder, fi, uid, part, more)
             partial = not complete
@@ -116,9 +117,9 @@ class Reader:
         cached = self.bodies.get_part(folder, fi.uidvalidity, uid, part.section)
         if cached is not None and (cached[1] or not more):
             return cached
-        self._select(folder)
+        conn = self._select(folder)
         want_all = more or part.size <= SLICE
-        got = self.conn.fetch_section(uid, part.section, 0, None if want_all else SLICE)
+        got = conn.fetch_section(uid, part.section, 0, None if want_all else SLICE)
         data = got or b""
         complete = want_all or len(data) < SLICE
         self.bodies.put_part(folder, fi.uidvalidity, uid, part.section, data, complete, part.size)
@@ -153,8 +154,7 @@ class Reader:
         cached = self.bodies.get_part(folder, fi.uidvalidity, uid, "")
         if cached is not None and cached[1]:
             return cached[0]
-        self._select(folder)
-        data = self.conn.fetch_section(uid, "")
+        data = self._select(folder).fetch_section(uid, "")
         if data is None:
             raise NotCached(f"message {uid} is no longer on the server")
         return data
@@ -167,8 +167,7 @@ class Reader:
         if cached is not None and cached[1]:
             data = cached[0]
         else:
-            self._select(folder)
-            data = self.conn.fetch_section(uid, section) or b""
+            data = self._select(folder).fetch_section(uid, section) or b""
         return decode_transfer(data, p.encoding if p else "")
 
 
