@@ -23,9 +23,10 @@ from ..config import Account, Config, resolve_oauth2_token, resolve_password
 from ..errors import AuthError, CommandFailed, ConfigError, MissingSecret, NetworkError, TuimailError
 from ..store import BodyCache, Store
 from ..store.failure import guard, store_error
-from .events import Event, NewMail, RowsChanged, SyncState
+from .events import Event, NewMail, SyncState
 from ..trace import trace
 from .lock import AccountLock, Busy
+from .waker import Waker
 
 # The network stack (imapclient, ssl, the engine, the MIME/HTML reader) is imported by the worker
 # threads when they first need it, not at import: the app paints its first screen before that.
@@ -94,7 +95,7 @@ class SyncService:
         paths.ensure_private_dir(self.store_path.parent)
         paths.ensure_private_dir(self.cache_path.parent)
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._wake = Waker()  # an Event that the IDLE wait selects on with the socket
         self._requests: set[str | None] = set()
         self._req_lock = threading.Lock()
         self._watch = "INBOX"
@@ -123,6 +124,8 @@ class SyncService:
             conn.shutdown()
         if self._thread is not None:
             self._thread.join(timeout)
+            if not self._thread.is_alive():
+                self._wake.close()
             self._thread = None
         with self._fetch_lock:
             if self._fetch_conn is not None:
@@ -379,6 +382,16 @@ class SyncService:
                 self._sync_all(engine, lock)
                 last_poll = time.monotonic()
                 continue
+            here = conn.selected
+            if here in pending and here not in requests:
+                # an action on the folder we idle on: DONE, its command, IDLE again (no resync)
+                done = self._locked(lock, lambda: engine.replay_selected(here))
+                if done is not None:
+                    if done[1]:  # news that needs a resync (new mail...)
+                        requests.add(here)
+                    with self._req_lock:  # the other folders' turn comes next round
+                        self._requests |= requests
+                    continue
             todo = (requests | pending) - {None}
             if todo:
                 self._sync_folders(engine, lock, sorted(todo, key=lambda n: n != self._watch))
@@ -400,14 +413,10 @@ class SyncService:
                     self._requests.add(watch)
                 continue
             timeout = min(IDLE_SECONDS, max(1.0, interval - (time.monotonic() - last_poll)))
-            news = conn.idle(timeout, stop=lambda: self._stop.is_set() or self._wake.is_set() or self._offline)
-            fid = store.folder_id(watch)
-            if news.exists is not None or news.vanished or news.expunged or news.seq_flags:
+            news = conn.idle(timeout, stop=lambda: self._stop.is_set() or self._wake.is_set() or self._offline,
+                             wake=self._wake)
+            if engine.apply_news(watch, news):
                 self._sync_folders(engine, lock, [watch])
-            elif news.flags and fid is not None:
-                changed = store.apply_server_flags(fid, news.flags)
-                if changed:
-                    self._emit(RowsChanged(self.account.name, fid, uids=tuple(changed)))
 
     def _idle_folder(self, store: Store) -> str | None:
         """The folder to IDLE on: the watched one, else INBOX when the server refuses it (a folder
