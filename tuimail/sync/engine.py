@@ -328,16 +328,6 @@ class Engine:
 
     # ------------------------------------------------------------------ journal replay
 
-    def replay_selected(self, name: str) -> tuple[int, bool] | None:
-        """The pending actions on the selected folder, without a resync (see selected.py)."""
-        from .selected import replay_selected
-        return replay_selected(self, name)
-
-    def apply_news(self, name: str, news) -> bool:
-        """What IDLE reported on the selected folder; True when the folder needs a resync."""
-        from .selected import apply_news
-        return apply_news(self, name, news)
-
     def replay(self, fid: int, folder: str, unchangedsince: int | None, sent=None) -> int:
         """Send pending user actions for the selected folder, oldest first, in runs of one kind.
 

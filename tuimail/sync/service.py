@@ -369,6 +369,7 @@ class SyncService:
         return done
 
     def _online_loop(self, engine, store: Store, lock: AccountLock) -> None:
+        from .selected import apply_news, replay_selected
         conn = engine.conn
         last_poll = time.monotonic()
         interval = getattr(self.account, "check_interval", POLL_SECONDS) or POLL_SECONDS
@@ -385,7 +386,7 @@ class SyncService:
             here = conn.selected
             if here in pending and here not in requests:
                 # an action on the folder we idle on: DONE, its command, IDLE again (no resync)
-                done = self._locked(lock, lambda: engine.replay_selected(here))
+                done = self._locked(lock, lambda here=here: replay_selected(engine, here))
                 if done is not None:
                     if done[1]:  # news that needs a resync (new mail...)
                         requests.add(here)
@@ -415,7 +416,7 @@ class SyncService:
             timeout = min(IDLE_SECONDS, max(1.0, interval - (time.monotonic() - last_poll)))
             news = conn.idle(timeout, stop=lambda: self._stop.is_set() or self._wake.is_set() or self._offline,
                              wake=self._wake)
-            if engine.apply_news(watch, news):
+            if apply_news(engine, watch, news):
                 self._sync_folders(engine, lock, [watch])
 
     def _idle_folder(self, store: Store) -> str | None:
