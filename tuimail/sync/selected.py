@@ -68,15 +68,16 @@ def apply_news(engine, name: str, news: Unsolicited, sent: Sent | None = None) -
 def _fresh(engine, flags: list, sent: Sent) -> tuple[list, list[int | None]]:
     """The reported flags that are news, and the MODSEQs seen. A FETCH the server sent while our
     STORE of the same message was under way may tell the flags from before it (the entry is done,
-    so they would paint the user's change away): one older than our change's MODSEQ is dropped;
-    one we cannot place (no MODSEQ) is asked for again."""
+    so they would paint the user's change away): one older than our change's MODSEQ is dropped
+    (an older change we had not seen made the conditional STORE answer MODIFIED: its flags were
+    fetched after it); one we cannot place (no MODSEQ) is asked for again."""
     news, again = [], []
     for uid, fl, m in flags:
         if uid not in sent.modseq:
             news.append((uid, fl, m))
         elif m is None or sent.modseq[uid] is None:
             again.append(uid)
-        elif m > sent.modseq[uid]:
+        elif m >= sent.modseq[uid]:  # (at our MODSEQ: the state our STORE left)
             news.append((uid, fl, m))
     seen = [m for _, _, m in flags]
     if again:

@@ -100,6 +100,7 @@ class SyncService:
         self._req_lock = threading.Lock()
         self._watch = "INBOX"
         self._thread: threading.Thread | None = None
+        self._worker: threading.Thread | None = None  # (kept after stop(): see there)
         self._sync_conn = None  # ImapConnection, owned by the worker thread
         self._fetch_lock = threading.Lock()
         self._fetch_conn = None  # ImapConnection for on-demand fetches, guarded by _fetch_lock
@@ -112,7 +113,8 @@ class SyncService:
     # lifecycle -------------------------------------------------------------
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"sync-{self.account.name}", daemon=True)
+            self._thread = self._worker = threading.Thread(target=self._run, name=f"sync-{self.account.name}",
+                                                           daemon=True)
             self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -124,9 +126,9 @@ class SyncService:
             conn.shutdown()
         if self._thread is not None:
             self._thread.join(timeout)
-            if not self._thread.is_alive():
-                self._wake.close()
             self._thread = None
+        if self._worker is None or not self._worker.is_alive():  # (else it may still select on it)
+            self._wake.close()
         with self._fetch_lock:
             if self._fetch_conn is not None:
                 self._fetch_conn.close()

@@ -19,13 +19,17 @@ class Waker:
         os.set_blocking(self._r, False)
         os.set_blocking(self._w, False)
         self._closed = False
+        self._lock = threading.Lock()  # (a closed fd's number may be reused: never write to it)
 
     def set(self) -> None:
         self._event.set()  # first the event, then the byte: a woken select sees the event set
-        try:
-            os.write(self._w, b"!")
-        except (BlockingIOError, OSError):  # full (a wake-up is already waiting) or closed
-            pass
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                os.write(self._w, b"!")
+            except OSError:  # full: a wake-up is already waiting
+                pass
 
     def clear(self) -> None:
         self._event.clear()
@@ -41,14 +45,19 @@ class Waker:
         return self._r
 
     def drain(self) -> None:
-        try:
-            while os.read(self._r, 4096):
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                while os.read(self._r, 4096):
+                    pass
+            except OSError:  # empty
                 pass
-        except (BlockingIOError, OSError):
-            pass
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            os.close(self._r)
-            os.close(self._w)
+        """Once no thread selects on it any more."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self._r)
+                os.close(self._w)
