@@ -5,6 +5,7 @@ one JSON object from stdout.
     python -m tests.bench.probes floor TEXT                      # empty Textual app (run in tmux)
     python -m tests.bench.probes keys CONFIG N [--during-sync] [--presses 200]
     python -m tests.bench.probes idle CONFIG PORT USER PASSWORD [--samples 10]
+    python -m tests.bench.probes wire CONFIG PORT [--presses 20]
 """
 
 from __future__ import annotations
@@ -161,6 +162,111 @@ def idle(config_path: str, port: int, user: str, password: str, samples: int) ->
     return _stats(lat)
 
 
+def _verb(line: bytes) -> str:
+    """'T12 UID STORE 3 ...' -> 'UID STORE'; 'DONE' -> 'DONE'."""
+    parts = line.split(b" ")
+    if len(parts) == 1:
+        return parts[0].decode("ascii", "replace").upper()
+    words = parts[1:3] if parts[1].upper() == b"UID" else parts[1:2]
+    return b" ".join(words).decode("ascii", "replace").upper()
+
+
+def wire(config_path: str, port: int, presses: int) -> dict:
+    """Key (`F`, flag/unflag) -> the `UID STORE` line reaching the server's door: the app (as in
+    `keys`, 160x45, warm store) idles on INBOX through a FaultProxy that records the client's
+    lines with their arrival time; the clock starts when the key is handed to the app. Also the
+    commands each action cost between the DONE that left IDLE and the next IDLE."""
+    import dataclasses
+
+    from textual import events
+
+    from tests.support.proxy import FaultProxy
+    from tuimail import paths
+    from tuimail.config import load_config
+    from tuimail.store.store import Store
+    from tuimail.sync.service import SyncService
+    from tuimail.ui.app import TuimailApp
+    from tuimail.ui.bridge import EventBridge
+    from tuimail.ui.header_list import HeaderList
+
+    config = load_config(config_path)
+    proxy = FaultProxy(port)
+    account = dataclasses.replace(config.account(None), port=proxy.port)
+    bridge = EventBridge()
+    store = Store(paths.account_store_path(account.name))
+    svc = SyncService(config, account, bridge)
+    app = TuimailApp(config, {account.name: store}, {account.name: svc}, event_sink=bridge)
+    lat: list[float] = []
+    per_action: list[int] = []
+    out: dict = {"commands": {}}
+
+    def sync_conn():
+        for c in proxy.connections:
+            if any(_verb(line) == "IDLE" for _, line in c.client_lines):
+                return c
+        return None
+
+    async def until(cond, what: str, timeout: float = 10.0):
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"wire probe: {what} not within {timeout:.0f} s")
+            await asyncio.sleep(0.001)
+
+    def idling() -> bool:
+        c = sync_conn()
+        return c is not None and bool(c.client_lines) and _verb(c.client_lines[-1][1]) == "IDLE"
+
+    async def go():
+        async with app.run_test(size=(160, 45)) as pilot:
+            svc.start()
+            hls: list = []
+
+            def listed():
+                hls[:] = list(app.screen.query(HeaderList))
+                return bool(hls) and len(hls[0].uids) >= 45 and hls[0].size.height > 0
+            await until(listed, "the header list", 120)
+            await until(lambda: svc.state.state == "idle" and idling(), "IDLE on INBOX", 300)
+            hls[0].focus()
+            await pilot.pause(0.3)
+            conn = sync_conn()
+            for _ in range(presses):
+                await until(idling, "IDLE again")
+                await asyncio.sleep(0.05)  # (the server's "+ idling" is back)
+                start = len(conn.client_lines)
+                t = time.monotonic()
+                app._driver.send_message(events.Key("F", "F"))
+                stored: list = []
+
+                def sent():
+                    stored[:] = [(at, line) for at, line in conn.client_lines[start:] if _verb(line) == "UID STORE"]
+                    return bool(stored)
+                await until(sent, "the UID STORE")
+                lat.append((stored[0][0] - t) * 1000)
+                await until(lambda: any(_verb(line) == "IDLE" for _, line in conn.client_lines[start:]),
+                            "IDLE after the action")
+                verbs = []
+                for _, line in conn.client_lines[start:]:
+                    v = _verb(line)
+                    if v == "IDLE":
+                        break
+                    if v != "DONE":
+                        verbs.append(v)
+                        out["commands"][v] = out["commands"].get(v, 0) + 1
+                per_action.append(len(verbs))
+
+    try:
+        asyncio.run(go())
+    finally:
+        svc.stop()
+        store.close()
+        proxy.close()
+    out["key_to_wire"] = _stats(lat)
+    out["per_action"] = {"median": sorted(per_action)[len(per_action) // 2] if per_action else None,
+                         "max": max(per_action, default=None), "n": len(per_action)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tests.bench.probes")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -177,11 +283,17 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("user")
     i.add_argument("password")
     i.add_argument("--samples", type=int, default=10)
+    w = sub.add_parser("wire")
+    w.add_argument("config")
+    w.add_argument("port", type=int)
+    w.add_argument("--presses", type=int, default=20)
     a = p.parse_args(argv)
     if a.cmd == "floor":
         return floor(a.text)
     if a.cmd == "keys":
         result = keys(a.config, a.n, a.presses, a.during_sync)
+    elif a.cmd == "wire":
+        result = wire(a.config, a.port, a.presses)
     else:
         result = idle(a.config, a.port, a.user, a.password, a.samples)
     json.dump(result, sys.stdout)

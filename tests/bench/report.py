@@ -112,6 +112,15 @@ def size_table(n: int, d: dict) -> list[str]:
         row("key → repaint, moving down the list (pilot)", "—", "—",
             f"median {_ms(rest.get('median_ms'))}, p95 {_ms(rest.get('p95_ms'))} (n={rest.get('n')}){split}{during}",
             "—", "median ≤ 16 ms (at rest)", _mark(_le(rest.get("median_ms"), 16)))
+    wire = d.get("wire") or {}
+    lat, per = wire.get("key_to_wire") or {}, wire.get("per_action") or {}
+    if lat.get("n"):
+        ok = None if per.get("max") is None else _le(lat["median_ms"], 50) and per["max"] == 1
+        row("key (flag) → command on the wire, at rest, loopback (pilot, through a proxy)", "—", "—",
+            f"median {_ms(lat['median_ms'])}, p95 {_ms(lat['p95_ms'])}, max {_ms(lat['max_ms'])} (n={lat['n']}); "
+            f"commands per action: median {per.get('median')}, max {per.get('max')} "
+            f"({', '.join(f'{k} ×{v}' for k, v in sorted((wire.get('commands') or {}).items()))})",
+            "—", "median ≤ 50 ms, one command per action", _mark(ok))
     idle = d.get("idle") or {}
     if idle.get("n"):
         floor = median(d.get("idle_dovecot") or [])

@@ -110,7 +110,7 @@ class SizeBench:
             log(f"{self.n}: round {r + 1}/{self.rounds} ({', '.join(order)}), load {loadavg()}")
             for name in order:
                 getattr(self, f"round_{name}")()
-        for step in (self.bytes_noop, self.bytes_flags, self.bytes_open_big, self.keys, self.idle):
+        for step in (self.bytes_noop, self.bytes_flags, self.bytes_open_big, self.keys, self.wire, self.idle):
             try:
                 step()
             except BenchError as exc:
@@ -254,6 +254,12 @@ class SizeBench:
         self.d["keys"]["during_sync"] = busy["during_sync"]
         self.d["keys"]["during_sync_rows"] = [busy.get("rows_at_start"), busy.get("rows_at_end")]
         log(f"{self.n}: key->repaint {self.d['keys']['at_rest']}, during sync {busy['during_sync']}")
+
+    def wire(self) -> None:
+        c = self.clients["tuimail"]
+        self.d["wire"] = self._probe(c, "wire", str(c.config), str(self.server.imap_port))
+        log(f"{self.n}: key (flag) -> command on the wire {self.d['wire']['key_to_wire']}, commands per action "
+            f"{self.d['wire']['per_action']} {self.d['wire']['commands']}")
 
     def idle(self) -> None:
         c, u = self.clients["tuimail"], self.user

@@ -101,6 +101,30 @@ def test_idle_survives_responses_split_across_packets(mailuser):
         relay.close()
 
 
+def test_idle_ends_as_soon_as_it_is_woken(mailuser):
+    """issue 10.3: the IDLE wait selects on the Waker with the socket: set() from another thread
+    ends it at once (with tick=1.0 polling it took up to a second), and DONE leaves the
+    connection in step."""
+    from tuimail.sync.waker import Waker
+
+    mailuser.deliver("INBOX", msg(1))
+    c = connect(mailuser)
+    wake = Waker()
+    try:
+        c.select("INBOX")
+        for _ in range(3):
+            wake.clear()
+            threading.Timer(0.3, wake.set).start()
+            t0 = time.monotonic()
+            c.idle(10, stop=wake.is_set, wake=wake)
+            took = time.monotonic() - t0
+            assert 0.25 < took < 0.6, took  # (the 1 s tick: ~1.0)
+        c.noop()
+        c.close()
+    finally:
+        wake.close()
+
+
 def test_move_falls_back_to_copy_store_expunge(dovecot_factory):
     srv = dovecot_factory(capabilities="IMAP4rev1 LITERAL+ SASL-IR ENABLE IDLE UIDPLUS CONDSTORE QRESYNC ESEARCH "
                                        "SPECIAL-USE LIST-STATUS UNSELECT")

@@ -16,6 +16,7 @@ import selectors
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 
 __all__ = ["FaultProxy", "GarbageServer", "Connection"]
@@ -157,6 +158,10 @@ class Connection:
         self.client_bytes = 0  # forwarded client -> server
         self.server_bytes = 0  # forwarded server -> client
         self.server_lines = 0  # CRLF-terminated lines forwarded server -> client
+        # (time.monotonic() on arrival, line without CRLF) of each line the client sent: what a
+        # client puts on the wire, and when (read them from the test thread: appends only)
+        self.client_lines: list[tuple[float, bytes]] = []
+        self._client_partial = bytearray()
         self._last_cr = False
         self.cut_pending = False  # flush to_client, then cut
         # stall_on_client(forward=True): the server's answer waits; the event is set once the
@@ -373,6 +378,7 @@ class FaultProxy(_Loop):
                 else:
                     conn.client_bytes += len(data)
                     self.client_bytes += len(data)
+                    self._record_client(conn, data)
                     conn.to_server += data
                     self._check_hold(conn, data)
             else:
@@ -380,6 +386,14 @@ class FaultProxy(_Loop):
                     conn._server_eof = True
                 else:
                     self._from_server(conn, data)
+
+    def _record_client(self, conn: Connection, data: bytes) -> None:
+        now = time.monotonic()
+        buf = conn._client_partial
+        buf += data
+        while (i := buf.find(b"\r\n")) >= 0:
+            conn.client_lines.append((now, bytes(buf[:i])))
+            del buf[:i + 2]
 
     def _check_hold(self, conn: Connection, data: bytes) -> None:
         hold = self._hold

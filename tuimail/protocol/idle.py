@@ -16,14 +16,17 @@ from .responses import Unsolicited, one_line
 
 
 class IdleCommands:
-    def idle(self, timeout: float, stop: Callable[[], bool], tick: float = 1.0) -> Unsolicited:
-        """IDLE until the server reports something, `stop()` is true, or timeout. Then DONE."""
+    def idle(self, timeout: float, stop: Callable[[], bool], tick: float = 1.0, wake=None) -> Unsolicited:
+        """IDLE until the server reports something, `stop()` is true, or timeout. Then DONE.
+
+        `wake` (a Waker: fileno() and drain()) is selected on together with the socket: when it
+        is given, `stop()` is looked at when it fires, not every `tick` seconds."""
         try:
-            return self._idle(timeout, stop, tick)
+            return self._idle(timeout, stop, tick, wake)
         except ValueError as exc:  # as in read_until
             raise ProtocolError(f"malformed server response: {exc}") from None
 
-    def _idle(self, timeout: float, stop: Callable[[], bool], tick: float) -> Unsolicited:
+    def _idle(self, timeout: float, stop: Callable[[], bool], tick: float, wake=None) -> Unsolicited:
         # The wait itself is as long as the caller wants; the "+" and the answer to DONE, and
         # each response during the wait, come within the command timeout.
         self._tagnum += 1
@@ -40,12 +43,16 @@ class IdleCommands:
         deadline = time.monotonic() + timeout
         waited = self.reader.consumed
         while not self.unsolicited.any() and not stop() and time.monotonic() < deadline:
-            if self.reader.wait_readable(min(tick, max(0.0, deadline - time.monotonic()))):
-                self._guarded(idle, self._one_idle_response)
-                if self.reader.consumed - waited > self.max_unsolicited:
-                    self.broken = True
-                    raise ProtocolError(f"{self.where}: server sent more than {self.max_unsolicited >> 20} MB"
-                                        " of data during IDLE without news; refused")
+            left = max(0.0, deadline - time.monotonic())
+            if not self.reader.wait_readable(left if wake is not None else min(tick, left), wake):
+                if wake is not None:
+                    wake.drain()  # (the event it stands for is what stop() looks at)
+                continue
+            self._guarded(idle, self._one_idle_response)
+            if self.reader.consumed - waited > self.max_unsolicited:
+                self.broken = True
+                raise ProtocolError(f"{self.where}: server sent more than {self.max_unsolicited >> 20} MB"
+                                    " of data during IDLE without news; refused")
         self._send(b"DONE\r\n")
         self._read_responses(done, lambda resp: resp[0].startswith(tag + b" "), lambda resp: False)
         return self.take_unsolicited()

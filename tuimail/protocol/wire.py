@@ -135,15 +135,18 @@ class Reader:
     def has_buffered_line(self) -> bool:
         return b"\r\n" in self.buf
 
-    def wait_readable(self, timeout: float) -> bool:
-        """True when a response can be read without blocking (IDLE)."""
+    def wait_readable(self, timeout: float, wake=None) -> bool:
+        """True when a response can be read without blocking (IDLE). `wake` (an object with
+        fileno()) ends the wait early when it becomes readable; then the answer is False."""
         if self.has_buffered_line():
             return True
         if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
             return True
         with selectors.DefaultSelector() as sel:
             sel.register(self.sock, selectors.EVENT_READ)
-            return bool(sel.select(timeout))
+            if wake is not None:
+                sel.register(wake, selectors.EVENT_READ)
+            return any(key.fileobj is self.sock for key, _ in sel.select(timeout))
 
 
 # ---------------------------------------------------------------------------- tokenizer

@@ -48,6 +48,9 @@ class Engine:
         self.after_first_window: Callable[[], None] | None = None
         self.notes: list[str] = []  # said once in the next SyncSummary (sync_all)
         self._unseen_added = 0  # rows committed without \Seen (FolderSummary.unseen_new)
+        # (folder, MODSEQ usable) of the folder this session's last sync_folder selected: the
+        # light path (selected.py) acts on it without a resync.
+        self.selected: tuple[str, bool] | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -190,6 +193,7 @@ class Engine:
             self.store.set_folder_state(fid, uidvalidity=sel.uidvalidity)
 
         modseq_ok = self.mode != "plain" and not sel.nomodseq and sel.highestmodseq is not None
+        self.selected = (name, modseq_ok)
         server_all: list[int] | None = None
         if known and not res.reset:
             if qresync is not None:
@@ -325,13 +329,14 @@ class Engine:
 
     # ------------------------------------------------------------------ journal replay
 
-    def replay(self, fid: int, folder: str, unchangedsince: int | None) -> int:
+    def replay(self, fid: int, folder: str, unchangedsince: int | None, sent=None) -> int:
         """Send pending user actions for the selected folder, oldest first, in runs of one kind.
 
         The entries are claimed first (state 'sending', one transaction): an intent the user
         makes while their command is on the wire becomes a new entry, sent after them, and a
         confirmation deletes exactly the entries that were sent. A cut connection leaves them
-        'sending', to be sent again by the next run (every command here is idempotent)."""
+        'sending', to be sent again by the next run (every command here is idempotent).
+        `sent` (a selected.Sent) gets the MODSEQs the server gave the flag changes."""
         entries = self.store.journal_claim(fid)
         done = 0
         gone: set[int] = set()  # moved or expunged by this replay: later entries went with them
@@ -356,7 +361,7 @@ class Engine:
             uids = [x.uid for x in run]
             try:
                 if e.op == "flags":
-                    self._replay_flags(fid, uids, e.add_flags, e.remove_flags, unchangedsince)
+                    self._replay_flags(fid, uids, e.add_flags, e.remove_flags, unchangedsince, sent)
                 elif e.op == "move":
                     gone.update(uids)
                     self._replay_move(fid, uids, e.dest, folder, [x.message_id for x in run])
@@ -377,14 +382,21 @@ class Engine:
             done += len(run)
         return done
 
-    def _replay_flags(self, fid, uids, add, remove, unchangedsince) -> None:
-        modified, _ = self.conn.store_flags(uids, add, remove, unchangedsince=unchangedsince)
+    def _replay_flags(self, fid, uids, add, remove, unchangedsince, sent=None) -> None:
+        modified, updated = self.conn.store_flags(uids, add, remove, unchangedsince=unchangedsince)
+        if sent is not None:
+            got = dict(updated)  # (FETCHes of other uids included: only ours are kept)
+            sent.modseq.update((u, got.get(u)) for u in uids)
         if modified:
             # Changed elsewhere since we last looked: take the server's flags, then apply the
             # user's intent on top of them (the user wins for the flags they touched).
             fresh = self.conn.fetch_flags(modified)
             self.store.apply_server_flags(fid, fresh)
-            self.conn.store_flags([u for u, _, _ in fresh], add, remove)
+            _, updated = self.conn.store_flags([u for u, _, _ in fresh], add, remove)
+            if sent is not None:
+                got = dict(updated)
+                sent.modseq.update((u, got.get(u)) for u, _, _ in fresh)
+                sent.seen.extend(m for _, _, m in fresh)  # (applied above)
             self.emit(RowsChanged(self.account.name, fid, uids=tuple(u for u, _, _ in fresh)))
 
     def _replay_move(self, fid, uids, dest, folder=None, mids=()) -> None:

@@ -23,9 +23,10 @@ from ..config import Account, Config, resolve_oauth2_token, resolve_password
 from ..errors import AuthError, CommandFailed, ConfigError, MissingSecret, NetworkError, TuimailError
 from ..store import BodyCache, Store
 from ..store.failure import guard, store_error
-from .events import Event, NewMail, RowsChanged, SyncState
+from .events import Event, NewMail, SyncState
 from ..trace import trace
 from .lock import AccountLock, Busy
+from .waker import Waker
 
 # The network stack (imapclient, ssl, the engine, the MIME/HTML reader) is imported by the worker
 # threads when they first need it, not at import: the app paints its first screen before that.
@@ -94,11 +95,12 @@ class SyncService:
         paths.ensure_private_dir(self.store_path.parent)
         paths.ensure_private_dir(self.cache_path.parent)
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._wake = Waker()  # an Event that the IDLE wait selects on with the socket
         self._requests: set[str | None] = set()
         self._req_lock = threading.Lock()
         self._watch = "INBOX"
         self._thread: threading.Thread | None = None
+        self._worker: threading.Thread | None = None  # (kept after stop(): see there)
         self._sync_conn = None  # ImapConnection, owned by the worker thread
         self._fetch_lock = threading.Lock()
         self._fetch_conn = None  # ImapConnection for on-demand fetches, guarded by _fetch_lock
@@ -111,7 +113,8 @@ class SyncService:
     # lifecycle -------------------------------------------------------------
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"sync-{self.account.name}", daemon=True)
+            self._thread = self._worker = threading.Thread(target=self._run, name=f"sync-{self.account.name}",
+                                                           daemon=True)
             self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -124,6 +127,8 @@ class SyncService:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._worker is None or not self._worker.is_alive():  # (else it may still select on it)
+            self._wake.close()
         with self._fetch_lock:
             if self._fetch_conn is not None:
                 self._fetch_conn.close()
@@ -366,6 +371,7 @@ class SyncService:
         return done
 
     def _online_loop(self, engine, store: Store, lock: AccountLock) -> None:
+        from .selected import apply_news, replay_selected
         conn = engine.conn
         last_poll = time.monotonic()
         interval = getattr(self.account, "check_interval", POLL_SECONDS) or POLL_SECONDS
@@ -379,6 +385,16 @@ class SyncService:
                 self._sync_all(engine, lock)
                 last_poll = time.monotonic()
                 continue
+            here = conn.selected
+            if here in pending and here not in requests:
+                # an action on the folder we idle on: DONE, its command, IDLE again (no resync)
+                done = self._locked(lock, lambda here=here: replay_selected(engine, here))
+                if done is not None:
+                    if done[1]:  # news that needs a resync (new mail...)
+                        requests.add(here)
+                    with self._req_lock:  # the other folders' turn comes next round
+                        self._requests |= requests
+                    continue
             todo = (requests | pending) - {None}
             if todo:
                 self._sync_folders(engine, lock, sorted(todo, key=lambda n: n != self._watch))
@@ -400,14 +416,10 @@ class SyncService:
                     self._requests.add(watch)
                 continue
             timeout = min(IDLE_SECONDS, max(1.0, interval - (time.monotonic() - last_poll)))
-            news = conn.idle(timeout, stop=lambda: self._stop.is_set() or self._wake.is_set() or self._offline)
-            fid = store.folder_id(watch)
-            if news.exists is not None or news.vanished or news.expunged or news.seq_flags:
+            news = conn.idle(timeout, stop=lambda: self._stop.is_set() or self._wake.is_set() or self._offline,
+                             wake=self._wake)
+            if apply_news(engine, watch, news):
                 self._sync_folders(engine, lock, [watch])
-            elif news.flags and fid is not None:
-                changed = store.apply_server_flags(fid, news.flags)
-                if changed:
-                    self._emit(RowsChanged(self.account.name, fid, uids=tuple(changed)))
 
     def _idle_folder(self, store: Store) -> str | None:
         """The folder to IDLE on: the watched one, else INBOX when the server refuses it (a folder
