@@ -238,12 +238,12 @@ def wire(config_path: str, port: int, presses: int) -> dict:
                 app._driver.send_message(events.Key("F", "F"))
                 stored: list = []
 
-                def sent():
+                def sent(stored=stored, start=start):  # (bound: awaited in this iteration anyway)
                     stored[:] = [(at, line) for at, line in conn.client_lines[start:] if _verb(line) == "UID STORE"]
                     return bool(stored)
                 await until(sent, "the UID STORE")
                 lat.append((stored[0][0] - t) * 1000)
-                await until(lambda: any(_verb(line) == "IDLE" for _, line in conn.client_lines[start:]),
+                await until(lambda start=start: any(_verb(line) == "IDLE" for _, line in conn.client_lines[start:]),
                             "IDLE after the action")
                 verbs = []
                 for _, line in conn.client_lines[start:]:
