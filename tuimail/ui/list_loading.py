@@ -80,6 +80,9 @@ class ListLoading:
             self._set_threads(result[1], result[2])
         else:
             self.uids = result[1]
+        hidden = self.overlay.hidden(self.store, self.folder_id) if self.overlay else None
+        if hidden:  # moved or deleted, the writer has not stored it yet
+            self.uids = uid_array(u for u in self.uids if u not in hidden)
         cursor = 0
         if keep_uid is not None:
             cursor = self._index_of(keep_uid)
@@ -203,6 +206,13 @@ class ListLoading:
         for y in range(top, min(len(self.uids), top + self.size.height)):
             if self.uids[y] in uids:
                 self.refresh_line(y)
+
+    def hidden_stored(self) -> None:
+        """A queued move or delete is in the store now (and out of the overlay): a uid list read
+        before it would bring the rows back, so it is read again."""
+        if self._reload_inflight:
+            self._reload_token += 1
+            self._schedule_reload()
 
     def remove_uids(self, uids: Iterable[int]) -> None:
         """Rows hidden by a local intent (move/delete): the cursor stays at the same index."""
