@@ -17,9 +17,11 @@ a ValueError) when the transaction changed nothing. It must not block (post a me
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,34 @@ from pathlib import Path
 from .failure import store_error
 
 _seq = itertools.count(1)
+_waiting_lock = threading.Lock()
+_waiting: dict[str, int] = {}  # store file (realpath) -> intents queued in this process
+
+
+def _key(path: Path | str) -> str:
+    return os.path.realpath(path)
+
+
+def _count(key: str, delta: int) -> None:
+    with _waiting_lock:
+        n = _waiting.get(key, 0) + delta
+        if n > 0:
+            _waiting[key] = n
+        else:
+            _waiting.pop(key, None)
+
+
+def yield_to_intents(path: Path | str, limit: float = 0.05) -> None:
+    """Between two transactions of a long write (thread order): let the user's queued intents
+    take the write lock first, for at most `limit` seconds. SQLite's busy handler sleeps longer
+    and longer while it waits; a writer that commits and begins again at once would win the
+    lock every time."""
+    key = _key(path)
+    if key not in _waiting:
+        return
+    end = time.monotonic() + limit
+    while key in _waiting and time.monotonic() < end:
+        time.sleep(0.001)
 
 
 @dataclass(frozen=True)
@@ -58,6 +88,7 @@ class IntentWriter:
     def __init__(self, path: Path | str, on_done: Done, *, wake: Callable[[], None] | None = None,
                  name: str = "intents", open_store: Callable[[Path], object] | None = None) -> None:
         self.path = Path(path)
+        self._key = _key(self.path)
         self._on_done, self._wake, self._name = on_done, wake, name
         self._open = open_store
         self._q: queue.SimpleQueue = queue.SimpleQueue()
@@ -77,6 +108,7 @@ class IntentWriter:
             if self._closed:
                 raise RuntimeError("the intent writer is closed")
             self._queued += 1
+            _count(self._key, 1)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
@@ -124,6 +156,7 @@ class IntentWriter:
                     self._on_done(intent, uids, error)
                 except Exception:
                     pass  # the UI has gone (quitting): the store has the intent all the same
+                _count(self._key, -1)
                 with self._cond:
                     self._queued -= 1
                     self._cond.notify_all()

@@ -59,10 +59,17 @@ class ListLoading:
     @staticmethod
     def _query(store: Store, folder_id: int, threaded: bool, sort: str, reverse: bool):
         if threaded:
-            return "thread", store.thread_info(folder_id), store.thread_unread(folder_id)
+            return ("thread", *store.thread_view(folder_id))
         return "list", uid_array(store.uid_list(folder_id, sort, reverse))
 
     def _apply(self, result, same: bool, keep_uid: int | None = None, keep_row: bool = True) -> None:
+        if result is not None and result[0] == "thread" and result[3] and same and self.uids:
+            # The sync is writing the thread order in several transactions: keep the order on
+            # screen (a half-written one splits threads) and read it again in a moment.
+            self._loaded_at = time.monotonic()
+            if self._reload_timer is None:
+                self._reload_timer = self.set_timer(RELOAD_INTERVAL, self._reload)
+            return
         if keep_uid is None and same:
             keep_uid = self.current_uid
         old_cursor, old_scroll = self.cursor, self.scroll_offset.y
