@@ -110,7 +110,8 @@ class SizeBench:
             log(f"{self.n}: round {r + 1}/{self.rounds} ({', '.join(order)}), load {loadavg()}")
             for name in order:
                 getattr(self, f"round_{name}")()
-        for step in (self.bytes_noop, self.bytes_flags, self.bytes_open_big, self.keys, self.idle):
+        for step in (self.bytes_noop, self.bytes_flags, self.bytes_open_big, self.keys, self.idle,
+                     self.stall):
             try:
                 step()
             except BenchError as exc:
@@ -253,6 +254,14 @@ class SizeBench:
         self.d["keys"]["during_sync"] = busy["during_sync"]
         self.d["keys"]["during_sync_rows"] = [busy.get("rows_at_start"), busy.get("rows_at_end")]
         log(f"{self.n}: key->repaint {self.d['keys']['at_rest']}, during sync {busy['during_sync']}")
+
+    def stall(self) -> None:
+        """F, N and j pressed during a cold fill: the longest time the UI thread was blocked."""
+        probe = Tuimail(self.scratch / "stall", self.folder, self.server.imap_port)
+        probe.clear_cache()
+        self.d["stall"] = res = self._probe(probe, "stall", str(probe.config), str(self.n))
+        log(f"{self.n}: UI stall pressing F/N/j during a cold fill: loop lateness {res['loop_late']}, "
+            f"flag handlers {res['handlers']} ({res['keys']} keys)")
 
     def idle(self) -> None:
         c, u = self.clients["tuimail"], self.user

@@ -84,7 +84,7 @@ def test_keys_answer_while_another_connection_holds_the_write_lock(make_app):
 
 
 def test_a_failed_write_puts_the_row_back_and_says_why(make_app, monkeypatch):
-    app, store, svc = make_app(50)
+    app, store, _svc = make_app(50)
     fid = store.folder_id("INBOX")
     go_on = threading.Event()
 
@@ -121,7 +121,7 @@ def test_a_failed_write_puts_the_row_back_and_says_why(make_app, monkeypatch):
 
 
 def test_quit_writes_the_queued_intents_first(make_app):
-    app, store, svc = make_app(50)
+    app, store, _svc = make_app(50)
     fid = store.folder_id("INBOX")
     release, held = threading.Event(), threading.Event()
 

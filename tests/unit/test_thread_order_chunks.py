@@ -7,8 +7,7 @@ import threading
 import time
 
 from tuimail.mail.thread import thread_order
-from tuimail.store import Store
-from tuimail.store import threads
+from tuimail.store import Store, threads
 from tuimail.store.threads import THREADS_ALL, THREADS_CLEAN
 from tuimail.store.writer import Intent, IntentWriter
 

@@ -249,7 +249,11 @@ class MessageActions:
             svc.wake()
 
     def _row(self, t: Target):
-        """The row as the user sees it: the stored one with the queued intents on top."""
+        """The row as the user sees it: the stored one with the queued intents on top (the list's
+        cached row when it is the one under the cursor: no SQLite call on the key's path)."""
+        if (self.folder is not None and (t.account, t.folder_id) == (self.account, self.folder.id)
+                and t.uid == self.hlist.current_uid):
+            return self.hlist.current_row()
         store = self.tapp.stores[t.account]
         return self.tapp.overlay.row(store, t.folder_id, store.row(t.folder_id, t.uid))
 

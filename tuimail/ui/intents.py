@@ -87,7 +87,7 @@ class IntentQueue:
             return
         if here:
             if intent.op == "flags":
-                self.hlist.invalidate(intent.uids)
+                self.hlist.flags_stored(msg.uids, intent.add, intent.remove)
             else:
                 self.hlist.hidden_stored()
         self.counts_changed(msg.account, intent.folder_id)

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from textual.geometry import Size
 from textual.worker import Worker, WorkerState
 
+from ..store.journal import _apply, norm_flags
 from ..store.store import Store
 
 RELOAD_INTERVAL = 0.3  # seconds between uid-list reloads caused by sync events (small folders)
@@ -209,6 +210,25 @@ class ListLoading:
             # a message inside a collapsed thread changed: its "(5, 2 unread)" is redrawn
             self._thread_unread = self.store.thread_unread(self.folder_id)
             uids |= {self._thread_root.get(u, u) for u in uids}
+        top = self.scroll_offset.y
+        for y in range(top, min(len(self.uids), top + self.size.height)):
+            if self.uids[y] in uids:
+                self.refresh_line(y)
+
+    def flags_stored(self, uids: Iterable[int], add: Iterable[str], remove: Iterable[str]) -> None:
+        """A queued flag change is in the store now (and out of the overlay): the cached rows
+        take it as the store did, instead of being read again on the UI thread."""
+        uids = set(uids)
+        for uid in uids:
+            row = self._rows.get(uid)
+            if row is not None:
+                self._rows[uid] = row._replace(flags=norm_flags(_apply(row.flag_set, add, remove)))
+        if self.threaded and self.collapsed:
+            self.invalidate(uids)  # (the collapsed thread's unread count is read again)
+            return
+        self.refresh_uids(uids)
+
+    def refresh_uids(self, uids: set[int]) -> None:
         top = self.scroll_offset.y
         for y in range(top, min(len(self.uids), top + self.size.height)):
             if self.uids[y] in uids:
