@@ -139,3 +139,35 @@ def test_quit_writes_the_queued_intents_first(make_app):
     run(go())
     assert [(e.op, e.uid) for e in store.pending()] == [("flags", 2), ("move", 3)]
     assert store.row(fid, 2).flagged
+
+
+def test_threaded_list_keeps_its_order_while_the_sync_writes_it_in_chunks(make_app):
+    from tuimail.mail.thread import thread_order
+    from tuimail.store.threads import THREADS_CLEAN, THREADS_WRITING
+
+    app, store, _svc = make_app(50)
+    fid = store.folder_id("INBOX")
+    store.set_threads(fid, thread_order(store.headers_for_threading(fid)))
+
+    async def go():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            hl = app.main.hlist
+            hl.set_order(threaded=True)
+            await settle(pilot, app)
+            before = list(hl.uids)
+            # the sync is between two transactions of a new order: half of it is new
+            with store.transaction():
+                store.db.execute("UPDATE threads SET pos = -pos WHERE folder_id = ? AND uid <= 25", (fid,))
+                store.db.execute("UPDATE folders SET threads_dirty = ? WHERE id = ?", (THREADS_WRITING, fid))
+            hl.rows_changed(reset=True)
+            await pilot.pause(0.5)
+            await settle(pilot, app)
+            assert list(hl.uids) == before  # not the half-written order
+            with store.transaction():
+                store.db.execute("UPDATE folders SET threads_dirty = ? WHERE id = ?", (THREADS_CLEAN, fid))
+            await pilot.pause(0.5)
+            await settle(pilot, app)
+            assert list(hl.uids) != before and sorted(hl.uids) == sorted(before)  # the whole new one
+
+    run(go())

@@ -125,6 +125,7 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
         self._reload_timer = None
         self._reload_token = 0
         self._reload_inflight = False
+        self._writing_since: float | None = None  # the thread order was half written since (list_loading.py)
         self.partial = False  # uids holds only the first page; the rest is being read
         self._painted = False
         self._rows_painted = False

@@ -17,6 +17,7 @@ from ..store.store import Store
 
 RELOAD_INTERVAL = 0.3  # seconds between uid-list reloads caused by sync events (small folders)
 RELOAD_ROWS_PER_SECOND = 25_000  # bigger lists wait longer: 100k rows -> at most one reload per 4 s
+THREADS_WRITING_WAIT = 5.0  # seconds a half-written thread order is not shown (store/threads.py)
 
 
 def uid_array(uids: Iterable[int] = ()) -> array:
@@ -64,13 +65,20 @@ class ListLoading:
         return "list", uid_array(store.uid_list(folder_id, sort, reverse))
 
     def _apply(self, result, same: bool, keep_uid: int | None = None, keep_row: bool = True) -> None:
-        if result is not None and result[0] == "thread" and result[3] and same and self.uids:
+        writing = result is not None and result[0] == "thread" and result[3]
+        if not writing:
+            self._writing_since = None
+        elif same and self.uids:
             # The sync is writing the thread order in several transactions: keep the order on
-            # screen (a half-written one splits threads) and read it again in a moment.
-            self._loaded_at = time.monotonic()
-            if self._reload_timer is None:
-                self._reload_timer = self.set_timer(RELOAD_INTERVAL, self._reload)
-            return
+            # screen (a half-written one splits threads) and read it again in a moment; shown as
+            # it is if it stays so (a sync that died between two transactions threads it again).
+            now = time.monotonic()
+            since = self._writing_since = self._writing_since or now
+            if now - since < THREADS_WRITING_WAIT:
+                self._loaded_at = now
+                if self._reload_timer is None:
+                    self._reload_timer = self.set_timer(RELOAD_INTERVAL, self._reload)
+                return
         if keep_uid is None and same:
             keep_uid = self.current_uid
         old_cursor, old_scroll = self.cursor, self.scroll_offset.y
