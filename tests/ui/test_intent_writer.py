@@ -171,3 +171,25 @@ def test_threaded_list_keeps_its_order_while_the_sync_writes_it_in_chunks(make_a
             assert list(hl.uids) != before and sorted(hl.uids) == sorted(before)  # the whole new one
 
     run(go())
+
+
+def test_quit_says_which_queued_intent_failed(make_app, monkeypatch):
+    app, store, _svc = make_app(50)
+    go_on = threading.Event()
+
+    def full(self, *a, **kw):
+        go_on.wait(5)
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(JournalMixin, "set_flags", full)
+
+    async def go():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("F")
+            threading.Timer(0.3, go_on.set).start()  # fails while `q` waits for it
+            await pilot.press("q")
+
+    run(go())
+    assert app.exit_line and "1 action not saved" in app.exit_line and "disk full" in app.exit_line, app.exit_line
+    assert store.pending() == []

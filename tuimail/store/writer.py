@@ -96,6 +96,7 @@ class IntentWriter:
         self._queued = 0
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._failed: dict[int, BaseException] = {}  # seq -> error, until the UI took it (reported)
 
     @property
     def queued(self) -> int:
@@ -113,6 +114,16 @@ class IntentWriter:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
         self._q.put(intent)
+
+    def reported(self, intent: Intent) -> None:
+        """The UI has shown the intent's failure."""
+        with self._cond:
+            self._failed.pop(intent.seq, None)
+
+    def unreported(self) -> list[BaseException]:
+        """Failures the UI has not shown (the app quit before their report arrived)."""
+        with self._cond:
+            return list(self._failed.values())
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every intent submitted so far is done; False if `timeout` passed first."""
@@ -152,10 +163,13 @@ class IntentWriter:
                         self._wake()
                     except Exception:
                         pass
+                if error is not None:
+                    with self._cond:
+                        self._failed[intent.seq] = error  # (before the report: the UI takes it back)
                 try:
                     self._on_done(intent, uids, error)
                 except Exception:
-                    pass  # the UI has gone (quitting): the store has the intent all the same
+                    pass  # the UI has gone (quitting): unreported() still has a failure
                 _count(self._key, -1)
                 with self._cond:
                     self._queued -= 1

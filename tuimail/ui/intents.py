@@ -51,12 +51,18 @@ class IntentQueue:
         self.tapp.overlay.add(store, intent)
         self.intent_writer(account).submit(intent)
 
-    def flush_intents(self, timeout: float = QUIT_FLUSH_TIMEOUT) -> bool:
-        """Wait until every queued intent is in the store (quitting: nothing the user did is lost)."""
-        ok = True
+    def flush_intents(self, timeout: float = QUIT_FLUSH_TIMEOUT) -> None:
+        """Quitting: wait until every queued intent is in the store. One that failed after its
+        last screen (no toast was shown) is said on the way out, one line (app.exit_line)."""
+        failed: list[BaseException] = []
+        late = False
         for writer in list(self.tapp.intent_writers.values()):
-            ok = writer.flush(timeout) and ok
-        return ok
+            late = not writer.flush(timeout) or late
+            failed += writer.unreported()
+        if (failed or late) and not self.tapp.exit_line:
+            what = str(failed[0]) if failed else "the store stayed locked"
+            n = len(failed) or sum(w.queued for w in self.tapp.intent_writers.values())
+            self.tapp.exit_line = f"tuimail: {n} action{'s' if n != 1 else ''} not saved: {what}"
 
     def on_intent_done(self, msg: IntentDone) -> None:
         msg.stop()
@@ -65,6 +71,9 @@ class IntentQueue:
         if store is None:
             return
         app.overlay.drop(store, intent)
+        writer = app.intent_writers.get(msg.account)
+        if writer is not None:
+            writer.reported(intent)
         here = (self.folder is not None and msg.account == self.account and self.folder.id == intent.folder_id)
         versions = getattr(self, "_versions", None)
         if versions is not None and msg.account in versions:
