@@ -148,14 +148,19 @@ def stall(config_path: str, n: int, every: float) -> dict:
     stored: list[float] = []
     out: dict = {"keys": 0}
 
-    def timed(fn):
+    applies: list[float] = []
+
+    def timed_into(into: list[float], fn):
         def run(*a, **kw):
             t = time.perf_counter()
             try:
                 return fn(*a, **kw)
             finally:
-                handlers.append((time.perf_counter() - t) * 1000)
+                into.append((time.perf_counter() - t) * 1000)
         return run
+
+    def timed(fn):
+        return timed_into(handlers, fn)
 
     async def ticker(stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -164,6 +169,7 @@ def stall(config_path: str, n: int, every: float) -> dict:
             late.append(max(0.0, (time.perf_counter() - t - STALL_TICK) * 1000))
 
     async def go():
+        t_start = time.monotonic()
         async with app.run_test(size=(160, 45)) as pilot:
             t0 = time.monotonic()
             while True:
@@ -194,6 +200,7 @@ def stall(config_path: str, n: int, every: float) -> dict:
                     return drop(store_, intent)
 
                 main.submit_intent, overlay.drop = submit, dropped
+            hl._apply = timed_into(applies, hl._apply)  # a uid-list reload landing (list_loading.py)
             out["rows_at_start"] = len(hl.uids)
             stop = asyncio.Event()
             tick = asyncio.create_task(ticker(stop))
@@ -203,6 +210,7 @@ def stall(config_path: str, n: int, every: float) -> dict:
                 app._driver.send_message(events.Key(keys[out["keys"] % 3], None))
                 out["keys"] += 1
                 await asyncio.sleep(every)
+            out["fill_s"] = time.monotonic() - t_start  # the app's start to the sync's end
             stop.set()
             await tick
             out["rows_at_end"] = len(hl.uids)
@@ -220,6 +228,7 @@ def stall(config_path: str, n: int, every: float) -> dict:
     out["loop_late"]["p99_ms"] = sorted(late)[int(0.99 * (len(late) - 1))] if late else None
     out["handlers"] = _stats(handlers)
     out["stored"] = _stats(stored)
+    out["list_apply"] = _stats(applies)
     return out
 
 

@@ -104,15 +104,21 @@ class IntentWriter:
         with self._cond:
             return self._queued
 
+    def start(self) -> None:
+        """Start the thread (submit does it too; Thread.start waits until it runs, which under a
+        busy sync thread can take several GIL switches: better before the first key)."""
+        with self._cond:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+
     def submit(self, intent: Intent) -> None:
         with self._cond:
             if self._closed:
                 raise RuntimeError("the intent writer is closed")
             self._queued += 1
             _count(self._key, 1)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
+        self.start()
         self._q.put(intent)
 
     def reported(self, intent: Intent) -> None:

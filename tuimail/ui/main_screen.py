@@ -120,6 +120,8 @@ class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActio
             st = self.status.info.accounts.setdefault(name, AccountState(state="offline" if app.offline else "idle"))
             st.pending = store.pending_count()
         self.init_failed()
+        for name in app.stores:  # their threads start now, not on the first key (Thread.start waits)
+            self.intent_writer(name).start()
         self._apply_layout()
         target = None
         if app.start_folder:
