@@ -108,3 +108,24 @@ def test_writer_reports_a_store_error_and_goes_on(tmp_path):
     assert isinstance(results[0][2], ValueError) and results[0][1] == []
     assert results[1][1:] == ([2], None)
     store.close()
+
+
+def test_a_sync_window_commits_in_bounded_chunks(tmp_path):
+    """insert_headers: a 5000-row window is several short transactions, each row whole, the
+    pending intents applied to every chunk."""
+    from tuimail.store import store as store_mod
+
+    store = Store(tmp_path / "s.sqlite3")
+    fid = store.upsert_folder("INBOX", "/", (), None)
+    store.insert_headers(fid, [(1, 0, "", 1_700_000_000, "f", "t", "", "s", "<1@x>", None, "", 1, 0)])
+    store.set_flags(fid, [1], add=("\\Flagged",))  # a pending intent on a row the window brings again
+    commits: list[str] = []
+    store.db.set_trace_callback(lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
+    rows = [(uid, 0, "\\Seen", 1_700_000_000 + uid, "f", "t", "", "s", f"<{uid}@x>", None, "", 1, 0)
+            for uid in range(5000, 0, -1)]  # newest first, as windows arrive
+    assert store.insert_headers(fid, rows) == 5000
+    store.db.set_trace_callback(None)
+    assert len(commits) == -(-5000 // store_mod.ROWS_PER_TX) > 1
+    assert len(store.uid_list(fid, "date", False)) == 5000
+    assert store.row(fid, 1).flags == "\\Flagged \\Seen" and store.row(fid, 5000).flags == "\\Seen"
+    store.close()
