@@ -6,6 +6,7 @@ one JSON object from stdout.
     python -m tests.bench.probes keys CONFIG N [--during-sync] [--presses 200]
     python -m tests.bench.probes idle CONFIG PORT USER PASSWORD [--samples 10]
     python -m tests.bench.probes wire CONFIG PORT [--presses 20]
+    python -m tests.bench.probes stall CONFIG N [--every 0.03]   # F/N/j during a cold fill
 """
 
 from __future__ import annotations
@@ -113,6 +114,122 @@ def keys(config_path: str, n: int, presses: int, during_sync: bool) -> dict:
     out["during_sync"] = _stats(syncing)
     out["in_view"] = _stats(in_view)
     out["scrolled"] = _stats(scrolled)
+    return out
+
+
+STALL_TICK = 0.005  # the ticker's period: its lateness is how long the event loop was blocked
+
+
+def stall(config_path: str, n: int, every: float) -> dict:
+    """The longest time the UI thread was blocked while the user flags, marks and moves down the
+    list during a cold fill (an empty store, the sync starting with the app): F, N and j in
+    turn, one every `every` seconds, on the real app (160x45, pilot) until the sync is idle.
+    Measured two ways: a task that sleeps STALL_TICK and records how late it wakes (every cause:
+    key handlers, repaints, list reloads, the sync thread holding the GIL), and the duration of
+    each flag/mark handler (what used to wait on SQLite's write lock); and key -> stored, the
+    time the writer thread took to commit an intent (it waits behind the sync's transactions)."""
+    from textual import events
+
+    from tuimail import paths
+    from tuimail.config import load_config
+    from tuimail.store.store import Store
+    from tuimail.sync.service import SyncService
+    from tuimail.ui.app import TuimailApp
+    from tuimail.ui.bridge import EventBridge
+    from tuimail.ui.header_list import HeaderList
+
+    config = load_config(config_path)
+    account = config.account(None)
+    bridge = EventBridge()
+    store = Store(paths.account_store_path(account.name))
+    svc = SyncService(config, account, bridge)
+    app = TuimailApp(config, {account.name: store}, {account.name: svc}, event_sink=bridge)
+    late: list[float] = []
+    handlers: list[float] = []
+    stored: list[float] = []
+    out: dict = {"keys": 0}
+
+    applies: list[float] = []
+
+    def timed_into(into: list[float], fn):
+        def run(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                into.append((time.perf_counter() - t) * 1000)
+        return run
+
+    def timed(fn):
+        return timed_into(handlers, fn)
+
+    async def ticker(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            t = time.perf_counter()
+            await asyncio.sleep(STALL_TICK)
+            late.append(max(0.0, (time.perf_counter() - t - STALL_TICK) * 1000))
+
+    async def go():
+        t_start = time.monotonic()
+        async with app.run_test(size=(160, 45)) as pilot:
+            t0 = time.monotonic()
+            while True:
+                hls = list(app.screen.query(HeaderList))
+                if hls and len(hls[0].uids) >= 45 and hls[0].size.height > 0:
+                    break
+                if time.monotonic() - t0 > 120:
+                    raise SystemExit("header list never showed a screenful of rows")
+                await pilot.pause(0.02)
+            hl = hls[0]
+            hl.focus()
+            main = app.main
+            for name in ("action_flag", "action_toggle_read"):
+                setattr(main, name, timed(getattr(main, name)))
+            overlay = getattr(app, "overlay", None)
+            if overlay is not None:  # key -> stored: the intent leaves the overlay when it is written
+                submitted: dict[int, float] = {}
+                queue_submit, drop = main.submit_intent, overlay.drop
+
+                def submit(account, intent):
+                    submitted[intent.seq] = time.perf_counter()
+                    return queue_submit(account, intent)
+
+                def dropped(store_, intent):
+                    t = submitted.pop(intent.seq, None)
+                    if t is not None:
+                        stored.append((time.perf_counter() - t) * 1000)
+                    return drop(store_, intent)
+
+                main.submit_intent, overlay.drop = submit, dropped
+            hl._apply = timed_into(applies, hl._apply)  # a uid-list reload landing (list_loading.py)
+            out["rows_at_start"] = len(hl.uids)
+            stop = asyncio.Event()
+            tick = asyncio.create_task(ticker(stop))
+            keys = "FNj"
+            t_end = time.monotonic() + 900
+            while svc.state.state in ("connecting", "syncing") and time.monotonic() < t_end:
+                app._driver.send_message(events.Key(keys[out["keys"] % 3], None))
+                out["keys"] += 1
+                await asyncio.sleep(every)
+            out["fill_s"] = time.monotonic() - t_start  # the app's start to the sync's end
+            stop.set()
+            await tick
+            out["rows_at_end"] = len(hl.uids)
+            out["sync_state"] = svc.state.state
+            t = time.perf_counter()
+            await pilot.press("q")  # what was queued is written before the app ends
+            out["quit_ms"] = (time.perf_counter() - t) * 1000
+
+    try:
+        asyncio.run(go())
+    finally:
+        svc.stop()
+        store.close()
+    out["loop_late"] = _stats(late)
+    out["loop_late"]["p99_ms"] = sorted(late)[int(0.99 * (len(late) - 1))] if late else None
+    out["handlers"] = _stats(handlers)
+    out["stored"] = _stats(stored)
+    out["list_apply"] = _stats(applies)
     return out
 
 
@@ -277,6 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("n", type=int)
     k.add_argument("--presses", type=int, default=200)
     k.add_argument("--during-sync", action="store_true")
+    s = sub.add_parser("stall")
+    s.add_argument("config")
+    s.add_argument("n", type=int)
+    s.add_argument("--every", type=float, default=0.03)
     i = sub.add_parser("idle")
     i.add_argument("config")
     i.add_argument("port", type=int)
@@ -294,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         result = keys(a.config, a.n, a.presses, a.during_sync)
     elif a.cmd == "wire":
         result = wire(a.config, a.port, a.presses)
+    elif a.cmd == "stall":
+        result = stall(a.config, a.n, a.every)
     else:
         result = idle(a.config, a.port, a.user, a.password, a.samples)
     json.dump(result, sys.stdout)

@@ -121,6 +121,7 @@ def size_table(n: int, d: dict) -> list[str]:
             f"commands per action: median {per.get('median')}, max {per.get('max')} "
             f"({', '.join(f'{k} ×{v}' for k, v in sorted((wire.get('commands') or {}).items()))})",
             "—", "median ≤ 50 ms, one command per action", _mark(ok))
+    stall_row(d, row)
     idle = d.get("idle") or {}
     if idle.get("n"):
         floor = median(d.get("idle_dovecot") or [])
@@ -131,6 +132,25 @@ def size_table(n: int, d: dict) -> list[str]:
     for err in d.get("errors", []):
         rows.append(f"\n> ⚠ {err}")
     return rows + [""]
+
+
+STALL_TARGET_MS = 16
+
+
+def stall_row(d: dict, row) -> None:
+    """The longest UI-thread stall while pressing F/N/j during a cold fill (probes.stall)."""
+    st = d.get("stall") or {}
+    late, hand = st.get("loop_late") or {}, st.get("handlers") or {}
+    if not late.get("n"):
+        return
+    value = (f"max {_ms(late.get('max_ms'))}, p99 {_ms(late.get('p99_ms'))}, median {_ms(late.get('median_ms'))} "
+             f"({st.get('keys')} keys, rows {st.get('rows_at_start')} → {st.get('rows_at_end')})")
+    stored = st.get("stored") or {}
+    note = (f"F/N handlers: max {_ms(hand.get('max_ms'))}, median {_ms(hand.get('median_ms'))} (n={hand.get('n', 0)}); "
+            f"key → stored by the writer: median {_ms(stored.get('median_ms'))}, max {_ms(stored.get('max_ms'))}; "
+            f"q with the queue: {_ms(st.get('quit_ms'))}")
+    row("longest UI-thread stall pressing F/N/j during a cold fill (5 ms ticker lateness)", "—", "—", value, note,
+        f"≤ {STALL_TARGET_MS} ms", _mark(_le(late.get("max_ms"), STALL_TARGET_MS)))
 
 
 def cross_size(results: dict) -> list[str]:

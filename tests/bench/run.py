@@ -110,7 +110,8 @@ class SizeBench:
             log(f"{self.n}: round {r + 1}/{self.rounds} ({', '.join(order)}), load {loadavg()}")
             for name in order:
                 getattr(self, f"round_{name}")()
-        for step in (self.bytes_noop, self.bytes_flags, self.bytes_open_big, self.keys, self.wire, self.idle):
+        for step in (self.bytes_noop, self.bytes_flags, self.bytes_open_big, self.keys, self.wire, self.idle,
+                     self.stall):
             try:
                 step()
             except BenchError as exc:
@@ -260,6 +261,14 @@ class SizeBench:
         self.d["wire"] = self._probe(c, "wire", str(c.config), str(self.server.imap_port))
         log(f"{self.n}: key (flag) -> command on the wire {self.d['wire']['key_to_wire']}, commands per action "
             f"{self.d['wire']['per_action']} {self.d['wire']['commands']}")
+
+    def stall(self) -> None:
+        """F, N and j pressed during a cold fill: the longest time the UI thread was blocked."""
+        probe = Tuimail(self.scratch / "stall", self.folder, self.server.imap_port)
+        probe.clear_cache()
+        self.d["stall"] = res = self._probe(probe, "stall", str(probe.config), str(self.n))
+        log(f"{self.n}: UI stall pressing F/N/j during a cold fill: loop lateness {res['loop_late']}, "
+            f"flag handlers {res['handlers']} ({res['keys']} keys)")
 
     def idle(self) -> None:
         c, u = self.clients["tuimail"], self.user

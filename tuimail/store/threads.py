@@ -17,8 +17,15 @@ import operator
 from collections.abc import Iterable, Iterator, Sequence
 
 from .db import key_order
+from .writer import yield_to_intents
 
 THREADS_CLEAN, THREADS_ALL, THREADS_NEW = 0, 1, 2
+# Being written in several transactions (set_threads): readers keep the order they have. Left
+# behind by a crash, it reads as THREADS_ALL (threads_state): the whole folder is threaded again.
+THREADS_WRITING = 3
+# Thread entries written per transaction: a first fill of 100k rows held the write lock for
+# ~240 ms in one; a user's flag waited behind it. A few thousand rows take a few ms.
+ROWS_PER_TX = 4000
 
 # A message row with its place in the thread order (none until the sync side has threaded it).
 _WITH_THREADS = "messages LEFT JOIN threads USING (folder_id, uid)"
@@ -63,6 +70,22 @@ class ThreadsMixin:
         """THREADS_CLEAN, THREADS_NEW (rows were added since the last threading) or THREADS_ALL."""
         row = self.db.execute("SELECT threads_dirty FROM folders WHERE id = ?", (folder_id,)).fetchone()
         return row[0] if row and row[0] in (THREADS_NEW, THREADS_CLEAN) else THREADS_ALL
+
+    def thread_view(self, folder_id: int) -> tuple[list, dict[int, int], bool]:
+        """(thread_info, thread_unread, threads_writing) read in one snapshot: whether the order
+        is half written is true of the order read with it."""
+        if self._tx_depth:
+            return self.thread_info(folder_id), self.thread_unread(folder_id), self.threads_writing(folder_id)
+        self.db.execute("BEGIN")
+        try:
+            return self.thread_info(folder_id), self.thread_unread(folder_id), self.threads_writing(folder_id)
+        finally:
+            self.db.execute("COMMIT")
+
+    def threads_writing(self, folder_id: int) -> bool:
+        """The thread order is half written (set_threads between two transactions)."""
+        row = self.db.execute("SELECT threads_dirty FROM folders WHERE id = ?", (folder_id,)).fetchone()
+        return bool(row) and row[0] == THREADS_WRITING
 
     def unthreaded_uids(self, folder_id: int) -> list[int]:
         """Rows without a thread entry: the ones added since the last threading."""
@@ -134,7 +157,15 @@ class ThreadsMixin:
                 if uid in dates and old.get(uid) != (key, sub, depth, r, prefix):
                     data.append((folder_id, uid, key, sub, depth, r, prefix))
         data.sort(key=key_order)
-        with self.transaction():
-            self.db.executemany("INSERT OR REPLACE INTO threads(folder_id, uid, pos, sub, depth, root, prefix)"
-                                " VALUES (?, ?, ?, ?, ?, ?, ?)", data)
-            self.db.execute("UPDATE folders SET threads_dirty = ? WHERE id = ?", (THREADS_CLEAN, folder_id))
+        # In transactions of ROWS_PER_TX rows, so that a user's intent waits a few ms for the lock,
+        # not the whole order; the folder reads THREADS_WRITING until the last one commits.
+        chunks = list(_chunks(data, ROWS_PER_TX)) or [[]]
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            if i:
+                yield_to_intents(self.path)
+            with self.transaction():
+                self.db.executemany("INSERT OR REPLACE INTO threads(folder_id, uid, pos, sub, depth, root, prefix)"
+                                    " VALUES (?, ?, ?, ?, ?, ?, ?)", chunk)
+                self.db.execute("UPDATE folders SET threads_dirty = ? WHERE id = ?",
+                                (THREADS_CLEAN if last else THREADS_WRITING, folder_id))

@@ -1,13 +1,13 @@
 """Actions on messages, mixed into the main screen.
 
-Intents (flags, delete, move) write the store first — the row changes on screen at once and the
-journal carries the change to the server — then wake the sync worker. Everything that needs the
+Intents (flags, delete, move) are queued to the account's writer thread (ui/intents.py): the row
+changes on screen at once, the writer stores the change with its journal entry, which carries it
+to the server, and wakes the sync worker. Everything that needs the
 network (open, raw source, parts) runs in a thread worker: the UI never waits.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from functools import partial
 
@@ -15,7 +15,7 @@ from textual.worker import Worker, WorkerState
 
 from ..errors import NotCached, TuimailError
 from ..mail.sanitize import sanitize_line
-from ..store.failure import store_error
+from ..store.writer import Intent
 from .message_view import build_lines
 
 SEEN, FLAGGED = "\\Seen", "\\Flagged"
@@ -237,28 +237,11 @@ class MessageActions:
 
     # ------------------------------------------------------------------ intents
 
-    def _intent(self, t: Target, write) -> list[int]:
-        """Run a user intent's write. On a full disk (or a read-only file, a lock held too long)
-        the transaction changed nothing: say so in one line and go on; a damaged store ends the
-        app with its line (ui/crash.py)."""
-        store = self.tapp.stores[t.account]
-        try:
-            return write(store)
-        except sqlite3.Error as exc:
-            err = store_error(exc, store.path)
-            if err.kind == "corrupt":
-                raise err from None
-            self.notify(str(err), severity="error", markup=False, timeout=10)
-            return []
-
-    def set_flags(self, t: Target, add=(), remove=()) -> list[int]:
-        changed = self._intent(t, lambda store: store.set_flags(t.folder_id, [t.uid], add=add, remove=remove))
-        if changed:
-            if self.folder is not None and t.folder_id == self.folder.id and t.account == self.account:
-                self.hlist.invalidate(changed)
-            self._wake(t.account)
-            self.counts_changed(t.account, t.folder_id)
-        return changed
+    def set_flags(self, t: Target, add=(), remove=()) -> None:
+        """Queued to the account's writer (ui/intents.py): the row shows the change at once."""
+        self.submit_intent(t.account, Intent("flags", t.folder_id, (t.uid,), tuple(add), tuple(remove)))
+        if self.folder is not None and t.folder_id == self.folder.id and t.account == self.account:
+            self.hlist.invalidate([t.uid])
 
     def _wake(self, account: str) -> None:
         svc = self.tapp.services.get(account)
@@ -266,7 +249,13 @@ class MessageActions:
             svc.wake()
 
     def _row(self, t: Target):
-        return self.tapp.stores[t.account].row(t.folder_id, t.uid)
+        """The row as the user sees it: the stored one with the queued intents on top (the list's
+        cached row when it is the one under the cursor: no SQLite call on the key's path)."""
+        if (self.folder is not None and (t.account, t.folder_id) == (self.account, self.folder.id)
+                and t.uid == self.hlist.current_uid):
+            return self.hlist.current_row()
+        store = self.tapp.stores[t.account]
+        return self.tapp.overlay.row(store, t.folder_id, store.row(t.folder_id, t.uid))
 
     def action_toggle_read(self) -> None:
         t = self.target()
@@ -291,24 +280,18 @@ class MessageActions:
         else:
             self.set_flags(t, add=(FLAGGED,))
 
-    def _hidden(self, t: Target, uids: list[int]) -> None:
-        if not uids:
-            return
+    def _hide(self, t: Target, op: str, dest: str | None = None) -> None:
+        """A move or delete: queued to the writer, the row leaves the list at once."""
+        self.submit_intent(t.account, Intent(op, t.folder_id, (t.uid,), dest=dest))
         if self.folder is not None and t.folder_id == self.folder.id and t.account == self.account:
-            self.hlist.remove_uids(uids)
-        if self.reader.uid in uids and self.reader.folder_key == (t.account, t.folder_id):
+            self.hlist.remove_uids([t.uid])
+        if self.reader.uid == t.uid and self.reader.folder_key == (t.account, t.folder_id):
             self.reader.clear("Message moved.")
             self.hlist.focus()
-        self._wake(t.account)
-        self.counts_changed(t.account, t.folder_id)
 
     def move_to(self, t: Target, dest: str, dest_id: int | None = None) -> None:
-        uids = self._intent(t, lambda store: store.move(t.folder_id, [t.uid], dest))
-        self._hidden(t, uids)
-        if dest_id is not None:
-            self.counts_changed(t.account, dest_id)
-        if uids:
-            self.notify(f"moved to {sanitize_line(dest)}", markup=False, timeout=2)
+        self._hide(t, "move", dest)
+        self.notify(f"moved to {sanitize_line(dest)}", markup=False, timeout=2)
 
     def action_delete(self) -> None:
         t = self.target()
@@ -322,7 +305,7 @@ class MessageActions:
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self._hidden(t, self._intent(t, lambda store: store.expunge(t.folder_id, [t.uid])))
+                self._hide(t, "expunge")
 
         from .screens import ConfirmScreen
 

@@ -19,6 +19,7 @@ from textual.app import App
 from ..config import Config
 from ..mail.sanitize import sanitize_strict
 from ..store.store import Store
+from ..store.writer import IntentWriter
 from . import keys, ui_state
 from .bridge import EventBridge
 from .commands import TuimailCommands
@@ -26,6 +27,7 @@ from .crash import CrashMixin
 from .launch import is_cold, run_app  # noqa: F401  (run_app: the entry point's old home)
 from .rows import DateFormatter
 from .main_screen import MainScreen
+from .overlay import Overlay
 from .themes import DEFAULT_THEME, load_themes, resolve_name
 
 
@@ -49,6 +51,8 @@ class TuimailApp(CrashMixin, App):
         self.dates = DateFormatter(self.clock, tz, fmt)
         self.bridge = event_sink or EventBridge()
         self.problems: list[str] = []
+        self.overlay = Overlay()  # intents queued to the writers, drawn before the store has them
+        self.intent_writers: dict[str, IntentWriter] = {}  # per account (ui/intents.py)
         self._services_started = False
         self._title_pushed = False
         unknown = keys.unknown_actions(config.keys)
@@ -125,6 +129,8 @@ class TuimailApp(CrashMixin, App):
                 start()
 
     def on_unmount(self) -> None:
+        for writer in self.intent_writers.values():
+            writer.close(60.0)  # the queued intents are written before the stores close
         self.bridge.detach()
         if self._title_pushed:
             self._terminal_write("\x1b[23;0t")  # the terminal's own title back

@@ -28,6 +28,7 @@ from ..store.store import MessageRow, Store
 from . import keys
 from .list_actions import ListActions
 from .list_loading import ListLoading, uid_array
+from .overlay import Overlay
 from .rows import COMPACT, DateFormatter, columns, format_size, sender_name
 
 STRIP_CACHE = 1024
@@ -101,8 +102,10 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
             super().__init__()
             self.header_list = header_list
 
-    def __init__(self, *, dates: DateFormatter | None = None, name=None, id=None, classes=None):
+    def __init__(self, *, dates: DateFormatter | None = None, overlay: Overlay | None = None, name=None, id=None,
+                 classes=None):
         super().__init__(name=name, id=id, classes=classes)
+        self.overlay = overlay  # queued intents drawn before the store has them (ui/overlay.py)
         self.store: Store | None = None
         self.folder_id: int | None = None
         self.uids: array = uid_array()
@@ -122,6 +125,7 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
         self._reload_timer = None
         self._reload_token = 0
         self._reload_inflight = False
+        self._writing_since: float | None = None  # the thread order was half written since (list_loading.py)
         self.partial = False  # uids holds only the first page; the rest is being read
         self._painted = False
         self._rows_painted = False
@@ -141,7 +145,14 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
             row = self.store.row(self.folder_id, uid)
             if row is not None:
                 self._rows[uid] = row
-        return row
+        return self._shown(row)
+
+    def _shown(self, row: MessageRow | None) -> MessageRow | None:
+        """The row with the queued intents on top (its flags as the user set them)."""
+        ov = self.overlay
+        if not ov or row is None:
+            return row
+        return ov.row(self.store, self.folder_id, row) or row
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -200,6 +211,8 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
             row = self._rows.get(uid)
             if row is None:
                 return Strip.blank(width, base)
+        if self.overlay:
+            row = self._shown(row)
         state = 0
         if idx == self.cursor:
             state = 1 if self.has_focus else 2

@@ -12,10 +12,12 @@ from collections.abc import Iterable
 from textual.geometry import Size
 from textual.worker import Worker, WorkerState
 
+from ..store.journal import _apply, norm_flags
 from ..store.store import Store
 
 RELOAD_INTERVAL = 0.3  # seconds between uid-list reloads caused by sync events (small folders)
 RELOAD_ROWS_PER_SECOND = 25_000  # bigger lists wait longer: 100k rows -> at most one reload per 4 s
+THREADS_WRITING_WAIT = 5.0  # seconds a half-written thread order is not shown (store/threads.py)
 
 
 def uid_array(uids: Iterable[int] = ()) -> array:
@@ -59,10 +61,24 @@ class ListLoading:
     @staticmethod
     def _query(store: Store, folder_id: int, threaded: bool, sort: str, reverse: bool):
         if threaded:
-            return "thread", store.thread_info(folder_id), store.thread_unread(folder_id)
+            return ("thread", *store.thread_view(folder_id))
         return "list", uid_array(store.uid_list(folder_id, sort, reverse))
 
     def _apply(self, result, same: bool, keep_uid: int | None = None, keep_row: bool = True) -> None:
+        writing = result is not None and result[0] == "thread" and result[3]
+        if not writing:
+            self._writing_since = None
+        elif same and self.uids:
+            # The sync is writing the thread order in several transactions: keep the order on
+            # screen (a half-written one splits threads) and read it again in a moment; shown as
+            # it is if it stays so (a sync that died between two transactions threads it again).
+            now = time.monotonic()
+            since = self._writing_since = self._writing_since or now
+            if now - since < THREADS_WRITING_WAIT:
+                self._loaded_at = now
+                if self._reload_timer is None:
+                    self._reload_timer = self.set_timer(RELOAD_INTERVAL, self._reload)
+                return
         if keep_uid is None and same:
             keep_uid = self.current_uid
         old_cursor, old_scroll = self.cursor, self.scroll_offset.y
@@ -80,6 +96,9 @@ class ListLoading:
             self._set_threads(result[1], result[2])
         else:
             self.uids = result[1]
+        hidden = self.overlay.hidden(self.store, self.folder_id) if self.overlay else None
+        if hidden:  # moved or deleted, the writer has not stored it yet
+            self.uids = uid_array(u for u in self.uids if u not in hidden)
         cursor = 0
         if keep_uid is not None:
             cursor = self._index_of(keep_uid)
@@ -203,6 +222,32 @@ class ListLoading:
         for y in range(top, min(len(self.uids), top + self.size.height)):
             if self.uids[y] in uids:
                 self.refresh_line(y)
+
+    def flags_stored(self, uids: Iterable[int], add: Iterable[str], remove: Iterable[str]) -> None:
+        """A queued flag change is in the store now (and out of the overlay): the cached rows
+        take it as the store did, instead of being read again on the UI thread."""
+        uids = set(uids)
+        for uid in uids:
+            row = self._rows.get(uid)
+            if row is not None:
+                self._rows[uid] = row._replace(flags=norm_flags(_apply(row.flag_set, add, remove)))
+        if self.threaded and self.collapsed:
+            self.invalidate(uids)  # (the collapsed thread's unread count is read again)
+            return
+        self.refresh_uids(uids)
+
+    def refresh_uids(self, uids: set[int]) -> None:
+        top = self.scroll_offset.y
+        for y in range(top, min(len(self.uids), top + self.size.height)):
+            if self.uids[y] in uids:
+                self.refresh_line(y)
+
+    def hidden_stored(self) -> None:
+        """A queued move or delete is in the store now (and out of the overlay): a uid list read
+        before it would bring the rows back, so it is read again."""
+        if self._reload_inflight:
+            self._reload_token += 1
+            self._schedule_reload()
 
     def remove_uids(self, uids: Iterable[int]) -> None:
         """Rows hidden by a local intent (move/delete): the cursor stays at the same index."""

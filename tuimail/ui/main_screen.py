@@ -20,6 +20,7 @@ from ..store.store import FolderInfo, Store
 from ..sync.events import FoldersChanged, NewMail, RowsChanged, SyncState
 from . import keys
 from .actions import MessageActions
+from .intents import IntentQueue
 from .failed_actions import FailedActions
 from .alerts import Alerts, ProblemPanel
 from .reader_actions import ReaderActions
@@ -35,7 +36,7 @@ FOLDERS_INTERVAL = 1.0  # seconds between folder-list refreshes caused by sync e
 NARROW = 160  # below this width a "right" preview goes below the list
 
 
-class MainScreen(Alerts, MessageActions, ReaderActions, FailedActions, Screen):
+class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActions, Screen):
     BINDINGS = keys.bindings("global")
 
     DEFAULT_CSS = """
@@ -88,7 +89,7 @@ class MainScreen(Alerts, MessageActions, ReaderActions, FailedActions, Screen):
         with Horizontal(id="main"):
             yield FolderTree(id="folders")
             with Container(id="panes", classes="right"):
-                yield HeaderList(id="list", dates=self.tapp.dates)
+                yield HeaderList(id="list", dates=self.tapp.dates, overlay=self.tapp.overlay)
                 yield ProblemPanel(id="problem")
                 yield MessageView(id="reader")
         yield StatusBar(id="status")
@@ -119,6 +120,8 @@ class MainScreen(Alerts, MessageActions, ReaderActions, FailedActions, Screen):
             st = self.status.info.accounts.setdefault(name, AccountState(state="offline" if app.offline else "idle"))
             st.pending = store.pending_count()
         self.init_failed()
+        for name in app.stores:  # their threads start now, not on the first key (Thread.start waits)
+            self.intent_writer(name).start()
         self._apply_layout()
         target = None
         if app.start_folder:
@@ -232,6 +235,7 @@ class MainScreen(Alerts, MessageActions, ReaderActions, FailedActions, Screen):
         self.app.push_screen(HelpScreen(self.tapp.effective_keys))
 
     def action_quit(self) -> None:
+        self.flush_intents()  # what the user did is in the store before the app ends
         self.app.exit()
 
     # ------------------------------------------------------------------ folders
