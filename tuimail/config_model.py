@@ -38,7 +38,6 @@ UI_KEYS = ("theme", "mark_read_delay", "preview", "keymap", "date_format", "sort
            "bell_on_new_mail", "title")
 CHECK_INTERVAL = 60.0  # seconds between checks of the other folders (accounts.NAME.check_interval)
 MAILCAP_KEYS = ("path",)
-SECRET_KEYS = frozenset({"password"})
 CREDENTIAL_KEYS = ("password", "password_command", "oauth2_token_command")
 
 

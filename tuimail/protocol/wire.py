@@ -157,13 +157,6 @@ _TOKEN = re.compile(rb"""
     )""", re.X)
 
 
-class _Lit:
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes):
-        self.data = data
-
-
 def tokenize(chunks: list[bytes]) -> list:
     """Parse a response into nested tuples: atoms as bytes, numbers as int, NIL as None,
     quoted strings and literals as bytes (the shape imapclient produces)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -95,7 +94,6 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
         self.path = Path(path)
         self.db = connect(self.path)
         self._tx_depth = 0
-        self._owner = threading.get_ident()
 
     def close(self) -> None:
         self.db.close()
@@ -301,13 +299,6 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
         """Every cached uid of the folder, hidden ones included (sync side)."""
         return [r[0] for r in self.db.execute("SELECT uid FROM messages WHERE folder_id = ? ORDER BY uid",
                                               (folder_id,))]
-
-    def local_flags(self, folder_id: int) -> dict[int, str]:
-        return dict(self.db.execute("SELECT uid, flags FROM messages WHERE folder_id = ?", (folder_id,)))
-
-    def max_uid(self, folder_id: int) -> int:
-        return self.db.execute("SELECT coalesce(max(uid), 0) FROM messages WHERE folder_id = ?",
-                               (folder_id,)).fetchone()[0]
 
     def find_by_message_id(self, folder_id: int, message_id: str) -> int | None:
         row = self.db.execute("SELECT uid FROM messages WHERE folder_id = ? AND message_id = ? LIMIT 1",
