@@ -177,11 +177,16 @@ class MailboxCommands:
         self.command(b"UNSELECT" if self.has("UNSELECT") else b"CLOSE", check=False)
         self.selected = None
 
-    def search_uids(self, criteria: bytes = b"ALL") -> list[int]:
-        """UID SEARCH; ESEARCH's compact 'ALL' answer where the server offers it."""
+    def search_uids(self, criteria: bytes | list[bytes | wire.Literal] = b"ALL") -> list[int]:
+        """UID SEARCH; ESEARCH's compact 'ALL' answer where the server offers it. criteria: bytes,
+        or parts with literals (`wire.string(data)`): non-ASCII ones make it CHARSET UTF-8."""
         found: list[int] = []
         esearch = self.has("ESEARCH")
-        cmd = b"UID SEARCH " + (b"RETURN (ALL) " if esearch else b"") + criteria
+        parts = [criteria] if isinstance(criteria, bytes) else list(criteria)
+        cmd = [b"UID SEARCH " + (b"RETURN (ALL) " if esearch else b"")
+               + (b"CHARSET UTF-8 " if wire.has_8bit(parts) else b""), *parts]
+        if all(isinstance(p, bytes) for p in cmd):
+            cmd = b"".join(cmd)
 
         def handler(resp):
             head = resp[0]

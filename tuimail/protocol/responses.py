@@ -190,6 +190,12 @@ def flag_arg(flag: str) -> bytes:
     return b
 
 
+def command_name(cmd: bytes) -> str:
+    """The command's name for a message: "SELECT", "UID FETCH"."""
+    words = cmd.split(b" ", 2)
+    return b" ".join(words[:2] if words[0].upper() == b"UID" else words[:1]).decode("ascii", "replace")
+
+
 def one_line(obj) -> str:
     """A server's text, made safe for a one-line message."""
     from ..mail.sanitize import sanitize_line
