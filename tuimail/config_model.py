@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .store.store import ROLES, SORTS  # noqa: F401  (one definition each: the store's folder roles and orders)
 
 KINDS = ("imap", "pop3")
 SECURITIES = ("tls", "starttls", "none")
 SYNC_MODES = ("auto", "qresync", "condstore", "plain")
-ROLES = ("inbox", "drafts", "sent", "archive", "junk", "trash")
 PREVIEWS = ("right", "below")
 KEYMAPS = ("default", "mutt")
-SORTS = ("date", "arrival", "from", "subject", "size")  # the list's orders ("reverse-date": oldest first)
 
 DEFAULT_PORTS = {
     ("imap", True): 993,

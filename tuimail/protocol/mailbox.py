@@ -11,12 +11,11 @@ from collections.abc import Iterable, Iterator
 
 from ..errors import ProtocolError
 from . import uidset, wire
-from .responses import (_FLAGS_RE, _MODSEQ_RE, _SIZE_RE, _UID_RE, FolderEntry, HeaderItem, SelectResult,
-                        Unsolicited, _flags, encode_mailbox, flag_arg, internaldate_handler, mailbox_name, num,
-                        scan_header_fetches, status_dict, vanished_set)
+from .responses import (_FLAGS_RE, _MODSEQ_RE, _SIZE_RE, _UID_RE, HEADER_FIELDS, FolderEntry, HeaderItem,
+                        SelectResult, Unsolicited, _flags, encode_mailbox, flag_arg, internaldate_handler,
+                        mailbox_name, num, scan_header_fetches, status_dict, vanished_set)
 from .roles import assign_roles
 
-HEADER_FIELDS = b"FROM TO CC SUBJECT DATE MESSAGE-ID IN-REPLY-TO REFERENCES CONTENT-TYPE"
 MAX_VANISHED_LINES = 100  # in one SELECT answer; more are unsolicited data
 # A SEARCH answer cannot name more uids than a folder holds: past this many, a server is not
 # answering but flooding (4M uids already take ~150 MB as Python ints).

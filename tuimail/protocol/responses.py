@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from imapclient import imap_utf7
 
 from ..errors import ProtocolError
+from ..mail.headers import HEADER_FIELDS as _FIELDS
 from . import wire
 
-HEADER_FIELDS = b"FROM TO CC SUBJECT DATE MESSAGE-ID IN-REPLY-TO REFERENCES CONTENT-TYPE"
+# the header FETCH's field list: the fields mail.headers.summarize reads
+HEADER_FIELDS = " ".join(_FIELDS).encode("ascii")
 
 
 @dataclass

@@ -26,7 +26,7 @@ from .journal import JournalEntry, JournalMixin, _apply, norm_flags  # noqa: F40
 from .threads import _WITH_THREADS, THREADS_CLEAN, THREADS_NEW, ThreadsMixin
 
 ROLES = ("inbox", "drafts", "sent", "archive", "junk", "trash")
-SORTS = ("date", "arrival", "from", "subject", "size", "thread")
+SORTS = ("date", "arrival", "from", "subject", "size")  # the list's orders (`o` cycles them, [ui] sort)
 _CHUNK = 500  # bound on the number of SQL variables per query
 
 
@@ -251,7 +251,7 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
             "thread": "pos DESC, sub, uid DESC",
         }.get(sort)
         if order is None:
-            raise ValueError(f"unknown sort {sort!r}; one of {', '.join(SORTS)}")
+            raise ValueError(f"unknown sort {sort!r}; one of {', '.join(SORTS)}, thread")
         if reverse:
             order = ", ".join(p.replace(" DESC", " ASC") if " DESC" in p else p + " DESC"
                               for p in (s.strip() for s in order.split(",")))
