@@ -1,5 +1,6 @@
-"""Commands that carry literals (RFC 3501 §4.3, RFC 7888 LITERAL+/LITERAL-): APPEND, and the wait
-for the server's continuation request before a synchronising literal.
+"""Commands that carry literals (RFC 3501 §4.3, RFC 7888 LITERAL+/LITERAL-): SEARCH (a string
+argument with CR/LF or 8-bit goes as one), APPEND, and the wait for the server's continuation
+request before a synchronising literal.
 
 A mixin of ImapConnection (see imap.py): `send_command` renders the parts with `wire.render` and
 calls `_await_continuation` before each synchronising literal.
@@ -11,8 +12,9 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from ..errors import CommandFailed, NetworkError, ProtocolError
-from . import wire
-from .responses import command_name, encode_mailbox, flag_arg, one_line
+from . import uidset, wire
+from .mailbox import MAX_SEARCH_UIDS
+from .responses import command_name, encode_mailbox, flag_arg, num, one_line
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -68,6 +70,38 @@ class LiteralCommands:
                 raise ProtocolError(f"unexpected server response: {head[:60]!r}")
 
         self._guarded(cmd, wait)
+
+    def search_uids(self, criteria: bytes | list[bytes | wire.Literal] = b"ALL") -> list[int]:
+        """UID SEARCH; ESEARCH's compact 'ALL' answer where the server offers it. criteria: bytes,
+        or parts with literals (`wire.string(data)`): non-ASCII ones make it CHARSET UTF-8."""
+        found: list[int] = []
+        esearch = self.has("ESEARCH")
+        parts = [criteria] if isinstance(criteria, bytes) else list(criteria)
+        cmd = [b"UID SEARCH " + (b"RETURN (ALL) " if esearch else b"")
+               + (b"CHARSET UTF-8 " if wire.has_8bit(parts) else b""), *parts]
+        if all(isinstance(p, bytes) for p in cmd):
+            cmd = b"".join(cmd)
+
+        def handler(resp):
+            head = resp[0]
+            up = head[:12].upper()
+            if up.startswith(b"* ESEARCH"):
+                toks = wire.tokenize(resp)
+                for i, t in enumerate(toks):
+                    if isinstance(t, bytes) and t.upper() == b"ALL" and i + 1 < len(toks):
+                        val = toks[i + 1]
+                        found.extend(uidset.parse(str(val) if isinstance(val, int) else val,
+                                                  limit=MAX_SEARCH_UIDS - len(found)))
+                return True
+            if up.startswith(b"* SEARCH"):
+                found.extend(num(x) for x in head[8:].split() if x.isdigit())
+                if len(found) > MAX_SEARCH_UIDS:
+                    raise ValueError(f"more than {MAX_SEARCH_UIDS} uids in a SEARCH answer")
+                return True
+            return False
+
+        self.command(cmd, handler)
+        return found
 
     def append(self, folder: str, message: bytes, flags: Iterable[str] = (),
                internaldate: datetime | float | None = None) -> int | None:

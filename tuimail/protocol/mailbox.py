@@ -176,38 +176,6 @@ class MailboxCommands:
         self.command(b"UNSELECT" if self.has("UNSELECT") else b"CLOSE", check=False)
         self.selected = None
 
-    def search_uids(self, criteria: bytes | list[bytes | wire.Literal] = b"ALL") -> list[int]:
-        """UID SEARCH; ESEARCH's compact 'ALL' answer where the server offers it. criteria: bytes,
-        or parts with literals (`wire.string(data)`): non-ASCII ones make it CHARSET UTF-8."""
-        found: list[int] = []
-        esearch = self.has("ESEARCH")
-        parts = [criteria] if isinstance(criteria, bytes) else list(criteria)
-        cmd = [b"UID SEARCH " + (b"RETURN (ALL) " if esearch else b"")
-               + (b"CHARSET UTF-8 " if wire.has_8bit(parts) else b""), *parts]
-        if all(isinstance(p, bytes) for p in cmd):
-            cmd = b"".join(cmd)
-
-        def handler(resp):
-            head = resp[0]
-            up = head[:12].upper()
-            if up.startswith(b"* ESEARCH"):
-                toks = wire.tokenize(resp)
-                for i, t in enumerate(toks):
-                    if isinstance(t, bytes) and t.upper() == b"ALL" and i + 1 < len(toks):
-                        val = toks[i + 1]
-                        found.extend(uidset.parse(str(val) if isinstance(val, int) else val,
-                                                  limit=MAX_SEARCH_UIDS - len(found)))
-                return True
-            if up.startswith(b"* SEARCH"):
-                found.extend(num(x) for x in head[8:].split() if x.isdigit())
-                if len(found) > MAX_SEARCH_UIDS:
-                    raise ValueError(f"more than {MAX_SEARCH_UIDS} uids in a SEARCH answer")
-                return True
-            return False
-
-        self.command(cmd, handler)
-        return found
-
     def fetch_flags(self, uids: Iterable[int] | None = None, changedsince: int | None = None,
                     vanished: bool = False) -> list[tuple[int, tuple[str, ...], int | None]]:
         """UID FETCH set (FLAGS [MODSEQ]) [(CHANGEDSINCE m [VANISHED])]. With uids None: 1:*."""
