@@ -72,10 +72,6 @@ class Account:
     timeout: float = 30.0
     check_interval: float = CHECK_INTERVAL  # seconds between checks of folders IDLE does not watch
 
-    @property
-    def uses_oauth2(self) -> bool:
-        return self.oauth2_token_command is not None
-
 
 @dataclass(frozen=True)
 class UIConfig:
