@@ -21,8 +21,8 @@ import unicodedata
 from . import __version__, paths
 from .config import Config, config_mode_warning, load_config
 from .errors import NetworkError, NotCached, StoreError, TuimailError, UsageError
-from .mail.addresses import short_from
-from .mail.sanitize import sanitize_line, sanitize_strict
+from .mail.addresses import sender_name
+from .mail.sanitize import sanitize_line
 
 FLAG_NAMES = {"seen": "\\Seen", "flagged": "\\Flagged", "answered": "\\Answered", "deleted": "\\Deleted",
               "draft": "\\Draft"}
@@ -251,7 +251,7 @@ def cmd_list(config: Config, args) -> int:
     for r in ordered:
         date = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.date)) if r.date else "-"
         mark = ("N" if not r.seen else " ") + ("!" if r.flagged else " ")
-        print(f"{r.uid:>7} {mark} {date} {sanitize_strict(short_from(r.from_))[:24]:<24} {sanitize_line(r.subject)}")
+        print(f"{r.uid:>7} {mark} {date} {sender_name(r.from_)[:24]:<24} {sanitize_line(r.subject)}")
     return 0
 
 

@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .store.store import ROLES, SORTS  # noqa: F401  (one definition each: the store's folder roles and orders)
 
 KINDS = ("imap", "pop3")
 SECURITIES = ("tls", "starttls", "none")
 SYNC_MODES = ("auto", "qresync", "condstore", "plain")
-ROLES = ("inbox", "drafts", "sent", "archive", "junk", "trash")
 PREVIEWS = ("right", "below")
 KEYMAPS = ("default", "mutt")
-SORTS = ("date", "arrival", "from", "subject", "size")  # the list's orders ("reverse-date": oldest first)
 
 DEFAULT_PORTS = {
     ("imap", True): 993,
@@ -38,7 +37,6 @@ UI_KEYS = ("theme", "mark_read_delay", "preview", "keymap", "date_format", "sort
            "bell_on_new_mail", "title")
 CHECK_INTERVAL = 60.0  # seconds between checks of the other folders (accounts.NAME.check_interval)
 MAILCAP_KEYS = ("path",)
-SECRET_KEYS = frozenset({"password"})
 CREDENTIAL_KEYS = ("password", "password_command", "oauth2_token_command")
 
 
@@ -73,10 +71,6 @@ class Account:
     # Seconds for connecting and logging in, and for each command's answer (not the IDLE wait).
     timeout: float = 30.0
     check_interval: float = CHECK_INTERVAL  # seconds between checks of folders IDLE does not watch
-
-    @property
-    def uses_oauth2(self) -> bool:
-        return self.oauth2_token_command is not None
 
 
 @dataclass(frozen=True)

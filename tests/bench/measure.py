@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from tuimail.demo.generate import generate, write_maildir
+from tuimail.protocol.responses import HEADER_FIELDS as TUIMAIL_FIELDS
 
 # What each client asks for, so Dovecot has parsed (and may cache) every field before a measured run.
-TUIMAIL_FIELDS = b"FROM TO CC SUBJECT DATE MESSAGE-ID IN-REPLY-TO REFERENCES CONTENT-TYPE"
 NEOMUTT_FIELDS = (b"DATE FROM SENDER SUBJECT TO CC MESSAGE-ID REFERENCES CONTENT-TYPE CONTENT-DESCRIPTION "
                   b"IN-REPLY-TO REPLY-TO LINES LIST-POST LIST-SUBSCRIBE LIST-UNSUBSCRIBE X-LABEL X-ORIGINAL-TO")
 _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")

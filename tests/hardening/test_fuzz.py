@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tuimail.errors import NetworkError, ProtocolError
-from tuimail.mail.headers import format_address_list, parse_header_block, short_from, summarize
+from tuimail.mail.addresses import format_address_list, short_from
+from tuimail.mail.headers import parse_header_block, summarize
 from tuimail.mail.mime import attachments, choose_text_part, parse_bodystructure, parse_message
 from tuimail.mail.render import html_to_text, render_part_text
 from tuimail.mail.sanitize import sanitize, sanitize_line, sanitize_strict

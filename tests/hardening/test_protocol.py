@@ -91,7 +91,7 @@ def test_fuzz_quote_refuses_cr_lf_nul(a, bad, b):
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
-@given(st.binary(max_size=60).filter(lambda b: not any(c in b for c in b"\r\n\0")))
+@given(st.binary(max_size=60).filter(lambda b: b.isascii() and not any(c in b for c in b"\r\n\0")))
 def test_fuzz_quote_round_trips_through_the_tokenizer(data):
     q = wire.quote(data)
     assert b"\r" not in q and b"\n" not in q and b"\0" not in q

@@ -284,3 +284,36 @@ def test_pipe_message_and_attachment_run_without_a_shell(make_app, tmp_path):
             assert not marker.exists()
 
     run(go())
+
+
+def test_pipe_in_the_terminal_runs_a_failing_command_once(make_app, tmp_path, monkeypatch):
+    """With a terminal that can suspend, a command that fails (exit 1) and a prompt that cannot
+    read its Enter (stdin gone) must not send the app into its headless fallback: the command
+    ran once, the file it appends to has one line (issue 10.7)."""
+    import builtins
+    import contextlib
+    import sys
+
+    app, store, svc = make_app(5)
+    log = tmp_path / "ran.log"
+    monkeypatch.setattr(app, "suspend", contextlib.nullcontext)  # a terminal that suspends
+
+    def no_stdin(prompt=""):
+        raise OSError("stdin is not readable")
+
+    monkeypatch.setattr(builtins, "input", no_stdin)
+    prog = f"import sys; open({str(log)!r}, 'a').write('ran\\n'); sys.exit(1)"
+
+    async def go():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await _open(pilot, app)
+            await pilot.press("|")
+            await settle(pilot, app)
+            app.screen.query_one(Input).value = " ".join([sys.executable, "-c", repr(prog)])
+            await pilot.press("enter")
+            for _ in range(30):
+                await pilot.pause(0.1)
+            assert log.read_text() == "ran\n"
+            assert type(app.screen).__name__ == "MainScreen"
+
+    run(go())

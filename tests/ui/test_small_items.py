@@ -261,3 +261,32 @@ def test_the_palette_lists_only_tuimail_commands_and_themes_and_remembers_the_th
     assert app2.theme == "tuimail-light"  # remembered at the next start
     app3, _s, _v = make_app(5, store=store, config=make_config(theme="classic"))
     assert app3.theme == "tuimail-classic"  # the config file changed since: it wins
+
+
+def test_missing_themes_are_a_one_line_error_not_a_silent_fallback(make_app, tmp_path, monkeypatch):
+    """A package without its theme files (a broken install) says which files are missing, and an
+    unknown [ui] theme says which key to fix; both on one line (issue 10.7)."""
+    from tuimail.ui import themes
+
+    from .fixtures import make_config, run, settle
+
+    empty = tmp_path / "no-themes"
+    empty.mkdir()
+    monkeypatch.setattr(themes, "shipped_dir", lambda: empty)
+    app, _, _ = make_app(config=make_config(theme="dark"))
+    assert app.problems == ["theme files missing from the installed tuimail package: tuimail-classic.toml,"
+                            " tuimail-dark.toml, tuimail-light.toml (reinstall tuimail)"]
+    monkeypatch.undo()
+    app2, _, _ = make_app(config=make_config(theme="nosuch"))
+    assert len(app2.problems) == 1 and app2.problems[0].startswith("[ui] theme: no theme 'nosuch' (")
+    assert app2.problems[0].endswith("using tuimail-dark") and "\n" not in app2.problems[0]
+    assert app2.theme == "tuimail-dark"
+
+    async def go():
+        async with app.run_test(size=(160, 40), notifications=True) as pilot:
+            await settle(pilot, app)
+            shown = [n.message for n in app._notifications]
+            assert any("tuimail-dark.toml" in m and "reinstall tuimail" in m for m in shown), shown
+            assert app.theme == "textual-dark"
+
+    run(go())

@@ -493,7 +493,7 @@ def test_oauth2_token_command(tmp_path):
     p = write(tmp_path, account_toml(
         password=None, oauth2_token_command=json.dumps(f"'{sys.executable}' -c \"print('tok')\"")))
     acc = load_config(p).accounts["work"]
-    assert acc.uses_oauth2
+    assert acc.oauth2_token_command is not None
     assert resolve_oauth2_token(acc) == "tok"
     with pytest.raises(ConfigError) as info:
         resolve_password(acc)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tuimail.mail.headers import format_address_list, short_from, summarize
+from tuimail.mail.addresses import format_address_list, short_from
+from tuimail.mail.headers import summarize
 from tuimail.mail.mime import parse_message
 from tuimail.mail.sanitize import sanitize_line, sanitize_strict
 

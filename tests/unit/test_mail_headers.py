@@ -8,17 +8,15 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tuimail.mail.addresses import format_address_list, parse_addresses, short_from
 from tuimail.mail.headers import (
     HEADER_FIELDS,
     decode_words,
     first_msgid,
-    format_address_list,
     guess_has_attachment,
-    parse_addresses,
     parse_date,
     parse_header_block,
     parse_msgids,
-    short_from,
     summarize,
 )
 from tuimail.mail.sanitize import sanitize_line

@@ -74,3 +74,24 @@ def test_resp_code():
     assert wire.resp_code(b"[COPYUID 5 1:3 7:9] Moved") == (b"COPYUID", b"5 1:3 7:9")
     assert wire.resp_code(b"[MODIFIED 7,9] Conditional STORE failed") == (b"MODIFIED", b"7,9")
     assert wire.resp_code(b"no code") == (None, b"")
+
+
+def test_quote_refuses_8bit_and_string_sends_it_as_a_literal():
+    """A quoted string is 7-bit without CR/LF/NUL; anything else taken from data is a literal."""
+    with pytest.raises(ValueError):
+        wire.quote("héllo")
+    assert wire.string("plain") == b'"plain"'
+    for s in ("héllo", "a\r\nT2 DELETE INBOX", "x\ny"):
+        lit = wire.string(s)
+        assert isinstance(lit, wire.Literal) and lit.data == s.encode()
+    with pytest.raises(ValueError):
+        wire.string("nul\0")
+
+
+def test_render_splits_the_command_at_each_literal():
+    parts = [b"UID SEARCH CHARSET UTF-8 SUBJECT ", wire.Literal("ü".encode()), b" FROM ", wire.Literal(b"a" * 5000)]
+    segs = wire.render(b"T1", parts, lambda n: n <= wire.LITERAL_MINUS_MAX)  # LITERAL-
+    assert [(line, sync) for line, _, sync in segs] == [
+        (b"T1 UID SEARCH CHARSET UTF-8 SUBJECT {2+}\r\n", False), (b" FROM {5000}\r\n", True), (b"\r\n", False)]
+    with pytest.raises(ValueError):
+        wire.render(b"T1", [b"NOOP\r\nT2 LOGOUT"], lambda n: True)

@@ -18,8 +18,9 @@ from __future__ import annotations
 import re
 
 from .headers import decode_words
+from .sanitize import sanitize_strict
 
-__all__ = ["parse_addresses", "format_address_list", "short_from", "display_name"]
+__all__ = ["parse_addresses", "format_address_list", "short_from", "sender_name"]
 
 _MAX = 20000  # characters of a header looked at
 _ATOM_RE = re.compile(r'[^\s"()<>,:;\\]+')
@@ -220,4 +221,8 @@ def short_from(value: str | None) -> str:
     return name.strip("'\" ") or addr
 
 
-display_name = short_from
+def sender_name(from_: str) -> str:
+    """The display name of a From header ('"Pete" (a comment) <p@x>' -> 'Pete'), else the address.
+    Zero-width and bidi characters are shown (sanitize_strict), as in the reader: 'pay\u200bpal'
+    must not pass for 'paypal'."""
+    return sanitize_strict(short_from(from_))

@@ -271,18 +271,6 @@ def parse_date(value: str | None) -> int | None:
         return None
 
 
-# ---------------------------------------------------------------------------- addresses
-
-
-def __getattr__(name: str):
-    """parse_addresses, format_address_list, short_from moved to addresses.py (which imports
-    this module: a lazy re-export avoids the import cycle)."""
-    if name in ("parse_addresses", "format_address_list", "short_from"):
-        from . import addresses
-        return getattr(addresses, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # ---------------------------------------------------------------------------- message-ids
 
 _MSGID_FAST_RE = re.compile(r"<[^<>\s]+>")

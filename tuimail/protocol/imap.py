@@ -6,8 +6,8 @@ Why (DESIGN.md §3, imapclient 4.1 pitfalls): its string message sets raise afte
 VANISHED, UNCHANGEDSINCE/MODIFIED and ESEARCH, `copy()` drops COPYUID, `idle_check()` breaks on
 split lines, and imaplib allocates whatever literal size a server claims. So after login we stop
 using imapclient's reader: `wire.Reader` reads with bounds, every UID set is built compact by
-`uidset`, every argument taken from data is quoted (CR/LF/NUL refused), and every command line
-stays <= 8 KB.
+`uidset`, every argument taken from data is quoted (7-bit only) or sent as a literal
+(`wire.string`), and every command line stays <= 8 KB.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import hashlib
 import itertools
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -24,12 +24,14 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from ..errors import AuthError, CommandFailed, NetworkError, ProtocolError, TLSError, TuimailError
 from . import uidset, wire
 from .idle import IdleCommands
+from .literals import LiteralCommands
 from .login import _Client, _Watchdog, tls_context
 from .mailbox import MailboxCommands
 # FolderEntry, HeaderItem, SelectResult and encode_mailbox are part of this module's interface
 from .responses import (_FLAGS_RE, _MODSEQ_RE, _UID_RE, _UNTAGGED_NUM, HEADER_FIELDS,  # noqa: F401
                         FolderEntry, HeaderItem, SelectResult, Unsolicited, _flags, encode_mailbox, num,
                         one_line, vanished_set)
+from .responses import command_name as _name
 from .responses import flag_arg as _flag_arg  # noqa: F401  (the flag validator, kept under its old name)
 
 MAX_LINE = 8192
@@ -48,7 +50,7 @@ MAX_KEPT_FLAGS = 50_000
 MAX_KEPT_RUNS = 10_000
 
 
-class ImapConnection(MailboxCommands, IdleCommands):
+class ImapConnection(MailboxCommands, IdleCommands, LiteralCommands):
     """One IMAP connection. Not thread-safe: one thread owns it."""
 
     def __init__(self, account, secret: Callable[[], str], *, timeout: float | None = None,
@@ -230,27 +232,34 @@ class ImapConnection(MailboxCommands, IdleCommands):
             raise NetworkError(f"connection to {self.where} lost: {exc}") from None
         self.bytes_out += len(data)
 
-    def command(self, cmd: bytes, on_untagged: Callable[[list[bytes]], bool] | None = None,
+    def command(self, cmd: bytes | Sequence[bytes | wire.Literal],
+                on_untagged: Callable[[list[bytes]], bool] | None = None,
                 check: bool = True, fast: Callable[[wire.Reader], None] | None = None) -> tuple[str, bytes]:
         """Send one command and read to its tagged answer. Untagged responses go to on_untagged
-        (return True when handled) and then to the generic handler. Returns (status, text)."""
+        (return True when handled) and then to the generic handler. Returns (status, text).
+        cmd: bytes, or parts (bytes and wire.Literal) concatenated as they are."""
         tag = self.send_command(cmd)
-        return self.read_until(tag, cmd, on_untagged, check, fast)
+        return self.read_until(tag, _head(cmd), on_untagged, check, fast)
 
-    def send_command(self, cmd: bytes) -> bytes:
-        """Send without waiting (pipelining); pair with read_until(tag, ...)."""
+    def send_command(self, cmd: bytes | Sequence[bytes | wire.Literal]) -> bytes:
+        """Send without waiting (pipelining); pair with read_until(tag, ...). A synchronising
+        literal waits for the server's "+" (a NO/BAD instead fails the command: CommandFailed)."""
         if self.reader is None:
             raise NetworkError("not connected")
         self._tagnum += 1
         tag = b"T%d" % self._tagnum
-        line = tag + b" " + cmd + b"\r\n"
-        if len(line) > MAX_LINE:
-            raise ValueError(f"command line of {len(line)} bytes exceeds {MAX_LINE}")
-        if any(c in cmd for c in (b"\r", b"\n", b"\0")):
-            raise ValueError("CR, LF or NUL inside an IMAP command")
-        if self.log:
-            self.log("C: " + _redact(line))
-        self._send(line)
+        parts = [cmd] if isinstance(cmd, bytes) else list(cmd)
+        segments = wire.render(tag, parts, self._nonsync)
+        if any(len(line) > MAX_LINE for line, _, _ in segments):
+            raise ValueError(f"command line exceeds {MAX_LINE} bytes")
+        for line, lit, sync in segments:
+            if self.log:
+                self.log("C: " + _redact(line) + (f" <{len(lit.data)} bytes>" if lit is not None else ""))
+            self._send(line)
+            if lit is not None:
+                if sync:
+                    self._await_continuation(tag, _head(cmd))
+                self._send(lit.data)
         return tag
 
     def read_until(self, tag: bytes, cmd: bytes, on_untagged=None, check: bool = True,
@@ -385,10 +394,9 @@ class ImapConnection(MailboxCommands, IdleCommands):
 
 # ---------------------------------------------------------------------------- helpers
 
-def _name(cmd: bytes) -> str:
-    """The command's name for a message: "SELECT", "UID FETCH"."""
-    words = cmd.split(b" ", 2)
-    return b" ".join(words[:2] if words[0].upper() == b"UID" else words[:1]).decode("ascii", "replace")
+def _head(cmd) -> bytes:
+    """A command's first part (its name and the arguments before any literal)."""
+    return cmd if isinstance(cmd, bytes) else (cmd[0] if cmd and isinstance(cmd[0], bytes) else b"")
 
 
 def _redact(line: bytes) -> str:

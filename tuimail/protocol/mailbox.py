@@ -11,12 +11,11 @@ from collections.abc import Iterable, Iterator
 
 from ..errors import ProtocolError
 from . import uidset, wire
-from .responses import (_FLAGS_RE, _MODSEQ_RE, _SIZE_RE, _UID_RE, FolderEntry, HeaderItem, SelectResult,
-                        Unsolicited, _flags, encode_mailbox, flag_arg, internaldate_handler, mailbox_name, num,
-                        scan_header_fetches, status_dict, vanished_set)
+from .responses import (_FLAGS_RE, _MODSEQ_RE, _SIZE_RE, _UID_RE, HEADER_FIELDS, FolderEntry, HeaderItem,
+                        SelectResult, Unsolicited, _flags, encode_mailbox, flag_arg, internaldate_handler,
+                        mailbox_name, num, scan_header_fetches, status_dict, vanished_set)
 from .roles import assign_roles
 
-HEADER_FIELDS = b"FROM TO CC SUBJECT DATE MESSAGE-ID IN-REPLY-TO REFERENCES CONTENT-TYPE"
 MAX_VANISHED_LINES = 100  # in one SELECT answer; more are unsolicited data
 # A SEARCH answer cannot name more uids than a folder holds: past this many, a server is not
 # answering but flooding (4M uids already take ~150 MB as Python ints).
@@ -176,33 +175,6 @@ class MailboxCommands:
             return
         self.command(b"UNSELECT" if self.has("UNSELECT") else b"CLOSE", check=False)
         self.selected = None
-
-    def search_uids(self, criteria: bytes = b"ALL") -> list[int]:
-        """UID SEARCH; ESEARCH's compact 'ALL' answer where the server offers it."""
-        found: list[int] = []
-        esearch = self.has("ESEARCH")
-        cmd = b"UID SEARCH " + (b"RETURN (ALL) " if esearch else b"") + criteria
-
-        def handler(resp):
-            head = resp[0]
-            up = head[:12].upper()
-            if up.startswith(b"* ESEARCH"):
-                toks = wire.tokenize(resp)
-                for i, t in enumerate(toks):
-                    if isinstance(t, bytes) and t.upper() == b"ALL" and i + 1 < len(toks):
-                        val = toks[i + 1]
-                        found.extend(uidset.parse(str(val) if isinstance(val, int) else val,
-                                                  limit=MAX_SEARCH_UIDS - len(found)))
-                return True
-            if up.startswith(b"* SEARCH"):
-                found.extend(num(x) for x in head[8:].split() if x.isdigit())
-                if len(found) > MAX_SEARCH_UIDS:
-                    raise ValueError(f"more than {MAX_SEARCH_UIDS} uids in a SEARCH answer")
-                return True
-            return False
-
-        self.command(cmd, handler)
-        return found
 
     def fetch_flags(self, uids: Iterable[int] | None = None, changedsince: int | None = None,
                     vanished: bool = False) -> list[tuple[int, tuple[str, ...], int | None]]:

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from imapclient import imap_utf7
 
 from ..errors import ProtocolError
+from ..mail.headers import HEADER_FIELDS as _FIELDS
 from . import wire
 
-HEADER_FIELDS = b"FROM TO CC SUBJECT DATE MESSAGE-ID IN-REPLY-TO REFERENCES CONTENT-TYPE"
+# the header FETCH's field list: the fields mail.headers.summarize reads
+HEADER_FIELDS = " ".join(_FIELDS).encode("ascii")
 
 
 @dataclass
@@ -189,6 +191,12 @@ def flag_arg(flag: str) -> bytes:
     if not re.fullmatch(rb"\\?[!#$&'+,\-./0-9:;<=>?@A-Z^_`a-z|~]+", b):
         raise ValueError(f"invalid IMAP flag {flag!r}")
     return b
+
+
+def command_name(cmd: bytes) -> str:
+    """The command's name for a message: "SELECT", "UID FETCH"."""
+    words = cmd.split(b" ", 2)
+    return b" ".join(words[:2] if words[0].upper() == b"UID" else words[:1]).decode("ascii", "replace")
 
 
 def one_line(obj) -> str:

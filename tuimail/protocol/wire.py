@@ -161,13 +161,6 @@ _TOKEN = re.compile(rb"""
     )""", re.X)
 
 
-class _Lit:
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes):
-        self.data = data
-
-
 def tokenize(chunks: list[bytes]) -> list:
     """Parse a response into nested tuples: atoms as bytes, numbers as int, NIL as None,
     quoted strings and literals as bytes (the shape imapclient produces)."""
@@ -237,8 +230,67 @@ def resp_code(text: bytes) -> tuple[bytes | None, bytes]:
 
 
 def quote(s: str | bytes) -> bytes:
-    """An IMAP quoted string; CR, LF and NUL are refused (they would inject a command)."""
+    """An IMAP quoted string. CR, LF and NUL are refused (they would inject a command), and so is
+    8-bit data (a quoted string is 7-bit): `string()` sends those as a literal."""
     b = s.encode() if isinstance(s, str) else s
     if any(c in b for c in (b"\r", b"\n", b"\0")):
         raise ValueError("CR, LF or NUL in an IMAP argument")
+    if not b.isascii():
+        raise ValueError("8-bit data in an IMAP quoted string (send it as a literal)")
     return b'"' + b.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+# ---------------------------------------------------------------------------- literals
+
+LITERAL_MINUS_MAX = 4096  # RFC 7888: LITERAL- takes non-synchronising literals up to this size
+
+
+class Literal:
+    """A literal command argument: `{n}` CRLF and the bytes (any octet but NUL). The connection
+    sends it synchronising (waits for the server's "+") or, where the server takes it, as `{n+}`."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        data = bytes(data)
+        if b"\0" in data:
+            raise ValueError("NUL in an IMAP literal")
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Literal({len(self.data)} bytes)"
+
+
+def string(s: str | bytes) -> bytes | Literal:
+    """A string argument from data: quoted when it is 7-bit text without CR/LF/NUL, else a literal
+    (NUL is refused either way)."""
+    b = s.encode() if isinstance(s, str) else bytes(s)
+    if b.isascii() and not any(c in b for c in (b"\r", b"\n", b"\0")):
+        return quote(b)
+    return Literal(b)
+
+
+def has_8bit(parts) -> bool:
+    """Whether a command's parts carry a non-ASCII literal (SEARCH then says CHARSET UTF-8)."""
+    return any(isinstance(p, Literal) and not p.data.isascii() for p in parts)
+
+
+def render(tag: bytes, parts, nonsync) -> list[tuple[bytes, Literal | None, bool]]:
+    """A command as it goes on the wire: [(line, literal or None, synchronising)], each line ending
+    in CRLF (after its `{n}`/`{n+}` when a literal follows). `parts` are bytes (sent as they are:
+    CR, LF and NUL refused) and Literals, concatenated; nonsync(n) says whether an n-byte literal
+    may go without waiting for the server."""
+    out: list[tuple[bytes, Literal | None, bool]] = []
+    line = tag + b" "
+    for p in parts:
+        if isinstance(p, Literal):
+            n = len(p.data)
+            ns = bool(nonsync(n))
+            out.append((line + (b"{%d+}\r\n" % n if ns else b"{%d}\r\n" % n), p, not ns))
+            line = b""
+            continue
+        if any(c in p for c in (b"\r", b"\n", b"\0")):
+            raise ValueError("CR, LF or NUL inside an IMAP command")
+        line += p
+    out.append((line + b"\r\n", None, False))
+    return out

@@ -71,16 +71,6 @@ class FailuresMixin:
     def failed_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM journal WHERE state = 'failed'").fetchone()[0]
 
-    # ------------------------------------------------------------------ marking
-
-    def journal_fail(self, ids: Iterable[int], reason: str) -> None:
-        ids = list(ids)
-        with self.transaction():
-            for i in range(0, len(ids), _CHUNK):
-                chunk = ids[i:i + _CHUNK]
-                self.db.execute(f"UPDATE journal SET state = 'failed', last_error = ? WHERE id IN"
-                                f" ({','.join('?' * len(chunk))})", (reason, *chunk))
-
     # ------------------------------------------------------------------ discarding
 
     def discard(self, ids: Iterable[int]) -> list[tuple[int, int]]:

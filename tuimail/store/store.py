@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import operator
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from .threads import _WITH_THREADS, THREADS_CLEAN, THREADS_NEW, ThreadsMixin
 from .writer import yield_to_intents
 
 ROLES = ("inbox", "drafts", "sent", "archive", "junk", "trash")
-SORTS = ("date", "arrival", "from", "subject", "size", "thread")
+SORTS = ("date", "arrival", "from", "subject", "size")  # the list's orders (`o` cycles them, [ui] sort)
 _CHUNK = 500  # bound on the number of SQL variables per query
 ROWS_PER_TX = 2000  # header rows per transaction (insert_headers): a sync window is 5000
 
@@ -98,7 +97,6 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
         self.path = Path(path)
         self.db = connect(self.path)
         self._tx_depth = 0
-        self._owner = threading.get_ident()
 
     def close(self) -> None:
         self.db.close()
@@ -256,7 +254,7 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
             "thread": "pos DESC, sub, uid DESC",
         }.get(sort)
         if order is None:
-            raise ValueError(f"unknown sort {sort!r}; one of {', '.join(SORTS)}")
+            raise ValueError(f"unknown sort {sort!r}; one of {', '.join(SORTS)}, thread")
         if reverse:
             order = ", ".join(p.replace(" DESC", " ASC") if " DESC" in p else p + " DESC"
                               for p in (s.strip() for s in order.split(",")))
@@ -304,13 +302,6 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
         """Every cached uid of the folder, hidden ones included (sync side)."""
         return [r[0] for r in self.db.execute("SELECT uid FROM messages WHERE folder_id = ? ORDER BY uid",
                                               (folder_id,))]
-
-    def local_flags(self, folder_id: int) -> dict[int, str]:
-        return dict(self.db.execute("SELECT uid, flags FROM messages WHERE folder_id = ?", (folder_id,)))
-
-    def max_uid(self, folder_id: int) -> int:
-        return self.db.execute("SELECT coalesce(max(uid), 0) FROM messages WHERE folder_id = ?",
-                               (folder_id,)).fetchone()[0]
 
     def find_by_message_id(self, folder_id: int, message_id: str) -> int | None:
         row = self.db.execute("SELECT uid FROM messages WHERE folder_id = ? AND message_id = ? LIMIT 1",

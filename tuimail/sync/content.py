@@ -37,9 +37,7 @@ class MessageContent:
     links: list[str] = field(default_factory=list)  # link N is links[N-1]; real targets
     attachments: list[Attachment] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # "signed (PGP/MIME)", "message truncated: ...", ...
-    text_section: str | None = None
     more: bool = False  # the text part was fetched partially: open_message(..., more=True) gets the rest
-    fetched_bytes: int = 0  # bytes of body data this open cost on the wire (0 when cached)
     inline: list[InlinePart] = field(default_factory=list)  # attached messages, delivery reports
     section: str | None = None  # set when this is a message attached to `uid`, at that section
     uncached: bool = False  # an inline part was not cached and could not be fetched (offline)

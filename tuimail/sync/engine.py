@@ -432,7 +432,7 @@ class Engine:
         self.conn.select(dest, readonly=True)
         try:
             for m, u in wanted.items():
-                if self.conn.search_uids(b"HEADER Message-ID " + wire.quote(m)):
+                if self.conn.search_uids([b"HEADER Message-ID ", wire.string(m)]):
                     found.append(u)
         finally:
             self.conn.select(folder)

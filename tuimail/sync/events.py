@@ -6,7 +6,7 @@ The callback is called from a worker thread and must not block: the UI wraps it 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -53,16 +53,4 @@ class NewMail:
     count: int
 
 
-@dataclass(frozen=True)
-class BodyReady:
-    """Answer to SyncService.fetch_message: content or a one-line error."""
-
-    account: str
-    folder: str
-    uid: int
-    content: object | None = None  # tuimail.sync.reader.MessageContent
-    error: str | None = None
-    extra: dict = field(default_factory=dict)
-
-
-Event = FoldersChanged | RowsChanged | SyncState | NewMail | BodyReady
+Event = FoldersChanged | RowsChanged | SyncState | NewMail

@@ -18,14 +18,21 @@ Line = tuple[str, str]  # (text, kind)
 __all__ = ["Line", "format_bytes", "attachment_line", "message_lines"]
 
 
-def format_bytes(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    for unit in ("KB", "MB", "GB"):
-        n /= 1024
-        if n < 1024:
-            return f"{n:.1f} {unit}" if n < 10 else f"{n:.0f} {unit}"
-    return f"{n:.0f} TB"
+def format_bytes(n: int, compact: bool = False) -> str:
+    """A size in bytes for people: "999 B", "1.5 KB", "12 MB"; compact (the list's size column,
+    at most 4 characters): "999", "1.5K", "12M". The one size formatter."""
+    if n < 1000:
+        return str(n) if compact else f"{n} B"
+    x = float(n)
+    for unit in "KMGT":
+        x /= 1024
+        if x < 9.95:
+            num = f"{x:.1f}"
+            break
+        if x < 999.5 or unit == "T":
+            num = f"{x:.0f}"
+            break
+    return num + unit if compact else f"{num} {unit}B"
 
 
 def attachment_line(number: int, a: Attachment) -> str:

@@ -85,7 +85,6 @@ class Reader:
                        notes=[f"a message attached to message {uid} (part {section})", *content.notes])
 
     def _content(self, folder: str, fi, uid: int, root, notes: list[str], headers, more: bool) -> MessageContent:
-        before = self.conn.reader.bytes_in if self.conn and self.conn.reader else 0
         prefer = "html" if self.prefer_html else "plain"
         part = choose_text_part(root, prefer)
         plan = inline_plan(root, prefer, part)
@@ -107,9 +106,7 @@ class Reader:
                 notes.append(p.label)
         atts = [Attachment(p.section, sanitize_strict(p.filename or _unnamed(p)), p.mimetype, p.size,
                            p.encoding, p.label) for p in attachments(root)]
-        after = self.conn.reader.bytes_in if self.conn and self.conn.reader else 0
-        return MessageContent(folder, uid, headers, text, links, atts, notes,
-                              part.section if part else None, partial, after - before, inline,
+        return MessageContent(folder, uid, headers, text, links, atts, notes, more=partial, inline=inline,
                               uncached=any(p.text is _UNCACHED for p in inline))
 
     def _text_data(self, folder: str, fi, uid: int, part, more: bool) -> tuple[bytes, bool]:

@@ -18,6 +18,7 @@ from textual.app import App
 
 from ..config import Config
 from ..mail.sanitize import sanitize_strict
+from ..paths import config_dir
 from ..store.store import Store
 from ..store.writer import IntentWriter
 from . import keys, ui_state
@@ -28,7 +29,7 @@ from .launch import is_cold, run_app  # noqa: F401  (run_app: the entry point's 
 from .rows import DateFormatter
 from .main_screen import MainScreen
 from .overlay import Overlay
-from .themes import DEFAULT_THEME, load_themes, resolve_name
+from .themes import DEFAULT_THEME, SHIPPED, load_themes, resolve_name
 
 
 class TuimailApp(CrashMixin, App):
@@ -69,8 +70,11 @@ class TuimailApp(CrashMixin, App):
         if wanted not in self.available_themes:
             wanted = resolve_name(config.ui.theme)
         if wanted not in self.available_themes:
-            self.problems.append(f"theme {wanted!r} not found; using {DEFAULT_THEME}")
-            wanted = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
+            fallback = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
+            if wanted not in SHIPPED:  # (a shipped one missing is said by load_themes, naming the file)
+                self.problems.append(f"[ui] theme: no theme {wanted!r} (dark, light, classic, a Textual theme"
+                                     f" or a file in {config_dir() / 'themes'}); using {fallback}")
+            wanted = fallback
         self.theme = wanted
 
     async def _on_key(self, event) -> None:

@@ -3,7 +3,7 @@ order, threading and collapsing threads."""
 
 from __future__ import annotations
 
-SORT_ORDER = ("date", "arrival", "from", "subject", "size")
+from ..store.store import SORTS
 
 
 class ListActions:
@@ -53,8 +53,8 @@ class ListActions:
         self.app.bell()
 
     def action_sort(self) -> None:
-        i = SORT_ORDER.index(self.sort) if self.sort in SORT_ORDER else -1
-        self.set_order(sort=SORT_ORDER[(i + 1) % len(SORT_ORDER)], threaded=False)
+        i = SORTS.index(self.sort) if self.sort in SORTS else -1  # `o` cycles through the store's orders
+        self.set_order(sort=SORTS[(i + 1) % len(SORTS)], threaded=False)
 
     def action_sort_reverse(self) -> None:
         self.set_order(reverse=not self.reverse)

@@ -166,6 +166,7 @@ class ReaderActions:
         output captured and shown."""
         from .attachments import run_pipe
         if terminal:
+            from textual.app import SuspendNotSupported
             try:
                 with self.app.suspend():
                     try:
@@ -174,10 +175,10 @@ class ReaderActions:
                         rc = f"cannot run: {e.strerror or e}"
                     try:
                         input(f"\n[{argv[0]}: {rc}] press Enter to return to tuimail ")
-                    except EOFError:
+                    except (EOFError, OSError):  # no terminal to read the Enter from: go back at once
                         pass
                 return
-            except Exception:  # SuspendNotSupported (headless, web): capture instead
+            except SuspendNotSupported:  # (headless, web) only this: the command has not run yet
                 pass
 
         def work():

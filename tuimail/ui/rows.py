@@ -5,22 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime, tzinfo
-from functools import cached_property
+from functools import cached_property, partial
 
-from ..mail.addresses import short_from
-from ..mail.sanitize import sanitize_line, sanitize_strict
+from ..mail.addresses import sender_name  # noqa: F401  (the header list takes it from here)
+from ..mail.sanitize import sanitize_line
+from ..sync.present import format_bytes
 
-
-def format_size(n: int) -> str:
-    if n < 1000:
-        return str(n)
-    for unit in ("K", "M", "G"):
-        n /= 1024
-        if n < 9.95:
-            return f"{n:.1f}{unit}"
-        if n < 1000:
-            return f"{n:.0f}{unit}"
-    return f"{n:.0f}T"
+format_size = partial(format_bytes, compact=True)  # the list's size column
 
 
 class DateFormatter:
@@ -68,8 +59,3 @@ def columns(width: int, date: int = 10) -> tuple[int, int, int, int, int]:
     return flags, date, frm, subject, size
 
 
-def sender_name(from_: str) -> str:
-    """The display name of a From header ('"Pete" (a comment) <p@x>' -> 'Pete'), else the address.
-    Zero-width and bidi characters are shown (sanitize_strict), as in the reader: 'pay\u200bpal'
-    must not pass for 'paypal'."""
-    return sanitize_strict(short_from(from_))

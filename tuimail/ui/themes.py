@@ -1,6 +1,7 @@
 """Themes: Textual Theme definitions in TOML files.
 
-Shipped themes live in ``themes/`` next to the ``tuimail`` package; users add their own as
+Shipped themes are package data, ``tuimail/themes/*.toml`` (the top-level ``themes/`` is a link to
+them), read with importlib.resources so an installed wheel has them; users add their own as
 ``<config dir>/themes/NAME.toml`` (a user file with the same name wins). A file holds the fields
 of ``textual.theme.Theme`` (name, primary, secondary, accent, warning, error, success, foreground,
 background, surface, panel, boost, dark, ansi, luminosity_spread, text_alpha) and an optional
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from textual.color import Color, ColorParseError
@@ -28,21 +31,24 @@ _COLOR_FIELDS = ("primary", "secondary", "warning", "error", "success", "accent"
                  "background", "surface", "panel", "boost")
 
 
-def shipped_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "themes"
+SHIPPED = tuple(sorted(ALIASES.values()))  # each has a file NAME.toml in the package
 
 
-def theme_dirs() -> list[Path]:
+def shipped_dir() -> Traversable:
+    return resources.files("tuimail") / "themes"
+
+
+def theme_dirs() -> list[Traversable | Path]:
     return [shipped_dir(), config_dir() / "themes"]
 
 
-def parse_theme(path: Path) -> Theme:
+def parse_theme(path: Traversable | Path) -> Theme:
     """One theme file -> Theme; ValueError with a one-line reason when it is not valid."""
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ValueError(f"{path.name}: {' '.join(str(e).split())}") from None
-    name = doc.get("name", path.stem)
+    name = doc.get("name", path.name.removesuffix(".toml"))
     if not isinstance(name, str) or not name:
         raise ValueError(f"{path.name}: name must be a non-empty string")
     args: dict = {"name": name}
@@ -81,13 +87,22 @@ def parse_theme(path: Path) -> Theme:
     return Theme(**args)
 
 
-def load_themes(dirs: list[Path] | None = None) -> tuple[dict[str, Theme], list[str]]:
-    """All themes found (later directories override earlier ones) and one-line problems."""
+def load_themes(dirs: list[Traversable | Path] | None = None) -> tuple[dict[str, Theme], list[str]]:
+    """All themes found (later directories override earlier ones) and one-line problems, a
+    shipped theme missing from the installed package among them."""
     themes: dict[str, Theme] = {}
     problems: list[str] = []
-    for d in dirs if dirs is not None else theme_dirs():
+    if dirs is None:
+        dirs = theme_dirs()
+        shipped = shipped_dir()
+        missing = [n for n in SHIPPED if not _is_file(shipped / f"{n}.toml")]
+        if missing:
+            problems.append(f"theme files missing from the installed tuimail package: "
+                            f"{', '.join(m + '.toml' for m in missing)} (reinstall tuimail)")
+    for d in dirs:
         try:
-            files = sorted(d.glob("*.toml"))
+            files = sorted((f for f in d.iterdir() if f.name.endswith(".toml") and f.is_file()),
+                           key=lambda f: f.name)
         except OSError:
             continue
         for f in files:
@@ -98,6 +113,13 @@ def load_themes(dirs: list[Path] | None = None) -> tuple[dict[str, Theme], list[
                 continue
             themes[t.name] = t
     return themes, problems
+
+
+def _is_file(t: Traversable) -> bool:
+    try:
+        return t.is_file()
+    except OSError:
+        return False
 
 
 def resolve_name(name: str | None) -> str:
