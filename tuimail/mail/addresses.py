@@ -27,34 +27,10 @@ _ATOM_RE = re.compile(r'[^\s"()<>,:;\\]+')
 _PLAIN_RE = re.compile(r'^\s*([^"()<>,:;\\@]*?)\s*<([^<>"()\s,;:\\]*)>\s*$')
 
 
-def _comment(s: str, i: int) -> tuple[str, int]:
-    """The text of the comment opening at s[i] == "(" (nested, escapes undone), index after it."""
-    depth, out, n = 0, [], len(s)
-    while i < n:
-        c = s[i]
-        if c == "\\" and i + 1 < n:
-            out.append(s[i + 1])
-            i += 2
-            continue
-        if c == "(":
-            depth += 1
-            if depth > 1:
-                out.append(c)
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return " ".join("".join(out).split()), i + 1
-            out.append(c)
-        else:
-            out.append(c)
-        i += 1
-    return " ".join("".join(out).split()), n
-
-
-def _quoted(s: str, i: int) -> tuple[str, int]:
-    """The content of the quoted string opening at s[i] == '"', index after it."""
-    out: list[str] = []
-    n = len(s)
+def _delimited(s: str, i: int, close: str, nested: bool) -> tuple[str, int]:
+    """The text opened at s[i] up to its `close` (nested "(" ... ")" for a comment), backslash
+    escapes undone, and the index after it (the end of `s` if it never closes)."""
+    out, n, depth = [], len(s), 1
     i += 1
     while i < n:
         c = s[i]
@@ -62,11 +38,26 @@ def _quoted(s: str, i: int) -> tuple[str, int]:
             out.append(s[i + 1])
             i += 2
             continue
-        if c == '"':
-            return "".join(out), i + 1
+        if nested and c == "(":
+            depth += 1
+        elif c == close:
+            depth -= 1
+            if depth == 0:
+                return "".join(out), i + 1
         out.append(c)
         i += 1
     return "".join(out), n
+
+
+def _comment(s: str, i: int) -> tuple[str, int]:
+    """The text of the comment opening at s[i] == "(" (nested, escapes undone), index after it."""
+    text, i = _delimited(s, i, ")", nested=True)
+    return " ".join(text.split()), i
+
+
+def _quoted(s: str, i: int) -> tuple[str, int]:
+    """The content of the quoted string opening at s[i] == '"', index after it."""
+    return _delimited(s, i, '"', nested=False)
 
 
 def _angle(s: str, i: int) -> tuple[str, int]:
