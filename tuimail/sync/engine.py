@@ -299,7 +299,7 @@ class Engine:
     def _commit_headers(self, fid: int, items, undated: list[int]) -> list[int]:
         rows = []
         for item in items:
-            if not any(f.lower() == "\\seen" for f in item.flags):
+            if "\\Seen" not in item.flags:  # (as the store's seen column reads it: one C-level test a row)
                 self._unseen_added += 1
             s = summarize(item.header)
             if s["date"] is None:
