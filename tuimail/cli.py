@@ -144,7 +144,7 @@ def _json(obj) -> str:
 
 def _store(config: Config, name: str | None):
     from .store import Store
-    from .store.failure import store_error
+    from .store.sqlite_errors import store_error
     account = config.account(name)
     path = paths.account_store_path(account.name)
     try:

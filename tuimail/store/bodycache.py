@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from .db import connect
-from .failure import guard
+from .sqlite_errors import guard
 
 BODY_MIGRATIONS = [
     """

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import StoreError
 from ..paths import ensure_private_dir
-from .failure import disk_full, store_error
+from .sqlite_errors import disk_full, store_error
 
 # Each entry upgrades the schema from version i to i+1. Never edit a released entry: append.
 MIGRATIONS: list[str] = [
@@ -153,7 +153,7 @@ def connect(path: Path | str, migrations: list[str] = MIGRATIONS) -> sqlite3.Con
 
     Opening an existing, up-to-date store writes nothing (the WAL switch and the migration are
     no-ops), so it works on a full disk too. Any failure is a StoreError naming the cause
-    (failure.py); the advice never throws the journal away."""
+    (sqlite_errors.py); the advice never throws the journal away."""
     path = Path(path)
     # No umask: it is the whole process's, and stores are opened from several threads at once (a
     # save-set-restore pair interleaved with another left it at 077 for good). SQLite creates the

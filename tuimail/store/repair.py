@@ -102,7 +102,7 @@ def repair_store(path: Path | str, cache_path: Path | str | None = None, *, forc
         os.replace(fresh, path)
         return report
     except OSError as exc:
-        from .failure import store_error
+        from .sqlite_errors import store_error
         raise store_error(exc, path) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)  # only our copies live there

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from .db import connect
 from .failures import ActionInfo, FailuresMixin  # noqa: F401  (re-exported)
-from .failure import store_error
+from .sqlite_errors import store_error
 from .journal import JournalEntry, JournalMixin, _apply, norm_flags  # noqa: F401  (re-exported)
 from .threads import _WITH_THREADS, THREADS_CLEAN, THREADS_NEW, ThreadsMixin
 from .writer import yield_to_intents

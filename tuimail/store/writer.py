@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .failure import store_error
+from .sqlite_errors import store_error
 
 _seq = itertools.count(1)
 _waiting_lock = threading.Lock()

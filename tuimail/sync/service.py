@@ -22,7 +22,7 @@ from .. import paths
 from ..config import Account, Config, resolve_oauth2_token, resolve_password
 from ..errors import AuthError, CommandFailed, ConfigError, MissingSecret, NetworkError, TuimailError
 from ..store import BodyCache, Store
-from ..store.failure import guard, store_error
+from ..store.sqlite_errors import guard, store_error
 from .events import Event, NewMail, SyncState
 from ..trace import trace
 from .lock import AccountLock, Busy

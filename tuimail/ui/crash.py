@@ -47,7 +47,7 @@ class CrashMixin:
 
     def store_error_line(self, error: BaseException) -> str:
         from ..mail.sanitize import sanitize_line
-        from ..store.failure import store_error
+        from ..store.sqlite_errors import store_error
         if not isinstance(error, StoreError):
             stores = list(getattr(self, "stores", {}).values())
             if len(stores) == 1:

@@ -13,7 +13,7 @@ import pytest
 
 from tuimail.errors import StoreError
 from tuimail.store import Store
-from tuimail.store.failure import store_error
+from tuimail.store.sqlite_errors import store_error
 
 
 def test_garbage_file_is_corrupt_and_points_at_repair(tmp_path):
