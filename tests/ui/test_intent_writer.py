@@ -83,9 +83,8 @@ def test_keys_answer_while_another_connection_holds_the_write_lock(make_app):
     run(go())
 
 
-def test_a_failed_write_puts_the_row_back_and_says_why(make_app, monkeypatch):
-    app, store, _svc = make_app(50)
-    fid = store.folder_id("INBOX")
+def _disk_full_once_released(monkeypatch) -> threading.Event:
+    """Every flag write waits for the returned event, then fails as a full disk does."""
     go_on = threading.Event()
 
     def full(self, *a, **kw):
@@ -93,6 +92,13 @@ def test_a_failed_write_puts_the_row_back_and_says_why(make_app, monkeypatch):
         raise sqlite3.OperationalError("database or disk is full")
 
     monkeypatch.setattr(JournalMixin, "set_flags", full)
+    return go_on
+
+
+def test_a_failed_write_puts_the_row_back_and_says_why(make_app, monkeypatch):
+    app, store, _svc = make_app(50)
+    fid = store.folder_id("INBOX")
+    go_on = _disk_full_once_released(monkeypatch)
 
     async def go():
         async with app.run_test(size=(120, 36)) as pilot:
@@ -175,13 +181,7 @@ def test_threaded_list_keeps_its_order_while_the_sync_writes_it_in_chunks(make_a
 
 def test_quit_says_which_queued_intent_failed(make_app, monkeypatch):
     app, store, _svc = make_app(50)
-    go_on = threading.Event()
-
-    def full(self, *a, **kw):
-        go_on.wait(5)
-        raise sqlite3.OperationalError("database or disk is full")
-
-    monkeypatch.setattr(JournalMixin, "set_flags", full)
+    go_on = _disk_full_once_released(monkeypatch)
 
     async def go():
         async with app.run_test(size=(120, 36)) as pilot:
