@@ -1,3 +1,3 @@
-from tuimail.cli import main
+from tuimail.cli.main import main
 
 raise SystemExit(main())

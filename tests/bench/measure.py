@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from tuimail.demo.generate import generate, write_maildir
-from tuimail.protocol.responses import HEADER_FIELDS as TUIMAIL_FIELDS
+from tuimail.protocol.imap.responses import HEADER_FIELDS as TUIMAIL_FIELDS
 
 # What each client asks for, so Dovecot has parsed (and may cache) every field before a measured run.
 NEOMUTT_FIELDS = (b"DATE FROM SENDER SUBJECT TO CC MESSAGE-ID REFERENCES CONTENT-TYPE CONTENT-DESCRIPTION "

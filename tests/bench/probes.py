@@ -45,12 +45,12 @@ def keys(config_path: str, n: int, presses: int, during_sync: bool) -> dict:
     from textual import events
 
     from tuimail import paths
-    from tuimail.config import load_config
+    from tuimail.config.load import load_config
     from tuimail.store.store import Store
-    from tuimail.sync.service import SyncService
+    from tuimail.backends.imap.service import SyncService
     from tuimail.ui.app import TuimailApp
     from tuimail.ui.bridge import EventBridge
-    from tuimail.ui.header_list import HeaderList
+    from tuimail.ui.widgets.header_list import HeaderList
 
     config = load_config(config_path)
     account = config.account(None)
@@ -131,12 +131,12 @@ def stall(config_path: str, n: int, every: float) -> dict:
     from textual import events
 
     from tuimail import paths
-    from tuimail.config import load_config
+    from tuimail.config.load import load_config
     from tuimail.store.store import Store
-    from tuimail.sync.service import SyncService
+    from tuimail.backends.imap.service import SyncService
     from tuimail.ui.app import TuimailApp
     from tuimail.ui.bridge import EventBridge
-    from tuimail.ui.header_list import HeaderList
+    from tuimail.ui.widgets.header_list import HeaderList
 
     config = load_config(config_path)
     account = config.account(None)
@@ -236,9 +236,9 @@ def stall(config_path: str, n: int, every: float) -> dict:
 def idle(config_path: str, port: int, user: str, password: str, samples: int) -> dict:
     """A running SyncService idles on INBOX; another connection sets/clears \\Flagged on one
     message; time from sending that STORE to the RowsChanged event naming the uid."""
-    from tuimail.config import load_config
-    from tuimail.sync.events import RowsChanged, SyncState
-    from tuimail.sync.service import SyncService
+    from tuimail.config.load import load_config
+    from tuimail.core.events import RowsChanged, SyncState
+    from tuimail.backends.imap.service import SyncService
 
     from .measure import RawImap
 
@@ -299,12 +299,12 @@ def wire(config_path: str, port: int, presses: int) -> dict:
 
     from tests.support.proxy import FaultProxy
     from tuimail import paths
-    from tuimail.config import load_config
+    from tuimail.config.load import load_config
     from tuimail.store.store import Store
-    from tuimail.sync.service import SyncService
+    from tuimail.backends.imap.service import SyncService
     from tuimail.ui.app import TuimailApp
     from tuimail.ui.bridge import EventBridge
-    from tuimail.ui.header_list import HeaderList
+    from tuimail.ui.widgets.header_list import HeaderList
 
     config = load_config(config_path)
     proxy = FaultProxy(port)

@@ -208,8 +208,8 @@ class SizeBench:
             log(f"{self.n}: resync after {k} flag changes {self.d['flag_out'][k]} B")
 
     def bytes_open_big(self) -> None:
-        from tuimail.config import load_config
-        from tuimail.sync.service import open_connection
+        from tuimail.config.load import load_config
+        from tuimail.backends.imap.service import open_connection
         c = self.clients["tuimail"]
         account = load_config(c.config).account("bench")
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuimail import paths
-from tuimail.cli import main
+from tuimail.cli.main import main
 from tuimail.store import Store
 from tests.support.dovecot import DovecotServer, MailUser
 from tests.support.proxy import FaultProxy

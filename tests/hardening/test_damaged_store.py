@@ -154,9 +154,9 @@ def test_sync_service_reports_a_damaged_store_as_one_line(mailuser, tuimail_env,
     """The TUI's sync thread: a state event naming the file and `tuimail repair`, no traceback."""
     import threading
 
-    from tuimail.config import load_config
-    from tuimail.sync.events import SyncState
-    from tuimail.sync.service import SyncService
+    from tuimail.config.load import load_config
+    from tuimail.core.events import SyncState
+    from tuimail.backends.imap.service import SyncService
 
     cfg, cli, path = _setup(mailuser, tuimail_env, capsys)
     damage(path, header=False)

@@ -20,11 +20,13 @@ from hypothesis import strategies as st
 from tuimail.errors import NetworkError, ProtocolError
 from tuimail.mail.addresses import format_address_list, short_from
 from tuimail.mail.headers import parse_header_block, summarize
-from tuimail.mail.mime import attachments, choose_text_part, parse_bodystructure, parse_message
+from tuimail.mail.part import attachments, choose_text_part
+from tuimail.protocol.imap.bodystructure import parse_bodystructure
+from tuimail.mail.parse import parse_message
 from tuimail.mail.render import html_to_text, render_part_text
 from tuimail.mail.sanitize import sanitize, sanitize_line, sanitize_strict
-from tuimail.protocol import uidset, wire
-from tuimail.protocol import responses
+from tuimail.protocol.imap import uidset, wire
+from tuimail.protocol.imap import responses
 from tests.unit.test_sanitize import assert_clean
 
 FUZZ = os.environ.get("TUIMAIL_FUZZ") == "1"

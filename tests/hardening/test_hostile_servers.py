@@ -28,11 +28,11 @@ from collections.abc import Callable
 import pytest
 
 from tuimail import paths
-from tuimail.config import load_config
+from tuimail.config.load import load_config
 from tuimail.store import Store
-from tuimail.sync.events import SyncState
-from tuimail.sync.lock import AccountLock
-from tuimail.sync.service import SyncService
+from tuimail.core.events import SyncState
+from tuimail.backends.lock import AccountLock
+from tuimail.backends.imap.service import SyncService
 
 from .conftest import one_line_error, run_tuimail
 from .test_protocol import LIMIT_AS, SMALL_RSS_KB, account_toml
@@ -208,7 +208,7 @@ def test_vanished_in_idle_is_kept_as_ranges():
     """The connection's own bookkeeping: runs, merged, never expanded."""
     from types import SimpleNamespace
 
-    from tuimail.protocol.imap import ImapConnection
+    from tuimail.protocol.imap.connection import ImapConnection
     conn = ImapConnection(SimpleNamespace(name="t", host="h", port=1, security="none"), lambda: "pw")
     # (sizes a regression that expands sets survives in-process: ~6M ints, ~200 MB)
     for _ in range(3):
@@ -221,7 +221,7 @@ def test_vanished_in_idle_is_kept_as_ranges():
 
 
 def test_run_helpers():
-    from tuimail.protocol import uidset
+    from tuimail.protocol.imap import uidset
     runs = list(uidset.iter_runs(b"9:7,1,3:4,5,20:1000000000"))
     assert runs == [(7, 9), (1, 1), (3, 4), (5, 5), (20, 1000000000)]
     assert uidset.merge(runs) == [(1, 1), (3, 5), (7, 9), (20, 1000000000)]
@@ -236,7 +236,7 @@ def test_run_helpers():
 
 def test_reader_deadline_is_overall_not_per_recv():
     """One byte every 0.1 s resets a per-recv timeout forever; the overall deadline ends it."""
-    from tuimail.protocol import wire
+    from tuimail.protocol.imap import wire
     a, b = socket.socketpair()
     stop = threading.Event()
 
@@ -434,8 +434,8 @@ def test_pipelined_header_windows_are_not_taken_for_a_flood(cli, mailuser, monke
     the next window's answers: the answer cap counts everything asked for (small windows here,
     so that 600 messages make many windows, and a small slack)."""
     from tuimail.demo.generate import generate
-    from tuimail.protocol import mailbox as mailbox_mod
-    from tuimail.sync import engine
+    from tuimail.protocol.imap import mailbox as mailbox_mod
+    from tuimail.backends.imap import engine
     monkeypatch.setattr(mailbox_mod, "FETCH_SLACK", 5)
     monkeypatch.setattr(engine, "WINDOW", 40)
     monkeypatch.setattr(engine, "FIRST_WINDOW", 10)
@@ -449,7 +449,7 @@ def test_idle_waits_as_long_as_asked_but_done_is_answered_within_the_timeout():
     from types import SimpleNamespace
 
     from tuimail.errors import NetworkError
-    from tuimail.protocol.imap import ImapConnection
+    from tuimail.protocol.imap.connection import ImapConnection
 
     def script(tag, line, send, conn):
         if line.upper().endswith(b" IDLE"):

@@ -180,9 +180,9 @@ def test_tui_shows_hostile_messages_without_escape_sequences(hostile_box, tuimai
     message carry no ESC/C1/bidi, and clicking a subject's markup runs no action."""
     import asyncio
 
-    from tuimail.config import load_config
+    from tuimail.config.load import load_config
     from tuimail.store.store import Store
-    from tuimail.sync.service import SyncService
+    from tuimail.backends.imap.service import SyncService
     from tuimail.ui.app import TuimailApp
     from tests.ui.fixtures import screen_text, settle
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.integration.helpers import msg, server_state, store_state
 from tuimail import paths
-from tuimail.cli import main
+from tuimail.cli.main import main
 from tuimail.store import Store
 
 from .conftest import ROOT, run_tuimail

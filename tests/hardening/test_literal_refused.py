@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from tuimail.errors import CommandFailed, NetworkError
-from tuimail.protocol.imap import ImapConnection
+from tuimail.protocol.imap.connection import ImapConnection
 from tests.support.proxy import GarbageServer
 
 from .test_protocol import scripted

@@ -9,7 +9,9 @@ import time
 
 import pytest
 
-from tuimail.mail.mime import MAX_DEPTH, MAX_PARTS, parse_bodystructure, parse_message
+from tuimail.mail.part import MAX_DEPTH, MAX_PARTS
+from tuimail.protocol.imap.bodystructure import parse_bodystructure
+from tuimail.mail.parse import parse_message
 from tuimail.mail.part import NOTE_DEPTH, NOTE_PARTS
 from tests.support.proxy import GarbageServer
 from tests.unit.test_sanitize import assert_clean

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 from tests.support.proxy import FaultProxy
 from tuimail import paths
-from tuimail.cli import main
+from tuimail.cli.main import main
 from tuimail.store import Store
 
 from .scenario import duplicates, mid, msg, server_snapshot, store_snapshot

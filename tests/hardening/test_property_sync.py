@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from tuimail import paths
-from tuimail.cli import main
+from tuimail.cli.main import main
 from tuimail.store import Store
 
 from .scenario import duplicates, mid, msg, server_snapshot, store_snapshot

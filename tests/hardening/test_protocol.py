@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from tuimail import paths
 from tuimail.errors import NetworkError, ProtocolError
-from tuimail.protocol import imap, wire
-from tuimail.protocol.imap import ImapConnection
+from tuimail.protocol.imap import connection as imap, wire
+from tuimail.protocol.imap.connection import ImapConnection
 from tuimail.store import Store
 from tests.integration.helpers import msg
 from tests.support.proxy import GarbageServer
@@ -178,7 +178,7 @@ def test_hostile_flag_in_the_journal_is_never_sent_and_does_not_wedge_sync(tuima
         st_.set_flags(fid, [uids[0]], add=["bad(flag"])
         st_.set_flags(fid, [uids[2]], add=["{5}"])
         st_.set_flags(fid, [uids[1]], add=["\\Flagged"])
-    from tuimail.cli import main
+    from tuimail.cli.main import main
     for _ in range(4):
         cli.capsys.readouterr()
         code = main(["--config", str(cli.config_path), "sync"])

@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from tuimail.sync import engine
+from tuimail.backends.imap import engine
 
 from .scenario import Ctx, Runner, Scenario, check_intents, compare, mid, msg, sample_steps
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from tuimail import paths
-from tuimail.cli import main
-from tuimail.config import load_config
-from tuimail.protocol.imap import _redact
-from tuimail.sync.events import SyncState
-from tuimail.sync.service import SyncService, open_connection
+from tuimail.cli.main import main
+from tuimail.config.load import load_config
+from tuimail.protocol.imap.connection import _redact
+from tuimail.core.events import SyncState
+from tuimail.backends.imap.service import SyncService, open_connection
 from tests.integration.helpers import msg
 from tests.support.proxy import GarbageServer
 

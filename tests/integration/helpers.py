@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tuimail import paths
-from tuimail.cli import main
+from tuimail.cli.main import main
 from tuimail.store import Store
 
 

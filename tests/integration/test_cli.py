@@ -109,7 +109,7 @@ def test_list_inbox_any_case_unknown_uid_and_queued_flag(tuimail_env, mailuser, 
 
 def test_subcommand_help_documents_options_and_defaults(tuimail_env, capsys):
     from tuimail import paths
-    from tuimail.cli import main
+    from tuimail.cli.main import main
 
     def help_of(*args):
         assert main([*args, "--help"]) == 0
@@ -126,7 +126,7 @@ def test_subcommand_help_documents_options_and_defaults(tuimail_env, capsys):
 
 def test_demo_subcommands_show_the_demo_mail(tuimail_env, capsys):
     """`tuimail --demo list|folders|read` sync the demo first (each run starts an empty store)."""
-    from tuimail.cli import main
+    from tuimail.cli.main import main
 
     assert main(["--demo", "list", "inbox", "--limit", "3"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -148,7 +148,7 @@ def test_attached_message_sections_follow_rfc3501(client_factory):
     """BODY[2.1] of a forward is the first part of the attached message's body (as Dovecot
     answers), not the whole attached message (pymap's own numbering, one level off)."""
     from tuimail.demo.samples import reader_samples
-    from tuimail.mail.mime import parse_message
+    from tuimail.mail.parse import parse_message
 
     samples = reader_samples("INBOX", 1_700_000_000)
     fwd = samples[1]

@@ -8,7 +8,7 @@ from datetime import datetime, UTC
 import pytest
 
 from tuimail.errors import CommandFailed
-from tuimail.protocol import wire
+from tuimail.protocol.imap import wire
 
 from .helpers import msg
 from .test_protocol import connect

@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 import time
 
-from tuimail.config import load_config
+from tuimail.config.load import load_config
 from tuimail.store import Store
-from tuimail.sync.events import FoldersChanged, NewMail, SyncState
-from tuimail.sync.service import SyncService
+from tuimail.core.events import FoldersChanged, NewMail, SyncState
+from tuimail.backends.imap.service import SyncService
 
 from .helpers import Cli, msg
 from .test_service import Events, idle_state
@@ -154,7 +154,7 @@ def _has_folder(svc, name: str) -> bool:
 
 def test_plain_text_on_a_tls_port_says_so(tuimail_env, dovecot_factory):
     from tuimail.errors import NetworkError
-    from tuimail.sync.service import open_connection
+    from tuimail.backends.imap.service import open_connection
     server = dovecot_factory(tls=True)
     user = server.add_user()
     cfg = load_config(tuimail_env.write_config(user.config_toml(port=server.imaps_port, security="none")))

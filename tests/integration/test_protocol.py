@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from tuimail.config import Account
-from tuimail.protocol.imap import FolderEntry, ImapConnection
-from tuimail.protocol.roles import assign_roles
+from tuimail.config.load import Account
+from tuimail.protocol.imap.connection import FolderEntry, ImapConnection
+from tuimail.protocol.imap.roles import assign_roles
 
 from .helpers import msg
 
@@ -105,7 +105,7 @@ def test_idle_ends_as_soon_as_it_is_woken(mailuser):
     """issue 10.3: the IDLE wait selects on the Waker with the socket: set() from another thread
     ends it at once (with tick=1.0 polling it took up to a second), and DONE leaves the
     connection in step."""
-    from tuimail.sync.waker import Waker
+    from tuimail.backends.waker import Waker
 
     mailuser.deliver("INBOX", msg(1))
     c = connect(mailuser)
@@ -244,7 +244,7 @@ def test_xoauth2_uses_the_token_command(tuimail_env):
     try:
         acc = Account(name="o", kind="imap", host="127.0.0.1", port=srv.port, security="none", username="alice",
                       oauth2_token_command=(_sys.executable, "-c", "print('tok-123')"))
-        from tuimail.sync.service import open_connection
+        from tuimail.backends.imap.service import open_connection
         conn = open_connection(acc)
         conn.close()
         i = next(i for i, ln in enumerate(srv.received) if b"AUTHENTICATE XOAUTH2" in ln.upper())
@@ -260,8 +260,8 @@ def test_the_connection_sets_tcp_nodelay(tuimail_env, mailuser):
     """imaplib sends an AUTHENTICATE answer and its CRLF as two writes; with Nagle the second
     waited for the server's delayed ACK (~40 ms per login). Pipelined commands want no delay
     either."""
-    from tuimail.config import load_config
-    from tuimail.sync.service import open_connection
+    from tuimail.config.load import load_config
+    from tuimail.backends.imap.service import open_connection
 
     cfg = load_config(tuimail_env.write_config(mailuser.config_toml()))
     conn = open_connection(cfg.account(None))

@@ -8,9 +8,9 @@ import dataclasses
 from datetime import UTC
 
 from tuimail import paths
-from tuimail.config import load_config
+from tuimail.config.load import load_config
 from tuimail.store import Store
-from tuimail.sync.service import SyncService
+from tuimail.backends.imap.service import SyncService
 from tuimail.ui.app import TuimailApp
 
 from .helpers import Cli, msg

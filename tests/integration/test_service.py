@@ -9,12 +9,12 @@ import time
 import pytest
 
 from tuimail import paths
-from tuimail.config import load_config
+from tuimail.config.load import load_config
 from tuimail.errors import NotCached
 from tuimail.store import Store
-from tuimail.sync.events import RowsChanged, SyncState
-from tuimail.sync.lock import AccountLock, Busy
-from tuimail.sync.service import SyncService
+from tuimail.core.events import RowsChanged, SyncState
+from tuimail.backends.lock import AccountLock, Busy
+from tuimail.backends.imap.service import SyncService
 
 from .helpers import Cli, msg
 
@@ -131,7 +131,7 @@ def test_opening_a_message_does_not_wait_behind_a_long_header_sync(mailuser, ser
     Cli  # noqa: B018 (helpers imported for side-effect free use elsewhere)
     svc, ev = service_for(mailuser)
     # a first sync of Archive only, so the message is known to the store
-    from tuimail.cli import main
+    from tuimail.cli.main import main
     assert main(["--config", str(svc.config.path), "sync", "Archive"]) == 0
     proxy = proxy_factory(mailuser)
     svc.account = svc.account.__class__(**{**svc.account.__dict__, "port": proxy.port})
@@ -159,7 +159,7 @@ def test_opening_a_message_does_not_wait_behind_a_long_header_sync(mailuser, ser
 def test_offline_open_of_uncached_message_says_so(mailuser, service_for):
     mailuser.deliver("INBOX", msg(1))
     svc, ev = service_for(mailuser)
-    from tuimail.cli import main
+    from tuimail.cli.main import main
     assert main(["--config", str(svc.config.path), "sync"]) == 0
     svc.set_offline(True)
     with pytest.raises(NotCached):
@@ -185,7 +185,7 @@ def test_cli_sync_waits_for_the_lock_then_fails_cleanly(tuimail_env, mailuser, c
     cli = Cli(tuimail_env.write_config(mailuser.config_toml()), capsys)
     lock = AccountLock(paths.lock_path("test"))
     lock.acquire()
-    import tuimail.sync.lock as lockmod
+    import tuimail.backends.lock as lockmod
     real = lockmod.AccountLock.acquire
     monkeypatch.setattr(lockmod.AccountLock, "acquire", lambda self, timeout=60.0: real(self, timeout=0.5))
     try:
@@ -199,8 +199,8 @@ def test_cli_sync_waits_for_the_lock_then_fails_cleanly(tuimail_env, mailuser, c
 def test_a_first_run_holds_its_next_windows_until_the_ui_has_painted(mailuser, service_for, monkeypatch):
     """Started before the UI (run_app on an empty store), the sync commits the first screen's
     window, then waits for ui_painted() before parsing more on the UI's GIL; stop() ends the wait."""
-    from tuimail.sync import engine as engine_mod
-    from tuimail.sync import service as service_mod
+    from tuimail.backends.imap import engine as engine_mod
+    from tuimail.backends.imap import service as service_mod
 
     monkeypatch.setattr(engine_mod, "FIRST_WINDOW", 10)
     monkeypatch.setattr(service_mod, "PAINT_HOLD", 60.0)
@@ -240,7 +240,7 @@ def test_a_dead_fetch_connection_is_replaced_once_without_an_error(mailuser, ser
         mailuser.deliver("INBOX", msg(i))
     proxy = proxy_factory(mailuser)
     svc, ev = service_for(mailuser, port=proxy.port)
-    from tuimail.cli import main
+    from tuimail.cli.main import main
     assert main(["--config", str(svc.config.path), "sync"]) == 0
     assert "hello" in svc.open_message("INBOX", 1).text  # the fetch connection is now open
     assert proxy.cut_now() >= 1  # the server goes away under the idle connection

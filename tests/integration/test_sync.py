@@ -7,7 +7,7 @@ import pytest
 from tuimail import paths
 from tuimail.store import Store
 
-from tuimail.sync.events import RowsChanged
+from tuimail.core.events import RowsChanged
 
 from .helpers import Cli, msg, server_state, store_state, store_uids
 
@@ -134,10 +134,10 @@ def test_uidvalidity_change_resyncs_and_rematches_journal(cli, mailuser, mode):
 
 def test_modified_conflict_user_intent_wins(tuimail_env, mailuser, monkeypatch):
     """Another client changes the message between our SELECT and our conditional STORE."""
-    from tuimail.config import load_config
+    from tuimail.config.load import load_config
     from tuimail.store import BodyCache
-    from tuimail.sync.engine import Engine
-    from tuimail.sync.service import open_connection
+    from tuimail.backends.imap.engine import Engine
+    from tuimail.backends.imap.service import open_connection
 
     fill(mailuser, 4)
     cfg = load_config(tuimail_env.write_config(mailuser.config_toml()))
@@ -193,11 +193,11 @@ def test_first_fill_fetches_the_newest_screen_by_number_before_the_search(tuimai
     """A first sync takes the last FIRST_WINDOW messages by sequence number right after SELECT
     (the first screen), then the rest by UID, with nothing fetched twice; if the server refuses
     the range, the UID path alone still fills the folder."""
-    from tuimail.config import load_config
+    from tuimail.config.load import load_config
     from tuimail.store import BodyCache
-    from tuimail.sync import engine as engine_mod
-    from tuimail.sync.engine import Engine
-    from tuimail.sync.service import open_connection
+    from tuimail.backends.imap import engine as engine_mod
+    from tuimail.backends.imap.engine import Engine
+    from tuimail.backends.imap.service import open_connection
 
     monkeypatch.setattr(engine_mod, "FIRST_WINDOW", 7)
     fill(mailuser, 30)

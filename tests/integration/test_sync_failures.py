@@ -12,7 +12,7 @@ import pytest
 from tests.support.proxy import FaultProxy
 from tuimail import paths
 from tuimail.store import Store
-from tuimail.sync.events import RowsChanged
+from tuimail.core.events import RowsChanged
 
 from .helpers import Cli, msg, server_state, store_uids
 from .test_service import idle_state, service_for  # noqa: F401  (a fixture)

@@ -7,7 +7,7 @@ import pytest
 
 from tuimail import paths
 from tuimail.store import Store
-from tuimail.sync import engine
+from tuimail.backends.imap import engine
 
 from .helpers import Cli, msg, server_state, store_state
 
@@ -65,7 +65,7 @@ def test_cut_connection_at_many_points_converges(tuimail_env, mailuser, proxy_fa
 
 
 def _sync(cli) -> int:
-    from tuimail.cli import main
+    from tuimail.cli.main import main
     cli.capsys.readouterr()
     code = main(["--config", str(cli.config_path), "sync"])
     out, err = cli.capsys.readouterr()

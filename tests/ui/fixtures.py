@@ -7,10 +7,10 @@ import threading
 from datetime import datetime, UTC
 from pathlib import Path
 
-from tuimail.config import Account, Config, UIConfig
+from tuimail.config.load import Account, Config, UIConfig
 from tuimail.errors import NotCached
 from tuimail.store.store import Store
-from tuimail.sync.content import Attachment, MessageContent
+from tuimail.core.content import Attachment, MessageContent
 
 # The fixed clock of every UI test: 2024-03-15 12:00 UTC.
 NOW = datetime(2024, 3, 15, 12, 0, tzinfo=UTC).timestamp()

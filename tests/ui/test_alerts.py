@@ -10,11 +10,11 @@ import time
 from datetime import UTC
 
 from tuimail import paths
-from tuimail.config import load_config
+from tuimail.config.load import load_config
 from tuimail.store.store import Store
-from tuimail.sync.events import NewMail, SyncState
-from tuimail.sync.service import SyncService
-from tuimail.ui.alerts import PasswordScreen
+from tuimail.core.events import NewMail, SyncState
+from tuimail.backends.imap.service import SyncService
+from tuimail.ui.controllers.alerts import PasswordScreen
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.bridge import EventBridge
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tuimail.store.store import Store
-from tuimail.sync.events import FoldersChanged, RowsChanged, SyncState
+from tuimail.core.events import FoldersChanged, RowsChanged, SyncState
 
 from .fixtures import (NOW, FakeService, content_for, fill, header_row, make_config, run, screen_text, settle,
                        wait_until)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tuimail.sync.content import Attachment, InlinePart
+from tuimail.core.content import Attachment, InlinePart
 
 from .fixtures import FakeService, content_for, make_config, run, settle
 

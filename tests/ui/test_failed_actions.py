@@ -3,7 +3,7 @@ are counted in the status bar, listed by `!` and discarded there (issue 9.2, 9.3
 
 from __future__ import annotations
 
-from tuimail.sync.events import FoldersChanged
+from tuimail.core.events import FoldersChanged
 
 from .fixtures import quiesce, run, screen_text, settle, wait_until
 

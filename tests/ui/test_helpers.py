@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from tuimail.sync.events import FoldersChanged, RowsChanged, SyncState
+from tuimail.core.events import FoldersChanged, RowsChanged, SyncState
 from tuimail.ui import keys, mailcap
 from tuimail.ui.attachments import run_pipe, safe_filename, split_command, temp_copy, write_private
 from tuimail.ui.bridge import EventBridge, SyncEvents

@@ -7,7 +7,7 @@ import stat
 
 from textual.widgets import Input
 
-from tuimail.sync.content import Attachment
+from tuimail.core.content import Attachment
 
 from .fixtures import FakeService, content_for, make_config, run, screen_text, settle
 

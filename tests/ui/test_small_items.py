@@ -115,7 +115,7 @@ def test_change_folder_matches_folder_names_before_the_account(tmp_path):
     """On an account named `work`, typing `Work` opens the folder Work, not the first folder of
     the account (Archive, whose label "work: Archive" holds "work" too)."""
 
-    from tuimail.config import Config
+    from tuimail.config.load import Config
     from tuimail.ui.app import TuimailApp
 
     from .fixtures import NOW, FakeService, fill, make_store

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from tuimail.config import Account, Config
+from tuimail.config.load import Account, Config
 from tuimail.store.store import Store
-from tuimail.sync.events import FoldersChanged, RowsChanged
+from tuimail.core.events import FoldersChanged, RowsChanged
 from tuimail.ui.app import TuimailApp, run_app
 
 from .fixtures import NOW, FakeService, fill, make_config, make_store, run, screen_text, settle, wait_until

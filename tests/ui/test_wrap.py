@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.cells import cell_len
 
-from tuimail.mail.message import parse_message
+from tuimail.mail.parse import parse_message
 from tuimail.ui.wrap import wrap
 
 from .fixtures import FakeService, content_for, run, screen_text, settle

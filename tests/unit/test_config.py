@@ -1,4 +1,4 @@
-"""Config loading/validation (tuimail.config) and file locations (tuimail.paths)."""
+"""Config loading/validation (tuimail.config.load) and file locations (tuimail.paths)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tuimail import config as config_mod
+from tuimail.config import load as config_mod
 from tuimail import paths
-from tuimail.config import (
-    Account,
-    Config,
-    load_config,
-    parse_config,
-    resolve_oauth2_token,
-    resolve_password,
-)
+from tuimail.config.load import Account, Config, load_config, parse_config, resolve_oauth2_token, resolve_password
 from tuimail.errors import ConfigError, UsageError
 
 MINIMAL = """\
@@ -327,7 +320,7 @@ def test_other_errors_name_key_and_file(tmp_path, text, key):
 def test_credentials_none_loads_and_resolving_names_the_keys(tmp_path):
     """No credentials is a valid config (the app asks for the password); whoever needs the
     password gets a one-line error naming the keys to set."""
-    from tuimail.config import resolve_password
+    from tuimail.config.load import resolve_password
     from tuimail.errors import MissingSecret
     acc = load_config(write(tmp_path, account_toml(password=None))).account("work")
     assert acc.password is None and acc.password_command is None and acc.oauth2_token_command is None
@@ -634,7 +627,7 @@ def test_keys_that_do_not_collide_are_fine(tmp_path):
 
 
 def test_config_error_for_keys_exits_2_before_the_app(tmp_path, monkeypatch, capsys):
-    from tuimail.cli import main
+    from tuimail.cli.main import main
     p = write(tmp_path, MINIMAL + "[keys]\nflag = 'd'\n")
     monkeypatch.setattr("tuimail.ui.launch.run_app", lambda *a, **k: pytest.fail("the app started"))
     assert main(["--config", str(p)]) == 2

@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from tuimail.config import load_config
-from tuimail.config_write import save_password
+from tuimail.config.load import load_config
+from tuimail.config.write import save_password
 from tuimail.errors import ConfigError
 
 BASE = '''# my mail

@@ -7,7 +7,7 @@ import pytest
 
 from tuimail.mail.addresses import format_address_list, short_from
 from tuimail.mail.headers import summarize
-from tuimail.mail.mime import parse_message
+from tuimail.mail.parse import parse_message
 from tuimail.mail.sanitize import sanitize_line, sanitize_strict
 
 from .test_sanitize import assert_clean

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 from tuimail.mail.thread import thread_order
 from tuimail.store import Store
 from tuimail.store.threads import THREADS_ALL, THREADS_CLEAN
-from tuimail.sync.engine import Engine
+from tuimail.backends.imap.engine import Engine
 
 # A small pool of ids, so messages share parents, miss them (dummies), duplicate each other's
 # Message-ID and reference each other in loops.

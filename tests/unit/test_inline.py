@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tuimail.mail.inline import inline_plan, message_headers
-from tuimail.mail.mime import choose_text_part, parse_bodystructure, parse_message
+from tuimail.mail.part import choose_text_part
+from tuimail.protocol.imap.bodystructure import parse_bodystructure
+from tuimail.mail.parse import parse_message
 
 from .test_mail_mime import FORWARDED, shapes
 

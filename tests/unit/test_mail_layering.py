@@ -5,10 +5,10 @@ import sys
 
 CHECK = """
 import sys
-import tuimail.mail.headers, tuimail.mail.mime, tuimail.mail.render, tuimail.mail.thread
-import tuimail.mail.sanitize, tuimail.mail.message, tuimail.mail.part, tuimail.mail.charset
+import tuimail.mail.headers, tuimail.mail.parse, tuimail.mail.render, tuimail.mail.thread
+import tuimail.mail.sanitize, tuimail.mail.parse, tuimail.mail.part, tuimail.mail.charset
 bad = sorted(m for m in sys.modules if m.split(".")[0] in ("textual", "rich", "imapclient")
-             or m.startswith(("tuimail.store", "tuimail.protocol", "tuimail.sync", "tuimail.ui")))
+             or m.startswith(("tuimail.store", "tuimail.protocol", "tuimail.backends", "tuimail.ui")))
 print(",".join(bad))
 """
 

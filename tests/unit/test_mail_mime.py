@@ -6,15 +6,9 @@ import time
 import pytest
 from imapclient.response_parser import parse_fetch_response, parse_response
 
-from tuimail.mail.mime import (
-    Part,
-    attachments,
-    choose_text_part,
-    decode_text,
-    decode_transfer,
-    parse_bodystructure,
-    parse_message,
-)
+from tuimail.mail.part import Part, attachments, choose_text_part, decode_text, decode_transfer
+from tuimail.protocol.imap.bodystructure import parse_bodystructure
+from tuimail.mail.parse import parse_message
 
 # --------------------------------------------------------------------------- helpers
 

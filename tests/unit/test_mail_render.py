@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tuimail.mail.mime import Part
+from tuimail.mail.part import Part
 from tuimail.mail.render import html_to_text, quote_depth, reflow_flowed, render_part_text
 
 from .test_sanitize import assert_clean

@@ -6,11 +6,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tuimail import config_model
+from tuimail.config import model as config_model
 from tuimail.mail import addresses, headers
-from tuimail.protocol import responses
+from tuimail.protocol.imap import responses
 from tuimail.store import store
-from tuimail.sync.present import format_bytes
+from tuimail.mail.present import format_bytes
 from tuimail.ui import rows
 
 PKG = Path(__file__).resolve().parents[2] / "tuimail"

@@ -10,7 +10,7 @@ import unicodedata
 from pathlib import Path
 
 from tuimail import paths
-from tuimail.cli import main
+from tuimail.cli.main import main
 from tuimail.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +36,7 @@ def test_trace_file_is_created_0600(tuimail_env, tmp_path):
     cfg = _config(tuimail_env)
     trace = tmp_path / "trace.txt"
     env = dict(os.environ, TUIMAIL_TRACE=str(trace))
-    r = subprocess.run([sys.executable, "-c", "import os, sys; os.umask(0o022); from tuimail.cli import main;"
+    r = subprocess.run([sys.executable, "-c", "import os, sys; os.umask(0o022); from tuimail.cli.main import main;"
                         " sys.exit(main(sys.argv[1:]))", "--config", str(cfg), "folders"],
                        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr

@@ -1,6 +1,6 @@
 from hypothesis import given, settings, strategies as st
 
-from tuimail.protocol import uidset
+from tuimail.protocol.imap import uidset
 
 uid_lists = st.lists(st.integers(min_value=1, max_value=200_000), max_size=3000)
 

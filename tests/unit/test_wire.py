@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from tuimail.errors import NetworkError, ProtocolError
-from tuimail.protocol import wire
+from tuimail.protocol.imap import wire
 
 
 def reader_for(data: bytes, **kw):

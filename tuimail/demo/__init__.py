@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .server import DemoServer
+    from tuimail.demo.server import DemoServer
 
 
 def demo_config_text(host: str, port: int, user: str, password: str) -> str:
@@ -34,9 +34,9 @@ class DemoEnvironment:
 
     def __enter__(self) -> DemoEnvironment:
         try:
-            from .server import DemoServer
+            from tuimail.demo.server import DemoServer
         except ImportError as exc:  # pymap is an optional extra
-            from ..errors import UsageError
+            from tuimail.errors import UsageError
             raise UsageError(f"the demo needs pymap: pip install 'tuimail[demo]' ({exc})") from None
         self.tmp = Path(tempfile.mkdtemp(prefix="tuimail-demo-"))
         for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
@@ -44,7 +44,7 @@ class DemoEnvironment:
             os.environ[var] = str(self.tmp / var.split("_")[1].lower())
         self.server = DemoServer()
         self.server.start()
-        from .. import paths
+        from tuimail import paths
         cfg = paths.default_config_path()
         paths.ensure_private_dir(cfg.parent)
         cfg.write_text(demo_config_text(self.server.host, self.server.port, self.server.username,
@@ -65,11 +65,11 @@ class DemoEnvironment:
 
 
 def run_demo(args) -> int:
-    from ..config import load_config
+    from tuimail.config.load import load_config
     with DemoEnvironment() as env:
         config = load_config(env.config_path)
         if getattr(args, "cmd", None):
-            from ..cli import COMMANDS
+            from tuimail.cli.main import COMMANDS
             args.account = "demo"
             if args.cmd != "sync":
                 # every demo run starts with an empty store: fill it first, quietly, so that
@@ -82,12 +82,12 @@ def run_demo(args) -> int:
             return COMMANDS[args.cmd](config, args)
         run_app: Callable[..., int] | None
         try:
-            from ..ui.launch import run_app
+            from tuimail.ui.launch import run_app
         except ImportError:
             run_app = None
         if run_app is None or not sys.stdout.isatty():
             # headless fallback: sync, then show the newest messages
-            from ..cli import main
+            from tuimail.cli.main import main
             main(["--config", str(env.config_path), "sync"])
             return main(["--config", str(env.config_path), "list", "INBOX", "--limit", "30"])
         return run_app(config, ["demo"], offline=args.offline, start_folder=getattr(args, "start_folder", None))

@@ -926,7 +926,7 @@ def demo_folders() -> list[tuple[str, list[GenMessage]]]:
         m.flags = tuple(f for f in m.flags if f not in ("\\Seen", "\\Answered"))
     hostile = hostile_messages("INBOX", inbox[-9].date)
     inbox[-8:-8] = hostile
-    from .samples import reader_samples  # a German newsletter, a forward, a bounce (issue 11)
+    from tuimail.demo.samples import reader_samples  # a German newsletter, a forward, a bounce (issue 11)
     inbox[-8:-8] = reader_samples("INBOX", hostile[-1].date)
     folders.append(("INBOX", inbox))
 

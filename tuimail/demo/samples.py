@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import binascii
 
-from .generate import DEMO_USER_ADDR, DEMO_USER_NAME, GenMessage, _b64_lines, _fmt_date, encode_words
+from tuimail.demo.generate import DEMO_USER_ADDR, DEMO_USER_NAME, GenMessage, _b64_lines, _fmt_date, encode_words
 
 __all__ = ["reader_samples"]
 

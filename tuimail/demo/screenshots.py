@@ -20,11 +20,11 @@ SIZE = (140, 40)
 
 def _prepare(config, account):
     """Sync the demo account and cache a plain and an HTML message for the reader shots."""
-    from ..cli import main
-    from ..store import BodyCache, Store
-    from ..sync.reader import Reader
-    from ..sync.service import open_connection
-    from .. import paths
+    from tuimail.cli.main import main
+    from tuimail.store import BodyCache, Store
+    from tuimail.backends.imap.opener import Reader
+    from tuimail.backends.imap.service import open_connection
+    from tuimail import paths
 
     main(["--config", str(config.path), "sync"])
     store = Store(paths.account_store_path(account.name))
@@ -68,7 +68,7 @@ async def _shoot(app, out: Path, name: str, before, size: tuple[int, int] = SIZE
 
 
 def _list(app):
-    from ..ui.header_list import HeaderList
+    from tuimail.ui.widgets.header_list import HeaderList
     return app.main.query_one(HeaderList)
 
 
@@ -81,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     out = Path(argv[0] if argv else "screenshots")
     out.mkdir(parents=True, exist_ok=True)
-    from ..config import load_config
-    from ..sync.service import SyncService
-    from ..ui.app import TuimailApp
-    from . import DemoEnvironment
+    from tuimail.config.load import load_config
+    from tuimail.backends.imap.service import SyncService
+    from tuimail.ui.app import TuimailApp
+    from tuimail.demo import DemoEnvironment
 
     with DemoEnvironment() as env:
         config = load_config(env.config_path)

@@ -55,7 +55,7 @@ try:
 except ImportError as _exc:  # pragma: no cover - depends on the install
     raise ImportError(f"the demo server needs pymap: pip install 'tuimail[demo]' ({_exc})") from _exc
 
-from .generate import GenMessage, demo_folders
+from tuimail.demo.generate import GenMessage, demo_folders
 
 __all__ = ["DemoServer", "DemoServerError", "SPECIAL_USE"]
 

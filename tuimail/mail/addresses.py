@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 
-from .headers import decode_words
-from .sanitize import sanitize_strict
+from tuimail.mail.headers import decode_words
+from tuimail.mail.sanitize import sanitize_strict
 
 __all__ = ["parse_addresses", "format_address_list", "short_from", "sender_name"]
 

@@ -16,7 +16,7 @@ import binascii
 import email.utils
 import re
 
-from .charset import decode_bytes
+from tuimail.mail.charset import decode_bytes
 
 __all__ = [
     "HEADER_FIELDS",

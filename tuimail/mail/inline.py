@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .part import Part, choose_text_part
+from tuimail.mail.part import Part, choose_text_part
 
 __all__ = ["Step", "inline_plan", "is_message", "MAX_NESTING", "message_headers"]
 

@@ -1,9 +1,7 @@
-"""The MIME part model shared by BODYSTRUCTURE parsing (mime.py) and whole-message parsing
-(message.py): the ``Part`` tree, parameter decoding (RFC 2231 / stray RFC 2047), choosing the part
-to display, listing attachments, and lossy transfer/charset decoding.
-
-Import these names from ``tuimail.mail.mime`` (the public face); this module exists so that
-message.py and render.py can use them without an import cycle.
+"""The MIME part model shared by whole-message parsing (parse.py) and the IMAP backend's
+BODYSTRUCTURE parsing (protocol/imap/bodystructure.py): the ``Part`` tree, parameter decoding
+(RFC 2231 / stray RFC 2047), choosing the part to display, listing attachments, and lossy
+transfer/charset decoding.
 """
 
 from __future__ import annotations
@@ -14,8 +12,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from collections.abc import Iterator
 
-from .charset import decode_bytes
-from .headers import decode_words
+from tuimail.mail.charset import decode_bytes
+from tuimail.mail.headers import decode_words
 
 # mutt's limits for a message's MIME structure; past them the structure is cut and noted.
 MAX_DEPTH = 50

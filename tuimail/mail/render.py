@@ -14,8 +14,8 @@ import re
 
 import html2text
 
-from .part import Part, decode_text, decode_transfer
-from .sanitize import sanitize, sanitize_strict
+from tuimail.mail.part import Part, decode_text, decode_transfer
+from tuimail.mail.sanitize import sanitize, sanitize_strict
 
 __all__ = ["html_to_text", "reflow_flowed", "quote_depth", "render_part_text"]
 

@@ -10,8 +10,8 @@ import functools
 import json
 from pathlib import Path
 
-from .db import connect
-from .sqlite_errors import guard
+from tuimail.store.db import connect
+from tuimail.store.sqlite_errors import guard
 
 BODY_MIGRATIONS = [
     """

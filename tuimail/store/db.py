@@ -14,9 +14,9 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import StoreError
-from ..paths import ensure_private_dir
-from .sqlite_errors import disk_full, store_error
+from tuimail.errors import StoreError
+from tuimail.paths import ensure_private_dir
+from tuimail.store.sqlite_errors import disk_full, store_error
 
 # Each entry upgrades the schema from version i to i+1. Never edit a released entry: append.
 MIGRATIONS: list[str] = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .journal import _apply, norm_flags
+from tuimail.store.journal import _apply, norm_flags
 
 _CHUNK = 500
 

@@ -25,9 +25,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import StoreError
-from .db import connect
-from .pagescan import page_size_of, scan_pages
+from tuimail.errors import StoreError
+from tuimail.store.db import connect
+from tuimail.store.pagescan import page_size_of, scan_pages
 
 _PAGE_SIZES = (4096, 1024, 2048, 8192, 16384, 32768, 65536, 512)
 _MAX_PROBES = 2_000_000  # point lookups between two damaged spots of one table
@@ -102,7 +102,7 @@ def repair_store(path: Path | str, cache_path: Path | str | None = None, *, forc
         os.replace(fresh, path)
         return report
     except OSError as exc:
-        from .sqlite_errors import store_error
+        from tuimail.store.sqlite_errors import store_error
         raise store_error(exc, path) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)  # only our copies live there

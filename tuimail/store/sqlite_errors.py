@@ -16,7 +16,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from ..errors import StoreError
+from tuimail.errors import StoreError
 
 _FULL_BYTES = 64 * 1024  # less than this left on the file system counts as full
 

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from .db import connect
-from .failures import ActionInfo, FailuresMixin  # noqa: F401  (re-exported)
-from .sqlite_errors import store_error
-from .journal import JournalEntry, JournalMixin, _apply, norm_flags  # noqa: F401  (re-exported)
-from .threads import _WITH_THREADS, THREADS_CLEAN, THREADS_NEW, ThreadsMixin
-from .writer import yield_to_intents
+from tuimail.store.db import connect
+from tuimail.store.failures import ActionInfo, FailuresMixin  # noqa: F401  (re-exported)
+from tuimail.store.sqlite_errors import store_error
+from tuimail.store.journal import JournalEntry, JournalMixin, _apply, norm_flags  # noqa: F401  (re-exported)
+from tuimail.store.threads import _WITH_THREADS, THREADS_CLEAN, THREADS_NEW, ThreadsMixin
+from tuimail.store.writer import yield_to_intents
 
 ROLES = ("inbox", "drafts", "sent", "archive", "junk", "trash")
 SORTS = ("date", "arrival", "from", "subject", "size")  # the list's orders (`o` cycles them, [ui] sort)

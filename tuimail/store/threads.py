@@ -16,8 +16,8 @@ import itertools
 import operator
 from collections.abc import Iterable, Iterator, Sequence
 
-from .db import key_order
-from .writer import yield_to_intents
+from tuimail.store.db import key_order
+from tuimail.store.writer import yield_to_intents
 
 THREADS_CLEAN, THREADS_ALL, THREADS_NEW = 0, 1, 2
 # Being written in several transactions (set_threads): readers keep the order they have. Left

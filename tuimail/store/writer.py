@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .sqlite_errors import store_error
+from tuimail.store.sqlite_errors import store_error
 
 _seq = itertools.count(1)
 _waiting_lock = threading.Lock()
@@ -186,6 +186,6 @@ class IntentWriter:
 
 
 def _open_store(path: Path):
-    from .store import Store
+    from tuimail.store.store import Store
 
     return Store(path)

@@ -16,20 +16,20 @@ from datetime import tzinfo
 
 from textual.app import App
 
-from ..config import Config
-from ..mail.sanitize import sanitize_strict
-from ..paths import config_dir
-from ..store.store import Store
-from ..store.writer import IntentWriter
-from . import keys, ui_state
-from .bridge import EventBridge
-from .commands import TuimailCommands
-from .crash import CrashMixin
-from .launch import is_cold, run_app  # noqa: F401  (run_app: the entry point's old home)
-from .rows import DateFormatter
-from .main_screen import MainScreen
-from .overlay import Overlay
-from .themes import DEFAULT_THEME, SHIPPED, load_themes, resolve_name
+from tuimail.config.load import Config
+from tuimail.mail.sanitize import sanitize_strict
+from tuimail.paths import config_dir
+from tuimail.store.store import Store
+from tuimail.store.writer import IntentWriter
+from tuimail.ui import keys, ui_state
+from tuimail.ui.bridge import EventBridge
+from tuimail.ui.commands import TuimailCommands
+from tuimail.ui.crash import CrashMixin
+from tuimail.ui.launch import is_cold, run_app  # noqa: F401  (run_app: the entry point's old home)
+from tuimail.ui.rows import DateFormatter
+from tuimail.ui.screens.main import MainScreen
+from tuimail.ui.overlay import Overlay
+from tuimail.ui.themes import DEFAULT_THEME, SHIPPED, load_themes, resolve_name
 
 
 class TuimailApp(CrashMixin, App):
@@ -125,7 +125,7 @@ class TuimailApp(CrashMixin, App):
         if self._services_started:
             return
         self._services_started = True
-        from ..trace import trace
+        from tuimail.trace import trace
         trace("starting services")
         for svc in self.services.values():
             start = getattr(svc, "start", None)

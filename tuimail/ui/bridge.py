@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from ..sync.events import RowsChanged
+from tuimail.core.events import RowsChanged
 
 _SYNC_EVENTS = None
 

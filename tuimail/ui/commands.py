@@ -12,13 +12,13 @@ from rich.text import Text
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.markup import escape
 
-from ..mail.sanitize import sanitize_line
-from . import keys
+from tuimail.mail.sanitize import sanitize_line
+from tuimail.ui import keys
 
 
 class TuimailCommands(Provider):
     def _main(self):
-        from .main_screen import MainScreen
+        from tuimail.ui.screens.main import MainScreen
 
         for s in reversed(self.app.screen_stack):
             if isinstance(s, MainScreen):

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from textual.worker import WorkerFailed
 
-from .. import paths
-from ..errors import StoreError
+from tuimail import paths
+from tuimail.errors import StoreError
 
 
 def log_crash(error: BaseException) -> Path | None:
@@ -46,8 +46,8 @@ class CrashMixin:
     exit_line: str | None = None  # what run_app prints on stderr after the app ended
 
     def store_error_line(self, error: BaseException) -> str:
-        from ..mail.sanitize import sanitize_line
-        from ..store.sqlite_errors import store_error
+        from tuimail.mail.sanitize import sanitize_line
+        from tuimail.store.sqlite_errors import store_error
         if not isinstance(error, StoreError):
             stores = list(getattr(self, "stores", {}).values())
             if len(stores) == 1:
@@ -75,7 +75,7 @@ class CrashMixin:
         error = self._crash_error
         log = log_crash(error) if error is not None else None
         what = f"{type(error).__name__}: {' '.join(str(error).split())}"[:300] if error is not None else "unknown"
-        from ..mail.sanitize import sanitize_line
+        from tuimail.mail.sanitize import sanitize_line
         where = f" (details in {log})" if log else ""
         self.bell()  # type: ignore[attr-defined]
         self.exit_line = f"tuimail: internal error: {sanitize_line(what)}{where}"

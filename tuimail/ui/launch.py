@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import sys
 
-from ..config import Config
-from ..store.store import Store
+from tuimail.config.load import Config
+from tuimail.store.store import Store
 
 
 def is_cold(store: Store) -> bool:
@@ -27,7 +27,7 @@ def is_cold(store: Store) -> bool:
 
 
 def _default_service_factory():
-    from ..sync.service import SyncService
+    from tuimail.backends.imap.service import SyncService
 
     return SyncService
 
@@ -35,8 +35,8 @@ def _default_service_factory():
 def run_app(config: Config, account_names: list[str] | None, *, offline: bool, start_folder: str | None,
             service_factory=None) -> int:
     """Open the stores, start the sync services, run the TUI; returns the exit status."""
-    from ..paths import account_store_path
-    from .bridge import EventBridge
+    from tuimail.paths import account_store_path
+    from tuimail.ui.bridge import EventBridge
 
     names = list(account_names) if account_names else list(config.accounts)
     accounts = [config.account(n) for n in names]  # UsageError for an unknown name
@@ -57,7 +57,7 @@ def run_app(config: Config, account_names: list[str] | None, *, offline: bool, s
                 start = getattr(svc, "start", None)
                 if start is not None:
                     start()
-        from .app import TuimailApp
+        from tuimail.ui.app import TuimailApp
 
         app = TuimailApp(config, stores, services, offline=offline, start_folder=start_folder, event_sink=bridge)
         app.run()  # the app starts the services (at once on a first run, else after its first paint)

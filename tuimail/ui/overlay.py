@@ -11,8 +11,8 @@ union), so a row read after the commit but before the report is drawn right too.
 
 from __future__ import annotations
 
-from ..store.journal import _apply, norm_flags
-from ..store.writer import Intent
+from tuimail.store.journal import _apply, norm_flags
+from tuimail.store.writer import Intent
 
 _HIDING = ("move", "expunge")
 

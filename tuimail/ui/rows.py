@@ -7,9 +7,9 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 from functools import cached_property, partial
 
-from ..mail.addresses import sender_name  # noqa: F401  (the header list takes it from here)
-from ..mail.sanitize import sanitize_line
-from ..sync.present import format_bytes
+from tuimail.mail.addresses import sender_name  # noqa: F401  (the header list takes it from here)
+from tuimail.mail.sanitize import sanitize_line
+from tuimail.mail.present import format_bytes
 
 format_size = partial(format_bytes, compact=True)  # the list's size column
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
-from ..paths import config_dir
+from tuimail.paths import config_dir
 
 DEFAULT_THEME = "tuimail-dark"
 ALIASES = {"dark": "tuimail-dark", "light": "tuimail-light", "classic": "tuimail-classic"}

@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from .. import paths
+from tuimail import paths
 
 
 def state_path() -> Path:

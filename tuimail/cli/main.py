@@ -1,0 +1,402 @@
+"""Command line: bare `tuimail` opens the app; subcommands sync|folders|list|read|flag|pending|repair
+run headless.
+
+Exit codes: 0 ok; 2 usage or config error; 3 network, TLS or authentication error (and `read` of an
+uncached body while offline; and `sync` when the server refused every folder it tried: one refused
+folder is named in the summary line, the others go on, and the exit code stays 0); 4 local store
+error (a damaged file: `tuimail repair`; a full disk; a permission problem; a lock). Errors are one
+line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sqlite3
+import sys
+import time
+import unicodedata
+
+from tuimail import __version__, paths
+from tuimail.config.load import Config, config_mode_warning, load_config
+from tuimail.errors import NetworkError, NotCached, StoreError, TuimailError, UsageError
+from tuimail.mail.addresses import sender_name
+from tuimail.mail.sanitize import sanitize_line
+
+FLAG_NAMES = {"seen": "\\Seen", "flagged": "\\Flagged", "answered": "\\Answered", "deleted": "\\Deleted",
+              "draft": "\\Draft"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tuimail", description="A keyboard-driven terminal mail reader.",
+                                epilog="Without a COMMAND: the full-screen reader. `tuimail COMMAND --help`"
+                                       " describes each command. Exit codes: 0 ok, 2 usage or config error,"
+                                       " 3 network, TLS or authentication error.")
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help=f"config file (default: {paths.default_config_path()})")
+    p.add_argument("--account", metavar="NAME", help="account to use (needed when several are configured)")
+    p.add_argument("--offline", action="store_true", help="do not connect; browse the local store")
+    p.add_argument("--demo", action="store_true",
+                   help="run on an embedded demo server with generated mail (no account needed; also"
+                        " with a COMMAND, e.g. `tuimail --demo list INBOX`)")
+    p.add_argument("--version", action="version", version=f"tuimail {__version__}")
+    p.add_argument("-f", dest="start_folder", metavar="FOLDER", help="open this folder first")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+    common = (f"Options before COMMAND: --config FILE (default: {paths.default_config_path()}),"
+              " --account NAME (needed when several are configured), --offline (no network), --demo.")
+    s = sub.add_parser("sync", epilog=common, help="sync one folder or all; prints a one-line summary",
+                       description="Sync one folder (or every folder) with the server, send the queued"
+                                   " changes (flags, moves) and print a one-line summary per account.")
+    s.add_argument("folder", nargs="?", help="the folder to sync (default: every folder)")
+    f = sub.add_parser("folders", epilog=common, help="folders with role, total and unread (from the store)",
+                       description="Folders of the local store: name, role, total and unread messages."
+                                   " Works offline; run `tuimail sync` to refresh.")
+    f.add_argument("--json", action="store_true", help="print a JSON list instead of columns")
+    ls = sub.add_parser("list", epilog=common,
+                        help="messages of a folder, newest first (from the store; works offline)",
+                        description="Messages of a folder from the local store, newest first: uid, N (unread)"
+                                    " and ! (flagged), date, sender, subject. INBOX in any case.")
+    ls.add_argument("folder", help="folder name, as `tuimail folders` prints it")
+    ls.add_argument("--limit", type=int, default=50, metavar="N", help="at most N messages, 0 for all (default: 50)")
+    ls.add_argument("--json", action="store_true", help="print a JSON list instead of columns")
+    r = sub.add_parser("read", epilog=common, help="the readable text of a message (fetched lazily, cached)",
+                       description="Headers, text, links and attachment list of one message. The body is"
+                                   " fetched once and cached; with --offline only cached bodies are shown"
+                                   " (exit 3 otherwise).")
+    r.add_argument("folder", help="folder name, as `tuimail folders` prints it")
+    r.add_argument("uid", type=int, help="the message's uid, as `tuimail list` prints it")
+    names = ", ".join(FLAG_NAMES)
+    fl = sub.add_parser("flag", epilog=common,
+                        help="show or change flags: +FLAG / -FLAG (works offline; next sync sends it)",
+                        description="Without changes: print the message's flags. With +FLAG / -FLAG: change"
+                                    " them in the local store at once; the change is queued and sent to the"
+                                    f" server at the next sync. FLAG is one of {names} (any case, with or"
+                                    " without a backslash: +seen, -\\Flagged) or a keyword ($Work).")
+    fl.add_argument("folder", help="folder name, as `tuimail folders` prints it")
+    fl.add_argument("uid", type=int, help="the message's uid, as `tuimail list` prints it")
+    fl.add_argument("changes", nargs="*", metavar="+FLAG|-FLAG", help=f"e.g. +seen -flagged (flags: {names})")
+    pe = sub.add_parser("pending", epilog=common,
+                        help="actions waiting to be sent or failed (from the store); discard them")
+    pe.add_argument("--json", action="store_true")
+    pe.add_argument("--discard", type=int, nargs="+", metavar="ID", help="forget these actions (ids from the list)")
+    pe.add_argument("--discard-failed", action="store_true", help="forget every failed action")
+    rp = sub.add_parser("repair", epilog=common,
+                        help="rebuild a damaged store, keeping pending actions (a sync refills the rest)")
+    rp.add_argument("--account", metavar="NAME", default=argparse.SUPPRESS, help="only this account")
+    rp.add_argument("--force", action="store_true", help="rebuild even if the store looks healthy")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tuimail.trace import trace
+    trace("cli main")
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    # "-FLAG" arguments look like options to argparse: pass them after "--"
+    if "flag" in argv:
+        i = argv.index("flag")
+        tail = argv[i + 1:]
+        if any(t.startswith("-") and t not in ("-h", "--help") for t in tail):
+            argv = argv[:i + 1] + ["--"] + [t for t in tail if t != "--"]
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        if args.demo:
+            from tuimail.demo import run_demo
+            return run_demo(args)
+        config = load_config(args.config)
+        warning = config_mode_warning(config)
+        if warning:
+            print(f"tuimail: warning: {sanitize_line(warning)}", file=sys.stderr)
+        if args.cmd is None:
+            from tuimail.ui.launch import run_app
+            names = [args.account] if args.account else None
+            if names:
+                config.account(args.account)
+            return run_app(config, names, offline=args.offline, start_folder=args.start_folder)
+        return COMMANDS[args.cmd](config, args)
+    except TuimailError as exc:
+        print(f"tuimail: {sanitize_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except sqlite3.Error as exc:  # a store error outside a `with store` block: still one line
+        print(f"tuimail: local store error: {sanitize_line(' '.join(str(exc).split()))}"
+              " (see `tuimail repair`)", file=sys.stderr)
+        return StoreError.exit_code
+    except KeyboardInterrupt:
+        print("tuimail: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+# json.dumps escapes C0 only: C1 (U+009B is CSI), DEL, bidi and zero-width controls, line
+# separators and lone surrogates would reach the terminal raw. \u-escaping them keeps the data exact.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+                          "\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
+
+
+def _json(obj) -> str:
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, ensure_ascii=False, indent=1))
+
+
+def _store(config: Config, name: str | None):
+    from tuimail.store import Store
+    from tuimail.store.sqlite_errors import store_error
+    account = config.account(name)
+    path = paths.account_store_path(account.name)
+    try:
+        paths.ensure_private_dir(path.parent)
+    except OSError as exc:  # an unwritable data dir, a full disk: one line, exit 4
+        raise store_error(exc, path) from None
+    return account, Store(path)
+
+
+def _folder(store, name: str):
+    fi = store.folder(name)
+    if fi is None and name.upper() == "INBOX":  # RFC 3501: INBOX is case-insensitive
+        fi = store.folder("INBOX")
+    if fi is None:
+        raise UsageError(f"no folder {sanitize_line(name)!r} in the local store (see `tuimail folders`;"
+                         " run `tuimail sync` first)")
+    return fi
+
+
+def cmd_sync(config: Config, args) -> int:
+    from tuimail.store import BodyCache, Store
+    from tuimail.backends.imap.engine import Engine
+    from tuimail.backends.lock import AccountLock
+    from tuimail.backends.imap.service import open_connection
+    if args.offline:
+        raise UsageError("sync needs the network; drop --offline")
+    accounts = [config.account(args.account)] if (args.account or len(config.accounts) == 1) \
+        else list(config.accounts.values())
+    code = 0
+    for account in accounts:
+        store_path = paths.account_store_path(account.name)
+        paths.ensure_private_dir(store_path.parent)
+        paths.ensure_private_dir(paths.account_cache_path(account.name).parent)
+        with Store(store_path) as store, AccountLock(paths.lock_path(account.name)):
+            bodies = BodyCache(paths.account_cache_path(account.name))
+            conn = open_connection(account)
+            try:
+                engine = Engine(account, store, conn, bodies)
+                engine.negotiate()
+                if args.folder:
+                    if args.folder.upper() == "INBOX":  # RFC 3501: INBOX is case-insensitive
+                        args.folder = "INBOX"
+                    t0 = time.monotonic()
+                    engine.sync_folders_list()
+                    if store.folder(args.folder) is None:
+                        raise UsageError(f"no folder {sanitize_line(args.folder)!r} on {account.name}")
+                    from tuimail.backends.imap.engine import SyncSummary
+                    summary = SyncSummary([engine.sync_one(args.folder)], mode=engine.mode)
+                    summary.seconds = time.monotonic() - t0
+                    engine.finish(summary)
+                else:
+                    summary = engine.sync_all()
+            finally:
+                conn.close()
+                bodies.close()
+        print(sanitize_line(summary.line(account.name)))  # folder names and server text
+        if summary.all_failed:
+            code = 3
+    return code
+
+
+def cmd_folders(config: Config, args) -> int:
+    account, store = _store(config, args.account)
+    with store:
+        folders = store.folders()
+    if args.json:
+        print(_json([{"name": f.name, "role": f.role, "total": f.total, "unread": f.unread} for f in folders]))
+        return 0
+    for f in sorted(folders, key=_folder_key):
+        print(f"{pad_cells(sanitize_line(f.name), 32)} {f.role or '':<8} {f.total:>7} {f.unread:>7}")
+    return 0
+
+
+def cell_width(text: str) -> int:
+    """Terminal cells: East Asian wide and fullwidth characters take two, combining marks none."""
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+               for c in text)
+
+
+def pad_cells(text: str, width: int) -> str:
+    """`text` left-aligned in `width` terminal cells (str.ljust counts code points)."""
+    return text + " " * max(0, width - cell_width(text))
+
+
+def _folder_key(f):
+    from tuimail.store import ROLES
+    return (ROLES.index(f.role) if f.role in ROLES else len(ROLES), f.name.lower())
+
+
+def cmd_list(config: Config, args) -> int:
+    account, store = _store(config, args.account)
+    with store:
+        fi = _folder(store, args.folder)
+        uids = store.uid_list(fi.id)[:max(0, args.limit)] if args.limit else store.uid_list(fi.id)
+        rows = store.rows(fi.id, uids)
+    ordered = [rows[u] for u in uids if u in rows]
+    if args.json:
+        out = [{"uid": r.uid, "flags": r.flags.split(),
+                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.date)) if r.date is not None else None,
+                "from": r.from_, "to": r.to, "subject": r.subject, "message_id": r.message_id, "size": r.size}
+               for r in ordered]
+        print(_json(out))
+        return 0
+    for r in ordered:
+        date = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.date)) if r.date else "-"
+        mark = ("N" if not r.seen else " ") + ("!" if r.flagged else " ")
+        print(f"{r.uid:>7} {mark} {date} {sender_name(r.from_)[:24]:<24} {sanitize_line(r.subject)}")
+    return 0
+
+
+def cmd_read(config: Config, args) -> int:
+    from tuimail.store import BodyCache
+    from tuimail.backends.imap.opener import Reader
+    from tuimail.backends.imap.service import open_connection
+    account, store = _store(config, args.account)
+    with store:
+        fi = _folder(store, args.folder)
+        args.folder = fi.name
+        if store.row(fi.id, args.uid) is None:
+            raise UsageError(f"no message {args.uid} in {sanitize_line(fi.name)!r} (see `tuimail list"
+                             f" {sanitize_line(fi.name)}`; run `tuimail sync` if it is new)")
+        bodies = BodyCache(paths.account_cache_path(account.name))
+        conn = None
+        try:
+            try:
+                reader = Reader(store, bodies, None, config.ui.prefer_html)
+                content = reader.open(args.folder, args.uid)
+            except NotCached:
+                if args.offline:
+                    raise NotCached(f"message {args.uid} is not cached and --offline was given") from None
+                try:
+                    conn = open_connection(account)
+                except NetworkError as exc:
+                    raise NotCached(f"message {args.uid} is not cached and the server is unreachable: {exc}") from None
+                reader = Reader(store, bodies, conn, config.ui.prefer_html)
+                content = reader.open(args.folder, args.uid, more=True)
+            if (content.more or content.uncached) and conn is None and not args.offline:
+                try:
+                    conn = open_connection(account)
+                    content = Reader(store, bodies, conn, config.ui.prefer_html).open(args.folder, args.uid, more=True)
+                except NetworkError:
+                    pass
+        finally:
+            if conn is not None:
+                conn.close()
+            bodies.close()
+    # the reader's own lines: the same attachment and link numbers, attached messages inline
+    from tuimail.mail.present import message_lines
+    for text, _kind in message_lines(content):
+        print(text)
+    return 0
+
+
+def parse_flag(token: str) -> tuple[str, str]:
+    if len(token) < 2 or token[0] not in "+-":
+        raise UsageError(f"flag change {sanitize_line(token)!r}: write +FLAG or -FLAG (e.g. +seen, -\\Flagged)")
+    sign, name = token[0], token[1:]
+    bare = name.lstrip("\\").lower()
+    if bare in FLAG_NAMES:
+        return sign, FLAG_NAMES[bare]
+    if name.startswith("\\"):
+        raise UsageError(f"unknown system flag {sanitize_line(name)!r} (known: {', '.join(FLAG_NAMES.values())})")
+    import re
+    if not re.fullmatch(r"[!#$&'+,\-./0-9:;<=>?@A-Z^_`a-z|~]+", name):
+        raise UsageError(f"invalid keyword {sanitize_line(name)!r}")
+    return sign, name
+
+
+def cmd_flag(config: Config, args) -> int:
+    account, store = _store(config, args.account)
+    with store:
+        fi = _folder(store, args.folder)
+        row = store.row(fi.id, args.uid)
+        if row is None:
+            raise UsageError(f"no message {args.uid} in {sanitize_line(fi.name)!r} (see `tuimail list`)")
+        if args.changes:
+            add: list[str] = []
+            remove: list[str] = []
+            for tok in args.changes:
+                sign, flag = parse_flag(tok)
+                (add if sign == "+" else remove).append(flag)
+            queued = store.set_flags(fi.id, [args.uid], add=add, remove=remove)
+            row = store.row(fi.id, args.uid)
+        print(sanitize_line(row.flags) if row.flags else "(no flags)")  # keywords come from the server
+    if args.changes:
+        print("tuimail: changed in the local store; queued for the server until the next sync (tuimail sync)"
+              if queued else "tuimail: no change: the flags were already so", file=sys.stderr)
+    return 0
+
+
+def cmd_pending(config: Config, args) -> int:
+    if args.discard and args.discard_failed:
+        raise UsageError("give either --discard ID... or --discard-failed")
+    account, store = _store(config, args.account)
+    with store:
+        if args.discard or args.discard_failed:
+            known = {a.id: a for a in store.actions()}
+            ids = [a.id for a in known.values() if a.state == "failed"] if args.discard_failed else args.discard
+            unknown = [i for i in ids if i not in known]
+            if unknown:
+                raise UsageError(f"no action {unknown[0]} (see `tuimail pending`)")
+            busy = [i for i in ids if known[i].state == "sending"]
+            if busy:
+                raise UsageError(f"action {busy[0]} is being sent right now; try again in a moment")
+            store.discard(ids)
+            print(f"discarded {len(ids)} action{'s' if len(ids) != 1 else ''}")
+            return 0
+        actions = store.actions()
+    if args.json:
+        print(_json([{"id": a.id, "folder": a.folder, "uid": a.uid if a.uid > 0 else None,
+                      "message_id": a.message_id, "subject": a.subject, "op": a.op, "add": list(a.add_flags),
+                      "remove": list(a.remove_flags), "dest": a.dest, "state": a.state, "error": a.error,
+                      "attempts": a.attempts} for a in actions]))
+        return 0
+    for a in actions:
+        what = a.subject if a.subject is not None else (a.message_id or "(message unknown)")
+        uid = str(a.uid) if a.uid > 0 else "-"
+        line = (f"{a.id:>5} {a.state:<8} {sanitize_line(a.folder)[:20]:<20} {uid:>7} "
+                f"{sanitize_line(a.describe())[:24]:<24} {sanitize_line(what)[:50]}")
+        print(line.rstrip())
+        if a.error:
+            print(f"{'':>15}{sanitize_line(a.error)[:200]}")
+    return 0
+
+
+def cmd_repair(config: Config, args) -> int:
+    """Rebuild each damaged store (only the one of --account if given), keeping its journal."""
+    from tuimail.store.repair import repair_store
+    from tuimail.backends.lock import AccountLock
+    accounts = [config.account(args.account)] if (args.account or len(config.accounts) == 1) \
+        else list(config.accounts.values())
+    for account in accounts:
+        store_path = paths.account_store_path(account.name)
+        # a cron `tuimail sync` must not open the store while it is being replaced
+        lock = AccountLock(paths.lock_path(account.name))
+        lock.acquire(timeout=5)
+        try:
+            report = repair_store(store_path, paths.account_cache_path(account.name), force=args.force)
+        finally:
+            lock.release()
+        cache = (f"; damaged body cache moved to {report.cache_moved_to} (bodies are fetched again when opened)"
+                 if report.cache_moved_to else "")
+        if report.healthy:
+            what = "" if cache else ", nothing to repair (--force rebuilds it anyway)"
+            print(f"{account.name}: the store is healthy{what}{cache}")
+            continue
+        lost = f", {report.lost} lost (folder unknown)" if report.lost else ""
+        unreadable = "; part of the old journal was unreadable" if report.unreadable else ""
+        print(f"{account.name}: store rebuilt: {report.kept} pending action(s) kept{lost}{unreadable};"
+              f" damaged file moved to {report.moved_to}{cache}; run `tuimail sync` to refill it")
+    return 0
+
+
+COMMANDS = {"sync": cmd_sync, "folders": cmd_folders, "list": cmd_list, "read": cmd_read, "flag": cmd_flag,
+            "pending": cmd_pending, "repair": cmd_repair}

@@ -1,0 +1,243 @@
+"""Key bindings: every action has a name, a scope, a description and default keys.
+
+Rebind any action in the config file's ``[keys]`` table with its name, e.g.::
+
+    [keys]
+    flag = "F"                      # one key
+    cursor_down = ["j", "down", "ctrl+n"]   # several keys
+    quit = []                       # unbind
+
+Key strings are Textual's: a character (``"j"``, ``"G"``, ``"$"``, ``"?"``) or a name with
+modifiers (``"ctrl+d"``, ``"pagedown"``, ``"home"``, ``"enter"``, ``"escape"``, ``"space"``,
+``"comma"``). ``[ui] keymap = "mutt"`` starts from mutt's own bindings where they differ. A key
+the table binds to two actions of one scope, or to a global action and a pane's, is a config error
+(conflicts()), as is an unknown action name.
+
+Scopes: ``global`` keys work anywhere in the main window (on the message under the list cursor,
+or the open message when the reader has the focus); ``list`` keys when the header list has the
+focus; ``pager`` keys when the message view has the focus; ``tree`` keys in the folder tree.
+Tab / shift+Tab move the focus between the panes.
+
+=================  =======  ==========================  =================================
+action             scope    default keys                what it does
+=================  =======  ==========================  =================================
+quit               global   q                           leave tuimail
+help               global   ?                           this key list
+palette            global   :                           the command palette
+sync               global   $                           sync every folder now
+change_folder      global   c                           pick a folder to open
+toggle_read        global   N                           mark read / unread
+flag               global   F                           flag / unflag
+delete             global   d                           move to Trash (in Trash: delete for good)
+move               global   s                           move to a folder chosen in a picker
+archive            global   a                           move to the Archive folder
+pipe               global   |                           pipe the raw message to a command
+attachments        global   v                           the attachment list (save/pipe/open)
+full_headers       global   h                           show every header / the usual few
+raw                global   ctrl+u                      the raw source of the message
+toggle_layout      global   P                           preview right of / below the list
+fullscreen         global   z                           the reader alone on screen
+toggle_offline     global   ctrl+o                      work offline / go back online
+failed_actions     global   !                           actions waiting or failed: see, discard
+cursor_down        list     j, down                     next message
+cursor_up          list     k, up                       previous message
+page_down          list     pagedown                    one screen down
+page_up            list     pageup                      one screen up
+first              list     g, home                     first message
+last               list     G, end                      last message
+open               list     enter                       open the message in the reader
+next_unread        list     n                           next unread message
+sort               list     o                           next sort order (date, arrival, ...)
+sort_reverse       list     O                           reverse the sort order
+threaded           list     t                           threaded view on / off
+collapse_thread    list     -                           collapse / expand this thread
+collapse_all       list     _                           collapse / expand every thread
+scroll_down        pager    j, down                     one line down
+scroll_up          pager    k, up                       one line up
+pager_page_down    pager    space, pagedown             one screen down
+pager_page_up      pager    b, pageup                   one screen up
+pager_top          pager    g, home                     top of the message
+pager_bottom       pager    G, end                      end of the message
+next_message       pager    J                           open the next message
+prev_message       pager    K                           open the previous message
+close              pager    q, escape                   back to the list
+load_more          pager    L                           fetch the rest of a long message
+open_link          pager    o                           open link N (asks for N)
+copy_link          pager    y                           copy link N to the clipboard (OSC 52)
+tree_down          tree     j                           next folder
+tree_up            tree     k                           previous folder
+=================  =======  ==========================  =================================
+
+The ``mutt`` keymap changes: list ``first`` = ``=``/home, ``last`` = ``*``/end, ``page_down`` =
+``z``/pagedown, ``page_up`` = ``Z``/pageup, ``next_unread`` = tab, ``open`` = enter/space;
+pager ``next_message`` = j, ``prev_message`` = k, ``scroll_down`` = enter/down, ``scroll_up`` =
+backspace/up, ``pager_page_up`` = ``-``/pageup, ``pager_top`` = ``^``/home, ``close`` =
+q/i/escape; global ``fullscreen`` = ctrl+f.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# No Textual at import time: the config validator (below the UI) checks [keys] against this table.
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    scope: str  # "global" | "list" | "pager" | "tree"
+    description: str
+    keys: tuple[str, ...]
+    method: str = ""  # the action method (defaults to the name)
+
+    @property
+    def action(self) -> str:
+        return self.method or self.name
+
+
+def _a(name, scope, description, *keys, method=""):
+    return Action(name, scope, description, tuple(keys), method)
+
+
+ACTIONS: tuple[Action, ...] = (
+    _a("quit", "global", "Quit", "q"),
+    _a("help", "global", "Help: every key", "?"),
+    _a("palette", "global", "Command palette", ":", method="app.command_palette"),
+    _a("sync", "global", "Sync every folder now", "$"),
+    _a("change_folder", "global", "Change folder", "c"),
+    _a("toggle_read", "global", "Toggle read / unread", "N"),
+    _a("flag", "global", "Flag / unflag", "F"),
+    _a("delete", "global", "Delete (to Trash)", "d"),
+    _a("move", "global", "Move to folder", "s"),
+    _a("archive", "global", "Archive", "a"),
+    _a("pipe", "global", "Pipe message to a command", "|"),
+    _a("attachments", "global", "Attachments", "v"),
+    _a("full_headers", "global", "Full headers on / off", "h"),
+    _a("raw", "global", "Raw message source", "ctrl+u"),
+    _a("toggle_layout", "global", "Preview right / below", "P"),
+    _a("fullscreen", "global", "Reader full screen", "z"),
+    _a("toggle_offline", "global", "Offline / online", "ctrl+o"),
+    _a("failed_actions", "global", "Pending and failed actions (discard)", "!"),
+    _a("cursor_down", "list", "Next message", "j", "down"),
+    _a("cursor_up", "list", "Previous message", "k", "up"),
+    _a("page_down", "list", "Page down", "pagedown"),
+    _a("page_up", "list", "Page up", "pageup"),
+    _a("first", "list", "First message", "g", "home"),
+    _a("last", "list", "Last message", "G", "end"),
+    _a("open", "list", "Open message", "enter"),
+    _a("next_unread", "list", "Next unread", "n"),
+    _a("sort", "list", "Next sort order", "o"),
+    _a("sort_reverse", "list", "Reverse sort order", "O"),
+    _a("threaded", "list", "Threaded view on / off", "t"),
+    _a("collapse_thread", "list", "Collapse / expand thread", "-"),
+    _a("collapse_all", "list", "Collapse / expand all threads", "_"),
+    _a("scroll_down", "pager", "Line down", "j", "down"),
+    _a("scroll_up", "pager", "Line up", "k", "up"),
+    _a("pager_page_down", "pager", "Page down", "space", "pagedown"),
+    _a("pager_page_up", "pager", "Page up", "b", "pageup"),
+    _a("pager_top", "pager", "Top of message", "g", "home"),
+    _a("pager_bottom", "pager", "End of message", "G", "end"),
+    _a("next_message", "pager", "Next message", "J", method="screen.next_message"),
+    _a("prev_message", "pager", "Previous message", "K", method="screen.prev_message"),
+    _a("close", "pager", "Back to the list", "q", "escape", method="screen.close"),
+    _a("load_more", "pager", "Load the rest of the message", "L", method="screen.load_more"),
+    _a("open_link", "pager", "Open link N", "o", method="screen.open_link"),
+    _a("copy_link", "pager", "Copy link N (OSC 52)", "y", method="screen.copy_link"),
+    _a("tree_down", "tree", "Next folder", "j", method="cursor_down"),
+    _a("tree_up", "tree", "Previous folder", "k", method="cursor_up"),
+)
+
+BY_NAME: dict[str, Action] = {a.name: a for a in ACTIONS}
+
+MUTT: dict[str, tuple[str, ...]] = {
+    "first": ("=", "home"),
+    "last": ("*", "end"),
+    "page_down": ("z", "pagedown"),
+    "page_up": ("Z", "pageup"),
+    "next_unread": ("tab",),
+    "open": ("enter", "space"),
+    "next_message": ("j",),
+    "prev_message": ("k",),
+    "scroll_down": ("enter", "down"),
+    "scroll_up": ("backspace", "up"),
+    "pager_page_up": ("-", "pageup"),
+    "pager_top": ("^", "home"),
+    "close": ("q", "i", "escape"),
+    "fullscreen": ("ctrl+f",),
+}
+
+PRESETS = {"default": {}, "mutt": MUTT}
+
+
+def _key(k: str) -> str:
+    return {",": "comma", " ": "space"}.get(k, k)
+
+
+def effective_keys(preset: str = "default", overrides: Mapping[str, tuple[str, ...]] | None = None
+                   ) -> dict[str, tuple[str, ...]]:
+    """Action name -> keys, after the preset and the user's [keys] table."""
+    out = {a.name: a.keys for a in ACTIONS}
+    out.update(PRESETS.get(preset, {}))
+    for name, keys in (overrides or {}).items():
+        if name in out:
+            out[name] = tuple(dict.fromkeys(keys))  # ["j", "j"] is one key (help lists it once)
+    return out
+
+
+def unknown_actions(overrides: Mapping[str, object]) -> list[str]:
+    return [name for name in overrides if name not in BY_NAME]
+
+
+# Textual's names of the punctuation keys: "?" and "question_mark" are one key to the conflict check
+_SAME = {"?": "question_mark", ":": "colon", "$": "dollar_sign", "|": "vertical_line", "-": "minus",
+         "_": "underscore", "=": "equals_sign", "*": "asterisk", "^": "circumflex_accent", "comma": ",",
+         "space": " ", "+": "plus", "/": "slash", "!": "exclamation_mark", "tab": "ctrl+i", "enter": "ctrl+m"}
+
+
+def _shadows(a: str, b: str) -> bool:
+    """Whether one key on actions of scopes a and b makes one of them unreachable: the same scope,
+    or a global action against a pane's (the focused pane's binding wins)."""
+    return a == b or "global" in (a, b)
+
+
+def _pairs(eff: Mapping[str, tuple[str, ...]]) -> dict[tuple[str, str, str], None]:
+    by_key: dict[str, list[Action]] = {}
+    for a in ACTIONS:
+        for k in dict.fromkeys(_SAME.get(k, k) for k in eff.get(a.name, ())):
+            by_key.setdefault(k, []).append(a)
+    out: dict[tuple[str, str, str], None] = {}
+    for k, acts in by_key.items():
+        for i, x in enumerate(acts):
+            for y in acts[i + 1:]:
+                if _shadows(x.scope, y.scope):
+                    out[(k, x.name, y.name)] = None
+    return out
+
+
+def conflicts(preset: str = "default", overrides: Mapping[str, tuple[str, ...]] | None = None
+              ) -> list[tuple[str, str, str]]:
+    """(key, action, other action) for each key the user's [keys] table binds to two actions that
+    shadow each other. The presets' own pairs (q: quit, and close in the reader) are by design."""
+    built_in = _pairs(effective_keys(preset))
+    return [p for p in _pairs(effective_keys(preset, overrides)) if p not in built_in]
+
+
+_UNBOUND = "\x00unbound"  # a key no terminal sends: how an action is unbound through the keymap
+
+
+def keymap(preset: str = "default", overrides: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, str]:
+    """The Textual keymap (binding id -> "key1,key2") for App.set_keymap."""
+    eff = effective_keys(preset, overrides)
+    out = {}
+    for a in ACTIONS:
+        keys = eff[a.name]
+        if keys != a.keys:
+            out[a.name] = ",".join(_key(k) for k in keys) or _UNBOUND
+    return out
+
+
+def display_key(k: str) -> str:
+    return {"space": "Space", "enter": "Enter", "escape": "Esc", "pagedown": "PgDn", "pageup": "PgUp",
+            "home": "Home", "end": "End", "down": "↓", "up": "↑", "tab": "Tab",
+            "backspace": "BkSp"}.get(k, k.replace("ctrl+", "^") if k.startswith("ctrl+") and len(k) == 6 else k)

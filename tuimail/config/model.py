@@ -1,0 +1,133 @@
+"""The configuration's model: what a valid config.toml becomes (accounts, UI options, keys), and
+the names and choices the validator checks against (config_validate.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuimail.errors import UsageError
+from tuimail.store.store import ROLES, SORTS  # noqa: F401  (one definition each: the store's folder roles and orders)
+
+KINDS = ("imap", "pop3")
+SECURITIES = ("tls", "starttls", "none")
+SYNC_MODES = ("auto", "qresync", "condstore", "plain")
+PREVIEWS = ("right", "below")
+KEYMAPS = ("default", "mutt")
+
+DEFAULT_PORTS = {
+    ("imap", True): 993,
+    ("imap", False): 143,
+    ("pop3", True): 995,
+    ("pop3", False): 110,
+}
+
+
+TOP_KEYS = ("accounts", "ui", "keys", "mailcap")
+ACCOUNT_KEYS = (
+    "kind", "host", "port", "security", "username", "password", "password_command",
+    "oauth2_token_command", "tls_ca_file", "tls_fingerprint", "sync_mode", "allow_insecure",
+    "roles", "smtp", "from", "folders", "idle", "timeout", "check_interval",
+)
+SMTP_KEYS = ("host", "port", "security", "username", "password", "password_command", "from")
+UI_KEYS = ("theme", "mark_read_delay", "preview", "keymap", "date_format", "sort", "prefer_html", "threaded",
+           "bell_on_new_mail", "title")
+CHECK_INTERVAL = 60.0  # seconds between checks of the other folders (accounts.NAME.check_interval)
+MAILCAP_KEYS = ("path",)
+CREDENTIAL_KEYS = ("password", "password_command", "oauth2_token_command")
+
+
+def default_port(kind: str, security: str) -> int:
+    """993/143 for IMAP, 995/110 for POP3: implicit TLS or not."""
+    return DEFAULT_PORTS[(kind, security == "tls")]
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    kind: str  # "imap" | "pop3"
+    host: str
+    port: int
+    security: str  # "tls" | "starttls" | "none"
+    username: str
+    password: str | None = field(default=None, repr=False)
+    password_command: tuple[str, ...] | None = None
+    oauth2_token_command: tuple[str, ...] | None = None  # set => authenticate with XOAUTH2
+    tls_ca_file: Path | None = None
+    tls_fingerprint: str | None = None  # sha256 of the server cert: 64 lower-case hex digits
+    sync_mode: str = "auto"  # "auto" | "qresync" | "condstore" | "plain"
+    allow_insecure: bool = False
+    roles: dict[str, str] = field(default_factory=dict)  # role -> folder name
+    # Reserved for sending; may hold a password, hence not in repr. Keys as in the file
+    # (host, port, security, username, password, password_command, from); password_command
+    # is normalised to a tuple like the account's.
+    smtp: dict[str, Any] = field(default_factory=dict, repr=False)
+    from_address: str | None = None
+    folders: tuple[str, ...] | None = None  # None = sync every folder
+    idle: bool = True
+    # Seconds for connecting and logging in, and for each command's answer (not the IDLE wait).
+    timeout: float = 30.0
+    check_interval: float = CHECK_INTERVAL  # seconds between checks of folders IDLE does not watch
+
+
+@dataclass(frozen=True)
+class UIConfig:
+    theme: str = "dark"
+    # Seconds before an opened message is marked read; None = never (the file says "never" or a
+    # negative number).
+    mark_read_delay: float | None = 0.0
+    preview: str = "right"  # "right" | "below"
+    keymap: str = "default"  # "default" | "mutt"
+    date_format: str = ""  # strftime format; "": relative (14:05, Mar 05, 2023-03-05)
+    sort: str = "date"  # one of SORTS, or "reverse-" + one of them
+    prefer_html: bool = False
+    threaded: bool = False
+    bell_on_new_mail: bool = False  # ring the terminal bell when new mail arrives
+    title: bool = True  # the terminal title shows the unread count / new mail
+
+
+@dataclass(frozen=True)
+class Config:
+    accounts: dict[str, Account]  # in file order
+    ui: UIConfig = field(default_factory=UIConfig)
+    keys: dict[str, tuple[str, ...]] = field(default_factory=dict)  # action -> key strings
+    path: Path | None = None  # the file it was read from (None if built in code, e.g. the demo)
+    mailcap_path: Path | None = None  # [mailcap] path
+
+    def account(self, name: str | None = None) -> Account:
+        if name is None:
+            if len(self.accounts) == 1:
+                return next(iter(self.accounts.values()))
+            if not self.accounts:
+                raise UsageError("no accounts configured")
+            names = ", ".join(self.accounts)
+            raise UsageError(f"several accounts configured ({names}): choose one with --account")
+        try:
+            return self.accounts[name]
+        except KeyError:
+            names = ", ".join(self.accounts) or "none"
+            raise UsageError(f"unknown account {_show(name)} (configured: {names})") from None
+
+
+def _show(value: Any, secret: bool = False) -> str:
+    """A value as it would look in TOML, short and on one line."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        if secret:
+            return "a string"
+        if len(value) > 40:
+            value = value[:40] + "..."
+        return json.dumps(value)  # ASCII only: escapes control and bidi characters
+    if secret:
+        return "an integer" if isinstance(value, int) else "a " + type(value).__name__
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "a date/time"  # the remaining TOML types

@@ -1,0 +1,430 @@
+"""The three-pane main screen: folder tree, header list, message view, status bar.
+
+This module holds the layout, folder switching and the handling of sync events; the actions on
+messages (flags, delete, move, pipe, attachments, links...) live in `actions.py`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import Container, Horizontal
+from textual.screen import Screen
+from textual.widgets import Tree
+
+from tuimail.mail.sanitize import sanitize_line
+from tuimail.store.store import FolderInfo, Store
+from tuimail.core.events import FoldersChanged, NewMail, RowsChanged, SyncState
+from tuimail.ui import keys
+from tuimail.ui.controllers.message_actions import MessageActions
+from tuimail.ui.controllers.intents import IntentQueue
+from tuimail.ui.screens.failed import FailedActions
+from tuimail.ui.controllers.alerts import Alerts, ProblemPanel
+from tuimail.ui.controllers.reader import ReaderActions
+from tuimail.ui.widgets.folder_tree import FolderRef, FolderTree
+from tuimail.ui.widgets.header_list import HeaderList
+from tuimail.ui.widgets.message_view import MessageView
+from tuimail.ui.widgets.status import AccountState, StatusBar
+
+if TYPE_CHECKING:
+    from tuimail.ui.app import TuimailApp
+
+FOLDERS_INTERVAL = 1.0  # seconds between folder-list refreshes caused by sync events
+NARROW = 160  # below this width a "right" preview goes below the list
+
+
+class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActions, Screen):
+    BINDINGS = keys.bindings("global")
+
+    DEFAULT_CSS = """
+    MainScreen { layout: vertical; }
+    MainScreen #main { height: 1fr; }
+    MainScreen #folders { width: 27; border-left: blank; }
+    MainScreen.narrow #folders { width: 21; }
+    MainScreen #panes { width: 1fr; }
+    MainScreen #panes.right { layout: horizontal; }
+    MainScreen #panes.below { layout: vertical; }
+    MainScreen #list { border-left: vkey $tuimail-rule; }
+    MainScreen #panes.right #list, MainScreen #panes.right #problem { width: 1fr; }
+    MainScreen #panes.right #reader { width: 1fr; min-width: 80; border-left: vkey $tuimail-rule; }
+    MainScreen #panes.below #list, MainScreen #panes.below #problem { height: 1fr; }
+    MainScreen #panes.below #reader { height: 1fr; border-top: hkey $tuimail-rule; }
+    MainScreen.problem #list, MainScreen.problem #reader { display: none; }
+    MainScreen.problem #problem { display: block; }
+    /* the focused pane: a bar in the accent colour on its edge, in every theme (11.7) */
+    MainScreen #folders:focus, MainScreen #list:focus, MainScreen #panes.right #reader:focus {
+        border-left: outer $accent;
+    }
+    MainScreen #panes.below #reader:focus { border-top: outer $accent; }
+    MainScreen.fullscreen #folders { display: none; }
+    MainScreen.fullscreen #list { display: none; }
+    MainScreen.fullscreen #panes #reader { border: none; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.account: str | None = None
+        self.folder: FolderInfo | None = None
+        self.layout_choice: str | None = None  # set by toggle_layout; None = config + width
+        self._wanted_start: str | None = None  # -f FOLDER not in the store yet (first sync)
+        self._folders_dirty: set[str] = set()
+        self._folders_timer = None
+        self._folders_at = 0.0
+        self._dirty_counts: set[tuple[str, int]] = set()
+        self._counts_timer = None
+        self._after_paint_done = False
+        self.init_actions()
+        self.init_alerts()
+
+    @property
+    def tapp(self) -> TuimailApp:
+        return self.app  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            yield FolderTree(id="folders")
+            with Container(id="panes", classes="right"):
+                yield HeaderList(id="list", dates=self.tapp.dates, overlay=self.tapp.overlay)
+                yield ProblemPanel(id="problem")
+                yield MessageView(id="reader")
+        yield StatusBar(id="status")
+
+    @property
+    def hlist(self) -> HeaderList:
+        return self.query_one("#list", HeaderList)
+
+    @property
+    def reader(self) -> MessageView:
+        return self.query_one("#reader", MessageView)
+
+    @property
+    def folder_tree(self) -> FolderTree:
+        return self.query_one("#folders", FolderTree)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one("#status", StatusBar)
+
+    def on_mount(self) -> None:
+        app = self.tapp
+        hl = self.hlist
+        hl.threaded = bool(app.config.ui.threaded)
+        hl.sort, hl.reverse = app.config.ui.sort.removeprefix("reverse-"), app.config.ui.sort.startswith("reverse-")
+        for name, store in app.stores.items():
+            # (a first run's sync may have reported already: keep what it said)
+            st = self.status.info.accounts.setdefault(name, AccountState(state="offline" if app.offline else "idle"))
+            st.pending = store.pending_count()
+        self.init_failed()
+        for name in app.stores:  # their threads start now, not on the first key (Thread.start waits)
+            self.intent_writer(name).start()
+        self._apply_layout()
+        target = None
+        if app.start_folder:
+            target = self._find_folder(app.start_folder)
+            if target is None:  # perhaps not synced yet: opened when it appears
+                self._wanted_start = app.start_folder
+        target = target or self._default_folder()
+        if target is not None:
+            self.open_folder(*target, first=True)
+        else:
+            self.update_status()
+        hl.focus()
+        # The tree (every folder's counts), the rest of the uid list and the sync threads wait
+        # for the list's first paint (HeaderList.Painted); this timer is the fallback should the
+        # list not be drawn at all.
+        self.set_timer(1.0, self._after_first_paint)
+        self.start_store_poll()
+        for problem in app.problems:
+            self.notify(problem, severity="warning", markup=False, timeout=8)
+
+    def _compositor_refresh(self) -> None:
+        # Textual lays the screen out and renders it once while the app's start-up batch is
+        # still open, then drops that frame (App._display returns during a batch) and renders
+        # again afterwards: ~60 ms of a 100k first screen. Keep the repaint pending instead; the
+        # idle handler after the batch does it once, and that frame is the one written.
+        app = self.app
+        if app._batch_count and hasattr(self, "_repaint_required"):
+            self._repaint_required = True
+            return
+        super()._compositor_refresh()
+
+    def on_header_list_painted(self, event: HeaderList.Painted) -> None:
+        event.stop()
+        self._after_first_paint()
+        if event.rows:  # a first run's sync holds its next windows until these rows are drawn
+            for svc in self.tapp.services.values():
+                painted = getattr(svc, "ui_painted", None)
+                if painted is not None:
+                    painted()
+
+    def _after_first_paint(self) -> None:
+        if self._after_paint_done:
+            return
+        self._after_paint_done = True
+        self._build_tree()
+        if self.folder is not None and self.folder.total < 0:
+            self._dirty_counts.add((self.account, self.folder.id))
+            self._flush_counts()
+        self.tapp.start_services()
+
+    def _build_tree(self) -> None:
+        any_folders = False
+        for name, store in self.tapp.stores.items():
+            folders = store.folders()
+            any_folders = any_folders or bool(folders)
+            self.folder_tree.set_account(name, folders)
+        if self.folder is not None:
+            self.folder_tree.select_folder(self.account, self.folder.id)
+        if self._wanted_start and any_folders:
+            self.notify(f"no folder named {sanitize_line(self._wanted_start)} (yet)", severity="warning",
+                        markup=False)
+
+    def _find_folder(self, name: str) -> tuple[str, int] | None:
+        """A folder by name in any account ("account/name" picks the account)."""
+        for account, store in self.tapp.stores.items():
+            fid = store.folder_id(name)
+            if fid is None and name.startswith(account + "/"):
+                fid = store.folder_id(name[len(account) + 1:])
+            if fid is not None:
+                return account, fid
+        return None
+
+    def _default_folder(self) -> tuple[str, int] | None:
+        for account, store in self.tapp.stores.items():
+            fid = store.folder_id("INBOX")  # cheap; the role lookup counts rows
+            if fid is None:
+                f = store.folder_by_role("inbox") or next((f for f in store.folders() if f.selectable), None)
+                fid = f.id if f is not None else None
+            if fid is not None:
+                return account, fid
+        return None
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._apply_layout()
+
+    def _apply_layout(self) -> None:
+        width = self.app.size.width
+        choice = self.layout_choice or self.tapp.config.ui.preview
+        if self.layout_choice is None and choice == "right" and width < NARROW:
+            choice = "below"
+        panes = self.query_one("#panes")
+        panes.set_class(choice == "right", "right")
+        panes.set_class(choice == "below", "below")
+        self.set_class(width < 100, "narrow")
+
+    def action_toggle_layout(self) -> None:
+        panes = self.query_one("#panes")
+        self.layout_choice = "below" if panes.has_class("right") else "right"
+        self._apply_layout()
+
+    def action_fullscreen(self) -> None:
+        self.toggle_class("fullscreen")
+        if self.has_class("fullscreen"):
+            self.reader.focus()
+        else:
+            self.hlist.focus()
+
+    def action_help(self) -> None:
+        from tuimail.ui.screens.modals import HelpScreen
+
+        self.app.push_screen(HelpScreen(self.tapp.effective_keys))
+
+    def action_quit(self) -> None:
+        self.flush_intents()  # what the user did is in the store before the app ends
+        self.app.exit()
+
+    # ------------------------------------------------------------------ folders
+
+    def store(self, account: str | None = None) -> Store:
+        return self.tapp.stores[account or self.account]
+
+    def open_folder(self, account: str, folder_id: int, *, first: bool = False) -> None:
+        """Show a folder. first=True (at start-up) draws the first screenful before anything
+        that scans the whole folder: its counts and the full uid list follow the first paint."""
+        store = self.tapp.stores.get(account)
+        info = store.folder(folder_id, counts=not first) if store is not None else None
+        if info is None:
+            return
+        if not info.selectable:
+            self.notify("this folder holds only other folders", markup=False)
+            return
+        if self.folder is not None and (account, folder_id) != (self.account, self.folder.id):
+            self.folder_left()
+        self.account, self.folder = account, info
+        hl = self.hlist
+        hl.empty_text = "No messages in this folder"
+        hl.load(store, folder_id, first_page=max(100, 2 * self.app.size.height) if first else 0)
+        self.folder_tree.select_folder(account, folder_id)
+        svc = self.tapp.services.get(account)
+        if svc is not None and not self.tapp.offline:
+            svc.watch_folder(info.name)
+        self.folder_opened(account, info.name)
+        self.update_status()
+        self.show_problem()
+
+    def on_header_list_order_changed(self, event: HeaderList.OrderChanged) -> None:
+        self.update_status()
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
+        ref: FolderRef | None = event.node.data
+        if ref is None or ref.folder_id is None:
+            return
+        event.stop()
+        if ref.account != self.account or self.folder is None or ref.folder_id != self.folder.id:
+            self.open_folder(ref.account, ref.folder_id)
+        self.hlist.focus()
+
+    def folder_choices(self, account: str | None = None, *, exclude: int | None = None):
+        out = []
+        for name, store in self.tapp.stores.items():
+            if account is not None and name != account:
+                continue
+            for f in store.folders():
+                if not f.selectable or f.id == exclude:
+                    continue
+                label = f.name if account is not None else f"{name}: {f.name}"
+                if f.unread:
+                    label += f"  ({f.unread})"
+                out.append((label, (name, f)))
+        return out
+
+    def action_change_folder(self) -> None:
+        def chosen(value) -> None:
+            if value is not None:
+                account, info = value
+                self.open_folder(account, info.id)
+                self.hlist.focus()
+
+        from tuimail.ui.screens.modals import PickerScreen
+
+        choices = self.folder_choices()
+        self.app.push_screen(PickerScreen("Open folder", choices, [v[1].name for _l, v in choices]), chosen)
+
+    # ------------------------------------------------------------------ status and counts
+
+    def update_status(self) -> None:
+        info = self.status.info
+        info.account = self.account or ""
+        if self.folder is not None:
+            info.folder = self.folder.name
+            info.total, info.unread = self.folder.total, self.folder.unread
+            info.folder_error = self._folder_problem(self.folder)
+        hl = self.hlist
+        info.sort = ("thread" if hl.threaded else hl.sort) + (" ↑" if hl.reverse else "")
+        self.status.show()
+
+    def counts_changed(self, account: str, folder_id: int) -> None:
+        """Counts are recomputed a moment later, once for a burst of changes."""
+        self._dirty_counts.add((account, folder_id))
+        if self._counts_timer is None:
+            self._counts_timer = self.set_timer(0.3, self._flush_counts)
+
+    def _flush_counts(self) -> None:
+        self._counts_timer = None
+        dirty, self._dirty_counts = self._dirty_counts, set()
+
+        def query(stores: dict[str, Store]):
+            infos = {(a, fid): stores[a].folder(fid) for a, fid in dirty}
+            pending = {a: (stores[a].pending_count(), stores[a].failed_summary()) for a in stores}
+            return infos, pending
+
+        self.read_in_thread("counts", {a for a, _ in dirty}, query)
+
+    def _done_counts(self, result) -> None:
+        infos, pending = result
+        for (account, fid), info in infos.items():
+            if info is None:
+                continue
+            self.folder_tree.update_counts(account, fid, info)
+            if account == self.account and self.folder is not None and fid == self.folder.id:
+                self.folder = info
+        for account, (n, failed) in pending.items():
+            st = self.status.info.accounts.setdefault(account, AccountState())
+            st.pending, st.failed = n, failed
+        self.update_status()
+
+    def read_in_thread(self, group: str, accounts, query) -> None:
+        """Run query({account: Store}) in a thread on connections of its own (counts scan every row
+        of a folder: ~20 ms per 100k, more while the sync writes); `_done_<group>` gets the result.
+        Without a store path (an in-memory test double) it runs here."""
+        stores = {a: self.tapp.stores[a] for a in accounts if a in self.tapp.stores}
+        paths = {a: getattr(s, "path", None) for a, s in stores.items()}
+        if any(p is None for p in paths.values()):
+            getattr(self, f"_done_{group}")(query(stores))
+            return
+
+        def work():
+            own = {a: Store(p) for a, p in paths.items()}
+            try:
+                return query(own)
+            finally:
+                for st in own.values():
+                    st.close()
+
+        self.run_worker(work, thread=True, group=group, exit_on_error=False)
+
+    # ------------------------------------------------------------------ sync events
+
+    def handle_events(self, evs: list[object]) -> None:
+        app = self.tapp
+        status_dirty = False
+        for ev in evs:
+            if isinstance(ev, SyncState):
+                st = self.status.info.accounts.setdefault(ev.account, AccountState())
+                st.state = "offline" if app.offline else ev.state
+                st.folder, st.done, st.total, st.pending = ev.folder, ev.done, ev.total, ev.pending
+                st.error = sanitize_line(ev.error) if ev.error else (None if ev.state != "error" else st.error)
+                self.sync_state_changed(ev, st)
+                status_dirty = True
+            elif isinstance(ev, NewMail):
+                self.new_mail(ev)
+            elif isinstance(ev, FoldersChanged):
+                self._folders_dirty.add(ev.account)
+            elif isinstance(ev, RowsChanged):
+                if ev.account == self.account and self.folder is not None and ev.folder_id == self.folder.id:
+                    self.hlist.rows_changed(ev.uids, ev.added, ev.removed, ev.reset)
+                self.counts_changed(ev.account, ev.folder_id)
+        if self._folders_dirty and self._folders_timer is None:
+            wait = self._folders_at + FOLDERS_INTERVAL - time.monotonic()
+            if wait <= 0:
+                self._flush_folders()
+            else:
+                self._folders_timer = self.set_timer(wait, self._flush_folders)
+        if status_dirty:
+            self.update_status()
+
+    def _flush_folders(self) -> None:
+        """Folder lists and counts (Store.folders() scans every row): at most once a second, read
+        in a thread."""
+        self._folders_timer = None
+        self._folders_at = time.monotonic()
+        dirty, self._folders_dirty = self._folders_dirty, set()
+        self.read_in_thread("folders", dirty, lambda stores: {a: st.folders() for a, st in stores.items()})
+        self.refresh_failed(dirty)
+
+    def _done_folders(self, result: dict[str, list[FolderInfo]]) -> None:
+        for account, folders in result.items():
+            self.folder_tree.set_account(account, folders)
+            wanted = self._wanted_start and self._find_folder(self._wanted_start)
+            if wanted:
+                self._wanted_start = None
+                self.open_folder(*wanted)
+            elif self.folder is None:  # the first sync brought the folders
+                target = self._default_folder()
+                if target is not None:
+                    self.open_folder(*target)
+            elif account == self.account:
+                cur = next((f for f in folders if f.id == self.folder.id), None)
+                if cur is not None:
+                    self.folder = cur
+                else:  # the open folder is gone from the server
+                    target = self._default_folder()
+                    if target is not None:
+                        self.open_folder(*target)
+        self.update_status()
+        self.show_problem()

@@ -1,0 +1,190 @@
+"""The folder tree: one top-level node per account; role folders first, then the hierarchy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from tuimail.mail.sanitize import sanitize_line
+from tuimail.store.store import ROLES, FolderInfo
+from tuimail.ui import keys
+
+ROLE_NAMES = {"inbox": "Inbox", "drafts": "Drafts", "sent": "Sent", "archive": "Archive",
+              "junk": "Junk", "trash": "Trash"}
+
+
+@dataclass(frozen=True)
+class FolderRef:
+    account: str
+    folder_id: int | None = None  # None: the account node, or a folder that cannot be selected
+    name: str | None = None  # the folder's full (server) name
+
+
+def folder_label(info: FolderInfo | None, text: str, unread: int = 0) -> Text:
+    """The label of a folder node: its name, the unread count in bold, and a mark when the server
+    refused the folder (⚠; the reason is in the status bar when it is highlighted or open) or
+    it is gone from the server with failed actions on it."""
+    label = Text(sanitize_line(text) or "?")
+    if unread:
+        label.stylize("bold")
+        label.append(f" {unread}", style="bold")
+    if info is not None and info.gone:
+        label.stylize("dim")
+        label.append(" (gone)", style="dim")
+    elif info is not None and info.error:
+        label.append(" ⚠", style="bold red")
+    return label
+
+
+def order_folders(folders: Iterable[FolderInfo]) -> list[tuple[int, FolderInfo | None, str, str]]:
+    """(depth, info or None for a missing parent, display text, full path key) in tree order.
+
+    Role folders come first in the order of ROLES; the rest follow by name; children under their
+    parent by the hierarchy delimiter.
+    """
+    folders = list(folders)
+    by_name = {f.name: f for f in folders}
+    children: dict[str | None, list[str]] = {}
+    nodes: dict[str, FolderInfo | None] = {}
+
+    def parent_of(name: str, delim: str | None) -> str | None:
+        if delim and delim in name:
+            return name.rsplit(delim, 1)[0]
+        return None
+
+    def add(name: str, delim: str | None) -> None:
+        if name in nodes:
+            return
+        nodes[name] = by_name.get(name)
+        parent = parent_of(name, delim)
+        if parent is not None and parent:
+            add(parent, delim)
+        children.setdefault(parent or None, []).append(name)
+
+    for f in folders:
+        add(f.name, f.delimiter)
+
+    def sort_key(name: str):
+        info = nodes.get(name)
+        if info is not None and info.role in ROLES:
+            return (0, ROLES.index(info.role), "")
+        return (1, 0, name.casefold())
+
+    out: list[tuple[int, FolderInfo | None, str, str]] = []
+
+    def walk(parent: str | None, depth: int) -> None:
+        for name in sorted(children.get(parent, []), key=sort_key):
+            info = nodes[name]
+            if info is not None and info.role and depth == 0:
+                text = ROLE_NAMES.get(info.role, info.display_name())
+            elif info is not None:
+                text = info.display_name()
+            else:
+                delim = next((f.delimiter for f in folders if f.delimiter and f.name.startswith(name)), None)
+                text = name.rsplit(delim, 1)[-1] if delim else name
+            out.append((depth, info, text, name))
+            walk(name, depth + 1)
+
+    walk(None, 0)
+    return out
+
+
+class FolderTree(Tree[FolderRef]):
+    BINDINGS = keys.bindings("tree")
+
+    DEFAULT_CSS = """
+    FolderTree { background: $panel; padding: 0; scrollbar-size-vertical: 1; }
+    /* Tree's own guide colours are the surface's, lightened: black with an ANSI theme (11.7) */
+    FolderTree > .tree--guides, FolderTree > .tree--guides-hover, FolderTree:focus > .tree--guides,
+    FolderTree:focus > .tree--guides-hover, FolderTree:light > .tree--guides,
+    FolderTree:light > .tree--guides-hover, FolderTree:ansi > .tree--guides { color: $tuimail-guides; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("accounts", id=id)
+        self.show_root = False
+        self.guide_depth = 2
+        self._accounts: dict[str, TreeNode[FolderRef]] = {}
+        self._folder_nodes: dict[tuple[str, int], TreeNode[FolderRef]] = {}
+        self._names: dict[str, tuple[str, ...]] = {}
+        self._texts: dict[tuple[str, int], str] = {}
+        self._unread: dict[tuple[str, int], int] = {}
+
+    def set_account(self, account: str, folders: list[FolderInfo]) -> None:
+        """Build or refresh an account's subtree. If the folder set is unchanged only labels change
+        (the cursor and the expansion stay where they are)."""
+        names = tuple(sorted(f.name for f in folders))
+        node = self._accounts.get(account)
+        for f in folders:
+            self._unread[(account, f.id)] = f.unread
+        if node is not None and self._names.get(account) == names:
+            for f in folders:
+                self.update_counts(account, f.id, f)
+            self._relabel_account(account)
+            return
+        expanded: set[str] = set()
+        if node is None:
+            node = self.root.add(Text(""), FolderRef(account), expand=True)
+            self._accounts[account] = node
+        else:
+            expanded = {n.data.name for n in self._iter(node) if n.is_expanded and n.data}
+            node.remove_children()
+            for key in [k for k in self._folder_nodes if k[0] == account]:
+                del self._folder_nodes[key]
+                self._unread.pop(key, None)
+            for f in folders:
+                self._unread[(account, f.id)] = f.unread
+        self._names[account] = names
+        stack: list[TreeNode[FolderRef]] = [node]
+        for depth, info, text, name in order_folders(folders):
+            del stack[depth + 1:]
+            parent = stack[-1]
+            ref = FolderRef(account, info.id if info is not None and info.selectable else None, name)
+            child = parent.add(folder_label(info, text, info.unread if info else 0), ref,
+                               expand=(name in expanded) or not expanded)
+            child.allow_expand = False
+            if parent is not node:
+                parent.allow_expand = True
+            if info is not None:
+                self._folder_nodes[(account, info.id)] = child
+                self._texts[(account, info.id)] = text
+            stack.append(child)
+        self._relabel_account(account)
+
+    def _relabel_account(self, account: str) -> None:
+        node = self._accounts.get(account)
+        if node is None:
+            return
+        unread = sum(n for (acct, _fid), n in self._unread.items() if acct == account)
+        t = Text(sanitize_line(account), style="bold")
+        if unread:
+            t.append(f" {unread}")
+        node.set_label(t)
+
+    def _iter(self, node: TreeNode[FolderRef]):
+        for c in node.children:
+            yield c
+            yield from self._iter(c)
+
+    def update_counts(self, account: str, folder_id: int, info: FolderInfo) -> None:
+        n = self._folder_nodes.get((account, folder_id))
+        if n is None:
+            return
+        self._unread[(account, folder_id)] = info.unread
+        n.set_label(folder_label(info, self._texts.get((account, folder_id), info.display_name()), info.unread))
+        self._relabel_account(account)
+
+    def select_folder(self, account: str, folder_id: int) -> None:
+        n = self._folder_nodes.get((account, folder_id))
+        if n is None:
+            return
+        p = n.parent
+        while p is not None:
+            p.expand()
+            p = p.parent
+        # the tree builds its lines on refresh: a node added just now has no line yet
+        self.call_after_refresh(self.move_cursor, n, False)

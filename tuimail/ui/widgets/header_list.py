@@ -1,0 +1,336 @@
+"""The header list: a Line-API ScrollView over one folder of the store (DESIGN.md §3).
+
+It holds the folder's ordered uid list (the one query that returns every row, as bare ints), a
+small cache of the rows near the viewport, and an LRU cache of rendered strips keyed by
+(uid, flags, width, cursor state). `render_line(y)` draws row y; rows are read with
+`Store.rows(folder_id, uids)` for the uids around the viewport only — never LIMIT/OFFSET, never
+every row. A cursor move refreshes the old and the new line only.
+
+Loading the uid list and following the store's changes live in list_loading.py, the key actions
+in list_actions.py (mixins of HeaderList).
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import OrderedDict
+
+from rich.cells import set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from tuimail.mail.sanitize import sanitize_line
+from tuimail.store.store import MessageRow, Store
+from tuimail.ui import keys
+from tuimail.ui.widgets.list_actions import ListActions
+from tuimail.ui.widgets.list_loading import ListLoading, uid_array
+from tuimail.ui.overlay import Overlay
+from tuimail.ui.rows import COMPACT, DateFormatter, columns, format_size, sender_name
+
+STRIP_CACHE = 1024
+_TREE_CHARS = frozenset(" │├└┌─>")
+
+
+def tree_prefix(prefix: str) -> str:
+    """A stored thread prefix ("│ └─>"), kept only when it is made of tree characters (it is
+    computed by mail/thread.py, but it comes from the store file: nothing else is drawn)."""
+    if not prefix or not _TREE_CHARS.issuperset(prefix):
+        return ""
+    return prefix
+
+ROW_CACHE = 4096
+
+
+class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
+    """Virtual list of one folder's messages."""
+
+    BINDINGS = keys.bindings("list")
+
+    COMPONENT_CLASSES = {
+        "header-list--unread",
+        "header-list--flagged",
+        "header-list--deleted",
+        "header-list--cursor",
+        "header-list--cursor-blurred",
+        "header-list--dim",
+        "header-list--empty",
+    }
+
+    DEFAULT_CSS = """
+    HeaderList {
+        overflow-x: hidden;
+        overflow-y: auto;
+        background: $surface;
+        color: $foreground;
+        scrollbar-size-vertical: 1;
+    }
+    HeaderList > .header-list--unread { text-style: bold; }
+    HeaderList > .header-list--flagged { color: $warning; }
+    HeaderList > .header-list--deleted { color: $text-disabled; text-style: strike; }
+    HeaderList > .header-list--cursor { background: $block-cursor-background; color: $block-cursor-foreground; }
+    HeaderList > .header-list--cursor-blurred { background: $block-cursor-blurred-background; }
+    HeaderList > .header-list--dim { color: $text-muted; }
+    HeaderList > .header-list--empty { color: $text-muted; text-style: italic; }
+    """
+
+    class Selected(Message):
+        """Enter on a row (or a double click): open that message."""
+
+        def __init__(self, header_list: HeaderList, uid: int) -> None:
+            super().__init__()
+            self.header_list = header_list
+            self.uid = uid
+
+    class OrderChanged(Message):
+        """Sort order or threading changed (the status bar shows it)."""
+
+    class Painted(Message):
+        """The list drew its first screen (rows, or the empty text): work that would only have
+        delayed it (the folder tree, the rest of the uid list, the network) can start now.
+        Sent again with rows=True the first time rows are drawn."""
+
+        def __init__(self, rows: bool) -> None:
+            super().__init__()
+            self.rows = rows
+
+    class CursorMoved(Message):
+        def __init__(self, header_list: HeaderList) -> None:
+            super().__init__()
+            self.header_list = header_list
+
+    def __init__(self, *, dates: DateFormatter | None = None, overlay: Overlay | None = None, name=None, id=None,
+                 classes=None):
+        super().__init__(name=name, id=id, classes=classes)
+        self.overlay = overlay  # queued intents drawn before the store has them (ui/overlay.py)
+        self.store: Store | None = None
+        self.folder_id: int | None = None
+        self.uids: array = uid_array()
+        self.cursor = 0
+        self.sort = "date"
+        self.reverse = False
+        self.threaded = False
+        self.collapsed: set[int] = set()  # thread roots whose replies are hidden
+        self._thread_root: dict[int, int] = {}
+        self._thread_size: dict[int, int] = {}
+        self._thread_unread: dict[int, int] = {}  # root -> unread messages in its thread
+        self._rows: dict[int, MessageRow] = {}
+        self._strips: OrderedDict[tuple, Strip] = OrderedDict()
+        self.dates = dates or DateFormatter()
+        self.empty_text = "No folder open"
+        self._loaded_at = 0.0
+        self._reload_timer = None
+        self._reload_token = 0
+        self._reload_inflight = False
+        self._writing_since: float | None = None  # the thread order was half written since (list_loading.py)
+        self.partial = False  # uids holds only the first page; the rest is being read
+        self._painted = False
+        self._rows_painted = False
+
+    @property
+    def current_uid(self) -> int | None:
+        if 0 <= self.cursor < len(self.uids):
+            return self.uids[self.cursor]
+        return None
+
+    def current_row(self) -> MessageRow | None:
+        uid = self.current_uid
+        if uid is None or self.store is None:
+            return None
+        row = self._rows.get(uid)
+        if row is None:
+            row = self.store.row(self.folder_id, uid)
+            if row is not None:
+                self._rows[uid] = row
+        return self._shown(row)
+
+    def _shown(self, row: MessageRow | None) -> MessageRow | None:
+        """The row with the queued intents on top (its flags as the user set them)."""
+        ov = self.overlay
+        if not ov or row is None:
+            return row
+        return ov.row(self.store, self.folder_id, row) or row
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self.__dict__.pop("_base_style_cache", None)
+        self._strips.clear()
+
+    # ------------------------------------------------------------------ rendering
+
+    def _window(self) -> tuple[int, int]:
+        h = max(1, self.size.height)
+        top = self.scroll_offset.y
+        margin = h // 2
+        return max(0, top - margin), min(len(self.uids), top + h + margin)
+
+    def _load_window(self) -> None:
+        lo, hi = self._window()
+        missing = [u for u in self.uids[lo:hi] if u not in self._rows]
+        if not missing or self.store is None:
+            return
+        if len(self._rows) + len(missing) > ROW_CACHE:
+            keep = set(self.uids[lo:hi])
+            self._rows = {u: r for u, r in self._rows.items() if u in keep}
+        self._rows.update(self.store.rows(self.folder_id, missing))
+
+    @property
+    def _base_style(self) -> Style:
+        """self.rich_style, computed once per style change: Textual derives it from the CSS of
+        every ancestor on each call, which was a third of the first paint's render time."""
+        base = self.__dict__.get("_base_style_cache")
+        if base is None:
+            base = self.__dict__["_base_style_cache"] = self.rich_style
+        return base
+
+    def render_line(self, y: int) -> Strip:
+        idx = self.scroll_offset.y + y
+        width = self.scrollable_content_region.width
+        base = self._base_style
+        if not self._rows_painted and width:
+            rows = idx < len(self.uids)
+            if not self._painted or rows:
+                # Posted during the compositor's pass: handled once this frame is written.
+                self.post_message(self.Painted(rows))
+                self._rows_painted = rows
+            if not self._painted and self.partial:
+                self.call_later(self._reload)
+            self._painted = True
+        if idx >= len(self.uids):
+            if idx == 0 and width:
+                style = base + self.get_component_rich_style("header-list--empty")
+                return Strip([Segment(set_cell_size("  " + self.empty_text, width), style)], width)
+            return Strip.blank(width, base)
+        uid = self.uids[idx]
+        row = self._rows.get(uid)
+        if row is None:
+            self._load_window()
+            row = self._rows.get(uid)
+            if row is None:
+                return Strip.blank(width, base)
+        if self.overlay:
+            row = self._shown(row)
+        state = 0
+        if idx == self.cursor:
+            state = 1 if self.has_focus else 2
+        key = (uid, row.flags, width, state, self._collapsed_label(uid) if self.threaded else None)
+        strip = self._strips.get(key)
+        if strip is not None:
+            self._strips.move_to_end(key)
+            return strip
+        strip = self._render_row(row, width, state, base)
+        self._strips[key] = strip
+        if len(self._strips) > STRIP_CACHE:
+            self._strips.popitem(last=False)
+        return strip
+
+    def _render_row(self, row: MessageRow, width: int, state: int, base: Style) -> Strip:
+        fl = row.flag_set
+        style = base
+        if "\\Seen" not in fl or (row.uid in self.collapsed and self._thread_unread.get(row.uid)):
+            style += self.get_component_rich_style("header-list--unread")  # (a collapsed thread: bold if unread)
+        if "\\Flagged" in fl:
+            style += self.get_component_rich_style("header-list--flagged")
+        if "\\Deleted" in fl:
+            style += self.get_component_rich_style("header-list--deleted")
+        if state == 1:
+            style += self.get_component_rich_style("header-list--cursor")
+        elif state == 2:
+            style += self.get_component_rich_style("header-list--cursor-blurred")
+        dim = style + self.get_component_rich_style("header-list--dim") if state == 0 else style
+        compact = width < 90 and not self.dates.fmt
+        w_flags, w_date, w_from, w_subj, w_size = columns(width, COMPACT if compact else self.dates.width)
+        marks = ("N" if "\\Seen" not in fl else " ") + ("!" if "\\Flagged" in fl else
+                                                        "D" if "\\Deleted" in fl else " ")
+        marks += "r" if "\\Answered" in fl else "@" if row.has_attachment else " "
+        subject = sanitize_line(row.subject) or "(no subject)"
+        if self.threaded:
+            # The tree prefix is drawn as stored: its leading spaces ARE the indentation (a
+            # sanitize_line here once collapsed them and drew every reply as a sibling).
+            prefix = tree_prefix(row.thread_prefix)
+            label = self._collapsed_label(row.uid)
+            subject = f"{prefix}{label} {subject}" if label else f"{prefix}{subject}"
+        segs = [
+            Segment(set_cell_size(marks, w_flags) + " ", style),
+            Segment(set_cell_size(self.dates(row.date, compact), w_date) + " ", dim),
+            Segment(set_cell_size(sender_name(row.from_), w_from) + " ", style),
+            Segment(set_cell_size(subject, w_subj), style),
+        ]
+        if w_size:
+            segs.append(Segment(" " + format_size(row.size).rjust(w_size)[-w_size:], dim))
+        strip = Strip(segs)
+        return strip.adjust_cell_length(width, style)
+
+    def _collapsed_label(self, uid: int) -> str:
+        """"(5, 2 unread)" on the root of a collapsed thread of 5 messages, "(5)" when all are read."""
+        if uid not in self.collapsed:
+            return ""
+        n = self._thread_size.get(uid, 1)
+        unread = self._thread_unread.get(uid, 0)
+        return f"({n}, {unread} unread)" if unread else f"({n})"
+
+    # ------------------------------------------------------------------ cursor
+
+    def _scroll_cursor_into_view(self) -> None:
+        h = self.size.height
+        if not h:
+            return
+        top = self.scroll_offset.y
+        if top <= self.cursor < top + h:
+            return
+        # Off screen: bring the cursor to the middle (like mutt's page jumps, half as far), so a run
+        # of j/k repaints two lines most of the time instead of the whole list on every step.
+        new_top = self.cursor - h // 2
+        new_top = max(0, min(new_top, len(self.uids) - h))
+        self.scroll_to(y=new_top, animate=False, immediate=True)
+
+    def move_cursor(self, index: int, *, scroll_by: int = 0) -> None:
+        if not self.uids:
+            return
+        if self.partial and index + max(0, scroll_by) + self.size.height >= len(self.uids):
+            self.ensure_complete()
+        index = max(0, min(index, len(self.uids) - 1))
+        old = self.cursor
+        if index == old and not scroll_by:
+            return
+        self.cursor = index
+        top = self.scroll_offset.y
+        if scroll_by:
+            self.scroll_to(y=max(0, min(top + scroll_by, len(self.uids) - self.size.height)),
+                           animate=False, immediate=True)
+        self._scroll_cursor_into_view()
+        if self.scroll_offset.y == top:
+            self.refresh_line(old)
+            self.refresh_line(index)
+        self.post_message(self.CursorMoved(self))
+
+    def select_uid(self, uid: int) -> bool:
+        idx = self._index_of(uid)
+        if idx is None:
+            return False
+        self.move_cursor(idx)
+        return True
+
+    def _on_focus(self, event: events.Focus) -> None:
+        super()._on_focus(event)
+        self.refresh_line(self.cursor)
+
+    def _on_blur(self, event: events.Blur) -> None:
+        super()._on_blur(event)
+        self.refresh_line(self.cursor)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._scroll_cursor_into_view()
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        idx = self.scroll_offset.y + offset.y
+        if idx < len(self.uids):
+            self.move_cursor(idx)
+            if event.chain >= 2:
+                self.post_message(self.Selected(self, self.uids[idx]))

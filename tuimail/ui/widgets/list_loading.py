@@ -1,0 +1,278 @@
+"""Loading the header list's ordered uids (a mixin of HeaderList): the first page, the whole
+list in a thread, reloads spaced by list size while a sync commits windows, and changes from
+outside (flags, new and removed rows, local moves), keeping the cursor on the same message.
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from collections.abc import Iterable
+
+from textual.geometry import Size
+from textual.worker import Worker, WorkerState
+
+from tuimail.store.journal import _apply, norm_flags
+from tuimail.store.store import Store
+
+RELOAD_INTERVAL = 0.3  # seconds between uid-list reloads caused by sync events (small folders)
+RELOAD_ROWS_PER_SECOND = 25_000  # bigger lists wait longer: 100k rows -> at most one reload per 4 s
+THREADS_WRITING_WAIT = 5.0  # seconds a half-written thread order is not shown (store/threads.py)
+
+
+def uid_array(uids: Iterable[int] = ()) -> array:
+    """The folder's ordered uids, 4 bytes each (IMAP uids are 32-bit): 0.4 MB at 100k, where a
+    list of Python ints is 3.5 MB."""
+    return array("I", uids)
+
+
+class ListLoading:
+    def load(self, store: Store | None, folder_id: int | None, *, keep_uid: int | None = None,
+             keep_row: bool = True, first_page: int = 0) -> None:
+        """(Re)load the uid list now. The cursor stays on `keep_uid` (default: the current uid) and,
+        with keep_row, on the same screen row.
+
+        first_page=N (opening a folder at start-up): read only the first N uids when the order
+        has an index (date, arrival), draw them, and read the whole list in a thread after the
+        first paint — at 100k the full list is ~80 ms the first screen does not need."""
+        same = store is self.store and folder_id == self.folder_id
+        if not same:
+            self.collapsed.clear()
+        self.store, self.folder_id = store, folder_id
+        result = None
+        partial = False
+        if store is not None and folder_id is not None:
+            if first_page and not self.threaded and self.sort in ("date", "arrival"):
+                result = "list", uid_array(store.uid_list(folder_id, self.sort, self.reverse, limit=first_page))
+                partial = len(result[1]) >= first_page
+            else:
+                result = self._query(store, folder_id, self.threaded, self.sort, self.reverse)
+        self._apply(result, same, keep_uid, keep_row)
+        self.partial = partial
+        if partial and self._painted:
+            self._reload()
+
+    def ensure_complete(self) -> None:
+        """Before anything that needs the whole list (end, search, next unread): read it now if
+        only the first page is here yet."""
+        if self.partial:
+            self.load(self.store, self.folder_id, keep_row=True)
+
+    @staticmethod
+    def _query(store: Store, folder_id: int, threaded: bool, sort: str, reverse: bool):
+        if threaded:
+            return ("thread", *store.thread_view(folder_id))
+        return "list", uid_array(store.uid_list(folder_id, sort, reverse))
+
+    def _apply(self, result, same: bool, keep_uid: int | None = None, keep_row: bool = True) -> None:
+        writing = result is not None and result[0] == "thread" and result[3]
+        if not writing:
+            self._writing_since = None
+        elif same and self.uids:
+            # The sync is writing the thread order in several transactions: keep the order on
+            # screen (a half-written one splits threads) and read it again in a moment; shown as
+            # it is if it stays so (a sync that died between two transactions threads it again).
+            now = time.monotonic()
+            since = self._writing_since = self._writing_since or now
+            if now - since < THREADS_WRITING_WAIT:
+                self._loaded_at = now
+                if self._reload_timer is None:
+                    self._reload_timer = self.set_timer(RELOAD_INTERVAL, self._reload)
+                return
+        if keep_uid is None and same:
+            keep_uid = self.current_uid
+        old_cursor, old_scroll = self.cursor, self.scroll_offset.y
+        if self._reload_timer is not None:
+            self._reload_timer.stop()
+            self._reload_timer = None
+        self._reload_token += 1  # a reload still running in a thread is stale now
+        self._loaded_at = time.monotonic()
+        self.partial = False
+        self._rows.clear()
+        self._strips.clear()
+        if result is None:
+            self.uids = uid_array()
+        elif result[0] == "thread":
+            self._set_threads(result[1], result[2])
+        else:
+            self.uids = result[1]
+        hidden = self.overlay.hidden(self.store, self.folder_id) if self.overlay else None
+        if hidden:  # moved or deleted, the writer has not stored it yet
+            self.uids = uid_array(u for u in self.uids if u not in hidden)
+        cursor = 0
+        if keep_uid is not None:
+            cursor = self._index_of(keep_uid)
+            if cursor is None:
+                cursor = min(old_cursor, max(0, len(self.uids) - 1)) if same else 0
+        self.cursor = max(0, min(cursor, len(self.uids) - 1))
+        self.virtual_size = Size(0, len(self.uids))
+        if same and keep_row and old_scroll == 0 and self.cursor < self.size.height:
+            self.scroll_to(y=0, animate=False, immediate=True)  # at the top: new mail shows up there
+        elif same and keep_row:
+            self.scroll_to(y=max(0, self.cursor - (old_cursor - old_scroll)), animate=False, immediate=True)
+        elif not same:
+            self.scroll_to(y=0, animate=False, immediate=True)
+        self._scroll_cursor_into_view()
+        self.refresh()
+        if self.uids:
+            from tuimail.trace import trace
+            trace(f"list loaded {len(self.uids)} rows")
+
+    def _set_threads(self, info, unread: dict[int, int]) -> None:
+        self._thread_unread = unread
+        self._thread_root = {uid: (root if root is not None else uid) for uid, _depth, root in info}
+        sizes: dict[int, int] = {}
+        for root in self._thread_root.values():
+            sizes[root] = sizes.get(root, 0) + 1
+        self._thread_size = sizes
+        self.collapsed &= set(sizes)
+        coll = self.collapsed
+        self.uids = uid_array(uid for uid, _d, _r in info if not coll or self._thread_root[uid] == uid
+                              or self._thread_root[uid] not in coll)
+
+    def _index_of(self, uid: int) -> int | None:
+        try:
+            return self.uids.index(uid)
+        except ValueError:
+            if self.partial:
+                self.ensure_complete()
+                return self._index_of(uid)
+            return None
+
+    # ------------------------------------------------------------------ changes from outside
+
+    def rows_changed(self, uids: Iterable[int] = (), added: Iterable[int] = (), removed: Iterable[int] = (),
+                     reset: bool = False) -> None:
+        """Flags changed for `uids` (only their cached rows/strips go); added/removed/reset reload
+        the uid list keeping the cursor on the same message."""
+        added, removed = tuple(added), tuple(removed)
+        if added or removed or reset:
+            self._schedule_reload()
+            return
+        self.invalidate(uids)
+
+    def _schedule_reload(self) -> None:
+        """Reload the uid list now, or — when the last load was less than RELOAD_INTERVAL ago (a
+        cold sync commits window after window) — once, a little later."""
+        if self._reload_timer is not None:
+            return
+        if not self.uids and not self._reload_inflight:
+            # The first rows of an empty folder (a first run's first window): read them here and
+            # now, with no interval and no thread; they are the first screen.
+            self.load(self.store, self.folder_id)
+            return
+        # A cold sync commits a window every ~0.4 s; reloading a 100k list after each one cost the
+        # sync thread a third of its time (the GIL), so the interval grows with the list.
+        interval = max(RELOAD_INTERVAL, len(self.uids) / RELOAD_ROWS_PER_SECOND)
+        wait = self._loaded_at + interval - time.monotonic()
+        if wait <= 0:
+            self._reload()
+        else:
+            self._reload_timer = self.set_timer(wait, self._reload)
+
+    def _reload(self) -> None:
+        """The uid list again, queried in a thread on a connection of its own (a 100k list takes
+        ~50 ms to read): the UI keeps answering keys meanwhile, and applies the result when it
+        arrives — unless the folder, the order or the rows (a local move) changed in between."""
+        self._reload_timer = None
+        store, fid = self.store, self.folder_id
+        path = getattr(store, "path", None)
+        if store is None or fid is None or path is None:
+            self.load(store, fid)
+            return
+        self._reload_token += 1
+        key = (self._reload_token, store, fid, self.threaded, self.sort, self.reverse)
+
+        def work():
+            own = Store(path)
+            try:
+                return key, self._query(own, fid, key[3], key[4], key[5])
+            finally:
+                own.close()
+
+        self._loaded_at = time.monotonic()
+        self._reload_inflight = True
+        self.run_worker(work, thread=True, group="header-reload", exit_on_error=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "header-reload":
+            return
+        event.stop()
+        if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            self._reload_inflight = False
+        if event.state == WorkerState.ERROR:
+            self.load(self.store, self.folder_id)  # fall back to reading here
+        elif event.state == WorkerState.SUCCESS:
+            key, result = event.worker.result
+            if key == (self._reload_token, self.store, self.folder_id, self.threaded, self.sort, self.reverse):
+                self._apply(result, True)
+
+    def invalidate(self, uids: Iterable[int]) -> None:
+        uids = set(uids)
+        if not uids:
+            return
+        for uid in uids:
+            self._rows.pop(uid, None)
+        if self.threaded and self.collapsed and self.store is not None and any(
+                self._thread_root.get(u, u) in self.collapsed for u in uids):
+            # a message inside a collapsed thread changed: its "(5, 2 unread)" is redrawn
+            self._thread_unread = self.store.thread_unread(self.folder_id)
+            uids |= {self._thread_root.get(u, u) for u in uids}
+        top = self.scroll_offset.y
+        for y in range(top, min(len(self.uids), top + self.size.height)):
+            if self.uids[y] in uids:
+                self.refresh_line(y)
+
+    def flags_stored(self, uids: Iterable[int], add: Iterable[str], remove: Iterable[str]) -> None:
+        """A queued flag change is in the store now (and out of the overlay): the cached rows
+        take it as the store did, instead of being read again on the UI thread."""
+        uids = set(uids)
+        for uid in uids:
+            row = self._rows.get(uid)
+            if row is not None:
+                self._rows[uid] = row._replace(flags=norm_flags(_apply(row.flag_set, add, remove)))
+        if self.threaded and self.collapsed:
+            self.invalidate(uids)  # (the collapsed thread's unread count is read again)
+            return
+        self.refresh_uids(uids)
+
+    def refresh_uids(self, uids: set[int]) -> None:
+        top = self.scroll_offset.y
+        for y in range(top, min(len(self.uids), top + self.size.height)):
+            if self.uids[y] in uids:
+                self.refresh_line(y)
+
+    def hidden_stored(self) -> None:
+        """A queued move or delete is in the store now (and out of the overlay): a uid list read
+        before it would bring the rows back, so it is read again."""
+        if self._reload_inflight:
+            self._reload_token += 1
+            self._schedule_reload()
+
+    def remove_uids(self, uids: Iterable[int]) -> None:
+        """Rows hidden by a local intent (move/delete): the cursor stays at the same index."""
+        gone = set(uids)
+        if not gone:
+            return
+        if self._reload_inflight:  # read before this intent: it would bring the rows back
+            self._reload_token += 1
+            self._schedule_reload()
+        before = self.uids[:self.cursor]
+        shift = sum(1 for u in before if u in gone)
+        self.uids = uid_array(u for u in self.uids if u not in gone)
+        self.cursor = max(0, min(self.cursor - shift, len(self.uids) - 1))
+        self.virtual_size = Size(0, len(self.uids))
+        self._scroll_cursor_into_view()
+        self.refresh()
+        self.post_message(self.CursorMoved(self))
+
+    def set_order(self, *, sort: str | None = None, reverse: bool | None = None,
+                  threaded: bool | None = None) -> None:
+        if sort is not None:
+            self.sort = sort
+        if reverse is not None:
+            self.reverse = reverse
+        if threaded is not None:
+            self.threaded = threaded
+        self.load(self.store, self.folder_id, keep_uid=self.current_uid, keep_row=False)
+        self.post_message(self.OrderChanged())
