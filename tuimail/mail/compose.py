@@ -74,7 +74,7 @@ class Identity:
 
     @property
     def formatted(self) -> str:
-        return email.utils.formataddr((self.name, self.address)) if self.name else self.address
+        return _format(self.name, self.address)
 
     @classmethod
     def parse(cls, value: str) -> Identity:
@@ -123,9 +123,16 @@ def _own(identities: list[Identity] | tuple[Identity, ...]) -> set[str]:
 
 
 def _format(name: str, addr: str) -> str:
+    """'Name <addr>', the name quoted where it needs to be (non-ASCII addresses allowed)."""
     if not addr:
         return ""
-    return email.utils.formataddr((name, addr)) if name and name != addr else addr
+    if not name or name == addr:
+        return addr
+    name = " ".join(name.split())
+    if re.fullmatch(r"[\w!#$%&'*+/=?^`{|}~ .-]+", name) and not name.startswith(".") and ".." not in name:
+        return f"{name} <{addr}>" if "." not in name else f'"{name}" <{addr}>'
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{addr}>'
 
 
 def _join(pairs: list[tuple[str, str]]) -> str:
