@@ -11,7 +11,8 @@ are normalised and NUL removed, nothing else.
 
 The bytes a message is sent as: text parts are 7bit when they fit (ASCII, lines <= 78), else
 quoted-printable; attachments base64; headers RFC 2047, or raw UTF-8 only when an address needs
-it (SMTPUTF8, RFC 6531/6532). So no line is ever over 998 bytes and no 8BITMIME is needed.
+it (SMTPUTF8, RFC 6531/6532). So no line is ever over 998 bytes, and 8BITMIME is needed only to
+forward an 8-bit message as an attachment (message/rfc822 cannot be base64).
 Bcc is kept in the built message (the Sent copy shows it) and removed from the bytes sent
 (``envelope``).
 """
@@ -25,6 +26,7 @@ import textwrap
 import time
 import unicodedata
 import urllib.parse
+import uuid
 from dataclasses import dataclass, field, replace
 from email import policy as email_policy
 from email.message import EmailMessage, MIMEPart
@@ -442,8 +444,10 @@ def forward(raw: bytes, identities: list[Identity] | tuple[Identity, ...], *, in
 
 
 def _message_attachment(name: str, raw: bytes) -> Attachment:
-    clean = raw.isascii() and all(len(line) <= 998 for line in raw.splitlines())
-    return Attachment(name, raw, "message/rfc822" if clean else "message/global")
+    """message/rfc822 (7bit, or 8bit which then needs the server's 8BITMIME, as for mutt); an
+    original with lines over 998 bytes cannot go as either: message/global, base64 (RFC 6532)."""
+    short = all(len(line) <= 998 for line in raw.splitlines())
+    return Attachment(name, raw, "message/rfc822" if short else "message/global")
 
 
 # ---------------------------------------------------------------------------- the edit file
@@ -532,15 +536,18 @@ def _check_value(name: str, value: str) -> None:
 def _addresses(name: str, value: str, *, single: bool = False) -> list[tuple[str, str]]:
     """Parsed and checked: every entry an addr-spec with a domain."""
     _check_value(name, value)
-    header = POLICY_UTF8.header_factory(name, value)
+    try:
+        header = POLICY_UTF8.header_factory(name, value)
+        found = [a for group in header.groups for a in group.addresses]
+    except Exception:  # the stdlib's parser raises IndexError/HeaderParseError on some garbage
+        raise ComposeError(f"{name}: {value.strip()[:80]!r} is not a list of addresses (user@example.org)") from None
     out = []
-    for group in header.groups:
-        for a in group.addresses:
-            if not a.username or not a.domain or a.addr_spec.startswith("<"):
-                raise ComposeError(f"{name}: {str(a)[:80]!r} is not an address (user@example.org)")
-            if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in a.addr_spec) or a.addr_spec.count("@") != 1:
-                raise ComposeError(f"{name}: {a.addr_spec[:80]!r} is not an address (user@example.org)")
-            out.append((a.display_name, a.addr_spec))
+    for a in found:
+        if not a.username or not a.domain or a.addr_spec.startswith("<"):
+            raise ComposeError(f"{name}: {str(a)[:80]!r} is not an address (user@example.org)")
+        if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in a.addr_spec) or a.addr_spec.count("@") != 1:
+            raise ComposeError(f"{name}: {a.addr_spec[:80]!r} is not an address (user@example.org)")
+        out.append((a.display_name, a.addr_spec))
     if not out and value.strip():
         raise ComposeError(f"{name}: {value.strip()[:80]!r} is not an address (user@example.org)")
     if single and len(out) > 1:
@@ -617,22 +624,38 @@ def build_message(draft: Draft, *, date: float | None = None, message_id: str | 
 
 
 def _attach_message(msg: EmailMessage, att: Attachment, disposition: str) -> None:
-    """message/rfc822 goes as 7bit text (RFC 2046 forbids base64 there); the caller made sure
-    it is 7-bit clean with short lines (else it is message/global)."""
+    """message/rfc822 goes as it is, 7bit or 8bit (RFC 2046 forbids base64 there); the caller
+    made sure its lines are short (else it is message/global). The generator cannot write 8-bit
+    bytes there, so the part holds a token that ``_to_bytes`` replaces with the original bytes."""
     if msg.get_content_maintype() != "multipart":
         msg.make_mixed()
     part = MIMEPart(policy=msg.policy)
     part["Content-Type"] = "message/rfc822"
     part["Content-Disposition"] = disposition
     part.set_param("filename", att.filename, header="Content-Disposition")
-    part["Content-Transfer-Encoding"] = "7bit"
-    part.set_payload(att.data.decode("ascii").replace("\r\n", "\n"))
+    part["Content-Transfer-Encoding"] = "7bit" if att.data.isascii() else "8bit"
+    token = f"tuimail-raw-part-{uuid.uuid4().hex}"
+    part.set_payload(token)
+    raw = re.sub(rb"\r?\n", b"\r\n", att.data)
+    if raw.endswith(b"\r\n"):
+        raw = raw[:-2]  # the generator writes the line break before the boundary
+    msg.__dict__.setdefault("_tuimail_raw_parts", {})[token.encode("ascii")] = raw
     msg.attach(part)  # type: ignore[arg-type]  # a MIMEPart is what a subpart is
 
 
 def _to_bytes(msg: EmailMessage) -> bytes:
-    data = msg.as_bytes(policy=msg.policy)
-    return re.sub(rb"\r?\n", b"\r\n", data)  # CRLF everywhere (base64 bodies come with bare LF)
+    raws: dict[bytes, bytes] = msg.__dict__.get("_tuimail_raw_parts", {})
+    for _attempt in range(5):
+        data = re.sub(rb"\r?\n", b"\r\n", msg.as_bytes(policy=msg.policy))  # base64 bodies come with bare LF
+        if not raws:
+            return data
+        boundary = (msg.get_boundary() or "").encode("ascii", "replace")
+        if not any(b"--" + boundary in raw for raw in raws.values()):
+            for token, raw in raws.items():
+                data = data.replace(token, raw, 1)
+            return data
+        msg.set_boundary(f"=_tuimail_{uuid.uuid4().hex}")  # an attached message contains the boundary
+    raise ComposeError("cannot find a MIME boundary that the attached message does not contain")
 
 
 def sent_copy(msg: EmailMessage) -> bytes:
