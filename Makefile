@@ -15,11 +15,13 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e '.[demo,test,dev]'
 	touch $@
 
-# Dovecot is the real server every integration test talks to.
+# Dovecot is the real server every integration test talks to; its submission service (the SMTP
+# server the sending tests relay through) is the dovecot-submissiond package.
 dovecot:
-	@command -v dovecot >/dev/null 2>&1 || { \
+	@{ command -v dovecot >/dev/null 2>&1 && test -x /usr/lib/dovecot/submission; } || { \
 	  echo "installing dovecot (apt-get)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd dovecot-pop3d >/dev/null; }
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd dovecot-pop3d \
+	    dovecot-submissiond >/dev/null; }
 
 # An editable install writes no bytecode (nor does Python under PYTHONDONTWRITEBYTECODE): without
 # it every start compiles tuimail's modules again, ~0.1 s.

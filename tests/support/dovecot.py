@@ -39,11 +39,17 @@ import imapclient
 
 from tests.support.maildir import flag_letters, folder_dirname, unique_name
 
-__all__ = ["DovecotNotInstalled", "DovecotError", "DovecotServer", "MailUser", "dovecot_binary"]
+__all__ = ["DovecotNotInstalled", "DovecotError", "DovecotServer", "MailUser", "dovecot_binary",
+           "SUBMISSION_BINARY", "submission_installed"]
 
 MODULE_DIR = Path("/usr/lib/dovecot/modules")
 SPECIAL_USE = {"Drafts": "\\Drafts", "Sent": "\\Sent", "Archive": "\\Archive", "Junk": "\\Junk", "Trash": "\\Trash"}
 START_TIMEOUT = 10.0
+SUBMISSION_BINARY = Path("/usr/lib/dovecot/submission")  # the dovecot-submissiond package
+
+
+def submission_installed() -> bool:
+    return SUBMISSION_BINARY.exists()
 
 
 # Dovecot runs under this tiny reaper, which is the process-group leader. It makes itself a child
@@ -345,14 +351,20 @@ class DovecotServer:
 
     tls=True adds imaps/pop3s listeners with a self-signed cert (`cert_path`) and STARTTLS.
     capabilities="IMAP4rev1 ..." replaces the advertised IMAP capability list (imap_capability).
+    submission_relay=port adds Dovecot's submission service (dovecot-submissiond) relaying to an
+    SMTP server on 127.0.0.1:port (an aiosmtpd sink, DESIGN §3b): `submission_port` (587-style,
+    STARTTLS when tls=True) and, with tls=True, `submissions_port` (465-style, implicit TLS).
     """
 
     _live: set[DovecotServer] = set()
 
     def __init__(self, *, tls: bool = False, capabilities: str | None = None, separator: str = ".",
                  idle_notify_interval: str = "1 secs", extra_config: str = "", root: str | None = None,
-                 start: bool = True):
+                 start: bool = True, submission_relay: int | None = None):
         self.tls = tls
+        self.submission_relay = submission_relay
+        self.submission_port = 0
+        self.submissions_port: int | None = None
         self.capabilities = capabilities
         self.separator = separator
         self.idle_notify_interval = idle_notify_interval
@@ -427,10 +439,13 @@ class DovecotServer:
         DovecotServer._live.add(self)
         last_error = None
         for _attempt in range(5):
-            ports = _free_ports(4 if self.tls else 2)
+            ports = _free_ports((4 if self.tls else 2) + (2 if self.submission_relay else 0))
             self.imap_port, self.pop3_port = ports[0], ports[1]
             if self.tls:
                 self.imaps_port, self.pop3s_port = ports[2], ports[3]
+            if self.submission_relay:
+                self.submission_port = ports[-2]
+                self.submissions_port = ports[-1] if self.tls else None
             self.config_path.write_text(self._config())
             try:
                 self._spawn()
@@ -463,6 +478,10 @@ class DovecotServer:
         checks = [(self.imap_port, b"* OK"), (self.pop3_port, b"+OK")]
         if self.tls:
             checks += [(self.imaps_port, None), (self.pop3s_port, None)]
+        if self.submission_relay:
+            checks.append((self.submission_port, b"220 "))
+            if self.submissions_port:
+                checks.append((self.submissions_port, None))
         deadline = time.monotonic() + START_TIMEOUT
         pending = list(checks)
         while pending:
@@ -650,7 +669,7 @@ state_dir = {d}/state
 instance_name = tuimail-test-{d.name}
 log_path = {d}/dovecot.log
 log_timestamp = "%Y-%m-%d %H:%M:%S "
-protocols = imap pop3
+protocols = imap pop3{" submission" if self.submission_relay else ""}
 listen = 127.0.0.1
 {ssl}disable_plaintext_auth = no
 auth_mechanisms = plain login
@@ -717,7 +736,33 @@ service anvil {{
     mode = 0
   }}
 }}
+{self._submission_config()}
 {self.extra_config}
+"""
+
+    def _submission_config(self) -> str:
+        if not self.submission_relay:
+            return ""
+        if not submission_installed():
+            raise DovecotNotInstalled(f"{SUBMISSION_BINARY} is missing: install dovecot-submissiond (`make dovecot`)")
+        submissions = (f"""  inet_listener submissions {{
+    address = 127.0.0.1
+    port = {self.submissions_port}
+    ssl = yes
+  }}
+""" if self.submissions_port else "")
+        return f"""hostname = localhost
+submission_relay_host = 127.0.0.1
+submission_relay_port = {self.submission_relay}
+submission_relay_trusted = yes
+submission_relay_ssl = no
+service submission-login {{
+  chroot =
+  inet_listener submission {{
+    address = 127.0.0.1
+    port = {self.submission_port}
+  }}
+{submissions}}}
 """
 
 
