@@ -752,6 +752,7 @@ service anvil {{
   }}
 """ if self.submissions_port else "")
         return f"""hostname = localhost
+postmaster_address = postmaster@localhost
 submission_relay_host = 127.0.0.1
 submission_relay_port = {self.submission_relay}
 submission_relay_trusted = yes
