@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tuimail.mail.compose import (
     ComposeError, Draft, Identity, attachment_name, build_message, edit_text, envelope, forward,
-    forward_subject, make_attachment, needs_smtputf8, new_draft, parse_edit_text, quote_text, reply,
+    forward_subject, make_attachment, needs_smtputf8, new_draft, parse_edit_text, quote_text, reply, resume,
     reply_subject, sent_copy,
 )
 
@@ -454,3 +454,42 @@ def test_property_reply_all_has_no_own_address_and_no_duplicate(addresses):
     got = [re.sub(r".*<(.*)>", r"\1", a) for a in got]
     assert len(got) == len(set(got))
     assert "alice@example.org" not in got and "alice@work.test" not in got
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.binary(max_size=600) | st.builds(lambda h, b: h + b"\n\n" + b, st.sampled_from([
+    b"From: =?utf-8?b?AAAA?= <\x1b@x>\nSubject: =?x-unknown?q?a?=\nMessage-ID: <<>>",
+    b"Content-Type: multipart/mixed; boundary=\nReferences: < a b > <c@d>",
+    b"From: a@b.c\nContent-Type: text/plain; charset=bogus; format=flowed; delsp=yes",
+    b"Reply-To: ,,,\nMail-Followup-To: <>\nList-Post: <mailto:>"]), st.binary(max_size=200)))
+def test_property_any_original_gives_a_draft_or_one_line(raw):
+    for make in (lambda: reply(raw, IDS, "all"), lambda: reply(raw, IDS, "list"), lambda: forward(raw, IDS),
+                 lambda: forward(raw, IDS, inline=False)):
+        try:
+            d = make()
+        except ComposeError as e:
+            assert "\n" not in str(e)
+            continue
+        assert d.from_ in (ALICE.formatted, WORK.formatted)
+        for value in (d.to, d.cc, d.subject, d.in_reply_to or "", *d.references):
+            assert "\n" not in value and "\r" not in value
+
+
+def test_resume_a_saved_draft():
+    d = reply(original("Cc: carol@example.net\n"), IDS, "all")
+    d.bcc = "eve@example.net"
+    d.extra["Reply-To"] = "alice@home.example"
+    d.attachments = [make_attachment("notes.txt", b"some notes\n")]
+    saved = sent_copy(build_message(d))
+    back = resume(saved)
+    assert (back.from_, back.to, back.cc, back.bcc, back.subject) == (d.from_, d.to, d.cc, d.bcc, d.subject)
+    assert back.body == d.body and back.in_reply_to == d.in_reply_to and back.references == d.references
+    assert back.extra == {"Reply-To": "alice@home.example"}
+    assert [(a.filename, a.data, a.mimetype) for a in back.attachments] == [("notes.txt", b"some notes\n", "text/plain")]
+
+
+def test_edit_file_without_a_from_line_keeps_the_sender():
+    back, _ = parse_edit_text("To: bob@example.com\n\nhi\n", new_draft(WORK))
+    assert back.from_ == WORK.formatted
+    with pytest.raises(ComposeError, match="From"):
+        build_message(parse_edit_text("From:\nTo: bob@example.com\n\nhi\n", new_draft(WORK))[0])

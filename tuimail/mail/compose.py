@@ -39,7 +39,7 @@ from tuimail.mail.part import Part, attachments, choose_text_part, decode_text
 from tuimail.mail.render import html_to_text, reflow_flowed
 
 __all__ = [
-    "ComposeError", "Identity", "Attachment", "Draft", "new_draft", "reply", "forward",
+    "ComposeError", "Identity", "Attachment", "Draft", "new_draft", "reply", "forward", "resume",
     "make_attachment", "attachment_name", "reply_subject", "forward_subject", "quote_text",
     "edit_text", "parse_edit_text", "build_message", "envelope", "sent_copy", "needs_smtputf8",
 ]
@@ -450,6 +450,25 @@ def _message_attachment(name: str, raw: bytes) -> Attachment:
     return Attachment(name, raw, "message/rfc822" if short else "message/global")
 
 
+def resume(raw: bytes) -> Draft:
+    """A draft again from a message saved in Drafts (or the Outbox): its headers, its text and
+    its attachments, threading kept. Date and Message-ID are made anew when it is sent."""
+    orig = _original(raw)
+    extra = {}
+    for name in ("Reply-To", "Mail-Followup-To", "Organization"):
+        value = " ".join(orig.get(name).split())
+        if value:
+            extra[name] = value
+    atts = [make_attachment(p.filename or f"part-{p.section}", data, p.mimetype, inline=p.disposition == "inline")
+            for p, data in orig.parts if p.maintype != "multipart"]
+    in_reply_to = _msgids(orig.get("in-reply-to"))
+    return Draft(from_=" ".join(orig.get("from").split()), to=" ".join(orig.get("to").split()),
+                 cc=" ".join(orig.get("cc").split()), bcc=" ".join(orig.get("bcc").split()),
+                 subject=" ".join(orig.get("subject").split()), body=orig.text,
+                 in_reply_to=in_reply_to[0] if in_reply_to else None, references=_msgids(orig.get("references")),
+                 extra=extra, attachments=atts)
+
+
 # ---------------------------------------------------------------------------- the edit file
 
 
@@ -492,7 +511,8 @@ def _unfold(text: str) -> tuple[list[tuple[int, str, str]], str]:
 def parse_edit_text(text: str, base: Draft) -> tuple[Draft, list[str]]:
     """The edited file -> (the draft, with the threading headers and attachments of `base`; the
     paths of ``Attach:`` lines, in order, for the caller to read). A header the file may not set
-    (Date, Message-ID, Content-*, ...) or a repeated From/Subject is a ComposeError naming the line."""
+    (Date, Message-ID, Content-*, ...) or a repeated From/Subject is a ComposeError naming the line.
+    A From line removed keeps the draft's sender (one left empty is an error when sending)."""
     fields, body = _unfold(text)
     canon = {n.lower(): n for n in EDITABLE}
     values: dict[str, str] = {}
@@ -517,7 +537,7 @@ def parse_edit_text(text: str, base: Draft) -> tuple[Draft, list[str]]:
             values[cname] = value
         elif value:
             extra[cname] = value
-    draft = replace(base, from_=values.get("From", ""), to=values.get("To", ""), cc=values.get("Cc", ""),
+    draft = replace(base, from_=values.get("From", base.from_), to=values.get("To", ""), cc=values.get("Cc", ""),
                     bcc=values.get("Bcc", ""), subject=values.get("Subject", ""), body=body, extra=extra,
                     attachments=list(base.attachments), references=list(base.references))
     return draft, paths

@@ -213,6 +213,9 @@ class _Session:
         except ssl.SSLCertVerificationError as exc:
             raise SendError(f"TLS certificate of {self.where} not trusted: {exc.verify_message}"
                             f" (set {s.key}.tls_ca_file or tls_fingerprint)", temporary=False, kind="tls") from None
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:  # the connection dropped mid-handshake
+            raise SendError(f"{self.where}: the connection closed during {self.phase} ({exc.reason or 'TLS'})",
+                            temporary=True, kind="network") from None
         except ssl.SSLError as exc:
             hint = ""
             if exc.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL"):
