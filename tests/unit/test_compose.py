@@ -485,7 +485,8 @@ def test_resume_a_saved_draft():
     assert (back.from_, back.to, back.cc, back.bcc, back.subject) == (d.from_, d.to, d.cc, d.bcc, d.subject)
     assert back.body == d.body and back.in_reply_to == d.in_reply_to and back.references == d.references
     assert back.extra == {"Reply-To": "alice@home.example"}
-    assert [(a.filename, a.data, a.mimetype) for a in back.attachments] == [("notes.txt", b"some notes\n", "text/plain")]
+    got = [(a.filename, a.data, a.mimetype) for a in back.attachments]
+    assert got == [("notes.txt", b"some notes\n", "text/plain")]
 
 
 def test_edit_file_without_a_from_line_keeps_the_sender():
