@@ -302,3 +302,33 @@ def test_server_reply_sanitised(server):
     with pytest.raises(SendError) as e:
         send(_settings(s.port), data, mail_from, rcpts)
     assert "\x1b" not in str(e.value) and "\x07" not in str(e.value)
+
+
+def test_reply_with_attachment_end_to_end(server):
+    """compose -> envelope -> SMTP -> the bytes the server got, read back as a mail reader would."""
+    import email
+    from email import policy
+
+    from tuimail.mail.compose import make_attachment, reply
+
+    original = (b"From: Bob <bob@example.net>\r\nTo: Alice <alice@example.org>\r\nCc: carol@example.net\r\n"
+                b"Subject: plans\r\nDate: Mon, 7 Dec 2026 10:00:00 +0100\r\nMessage-ID: <orig@example.net>\r\n"
+                b"References: <root@example.net>\r\n\r\nShall we meet?\r\n")
+    s = server()
+    draft = reply(original, [Identity("alice@example.org", "Alice")], "all")
+    draft.body = "Yes, at noon.\n\n" + draft.body
+    draft.bcc = "archive@example.org"
+    draft.attachments.append(make_attachment("map.png", b"\x89PNG\r\n\x1a\n" + bytes(200)))
+    msg = build_message(draft)
+    data, mail_from, rcpts = envelope(msg)
+    send(_settings(s.port), data, mail_from, rcpts)
+    (got,) = s.messages
+    assert got.rcpts == ["bob@example.net", "carol@example.net", "archive@example.org"]
+    m = email.message_from_bytes(got.data.replace(b"\r\n", b"\n"), policy=policy.default)
+    assert m["Subject"] == "Re: plans" and m["To"] == "Bob <bob@example.net>" and m["Cc"] == "carol@example.net"
+    assert m["In-Reply-To"] == "<orig@example.net>"
+    assert m["References"] == "<root@example.net> <orig@example.net>" and m["Bcc"] is None
+    assert m.get_body(("plain",)).get_content().startswith("Yes, at noon.\n\nOn Mon, 07 Dec 2026 10:00 +0100, Bob")
+    assert "> Shall we meet?" in m.get_body(("plain",)).get_content()
+    (att,) = list(m.iter_attachments())
+    assert att.get_content_type() == "image/png" and att.get_filename() == "map.png"

@@ -60,6 +60,7 @@ _LISTS = ("To", "Cc", "Bcc")  # repeated in the edit file: their addresses are j
 _FIELD_NAME_RE = re.compile(r"^[!-9;-~]+$")
 _PREFIX_RE = re.compile(r"^\s*(?:(?:re|aw|sv|antw|fwd?|wg|tr)\s*(?:\[\d+\])?\s*:\s*)+", re.I)
 _RE_PREFIX_RE = re.compile(r"^\s*(?:(?:re|aw|sv|antw)\s*(?:\[\d+\])?\s*:\s*)+", re.I)
+_MARKS_RE = re.compile(r"(?:>[ \t]?)+")
 _FWD_PREFIX_RE = re.compile(r"^\s*(?:fwd?|wg|tr)\s*:", re.I)
 
 
@@ -281,7 +282,8 @@ def _who(orig: _Original) -> str:
 
 
 def quote_text(text: str, flowed: bool = False, width: int = QUOTE_WIDTH) -> str:
-    """Each line behind '> ' ('>' before a line already quoted, so '> text' becomes '>> text').
+    """Each line behind '> ' ('>' before a line already quoted, so '> text' becomes '>> text' and
+    '> > text' becomes '>>> text').
     A flowed original (already joined into one line per paragraph) is rewrapped to `width`,
     keeping each paragraph's quote depth; a fixed text keeps its lines."""
     out: list[str] = []
@@ -291,8 +293,9 @@ def quote_text(text: str, flowed: bool = False, width: int = QUOTE_WIDTH) -> str
     for line in lines:
         line = line.rstrip()
         if line.startswith(">"):
-            depth = len(line) - len(line.lstrip(">"))
-            prefix, content = ">" * (depth + 1) + " ", line[depth:].lstrip(" ")
+            marks = _MARKS_RE.match(line).group()  # type: ignore[union-attr]  # (always matches here)
+            depth = marks.count(">")  # "> > x" and ">> x" are both two levels
+            prefix, content = ">" * (depth + 1) + " ", line[len(marks):]
         else:
             prefix, content = "> ", line
         if not content:
