@@ -494,3 +494,16 @@ def test_edit_file_without_a_from_line_keeps_the_sender():
     assert back.from_ == WORK.formatted
     with pytest.raises(ComposeError, match="From"):
         build_message(parse_edit_text("From:\nTo: bob@example.com\n\nhi\n", new_draft(WORK))[0])
+
+
+def test_long_message_ids_stay_whole():
+    # the policy would fold a header over 78 characters into encoded words: threading would break
+    long_id = "<" + "CAH" + "x" * 90 + "@mail.gmail.com>"
+    d = reply(original(f"References: <root@x> {long_id}\n").replace(b"<m2@example.com>", long_id.encode()), IDS)
+    assert d.in_reply_to == long_id
+    data = sent_bytes(d)
+    head = data.split(b"\r\n\r\n")[0]
+    assert b"=?" not in head and long_id.encode() in head
+    msg = parse(data)
+    assert msg["In-Reply-To"] == long_id and msg["References"].split() == ["<root@x>", long_id]
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998

@@ -45,10 +45,14 @@ __all__ = [
 ]
 
 # 7bit where it fits, else quoted-printable/base64; headers RFC 2047 (utf8=True only when needed)
-POLICY = email_policy.SMTP.clone(cte_type="7bit", linesep="\n")
+# refold_source="none": the threading headers are set pre-folded (set_raw) and must stay as they
+# are: the policy would otherwise turn a message-id over 78 characters into encoded words (which
+# breaks threading in every reader).
+POLICY = email_policy.SMTP.clone(cte_type="7bit", linesep="\n", refold_source="none")
 POLICY_UTF8 = POLICY.clone(utf8=True)
 
 MAX_REFERENCES = 20  # message-ids kept in References (the first and the newest)
+MAX_MSGID = 250  # characters; longer ids (no real mailer makes them) are dropped
 QUOTE_WIDTH = 72  # flowed paragraphs are rewrapped to this width when quoted
 MAX_NAME = 200  # bytes of an attachment's file name
 
@@ -347,7 +351,8 @@ def _msgids(value: str) -> list[str]:
     out = []
     for m in parse_msgids(value):
         m = m.strip().strip("<>")
-        if m and m.isprintable() and not any(c.isspace() for c in m) and "<" not in m and ">" not in m:
+        if (m and len(m) <= MAX_MSGID and m.isascii() and m.isprintable() and not any(c.isspace() for c in m)
+                and "<" not in m and ">" not in m):
             out.append(f"<{m}>")
     return out
 
@@ -578,6 +583,21 @@ def _addresses(name: str, value: str, *, single: bool = False) -> list[tuple[str
     return out
 
 
+def _fold_ids(ids: list[str]) -> str:
+    """Message-ids one after another, a new line (" " continuation) before one that would pass
+    78 characters; never inside an id."""
+    lines = [ids[0]]
+    width = len("References: ") + len(ids[0])
+    for i in ids[1:]:
+        if width + 1 + len(i) > 78:
+            lines.append(i)
+            width = 1 + len(i)
+        else:
+            lines[-1] += " " + i
+            width += 1 + len(i)
+    return "\n ".join(lines)
+
+
 def needs_smtputf8(*addresses: str) -> bool:
     return any(not a.isascii() for a in addresses)
 
@@ -617,13 +637,12 @@ def build_message(draft: Draft, *, date: float | None = None, message_id: str | 
     msg["Date"] = email.utils.formatdate(time.time() if date is None else date, localtime=True)
     domain = _domain(from_[0][1])
     msg["Message-ID"] = message_id or email.utils.make_msgid(domain=domain)
-    if draft.in_reply_to:
-        _check_value("In-Reply-To", draft.in_reply_to)
-        msg["In-Reply-To"] = draft.in_reply_to
-    if draft.references:
-        refs = " ".join(draft.references)
-        _check_value("References", refs)
-        msg["References"] = refs
+    in_reply_to = _msgids(draft.in_reply_to or "")[:1]
+    if in_reply_to:
+        msg.set_raw("In-Reply-To", in_reply_to[0])
+    refs = _msgids(" ".join(draft.references))
+    if refs:
+        msg.set_raw("References", _fold_ids(refs))
     for name, value in draft.extra.items():
         if name in extra_addrs:
             if extra_addrs[name]:
