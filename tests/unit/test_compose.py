@@ -507,3 +507,11 @@ def test_long_message_ids_stay_whole():
     msg = parse(data)
     assert msg["In-Reply-To"] == long_id and msg["References"].split() == ["<root@x>", long_id]
     assert max(len(line) for line in data.split(b"\r\n")) <= 998
+
+
+def test_identity_from_the_config_form():
+    assert Identity.parse('"Liddell, Alice" <alice@example.org>') == Identity("alice@example.org", "Liddell, Alice")
+    assert Identity.parse("alice@example.org").formatted == "alice@example.org"
+    assert Identity("alice@example.org", "Liddell, Alice").formatted == '"Liddell, Alice" <alice@example.org>'
+    with pytest.raises(ComposeError):
+        Identity.parse("just a name")
