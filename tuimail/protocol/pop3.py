@@ -192,6 +192,7 @@ class Pop3Session:
         self.encrypted = False
         self.broken = False  # a read failed, timed out, or a batch was left half read: no QUIT
         self.logged_in = False
+        self.login_bytes = (0, 0)  # (bytes_in, bytes_out) when the login was accepted
         self._deadline = 0.0
         self._credit_from = 0
 
@@ -371,6 +372,13 @@ class Pop3Session:
             raise AuthError(f"{self.where} refused the login ({name}) for {self.username!r}: -ERR {exc.text}"
                             f" (check {self.config_key}username and {key})") from None
         self.logged_in = True
+        self.login_bytes = (self.bytes_in, self.bytes_out)
+
+    @property
+    def transaction_bytes(self) -> tuple[int, int]:
+        """(in, out) bytes since the login was accepted: what the server's post-login process sees
+        (Dovecot's pop3 log line "in=%i out=%o" counts the other way round)."""
+        return self.bytes_in - self.login_bytes[0], self.bytes_out - self.login_bytes[1]
 
     def _sasl(self, mech: bytes, response: bytes) -> None:
         """AUTH <mech>, then the base64 response after the server's "+" (RFC 5034; the initial
