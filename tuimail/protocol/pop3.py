@@ -630,11 +630,11 @@ class Pop3Session:
         start = 0
         while True:
             i = self.buf.find(b"\r\n.\r\n", start)
-            if i >= 0:
+            if 0 <= i <= limit:
                 body = bytes(self.buf[:i + 2])
                 del self.buf[:i + 5]
                 break
-            if len(self.buf) > limit + 5:
+            if i > limit or len(self.buf) > limit + 5:
                 self.broken = True
                 raise ProtocolError(f"{self.where}: an answer over {limit >> 20} MB; refused"
                                     f" (limit {limit} bytes)")
