@@ -24,8 +24,9 @@ def message(i: int, body: bytes = b"") -> bytes:
 def session(user, **kw) -> Pop3Session:
     kw.setdefault("security", "none")
     password = kw.pop("password", user.password)
+    kw.setdefault("timeout", 10)
     return Pop3Session(user.host, kw.pop("port", user.pop3_port), username=kw.pop("username", user.name),
-                       secret=lambda: password, timeout=10, **kw)
+                       secret=lambda: password, **kw)
 
 
 def inbox_count(user) -> int:
@@ -215,6 +216,8 @@ def test_implicit_tls_on_the_pop3s_port(tls_dovecot):
         assert s.encrypted and s.top(1) == header_block(message(1)) + b"\r\n\r\n"
     with pytest.raises(TLSError, match="plain text"):
         session(user, security="tls", port=user.pop3_port, ca_file=tls_dovecot.cert_path).connect()
+    with pytest.raises(NetworkError, match='no POP3 greeting within 1 s.*a TLS port. try accounts.p.security = "tls"'):
+        session(user, security="starttls", port=user.pop3s_port, timeout=1, config_key="accounts.p.").connect()
 
 
 def test_plain_text_only_on_loopback_or_with_allow_insecure():

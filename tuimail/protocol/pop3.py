@@ -39,6 +39,11 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tuimail.errors import AuthError, CommandFailed, NetworkError, ProtocolError, TLSError
+# shared with IMAP (one definition each; DESIGN.md §1 plans them in protocol/tls.py): the verified
+# context (or the pinned fingerprint), OpenSSL's "that was plain text" reasons, the one-line sanitiser
+from tuimail.protocol.imap.connection import PLAIN_TEXT_REASONS
+from tuimail.protocol.imap.login import tls_context
+from tuimail.protocol.imap.responses import one_line
 
 __all__ = [
     "DEFAULT_TIMEOUT", "MAX_MESSAGE", "Pop3Busy", "Pop3Refused", "Pop3Session", "response_code",
@@ -53,20 +58,10 @@ MAX_COMMAND = 8192  # an XOAUTH2 answer is a few KB; anything else is short
 PIPELINE_WINDOW = 32  # commands in flight; 32 x ~12 bytes stays far below any socket buffer
 PROGRESS_RATE = 64 * 1024  # bytes per second that move an answer's deadline on
 TEMPORARY_CODES = ("IN-USE", "SYS/TEMP", "LOGIN-DELAY")
-# OpenSSL's reasons when the other side of a TLS handshake speaks plain text (a POP3 greeting)
-_PLAIN_TEXT_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
-                                 "HTTP_REQUEST", "UNKNOWN_PROTOCOL"})
 _UIDL_RE = re.compile(rb"(\d{1,10}) ([\x21-\x7e]{1,70})")
 _LIST_RE = re.compile(rb"(\d{1,10}) (\d{1,15})(?: .*)?")
 _STAT_RE = re.compile(rb"(\d{1,10}) (\d{1,15})(?: .*)?")
 _APOP_STAMP = re.compile(rb"<[\x21-\x3b\x3d\x3f-\x7e]{1,200}@[\x21-\x3b\x3d\x3f-\x7e]{1,200}>")
-
-
-def one_line(obj: bytes | str) -> str:
-    """A server's text, made safe for a one-line message."""
-    from tuimail.mail.sanitize import sanitize_line
-    s = obj.decode("utf-8", "replace") if isinstance(obj, bytes) else str(obj)
-    return sanitize_line(s)[:300]
 
 
 def response_code(text: bytes | str) -> str | None:
@@ -91,16 +86,6 @@ def _is_loopback(host: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped.is_loopback
     return ip.is_loopback
-
-
-def tls_context(ca_file=None, fingerprint: str | None = None) -> ssl.SSLContext:
-    """A verifying context (the system CAs, or `ca_file`); with a pinned fingerprint the pin replaces
-    the CA check (self-signed servers) and is checked after the handshake."""
-    ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    if fingerprint:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class Pop3Refused(CommandFailed):
@@ -256,8 +241,15 @@ class Pop3Session:
                 step = "the TLS handshake"
                 self._wrap(ctx)
             step = "the greeting"
-            text = self._status("greeting")
-            self.greeting = text
+            try:
+                self.greeting = self._status("greeting")
+            except NetworkError:
+                if self.bytes_in or self.security == "tls":
+                    raise
+                # silence after connecting: usually a TLS port (995) spoken to in plain text
+                raise NetworkError(f"{self.where} accepted the connection but sent no POP3 greeting within"
+                                   f' {self.timeout:g} s (a TLS port? try {self.config_key}security = "tls")'
+                                   ) from None
             step = "CAPA"
             self._capa()
             if self.security == "starttls":
@@ -276,7 +268,7 @@ class Pop3Session:
             raise TLSError(f"TLS certificate of {self.where} not trusted: {exc.verify_message}"
                            f" (set {self.config_key}tls_ca_file or tls_fingerprint)") from None
         except ssl.SSLError as exc:
-            if exc.reason in _PLAIN_TEXT_REASONS:
+            if exc.reason in PLAIN_TEXT_REASONS:
                 raise TLSError(f"TLS with {self.where} failed: the server answered in plain text (plain port?"
                                f' try {self.config_key}security = "starttls", or port 995)') from None
             raise TLSError(f"TLS with {self.where} failed: {exc.reason or exc}") from None
