@@ -228,3 +228,17 @@ def test_plain_text_only_on_loopback_or_with_allow_insecure():
 
 def test_openssl_is_there():  # the TLS fixtures make their certificate with it
     assert subprocess.run(["openssl", "version"], capture_output=True).returncode == 0
+
+
+def test_from_a_config_account_with_a_password_command(mailuser):
+    from tuimail.config.load import parse_config, resolve_password
+    mailuser.deliver("INBOX", message(1))
+    text = mailuser.config_toml("pop", kind="pop3", port=mailuser.pop3_port, password=None,
+                                password_command=["printf", "%s", mailuser.password])
+    account = parse_config(text).accounts["pop"]
+    with Pop3Session.from_account(account, lambda: resolve_password(account)) as s:
+        assert s.where == f"127.0.0.1:{mailuser.pop3_port}" and s.retr(1) == message(1)
+    text = mailuser.config_toml("pop", kind="pop3", port=mailuser.pop3_port, password="wrong")
+    bad = parse_config(text).accounts["pop"]
+    with pytest.raises(AuthError, match="accounts.pop.username and password"):
+        Pop3Session.from_account(bad, lambda: "wrong").connect()
