@@ -264,3 +264,26 @@ def test_a_control_character_in_the_password_is_refused_before_sending(fake):
     with pytest.raises(AuthError, match="line break"):
         session(srv, password="a\r\nDELE 1").connect()
     assert not any(b"DELE" in line for line in srv.received)
+
+
+def test_no_command_between_the_answers_of_a_pipelined_batch(fake):
+    srv = fake([message(i) for i in range(1, 4)], pipelining=True)
+    with session(srv) as s:
+        batch = s.retr_many([1, 2, 3])
+        assert next(batch) == (1, message(1))
+        with pytest.raises(RuntimeError, match="in flight"):
+            s.dele(1)  # its answer would be read as RETR 2's
+        assert [n for n, _ in batch] == [2, 3] and not s.broken
+        s.dele_many([1, 3])
+    assert srv.deleted == ["uid-1", "uid-3"]
+
+
+def test_dele_many_stops_at_an_err_and_stays_in_step(fake):
+    srv = fake([message(i) for i in range(1, 4)], pipelining=True)
+    s = session(srv)
+    s.connect()
+    with pytest.raises(Pop3Refused, match="DELE 9"):
+        s.dele_many([1, 9, 2])
+    assert s.stat()[0] in (1, 2) and not s.broken  # (1 and maybe 2 marked; in step either way)
+    s.abort()
+    assert srv.deleted == []

@@ -80,6 +80,12 @@ class FakePop3:
                 c.close()
         self._thread.join(timeout=2)
 
+    def uidl_of(self, n: int) -> str:
+        """The UIDL of message n; messages appended to `messages` by a test get uid-<k> ids."""
+        while len(self.uidls) < len(self.messages):
+            self.uidls.append(f"uid-{len(self.uidls) + 1}")
+        return self.uidls[n - 1]
+
     def capabilities(self) -> list[bytes]:
         caps = [b"RESP-CODES", b"AUTH-RESP-CODE"]
         if self.top:
@@ -275,7 +281,7 @@ class _Session:
             self.err(b"unknown command")
             return
         self.ok()
-        self.multi(b"".join(b"%d %s\r\n" % (n, self.srv.uidls[n - 1].encode()) for n in self._live()))
+        self.multi(b"".join(b"%d %s\r\n" % (n, self.srv.uidl_of(n).encode()) for n in self._live()))
 
     def do_top(self, args) -> None:
         if not self.srv.top:
@@ -314,7 +320,7 @@ class _Session:
         if self.authed and self.deleted:
             srv = self.srv
             with srv._lock:  # the UPDATE state: the messages go, the others are renumbered
-                srv.deleted.extend(srv.uidls[n - 1] for n in sorted(self.deleted))
+                srv.deleted.extend(srv.uidl_of(n) for n in sorted(self.deleted))
                 keep = [i for i in range(len(srv.messages)) if i + 1 not in self.deleted]
                 srv.messages = [srv.messages[i] for i in keep]
                 srv.uidls = [srv.uidls[i] for i in keep]

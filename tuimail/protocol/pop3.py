@@ -180,6 +180,7 @@ class Pop3Session:
         self.login_bytes = (0, 0)  # (bytes_in, bytes_out) when the login was accepted
         self._deadline = 0.0
         self._credit_from = 0
+        self._in_batch = False  # a pipelined batch has answers in flight: no other command now
 
     @classmethod
     def from_account(cls, account: Any, secret: Callable[[], str], **kw: Any) -> Pop3Session:
@@ -449,6 +450,11 @@ class Pop3Session:
         """Mark message n deleted; the server removes it only when QUIT succeeds."""
         self._command(b"DELE %d" % int(n), "DELE")
 
+    def dele_many(self, numbers: Iterable[int]) -> None:
+        """DELE each, pipelined where offered; a -ERR raises after the answers in flight are read."""
+        for _ in self._batch(((n, b"DELE %d" % int(n)) for n in numbers), "DELE", multiline=False):
+            pass
+
     def rset(self) -> None:
         self._command(b"RSET", "RSET")
 
@@ -490,7 +496,13 @@ class Pop3Session:
 
     # ------------------------------------------------------------------ the wire
 
-    def _batch(self, items: Iterable[tuple[int, bytes]], name: str) -> Iterator[tuple[int, bytes]]:
+    def _batch(self, items: Iterable[tuple[int, bytes]], name: str,
+               multiline: bool = True) -> Iterator[tuple[int, bytes]]:
+        """Send the commands (a window of them in flight with PIPELINING) and yield (n, answer).
+        No other command may be sent until the batch is done: its answer would be read as one of
+        the batch's (_send refuses)."""
+        if self._in_batch:
+            raise RuntimeError(f"{name} batch started while another batch is being read")
         window = PIPELINE_WINDOW if self.pipelining else 1
         todo = iter(items)
         pending: deque[int] = deque()
@@ -504,8 +516,9 @@ class Pop3Session:
                     except StopIteration:
                         done = True
                         break
-                    self._send(line, name)
+                    self._send(line, name, batch=True)
                     pending.append(n)
+                self._in_batch = bool(pending)
                 if not pending:
                     break
                 n = pending.popleft()
@@ -515,12 +528,14 @@ class Pop3Session:
                     error = error or exc
                     done = True  # no more commands; read what is in flight, then raise
                     continue
-                data = self._multiline(self.max_message)
+                data = self._multiline(self.max_message) if multiline else b""
                 if error is None:
+                    self._in_batch = bool(pending)  # (the consumer may send commands now if none are in flight)
                     yield n, data
             if error is not None:
                 raise error
         finally:
+            self._in_batch = False
             if pending:
                 self.broken = True
 
@@ -543,9 +558,11 @@ class Pop3Session:
     def _status(self, name: str) -> bytes:
         return self._check(self._line(name), name)
 
-    def _send(self, line: bytes, name: str, redact: bool = False) -> None:
+    def _send(self, line: bytes, name: str, redact: bool = False, batch: bool = False) -> None:
         if self.sock is None:
             raise NetworkError(f"{self.where}: not connected")
+        if self._in_batch and not batch:
+            raise RuntimeError(f"{name} sent while a pipelined batch still has answers in flight")
         if b"\r" in line or b"\n" in line or len(line) > MAX_COMMAND:
             raise ValueError(f"refusing to send a {name} command with a line break or over {MAX_COMMAND} bytes")
         if self.log:
