@@ -202,3 +202,14 @@ def _catch(fn, *args, **kw):
         return fn(*args, **kw)
     except Exception as exc:  # noqa: BLE001 - handed to the test thread
         return exc
+
+
+def test_headers_now_bodies_later(mailuser):
+    raws = fill(mailuser, 2)
+    ledger = MemoryLedger()
+    r = download(session(mailuser), ledger, DELETE, headers_first=True, bodies=False, now=ledger.now)
+    assert r.headers == 2 and r.downloaded == 0 and r.deleted == 0 and on_server(mailuser) == 2
+    assert [row.raw for row in ledger.rows.values()] == [raw.split(b"\r\n\r\n")[0] + b"\r\n\r\n" for raw in raws]
+    r = download(session(mailuser), ledger, DELETE, now=ledger.now)  # the background pass
+    assert r.downloaded == 2 and r.deleted == 2 and ledger.bodies() == raws and on_server(mailuser) == 0
+    assert "LIST" not in r.commands  # bodies need no sizes

@@ -64,15 +64,17 @@ class SyncResult:
 
 
 def download(session: Pop3Session, ledger: Ledger, policy: Policy, *, headers_first: bool = False,
-             now: float | None = None) -> SyncResult:
+             bodies: bool = True, now: float | None = None) -> SyncResult:
     """Run one sync on `session` (connected here if it is not). Raises what the session raises
     (NetworkError, Pop3Busy: retry later) or what the ledger raises; the session is then dropped
-    without QUIT."""
+    without QUIT. headers_first: commit new messages from TOP n 0 first; bodies=False: leave the
+    bodies of header-only messages for later (opened, or a background sync); they are not DELE'd
+    before their body is committed."""
     result = SyncResult()
     if session.sock is None:
         session.connect()
     try:
-        _sync(session, ledger, policy, headers_first, time.time() if now is None else now, result)
+        _sync(session, ledger, policy, headers_first, bodies, time.time() if now is None else now, result)
     except BaseException:
         session.abort()
         raise
@@ -82,7 +84,7 @@ def download(session: Pop3Session, ledger: Ledger, policy: Policy, *, headers_fi
     return result
 
 
-def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, now: float,
+def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, bodies: bool, now: float,
           result: SyncResult) -> None:
     known = ledger.known()
     uidls = s.uidl()
@@ -90,7 +92,7 @@ def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, n
     quiet = False
     if uidls is not None:  # sizes matter only for fingerprints: no LIST when nothing is new
         p = plan([ServerMessage(n, 0, u) for n, u in sorted(uidls.items())], known, policy, now)
-        quiet = not (p.new or p.bodies or p.need_fingerprints or p.remap)
+        quiet = not (p.new or p.need_fingerprints or p.remap)
     if not quiet:
         sizes = s.list_sizes()
         uidls = uidls or {}
@@ -112,15 +114,16 @@ def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, n
     # for a message whose commit has returned; the server applies them only at QUIT anyway
     to_delete: list[tuple[int, Hashable]] = [(m.number, k.ref) for m, k in p.delete]
 
-    assert sizes is not None or not (p.new or p.bodies)
-    pending_bodies: list[tuple[ServerMessage, Hashable]] = [(m, k.ref) for m, k in p.bodies]
+    assert sizes is not None or not p.new
+    pending_bodies: list[tuple[ServerMessage, Hashable]] = [(m, k.ref) for m, k in p.bodies] if bodies else []
     if headers_first and p.new:
         by_number = {m.number: m for m in p.new}
         for n, head in s.top_many([m.number for m in p.new]):
             m = by_number[n]
             ref = ledger.commit(m, head, fingerprint(head, m.size), headers_only=True)
             result.headers += 1
-            pending_bodies.append((m, ref))
+            if bodies:
+                pending_bodies.append((m, ref))
     elif p.new:
         by_number = {m.number: m for m in p.new}
         for n, raw in s.retr_many([m.number for m in p.new]):
