@@ -213,3 +213,14 @@ def test_headers_now_bodies_later(mailuser):
     r = download(session(mailuser), ledger, DELETE, now=ledger.now)  # the background pass
     assert r.downloaded == 2 and r.deleted == 2 and ledger.bodies() == raws and on_server(mailuser) == 0
     assert "LIST" not in r.commands  # bodies need no sizes
+
+
+def test_fetch_body_of_a_header_only_message(mailuser):
+    from tuimail.backends.pop3.download import fetch_body
+    raws = fill(mailuser, 3)
+    ledger = MemoryLedger()
+    download(session(mailuser), ledger, KEEP, headers_first=True, bodies=False, now=ledger.now)
+    s = session(mailuser)
+    with s:
+        assert fetch_body(s, ledger.rows[2].uidl) == raws[1]
+        assert fetch_body(s, "no-such-uidl") is None

@@ -28,7 +28,7 @@ from typing import Protocol
 from tuimail.backends.pop3.plan import KnownMessage, Plan, Policy, ServerMessage, fingerprint, plan
 from tuimail.protocol.pop3 import Pop3Busy, Pop3Refused, Pop3Session
 
-__all__ = ["Ledger", "SyncResult", "download"]
+__all__ = ["Ledger", "SyncResult", "download", "fetch_body"]
 
 
 class Ledger(Protocol):
@@ -160,3 +160,13 @@ def _fingerprints(s: Pop3Session, p: Plan, sizes: dict[int, int]) -> dict[int, s
             if s.has("TOP"):
                 raise  # it offered TOP and refused it for a message: not a missing command
     return {n: fingerprint(raw, sizes[n]) for n, raw in s.retr_many(numbers)}
+
+
+def fetch_body(session: Pop3Session, uidl: str) -> bytes | None:
+    """The whole message with this UIDL (a header-only message being opened), or None when the
+    server no longer lists it. One UIDL and one RETR; the session is left open for the caller."""
+    if session.sock is None:
+        session.connect()
+    uidls = session.uidl()
+    number = next((n for n, u in (uidls or {}).items() if u == uidl), None)
+    return None if number is None else session.retr(number)
