@@ -21,6 +21,11 @@ class UsageError(TuimailError):
     exit_code = 2
 
 
+class Unsupported(UsageError):
+    """This kind of account cannot do that (see AccountService.capabilities): e.g. search on the
+    server, or send, with a backend that has neither. The message names what and the account kind."""
+
+
 class NetworkError(TuimailError):
     """The server could not be reached, the connection dropped, or it sent something we refuse."""
 

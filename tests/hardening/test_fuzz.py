@@ -55,7 +55,7 @@ class _FakeSock:
 @fuzz_settings
 @given(IMAP_BYTES, st.integers(1, 64))
 def test_fuzz_wire_reader_only_raises_documented_errors(data, step):
-    r = wire.Reader(_FakeSock(data, step), max_literal=1 << 16, max_line=1 << 12)
+    r = wire.ResponseReader(_FakeSock(data, step), max_literal=1 << 16, max_line=1 << 12)
     for _ in range(200):
         try:
             resp = r.read_response()
@@ -90,7 +90,7 @@ def test_fuzz_tokenize_arbitrary_chunks(chunks):
 @fuzz_settings
 @given(IMAP_BYTES, st.integers(1, 64))
 def test_fuzz_header_fetch_fast_path(data, step):
-    r = wire.Reader(_FakeSock(data, step), max_literal=1 << 16, max_line=1 << 12)
+    r = wire.ResponseReader(_FakeSock(data, step), max_literal=1 << 16, max_line=1 << 12)
     out: list = []
     try:
         responses.scan_header_fetches(r, out)

@@ -212,12 +212,12 @@ def test_vanished_in_idle_is_kept_as_ranges():
     conn = ImapConnection(SimpleNamespace(name="t", host="h", port=1, security="none"), lambda: "pw")
     # (sizes a regression that expands sets survives in-process: ~6M ints, ~200 MB)
     for _ in range(3):
-        conn._generic_untagged([b"* VANISHED (EARLIER) 1:1999999"])
-    conn._generic_untagged([b"* VANISHED 2000000,20000000:20000005"])
-    assert conn.unsolicited.vanished == [(1, 2000000), (20000000, 20000005)]
+        conn.session.generic_untagged([b"* VANISHED (EARLIER) 1:1999999"])
+    conn.session.generic_untagged([b"* VANISHED 2000000,20000000:20000005"])
+    assert conn.session.unsolicited.vanished == [(1, 2000000), (20000000, 20000005)]
     # too many separate runs to keep: collapsed to "some messages are gone" (a full uid check)
-    conn._generic_untagged([b"* VANISHED " + ",".join(str(u) for u in range(30000001, 30060001, 2)).encode()])
-    assert conn.unsolicited.vanished == [] and conn.unsolicited.expunged
+    conn.session.generic_untagged([b"* VANISHED " + ",".join(str(u) for u in range(30000001, 30060001, 2)).encode()])
+    assert conn.session.unsolicited.vanished == [] and conn.session.unsolicited.expunged
 
 
 def test_run_helpers():
@@ -250,7 +250,7 @@ def test_reader_deadline_is_overall_not_per_recv():
 
     threading.Thread(target=drip, daemon=True).start()
     try:
-        r = wire.Reader(a, timeout=0.5)
+        r = wire.ResponseReader(a, timeout=0.5)
         r.start(0.6)
         t0 = time.monotonic()
         with pytest.raises(wire.Deadline):
@@ -472,7 +472,7 @@ def test_idle_waits_as_long_as_asked_but_done_is_answered_within_the_timeout():
             conn = ImapConnection(acc, lambda: "pw")
             conn.connect()
             conn.select("INBOX")
-            script.idle_tag = conn._tagnum + 1
+            script.idle_tag = conn.session.tagnum + 1
             t0 = time.monotonic()
             if conn_no == 1:
                 news = conn.idle(10, stop=lambda: False, tick=0.2)

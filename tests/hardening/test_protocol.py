@@ -125,8 +125,8 @@ class _RecordingSocket:
 def _offline_conn():
     acc = SimpleNamespace(name="t", host="h", port=1, security="none")
     conn = ImapConnection(acc, lambda: "pw")
-    conn.sock = _RecordingSocket()
-    conn.reader = object()  # "connected"; nothing is read in these tests
+    conn.session.sock = _RecordingSocket()
+    conn.session.reader = object()  # "connected"; nothing is read in these tests
     return conn
 
 
@@ -135,32 +135,32 @@ def test_command_refuses_cr_lf_nul_before_sending(cmd):
     conn = _offline_conn()
     with pytest.raises(ValueError):
         conn.send_command(cmd)
-    assert conn.sock.sent == b""
+    assert conn.session.sock.sent == b""
 
 
 def test_command_line_length_is_bounded():
     conn = _offline_conn()
     with pytest.raises(ValueError):
         conn.send_command(b"NOOP " + b"x" * 9000)
-    assert conn.sock.sent == b""
+    assert conn.session.sock.sent == b""
 
 
 def test_commands_built_from_hostile_names_and_flags_stay_one_line():
     conn = _offline_conn()
-    conn.caps = {"MOVE", "UIDPLUS", "CONDSTORE"}
-    conn.read_until = lambda *a, **k: ("OK", b"")
+    conn.session.caps = {"MOVE", "UIDPLUS", "CONDSTORE"}
+    conn.session.read_until = lambda *a, **k: ("OK", b"")
     conn.move([1], "Archive\r\nT9 DELETE INBOX")
     conn.status("INBOX\nT9 LOGOUT")
     conn.select("a\0b")
-    lines = conn.sock.sent.split(b"\r\n")
-    assert lines[-1] == b"" and len(lines) == 4, conn.sock.sent
+    lines = conn.session.sock.sent.split(b"\r\n")
+    assert lines[-1] == b"" and len(lines) == 4, conn.session.sock.sent
     assert not any(b"\n" in x or b"\r" in x or b"\0" in x for x in lines)
-    sent = conn.sock.sent
+    sent = conn.session.sock.sent
     with pytest.raises(ValueError):
         conn.store_flags([1], add=["$ok", "bad\r\nT9 LOGOUT"])
     with pytest.raises(ValueError):
         conn.fetch_section(1, "1\r\nT9 LOGOUT")
-    assert conn.sock.sent == sent
+    assert conn.session.sock.sent == sent
 
 
 def test_hostile_flag_in_the_journal_is_never_sent_and_does_not_wedge_sync(tuimail_env, mailuser, cli):
@@ -276,7 +276,7 @@ def test_endless_line_is_bounded():
     """A server that never ends its line: the reader stops at max_line, not at memory's end."""
     a, b = socket.socketpair()
     try:
-        r = wire.Reader(a, max_line=1 << 20)
+        r = wire.ResponseReader(a, max_line=1 << 20)
         stop = threading.Event()
 
         def pump():
@@ -542,7 +542,7 @@ def test_bytes_injected_after_starttls_ok_are_never_interpreted(dovecot_factory)
             # the injected bytes reached the TLS handshake and broke it: also safe
             assert srv.handshake_error, "failed for another reason"
         else:
-            assert "X-INJECTED" not in conn.caps, conn.caps
+            assert "X-INJECTED" not in conn.session.caps, conn.session.caps
             assert any(b"AUTHENTICATE" in x or b"LOGIN" in x for x in srv.tls_lines), srv.tls_lines
             conn.close()
         assert any(b"STARTTLS" in line.upper() for line in srv.plain_lines), srv.plain_lines

@@ -18,7 +18,7 @@ import pytest
 from tuimail import paths
 from tuimail.cli.main import main
 from tuimail.config.load import load_config
-from tuimail.protocol.imap.connection import _redact
+from tuimail.protocol.imap.session import _redact
 from tuimail.core.events import SyncState
 from tuimail.backends.imap.service import SyncService, open_connection
 from tests.integration.helpers import msg

@@ -80,6 +80,20 @@ def test_usage_and_config_errors_are_one_line_exit_2(tuimail_env, mailuser, caps
     assert cli("flag", "INBOX", "1", "+Seen", "+$Work").split() == ["$Work", "\\Seen"]
 
 
+def test_an_account_kind_without_a_backend_is_a_config_error(tuimail_env, capsys):
+    """issue 10: pop3 was accepted and then ignored. Now every command, the app included, stops at
+    the config with one line naming the key and the kinds this tuimail has; nothing is written."""
+    text = ('[accounts.test]\nkind = "imap"\nhost = "127.0.0.1"\nsecurity = "none"\nusername = "me"\n'
+            'password = "x"\n') + '\n[accounts.home]\nkind = "pop3"\nhost = "pop.example.org"\nusername = "me"\n'
+    path = tuimail_env.write_config(text)
+    cli = Cli(path, capsys)
+    for args in (("folders",), ("sync",), ("--account", "test", "list", "INBOX"), ()):
+        cli(*args, expect=2)
+        assert cli.last_err == (f'tuimail: {path}: accounts.home.kind = "pop3" is not available yet'
+                                " (this tuimail has: imap)\n"), cli.last_err
+    assert not (tuimail_env.data_home / "tuimail").exists()
+
+
 def test_no_traceback_from_the_real_entry_point(tuimail_env, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[accounts.x\n")

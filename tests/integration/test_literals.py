@@ -21,8 +21,8 @@ MESSAGE = (b"From: J\xc3\xbcrgen <j@example.org>\r\nTo: me@example.org\r\nSubjec
 
 def _sent(c) -> list[bytes]:
     out = []
-    orig = c._send
-    c._send = lambda data: (out.append(bytes(data)), orig(data))[1]
+    orig = c.session.send
+    c.session.send = lambda data: (out.append(bytes(data)), orig(data))[1]
     return out
 
 
@@ -32,7 +32,7 @@ def test_append_8bit_100k_message_both_literal_kinds(mailuser, kind):
     c = connect(mailuser)
     assert c.has("LITERAL+") and c.has("UIDPLUS")
     if kind == "synchronising":
-        c.caps -= {"LITERAL+", "LITERAL-"}
+        c.session.caps -= {"LITERAL+", "LITERAL-"}
     sent = _sent(c)
     when = datetime(2024, 3, 5, 7, 8, 9, tzinfo=UTC)
     uid = c.append("INBOX", MESSAGE, flags=["\\Seen", "$Label1"], internaldate=when)
@@ -49,7 +49,7 @@ def test_append_8bit_100k_message_both_literal_kinds(mailuser, kind):
 
 def test_append_to_a_missing_folder_fails_cleanly_and_the_connection_stays(mailuser):
     c = connect(mailuser)
-    c.caps -= {"LITERAL+", "LITERAL-"}  # Dovecot answers NO before the "+" when it can
+    c.session.caps -= {"LITERAL+", "LITERAL-"}  # Dovecot answers NO before the "+" when it can
     with pytest.raises(CommandFailed) as err:
         c.append("No Such Folder", b"Subject: x\r\n\r\nbody\r\n")
     assert "\n" not in str(err.value) and "APPEND" in str(err.value)
@@ -65,13 +65,13 @@ def test_search_for_a_non_ascii_subject(mailuser, kind):
     mailuser.deliver("INBOX", msg(3, subject="Grusse"))
     c = connect(mailuser)
     if kind == "synchronising":
-        c.caps -= {"LITERAL+", "LITERAL-"}
+        c.session.caps -= {"LITERAL+", "LITERAL-"}
     sent = _sent(c)
     c.select("INBOX")
     assert c.search_uids([b"SUBJECT ", wire.string("Grüße")]) == [2]
     assert any(b"CHARSET UTF-8 SUBJECT {" in s for s in sent)
     assert c.search_uids([b"SUBJECT ", wire.string("Köln"), b" FROM ", wire.string("Sender 2")]) == [2]
-    c.caps.discard("ESEARCH")
+    c.session.caps.discard("ESEARCH")
     assert c.search_uids([b"SUBJECT ", wire.string("Grüße")]) == [2]
     c.close()
 
@@ -83,11 +83,11 @@ def test_search_for_a_string_with_cr_lf_injects_nothing(mailuser):
     c = connect(mailuser)
     c.select("INBOX")
     answers = []
-    c.log = answers.append
+    c.session.log = answers.append
     hostile = "message\r\nT99 DELETE Keep\r\nT100 UID STORE 1:* +FLAGS (\\Deleted)\r\nT101 EXPUNGE"
     for kind in ("LITERAL+", "synchronising"):
         if kind == "synchronising":
-            c.caps -= {"LITERAL+", "LITERAL-"}
+            c.session.caps -= {"LITERAL+", "LITERAL-"}
         assert c.search_uids([b"SUBJECT ", wire.string(hostile)]) == []
     # (Dovecot trims the trailing CRLF of a search key: the message is found, nothing else happens)
     assert c.search_uids([b"HEADER Message-ID ", wire.string("<m1@example.org>\r\n")]) == [2]

@@ -149,8 +149,8 @@ def test_long_uid_sets_are_chunked_under_the_line_limit(mailuser):
     c.select("INBOX")
     scattered = list(range(1, 6001, 2))  # 3000 isolated uids: ~14 KB uncompressed
     sent = []
-    orig = c._send
-    c._send = lambda data: (sent.append(len(data)), orig(data))[1]
+    orig = c.session.send
+    c.session.send = lambda data: (sent.append(len(data)), orig(data))[1]
     modified, _ = c.store_flags(scattered, add=["\\Flagged"])
     assert max(sent) <= 8192 and len(sent) >= 2
     flags = dict((u, f) for u, f, _ in c.fetch_flags(range(1, 21)))
@@ -165,7 +165,7 @@ def test_esearch_and_plain_search_agree(mailuser, dovecot_factory):
     assert c.has("ESEARCH")
     c.select("INBOX")
     assert c.search_uids() == list(range(1, 51))
-    c.caps.discard("ESEARCH")
+    c.session.caps.discard("ESEARCH")
     assert c.search_uids(b"UID 40:*") == list(range(40, 51))
     c.close()
 
@@ -266,6 +266,6 @@ def test_the_connection_sets_tcp_nodelay(tuimail_env, mailuser):
     cfg = load_config(tuimail_env.write_config(mailuser.config_toml()))
     conn = open_connection(cfg.account(None))
     try:
-        assert conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert conn.session.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
     finally:
         conn.close()

@@ -207,13 +207,13 @@ def test_first_fill_fetches_the_newest_screen_by_number_before_the_search(tuimai
         st = Store(paths.account_store_path(acc.name))
         conn = open_connection(acc)
         sent: list[bytes] = []
-        real_send = conn.send_command
+        real_send = conn.session.send_command  # (the command groups send through the session)
 
         def send(cmd, real_send=real_send, sent=sent):
             sent.append(cmd.split(b" (")[0])
             return real_send(cmd)
 
-        monkeypatch.setattr(conn, "send_command", send)
+        monkeypatch.setattr(conn.session, "send_command", send)
         if refuse:
             def refused(first, last):
                 from tuimail.errors import CommandFailed

@@ -8,7 +8,9 @@ from datetime import datetime, UTC
 from pathlib import Path
 
 from tuimail.config.load import Account, Config, UIConfig
-from tuimail.errors import NotCached
+from tuimail.core.service import Capabilities
+from tuimail.core.summary import SyncSummary
+from tuimail.errors import NotCached, Unsupported
 from tuimail.store.store import Store
 from tuimail.core.content import Attachment, MessageContent
 
@@ -83,7 +85,10 @@ def content_for(folder: str, uid: int, **kw) -> MessageContent:
 
 
 class FakeService:
-    """Implements the SyncService methods the UI uses; records the calls."""
+    """An AccountService (core/service.py) for the UI tests: records the calls, answers from `contents`."""
+
+    capabilities = Capabilities(server_flags=True, push=True, server_folders=True)
+    login_blocked = None
 
     def __init__(self, contents: dict | None = None, *, raw: bytes | None = None, parts: dict | None = None,
                  offline: bool = False, block: threading.Event | None = None):
@@ -100,6 +105,28 @@ class FakeService:
 
     def stop(self, timeout: float = 5.0):
         self.calls.append(("stop",))
+
+    def hold_for_first_paint(self):
+        self.calls.append(("hold_for_first_paint",))
+
+    def ui_painted(self):
+        self.calls.append(("ui_painted",))
+
+    def set_password(self, password):
+        self.calls.append(("set_password", password))
+
+    def sync_now(self, folder=None):
+        self.calls.append(("sync_now", folder))
+        return SyncSummary(mode="fake")
+
+    def search(self, folder, query):
+        raise Unsupported("the fake has no server search")
+
+    def send(self, raw, *, sender, recipients):
+        raise Unsupported("the fake does not send")
+
+    def append(self, folder, raw, flags=()):
+        raise Unsupported("the fake does not append")
 
     def wake(self):
         self.calls.append(("wake",))

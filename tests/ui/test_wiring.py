@@ -138,3 +138,13 @@ def test_run_app_starts_a_first_runs_sync_before_textual(tmp_path, monkeypatch):
     order.clear()
     assert run_app(make_config(), None, offline=False, start_folder=None, service_factory=factory) == 0
     assert order == ["app.run"]
+
+
+def test_the_fake_service_keeps_the_contract():
+    """The UI knows a service as AccountService only: the fake the UI tests use is one too (else a
+    test could pass on a method no backend has)."""
+    from tests.support.contract import assert_keeps_the_contract
+    from tuimail.core.service import AccountService
+
+    assert_keeps_the_contract(FakeService())
+    assert isinstance(FakeService(), AccountService)

@@ -41,6 +41,7 @@ def test_the_tree_keeps_every_contract():
 
 
 LAYERS = "Layers: ui above backends above store | protocol above mail above core"
+THROUGH_REGISTRY = "ui and cli import backends only through tuimail.backends.registry"
 BAD_IMPORTS = [
     # (file, line added, name of the contract it breaks)
     ("tuimail/store/db.py", "import textual.widgets", "Textual (and rich) are imported only under tuimail.ui"),
@@ -57,6 +58,10 @@ BAD_IMPORTS = [
     ("tuimail/protocol/imap/connection.py", "from ...store import db", LAYERS),
     ("tuimail/mail/render.py", "from ..protocol.imap import uidset", LAYERS),
     ("tuimail/core/events.py", "from ..mail import sanitize", LAYERS),
+    ("tuimail/ui/launch.py", "from tuimail.backends.imap.service import SyncService", THROUGH_REGISTRY),
+    ("tuimail/ui/controllers/reader.py", "from ...backends import waker", THROUGH_REGISTRY),
+    ("tuimail/cli/main.py", "from tuimail.backends.imap import engine", THROUGH_REGISTRY),
+    ("tuimail/demo/screenshots.py", "from tuimail.backends.imap.opener import Reader", THROUGH_REGISTRY),
 ]
 
 

@@ -11,7 +11,7 @@ def reader_for(data: bytes, **kw):
     a, b = socket.socketpair()
     a.sendall(data)
     a.shutdown(socket.SHUT_WR)
-    r = wire.Reader(b, **kw)
+    r = wire.ResponseReader(b, **kw)
     return r, (a, b)
 
 

@@ -165,41 +165,18 @@ def _folder(store, name: str):
 
 
 def cmd_sync(config: Config, args) -> int:
-    from tuimail.store import BodyCache, Store
-    from tuimail.backends.imap.engine import Engine
-    from tuimail.backends.lock import AccountLock
-    from tuimail.backends.imap.service import open_connection
+    from tuimail.backends.registry import create_service
     if args.offline:
         raise UsageError("sync needs the network; drop --offline")
     accounts = [config.account(args.account)] if (args.account or len(config.accounts) == 1) \
         else list(config.accounts.values())
     code = 0
     for account in accounts:
-        store_path = paths.account_store_path(account.name)
-        paths.ensure_private_dir(store_path.parent)
-        paths.ensure_private_dir(paths.account_cache_path(account.name).parent)
-        with Store(store_path) as store, AccountLock(paths.lock_path(account.name)):
-            bodies = BodyCache(paths.account_cache_path(account.name))
-            conn = open_connection(account)
-            try:
-                engine = Engine(account, store, conn, bodies)
-                engine.negotiate()
-                if args.folder:
-                    if args.folder.upper() == "INBOX":  # RFC 3501: INBOX is case-insensitive
-                        args.folder = "INBOX"
-                    t0 = time.monotonic()
-                    engine.sync_folders_list()
-                    if store.folder(args.folder) is None:
-                        raise UsageError(f"no folder {sanitize_line(args.folder)!r} on {account.name}")
-                    from tuimail.backends.imap.engine import SyncSummary
-                    summary = SyncSummary([engine.sync_one(args.folder)], mode=engine.mode)
-                    summary.seconds = time.monotonic() - t0
-                    engine.finish(summary)
-                else:
-                    summary = engine.sync_all()
-            finally:
-                conn.close()
-                bodies.close()
+        service = create_service(config, account)
+        try:
+            summary = service.sync_now(args.folder)
+        finally:
+            service.stop()
         print(sanitize_line(summary.line(account.name)))  # folder names and server text
         if summary.all_failed:
             code = 3
@@ -256,41 +233,34 @@ def cmd_list(config: Config, args) -> int:
 
 
 def cmd_read(config: Config, args) -> int:
-    from tuimail.store import BodyCache
-    from tuimail.backends.imap.opener import Reader
-    from tuimail.backends.imap.service import open_connection
+    from tuimail.backends.registry import create_service
     account, store = _store(config, args.account)
     with store:
         fi = _folder(store, args.folder)
-        args.folder = fi.name
         if store.row(fi.id, args.uid) is None:
             raise UsageError(f"no message {args.uid} in {sanitize_line(fi.name)!r} (see `tuimail list"
                              f" {sanitize_line(fi.name)}`; run `tuimail sync` if it is new)")
-        bodies = BodyCache(paths.account_cache_path(account.name))
-        conn = None
+    # the cache first, without a connection; the server only for what it lacks
+    service = create_service(config, account, offline=True)
+    try:
         try:
+            content = service.open_message(fi.name, args.uid)
+        except NotCached:
+            if args.offline:
+                raise NotCached(f"message {args.uid} is not cached and --offline was given") from None
+            service.set_offline(False)
             try:
-                reader = Reader(store, bodies, None, config.ui.prefer_html)
-                content = reader.open(args.folder, args.uid)
-            except NotCached:
-                if args.offline:
-                    raise NotCached(f"message {args.uid} is not cached and --offline was given") from None
-                try:
-                    conn = open_connection(account)
-                except NetworkError as exc:
-                    raise NotCached(f"message {args.uid} is not cached and the server is unreachable: {exc}") from None
-                reader = Reader(store, bodies, conn, config.ui.prefer_html)
-                content = reader.open(args.folder, args.uid, more=True)
-            if (content.more or content.uncached) and conn is None and not args.offline:
-                try:
-                    conn = open_connection(account)
-                    content = Reader(store, bodies, conn, config.ui.prefer_html).open(args.folder, args.uid, more=True)
-                except NetworkError:
-                    pass
-        finally:
-            if conn is not None:
-                conn.close()
-            bodies.close()
+                content = service.open_message(fi.name, args.uid, more=True)
+            except NotCached as exc:
+                raise NotCached(f"message {args.uid}: {exc}") from None
+        if (content.more or content.uncached) and service.offline and not args.offline:
+            service.set_offline(False)
+            try:
+                content = service.open_message(fi.name, args.uid, more=True)
+            except (NotCached, NetworkError):
+                pass  # what the cache has
+    finally:
+        service.stop()
     # the reader's own lines: the same attachment and link numbers, attached messages inline
     from tuimail.mail.present import message_lines
     for text, _kind in message_lines(content):

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tuimail.backends.registry import implemented_kinds
 from tuimail.config.model import (
     ACCOUNT_KEYS,
     CHECK_INTERVAL,
@@ -183,6 +184,9 @@ class _Validator:
             if required not in t:
                 raise self.error(k(required), "missing (required)")
         kind = self.choice(k("kind"), t["kind"], KINDS)
+        if kind not in implemented_kinds():
+            raise ConfigError(f"{self.shown}: {k('kind')} = {_show(kind)} is not available yet"
+                              f" (this tuimail has: {', '.join(implemented_kinds())})")
         host = self.host(k("host"), t["host"])
         security = self.choice(k("security"), t.get("security", "tls"), SECURITIES)
         port = self.port(k("port"), t["port"]) if "port" in t else default_port(kind, security)

@@ -6,6 +6,7 @@ The callback is called from a worker thread and must not block: the UI wraps it 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -54,3 +55,7 @@ class NewMail:
 
 
 Event = FoldersChanged | RowsChanged | SyncState | NewMail
+"""Every event a backend reports (core/service.py: AccountService)."""
+
+EventSink = Callable[[Event], None]
+"""Where a service reports its events: called on the backend's thread, must not block."""

@@ -21,22 +21,19 @@ SIZE = (140, 40)
 def _prepare(config, account):
     """Sync the demo account and cache a plain and an HTML message for the reader shots."""
     from tuimail.cli.main import main
-    from tuimail.store import BodyCache, Store
-    from tuimail.backends.imap.opener import Reader
-    from tuimail.backends.imap.service import open_connection
+    from tuimail.store import Store
+    from tuimail.backends.registry import create_service
     from tuimail import paths
 
     main(["--config", str(config.path), "sync"])
     store = Store(paths.account_store_path(account.name))
-    bodies = BodyCache(paths.account_cache_path(account.name))
-    conn = open_connection(account)
+    service = create_service(config, account)
     picks = {}
     try:
-        reader = Reader(store, bodies, conn)
         inbox = store.folder("INBOX")
         assert inbox is not None, "the demo sync made no INBOX"
         for uid in store.uid_list(inbox.id)[:60]:
-            content = reader.open("INBOX", uid)
+            content = service.open_message("INBOX", uid)
             row = store.row(inbox.id, uid)
             assert row is not None, uid
             if content.links and "html" not in picks and "[" not in row.subject:
@@ -51,10 +48,9 @@ def _prepare(config, account):
             if len(picks) == 4:
                 break
         for uid in store.uid_list(inbox.id, "thread")[:40]:
-            reader.open("INBOX", uid)
+            service.open_message("INBOX", uid)
     finally:
-        conn.close()
-        bodies.close()
+        service.stop()
     return store, picks
 
 
@@ -82,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(argv[0] if argv else "screenshots")
     out.mkdir(parents=True, exist_ok=True)
     from tuimail.config.load import load_config
-    from tuimail.backends.imap.service import SyncService
+    from tuimail.backends.registry import create_service
     from tuimail.ui.app import TuimailApp
     from tuimail.demo import DemoEnvironment
 
@@ -96,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         def app_with(theme: str | None = None, offline: bool = True):
             from dataclasses import replace
             cfg = replace(config, ui=replace(config.ui, theme=theme)) if theme else config
-            svc = SyncService(cfg, account, offline=True)
+            svc = create_service(cfg, account, offline=True)
             return TuimailApp(cfg, {account.name: store}, {account.name: svc}, offline=offline,
                               clock=clock, tz=UTC)
 

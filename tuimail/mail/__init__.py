@@ -2,5 +2,5 @@
 rendering (render), JWZ threading (thread), and the one sanitiser (sanitize).
 
 Layer rule (DESIGN.md §1): standard library and html2text only; nothing here imports textual or
-the store/protocol/sync/ui packages.  Import the submodules directly.
+the store/protocol/backends/ui packages.  Import the submodules directly.
 """

@@ -17,6 +17,7 @@ from datetime import tzinfo
 from textual.app import App
 
 from tuimail.config.load import Config
+from tuimail.core.service import AccountService
 from tuimail.mail.sanitize import sanitize_strict
 from tuimail.paths import config_dir
 from tuimail.store.store import Store
@@ -37,7 +38,7 @@ class TuimailApp(CrashMixin, App):
     COMMANDS = {TuimailCommands}  # tuimail's actions, themes and folders only (not Textual's)
     ENABLE_COMMAND_PALETTE = True
 
-    def __init__(self, config: Config, stores: dict[str, Store], services: dict[str, object], *,
+    def __init__(self, config: Config, stores: dict[str, Store], services: dict[str, AccountService], *,
                  offline: bool = False, start_folder: str | None = None,
                  clock: Callable[[], float] | None = None, tz: tzinfo | None = None,
                  event_sink: EventBridge | None = None) -> None:
@@ -102,7 +103,7 @@ class TuimailApp(CrashMixin, App):
 
     @property
     def event_sink(self) -> EventBridge:
-        """The callable to hand to SyncService(on_event=...): thread-safe, never blocks."""
+        """The EventSink to hand to create_service(on_event=...): thread-safe, never blocks."""
         return self.bridge
 
     @property
@@ -128,9 +129,7 @@ class TuimailApp(CrashMixin, App):
         from tuimail.trace import trace
         trace("starting services")
         for svc in self.services.values():
-            start = getattr(svc, "start", None)
-            if start is not None:
-                start()
+            svc.start()
 
     def on_unmount(self) -> None:
         for writer in self.intent_writers.values():

@@ -2,19 +2,27 @@
 
     run_app(config, account_names, *, offline, start_folder, service_factory=None) -> int
 
+The services come from backends/registry.py (create_service, by each account's kind); the UI
+knows them as AccountService (core/service.py) only.
+
 This module imports no Textual at load time. On a first run (an empty store) the first screen
 is the network's first window, so the sync thread is started before Textual is imported: the
 connection, SELECT and first FETCH overlap the UI's start-up, and the sync holds its further
-windows until the list has painted those rows (SyncService.ui_painted), so that its parsing
+windows until the list has painted those rows (AccountService.ui_painted), so that its parsing
 does not compete with the first paint for the GIL.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from tuimail.config.load import Config
+from tuimail.core.service import AccountService
 from tuimail.store.store import Store
+
+if TYPE_CHECKING:
+    from tuimail.backends.registry import ServiceFactory
 
 
 def is_cold(store: Store) -> bool:
@@ -26,14 +34,14 @@ def is_cold(store: Store) -> bool:
     return inbox is None or inbox.uidvalidity is None
 
 
-def _default_service_factory():
-    from tuimail.backends.imap.service import SyncService
+def _default_service_factory() -> ServiceFactory:
+    from tuimail.backends.registry import create_service  # (imports no backend until it is called)
 
-    return SyncService
+    return create_service
 
 
 def run_app(config: Config, account_names: list[str] | None, *, offline: bool, start_folder: str | None,
-            service_factory=None) -> int:
+            service_factory: ServiceFactory | None = None) -> int:
     """Open the stores, start the sync services, run the TUI; returns the exit status."""
     from tuimail.paths import account_store_path
     from tuimail.ui.bridge import EventBridge
@@ -43,7 +51,7 @@ def run_app(config: Config, account_names: list[str] | None, *, offline: bool, s
     factory = service_factory or _default_service_factory()
     bridge = EventBridge()
     stores: dict[str, Store] = {}
-    services: dict[str, object] = {}
+    services: dict[str, AccountService] = {}
     try:
         for acc in accounts:
             stores[acc.name] = Store(account_store_path(acc.name))
@@ -51,12 +59,8 @@ def run_app(config: Config, account_names: list[str] | None, *, offline: bool, s
             services[acc.name] = factory(config, acc, bridge, offline=offline)
         if not offline and any(is_cold(store) for store in stores.values()):
             for svc in services.values():
-                hold = getattr(svc, "hold_for_first_paint", None)
-                if hold is not None:
-                    hold()
-                start = getattr(svc, "start", None)
-                if start is not None:
-                    start()
+                svc.hold_for_first_paint()
+                svc.start()
         from tuimail.ui.app import TuimailApp
 
         app = TuimailApp(config, stores, services, offline=offline, start_folder=start_folder, event_sink=bridge)

@@ -164,6 +164,7 @@ class Engine:
         if fi is None:
             fid = self.store.upsert_folder(name, None, (), None)
             fi = self.store.folder(fid)
+            assert fi is not None  # (just written)
         fid = fi.id
         res.first = fi.uidvalidity is None
         unseen_before = self._unseen_added

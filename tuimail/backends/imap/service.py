@@ -1,4 +1,5 @@
-"""SyncService: the one object the UI (and the CLI) talk to for everything that needs the network.
+"""SyncService: the IMAP account kind's AccountService (core/service.py), the one object the UI
+(and the CLI) talk to for everything that needs the network. Made by backends/registry.py.
 
 It owns the worker threads and their IMAP connections (imapclient is not thread-safe, so one
 connection per thread): the sync loop (journal replay, resync, new headers, then IDLE on the
@@ -16,14 +17,19 @@ import sqlite3
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 
 from tuimail import paths
 from tuimail.config.load import Account, Config, resolve_oauth2_token, resolve_password
-from tuimail.errors import AuthError, CommandFailed, ConfigError, MissingSecret, NetworkError, TuimailError
+from tuimail.errors import (AuthError, CommandFailed, ConfigError, MissingSecret, NetworkError, NotCached, TuimailError,
+                            Unsupported, UsageError)
 from tuimail.store import BodyCache, Store
+from tuimail.mail.sanitize import sanitize_line
 from tuimail.store.sqlite_errors import guard, store_error
-from tuimail.core.events import Event, NewMail, SyncState
+from tuimail.core.content import MessageContent
+from tuimail.core.events import Event, EventSink, NewMail, SyncState
+from tuimail.core.service import Capabilities
+from tuimail.core.summary import SyncSummary
 from tuimail.trace import trace
 from tuimail.backends.lock import AccountLock, Busy
 from tuimail.backends.waker import Waker
@@ -75,7 +81,13 @@ def open_connection(account: Account, secret: Callable[[], str] | None = None, *
 
 
 class SyncService:
-    def __init__(self, config: Config, account: Account, on_event: Callable[[Event], None] | None = None,
+    # IMAP keeps flags and folders on the server and pushes with IDLE (where the server has it and
+    # accounts.NAME.idle allows it: else it polls). Server search, APPEND and sending are not
+    # implemented yet: search/append/send raise Unsupported.
+    capabilities = Capabilities(server_flags=True, push=True, server_search=False, append=False, send=False,
+                                server_folders=True)
+
+    def __init__(self, config: Config, account: Account, on_event: EventSink | None = None,
                  *, offline: bool = False):
         self.config = config
         self.account = account
@@ -106,6 +118,7 @@ class SyncService:
         self._fetch_conn = None  # ImapConnection for on-demand fetches, guarded by _fetch_lock
         self._fetch_store: Store | None = None
         self._fetch_bodies: BodyCache | None = None
+        self._no_connection: str | None = None  # why the fetch lane has no connection (while online)
         self.state = SyncState(account.name, "offline" if offline else "connecting")
         self._hold_for_paint = False
         self._painted = threading.Event()
@@ -133,6 +146,12 @@ class SyncService:
             if self._fetch_conn is not None:
                 self._fetch_conn.close()
                 self._fetch_conn = None
+            if self._fetch_store is not None:  # (a later fetch opens them again)
+                self._fetch_store.close()
+                self._fetch_store = None
+            if self._fetch_bodies is not None:
+                self._fetch_bodies.close()
+                self._fetch_bodies = None
 
     def hold_for_first_paint(self) -> None:
         """Started before the UI (a first run): after the first window, wait (at most
@@ -205,14 +224,19 @@ class SyncService:
             self._fetch_bodies = BodyCache(self.cache_path)
         if self._fetch_conn is None and not self._offline and self._thread is not None:
             self._login_done.wait(LOGIN_WAIT)
+        unreachable = None
         if self._fetch_conn is None and not self._offline and self._login_blocked is None:
             try:
                 self._fetch_conn = open_connection(self.account, self._secret)
             except (AuthError, ConfigError) as exc:  # never log in again before the user acts
                 self._login_blocked = str(exc)
                 self._fetch_conn = None
-            except NetworkError:
+            except NetworkError as exc:  # the cache may still have it
                 self._fetch_conn = None
+                unreachable = f"the server is unreachable: {exc}"
+        self._no_connection = None
+        if self._fetch_conn is None and not self._offline:
+            self._no_connection = unreachable or self._login_blocked
         return Reader(self._fetch_store, self._fetch_bodies, self._fetch_conn, self.config.ui.prefer_html)
 
     def _fetch(self, fn):
@@ -223,6 +247,10 @@ class SyncService:
                 try:
                     with guard(self.store_path):  # sqlite3 errors: one line naming the store
                         return fn(reader)
+                except NotCached:
+                    if self._no_connection is None:
+                        raise
+                    raise NotCached(f"not cached, and {self._no_connection}") from None
                 except NetworkError:
                     if self._fetch_conn is not None:
                         self._fetch_conn.shutdown()
@@ -233,10 +261,10 @@ class SyncService:
                     if not (reused and attempt == 1 and not self._offline):
                         raise
 
-    def open_message(self, folder: str, uid: int, *, more: bool = False):
+    def open_message(self, folder: str, uid: int, *, more: bool = False) -> MessageContent:
         return self._fetch(lambda r: r.open(folder, uid, more))
 
-    def open_attached(self, folder: str, uid: int, section: str):
+    def open_attached(self, folder: str, uid: int, section: str) -> MessageContent:
         """The message attached at `section` of message `uid`, as a MessageContent of its own."""
         return self._fetch(lambda r: r.open_attached(folder, uid, section))
 
@@ -245,6 +273,44 @@ class SyncService:
 
     def fetch_part(self, folder: str, uid: int, section: str) -> bytes:
         return self._fetch(lambda r: r.part(folder, uid, section))
+
+    def search(self, folder: str, query: str) -> list[int]:
+        raise Unsupported("searching on an IMAP server is not available yet")
+
+    def send(self, raw: bytes, *, sender: str, recipients: Sequence[str]) -> None:
+        raise Unsupported("sending is not available yet")
+
+    def append(self, folder: str, raw: bytes, flags: Collection[str] = ()) -> None:
+        raise Unsupported("storing a message in an IMAP folder is not available yet")
+
+    # one sync in the caller's thread (the CLI) --------------------------------------------------
+    def sync_now(self, folder: str | None = None) -> SyncSummary:
+        """Every folder, or `folder` (INBOX in any case), once, under the account lock; then the
+        connection is closed. Not while start()ed: the worker syncs then."""
+        from tuimail.backends.imap.engine import Engine
+        if self._offline:
+            raise UsageError("sync needs the network; drop --offline")
+        if folder is not None and folder.upper() == "INBOX":  # RFC 3501: INBOX is case-insensitive
+            folder = "INBOX"
+        with Store(self.store_path) as store, AccountLock(paths.lock_path(self.account.name)):
+            bodies = BodyCache(self.cache_path)
+            conn = open_connection(self.account, self._secret)
+            try:
+                engine = Engine(self.account, store, conn, bodies)
+                engine.negotiate()
+                if folder is None:
+                    return engine.sync_all()
+                t0 = time.monotonic()
+                engine.sync_folders_list()
+                if store.folder(folder) is None:
+                    raise UsageError(f"no folder {sanitize_line(folder)!r} on {self.account.name}")
+                summary = SyncSummary([engine.sync_one(folder)], mode=engine.mode)
+                summary.seconds = time.monotonic() - t0
+                engine.finish(summary)
+                return summary
+            finally:
+                conn.close()
+                bodies.close()
 
     # the worker ----------------------------------------------------------------
     def _emit(self, event: Event) -> None:

@@ -1,4 +1,4 @@
-"""IDLE (RFC 2177), a mixin of ImapConnection like mailbox.py.
+"""IDLE (RFC 2177), a command group of ImapConnection like mailbox.py.
 
 We wait on the socket with `selectors` and read whole responses through our buffer (imapclient's
 idle_check breaks on a response split across packets, #519/#464). The wait is as long as the
@@ -10,13 +10,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from tuimail.errors import CommandFailed, NetworkError, ProtocolError
+from tuimail.protocol.imap import wire
 from tuimail.protocol.imap.responses import Unsolicited, one_line
+from tuimail.protocol.imap.session import Handler, Response, Session
+from tuimail.protocol.imap.wire import ResponseReader
+
+
+class Wake(wire.Fileno, Protocol):
+    """What IDLE can be woken by besides the server (backends.waker.Waker): a readable fd, and a
+    way to empty it once it woke us."""
+
+    def drain(self) -> None: ...
 
 
 class IdleCommands:
-    def idle(self, timeout: float, stop: Callable[[], bool], tick: float = 1.0, wake=None) -> Unsolicited:
+    """IDLE on the selected folder, through the connection's Session."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def idle(self, timeout: float, stop: Callable[[], bool], tick: float = 1.0,
+             wake: Wake | None = None) -> Unsolicited:
         """IDLE until the server reports something, `stop()` is true, or timeout. Then DONE.
 
         `wake` (a Waker: fileno() and drain()) is selected on together with the socket: when it
@@ -26,58 +43,60 @@ class IdleCommands:
         except ValueError as exc:  # as in read_until
             raise ProtocolError(f"malformed server response: {exc}") from None
 
-    def _idle(self, timeout: float, stop: Callable[[], bool], tick: float, wake=None) -> Unsolicited:
+    def _idle(self, timeout: float, stop: Callable[[], bool], tick: float, wake: Wake | None) -> Unsolicited:
         # The wait itself is as long as the caller wants; the "+" and the answer to DONE, and
         # each response during the wait, come within the command timeout.
-        self._tagnum += 1
-        tag = b"T%d" % self._tagnum
-        self._send(tag + b" IDLE\r\n")
+        s = self.session
+        reader = s.live_reader()
+        tag = s.next_tag()
+        s.send(tag + b" IDLE\r\n")
         idle, done = b"IDLE", b"IDLE (DONE)"
 
-        def cont(resp) -> bool:
+        def cont(resp: Response) -> bool:
             if resp[0].startswith(tag + b" "):
                 raise CommandFailed("IDLE", "NO", one_line(resp[0].decode("utf-8", "replace")))
             return False
 
         self._read_responses(idle, lambda resp: resp[0].startswith(b"+"), cont)
         deadline = time.monotonic() + timeout
-        waited = self.reader.consumed
-        while not self.unsolicited.any() and not stop() and time.monotonic() < deadline:
+        waited = reader.consumed
+        while not s.unsolicited.any() and not stop() and time.monotonic() < deadline:
             left = max(0.0, deadline - time.monotonic())
-            if not self.reader.wait_readable(left if wake is not None else min(tick, left), wake):
+            if not reader.wait_readable(left if wake is not None else min(tick, left), wake):
                 if wake is not None:
                     wake.drain()  # (the event it stands for is what stop() looks at)
                 continue
-            self._guarded(idle, self._one_idle_response)
-            if self.reader.consumed - waited > self.max_unsolicited:
-                self.broken = True
-                raise ProtocolError(f"{self.where}: server sent more than {self.max_unsolicited >> 20} MB"
+            s.guarded(idle, self._one_idle_response)
+            if reader.consumed - waited > s.max_unsolicited:
+                s.broken = True
+                raise ProtocolError(f"{s.where}: server sent more than {s.max_unsolicited >> 20} MB"
                                     " of data during IDLE without news; refused")
-        self._send(b"DONE\r\n")
+        s.send(b"DONE\r\n")
         self._read_responses(done, lambda resp: resp[0].startswith(tag + b" "), lambda resp: False)
-        return self.take_unsolicited()
+        return s.take_unsolicited()
 
-    def _one_idle_response(self) -> None:
-        resp = self.reader.read_response()
+    def _one_idle_response(self, reader: ResponseReader) -> None:
+        resp = reader.read_response()
         if resp[0].startswith(b"* BYE"):
-            raise NetworkError(f"{self.where} closed the session during IDLE")
-        self._generic_untagged(resp)
+            raise NetworkError(f"{self.session.where} closed the session during IDLE")
+        self.session.generic_untagged(resp)
 
-    def _read_responses(self, what: bytes, last: Callable[[list[bytes]], bool], handled) -> None:
+    def _read_responses(self, what: bytes, last: Handler, handled: Handler) -> None:
         """Responses through the generic handler until `last(resp)` (inclusive), with read_until's
         bounds (timeout, unsolicited data) and messages, for the IDLE steps that have no tag."""
-        def loop():
-            reader = self.reader
+        s = self.session
+
+        def loop(reader: ResponseReader) -> None:
             while True:
                 before = reader.consumed
                 resp = reader.read_response()
                 if last(resp):
                     return
                 if resp[0].startswith(b"* BYE"):
-                    raise NetworkError(f"{self.where} closed the session during IDLE")
+                    raise NetworkError(f"{s.where} closed the session during IDLE")
                 if handled(resp):
                     continue
-                self._unsolicited(what, reader.consumed - before)
-                self._generic_untagged(resp)
+                s.count_unsolicited(what, reader.consumed - before)
+                s.generic_untagged(resp)
 
-        self._guarded(what, loop)
+        s.guarded(what, loop)

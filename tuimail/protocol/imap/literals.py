@@ -1,9 +1,9 @@
 """Commands that carry literals (RFC 3501 §4.3, RFC 7888 LITERAL+/LITERAL-): SEARCH (a string
-argument with CR/LF or 8-bit goes as one), APPEND, and the wait for the server's continuation
-request before a synchronising literal.
+argument with CR/LF or 8-bit goes as one) and APPEND.
 
-A mixin of ImapConnection (see imap.py): `send_command` renders the parts with `wire.render` and
-calls `_await_continuation` before each synchronising literal.
+A command group of ImapConnection (see connection.py): `Session.send_command` renders the parts
+with `wire.render` and waits for the server's continuation request (`Session.await_continuation`)
+before each synchronising literal.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from tuimail.errors import CommandFailed, NetworkError, ProtocolError
 from tuimail.protocol.imap import uidset, wire
 from tuimail.protocol.imap.mailbox import MAX_SEARCH_UIDS
-from tuimail.protocol.imap.responses import command_name, encode_mailbox, flag_arg, num, one_line
+from tuimail.protocol.imap.responses import encode_mailbox, flag_arg, num
+from tuimail.protocol.imap.session import Command, Response, Session
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -36,53 +36,23 @@ def internaldate_arg(when: datetime | float) -> bytes:
 
 
 class LiteralCommands:
-    def _nonsync(self, n: int) -> bool:
-        """Whether an n-byte literal may go as {n+} (no wait for the server's "+")."""
-        return self.has("LITERAL+") or (self.has("LITERAL-") and n <= wire.LITERAL_MINUS_MAX)
+    """The commands whose arguments may go as literals: SEARCH with strings from data, APPEND."""
 
-    def _await_continuation(self, tag: bytes, cmd: bytes) -> None:
-        """Read to the server's "+" before a synchronising literal. A tagged NO/BAD instead ends
-        the command (the literal is not sent: the connection stays usable); a tagged OK would
-        make the literal's bytes a command of their own, so the connection is given up."""
-
-        def wait() -> None:
-            reader = self.reader
-            while True:
-                before = reader.consumed
-                resp = reader.read_response()
-                head = resp[0]
-                if head.startswith(b"+"):
-                    return
-                if head.startswith(tag + b" "):
-                    status, _, text = head[len(tag) + 1:].partition(b" ")
-                    status_s = status.decode("ascii", "replace").upper()
-                    if self.log:
-                        self.log("S: " + head[:200].decode("utf-8", "replace"))
-                    if status_s in ("NO", "BAD"):
-                        raise CommandFailed(command_name(cmd), status_s, one_line(text))
-                    raise ProtocolError(f"{self.where} answered {command_name(cmd)} before its literal was sent")
-                if head.startswith(b"* BYE"):
-                    raise NetworkError(f"{self.where} closed the session: {one_line(head[6:])}")
-                if head.startswith(b"* "):
-                    self._unsolicited(cmd, reader.consumed - before)
-                    self._generic_untagged(resp)
-                    continue
-                raise ProtocolError(f"unexpected server response: {head[:60]!r}")
-
-        self._guarded(cmd, wait)
+    def __init__(self, session: Session):
+        self.session = session
 
     def search_uids(self, criteria: bytes | list[bytes | wire.Literal] = b"ALL") -> list[int]:
         """UID SEARCH; ESEARCH's compact 'ALL' answer where the server offers it. criteria: bytes,
         or parts with literals (`wire.string(data)`): non-ASCII ones make it CHARSET UTF-8."""
         found: list[int] = []
-        esearch = self.has("ESEARCH")
+        esearch = self.session.has("ESEARCH")
         parts = [criteria] if isinstance(criteria, bytes) else list(criteria)
-        cmd = [b"UID SEARCH " + (b"RETURN (ALL) " if esearch else b"")
-               + (b"CHARSET UTF-8 " if wire.has_8bit(parts) else b""), *parts]
-        if all(isinstance(p, bytes) for p in cmd):
-            cmd = b"".join(cmd)
+        cmd_parts: list[bytes | wire.Literal] = [b"UID SEARCH " + (b"RETURN (ALL) " if esearch else b"")
+                                                 + (b"CHARSET UTF-8 " if wire.has_8bit(parts) else b""), *parts]
+        plain = [p for p in cmd_parts if isinstance(p, bytes)]
+        cmd: Command = b"".join(plain) if len(plain) == len(cmd_parts) else cmd_parts
 
-        def handler(resp):
+        def handler(resp: Response) -> bool:
             head = resp[0]
             up = head[:12].upper()
             if up.startswith(b"* ESEARCH"):
@@ -100,7 +70,7 @@ class LiteralCommands:
                 return True
             return False
 
-        self.command(cmd, handler)
+        self.session.command(cmd, handler)
         return found
 
     def append(self, folder: str, message: bytes, flags: Iterable[str] = (),
@@ -113,7 +83,7 @@ class LiteralCommands:
             head += b" (" + b" ".join(fl) + b")"
         if internaldate is not None:
             head += b" " + internaldate_arg(internaldate)
-        _, text = self.command([head + b" ", wire.Literal(message)])
+        _, text = self.session.command([head + b" ", wire.Literal(message)])
         code, arg = wire.resp_code(text)
         if code == b"APPENDUID":
             words = arg.split()

@@ -1,7 +1,8 @@
 """Connecting and logging in through imapclient, bounded: literals from the first byte read, and
 the whole of connect + TLS + greeting + login by one overall deadline (a watchdog thread).
 
-Used by ImapConnection.connect (imap.py); after login the raw reader (wire.py) takes over.
+Used by ImapConnection.connect (connection.py); after login the Session (session.py) and its
+ResponseReader (wire.py) take over.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Mailbox-level IMAP commands, sent raw after login (see imap.py for why).
+"""Mailbox-level IMAP commands, sent raw after login (see connection.py for why).
 
-A mixin of ImapConnection: every method runs on the thread that owns the connection and uses its
-command machinery (`command`, `send_command`/`read_until` for pipelining, `_generic_untagged`).
+A command group of ImapConnection: every method runs on the thread that owns the connection and
+sends through its Session (`command`, `send_command`/`read_until` for pipelining).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from tuimail.protocol.imap.responses import (
     vanished_set,
 )
 from tuimail.protocol.imap.roles import assign_roles
+from tuimail.protocol.imap.session import FastScan, Handler, Response, Session
+from tuimail.protocol.imap.wire import ResponseReader
 
 MAX_VANISHED_LINES = 100  # in one SELECT answer; more are unsolicited data
 # A SEARCH answer cannot name more uids than a folder holds: past this many, a server is not
@@ -43,34 +45,40 @@ FETCH_SLACK = 1000
 
 
 class MailboxCommands:
+    """LIST, STATUS, ENABLE, SELECT and the commands on the selected folder's messages."""
+
+    def __init__(self, session: Session, roles: dict[str, str] | None = None):
+        self.session = session
+        self.roles = roles if roles is not None else {}  # the account's `roles` key: role -> folder name
+
     def enable(self, *exts: str) -> set[str]:
         got: set[str] = set()
 
-        def handler(resp):
+        def handler(resp: Response) -> bool:
             if resp[0].upper().startswith(b"* ENABLED"):
                 got.update(x.decode().upper() for x in resp[0].split()[2:])
                 return True
             return False
 
-        self.command(b"ENABLE " + " ".join(exts).encode(), handler)
-        self.enabled |= got
+        self.session.command(b"ENABLE " + " ".join(exts).encode(), handler)
+        self.session.enabled |= got
         return got
 
     def noop(self) -> None:
-        self.command(b"NOOP")
+        self.session.command(b"NOOP")
 
     def list_folders(self, with_status: bool = False) -> list[FolderEntry]:
         """LIST "" * (with SPECIAL-USE attributes; LIST-STATUS where offered)."""
         out: dict[str, FolderEntry] = {}
         statuses: dict[str, dict] = {}
         cmd = b'LIST "" "*"'
-        if with_status and self.has("LIST-STATUS"):
+        if with_status and self.session.has("LIST-STATUS"):
             cmd += b" RETURN (SPECIAL-USE STATUS (MESSAGES UNSEEN UIDNEXT UIDVALIDITY" + \
-                (b" HIGHESTMODSEQ" if self.has("CONDSTORE") else b"") + b"))"
-            if not self.has("SPECIAL-USE"):
+                (b" HIGHESTMODSEQ" if self.session.has("CONDSTORE") else b"") + b"))"
+            if not self.session.has("SPECIAL-USE"):
                 cmd = cmd.replace(b"SPECIAL-USE ", b"")
 
-        def handler(resp):
+        def handler(resp: Response) -> bool:
             head = resp[0].upper()
             if head.startswith(b"* LIST ") or head.startswith(b"* STATUS "):
                 toks = wire.tokenize(resp)
@@ -84,26 +92,26 @@ class MailboxCommands:
                 return True
             return False
 
-        self.command(cmd, handler)
+        self.session.command(cmd, handler)
         for name, st in statuses.items():
             if name in out:
                 out[name].status = st
         entries = list(out.values())
-        assign_roles(entries, getattr(self.account, "roles", {}) or {})
+        assign_roles(entries, self.roles)
         return entries
 
     def status(self, folder: str) -> dict:
-        items = b"MESSAGES UNSEEN UIDNEXT UIDVALIDITY" + (b" HIGHESTMODSEQ" if self.has("CONDSTORE") else b"")
+        items = b"MESSAGES UNSEEN UIDNEXT UIDVALIDITY" + (b" HIGHESTMODSEQ" if self.session.has("CONDSTORE") else b"")
         result: dict = {}
 
-        def handler(resp):
+        def handler(resp: Response) -> bool:
             if resp[0].upper().startswith(b"* STATUS "):
                 toks = wire.tokenize(resp)
                 result.update(status_dict(toks[3]))
                 return True
             return False
 
-        self.command(b"STATUS " + encode_mailbox(folder) + b" (" + items + b")", handler)
+        self.session.command(b"STATUS " + encode_mailbox(folder) + b" (" + items + b")", handler)
         return result
 
     # ------------------------------------------------------------------ mailbox commands
@@ -122,8 +130,8 @@ class MailboxCommands:
             cmd += b" (QRESYNC (" + params + b"))"
         elif condstore:
             cmd += b" (CONDSTORE)"
-        self.selected = None
-        self.unsolicited = Unsolicited()
+        self.session.selected = None
+        self.session.unsolicited = Unsolicited()
         # QRESYNC's answer: VANISHED (EARLIER) and FETCH of changed messages. Only what touches
         # the cached uids is kept (as runs, one entry per uid): the rest, and any repeat, is
         # handled as unsolicited data (bounded per command, no deadline credit).
@@ -132,7 +140,7 @@ class MailboxCommands:
         vanished: list[tuple[int, int]] = []
         vanished_lines = [0]
 
-        def qresync_answer(resp) -> bool:
+        def qresync_answer(resp: Response, known_runs: list[tuple[int, int]]) -> bool:
             head = resp[0]
             if head.startswith(b"* VANISHED"):
                 vanished_lines[0] += 1
@@ -153,9 +161,9 @@ class MailboxCommands:
                     return True
             return False
 
-        def handler(resp):
+        def handler(resp: Response) -> bool:
             head = resp[0]
-            if known_runs and qresync_answer(resp):
+            if known_runs and qresync_answer(resp, known_runs):
                 return True
             if head.startswith(b"* OK ["):
                 code, arg = wire.resp_code(head[5:])
@@ -170,13 +178,13 @@ class MailboxCommands:
                 return True
             return False
 
-        _, text = self.command(cmd, handler)
-        self.selected = folder
-        u = self.take_unsolicited()
+        _, text = self.session.command(cmd, handler)
+        self.session.selected = folder
+        u = self.session.take_unsolicited()
         res.exists = u.exists or 0
         if known_runs is not None:
             if u.expunged:
-                raise ProtocolError(f"{self.where}: too many VANISHED ranges in the answer to SELECT; refused")
+                raise ProtocolError(f"{self.session.where}: too many VANISHED ranges in the answer to SELECT; refused")
             res.vanished = uidset.merge([*vanished, *uidset.intersect(u.vanished, known_runs)])
             for entry in u.flags:  # repeats (the later one wins) and uids we do not hold
                 if entry[0] in changed or uidset.in_runs(known_runs, entry[0]):
@@ -188,16 +196,17 @@ class MailboxCommands:
         return res
 
     def unselect(self) -> None:
-        if self.selected is None:
+        if self.session.selected is None:
             return
-        self.command(b"UNSELECT" if self.has("UNSELECT") else b"CLOSE", check=False)
-        self.selected = None
+        self.session.command(b"UNSELECT" if self.session.has("UNSELECT") else b"CLOSE", check=False)
+        self.session.selected = None
 
     def fetch_flags(self, uids: Iterable[int] | None = None, changedsince: int | None = None,
                     vanished: bool = False) -> list[tuple[int, tuple[str, ...], int | None]]:
         """UID FETCH set (FLAGS [MODSEQ]) [(CHANGEDSINCE m [VANISHED])]. With uids None: 1:*."""
         out: list[tuple[int, tuple[str, ...], int | None]] = []
-        want_modseq = changedsince is not None or "CONDSTORE" in self.enabled or "QRESYNC" in self.enabled
+        enabled = self.session.enabled
+        want_modseq = changedsince is not None or "CONDSTORE" in enabled or "QRESYNC" in enabled
         items = b"(UID FLAGS MODSEQ)" if want_modseq else b"(UID FLAGS)"
         mod = b""
         if changedsince is not None:
@@ -206,7 +215,7 @@ class MailboxCommands:
         uids = None if uids is None else list(uids)
         cap = (MAX_SEARCH_UIDS if uids is None else len(uids)) + FETCH_SLACK
 
-        def handler(resp):
+        def handler(resp: Response) -> bool:
             head = resp[0]
             if len(resp) == 1 and b" FETCH " in head[:24]:
                 um, fm = _UID_RE.search(head), _FLAGS_RE.search(head)
@@ -220,7 +229,7 @@ class MailboxCommands:
 
         sets = [b"1:*"] if uids is None else [s.encode() for s in uidset.chunked(uids)]
         for s in sets:
-            self.command(b"UID FETCH " + s + b" " + items + mod, handler)
+            self.session.command(b"UID FETCH " + s + b" " + items + mod, handler)
         return out
 
     def fetch_internaldates(self, uids: Iterable[int]) -> dict[int, int]:
@@ -228,7 +237,7 @@ class MailboxCommands:
         a message without a Date: header (rare, so fetched only for those)."""
         out: dict[int, int] = {}
         for s in uidset.chunked(sorted(set(uids))):
-            self.command(b"UID FETCH " + s.encode() + b" (UID INTERNALDATE)", internaldate_handler(out))
+            self.session.command(b"UID FETCH " + s.encode() + b" (UID INTERNALDATE)", internaldate_handler(out))
         return out
 
     def fetch_headers(self, uids: list[int]) -> Iterator[HeaderItem]:
@@ -243,7 +252,7 @@ class MailboxCommands:
         folder, which Dovecot takes ~30 ms to answer at 100k and we ~15 ms to expand."""
         items: list[HeaderItem] = []
         req, handler, fast = self._header_fetch_parts(items, last - first + 1 + FETCH_SLACK)
-        self.command(b"FETCH %d:%d " % (first, last) + req, handler, fast=fast)
+        self.session.command(b"FETCH %d:%d " % (first, last) + req, handler, fast=fast)
         return items
 
     def fetch_header_windows(self, windows: list[list[int]]) -> Iterator[list[HeaderItem]]:
@@ -264,27 +273,27 @@ class MailboxCommands:
         # next window's responses would arrive before the first tagged OK and the first screen
         # would wait for them (measured: 5,300 rows in the "first" window, +0.8 s at 100k).
         first_window = [i for i, (w, _) in enumerate(cmds) if w == 0]
-        tags: dict[int, bytes] = {i: self.send_command(cmds[i][1]) for i in first_window}
+        tags: dict[int, bytes] = {i: self.session.send_command(cmds[i][1]) for i in first_window}
         nxt = len(first_window)
         for i, (w, cmd) in enumerate(cmds):
-            self.read_until(tags.pop(i), cmd, handler, fast=fast)
+            self.session.read_until(tags.pop(i), cmd, handler, fast=fast)
             while nxt < len(cmds) and nxt <= i + 2 and (w > 0 or i + 1 == len(first_window)):
-                tags[nxt] = self.send_command(cmds[nxt][1])
+                tags[nxt] = self.session.send_command(cmds[nxt][1])
                 nxt += 1
             if i + 1 == len(cmds) or cmds[i + 1][0] != w:
                 yield list(items)
                 items.clear()
 
-    def _header_fetch_parts(self, items: list[HeaderItem], cap: int):
+    def _header_fetch_parts(self, items: list[HeaderItem], cap: int) -> tuple[bytes, Handler, FastScan]:
         """(the FETCH items, the generic response handler, the fast scanner), both appending
         HeaderItems to `items` (at most `cap` of them)."""
-        want_modseq = "CONDSTORE" in self.enabled or "QRESYNC" in self.enabled
+        want_modseq = "CONDSTORE" in self.session.enabled or "QRESYNC" in self.session.enabled
         req = (b"(UID FLAGS " + (b"MODSEQ " if want_modseq else b"") + b"RFC822.SIZE BODY.PEEK[HEADER.FIELDS ("
                + HEADER_FIELDS + b")])")
         uid_search, flags_search, modseq_search, size_search = (_UID_RE.search, _FLAGS_RE.search,
                                                                 _MODSEQ_RE.search, _SIZE_RE.search)
 
-        def handler(resp):
+        def handler(resp: Response) -> bool:
             head = resp[0]
             if b" FETCH " not in head[:24]:
                 return False
@@ -304,7 +313,7 @@ class MailboxCommands:
                                     num(mm.group(1)) if mm else None, num(sm.group(1)), header))
             return True
 
-        def fast(reader):
+        def fast(reader: ResponseReader) -> None:
             scan_header_fetches(reader, items, cap)
 
         return req, handler, fast
@@ -317,7 +326,7 @@ class MailboxCommands:
         updated: list[tuple[int, int | None]] = []
         uids = list(uids)
 
-        def handler(resp):
+        def handler(resp: Response) -> bool:
             head = resp[0]
             if b" FETCH " in head[:24]:
                 um, mm = _UID_RE.search(head), _MODSEQ_RE.search(head)
@@ -333,7 +342,7 @@ class MailboxCommands:
             flag_b = b" ".join(flag_arg(f) for f in flags)
             for s in uidset.chunked(uids):
                 mod = b" (UNCHANGEDSINCE %d)" % unchangedsince if unchangedsince is not None else b""
-                _, text = self.command(b"UID STORE " + s.encode() + mod + b" " + op + b"FLAGS.SILENT (" + flag_b
+                _, text = self.session.command(b"UID STORE " + s.encode() + mod + b" " + op + b"FLAGS.SILENT (" + flag_b
                                        + b")", handler)
                 code, arg = wire.resp_code(text)
                 if code == b"MODIFIED":  # (a subset of what we sent)
@@ -345,7 +354,7 @@ class MailboxCommands:
         uids = sorted(set(uids))
         mapping: dict[int, int] = {}
 
-        def grab(text: bytes):
+        def grab(text: bytes) -> None:
             code, arg = wire.resp_code(text)
             if code == b"COPYUID":
                 parts = arg.split()
@@ -353,7 +362,7 @@ class MailboxCommands:
                     src, dst = uidset.parse(parts[1], limit=len(uids)), uidset.parse(parts[2], limit=len(uids))
                     mapping.update(zip(src, dst, strict=False))
 
-        def handler(resp):
+        def handler(resp: Response) -> bool:
             head = resp[0]
             if head.startswith(b"* OK ["):
                 grab(head[5:])
@@ -361,15 +370,15 @@ class MailboxCommands:
             return False
 
         for s in uidset.chunked(uids):
-            if self.has("MOVE"):
-                _, text = self.command(b"UID MOVE " + s.encode() + b" " + encode_mailbox(dest), handler)
+            if self.session.has("MOVE"):
+                _, text = self.session.command(b"UID MOVE " + s.encode() + b" " + encode_mailbox(dest), handler)
                 grab(text)
             else:
-                _, text = self.command(b"UID COPY " + s.encode() + b" " + encode_mailbox(dest), handler)
+                _, text = self.session.command(b"UID COPY " + s.encode() + b" " + encode_mailbox(dest), handler)
                 grab(text)
-                self.command(b"UID STORE " + s.encode() + b" +FLAGS.SILENT (\\Deleted)")
-                if self.has("UIDPLUS"):
-                    self.command(b"UID EXPUNGE " + s.encode())
+                self.session.command(b"UID STORE " + s.encode() + b" +FLAGS.SILENT (\\Deleted)")
+                if self.session.has("UIDPLUS"):
+                    self.session.command(b"UID EXPUNGE " + s.encode())
                 else:  # without UIDPLUS a plain EXPUNGE would also remove others' \Deleted mail
                     pass
         return mapping
@@ -377,17 +386,17 @@ class MailboxCommands:
     def expunge_uids(self, uids: Iterable[int]) -> None:
         uids = sorted(set(uids))
         for s in uidset.chunked(uids):
-            self.command(b"UID STORE " + s.encode() + b" +FLAGS.SILENT (\\Deleted)")
-            if self.has("UIDPLUS"):
-                self.command(b"UID EXPUNGE " + s.encode())
+            self.session.command(b"UID STORE " + s.encode() + b" +FLAGS.SILENT (\\Deleted)")
+            if self.session.has("UIDPLUS"):
+                self.session.command(b"UID EXPUNGE " + s.encode())
             else:
-                self.command(b"EXPUNGE")
+                self.session.command(b"EXPUNGE")
 
     def fetch_items(self, uid: int, items: bytes) -> dict:
         """UID FETCH uid (items) -> {ITEM NAME: value} through the full tokenizer."""
         result: dict = {}
 
-        def handler(resp):
+        def handler(resp: Response) -> bool:
             if b" FETCH " in resp[0][:24]:
                 toks = wire.tokenize(resp)
                 if len(toks) >= 4 and isinstance(toks[3], tuple):
@@ -397,7 +406,7 @@ class MailboxCommands:
                         return True
             return False
 
-        self.command(b"UID FETCH %d (UID %s)" % (uid, items), handler)
+        self.session.command(b"UID FETCH %d (UID %s)" % (uid, items), handler)
         return result
 
     def fetch_bodystructure(self, uid: int):

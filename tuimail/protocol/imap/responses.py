@@ -1,6 +1,6 @@
 """What IMAP responses become: result types, the response regexes and small decoders.
 
-Shared by the connection (imap.py) and the mailbox commands (mailbox.py).
+Shared by the session (session.py) and the command groups (mailbox.py, literals.py, idle.py).
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ _HDR_FAST = re.compile(rb"\* \d+ FETCH \(UID (\d{1,18}) FLAGS \(([^)]*)\)(?: MOD
                        rb" BODY\[HEADER\.FIELDS \([^)]*\)\] \{(\d+)\}\r\n")
 
 
-def scan_header_fetches(reader: wire.Reader, out: list, cap: int | None = None) -> None:
+def scan_header_fetches(reader: wire.ResponseReader, out: list, cap: int | None = None) -> None:
     """Consume every complete header FETCH response of the usual shape at the buffer's head
     (ValueError past `cap` items in `out`)."""
     buf = reader.buf  # a bytearray that _fill() extends in place

@@ -17,6 +17,7 @@ import selectors
 import socket
 import ssl
 import time
+from typing import Protocol
 
 from tuimail.errors import NetworkError, ProtocolError
 
@@ -25,6 +26,12 @@ _LITERAL_END = re.compile(rb"\{(\d+)\+?\}\r\n\Z")
 # While an answer keeps arriving at this rate or faster, its deadline moves on: a 60 MB attachment
 # or a 5,000-header window on a slow link is not cut, a trickled byte every 20 s is.
 PROGRESS_RATE = 64 * 1024  # bytes per second
+
+
+class Fileno(Protocol):
+    """Anything a selector can wait on (a Waker, a socket)."""
+
+    def fileno(self) -> int: ...
 
 
 class ReadError(NetworkError):
@@ -39,7 +46,9 @@ class TooMuch(ProtocolError):
     """More bytes arrived for one answer than it may take."""
 
 
-class Reader:
+class ResponseReader:
+    """Reads IMAP responses off one socket, through its own buffer, with bounds (see the module)."""
+
     def __init__(self, sock: socket.socket, max_literal: int = 64 << 20, max_line: int = 16 << 20,
                  timeout: float = 30.0):
         self.sock = sock
@@ -135,7 +144,7 @@ class Reader:
     def has_buffered_line(self) -> bool:
         return b"\r\n" in self.buf
 
-    def wait_readable(self, timeout: float, wake=None) -> bool:
+    def wait_readable(self, timeout: float, wake: Fileno | None = None) -> bool:
         """True when a response can be read without blocking (IDLE). `wake` (an object with
         fileno()) ends the wait early when it becomes readable; then the answer is False."""
         if self.has_buffered_line():

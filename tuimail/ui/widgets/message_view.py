@@ -33,7 +33,7 @@ __all__ = ["Line", "MessageView", "build_lines", "format_bytes", "text_lines"]
 
 
 def build_lines(content: MessageContent, *, all_headers: list[tuple[str, str]] | None = None) -> list[Line]:
-    """The logical lines of a message, every string sanitised (sync/present.py, shared with
+    """The logical lines of a message, every string sanitised (mail/present.py, shared with
     `tuimail read`)."""
     return message_lines(content, all_headers=all_headers)
 

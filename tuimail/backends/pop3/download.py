@@ -1,0 +1,172 @@
+"""One POP3 sync: the order of the steps that makes "nothing lost, nothing twice" hold, with the
+store behind a small `Ledger` interface (the POP3 service adapts the store to it).
+
+    session = Pop3Session.from_account(account, secret)
+    result = download(session, ledger, Policy("delete"))
+
+The order (issue 14, item 3):
+1. UIDL. If every UIDL is known and nothing is due, that is all: a second sync with nothing new
+   costs one UIDL exchange (plus login and QUIT). Otherwise LIST for the sizes (fingerprints).
+2. plan(); if it asks for fingerprints (a UIDL reset, or no UIDL at all), TOP n 0 for those
+   (RETR where the server has no TOP) and plan again.
+3. Remaps are written to the ledger before anything else happens.
+4. New messages: RETR (or TOP n 0 first with headers_first), each committed to the ledger as it
+   arrives. Then the DELEs (pipelined), each for a message whose commit has returned.
+5. QUIT. Only when it succeeds are the deleted messages marked off the server. A cut anywhere
+   before it deletes nothing on the server (RFC 1939: DELE takes effect at QUIT), and every
+   committed message is known by its UIDL and fingerprint, so the next sync downloads it no more.
+A ledger failure (a full disk) leaves without QUIT, so no DELE of this session takes effect.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tuimail.backends.pop3.plan import KnownMessage, Plan, Policy, ServerMessage, fingerprint, plan
+from tuimail.protocol.pop3 import Pop3Busy, Pop3Refused, Pop3Session
+
+__all__ = ["Ledger", "SyncResult", "download", "fetch_body"]
+
+
+class Ledger(Protocol):
+    """What a POP3 sync needs from the store, for one account. Each write is durable when it returns."""
+
+    def known(self) -> list[KnownMessage]: ...
+
+    def commit(self, msg: ServerMessage, raw: bytes, fingerprint: str, headers_only: bool) -> Hashable:
+        """Store a new message (or only its header block) with its UIDL and fingerprint; its ref."""
+
+    def commit_body(self, ref: Hashable, raw: bytes) -> None:
+        """The whole message for one stored with headers_only."""
+
+    def remap(self, ref: Hashable, uidl: str | None) -> None:
+        """A known message found again under a new UIDL (a server restore)."""
+
+    def off_server(self, refs: list[Hashable]) -> None:
+        """These messages are no longer on the server (our DELE applied, or gone): never DELE them again."""
+
+
+@dataclass
+class SyncResult:
+    downloaded: int = 0  # messages committed whole (new, or bodies of header-only ones)
+    headers: int = 0  # messages committed header-only (headers_first)
+    deleted: int = 0  # DELEs applied by a successful QUIT
+    remapped: int = 0
+    gone: int = 0
+    uidl_reset: bool = False
+    notices: list[str] = field(default_factory=list)
+    bytes_in: int = 0  # the whole session, login included
+    bytes_out: int = 0
+    commands: dict[str, int] = field(default_factory=dict)
+
+
+def download(session: Pop3Session, ledger: Ledger, policy: Policy, *, headers_first: bool = False,
+             bodies: bool = True, now: float | None = None) -> SyncResult:
+    """Run one sync on `session` (connected here if it is not). Raises what the session raises
+    (NetworkError, Pop3Busy: retry later) or what the ledger raises; the session is then dropped
+    without QUIT. headers_first: commit new messages from TOP n 0 first; bodies=False: leave the
+    bodies of header-only messages for later (opened, or a background sync); they are not DELE'd
+    before their body is committed."""
+    result = SyncResult()
+    if session.sock is None:
+        session.connect()
+    try:
+        _sync(session, ledger, policy, headers_first, bodies, time.time() if now is None else now, result)
+    except BaseException:
+        session.abort()
+        raise
+    finally:
+        result.bytes_in, result.bytes_out = session.bytes_in, session.bytes_out
+        result.commands = dict(session.commands)
+    return result
+
+
+def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, bodies: bool, now: float,
+          result: SyncResult) -> None:
+    known = ledger.known()
+    uidls = s.uidl()
+    sizes: dict[int, int] | None = None
+    quiet = False
+    if uidls is not None:  # sizes matter only for fingerprints: no LIST when nothing is new
+        p = plan([ServerMessage(n, 0, u) for n, u in sorted(uidls.items())], known, policy, now)
+        quiet = not (p.new or p.need_fingerprints or p.remap)
+    if not quiet:
+        sizes = s.list_sizes()
+        uidls = uidls or {}
+        server = [ServerMessage(n, size, uidls.get(n)) for n, size in sorted(sizes.items())]
+        p = plan(server, known, policy, now)
+        if p.need_fingerprints:
+            p = plan(server, known, policy, now, fingerprints=_fingerprints(s, p, sizes))
+    result.notices += p.notices
+    result.uidl_reset = p.uidl_reset
+
+    for k, m in p.remap:
+        ledger.remap(k.ref, m.uidl)
+        result.remapped += 1
+    if p.gone:
+        ledger.off_server([k.ref for k in p.gone])
+        result.gone = len(p.gone)
+
+    # DELEs are sent after the downloads (none may go between a pipelined batch's answers), each
+    # for a message whose commit has returned; the server applies them only at QUIT anyway
+    to_delete: list[tuple[int, Hashable]] = [(m.number, k.ref) for m, k in p.delete]
+
+    assert sizes is not None or not p.new
+    pending_bodies: list[tuple[ServerMessage, Hashable]] = [(m, k.ref) for m, k in p.bodies] if bodies else []
+    if headers_first and p.new:
+        by_number = {m.number: m for m in p.new}
+        for n, head in s.top_many([m.number for m in p.new]):
+            m = by_number[n]
+            ref = ledger.commit(m, head, fingerprint(head, m.size), headers_only=True)
+            result.headers += 1
+            if bodies:
+                pending_bodies.append((m, ref))
+    elif p.new:
+        by_number = {m.number: m for m in p.new}
+        for n, raw in s.retr_many([m.number for m in p.new]):
+            m = by_number[n]
+            ref = ledger.commit(m, raw, fingerprint(raw, m.size), headers_only=False)
+            result.downloaded += 1
+            if p.delete_after_download:
+                to_delete.append((n, ref))
+    if pending_bodies:
+        refs = {m.number: ref for m, ref in pending_bodies}
+        for n, raw in s.retr_many([m.number for m, _ in pending_bodies]):
+            ledger.commit_body(refs[n], raw)
+            result.downloaded += 1
+            if p.delete_after_download:
+                to_delete.append((n, refs[n]))
+
+    if to_delete:
+        s.dele_many(n for n, _ in to_delete)
+    s.quit()  # the server applies the DELEs now; if this raises, it is as if none were sent
+    if to_delete:
+        ledger.off_server([ref for _, ref in to_delete])
+        result.deleted = len(to_delete)
+
+
+def _fingerprints(s: Pop3Session, p: Plan, sizes: dict[int, int]) -> dict[int, str]:
+    """TOP n 0 for the messages the plan asks about; RETR (the body dropped) without TOP."""
+    numbers = [m.number for m in p.need_fingerprints]
+    if not s.capa_known or s.has("TOP"):
+        try:
+            return {n: fingerprint(head, sizes[n]) for n, head in s.top_many(numbers)}
+        except Pop3Busy:
+            raise
+        except Pop3Refused:
+            if s.has("TOP"):
+                raise  # it offered TOP and refused it for a message: not a missing command
+    return {n: fingerprint(raw, sizes[n]) for n, raw in s.retr_many(numbers)}
+
+
+def fetch_body(session: Pop3Session, uidl: str) -> bytes | None:
+    """The whole message with this UIDL (a header-only message being opened), or None when the
+    server no longer lists it. One UIDL and one RETR; the session is left open for the caller."""
+    if session.sock is None:
+        session.connect()
+    uidls = session.uidl()
+    number = next((n for n, u in (uidls or {}).items() if u == uidl), None)
+    return None if number is None else session.retr(number)

@@ -1,0 +1,67 @@
+"""Account kind -> the backend that implements it (core/service.py: AccountService).
+
+    create_service(config, account, on_event, *, offline=False) -> AccountService
+    implemented_kinds() -> ("imap",)
+
+The UI and the CLI reach a backend only through here. A backend is named by an import string and
+imported when the first service of its kind is made: the config validator asks implemented_kinds()
+without loading imapclient, ssl or the engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Protocol
+
+from tuimail.core.events import EventSink
+from tuimail.core.service import AccountService
+
+if TYPE_CHECKING:
+    from tuimail.config.load import Account, Config
+
+# kind -> "module:class". A kind the config accepts (config/model.py KINDS) but that is not here is
+# refused by the validator: "accounts.NAME.kind = ... is not available yet".
+BACKENDS: dict[str, str] = {
+    "imap": "tuimail.backends.imap.service:SyncService",
+}
+
+
+class ServiceFactory(Protocol):
+    """What makes a service: create_service below, or a test's fake."""
+
+    def __call__(self, config: Config, account: Account, on_event: EventSink | None = None, *,
+                 offline: bool = False) -> AccountService: ...
+
+
+def implemented_kinds() -> tuple[str, ...]:
+    return tuple(BACKENDS)
+
+
+def backend(kind: str) -> ServiceFactory:
+    """The class implementing `kind` (its module is imported now). An unknown kind is a ConfigError
+    the validator raised already; here it is a programming error."""
+    try:
+        target = BACKENDS[kind]
+    except KeyError:
+        raise ValueError(f"no backend for account kind {kind!r} (have: {', '.join(BACKENDS)})") from None
+    module, _, name = target.partition(":")
+    factory: ServiceFactory = getattr(importlib.import_module(module), name)
+    return factory
+
+
+def create_service(config: Config, account: Account, on_event: EventSink | None = None, *,
+                   offline: bool = False) -> AccountService:
+    """The service for `account`, not started (start() it, or call its blocking methods)."""
+    return backend(account.kind)(config, account, on_event, offline=offline)
+
+
+if TYPE_CHECKING:
+    # mypy checks here that each backend keeps the contract: its class makes an AccountService
+    # from (config, account, on_event, *, offline). Nothing is imported at run time.
+    from tuimail.backends.imap.service import SyncService
+
+    def _imap(svc: SyncService) -> AccountService:
+        return svc  # (a missing or mistyped method is named here)
+
+    _imap_factory: ServiceFactory = SyncService
+    _create: ServiceFactory = create_service
