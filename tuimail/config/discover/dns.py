@@ -58,6 +58,8 @@ def nameservers(path: str | Path = "/etc/resolv.conf") -> list[str]:
 
 
 def encode_name(name: str) -> bytes:
+    if name in ("", "."):
+        return b"\0"  # the root
     out = b""
     for label in name.rstrip(".").split("."):
         raw = label.encode("ascii")

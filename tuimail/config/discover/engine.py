@@ -9,6 +9,8 @@ Implicit TLS is preferred, then STARTTLS; plain text is only ever used on loopba
 from __future__ import annotations
 
 import json
+import ssl
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -95,7 +97,7 @@ class Discoverer:
         self.resolver = resolver if resolver is not None else SystemResolver()
         self.fetch = fetch if fetch is not None else HttpFetcher(connector, tls)
         self.connector = connector
-        self.tls = tls
+        self.tls = _once(tls)
         self.timeout = timeout
         self.thorough = thorough
         self.workers = workers
@@ -299,6 +301,20 @@ class Discoverer:
                                             " enter the server by hand"))
         if self.found.outgoing is None:
             self._say(Step("probe", "none", f"no SMTP server found for {addr.domain}: enter it by hand"))
+
+
+def _once(make: TlsContext) -> TlsContext:
+    """One TLS context for all the probes of a discovery (each loads the CA store: ~0.1 s)."""
+    made: list[ssl.SSLContext] = []
+    lock = threading.Lock()
+
+    def get() -> ssl.SSLContext:
+        with lock:
+            if not made:
+                made.append(make())
+            return made[0]
+
+    return get
 
 
 def _join(a: str, b: str) -> str:

@@ -179,9 +179,9 @@ def probe(c: Candidate, connector: Connector, tls: TlsContext, timeout: float) -
     deadline = time.monotonic() + timeout
     sock: socket.socket | ssl.SSLSocket | None = None
     chat: _Chat | None = None
-    ctx = tls() if c.security in ("tls", "starttls") else None
     try:
         sock = connector(c.host, c.port, timeout)
+        ctx = tls() if c.security in ("tls", "starttls") else None  # (loading the CA store takes time)
         lines = Lines(sock, deadline)
         chat = _Chat(lines)
         if c.security == "tls":
