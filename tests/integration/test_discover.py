@@ -608,3 +608,71 @@ def test_verify_survives_a_hostile_login_server(scripted):
                             connector=MapConnector({("localhost", 143): s.port}), timeout=1)
         assert check.outcome == outcome and why in check.message, check
         assert time.monotonic() - t0 < 3
+
+
+def test_trickling_servers_meet_one_deadline(scripted):
+    """A byte every 0.2 s never trips a per-read timeout; the whole probe, TLS handshake included,
+    and the whole HTTP exchange, headers included, still end at their deadline."""
+    def trickle_forever(c):
+        c.sendall(b"\x16\x03\x03\x40\x00")  # a 16 KB handshake record, then its bytes one by one
+        while True:
+            c.sendall(b"\x02")
+            time.sleep(0.2)
+
+    def header_trickle(c):
+        c.recv(1000)
+        c.sendall(b"HTTP/1.0 200 OK\r\n")
+        while True:
+            c.sendall(b"X: y\r\n")
+            time.sleep(0.2)
+
+    tls_trickle = scripted(trickle_forever)
+    t0 = time.monotonic()
+    p = probe(Candidate("imap", "localhost", 993, "tls", "guess", "t"),
+              MapConnector({("localhost", 993): tls_trickle.port}), ssl.create_default_context, 1)
+    assert not p.ok and p.error == "no answer in time (timeout)"
+    assert time.monotonic() - t0 < 2
+
+    web = scripted(header_trickle)
+    t0 = time.monotonic()
+    with pytest.raises(Exception, match="no answer in time"):
+        HttpFetcher(MapConnector({("example.test", 80): web.port}))("http://example.test/x", 1, 1000)
+    assert time.monotonic() - t0 < 2
+
+
+def test_autoconfig_over_https_and_no_downgrade_by_redirect(dovecot_factory, scripted):
+    """An HTTPS site with Dovecot's self-signed certificate (made for "localhost", trusted through
+    the injected context) serves the document at the .well-known place of g@localhost's domain;
+    what came over HTTPS carries no "check the host names" note. A redirect from https to http
+    is refused."""
+    server = dovecot_factory(tls=True)
+
+    def ctx():
+        return ssl.create_default_context(cafile=str(server.cert_path))
+
+    doc = autoconfig_doc("localhost", 993, "SSL", "localhost", 465, "SSL")
+    pages = {b"/.well-known/autoconfig/mail/config-v1.1.xml": b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n"
+             % len(doc) + doc,
+             b"/down": b"HTTP/1.0 302 Found\r\nLocation: http://localhost/x\r\nContent-Length: 0\r\n\r\n"}
+
+    def https_site(c):
+        def talk(t):
+            request = t.recv(4096).split(b" ")[1]
+            t.sendall(pages.get(request, b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+        _tls_then(c, server, talk)
+
+    web = scripted(https_site)
+    conn = MapConnector({("localhost", 443): web.port, ("localhost", 993): server.imaps_port})
+    fetch = HttpFetcher(conn, ctx)
+    with pytest.raises(Exception, match="from https to http"):
+        fetch("https://localhost/down", 3, 1000)
+    found = discover("g@localhost", resolver=StubResolver(), connector=conn, tls=ctx, timeout=5)
+    auto = [s for s in found.steps if s.stage == "autoconfig" and s.outcome == "found"]
+    assert [s.text for s in auto] == [
+        "https://localhost/.well-known/autoconfig/mail/config-v1.1.xml: IMAP localhost:993 (TLS)",
+        "https://localhost/.well-known/autoconfig/mail/config-v1.1.xml: SMTP localhost:465 (TLS)"]
+    assert auto[0].candidate is not None and auto[0].candidate.note == ""
+    imap = found.incoming
+    assert imap is not None and imap.port == 993 and imap.probe is not None and imap.probe.tls
+    # nothing answers on localhost:465: no outgoing server, and the usual names were probed for one
+    assert found.outgoing is None and ("smtp.localhost", 587) in conn.asked

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,47 @@ def tcp_connect(host: str, port: int, timeout: float) -> socket.socket:
 
 def default_tls() -> ssl.SSLContext:
     return ssl.create_default_context()
+
+
+class Cutoff:
+    """Shuts a connection down when its time is up, under whatever read or TLS handshake is
+    waiting: per-read timeouts alone let a server trickling a byte a second go on for ever."""
+
+    def __init__(self, seconds: float):
+        self.fired = False
+        self._lock = threading.Lock()
+        self._dup: socket.socket | None = None  # survives TLS wrapping, which detaches the original
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            try:
+                self._dup = sock.dup()
+            except OSError:
+                return
+            if self.fired:
+                self._shut()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            self._shut()
+
+    def _shut(self) -> None:
+        try:
+            if self._dup is not None:
+                self._dup.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            if self._dup is not None:
+                self._dup.close()
+                self._dup = None
 
 
 class ProbeFailed(Exception):
@@ -138,11 +180,24 @@ class HttpFetcher:
         left = deadline - time.monotonic()
         if left <= 0:
             raise FetchFailed("no answer in time (timeout)")
+        cutoff = Cutoff(left)
+        try:
+            return self._exchange(host, port, secure, path, deadline, max_bytes, left, cutoff)
+        except FetchFailed:
+            if cutoff.fired:
+                raise FetchFailed("no answer in time (timeout)") from None
+            raise
+        finally:
+            cutoff.cancel()
+
+    def _exchange(self, host: str, port: int, secure: bool, path: str, deadline: float, max_bytes: int,
+                  left: float, cutoff: Cutoff) -> tuple[int, bytes, str, str]:
         connector, tls = self.connector, self.tls
 
         class _Conn(http.client.HTTPConnection):
             def connect(self) -> None:
                 sock = connector(host, port, left)
+                cutoff.watch(sock)
                 if secure:
                     sock.settimeout(max(0.01, deadline - time.monotonic()))
                     sock = tls().wrap_socket(sock, server_hostname=host)

@@ -11,8 +11,9 @@ import hashlib
 import socket
 import ssl
 import time
+from dataclasses import replace
 
-from tuimail.config.discover.net import Connector, Lines, ProbeFailed, TlsContext
+from tuimail.config.discover.net import Connector, Cutoff, Lines, ProbeFailed, TlsContext
 from tuimail.config.discover.results import Candidate, Probe
 from tuimail.mail.sanitize import sanitize_line
 
@@ -174,13 +175,26 @@ class _NoStartTls(Exception):
 
 
 def probe(c: Candidate, connector: Connector, tls: TlsContext, timeout: float) -> Probe:
-    """Greeting and capabilities of candidate `c`. A plain-text candidate (security "none") is
-    only probed on loopback; callers decide that (results.is_loopback)."""
+    """Greeting and capabilities of candidate `c`, all within `timeout` seconds. A plain-text
+    candidate (security "none") is only probed on loopback; callers decide that
+    (results.is_loopback)."""
+    cutoff = Cutoff(timeout)
+    try:
+        got = _probe(c, connector, tls, timeout, cutoff)
+    finally:
+        cutoff.cancel()
+    if cutoff.fired and not got.ok and got.error != NO_STARTTLS:
+        return replace(got, error="no answer in time (timeout)")
+    return got
+
+
+def _probe(c: Candidate, connector: Connector, tls: TlsContext, timeout: float, cutoff: Cutoff) -> Probe:
     deadline = time.monotonic() + timeout
     sock: socket.socket | ssl.SSLSocket | None = None
     chat: _Chat | None = None
     try:
         sock = connector(c.host, c.port, timeout)
+        cutoff.watch(sock)
         ctx = tls() if c.security in ("tls", "starttls") else None  # (loading the CA store takes time)
         lines = Lines(sock, deadline)
         chat = _Chat(lines)
