@@ -237,7 +237,8 @@ def test_autoconfig_document_then_probe_then_login_then_config(site, dovecot, sc
 
     path = tmp_path / "xdg" / "tuimail" / "config.toml"
     block = render_account("example", found.address, imap, check.username, Password.prompt(),
-                           display_name="Alice", outgoing=out, today=date(2026, 12, 6))
+                           display_name="Alice", outgoing=out, caps=check.caps, today=date(2026, 12, 6))
+    assert "#   it offers: IDLE, QRESYNC, CONDSTORE" in block
     write_account(path, block)
     acc = load_config(path).account("example")
     assert (acc.kind, acc.host, acc.port, acc.security, acc.username) == ("imap", "localhost", 143, "none", address)
@@ -261,6 +262,7 @@ def test_srv_records_from_a_stub_resolver_with_implicit_tls(dovecot_factory, scr
         "_submissions._tcp.example.test": [Srv(0, 1, 465, "localhost")],
         "_jmap._tcp.example.test": [Srv(0, 1, 443, "jmap.example.test")],
         "_pop3._tcp.example.test": DnsFailed("no answer in time (timeout)"),
+        "_pop3s._tcp.example.test": [Srv(0, 0, 0, "pop.example.test"), Srv(0, 0, 995, "bad_name!")],
     })
 
     def ctx():
@@ -277,7 +279,7 @@ def test_srv_records_from_a_stub_resolver_with_implicit_tls(dovecot_factory, scr
         "srv found: _submissions._tcp.example.test: SMTP localhost:465 (TLS) (the DNS points outside"
         " example.test (unauthenticated DNS: confirm localhost))",
         "srv none: _submission._tcp.example.test: the service is not offered",
-        "srv none: _pop3s._tcp.example.test: no record",
+        "srv error: _pop3s._tcp.example.test: no usable record (bad target name or port)",
         "srv error: _pop3._tcp.example.test: no answer in time (timeout)",
         "srv found: _jmap._tcp.example.test: JMAP at https://jmap.example.test/.well-known/jmap",
     ]
@@ -464,6 +466,10 @@ def test_probe_reads_pop3_capa_and_starttls_on_a_tls_dovecot(dovecot_factory):
         p = probe(Candidate(protocol, "localhost", port, security, "guess", "t"), conn, ctx, 5)
         assert p.ok and p.tls, p.error
         assert ("UIDL" if protocol == "pop3" else "IDLE") in p.caps
+    user = server.add_user()
+    check = verify_imap(Candidate("imap", "localhost", 143, "starttls", "guess", "t"), user.password,
+                        parse_address(f"{user.name}@localhost"), connector=conn, tls=ctx, timeout=10)
+    assert check.ok and check.username == user.name and "QRESYNC" in check.caps
     # without trusting the certificate: refused, with the fingerprint to pin
     found = discover("x@localhost", resolver=StubResolver(), connector=MapConnector(
         {("localhost", 993): server.imaps_port}), timeout=5)
@@ -676,3 +682,14 @@ def test_autoconfig_over_https_and_no_downgrade_by_redirect(dovecot_factory, scr
     assert imap is not None and imap.port == 993 and imap.probe is not None and imap.probe.tls
     # nothing answers on localhost:465: no outgoing server, and the usual names were probed for one
     assert found.outgoing is None and ("smtp.localhost", 587) in conn.asked
+
+
+def test_thorough_discovery_runs_every_step(site, dovecot, scripted):
+    site.routes["/mail/config-v1.1.xml"] = (200, {}, autoconfig_doc("localhost", 143, "plain", "localhost", 25,
+                                                                    "plain"))
+    conn = MapConnector({("autoconfig.example.test", 80): site.port, ("localhost", 143): dovecot.imap_port})
+    resolver = StubResolver()
+    found = discover("h@example.test", resolver=resolver, connector=conn, timeout=3, thorough=True)
+    assert len(resolver.asked) == 7 and not any(s.outcome == "skipped" for s in found.steps)
+    assert ("imap.example.test", 993) in conn.asked and ("smtp.example.test", 465) in conn.asked
+    assert found.incoming is not None and found.incoming.source == "autoconfig"

@@ -75,7 +75,7 @@ def guesses(domain: str) -> list[Candidate]:
             for prefix in prefixes:
                 host = f"{prefix}.{domain}" if prefix else domain
                 n += 1
-                out.append(Candidate(protocol, host, port, security, "guess", "usual name and port", priority=n))
+                out.append(Candidate(protocol, host, port, security, "guess", "probing the usual names", priority=n))
     return out
 
 
@@ -84,8 +84,11 @@ def describe(c: Candidate) -> str:
     return f"{c.protocol.upper()} {c.where} ({LABELS[c.security]})"
 
 
-def features(p: Probe) -> str:
-    have = [cap for cap in INTERESTING if p.has(cap)]
+def features(p: Probe | frozenset[str]) -> str:
+    """The capabilities worth showing (IDLE, QRESYNC, ...) of a probe or a capability set (a
+    LoginCheck's, read after login: Dovecot names QRESYNC only then)."""
+    caps = p.caps if isinstance(p, Probe) else p
+    have = [cap for cap in INTERESTING if cap in caps]
     return ", ".join(have) if have else "no notable capabilities"
 
 
@@ -200,8 +203,10 @@ class Discoverer:
             usable = [r for r in got if r.target and ascii_host(r.target) and 0 < r.port < 65536]
             if not got:
                 self._say(Step("srv", "none", f"{name}: no record"))
-            elif not usable:
+            elif not usable and all(not r.target for r in got):
                 self._say(Step("srv", "none", f"{name}: the service is not offered"))
+            elif not usable:
+                self._say(Step("srv", "error", f"{name}: no usable record (bad target name or port)"))
             for n, r in enumerate(sorted(usable, key=lambda r: (r.priority, -r.weight))):
                 host = ascii_host(r.target) or ""
                 note = ""

@@ -105,9 +105,11 @@ def _comment(text: str) -> str:
 
 def render_account(name: str, address: Address, incoming: Candidate, username: str, password: Password,
                    *, display_name: str = "", outgoing: Candidate | None = None,
-                   smtp_username: str | None = None, today: date | None = None) -> str:
+                   smtp_username: str | None = None, caps: frozenset[str] | None = None,
+                   today: date | None = None) -> str:
     """The [accounts.NAME] block (and its .smtp table when an outgoing server is given), with
-    comments saying what was found where; ends with a newline."""
+    comments saying what was found where; ends with a newline. `caps`: the capabilities read
+    after login (LoginCheck.caps), else the probe's are shown."""
     if not ACCOUNT_NAME_RE.fullmatch(name):
         raise ConfigError(f'invalid account name {name!r}: use only letters, digits, "_", "." and "-"')
     if incoming.protocol not in ("imap", "pop3"):
@@ -115,7 +117,9 @@ def render_account(name: str, address: Address, incoming: Candidate, username: s
     day = (today or date.today()).isoformat()
     lines = [f"# {_comment(address.text)}: added by `tuimail setup` on {day}"]
     lines.append(f"# found: {_comment(describe(incoming))} from {_comment(incoming.origin)}")
-    if incoming.probe is not None and incoming.probe.ok:
+    if caps:
+        lines.append(f"#   it offers: {_comment(features(caps))}")
+    elif incoming.probe is not None and incoming.probe.ok:
         lines.append(f"#   it offers: {_comment(features(incoming.probe))}")
     if incoming.note:
         lines.append(f"#   note: {_comment(incoming.note)}")
