@@ -16,9 +16,8 @@ from dataclasses import replace
 from tuimail.config.discover.net import Connector, Cutoff, Lines, ProbeFailed, TlsContext
 from tuimail.config.discover.results import Candidate, Probe
 from tuimail.mail.sanitize import sanitize_line
+from tuimail.protocol.imap.connection import PLAIN_TEXT_REASONS
 
-PLAIN_TEXT_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
-                                "HTTP_REQUEST", "UNKNOWN_PROTOCOL"})
 NO_STARTTLS = "offers no STARTTLS"
 
 

@@ -19,12 +19,10 @@ from pathlib import Path
 
 from tuimail.config.discover.engine import describe, features
 from tuimail.config.discover.results import Address, Candidate
-from tuimail.config.model import default_port
+from tuimail.config.validate import _BARE_KEY
 from tuimail.config.write import toml_string
 from tuimail.errors import ConfigError
 from tuimail.paths import ACCOUNT_NAME_RE
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -126,10 +124,7 @@ def render_account(name: str, address: Address, incoming: Candidate, username: s
     lines.append(f"[accounts.{_key(name)}]")
     lines.append(f"kind = {toml_string(incoming.protocol)}")
     lines.append(f"host = {toml_string(incoming.host)}")
-    port_line = f"port = {incoming.port}"
-    if incoming.port == default_port(incoming.protocol, incoming.security):
-        port_line = f"# port = {incoming.port}              # the default for this security"
-    lines.append(port_line)
+    lines.append(f"port = {incoming.port}")
     lines.append(f"security = {toml_string(incoming.security):<15}# tls | starttls | none (none only for loopback)")
     lines.append(f"username = {toml_string(username)}")
     lines += _password_lines(password, "")

@@ -17,10 +17,10 @@ from imapclient import tls as imapclient_tls
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from tuimail.config.discover.net import Connector, TlsContext, default_tls, tcp_connect
-from tuimail.config.discover.probe import PLAIN_TEXT_REASONS
 from tuimail.config.discover.results import Address, Candidate, is_loopback
 from tuimail.errors import ProtocolError
 from tuimail.mail.sanitize import sanitize_line
+from tuimail.protocol.imap.connection import PLAIN_TEXT_REASONS
 from tuimail.protocol.imap.login import _BoundedReads, _Watchdog
 
 TIMEOUT = 20.0
