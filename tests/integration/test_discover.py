@@ -21,6 +21,7 @@ import pytest
 
 from tuimail.config.discover import (
     Candidate,
+    check_server,
     HttpFetcher,
     Password,
     Srv,
@@ -35,6 +36,7 @@ from tuimail.config.discover import dns as dnsmod
 from tuimail.config.discover.dns import DnsFailed
 from tuimail.config.discover.probe import probe
 from tuimail.config.load import load_config
+from tuimail.errors import UsageError
 
 # -- the seams ---------------------------------------------------------------------------------
 
@@ -400,7 +402,7 @@ def test_system_resolver_gives_up_in_time_and_tries_the_next_server():
         t0 = time.monotonic()
         with pytest.raises(DnsFailed, match="timeout"):
             SystemResolver([f"127.0.0.1:{silent.port}"]).srv("_imaps._tcp.example.test", 0.5)
-        assert time.monotonic() - t0 < 2
+        assert time.monotonic() - t0 < 4  # (1 s, plus room for a loaded machine)
         both = SystemResolver([f"127.0.0.1:{silent.port}", f"127.0.0.1:{good.port}"])
         assert both.srv("_imaps._tcp.example.test", 2)[0].target == "imap.example.test"
     finally:
@@ -575,7 +577,7 @@ def test_hostile_servers_are_cut_off(scripted):
         p = probe(Candidate("imap", "localhost", 143, "none", "guess", "t"),
                   MapConnector({("localhost", 143): s.port}), ssl.create_default_context, 1.5)
         assert not p.ok and why in p.error, (talk.__name__, p)
-        assert time.monotonic() - t0 < 3, talk.__name__
+        assert time.monotonic() - t0 < 4, talk.__name__
     s = scripted(literal)
     p = probe(Candidate("imap", "localhost", 143, "none", "guess", "t"), MapConnector({("localhost", 143): s.port}),
               ssl.create_default_context, 1)
@@ -613,7 +615,7 @@ def test_verify_survives_a_hostile_login_server(scripted):
         check = verify_imap(Candidate("imap", "localhost", 143, "none", "guess", "t"), "pw", addr,
                             connector=MapConnector({("localhost", 143): s.port}), timeout=1)
         assert check.outcome == outcome and why in check.message, check
-        assert time.monotonic() - t0 < 3
+        assert time.monotonic() - t0 < 4
 
 
 def test_trickling_servers_meet_one_deadline(scripted):
@@ -637,13 +639,13 @@ def test_trickling_servers_meet_one_deadline(scripted):
     p = probe(Candidate("imap", "localhost", 993, "tls", "guess", "t"),
               MapConnector({("localhost", 993): tls_trickle.port}), ssl.create_default_context, 1)
     assert not p.ok and p.error == "no answer in time (timeout)"
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 4  # (1 s, plus room for a loaded machine)
 
     web = scripted(header_trickle)
     t0 = time.monotonic()
     with pytest.raises(Exception, match="no answer in time"):
         HttpFetcher(MapConnector({("example.test", 80): web.port}))("http://example.test/x", 1, 1000)
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 4  # (1 s, plus room for a loaded machine)
 
 
 def test_autoconfig_over_https_and_no_downgrade_by_redirect(dovecot_factory, scripted):
@@ -693,3 +695,29 @@ def test_thorough_discovery_runs_every_step(site, dovecot, scripted):
     assert len(resolver.asked) == 7 and not any(s.outcome == "skipped" for s in found.steps)
     assert ("imap.example.test", 993) in conn.asked and ("smtp.example.test", 465) in conn.asked
     assert found.incoming is not None and found.incoming.source == "autoconfig"
+
+
+def test_a_server_entered_by_hand(dovecot):
+    conn = MapConnector({("localhost", 143): dovecot.imap_port})
+    c = check_server("imap", "localhost", "143", "none", connector=conn, timeout=5)
+    assert c.probe is not None and c.probe.ok and c.source == "manual" and c.probe.has("IDLE")
+    off = check_server("imap", "imap.example.test", 143, "none", connector=conn)
+    assert off.probe is not None and not off.probe.ok and "only on loopback" in off.probe.error
+    assert ("imap.example.test", 143) not in conn.asked
+    for bad in ((("imap", "localhost", "0", "tls"), "port"), (("imap", "localhost", "99999", "tls"), "port"),
+                (("imap", "localhost", "１４３", "tls"), "port"), (("imap", "localhost", "-1", "tls"), "port"),
+                (("imap", "a b", 143, "tls"), "host"), (("imap", "localhost", 143, "ssl"), "security"),
+                (("jmap", "localhost", 143, "tls"), "kind")):
+        with pytest.raises(UsageError, match=bad[1]):
+            check_server(*bad[0], connector=conn)
+
+
+def test_step_texts_are_sanitised(scripted):
+    def rude(c):
+        c.sendall(b"* BYE \x1b]0;title\x07\xe2\x80\xae go away\r\n")
+
+    s = scripted(rude)
+    found = discover("i@localhost", resolver=StubResolver({"_imap._tcp.localhost": [Srv(0, 0, 143, "localhost")]}),
+                     connector=MapConnector({("localhost", 143): s.port}), timeout=2)
+    bad = [st.text for st in found.steps if st.text.startswith("IMAP localhost:143")]
+    assert bad and all("\x1b" not in t and "\u202e" not in t and "\x07" not in t for t in bad)

@@ -3,7 +3,7 @@ first-run wizard: autoconfig, SRV, .well-known/jmap, then probing; a login check
 block. Nothing here imports textual: the UI and the CLI show the reported `Step`s."""
 
 from tuimail.config.discover.dns import DnsFailed, Resolver, Srv, SystemResolver
-from tuimail.config.discover.engine import describe, discover, features, guesses
+from tuimail.config.discover.engine import check_server, describe, discover, features, guesses
 from tuimail.config.discover.net import Connector, FetchFailed, Fetcher, HttpFetcher, Response, tcp_connect
 from tuimail.config.discover.render import Password, account_name, keyring, render_account, write_account
 from tuimail.config.discover.results import Address, Candidate, Discovery, Jmap, Probe, Step, parse_address
@@ -12,6 +12,6 @@ from tuimail.config.discover.verify import LoginCheck, verify, verify_imap
 __all__ = [
     "Address", "Candidate", "Connector", "Discovery", "DnsFailed", "FetchFailed", "Fetcher", "HttpFetcher",
     "Jmap", "LoginCheck", "Password", "Probe", "Resolver", "Response", "Srv", "Step", "SystemResolver",
-    "account_name", "describe", "discover", "features", "guesses", "keyring", "parse_address",
+    "account_name", "check_server", "describe", "discover", "features", "guesses", "keyring", "parse_address",
     "render_account", "tcp_connect", "verify", "verify_imap", "write_account",
 ]

@@ -29,6 +29,7 @@ from tuimail.config.discover.net import (
 )
 from tuimail.config.discover.probe import NO_STARTTLS, fingerprint, probe
 from tuimail.config.discover.results import (
+    SECURITY_RANK,
     INCOMING,
     Address,
     Candidate,
@@ -41,6 +42,8 @@ from tuimail.config.discover.results import (
     is_loopback,
     parse_address,
 )
+from tuimail.errors import UsageError
+from tuimail.mail.sanitize import sanitize_strict
 
 TIMEOUT = 10.0  # seconds for one fetch, one DNS query or one probe
 WORKERS = 8
@@ -132,6 +135,7 @@ class Discoverer:
     # -- reporting --------------------------------------------------------------------------
 
     def _say(self, step: Step) -> None:
+        step = replace(step, text=sanitize_strict(step.text))  # server-made text reaches a terminal
         self.found.steps.append(step)
         if self.report_fn is not None:
             self.report_fn(step)
@@ -306,6 +310,27 @@ class Discoverer:
                                             " enter the server by hand"))
         if self.found.outgoing is None:
             self._say(Step("probe", "none", f"no SMTP server found for {addr.domain}: enter it by hand"))
+
+
+def check_server(protocol: str, host: str, port: int | str, security: str, *, connector: Connector = tcp_connect,
+                 tls: TlsContext = default_tls, timeout: float = TIMEOUT) -> Candidate:
+    """A server the user named (`tuimail setup --host H --port P --security S`, or the wizard's
+    form), probed like a discovered one. UsageError (one line) for a bad host, port or security;
+    plain text off loopback comes back as a failed probe, without connecting."""
+    if protocol not in ("imap", "pop3", "smtp"):
+        raise UsageError(f"unknown server kind {protocol!r} (imap, pop3 or smtp)")
+    name = ascii_host(host) if not is_loopback(host) else host.strip().lower()
+    if not name:
+        raise UsageError(f"not a host name: {host!r}")
+    text = str(port).strip()
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 65536:
+        raise UsageError(f"not a port number (1-65535): {str(port)[:20]!r}")
+    if security not in SECURITY_RANK:
+        raise UsageError(f"unknown security {security!r} (tls, starttls or none)")
+    c = Candidate(protocol, name, int(text), security, "manual", "entered by hand")
+    if security == "none" and not is_loopback(name):
+        return replace(c, probe=Probe(ok=False, error="plain text is used only on loopback (use tls or starttls)"))
+    return replace(c, probe=probe(c, connector, tls, timeout))
 
 
 def _once(make: TlsContext) -> TlsContext:

@@ -14,7 +14,7 @@ from tuimail.errors import UsageError
 PROTOCOLS = ("imap", "pop3", "smtp")
 INCOMING = ("imap", "pop3")
 SECURITY_RANK = {"tls": 0, "starttls": 1, "none": 2}
-SOURCE_RANK = {"autoconfig": 0, "srv": 1, "guess": 2}
+SOURCE_RANK = {"manual": 0, "autoconfig": 1, "srv": 2, "guess": 3}
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
@@ -94,7 +94,7 @@ class Candidate:
     host: str
     port: int
     security: str  # "tls" | "starttls" | "none"
-    source: str  # "autoconfig" | "srv" | "guess"
+    source: str  # "autoconfig" | "srv" | "guess" | "manual"
     origin: str  # one line: the URL or the DNS name it came from
     username: str | None = None  # from autoconfig (placeholders filled in), else None
     auth: tuple[str, ...] = ()  # autoconfig's <authentication> values
