@@ -21,11 +21,12 @@ import pytest
 
 from tuimail.config.discover import (
     Candidate,
-    check_server,
+    FetchFailed,
     HttpFetcher,
     Password,
     Srv,
     SystemResolver,
+    check_server,
     discover,
     parse_address,
     render_account,
@@ -208,7 +209,10 @@ def test_autoconfig_document_then_probe_then_login_then_config(site, dovecot, sc
     found = discover(address, report=steps.append, resolver=resolver, connector=conn, timeout=5)
 
     assert steps == found.steps
-    text = [f"{s.stage} {s.outcome}: {s.text}" for s in steps]
+    assert [s.text for s in steps if s.outcome == "start"] == [
+        "asking autoconfig.example.test and example.test for the provider's settings",
+        "asking localhost for their capabilities (2 ports)"]
+    text = [f"{s.stage} {s.outcome}: {s.text}" for s in steps if s.outcome != "start"]
     assert text[0] == ("autoconfig error: https://autoconfig.example.test/mail/config-v1.1.xml: Connection refused")
     assert text[1] == ("autoconfig error: https://example.test/.well-known/autoconfig/mail/config-v1.1.xml:"
                        " Connection refused")
@@ -271,7 +275,7 @@ def test_srv_records_from_a_stub_resolver_with_implicit_tls(dovecot_factory, scr
         return ssl.create_default_context(cafile=str(server.cert_path))
 
     found = discover("bob@example.test", resolver=resolver, connector=conn, tls=ctx, timeout=5)
-    text = [f"{s.stage} {s.outcome}: {s.text}" for s in found.steps]
+    text = [f"{s.stage} {s.outcome}: {s.text}" for s in found.steps if s.outcome != "start"]
     srv = [t for t in text if t.startswith("srv")]
     assert srv == [
         "srv found: _imaps._tcp.example.test: IMAP localhost:993 (TLS) (the DNS points outside example.test"
@@ -433,7 +437,7 @@ def test_guessing_finds_dovecot_and_refuses_plain_text_off_loopback(dovecot):
     steps = []
     found = discover(f"{user.name}@localhost", report=steps.append, resolver=StubResolver(), connector=conn,
                      timeout=5)
-    text = [f"{s.stage} {s.outcome}: {s.text}" for s in steps]
+    text = [f"{s.stage} {s.outcome}: {s.text}" for s in steps if s.outcome != "start"]
     guessed = {(h, p) for h, p in conn.asked if p in (993, 143, 995, 110, 465, 587)}
     assert guessed == {(h, p) for p in (993, 143) for h in ("imap.localhost", "mail.localhost", "localhost")} | \
         {(h, p) for p in (995, 110) for h in ("pop.localhost", "mail.localhost")} | \
@@ -693,6 +697,7 @@ def test_thorough_discovery_runs_every_step(site, dovecot, scripted):
     resolver = StubResolver()
     found = discover("h@example.test", resolver=resolver, connector=conn, timeout=3, thorough=True)
     assert len(resolver.asked) == 7 and not any(s.outcome == "skipped" for s in found.steps)
+    assert [s.stage for s in found.steps if s.outcome == "start"] == ["autoconfig", "srv", "jmap", "probe", "probe"]
     assert ("imap.example.test", 993) in conn.asked and ("smtp.example.test", 465) in conn.asked
     assert found.incoming is not None and found.incoming.source == "autoconfig"
 
@@ -721,3 +726,13 @@ def test_step_texts_are_sanitised(scripted):
                      connector=MapConnector({("localhost", 143): s.port}), timeout=2)
     bad = [st.text for st in found.steps if st.text.startswith("IMAP localhost:143")]
     assert bad and all("\x1b" not in t and "\u202e" not in t and "\x07" not in t for t in bad)
+
+
+def test_a_redirect_to_a_bad_host_name_is_one_line(site):
+    site.routes["/r"] = (302, {"Location": "http://a..b/x"}, b"")
+    site.routes["/ftp"] = (302, {"Location": "ftp://example.test/x"}, b"")
+    fetch = HttpFetcher()  # the real connector: the name is refused before any look-up
+    with pytest.raises(FetchFailed, match="bad address 'a..b'"):
+        fetch(f"http://127.0.0.1:{site.port}/r", 3, 1000)
+    with pytest.raises(FetchFailed, match="non-HTTP"):
+        fetch(f"http://127.0.0.1:{site.port}/ftp", 3, 1000)

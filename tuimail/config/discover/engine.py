@@ -154,6 +154,8 @@ class Discoverer:
 
     def _autoconfig(self, addr: Address) -> None:
         urls = autoconfig.urls(addr)
+        self._say(Step("autoconfig", "start", f"asking autoconfig.{addr.domain} and {addr.domain} for the"
+                                              " provider's settings"))
 
         def get(url: str) -> object:
             try:
@@ -192,6 +194,7 @@ class Discoverer:
 
     def _srv(self, addr: Address) -> None:
         names = [f"{service}.{addr.domain}" for service, _, _ in SRV_SERVICES]
+        self._say(Step("srv", "start", f"looking up the SRV records of {addr.domain}"))
 
         def ask(name: str) -> list[Srv] | Exception:
             try:
@@ -229,6 +232,7 @@ class Discoverer:
 
     def _well_known_jmap(self, addr: Address) -> None:
         url = f"https://{addr.domain}/.well-known/jmap"
+        self._say(Step("jmap", "start", f"asking {url}"))
         try:
             got = self.fetch(url, self.timeout, MAX_JMAP_BYTES)
         except FetchFailed as exc:
@@ -262,6 +266,8 @@ class Discoverer:
 
     def _probe_all(self, todo: list[Candidate]) -> None:
         todo = [p for p in (self._plan(c) for c in todo) if p is not None]
+        hosts = ", ".join(dict.fromkeys(c.host for c in todo))
+        self._say(Step("probe", "start", f"asking {hosts} for their capabilities ({len(todo)} ports)"))
         results = self._map(lambda c: probe(c, self.connector, self.tls, self.timeout), todo)
         for c, p in zip(todo, results, strict=True):
             if not p.ok and p.error == NO_STARTTLS and p.greeting:

@@ -235,5 +235,7 @@ class HttpFetcher:
         except (OSError, http.client.HTTPException) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
             raise FetchFailed(str(why)) from None
+        except ValueError:  # a host name the IDNA codec or http.client refuses (from a redirect)
+            raise FetchFailed(f"bad address {host[:80]!r}") from None
         finally:
             conn.close()

@@ -222,6 +222,8 @@ def _probe(c: Candidate, connector: Connector, tls: TlsContext, timeout: float, 
         return Probe(ok=False, error="no answer in time (timeout)")
     except OSError as exc:
         return Probe(ok=False, error=exc.strerror or type(exc).__name__)
+    except ValueError as exc:  # a connector refusing the name (IDNA), a malformed answer
+        return Probe(ok=False, error=f"refused: {type(exc).__name__}")
     finally:
         if chat is not None:
             sock = chat.lines.sock

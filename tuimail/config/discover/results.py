@@ -126,7 +126,8 @@ class Jmap:
 @dataclass(frozen=True)
 class Step:
     """One thing discovery did, as it happened. `stage`: autoconfig | srv | jmap | probe;
-    `outcome`: found | none | error | skipped | refused; `text`: one line for the user."""
+    `outcome`: start (the stage begins: show a spinner) | found | none | error | skipped | refused;
+    `text`: one line for the user."""
 
     stage: str
     outcome: str
