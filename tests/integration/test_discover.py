@@ -278,12 +278,12 @@ def test_srv_records_from_a_stub_resolver_with_implicit_tls(dovecot_factory, scr
     text = [f"{s.stage} {s.outcome}: {s.text}" for s in found.steps if s.outcome != "start"]
     srv = [t for t in text if t.startswith("srv")]
     assert srv == [
-        "srv found: _imaps._tcp.example.test: IMAP localhost:993 (TLS) (the DNS points outside example.test"
-        " (unauthenticated DNS: confirm localhost))",
+        "srv found: _imaps._tcp.example.test: IMAP localhost:993 (TLS) (outside example.test: DNS is not"
+        " authenticated, confirm localhost)",
         "srv found: _imaps._tcp.example.test: IMAP backup.example.test:993 (TLS)",
         "srv none: _imap._tcp.example.test: no record",
-        "srv found: _submissions._tcp.example.test: SMTP localhost:465 (TLS) (the DNS points outside"
-        " example.test (unauthenticated DNS: confirm localhost))",
+        "srv found: _submissions._tcp.example.test: SMTP localhost:465 (TLS) (outside example.test: DNS is"
+        " not authenticated, confirm localhost)",
         "srv none: _submission._tcp.example.test: the service is not offered",
         "srv error: _pop3s._tcp.example.test: no usable record (bad target name or port)",
         "srv error: _pop3._tcp.example.test: no answer in time (timeout)",

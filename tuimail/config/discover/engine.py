@@ -218,7 +218,7 @@ class Discoverer:
                 host = ascii_host(r.target) or ""
                 note = ""
                 if host != addr.domain and not host.endswith("." + addr.domain):
-                    note = f"the DNS points outside {addr.domain} (unauthenticated DNS: confirm {host})"
+                    note = f"outside {addr.domain}: DNS is not authenticated, confirm {host}"
                 if protocol == "jmap":
                     url = f"https://{host}{'' if r.port == 443 else f':{r.port}'}/.well-known/jmap"
                     self.found.jmap.append(Jmap(url, f"SRV {name}", needs_login=True))
@@ -267,7 +267,8 @@ class Discoverer:
     def _probe_all(self, todo: list[Candidate]) -> None:
         todo = [p for p in (self._plan(c) for c in todo) if p is not None]
         hosts = ", ".join(dict.fromkeys(c.host for c in todo))
-        self._say(Step("probe", "start", f"asking {hosts} for their capabilities ({len(todo)} ports)"))
+        self._say(Step("probe", "start", f"asking {hosts} for their capabilities"
+                                           f" ({len(todo)} port{'s' if len(todo) != 1 else ''})"))
         results = self._map(lambda c: probe(c, self.connector, self.tls, self.timeout), todo)
         for c, p in zip(todo, results, strict=True):
             if not p.ok and p.error == NO_STARTTLS and p.greeting:
