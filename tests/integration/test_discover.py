@@ -15,6 +15,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -28,6 +29,7 @@ from tuimail.config.discover import (
     SystemResolver,
     check_server,
     discover,
+    verify,
     parse_address,
     render_account,
     verify_imap,
@@ -736,3 +738,26 @@ def test_a_redirect_to_a_bad_host_name_is_one_line(site):
         fetch(f"http://127.0.0.1:{site.port}/r", 3, 1000)
     with pytest.raises(FetchFailed, match="non-HTTP"):
         fetch(f"http://127.0.0.1:{site.port}/ftp", 3, 1000)
+
+
+def test_pop3_login_check_on_dovecot(dovecot, dovecot_factory):
+    """Through protocol/pop3.py: the full address refused, the local part accepted; a wrong
+    password; STLS with the server's private CA; a plain-text POP3 name off loopback refused."""
+    user = dovecot.add_user()
+    addr = parse_address(f"{user.name}@localhost")
+    c = Candidate("pop3", "localhost", dovecot.pop3_port, "none", "guess", "t")
+    check = verify(c, user.password, addr)
+    assert check.ok and check.username == user.name and check.tried == (f"{user.name}@localhost", user.name)
+    assert "UIDL" in check.caps
+    wrong = verify(c, "nope", addr)
+    assert wrong.outcome == "refused" and wrong.tried == (f"{user.name}@localhost", user.name)
+    assert verify(replace(c, host="pop.example.test"), "pw", addr).outcome == "insecure"
+
+    server = dovecot_factory(tls=True)
+    tls_user = server.add_user()
+    stls = Candidate("pop3", "localhost", server.pop3_port, "starttls", "guess", "t")
+    got = verify(stls, tls_user.password, parse_address(f"{tls_user.name}@localhost"), username=tls_user.name,
+                 ca_file=str(server.cert_path))
+    assert got.ok and got.tried == (tls_user.name,)
+    untrusted = verify(stls, tls_user.password, parse_address(f"{tls_user.name}@localhost"))
+    assert untrusted.outcome == "tls" and "not trusted" in untrusted.message

@@ -3,7 +3,7 @@ the full address, then its local part, unless one is given or autoconfig named i
 same injectable connector as discovery, bounded like the real connection (one deadline for the
 whole of connect + TLS + login, literals capped from the first byte).
 
-SMTP AUTH and POP3 are not verified here yet: see verify_smtp and verify_pop3.
+POP3 is checked with protocol/pop3.py's session; SMTP AUTH is not verified yet (verify_smtp).
 """
 
 from __future__ import annotations
@@ -182,10 +182,54 @@ def verify_imap(c: Candidate, password: str, address: Address, *, username: str 
                                  " password)", tried=tuple(tried))
 
 
-def verify_pop3(c: Candidate, password: str, address: Address, **_kw: object) -> LoginCheck:
-    # TODO(issue 16): log in through tuimail/protocol/pop3.py (poplib: STLS, USER/PASS or AUTH,
-    # bounded like the IMAP login) once the POP3 helper's protocol module lands.
-    return LoginCheck("unsupported", f"{c.where}: checking a POP3 login is not implemented yet")
+def verify_pop3(c: Candidate, password: str, address: Address, *, username: str | None = None,
+                connector: Connector = tcp_connect, tls: TlsContext | None = None, timeout: float = TIMEOUT,
+                ca_file: str | None = None, fingerprint: str | None = None) -> LoginCheck:
+    """Log in to POP3 candidate `c` with protocol/pop3.py's Pop3Session and QUIT (nothing is
+    fetched or deleted). User names as for IMAP. Pop3Session connects by itself and builds its
+    own verified TLS context: `connector` must be the default and `tls` is not used -- pass
+    `ca_file` / `fingerprint` for a private CA or a pinned server.
+    TODO(issue 16): a connector seam in Pop3Session, so POP3 is checked over the same injected
+    connector as the probes (tests map names to loopback ports)."""
+    from tuimail.errors import AuthError, NetworkError, TLSError
+    from tuimail.protocol.pop3 import Pop3Session
+
+    if c.protocol != "pop3":
+        raise ValueError(f"verify_pop3: not a POP3 candidate: {c.protocol}")
+    if connector is not tcp_connect:
+        raise ValueError("verify_pop3: Pop3Session has no connector seam yet (see the TODO)")
+    if c.security == "none" and not is_loopback(c.host):
+        return LoginCheck("insecure", f"{c.where}: a password is sent in plain text only on loopback"
+                                      " (use TLS or STARTTLS)")
+    tried: list[str] = []
+    last = ""
+    for user in usernames(address, c, username):
+        tried.append(user)
+        session = Pop3Session(c.host, c.port, security=c.security, username=user, secret=lambda: password,
+                              ca_file=ca_file, fingerprint=fingerprint, timeout=timeout)
+        try:
+            session.connect()
+        except AuthError as exc:
+            session.abort()
+            last = _one_line(exc)
+            continue
+        except TLSError as exc:
+            session.abort()
+            return LoginCheck("tls", _one_line(exc), tried=tuple(tried))
+        except NetworkError as exc:
+            session.abort()
+            return LoginCheck("unreachable", _one_line(exc), tried=tuple(tried))
+        except Exception as exc:  # CommandFailed and anything unexpected: one line, no traceback
+            session.abort()
+            return LoginCheck("protocol", f"{c.where}: {_one_line(exc) or type(exc).__name__}", tried=tuple(tried))
+        caps = frozenset(session.caps)
+        try:
+            session.quit()  # the login is what was checked: a lost QUIT answer changes nothing
+        except Exception:
+            session.abort()
+        return LoginCheck("ok", f"logged in to {c.where} as {user!r}", username=user, tried=tuple(tried), caps=caps)
+    names = " and ".join(repr(u) for u in tried)
+    return LoginCheck("refused", f"{c.where} refused the login for {names} (last answer: {last})", tried=tuple(tried))
 
 
 def verify_smtp(c: Candidate, password: str, address: Address, **_kw: object) -> LoginCheck:
