@@ -11,10 +11,11 @@ network only through the services' non-blocking requests and thread workers.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import tzinfo
 
-from textual.app import App
+from textual import events
+from textual.message import Message
 
 from tuimail.config.load import Config
 from tuimail.mail.sanitize import sanitize_strict
@@ -24,27 +25,29 @@ from tuimail.store.writer import IntentWriter
 from tuimail.ui import keys, ui_state
 from tuimail.ui.bridge import EventBridge
 from tuimail.ui.commands import TuimailCommands
-from tuimail.ui.crash import CrashMixin
+from tuimail.ui.crash import OneLineCrashApp
 from tuimail.ui.launch import is_cold, run_app  # noqa: F401  (run_app: the entry point's old home)
+from tuimail.ui.overlay import Overlay
 from tuimail.ui.rows import DateFormatter
 from tuimail.ui.screens.main import MainScreen
-from tuimail.ui.overlay import Overlay
+from tuimail.ui.services import UiService
 from tuimail.ui.themes import DEFAULT_THEME, SHIPPED, load_themes, resolve_name
 
 
-class TuimailApp(CrashMixin, App):
+class TuimailApp(OneLineCrashApp):
     TITLE = "tuimail"
     COMMANDS = {TuimailCommands}  # tuimail's actions, themes and folders only (not Textual's)
     ENABLE_COMMAND_PALETTE = True
 
-    def __init__(self, config: Config, stores: dict[str, Store], services: dict[str, object], *,
+    def __init__(self, config: Config, stores: dict[str, Store], services: Mapping[str, UiService], *,
                  offline: bool = False, start_folder: str | None = None,
                  clock: Callable[[], float] | None = None, tz: tzinfo | None = None,
                  event_sink: EventBridge | None = None) -> None:
         super().__init__()
         self.config = config
         self.stores = stores
-        self.services = services
+        self.services: dict[str, UiService] = dict(services)
+        self._main: MainScreen | None = None
         self.offline = offline
         self.start_folder = start_folder
         self.clock = clock or time.time
@@ -77,14 +80,14 @@ class TuimailApp(CrashMixin, App):
             wanted = fallback
         self.theme = wanted
 
-    async def _on_key(self, event) -> None:
+    async def _on_key(self, event: events.Key) -> None:
         # App._on_key runs the bindings of the focus chain; a key none of them takes (and no
         # key_ method) reaches here unhandled: the main screen says so in its status line.
         event.prevent_default()  # App._on_key is called from here, not again after this handler
         if await self._check_bindings(event.key):
             return
         await super()._on_key(event)
-        main = getattr(self, "_main", None)
+        main = self._main
         if main is not None and self.screen is main:
             main.unbound_key(event.key)
 
@@ -107,6 +110,7 @@ class TuimailApp(CrashMixin, App):
 
     @property
     def main(self) -> MainScreen:
+        assert self._main is not None, "the app is not mounted"
         return self._main
 
     def on_mount(self) -> None:
@@ -153,7 +157,7 @@ class TuimailApp(CrashMixin, App):
         driver.write(data)
         return True
 
-    def on_sync_events(self, message) -> None:  # bridge.SyncEvents
+    def on_sync_events(self, message: Message) -> None:  # bridge.SyncEvents
         evs = self.bridge.drain()
-        if evs:
+        if evs and self._main is not None:
             self._main.handle_events(evs)

@@ -15,6 +15,7 @@ import sys
 
 from tuimail.config.load import Config
 from tuimail.store.store import Store
+from tuimail.ui.services import UiService
 
 
 def is_cold(store: Store) -> bool:
@@ -43,7 +44,7 @@ def run_app(config: Config, account_names: list[str] | None, *, offline: bool, s
     factory = service_factory or _default_service_factory()
     bridge = EventBridge()
     stores: dict[str, Store] = {}
-    services: dict[str, object] = {}
+    services: dict[str, UiService] = {}
     try:
         for acc in accounts:
             stores[acc.name] = Store(account_store_path(acc.name))
