@@ -56,7 +56,7 @@ class TuimailApp(OneLineCrashApp):
         self.bridge = event_sink or EventBridge()
         self.problems: list[str] = []
         self.overlay = Overlay()  # intents queued to the writers, drawn before the store has them
-        self.intent_writers: dict[str, IntentWriter] = {}  # per account (ui/intents.py)
+        self.intent_writers: dict[str, IntentWriter] = {}  # per account (controllers/intents.py)
         self._services_started = False
         self._title_pushed = False
         unknown = keys.unknown_actions(config.keys)

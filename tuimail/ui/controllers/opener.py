@@ -26,7 +26,7 @@ PREVIEW_DELAY = 0.2
 
 
 @dataclass(frozen=True)
-class Fetched:
+class FetchResult:
     """A fetched message with its lines built (sanitising off the UI thread), or why not."""
 
     gen: int
@@ -39,12 +39,12 @@ class Fetched:
 class MessageOpened(Message, bubble=False):
     """A thread worker fetched a message for the reader (or failed to)."""
 
-    def __init__(self, fetched: Fetched) -> None:
+    def __init__(self, result: FetchResult) -> None:
         super().__init__()
-        self.fetched = fetched
+        self.result = result
 
 
-def _fetch(gen: int, svc: UiService | None, t: Target, more: bool, section: str | None) -> Fetched:
+def _fetch(gen: int, svc: UiService | None, t: Target, more: bool, section: str | None) -> FetchResult:
     try:
         if svc is None:
             raise NotCached("no sync service for this account")
@@ -52,9 +52,9 @@ def _fetch(gen: int, svc: UiService | None, t: Target, more: bool, section: str 
             content = svc.open_attached(t.folder, t.uid, section)
         else:
             content = svc.open_message(t.folder, t.uid, more=more)
-        return Fetched(gen, t, content, build_lines(content), None)
+        return FetchResult(gen, t, content, build_lines(content), None)
     except Exception as exc:  # shown in the reader, one line
-        return Fetched(gen, t, None, [], exc)
+        return FetchResult(gen, t, None, [], exc)
 
 
 class MessageOpener:
@@ -145,7 +145,7 @@ class MessageOpener:
 
     def opened(self, msg: MessageOpened) -> str | None:
         """Show a fetched message; returns the action waiting for it (after_open), if any."""
-        f = msg.fetched
+        f = msg.result
         if f.gen != self._gen:
             return None  # the user moved on
         reader = self.view.reader

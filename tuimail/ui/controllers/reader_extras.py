@@ -1,7 +1,7 @@
 """What the reader offers beyond reading: links, raw source, full headers, pipe, attachments.
 
 Everything that needs the network runs in a thread worker, whose bytes come back as a
-Fetched message to the screen; commands run without a shell (CommandRunner); attachments are
+BytesFetched message to the screen; commands run without a shell (CommandRunner); attachments are
 saved 0600 under a safe name and never replace a file without asking.
 """
 
@@ -28,7 +28,7 @@ RAW_LIMIT = 4 * 1024 * 1024
 Then = Callable[[bytes], None]
 
 
-class Fetched(Message, bubble=False):
+class BytesFetched(Message, bubble=False):
     """A thread worker fetched a message's source or a part: `then(data)` uses it, or `error` says
     why not."""
 
@@ -41,7 +41,7 @@ class ReaderExtras:
     def __init__(self, view: MainView, opener: MessageOpener, commands: CommandRunner) -> None:
         self.view, self.opener, self.commands = view, opener, commands
 
-    def fetched(self, msg: Fetched) -> None:
+    def bytes_fetched(self, msg: BytesFetched) -> None:
         if msg.error is not None or msg.data is None:
             self.view.notify(error_text(msg.error) if msg.error is not None else "nothing fetched",
                              severity="error", markup=False)
@@ -53,9 +53,9 @@ class ReaderExtras:
 
         def work() -> None:
             try:
-                post(Fetched(then, get(), None))
+                post(BytesFetched(then, get(), None))
             except Exception as exc:
-                post(Fetched(then, None, exc))
+                post(BytesFetched(then, None, exc))
 
         self.view.run_worker(work, thread=True, group=group, exit_on_error=False)
 

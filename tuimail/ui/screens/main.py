@@ -31,7 +31,7 @@ from tuimail.ui.controllers.failed_actions import FailedActions, FailedRead
 from tuimail.ui.controllers.intents import IntentDone, IntentQueue
 from tuimail.ui.controllers.message_actions import MessageActions
 from tuimail.ui.controllers.opener import MessageOpened, MessageOpener
-from tuimail.ui.controllers.reader_extras import Fetched, ReaderExtras
+from tuimail.ui.controllers.reader_extras import BytesFetched, ReaderExtras
 from tuimail.ui.controllers.store_poll import STORE_POLL, StorePoll
 from tuimail.ui.controllers.target import error_text
 from tuimail.ui.widgets.folder_tree import FolderRef, FolderTree
@@ -410,7 +410,7 @@ class MainScreen(Screen[None]):
         self.run_worker(work, thread=True, exit_on_error=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A worker that failed (their results come as messages: MessageOpened, Fetched...)."""
+        """A worker that failed (their results come as messages: MessageOpened, BytesFetched...)."""
         worker = event.worker
         if event.state == WorkerState.ERROR and worker.error is not None:
             self.notify(error_text(worker.error), severity="error", markup=False)
@@ -572,8 +572,8 @@ class MainScreen(Screen[None]):
         if self.opener.opened(msg) == "attachments":
             self.extras.attachments()
 
-    def on_fetched(self, msg: Fetched) -> None:
-        self.extras.fetched(msg)
+    def on_bytes_fetched(self, msg: BytesFetched) -> None:
+        self.extras.bytes_fetched(msg)
 
     def on_command_finished(self, msg: CommandFinished) -> None:
         self.commands.finished(msg)
