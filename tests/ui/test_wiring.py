@@ -138,3 +138,16 @@ def test_run_app_starts_a_first_runs_sync_before_textual(tmp_path, monkeypatch):
     order.clear()
     assert run_app(make_config(), None, offline=False, start_folder=None, service_factory=factory) == 0
     assert order == ["app.run"]
+
+
+def test_the_screen_and_the_list_hold_their_controllers_instead_of_mixing_them_in():
+    """Behaviour lives in plain objects with typed dependencies (checked by mypy); the Textual
+    classes derive from Textual alone."""
+    from textual.screen import Screen
+    from textual.scroll_view import ScrollView
+
+    from tuimail.ui.screens.main import MainScreen
+    from tuimail.ui.widgets.header_list import HeaderList
+
+    assert MainScreen.__bases__ == (Screen,)
+    assert HeaderList.__bases__ == (ScrollView,)

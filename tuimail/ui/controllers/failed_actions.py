@@ -1,6 +1,6 @@
 """The actions that wait or failed, for the main screen: the list `!` opens (screens/failed.py)
 and what follows when it closes, and the status bar's count of failed ones, read in a thread
-(FailedRead, posted to the screen)."""
+(FailedSummaryRead, posted to the screen)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tuimail.ui.controllers.view import MainView
 from tuimail.ui.widgets.status import AccountState
 
 
-class FailedRead(Message, bubble=False):
+class FailedSummaryRead(Message, bubble=False):
     """Failed actions per account: {account: [(folder, count)]}."""
 
     def __init__(self, failed: dict[str, list[tuple[str, int]]]) -> None:
@@ -55,16 +55,18 @@ class FailedActions:
 
         app.push_screen(screen, closed)
 
-    def init(self) -> None:
+    def read_counts(self) -> None:
+        """Each account's failed actions, for the status bar (at start, on the UI thread)."""
         view = self.view
         for name, store in view.tapp.stores.items():
             view.status.info.accounts.setdefault(name, AccountState()).failed = store.failed_summary()
 
     def refresh(self, accounts: Iterable[str] | None = None) -> None:
+        """The same, read again in a thread (FailedSummaryRead comes back to the screen)."""
         self.view.read_stores(set(accounts or self.view.tapp.stores),
-                              lambda stores: {a: st.failed_summary() for a, st in stores.items()}, FailedRead)
+                              lambda stores: {a: st.failed_summary() for a, st in stores.items()}, FailedSummaryRead)
 
-    def read(self, msg: FailedRead) -> None:
+    def summary_read(self, msg: FailedSummaryRead) -> None:
         view = self.view
         for account, failed in msg.failed.items():
             view.status.info.accounts.setdefault(account, AccountState()).failed = failed

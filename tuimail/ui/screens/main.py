@@ -27,7 +27,7 @@ from tuimail.core.events import FoldersChanged, NewMail, RowsChanged, SyncState
 from tuimail.ui import keys
 from tuimail.ui.controllers.alerts import Alerts, ProblemPanel
 from tuimail.ui.controllers.command_runner import CommandFinished, CommandRunner
-from tuimail.ui.controllers.failed_actions import FailedActions, FailedRead
+from tuimail.ui.controllers.failed_actions import FailedActions, FailedSummaryRead
 from tuimail.ui.controllers.intents import IntentDone, IntentQueue
 from tuimail.ui.controllers.message_actions import MessageActions
 from tuimail.ui.controllers.opener import MessageOpened, MessageOpener
@@ -162,7 +162,7 @@ class MainScreen(Screen[None]):
             # (a first run's sync may have reported already: keep what it said)
             st = self.status.info.accounts.setdefault(name, AccountState(state="offline" if app.offline else "idle"))
             st.pending = store.pending_count()
-        self.failed.init()
+        self.failed.read_counts()
         for name in app.stores:  # their threads start now, not on the first key (Thread.start waits)
             self.intents.intent_writer(name).start()
         self._apply_layout()
@@ -578,8 +578,8 @@ class MainScreen(Screen[None]):
     def on_command_finished(self, msg: CommandFinished) -> None:
         self.commands.finished(msg)
 
-    def on_failed_read(self, msg: FailedRead) -> None:
-        self.failed.read(msg)
+    def on_failed_summary_read(self, msg: FailedSummaryRead) -> None:
+        self.failed.summary_read(msg)
 
     def action_close(self) -> None:
         if self.has_class("fullscreen"):
