@@ -12,6 +12,7 @@ does not compete with the first paint for the GIL.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from tuimail.config.load import Config
 from tuimail.store.store import Store
@@ -27,14 +28,14 @@ def is_cold(store: Store) -> bool:
     return inbox is None or inbox.uidvalidity is None
 
 
-def _default_service_factory():
+def _default_service_factory() -> Callable[..., UiService]:
     from tuimail.backends.imap.service import SyncService
 
     return SyncService
 
 
 def run_app(config: Config, account_names: list[str] | None, *, offline: bool, start_folder: str | None,
-            service_factory=None) -> int:
+            service_factory: Callable[..., UiService] | None = None) -> int:
     """Open the stores, start the sync services, run the TUI; returns the exit status."""
     from tuimail.paths import account_store_path
     from tuimail.ui.bridge import EventBridge

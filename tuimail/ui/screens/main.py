@@ -371,7 +371,8 @@ class MainScreen(Screen[None]):
         self._counts_timer = None
         dirty, self._dirty_counts = self._dirty_counts, set()
 
-        def query(stores: dict[str, Store]):
+        def query(stores: dict[str, Store]) -> tuple[dict[tuple[str, int], FolderInfo | None],
+                                                      dict[str, tuple[int, list[tuple[str, int]]]]]:
             infos = {(a, fid): stores[a].folder(fid) for a, fid in dirty}
             pending = {a: (stores[a].pending_count(), stores[a].failed_summary()) for a in stores}
             return infos, pending

@@ -10,6 +10,7 @@ import re
 from typing import Generic, TypeVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -181,7 +182,7 @@ class PickerScreen(ModalScreen[T | None], Generic[T]):
         if ol.option_count:
             ol.highlighted = 0
 
-    def on_key(self, event) -> None:
+    def on_key(self, event: events.Key) -> None:
         if event.key in ("down", "up", "pagedown", "pageup"):
             ol = self.query_one(OptionList)
             getattr(ol, {"down": "action_cursor_down", "up": "action_cursor_up",

@@ -149,7 +149,7 @@ class HeaderList(ScrollView, can_focus=True):
     def _shown(self, row: MessageRow | None) -> MessageRow | None:
         """The row with the queued intents on top (its flags as the user set them)."""
         ov = self.overlay
-        if not ov or row is None or self.folder_id is None:
+        if not ov or row is None or self.store is None or self.folder_id is None:
             return row
         return ov.row(self.store, self.folder_id, row) or row
 

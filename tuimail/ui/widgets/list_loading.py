@@ -125,7 +125,8 @@ class ListLoader:
         else:
             self.view.uids = result[1]
         hidden = (self.view.overlay.hidden(self.view.store, self.view.folder_id)
-                  if self.view.overlay and self.view.folder_id is not None else None)
+                  if self.view.overlay and self.view.store is not None and self.view.folder_id is not None
+                  else None)
         if hidden:  # moved or deleted, the writer has not stored it yet
             self.view.uids = uid_array(u for u in self.view.uids if u not in hidden)
         cursor = 0
