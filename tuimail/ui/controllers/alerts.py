@@ -142,7 +142,7 @@ class Alerts:
         app = view.tapp
         svc = app.services.get(account)
         acc = app.config.accounts.get(account)
-        if svc is None or acc is None or account in self._prompting or getattr(acc, "oauth2_token_command", None):
+        if svc is None or acc is None or account in self._prompting or acc.oauth2_token_command:
             return
         set_password = getattr(svc, "set_password", None)
         if set_password is None:

@@ -47,8 +47,9 @@ class IntentQueue:
             def done(intent: Intent, uids: list[int], error: BaseException | None) -> None:
                 post(IntentDone(account, intent, uids, error))  # thread-safe, never blocks
 
-            writer = writers[account] = IntentWriter(app.stores[account].path, done,
-                                                     wake=getattr(svc, "wake", None), name=f"intents-{account}")
+            wake = svc.wake if svc is not None else None
+            writer = writers[account] = IntentWriter(app.stores[account].path, done, wake=wake,
+                                                     name=f"intents-{account}")
         return writer
 
     def submit(self, account: str, intent: Intent) -> None:

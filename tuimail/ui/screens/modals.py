@@ -185,8 +185,8 @@ class PickerScreen(ModalScreen[T | None], Generic[T]):
     def on_key(self, event: events.Key) -> None:
         if event.key in ("down", "up", "pagedown", "pageup"):
             ol = self.query_one(OptionList)
-            getattr(ol, {"down": "action_cursor_down", "up": "action_cursor_up",
-                         "pagedown": "action_page_down", "pageup": "action_page_up"}[event.key])()
+            {"down": ol.action_cursor_down, "up": ol.action_cursor_up,
+             "pagedown": ol.action_page_down, "pageup": ol.action_page_up}[event.key]()
             event.stop()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
