@@ -264,6 +264,17 @@ def test_relative_dates_follow_neomutt():
     assert b(DateRange(date(9999, 12, 31), date(9999, 12, 31)), now)[1] is not None
 
 
+def test_days_follow_the_zone_rules_of_now():
+    from zoneinfo import ZoneInfo
+    berlin = datetime(2024, 4, 2, 12, tzinfo=ZoneInfo("Europe/Berlin"))
+    lo, hi = pt.date_bounds(DateRange(date(2024, 3, 31), date(2024, 3, 31)), berlin)
+    assert lo == ts(2024, 3, 30, 23) and hi == ts(2024, 3, 31, 22) - 1  # a 23-hour day (DST)
+    # a naive now is the system's local time; it works and gives a whole day
+    lo, hi = pt.date_bounds(DateRange(date(2024, 1, 10), date(2024, 1, 10)), datetime(2024, 2, 1))
+    assert hi - lo == 86399
+    assert pt.matches(parse("~d <1d"), Message(date=int(datetime.now().timestamp()))) is True
+
+
 def test_three_values_for_what_is_not_cached():
     bare = Message(subject="hello")
     assert m("~b x", bare) is None and m("~h x", bare) is None and m("~B x", bare) is None

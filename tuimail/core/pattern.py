@@ -33,7 +33,8 @@ gives one character and does not cross the ASCII boundary, so ASCII matches exac
 LIKE folds). An unquoted EXPR runs to whitespace, ``(``, ``)`` or ``|``; in quotes anything goes;
 ``\\`` escapes the next character inside and outside quotes. An empty EXPR is an error.
 
-Dates (``now`` and the local time zone come from the caller; ranges are inclusive, whole days):
+Dates (ranges are inclusive, whole days; ``now`` comes from the caller: an aware datetime fixes the
+time zone of "a day", a naive one (the default, the clock) means the system's zone with DST):
   2024-01-31 / 20240131 / 31/01/2024 / 31/01/24 / 31/01 / 31   one day. D/M/Y is mutt's order
       (01/02/2024 is 1 February); a two-digit year < 70 is 20YY, else 19YY; a missing year or
       month is the current one (resolved when the pattern is parsed).
@@ -64,10 +65,16 @@ bound parameter; LIKE's ``%`` ``_`` ``\\`` are escaped (``ESCAPE '\\'``).
 
 IMAP (``to_imap_search``): the keys' answer is a superset of the matches: IMAP compares whole days
 in the message's own time zone (date terms are widened, or narrowed under NOT), it is always
-case-insensitive, and ~T cannot be asked (treated as "maybe"). ``imap_exact`` says when the answer
-is exactly the matches. User strings are ``SearchString`` values; ``needs_literal`` is set for text
-with CR, LF, a quote, a backslash or non-ASCII, which the IMAP layer must send as a literal
-(``wire.Literal``; non-ASCII then needs ``CHARSET UTF-8``); other tokens are atoms.
+case-insensitive, and ~T (or a term holding a NUL, which no IMAP string can carry) cannot be asked
+(treated as "maybe"). ``imap_exact`` says when the answer is exactly the matches. Suggested use:
+for the rows whose ``matches`` is None, ask the server per unknown term (``to_imap_search(term)``
+over their uids) and pass the answers as ``resolve``. Tokens: atoms (``str``: keywords, dates,
+numbers, "(" and ")") and ``SearchString`` values for every string from the user (a header field
+name too). ``needs_literal`` is set for text with CR, LF, a quote, a backslash or non-ASCII, which
+the IMAP layer must send as a literal (``wire.Literal``; non-ASCII then needs ``CHARSET UTF-8``),
+never inline. ``imap_parts(tokens)`` joins the atoms with IMAP's spacing (none inside parentheses)
+and leaves each SearchString for the layer: ``[b if isinstance(b, bytes) else wire.Literal(...)
+or wire.quote(...)]`` is then a ``search_uids`` criteria list.
 """
 
 from __future__ import annotations
@@ -451,11 +458,17 @@ def _sub_months(d: date, months: int) -> date:
 
 
 def date_bounds(spec: DateRange | DateRel, now: datetime) -> tuple[int | None, int | None]:
-    """Inclusive epoch-second bounds of a date spec (None: open), days in now's time zone."""
-    tz = now.tzinfo or UTC
+    """Inclusive epoch-second bounds of a date spec (None: open). Days are now's: an aware ``now``
+    fixes the zone; a naive one means the system's local zone, DST rules included."""
+    tz = now.tzinfo
 
     def start_of(d: date) -> int:
-        return int(datetime.combine(d, time(), tz).timestamp())
+        if tz is None:
+            try:
+                return int(datetime.combine(d, time()).timestamp())
+            except (OverflowError, OSError, ValueError):  # year 1 or 9999 on some libcs
+                pass
+        return int(datetime.combine(d, time(), tz or UTC).timestamp())
 
     def end_of(d: date) -> int:
         return start_of(d + timedelta(days=1)) - 1 if d < date.max else start_of(d) + 86399
@@ -471,9 +484,9 @@ def date_bounds(spec: DateRange | DateRel, now: datetime) -> tuple[int | None, i
             return t, None
         if spec.cmp == ">":
             return None, t
-        when = datetime.fromtimestamp(t, tz)
+        when = datetime.fromtimestamp(t, tz) if tz else datetime.fromtimestamp(t)
         return start_of(when.date()), t  # neomutt: from that day's start to the instant
-    today = now.astimezone(tz).date() if now.tzinfo else now.date()
+    today = now.date()
     try:
         if spec.unit in "ym":
             day = _sub_months(today, spec.n * (12 if spec.unit == "y" else 1))
@@ -643,7 +656,7 @@ def matches(p: Pattern, msg: MessageView, *, now: datetime | None = None,
     """True, False, or None when a term cannot be decided from ``msg`` (body/headers not cached,
     ~T/~l unknown) and ``resolve`` (if given) cannot either. None is falsy: ``if matches(...)``
     treats unknown as no match."""
-    now = now or datetime.now().astimezone()
+    now = now or datetime.now()
 
     def ev(q: Pattern) -> Truth:
         if isinstance(q, Not):
@@ -761,7 +774,7 @@ def _sql_leaf(p: Leaf, now: datetime, col: Callable[[str], str]) -> tuple[_Sql, 
 def to_sql(p: Pattern, *, now: datetime | None = None, table: str = "") -> SqlPlan:
     """The part of ``p`` the v6 ``messages`` columns answer, and the residue (see the module doc).
     ``table``: a prefix for the columns ("m" gives m.from_ ...)."""
-    now = now or datetime.now().astimezone()
+    now = now or datetime.now()
     residue: list[Leaf] = []
 
     def col(expr: str) -> str:
@@ -935,7 +948,7 @@ def _imap(p: Pattern, upper: bool, now: datetime) -> _Keys:
 def to_imap_search(p: Pattern, *, now: datetime | None = None) -> list[Token]:
     """UID SEARCH keys whose answer holds every match (see the module doc). ``["ALL"]`` when the
     server cannot narrow it, ``["NOT", "ALL"]`` when nothing can match."""
-    k = _imap(p, True, now or datetime.now().astimezone())
+    k = _imap(p, True, now or datetime.now())
     if k is True:
         return ["ALL"]
     if k is False:
@@ -947,7 +960,7 @@ def to_imap_search(p: Pattern, *, now: datetime | None = None) -> list[Token]:
 
 def imap_exact(p: Pattern, *, now: datetime | None = None) -> bool:
     """Whether the server's answer to ``to_imap_search(p)`` is exactly the matches."""
-    now = now or datetime.now().astimezone()
+    now = now or datetime.now()
     return _imap(p, True, now) == _imap(p, False, now)
 
 
