@@ -727,7 +727,7 @@ def _sql_leaf(p: Leaf, now: datetime, col: Callable[[str], str]) -> tuple[_Sql, 
     """(superset, subset) SQL of a term, or None when the columns cannot answer it."""
     if isinstance(p, Text):
         cols = _TEXT_COLS.get(p.op)
-        if cols is None:
+        if cols is None or "\0" in p.text:  # SQLite's LIKE/instr stop at a NUL
             return None
         if p.case_sensitive:
             sql = " OR ".join(f"instr(ifnull({col(c)}, ''), ?) > 0" for c in cols)
