@@ -372,13 +372,17 @@ def test_sql_residue_split():
     assert where == {1, 2, 8} and sure == set()
     plan, where, sure = sql_ids(con, "~s 100 | ~b invoice ~T")
     assert plan.residue == (Text("b", "invoice"), Flag("T")) and sure == {1, 2, 8}
-    assert where == set(range(1, 9))
+    assert where == set(range(1, 9)) and plan.where == "1"
+    assert pt.to_sql(parse("~b x"), now=NOW).where == "1" and pt.to_sql(parse("~b x")).sure == "0"
+    plan = pt.to_sql(parse("~s a ~b x ~T"), now=NOW)
+    assert plan.where == "(ifnull(subject, '') LIKE ? ESCAPE '\\')" and plan.sure == "0"
+    assert pt.to_sql(parse("~O | ~A"), now=NOW).where == "1"
     plan, where, sure = sql_ids(con, "!~b invoice ~s 100%")
     assert where == {1, 8} and sure == set()
     for r in ("~h x", "~B x", "~T", "~l", "~r <1d", '~s "a\0b"'):
         assert pt.to_sql(parse(r), now=NOW).residue == (parse(r),)
     plan, where, sure = sql_ids(con, "~s Straße | ~b x ~b x", table="m")
-    assert plan.residue == (Text("b", "x"),) and "m.subject" in plan.where and sure == {6}
+    assert plan.residue == (Text("b", "x"),) and "m.subject" in plan.sure and sure == {6}
 
 
 def test_sql_case_insensitive_non_ascii_is_a_superset_then_exact_in_the_evaluator():

@@ -691,7 +691,9 @@ def matches(p: Pattern, msg: MessageView, *, now: datetime | None = None,
 @dataclass(frozen=True)
 class SqlPlan:
     """``where``: true for every match (residue read as "maybe"); ``sure``: true only for matches.
-    Both are parenthesised boolean expressions over the messages columns (never NULL)."""
+    Both are boolean expressions over the messages columns, never NULL, safe to AND with others;
+    constants are folded: ``where == "1"`` means the columns do not narrow it at all, ``"0"``
+    (or ``sure == "1"``) that they settle it for every row."""
     where: str
     params: tuple[object, ...]
     sure: str
@@ -783,17 +785,27 @@ def to_sql(p: Pattern, *, now: datetime | None = None, table: str = "") -> SqlPl
         name, _, rest = expr.partition(" ")
         return f"{table}.{name}" + (f" {rest}" if rest else "")
 
+    def neg(e: _Sql) -> _Sql:
+        return {"1": ("0", []), "0": ("1", [])}.get(e[0]) or (f"(NOT {e[0]})", e[1])
+
+    def join(es: list[_Sql], conj: bool) -> _Sql:
+        absorb, unit = ("0", "1") if conj else ("1", "0")
+        if any(e[0] == absorb for e in es):
+            return absorb, []
+        es = [e for e in es if e[0] != unit]
+        if len(es) <= 1:
+            return es[0] if es else (unit, [])
+        return ("(" + (" AND " if conj else " OR ").join(e[0] for e in es) + ")",
+                [a for e in es for a in e[1]])
+
     def comp(q: Pattern) -> tuple[_Sql, _Sql]:
         if isinstance(q, Not):
-            (us, up), (ls, lp) = comp(q.item)
-            return (f"(NOT {ls})", lp), (f"(NOT {us})", up)
+            up, low = comp(q.item)
+            return neg(low), neg(up)
         if isinstance(q, (And, Or)):
             parts = [comp(x) for x in q.items]
-            j = " AND " if isinstance(q, And) else " OR "
-            usql = "(" + j.join(u[0] for u, _ in parts) + ")"
-            lsql = "(" + j.join(lw[0] for _, lw in parts) + ")"
-            return ((usql, [a for u, _ in parts for a in u[1]]),
-                    (lsql, [a for _, lw in parts for a in lw[1]]))
+            conj = isinstance(q, And)
+            return join([u for u, _ in parts], conj), join([lw for _, lw in parts], conj)
         r = _sql_leaf(q, now, col)
         if r is None:
             if q not in residue:
