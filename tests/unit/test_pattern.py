@@ -128,6 +128,9 @@ def test_sizes_accepted():
     ("~z >", "bad size >", 4),
     ("~z K", "bad size K", 4),
     ("~z <0", "no size is below 0", 4),
+    ("~z >99999999999M", "size >99999999999M is too large", 4),
+    ("(" * 21 + "~U" + ")" * 21, "nested more than 20 deep", 21),
+    ("!" * 5000 + "~U", "nested more than 20 deep", 21),
 ])
 def test_errors_point_at_the_bad_token(text, message, column):
     with pytest.raises(PatternError) as e:
@@ -188,6 +191,23 @@ def test_printing_and_parsing_agree(p):
     text = pt.format(p)
     assert parse(text) == p
     assert pt.format(parse(text)) == text
+
+
+def test_deep_nesting_up_to_the_limit():
+    assert parse("(" * 20 + "~U" + ")" * 20) == Flag("U")
+    p = parse("!" * 20 + "~U")
+    assert parse(pt.format(p)) == p and pt.matches(p, Message()) is True
+    assert pt.to_sql(p).where == "seen = 0"  # NOT NOT cancels (never NULL)
+    assert pt.to_imap_search(p) == ["NOT"] * 20 + ["UNSEEN"]
+    # the deepest alternation the parser takes still runs in SQLite (its parser stack is small)
+    text = "~U"
+    for i in range(10):
+        text = f"!(~s a{i} | {text} ~s c)"
+    p = parse(text)
+    msgs = [Message(), Message(flags=frozenset({"seen"}), subject="c"), Message(subject="a9")]
+    truth = {i for i, x in enumerate(msgs, 1) if pt.matches(p, x)}
+    assert sql_ids(db(msgs), p)[1:] == (truth, truth) and 0 < len(truth) < 3
+    assert len(pt.to_imap_search(p)) > 40
 
 
 def test_format_examples():

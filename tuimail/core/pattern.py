@@ -183,6 +183,7 @@ Leaf = Text | Flag | Date | Size
 # --------------------------------------------------------------------------------------- parser
 
 _STOP = "()|"
+MAX_DEPTH = 20  # ( and ! nesting; SQLite 3.40's parser overflows near 30 nested parentheses
 
 
 class _Parser:
@@ -190,6 +191,7 @@ class _Parser:
         self.s = src
         self.i = 0
         self.today = today
+        self.depth = 0
 
     def ws(self) -> None:
         while self.i < len(self.s) and self.s[self.i].isspace():
@@ -231,16 +233,23 @@ class _Parser:
     def unary(self) -> Pattern:
         ch = self.peek()
         start = self.i
+        if ch in "!(" and self.depth >= MAX_DEPTH:
+            raise PatternError(f"nested more than {MAX_DEPTH} deep", start)
         if ch == "!":
             self.i += 1
             if self.peek() in ("", ")", "|"):
                 raise PatternError("missing pattern after !", start)
-            return Not(self.unary())
+            self.depth += 1
+            inner = self.unary()
+            self.depth -= 1
+            return Not(inner)
         if ch == "(":
             self.i += 1
             if self.peek() == ")":
                 raise PatternError("empty ( )", start)
+            self.depth += 1
             p = self.or_expr()
+            self.depth -= 1
             if self.peek() != ")":
                 raise PatternError("missing ) for this (", start)
             self.i += 1
@@ -773,6 +782,17 @@ def _sql_leaf(p: Leaf, now: datetime, col: Callable[[str], str]) -> tuple[_Sql, 
     return se, se
 
 
+def _closes_at_end(sql: str) -> bool:
+    """Whether the "(" opening ``sql`` is closed by its last character (quotes hold no user text,
+    only '' and '\\', which contain no parenthesis)."""
+    depth = 0
+    for i, c in enumerate(sql):
+        depth += (c == "(") - (c == ")")
+        if depth == 0:
+            return i == len(sql) - 1
+    return False
+
+
 def to_sql(p: Pattern, *, now: datetime | None = None, table: str = "") -> SqlPlan:
     """The part of ``p`` the v6 ``messages`` columns answer, and the residue (see the module doc).
     ``table``: a prefix for the columns ("m" gives m.from_ ...)."""
@@ -786,7 +806,11 @@ def to_sql(p: Pattern, *, now: datetime | None = None, table: str = "") -> SqlPl
         return f"{table}.{name}" + (f" {rest}" if rest else "")
 
     def neg(e: _Sql) -> _Sql:
-        return {"1": ("0", []), "0": ("1", [])}.get(e[0]) or (f"(NOT {e[0]})", e[1])
+        if e[0] in ("0", "1"):
+            return ("1" if e[0] == "0" else "0"), []
+        if e[0].startswith("(NOT ") and _closes_at_end(e[0]):  # never NULL: NOT NOT x is x
+            return e[0][5:-1], e[1]
+        return f"(NOT {e[0]})", e[1]
 
     def join(es: list[_Sql], conj: bool) -> _Sql:
         absorb, unit = ("0", "1") if conj else ("1", "0")
