@@ -208,6 +208,13 @@ def test_deep_nesting_up_to_the_limit():
     truth = {i for i, x in enumerate(msgs, 1) if pt.matches(p, x)}
     assert sql_ids(db(msgs), p)[1:] == (truth, truth) and 0 < len(truth) < 3
     assert len(pt.to_imap_search(p)) > 40
+    # the most terms the parser takes, each the widest in SQL, still run in SQLite
+    p = parse(" ".join(f"!~C x{i}" for i in range(100)) + " (" + " | ".join(["~x y"] * 100) + ")")
+    assert sql_ids(db(msgs), p)[1:] == (set(), set())
+    p = parse(" | ".join(f"~C x{i}" for i in range(199)) + " | ~U")
+    assert sql_ids(db(msgs), p)[1:] == ({1, 3}, {1, 3})
+    with pytest.raises(PatternError, match="more than 200 terms at column 601"):
+        parse("~U " * 200 + "x")
 
 
 def test_format_examples():

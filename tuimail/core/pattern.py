@@ -183,6 +183,7 @@ Leaf = Text | Flag | Date | Size
 # --------------------------------------------------------------------------------------- parser
 
 _STOP = "()|"
+MAX_TERMS = 200  # terms in one pattern (a word counts two): SQLite's expression depth is 1000
 MAX_DEPTH = 20  # ( and ! nesting; SQLite 3.40's parser overflows near 30 nested parentheses
 
 
@@ -192,6 +193,7 @@ class _Parser:
         self.i = 0
         self.today = today
         self.depth = 0
+        self.terms = 0
 
     def ws(self) -> None:
         while self.i < len(self.s) and self.s[self.i].isspace():
@@ -254,6 +256,9 @@ class _Parser:
                 raise PatternError("missing ) for this (", start)
             self.i += 1
             return p
+        self.terms += 1 if ch == "~" else 2
+        if self.terms > MAX_TERMS:
+            raise PatternError(f"more than {MAX_TERMS} terms", start)
         if ch == "~":
             return self.term()
         word, _ = self.string()
