@@ -182,7 +182,18 @@ def _canonical(children):
     return st.one_of(children.map(Not), mk(And), mk(Or))
 
 
-patterns = st.recursive(_leaf, _canonical, max_leaves=12)
+def _depth(p, parent=None):
+    """Nesting as the parser counts it: each ! and each ( of the printed form."""
+    own = 0
+    if isinstance(p, Not):
+        own = 1
+    elif isinstance(p, (And, Or)) and (isinstance(parent, Not) or isinstance(parent, And) and isinstance(p, Or)):
+        own = 1
+    kids = (p.item,) if isinstance(p, Not) else p.items if isinstance(p, (And, Or)) else ()
+    return own + max((_depth(k, p) for k in kids), default=0)
+
+
+patterns = st.recursive(_leaf, _canonical, max_leaves=12).filter(lambda p: _depth(p) <= pt.MAX_DEPTH)
 
 
 @given(patterns)
@@ -215,6 +226,11 @@ def test_deep_nesting_up_to_the_limit():
     assert sql_ids(db(msgs), p)[1:] == ({1, 3}, {1, 3})
     with pytest.raises(PatternError, match="more than 200 terms at column 601"):
         parse("~U " * 200 + "x")
+
+
+def test_depth_counts_as_the_parser_does():
+    assert _depth(parse("!" * 20 + "~U")) == 20 and _depth(parse("!(~U ~F)")) == 2
+    assert _depth(parse("~U (~F | !(~D (~A | ~N)))")) == 4
 
 
 def test_format_examples():
@@ -442,7 +458,8 @@ _small_leaf = st.one_of(
                   st.dates(date(2024, 2, 1), date(2024, 3, 20)), st.integers(0, 5)))),
     st.builds(lambda a, n: Size(a, a + n), st.integers(0, 100), st.integers(0, 50)),
 )
-small_patterns = st.recursive(_small_leaf, _canonical, max_leaves=6)
+small_patterns = st.recursive(_small_leaf, _canonical, max_leaves=6).filter(
+    lambda p: _depth(p) <= pt.MAX_DEPTH)
 _stamp = st.integers(ts(2024, 2, 1, 0), ts(2024, 3, 20, 0))
 messages = st.builds(
     Message, from_=_hay, to=_hay, cc=_hay, subject=_hay, date=st.none() | _stamp,
