@@ -12,7 +12,8 @@ Operators (as in mutt/neomutt; EXPR is a word, or a '...' / "..." string)
   ~x EXPR  References or In-Reply-To contains EXPR
   ~b EXPR  the body contains EXPR         ~B EXPR  the whole message (headers or body) contains EXPR
   ~h EXPR  a header line contains EXPR; ``~h "Name: value"`` (a field name, a colon) means the
-           field Name (any case) has a value containing "value" -- what IMAP ``HEADER`` does
+           field Name (any case) has a value containing "value" -- what IMAP ``HEADER`` does;
+           ``~h "Name:"``: the message has that field
   ~N  new: unread (tuimail keeps no \\Recent, so every unread message is new, as mutt with
       $mark_old unset)                    ~O  old (unread and seen before): matches nothing here
   ~U  unread        ~R  read            ~F  flagged       ~D  deleted
@@ -49,6 +50,8 @@ suffix (any case) multiplies by 1024 or 1048576.
 
 Errors: ``PatternError(message, position)``; ``str()`` is one line,
 ``pattern: unknown operator ~q at column 6`` (columns count from 1, ``position`` from 0).
+Limits (errors too): at most MAX_TERMS (200) terms, a plain word counting two, and MAX_DEPTH (20)
+nested ``(`` / ``!``: deeper SQL overflows SQLite's parser, and nobody types that by hand.
 
 Three values. ``matches`` returns True, False or None (unknown): a body or header term on a message
 whose body/headers are not cached, or ~T/~l where the view cannot say. ``resolve(term, msg)``, if
