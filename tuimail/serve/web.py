@@ -168,7 +168,7 @@ async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitabl
     response.headers["Content-Security-Policy"] = _csp(request)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"  # (no-referrer would make form posts say Origin: null)
     response.headers.setdefault("Cache-Control", "no-store")
     if state.tls:
         response.headers["Strict-Transport-Security"] = "max-age=31536000"
