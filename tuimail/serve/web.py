@@ -103,6 +103,11 @@ class ServeState:
 
 
 STATE = web.AppKey("tuimail_serve", ServeState)
+SESSION: web.RequestKey[Session | None] = web.RequestKey("tuimail_session", Session)
+
+
+def _redirect(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location}, text=f"see {location}\n")
 
 
 def make_app(state: ServeState) -> web.Application:
@@ -154,17 +159,17 @@ async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitabl
         if origin is None and request.path == "/ws" or origin is not None and origin != _origin(request):
             return web.Response(status=403, text="cross-origin request refused\n")
     session = state.sessions.get(request.cookies.get(COOKIE))
-    request["session"] = session
+    request[SESSION] = session
     if session is None and request.path not in PUBLIC:
         if request.method == "GET" and request.path == "/":
-            response: web.StreamResponse = web.HTTPSeeOther("/login")
+            response: web.StreamResponse = _redirect("/login")
         else:
             response = web.Response(status=401, text="log in first\n")
     else:
         try:
             response = await handler(request)
         except web.HTTPException as exc:
-            response = exc
+            response = web.Response(status=exc.status, text=exc.text, headers=exc.headers)
     response.headers["Content-Security-Policy"] = _csp(request)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
@@ -210,8 +215,8 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     token = request.query.get("token")
     if token is not None:  # the start-up URL: log in and drop the token from the address bar
         return await _attempt(request, token)
-    if request["session"] is not None:
-        return web.HTTPSeeOther("/")
+    if request[SESSION] is not None:
+        return _redirect("/")
     return _login_response(state)
 
 
@@ -240,16 +245,16 @@ async def _attempt(request: web.Request, secret: str) -> web.StreamResponse:
         return _login_response(state, f"Wrong {state.login.kind}.", 401)
     state.throttle.success(client)
     cookie, _session = state.sessions.create()  # the session before it ends: one session per login
-    response = web.HTTPSeeOther("/")
+    response = _redirect("/")
     response.set_cookie(COOKIE, cookie, path="/", httponly=True, secure=state.tls, samesite="Strict")
     return response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    session: Session | None = request["session"]
+    session: Session | None = request[SESSION]
     if session is not None:
         _state(request).sessions.end(session)
-    response = web.HTTPSeeOther("/login")
+    response = _redirect("/login")
     response.del_cookie(COOKIE, path="/", secure=_state(request).tls, samesite="Strict", httponly=True)
     return response
 
@@ -322,7 +327,8 @@ class _Running:
 
 async def websocket(request: web.Request) -> web.StreamResponse:
     state = _state(request)
-    session: Session = request["session"]
+    session = request[SESSION]
+    assert session is not None  # (the guard)
     previous: _Running | None = session.app
     if previous is not None:  # one app per session: a reload (or a second tab) replaces the app
         await previous.websocket.close(code=4000, message=b"replaced by a newer page")
@@ -400,7 +406,8 @@ async def _stop(service: AppService) -> None:
 
 async def download(request: web.Request) -> web.StreamResponse:
     state = _state(request)
-    session: Session = request["session"]
+    session = request[SESSION]
+    assert session is not None  # (the guard)
     key = request.match_info["key"]
     try:
         meta = await state.downloads.get_download_metadata(key)
