@@ -344,6 +344,11 @@ def test_a_password_login_and_the_start_up_url():
         assert r.status == 303 and r.headers["Location"] == "/" and COOKIE in r.cookies
     _run(Login(token=TOKEN), by_url)
 
+    async def not_a_password(client, state):  # a password never travels in a URL
+        r = await client.get("/login?token=open%20sesame!", allow_redirects=False)
+        assert r.status == 200 and COOKIE not in r.cookies
+    _run(Login(password_hash=line), not_a_password)
+
 
 def test_failed_logins_are_throttled():
     async def scenario(client, state):

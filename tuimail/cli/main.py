@@ -395,6 +395,7 @@ def cmd_serve(args) -> int:
     if args.demo or args.serve_demo:
         from tuimail.demo import DemoEnvironment
         with DemoEnvironment() as env:
+            env.config_path.chmod(0o600)  # (each session's app would warn that it holds a password)
             return run_serve(load_config(env.config_path), options)
     config = load_config(args.config)
     warning = config_mode_warning(config)

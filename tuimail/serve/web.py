@@ -213,7 +213,7 @@ def _login_response(state: ServeState, message: str = "", status: int = 200) -> 
 async def login_page(request: web.Request) -> web.StreamResponse:
     state = _state(request)
     token = request.query.get("token")
-    if token is not None:  # the start-up URL: log in and drop the token from the address bar
+    if token is not None and state.login.kind == "token":  # the start-up URL: log in, drop the token from view
         return await _attempt(request, token)
     if request[SESSION] is not None:
         return _redirect("/")
@@ -365,6 +365,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             session.on_end.remove(end)
         if session.app is running:
             session.app = None
+            session.last_seen = state.sessions.clock()  # idle from now on
         running.stopped.set()
         if not ws.closed:
             await ws.close()
