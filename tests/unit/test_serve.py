@@ -256,6 +256,9 @@ class FakeApp:
         self.received.append(data)
         return True
 
+    async def send_meta(self, data):  # (a download's chunk request: this stand-in has no file)
+        return False
+
     async def set_terminal_size(self, width, height):
         self.size = (width, height)
 
@@ -407,4 +410,26 @@ def test_logout_ends_the_session():
         assert r.status == 303 and r.headers["Location"] == "/login"
         assert len(state.sessions) == 0
         assert (await client.get("/", allow_redirects=False)).status == 303
+    _run(Login(token=TOKEN), scenario)
+
+
+def test_a_download_is_the_sessions_own_and_runs_nothing():
+    async def scenario(client, state):
+        await _login(client)
+        ws = await client.ws_connect("/ws", headers=_origin(client))
+        await ws.send_json(["ping", 1])
+        await ws.receive_json()
+        (app,) = FakeApp.started
+        await state.downloads.create_download(app_service=app, delivery_key="k1", file_name='a "b".html',
+                                              open_method="browser", mime_type="text/html", encoding="utf-8")
+        other = FakeApp("x", write_bytes=None, write_str=None, close=None, download_manager=None)
+        await state.downloads.create_download(app_service=other, delivery_key="k2", file_name="x",
+                                              open_method="download", mime_type="text/plain")
+        assert (await client.get("/download/k2")).status == 404  # another app's file
+        assert (await client.get("/download/nope")).status == 404
+        r = await client.get("/download/k1")
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/html")
+        assert r.headers["Content-Disposition"] == "inline; filename*=UTF-8''a%20%22b%22.html"
+        assert "sandbox" in r.headers["Content-Security-Policy"] and r.headers["X-Content-Type-Options"] == "nosniff"
+        await ws.close()
     _run(Login(token=TOKEN), scenario)

@@ -170,6 +170,8 @@ async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitabl
             response = await handler(request)
         except web.HTTPException as exc:
             response = web.Response(status=exc.status, text=exc.text, headers=exc.headers)
+    if response.prepared:  # the websocket, a download: their handlers sent their own headers
+        return response
     response.headers["Content-Security-Policy"] = _csp(request)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
@@ -423,6 +425,10 @@ async def download(request: web.Request) -> web.StreamResponse:
         response.charset = meta.encoding
     disposition = "inline" if meta.open_method == "browser" else "attachment"
     response.headers["Content-Disposition"] = f"{disposition}; filename*=UTF-8''{quote(meta.file_name, safe='')}"
+    # a file from a message, shown in our origin: it runs nothing and reaches nothing
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
     await response.prepare(request)
     async for chunk in state.downloads.download(key):
         await response.write(chunk)
