@@ -1,5 +1,5 @@
 """`tuimail serve` as a process: HTTPS with a certificate on every address (0.0.0.0 here), the login by
-password, the Secure cookie, Ctrl+C; a bad certificate is one line."""
+password, the Secure cookie, Ctrl+C; a bad certificate is one line; the demo with a token for the run."""
 
 from __future__ import annotations
 
@@ -89,3 +89,23 @@ def test_a_key_that_is_not_the_certificates_is_one_line(tuimail_env, cert, tmp_p
     err = (tmp_path / "serve.log").read_text()
     assert proc.returncode == 2 and line == ""
     assert err.startswith("tuimail: serve: cannot use the certificate") and err.count("\n") == 1, err
+
+
+def test_the_demo_is_served_with_a_token_for_the_run(tuimail_env, tmp_path):
+    """No config: the demo's server runs in the serve process; the printed URL logs in."""
+    proc, line = _serve(["serve", "--demo", "--port", "0"], tmp_path)
+    try:
+        m = re.match(r"tuimail serve: http://127\.0\.0\.1:(\d+)/login\?token=([\w-]{24,})$", line.strip())
+        assert m, line + (tmp_path / "serve.log").read_text()
+        conn = http.client.HTTPConnection("127.0.0.1", int(m.group(1)), timeout=10)
+        conn.request("GET", "/login?token=wrong")
+        r = conn.getresponse()
+        assert r.status == 401 and b"Wrong token." in r.read()
+        conn.request("GET", f"/login?token={m.group(2)}")
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 303 and "HttpOnly" in r.getheader("Set-Cookie")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    assert proc.returncode == 0
