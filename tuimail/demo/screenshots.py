@@ -35,7 +35,7 @@ def _prepare(config, account):
         reader = Reader(store, bodies, conn)
         inbox = store.folder("INBOX")
         assert inbox is not None, "the demo sync made no INBOX"
-        for uid in store.uid_list(inbox.id)[:60]:
+        for uid in store.id_list(inbox.id)[:60]:
             content = reader.open("INBOX", uid)
             row = store.row(inbox.id, uid)
             assert row is not None, uid
@@ -50,7 +50,7 @@ def _prepare(config, account):
                 picks["forward"] = uid
             if len(picks) == 4:
                 break
-        for uid in store.uid_list(inbox.id, "thread")[:40]:
+        for uid in store.id_list(inbox.id, "thread")[:40]:
             reader.open("INBOX", uid)
     finally:
         conn.close()

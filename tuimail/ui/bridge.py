@@ -62,7 +62,7 @@ class EventBridge:
         with self._lock:
             if isinstance(event, RowsChanged):
                 entry = self._rows.setdefault((event.account, event.folder_id), [set(), set(), set(), False])
-                entry[0].update(event.uids)
+                entry[0].update(event.ids)
                 entry[1].update(event.added)
                 entry[2].update(event.removed)
                 entry[3] = entry[3] or event.reset

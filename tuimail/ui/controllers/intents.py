@@ -88,7 +88,7 @@ class IntentQueue:
                 raise err
             if here:
                 if intent.op == "flags":
-                    self.hlist.invalidate(intent.uids)
+                    self.hlist.invalidate(intent.ids)
                 else:
                     self.hlist.rows_changed(reset=True)  # the rows come back
             text = str(err) if isinstance(err, StoreError) else sanitize_line(f"{type(err).__name__}: {err}")

@@ -18,7 +18,7 @@ from tuimail.mail.sanitize import sanitize_line
 from tuimail.store.writer import Intent
 from tuimail.ui.widgets.message_view import build_lines
 
-SEEN, FLAGGED = "\\Seen", "\\Flagged"
+from tuimail.core.flags import FLAGGED, SEEN
 # The preview follows the list cursor once it has rested this long: holding j down (key repeat,
 # ~30 ms apart) fetches nothing until the key is let go.
 PREVIEW_DELAY = 0.2

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from textual.geometry import Size
 from textual.worker import Worker, WorkerState
 
-from tuimail.store.journal import _apply, norm_flags
+from tuimail.store.journal import _apply, split_flags
 from tuimail.store.store import Store
 
 RELOAD_INTERVAL = 0.3  # seconds between uid-list reloads caused by sync events (small folders)
@@ -43,7 +43,7 @@ class ListLoading:
         partial = False
         if store is not None and folder_id is not None:
             if first_page and not self.threaded and self.sort in ("date", "arrival"):
-                result = "list", uid_array(store.uid_list(folder_id, self.sort, self.reverse, limit=first_page))
+                result = "list", uid_array(store.id_list(folder_id, self.sort, self.reverse, limit=first_page))
                 partial = len(result[1]) >= first_page
             else:
                 result = self._query(store, folder_id, self.threaded, self.sort, self.reverse)
@@ -62,7 +62,7 @@ class ListLoading:
     def _query(store: Store, folder_id: int, threaded: bool, sort: str, reverse: bool):
         if threaded:
             return ("thread", *store.thread_view(folder_id))
-        return "list", uid_array(store.uid_list(folder_id, sort, reverse))
+        return "list", uid_array(store.id_list(folder_id, sort, reverse))
 
     def _apply(self, result, same: bool, keep_uid: int | None = None, keep_row: bool = True) -> None:
         writing = result is not None and result[0] == "thread" and result[3]
@@ -230,7 +230,8 @@ class ListLoading:
         for uid in uids:
             row = self._rows.get(uid)
             if row is not None:
-                self._rows[uid] = row._replace(flags=norm_flags(_apply(row.flag_set, add, remove)))
+                flags, kw = split_flags(_apply({*row.flags, *row.keywords.split()}, add, remove))
+                self._rows[uid] = row._replace(flags=flags, keywords=kw)
         if self.threaded and self.collapsed:
             self.invalidate(uids)  # (the collapsed thread's unread count is read again)
             return
