@@ -91,8 +91,8 @@ def test_damaged_store_every_command_one_line_exit_4_then_repair_keeps_actions(m
     assert len(moved) == 1 and str(moved[0]) in run.out  # moved aside, never deleted
     with Store(path) as st:
         pend = st.pending()
-        assert sorted((e.folder, e.uid, e.op) for e in pend) == [
-            ("INBOX", 1, "flags"), ("INBOX", 2, "flags"), ("INBOX", 5, "flags"), ("INBOX", 7, "move")]
+        assert sorted((e.folder, e.sid, e.op) for e in pend) == [
+            ("INBOX", "1", "flags"), ("INBOX", "2", "flags"), ("INBOX", "5", "flags"), ("INBOX", "7", "move")]
         assert {e.message_id for e in pend} == {"<m1@example.org>", "<m2@example.org>", "<m5@example.org>",
                                                 "<m7@example.org>"}
 
