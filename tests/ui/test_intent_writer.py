@@ -164,7 +164,7 @@ def test_threaded_list_keeps_its_order_while_the_sync_writes_it_in_chunks(make_a
             before = list(hl.uids)
             # the sync is between two transactions of a new order: half of it is new
             with store.transaction():
-                store.db.execute("UPDATE threads SET pos = -pos WHERE folder_id = ? AND uid <= 25", (fid,))
+                store.db.execute("UPDATE threads SET pos = -pos WHERE folder_id = ? AND id <= 25", (fid,))
                 store.db.execute("UPDATE folders SET threads_dirty = ? WHERE id = ?", (THREADS_WRITING, fid))
             hl.rows_changed(reset=True)
             await pilot.pause(0.5)

@@ -156,7 +156,7 @@ def test_dates_keep_the_day_on_a_narrow_terminal_and_sort_and_date_format_apply(
 
     app, store, svc = make_app(3)
     fid = store.folder_id("INBOX")
-    store.db.execute("UPDATE messages SET date = ? WHERE folder_id = ? AND uid = 3", (int(NOW) - 86400 * 400, fid))
+    store.db.execute("UPDATE messages SET date = ? WHERE folder_id = ? AND id = 3", (int(NOW) - 86400 * 400, fid))
     store.db.commit()
 
     async def go():

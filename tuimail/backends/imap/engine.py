@@ -171,6 +171,7 @@ class Engine:
         if fi is None:
             fid = self.store.upsert_folder(name, None, (), None)
             fi = self.store.folder(fid)
+            assert fi is not None  # (just written)
         fid = fi.id
         st = FolderState.load(fi.state)
         res.first = st.uidvalidity is None
