@@ -37,7 +37,7 @@ def test_each_list_and_helper_is_written_once():
     assert defs["HEADER_FIELDS"] == ["mail/headers.py"]
     assert defs["ROLES"] == ["store/store.py"] and defs["SORTS"] == ["store/store.py"]
     assert "SORT_ORDER" not in defs
-    assert defs["format_bytes"] == ["sync/present.py"] and "format_size" not in defs
+    assert defs["format_bytes"] == ["mail/present.py"] and "format_size" not in defs
     assert defs["short_from"] == ["mail/addresses.py"] and defs["sender_name"] == ["mail/addresses.py"]
     assert config_model.ROLES is store.ROLES and config_model.SORTS is store.SORTS
     assert responses.HEADER_FIELDS.decode().split() == list(headers.HEADER_FIELDS)
