@@ -243,7 +243,7 @@ def stall(config_path: str, n: int, every: float) -> dict:
 
 def idle(config_path: str, port: int, user: str, password: str, samples: int) -> dict:
     """A running SyncService idles on INBOX; another connection sets/clears \\Flagged on one
-    message; time from sending that STORE to the RowsChanged event naming the uid."""
+    message; time from sending that STORE to the RowsChanged event naming the message."""
     from tuimail.config.load import load_config
     from tuimail.core.events import RowsChanged, SyncState
     from tuimail.backends.imap.service import SyncService
@@ -268,6 +268,9 @@ def idle(config_path: str, port: int, user: str, password: str, samples: int) ->
         with RawImap(port, user, password) as c:
             c.command(b"SELECT INBOX")
             uid = c.search(b"UNFLAGGED")[-1]
+            from tuimail.store import Store  # events name local ids: the row's, by its uid
+            with Store(svc.store_path) as st:
+                local = st.ids_of(st.folder_id("INBOX"), [str(uid)])[str(uid)]
             for i in range(samples):
                 while not events.empty():
                     events.get_nowait()
@@ -276,7 +279,7 @@ def idle(config_path: str, port: int, user: str, password: str, samples: int) ->
                 c.command(b"UID STORE %d %sFLAGS.SILENT (\\Flagged)" % (uid, sign))
                 while True:
                     t, ev = events.get(timeout=10)
-                    if isinstance(ev, RowsChanged) and uid in ev.uids:
+                    if isinstance(ev, RowsChanged) and local in ev.ids:
                         lat.append((t - t0) * 1000)
                         break
                 time.sleep(0.3)

@@ -134,7 +134,7 @@ def test_run_app_starts_a_first_runs_sync_before_textual(tmp_path, monkeypatch):
     from tuimail import paths
     make_store(paths.account_store_path("test"), 5).close()
     with Store(paths.account_store_path("test")) as st:
-        st.set_folder_state(st.folder_id("INBOX"), uidvalidity=7)
+        st.set_folder_state(st.folder_id("INBOX"), '{"uidvalidity":7}')
     order.clear()
     assert run_app(make_config(), None, offline=False, start_folder=None, service_factory=factory) == 0
     assert order == ["app.run"]

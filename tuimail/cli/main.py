@@ -24,8 +24,9 @@ from tuimail.errors import NetworkError, NotCached, StoreError, TuimailError, Us
 from tuimail.mail.addresses import sender_name
 from tuimail.mail.sanitize import sanitize_line
 
-FLAG_NAMES = {"seen": "\\Seen", "flagged": "\\Flagged", "answered": "\\Answered", "deleted": "\\Deleted",
-              "draft": "\\Draft"}
+from tuimail.core.flags import CANONICAL
+
+FLAG_NAMES = {n: n for n in CANONICAL}  # the names `flag` accepts (canonical: tuimail.core.flags)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", epilog=common,
                         help="messages of a folder, newest first (from the store; works offline)",
                         description="Messages of a folder from the local store, newest first: uid, N (unread)"
-                                    " and ! (flagged), date, sender, subject. INBOX in any case.")
+                                    " and ! (flagged), date, sender, subject. INBOX in any case. The uid is"
+                                    " what `read` and `flag` take (the IMAP uid); --json adds `id`, the"
+                                    " message's local id (`read --id`, `flag --id`).")
     ls.add_argument("folder", help="folder name, as `tuimail folders` prints it")
     ls.add_argument("--limit", type=int, default=50, metavar="N", help="at most N messages, 0 for all (default: 50)")
     ls.add_argument("--json", action="store_true", help="print a JSON list instead of columns")
@@ -65,16 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    " fetched once and cached; with --offline only cached bodies are shown"
                                    " (exit 3 otherwise).")
     r.add_argument("folder", help="folder name, as `tuimail folders` prints it")
-    r.add_argument("uid", type=int, help="the message's uid, as `tuimail list` prints it")
+    r.add_argument("uid", type=int, nargs="?", help="the message's uid, as `tuimail list` prints it")
+    r.add_argument("--id", type=int, metavar="ID", help="the message's local id (`tuimail list --json`) instead")
     names = ", ".join(FLAG_NAMES)
     fl = sub.add_parser("flag", epilog=common,
                         help="show or change flags: +FLAG / -FLAG (works offline; next sync sends it)",
                         description="Without changes: print the message's flags. With +FLAG / -FLAG: change"
                                     " them in the local store at once; the change is queued and sent to the"
                                     f" server at the next sync. FLAG is one of {names} (any case, with or"
-                                    " without a backslash: +seen, -\\Flagged) or a keyword ($Work).")
+                                    " without a leading backslash: +seen, -Flagged) or a keyword ($Work).")
     fl.add_argument("folder", help="folder name, as `tuimail folders` prints it")
-    fl.add_argument("uid", type=int, help="the message's uid, as `tuimail list` prints it")
+    fl.add_argument("uid", nargs="?", help="the message's uid, as `tuimail list` prints it")
+    fl.add_argument("--id", type=int, metavar="ID", help="the message's local id (`tuimail list --json`) instead")
     fl.add_argument("changes", nargs="*", metavar="+FLAG|-FLAG", help=f"e.g. +seen -flagged (flags: {names})")
     pe = sub.add_parser("pending", epilog=common,
                         help="actions waiting to be sent or failed (from the store); discard them")
@@ -110,8 +115,19 @@ def main(argv: list[str] | None = None) -> int:
     if "flag" in argv:
         i = argv.index("flag")
         tail = argv[i + 1:]
+        opts: list[str] = []  # (--id N stays an option)
+        for k, t in enumerate(tail):
+            if t == "--id" and k + 1 < len(tail):
+                opts += tail[k:k + 2]
+            elif t.startswith("--id="):
+                opts.append(t)
+        if opts:
+            tail = [t for k, t in enumerate(tail) if not (t.startswith("--id=") or t == "--id"
+                                                         or (k and tail[k - 1] == "--id"))]
         if any(t.startswith("-") and t not in ("-h", "--help") for t in tail):
-            argv = argv[:i + 1] + ["--"] + [t for t in tail if t != "--"]
+            argv = argv[:i + 1] + opts + ["--"] + [t for t in tail if t != "--"]
+        else:
+            argv = argv[:i + 1] + opts + tail
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -179,6 +195,31 @@ def _folder(store, name: str):
     return fi
 
 
+def _handle(account, row) -> int:
+    """What `list` shows as a message's uid and `read`/`flag` take: the IMAP uid for an IMAP
+    account, the local id otherwise."""
+    if account.kind == "imap" and row.sid.isdigit():
+        return int(row.sid)
+    return row.id
+
+
+def _message_id(store, account, fi, args) -> int:
+    """The local id of the message `read`/`flag` name: --id, or the uid `list` printed."""
+    if (args.uid is None) == (args.id is None):
+        raise UsageError("name the message by its uid (as `tuimail list` prints it) or by --id ID")
+    if args.id is not None:
+        if store.row(fi.id, args.id) is None:
+            raise UsageError(f"no message with id {args.id} in {sanitize_line(fi.name)!r} (see `tuimail list"
+                             f" {sanitize_line(fi.name)} --json`)")
+        return args.id
+    found = store.ids_of(fi.id, [str(args.uid)]) if account.kind == "imap" else {}
+    id_ = found.get(str(args.uid)) if found else (args.uid if account.kind != "imap" else None)
+    if id_ is None or store.row(fi.id, id_) is None:
+        raise UsageError(f"no message {args.uid} in {sanitize_line(fi.name)!r} (see `tuimail list"
+                         f" {sanitize_line(fi.name)}`; run `tuimail sync` if it is new)")
+    return id_
+
+
 def cmd_sync(config: Config, args) -> int:
     from tuimail.backends.registry import create_service
     if args.offline:
@@ -230,11 +271,11 @@ def cmd_list(config: Config, args) -> int:
     account, store = _store(config, args.account)
     with store:
         fi = _folder(store, args.folder)
-        uids = store.uid_list(fi.id)[:max(0, args.limit)] if args.limit else store.uid_list(fi.id)
-        rows = store.rows(fi.id, uids)
-    ordered = [rows[u] for u in uids if u in rows]
+        ids = store.id_list(fi.id, limit=max(0, args.limit)) if args.limit else store.id_list(fi.id)
+        rows = store.rows(fi.id, ids)
+    ordered = [rows[i] for i in ids if i in rows]
     if args.json:
-        out = [{"uid": r.uid, "flags": r.flags.split(),
+        out = [{"uid": _handle(account, r), "id": r.id, "flags": _flag_words(r),
                 "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.date)) if r.date is not None else None,
                 "from": r.from_, "to": r.to, "subject": r.subject, "message_id": r.message_id, "size": r.size}
                for r in ordered]
@@ -243,7 +284,7 @@ def cmd_list(config: Config, args) -> int:
     for r in ordered:
         date = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.date)) if r.date else "-"
         mark = ("N" if not r.seen else " ") + ("!" if r.flagged else " ")
-        print(f"{r.uid:>7} {mark} {date} {sender_name(r.from_)[:24]:<24} {sanitize_line(r.subject)}")
+        print(f"{_handle(account, r):>7} {mark} {date} {sender_name(r.from_)[:24]:<24} {sanitize_line(r.subject)}")
     return 0
 
 
@@ -252,26 +293,25 @@ def cmd_read(config: Config, args) -> int:
     account, store = _store(config, args.account)
     with store:
         fi = _folder(store, args.folder)
-        if store.row(fi.id, args.uid) is None:
-            raise UsageError(f"no message {args.uid} in {sanitize_line(fi.name)!r} (see `tuimail list"
-                             f" {sanitize_line(fi.name)}`; run `tuimail sync` if it is new)")
+        id_ = _message_id(store, account, fi, args)
+    name = args.uid if args.uid is not None else f"with id {id_}"
     # the cache first, without a connection; the server only for what it lacks
     service = create_service(config, account, offline=True)
     try:
         try:
-            content = service.open_message(fi.name, args.uid)
+            content = service.open_message(fi.name, id_)
         except NotCached:
             if args.offline:
-                raise NotCached(f"message {args.uid} is not cached and --offline was given") from None
+                raise NotCached(f"message {name} is not cached and --offline was given") from None
             service.set_offline(False)
             try:
-                content = service.open_message(fi.name, args.uid, more=True)
+                content = service.open_message(fi.name, id_, more=True)
             except NotCached as exc:
-                raise NotCached(f"message {args.uid}: {exc}") from None
+                raise NotCached(f"message {name}: {exc}") from None
         if (content.more or content.uncached) and service.offline and not args.offline:
             service.set_offline(False)
             try:
-                content = service.open_message(fi.name, args.uid, more=True)
+                content = service.open_message(fi.name, id_, more=True)
             except (NotCached, NetworkError):
                 pass  # what the cache has
     finally:
@@ -285,7 +325,7 @@ def cmd_read(config: Config, args) -> int:
 
 def parse_flag(token: str) -> tuple[str, str]:
     if len(token) < 2 or token[0] not in "+-":
-        raise UsageError(f"flag change {sanitize_line(token)!r}: write +FLAG or -FLAG (e.g. +seen, -\\Flagged)")
+        raise UsageError(f"flag change {sanitize_line(token)!r}: write +FLAG or -FLAG (e.g. +seen, -flagged)")
     sign, name = token[0], token[1:]
     bare = name.lstrip("\\").lower()
     if bare in FLAG_NAMES:
@@ -302,18 +342,24 @@ def cmd_flag(config: Config, args) -> int:
     account, store = _store(config, args.account)
     with store:
         fi = _folder(store, args.folder)
-        row = store.row(fi.id, args.uid)
-        if row is None:
-            raise UsageError(f"no message {args.uid} in {sanitize_line(fi.name)!r} (see `tuimail list`)")
+        if args.uid is not None and not args.uid.isdigit():
+            if args.id is None or args.uid[:1] not in "+-":
+                raise UsageError(f"uid {sanitize_line(args.uid)!r}: a number, as `tuimail list` prints it")
+            args.changes, args.uid = [args.uid, *args.changes], None  # (`flag FOLDER --id N +seen`)
+        elif args.uid is not None:
+            args.uid = int(args.uid)
+        id_ = _message_id(store, account, fi, args)
+        row = store.row(fi.id, id_)
         if args.changes:
             add: list[str] = []
             remove: list[str] = []
             for tok in args.changes:
                 sign, flag = parse_flag(tok)
                 (add if sign == "+" else remove).append(flag)
-            queued = store.set_flags(fi.id, [args.uid], add=add, remove=remove)
-            row = store.row(fi.id, args.uid)
-        print(sanitize_line(row.flags) if row.flags else "(no flags)")  # keywords come from the server
+            queued = store.set_flags(fi.id, [id_], add=add, remove=remove)
+            row = store.row(fi.id, id_)
+        words = _flag_words(row)
+        print(sanitize_line(" ".join(words)) if words else "(no flags)")  # keywords come from the server
     if args.changes:
         print("tuimail: changed in the local store; queued for the server until the next sync (tuimail sync)"
               if queued else "tuimail: no change: the flags were already so", file=sys.stderr)
@@ -339,20 +385,32 @@ def cmd_pending(config: Config, args) -> int:
             return 0
         actions = store.actions()
     if args.json:
-        print(_json([{"id": a.id, "folder": a.folder, "uid": a.uid if a.uid > 0 else None,
+        print(_json([{"id": a.id, "folder": a.folder, "uid": _action_uid(account, a), "msg_id": a.msg_id,
                       "message_id": a.message_id, "subject": a.subject, "op": a.op, "add": list(a.add_flags),
                       "remove": list(a.remove_flags), "dest": a.dest, "state": a.state, "error": a.error,
                       "attempts": a.attempts} for a in actions]))
         return 0
     for a in actions:
         what = a.subject if a.subject is not None else (a.message_id or "(message unknown)")
-        uid = str(a.uid) if a.uid > 0 else "-"
+        uid = str(_action_uid(account, a) or "-") if a.msg_id is not None else "-"
         line = (f"{a.id:>5} {a.state:<8} {sanitize_line(a.folder)[:20]:<20} {uid:>7} "
                 f"{sanitize_line(a.describe())[:24]:<24} {sanitize_line(what)[:50]}")
         print(line.rstrip())
         if a.error:
             print(f"{'':>15}{sanitize_line(a.error)[:200]}")
     return 0
+
+
+def _flag_words(row) -> list[str]:
+    """A row's flags as `flag` takes them: the canonical names, then its keywords."""
+    return [*(n for n in CANONICAL if n in row.flags), *row.keywords.split()]
+
+
+def _action_uid(account, a):
+    """The handle of an action's message (see _handle); None when it is lost."""
+    if a.msg_id is None or a.sid is None:
+        return None
+    return int(a.sid) if account.kind == "imap" and a.sid.isdigit() else a.msg_id
 
 
 def cmd_repair(config: Config, args) -> int:

@@ -14,7 +14,7 @@ Operators (as in mutt/neomutt; EXPR is a word, or a '...' / "..." string)
   ~h EXPR  a header line contains EXPR; ``~h "Name: value"`` (a field name, a colon) means the
            field Name (any case) has a value containing "value" -- what IMAP ``HEADER`` does;
            ``~h "Name:"``: the message has that field
-  ~N  new: unread (tuimail keeps no \\Recent, so every unread message is new, as mutt with
+  ~N  new: unread (tuimail keeps no IMAP Recent flag, so every unread message is new, as mutt with
       $mark_old unset)                    ~O  old (unread and seen before): matches nothing here
   ~U  unread        ~R  read            ~F  flagged       ~D  deleted
   ~Q  replied (answered; mutt's ~Q, an addition to the issue's list)

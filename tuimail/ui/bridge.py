@@ -77,7 +77,7 @@ class EventBridge:
         with self._lock:
             if isinstance(event, RowsChanged):
                 entry = self._rows.setdefault((event.account, event.folder_id), _Rows())
-                entry.uids.update(event.uids)
+                entry.uids.update(event.ids)
                 entry.added.update(event.added)
                 entry.removed.update(event.removed)
                 entry.reset = entry.reset or event.reset

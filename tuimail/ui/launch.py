@@ -31,7 +31,7 @@ def is_cold(store: Store) -> bool:
         inbox = store.folder("INBOX", counts=False)
     except Exception:
         return False
-    return inbox is None or inbox.uidvalidity is None
+    return inbox is None or inbox.state is None
 
 
 def _default_service_factory() -> ServiceFactory:

@@ -90,7 +90,7 @@ class IntentQueue:
                 raise err
             if here:
                 if intent.op == "flags":
-                    view.hlist.invalidate(intent.uids)
+                    view.hlist.invalidate(intent.ids)
                 else:
                     view.hlist.rows_changed(reset=True)  # the rows come back
             text = str(err) if isinstance(err, StoreError) else sanitize_line(f"{type(err).__name__}: {err}")

@@ -18,7 +18,7 @@ from tuimail.ui.controllers.intents import IntentQueue
 from tuimail.ui.controllers.target import Target, current_target, shows
 from tuimail.ui.controllers.view import MainView
 
-SEEN, FLAGGED = "\\Seen", "\\Flagged"
+from tuimail.core.flags import FLAGGED, SEEN
 
 
 class MessageActions:

@@ -25,6 +25,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from tuimail.core.flags import ANSWERED, DELETED, FLAGGED, SEEN
 from tuimail.mail.sanitize import sanitize_line
 from tuimail.store.store import MessageRow, Store
 from tuimail.ui import keys
@@ -227,13 +228,13 @@ class HeaderList(ScrollView, can_focus=True):
         return strip
 
     def _render_row(self, row: MessageRow, width: int, state: int, base: Style) -> Strip:
-        fl = row.flag_set
+        fl = row.flags
         style = base
-        if "\\Seen" not in fl or (row.uid in self.collapsed and self._thread_unread.get(row.uid)):
+        if SEEN not in fl or (row.id in self.collapsed and self._thread_unread.get(row.id)):
             style += self.get_component_rich_style("header-list--unread")  # (a collapsed thread: bold if unread)
-        if "\\Flagged" in fl:
+        if FLAGGED in fl:
             style += self.get_component_rich_style("header-list--flagged")
-        if "\\Deleted" in fl:
+        if DELETED in fl:
             style += self.get_component_rich_style("header-list--deleted")
         if state == 1:
             style += self.get_component_rich_style("header-list--cursor")
@@ -242,15 +243,15 @@ class HeaderList(ScrollView, can_focus=True):
         dim = style + self.get_component_rich_style("header-list--dim") if state == 0 else style
         compact = width < 90 and not self.dates.fmt
         w_flags, w_date, w_from, w_subj, w_size = columns(width, COMPACT if compact else self.dates.width)
-        marks = ("N" if "\\Seen" not in fl else " ") + ("!" if "\\Flagged" in fl else
-                                                        "D" if "\\Deleted" in fl else " ")
-        marks += "r" if "\\Answered" in fl else "@" if row.has_attachment else " "
+        marks = ("N" if SEEN not in fl else " ") + ("!" if FLAGGED in fl else
+                                                  "D" if DELETED in fl else " ")
+        marks += "r" if ANSWERED in fl else "@" if row.has_attachment else " "
         subject = sanitize_line(row.subject) or "(no subject)"
         if self.threaded:
             # The tree prefix is drawn as stored: its leading spaces ARE the indentation (a
             # sanitize_line here once collapsed them and drew every reply as a sibling).
             prefix = tree_prefix(row.thread_prefix)
-            label = self._collapsed_label(row.uid)
+            label = self._collapsed_label(row.id)
             subject = f"{prefix}{label} {subject}" if label else f"{prefix}{subject}"
         segs = [
             Segment(set_cell_size(marks, w_flags) + " ", style),

@@ -15,7 +15,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.timer import Timer
 
-from tuimail.store.journal import _apply, norm_flags
+from tuimail.store.journal import _apply, split_flags
 from tuimail.store.store import Store
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class ListLoader:
         partial = False
         if store is not None and folder_id is not None:
             if first_page and not self.view.threaded and self.view.sort in ("date", "arrival"):
-                ids = store.uid_list(folder_id, self.view.sort, self.view.reverse, limit=first_page)
+                ids = store.id_list(folder_id, self.view.sort, self.view.reverse, limit=first_page)
                 result = "list", uid_array(ids)
                 partial = len(result[1]) >= first_page
             else:
@@ -90,7 +90,7 @@ class ListLoader:
     def _query(store: Store, folder_id: int, threaded: bool, sort: str, reverse: bool) -> Order:
         if threaded:
             return ("thread", *store.thread_view(folder_id))
-        return "list", uid_array(store.uid_list(folder_id, sort, reverse))
+        return "list", uid_array(store.id_list(folder_id, sort, reverse))
 
     def _apply(self, result: Order | None, same: bool, keep_uid: int | None = None, keep_row: bool = True) -> None:
         writing = result is not None and result[0] == "thread" and result[3]
@@ -262,7 +262,8 @@ class ListLoader:
         for uid in uids:
             row = self.view._rows.get(uid)
             if row is not None:
-                self.view._rows[uid] = row._replace(flags=norm_flags(_apply(set(row.flag_set), add, remove)))
+                flags, kw = split_flags(_apply({*row.flags, *row.keywords.split()}, add, remove))
+                self.view._rows[uid] = row._replace(flags=flags, keywords=kw)
         if self.view.threaded and self.view.collapsed:
             self.invalidate(uids)  # (the collapsed thread's unread count is read again)
             return
