@@ -7,7 +7,7 @@ from __future__ import annotations
 import email
 import email.policy
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from email.message import EmailMessage
 
 import pytest
@@ -85,7 +85,7 @@ def test_method_and_request_errors_are_typed_one_liners(client):
 def test_first_page_newest_first_with_get_in_one_request(cyrususer, client):
     base = 1_700_000_000
     for n in range(6):
-        cyrususer.append("INBOX", message(n), msg_time=datetime.fromtimestamp(base + n * 3600, timezone.utc))
+        cyrususer.append("INBOX", message(n), msg_time=datetime.fromtimestamp(base + n * 3600, UTC))
     inbox = roles(client)["inbox"]
     mark = client.mark()
     page = first_page(client, inbox, limit=4)
