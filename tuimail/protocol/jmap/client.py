@@ -23,6 +23,7 @@ import http.client
 import json
 import socket
 import ssl
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -185,15 +186,13 @@ class Response:
 
 
 class _CountingReader:
-    """Wraps the response's socket file: counts bytes, enforces the request's deadline and limit."""
+    """Wraps the response's socket file and counts the bytes read through it."""
 
     def __init__(self, raw: Any, client: JmapClient):
         self.raw, self.client = raw, client
 
     def _count(self, data: bytes) -> bytes:
         self.client._received += len(data)
-        if time.monotonic() > self.client._deadline:
-            raise TimeoutError("the server took longer than the request's deadline")
         return data
 
     def read(self, n: int = -1) -> bytes:
@@ -247,7 +246,6 @@ class JmapClient:
         self.exchanges: list[Exchange] = []  # every request, oldest first (bounded)
         self._conns: dict[tuple[str, str, int], _CountingHTTP | _CountingHTTPS] = {}
         self._received = 0
-        self._deadline = 0.0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -425,8 +423,13 @@ class JmapClient:
             conn = self._conn(parts)
             fresh = conn.sock is None
             self._received = 0
-            self._deadline = t0 + self.deadline
             sent_before = conn.bytes_sent
+            # The overall deadline: a socket timeout bounds each read, not a server trickling one
+            # byte at a time; at the deadline a watchdog shuts the socket down under the reader.
+            expired = threading.Event()
+            timer = threading.Timer(max(0.0, t0 + self.deadline - time.monotonic()), _expire, (conn, expired))
+            timer.daemon = True
+            timer.start()
             try:
                 conn.request(method, path, body=body, headers=headers)
                 if self.fingerprint and parts.scheme == "https":
@@ -435,30 +438,30 @@ class JmapClient:
                 status = resp.status
                 resp_headers = {k.lower(): v for k, v in resp.getheaders()}
                 data = _read_bounded(resp, limit, url)
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as e:
-                conn.close()
+                if expired.is_set():
+                    raise TimeoutError
+            except Exception as e:
                 self._drop(conn, parts)
-                if attempt == 0 and not fresh:
-                    continue  # a keep-alive connection the server had closed: once more on a new one
-                raise NetworkError(f"JMAP server {parts.hostname} closed the connection: {e}") from None
-            except ssl.SSLCertVerificationError as e:
-                self._drop(conn, parts)
-                raise TLSError(f"TLS certificate of {parts.hostname} not accepted: {e.verify_message}") from None
-            except ssl.SSLError as e:
-                self._drop(conn, parts)
-                raise TLSError(f"TLS with {parts.hostname} failed: {e.reason or e}") from None
-            except TimeoutError:
-                self._drop(conn, parts)
-                raise NetworkError(f"JMAP server {parts.hostname} did not answer within "
-                                   f"{self.timeout:.0f} s ({self.deadline:.0f} s per request)") from None
-            except (ProtocolError, TLSError):
-                self._drop(conn, parts)
-                raise
-            except (OSError, http.client.HTTPException) as e:
-                self._drop(conn, parts)
+                if expired.is_set() or isinstance(e, TimeoutError):
+                    raise NetworkError(f"JMAP server {parts.hostname} did not answer in time ({self.timeout:.0f} s "
+                                       f"per read, {self.deadline:.0f} s per request)") from None
+                if isinstance(e, (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)):
+                    if attempt == 0 and not fresh:
+                        continue  # a keep-alive connection the server had closed: once more on a new one
+                    raise NetworkError(f"JMAP server {parts.hostname} closed the connection") from None
+                if isinstance(e, ssl.SSLCertVerificationError):
+                    raise TLSError(f"TLS certificate of {parts.hostname} not accepted: {e.verify_message}") from None
+                if isinstance(e, ssl.SSLError):
+                    raise TLSError(f"TLS with {parts.hostname} failed: {e.reason or e}") from None
+                if isinstance(e, (ProtocolError, TLSError)):
+                    raise
                 if isinstance(e, socket.gaierror):
                     raise NetworkError(f"JMAP server {parts.hostname}: host not found") from None
-                raise NetworkError(f"JMAP server {parts.hostname}:{conn.port}: {server_text(e, 200)}") from None
+                if isinstance(e, (OSError, http.client.HTTPException)):
+                    raise NetworkError(f"JMAP server {parts.hostname}:{conn.port}: {server_text(e, 200)}") from None
+                raise
+            finally:
+                timer.cancel()
             if resp.will_close:
                 self._drop(conn, parts)
             exchange.status, exchange.sent, exchange.received = status, conn.bytes_sent - sent_before, self._received
@@ -522,6 +525,16 @@ class _CountingHTTPS(http.client.HTTPSConnection):
         super().send(data)
 
 
+def _expire(conn: http.client.HTTPConnection, expired: threading.Event) -> None:
+    expired.set()
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 def _read_bounded(resp: http.client.HTTPResponse, limit: int, url: str) -> bytes:
     length = resp.getheader("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
@@ -536,4 +549,6 @@ def _read_bounded(resp: http.client.HTTPResponse, limit: int, url: str) -> bytes
         total += len(chunk)
         if total > limit:
             raise ProtocolError(f"JMAP server at {url} sent more than the {limit} bytes allowed")
+    if length is not None and length.isdigit() and total < int(length):
+        raise http.client.IncompleteRead(b"", int(length) - total)  # a dropped connection, not an answer
     return b"".join(chunks)
