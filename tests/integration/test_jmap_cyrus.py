@@ -228,3 +228,12 @@ def test_send_with_bcc_reaches_the_envelope_only(cyrususer, cyrus_sink, client):
         assert len(imap.search(["ALL"])) == 1
         imap.select_folder("Drafts")
         assert imap.search(["ALL"]) == []
+
+
+def test_text_search_after_squatter(cyrususer, client):
+    cyrususer.append("INBOX", message(1, subject="plain"))
+    cyrususer.append("INBOX", message(2, subject="the needle", body="a haystack with a needle"))
+    cyrususer.squat()  # Cyrus answers serverFail to text filters until the account is indexed
+    res = client.call("Email/query", {"accountId": client.account_id, "filter": {"text": "needle"}})
+    _s, found, _nf = get_emails(client, res["ids"], ["subject"])
+    assert [e["subject"] for e in found] == ["the needle"]
