@@ -16,7 +16,7 @@ from tests.support.cyrus import CyrusUser
 from tuimail.errors import AuthError, ProtocolError
 from tuimail.protocol.jmap import (AccountNotFound, JmapClient, MethodError, RequestError, StateInvalid,
                                    StateMismatch)
-from tuimail.protocol.jmap.mail import changes, first_page, get_emails, mailboxes, set_emails, submit
+from tuimail.protocol.jmap.mail import changes, changes_many, first_page, get_emails, mailboxes, set_emails, submit
 
 
 def message(n: int, subject: str | None = None, body: str | None = None) -> bytes:
@@ -237,3 +237,20 @@ def test_text_search_after_squatter(cyrususer, client):
     res = client.call("Email/query", {"accountId": client.account_id, "filter": {"text": "needle"}})
     _s, found, _nf = get_emails(client, res["ids"], ["subject"])
     assert [e["subject"] for e in found] == ["the needle"]
+
+
+def test_resync_of_mailboxes_and_emails_is_one_small_request(cyrususer, client):
+    uid = cyrususer.append("INBOX", message(1))
+    mbox_state, _boxes = mailboxes(client)
+    page = first_page(client, roles(client)["inbox"])
+    states = {"Mailbox": mbox_state, "Email": page.email_state}
+    mark = client.mark()
+    got = changes_many(client, states)
+    (ex,) = client.since(mark)
+    assert got["Mailbox"].empty and got["Email"].empty
+    assert ex.sent + ex.received < 2048, ex
+    with cyrususer.client(select="INBOX") as imap:
+        imap.add_flags([uid], [b"\\Seen"])
+    got = changes_many(client, states)
+    assert got["Email"].updated == page.ids
+    assert got["Mailbox"].updated == [roles(client)["inbox"]] and got["Mailbox"].counts_only

@@ -3,8 +3,10 @@
 - ``mailboxes``: Mailbox/get (all, with roles) and its state.
 - ``first_page``: Email/query sorted by receivedAt newest first and Email/get of those ids by
   back-reference, in one request.
-- ``changes``: Email/changes or Mailbox/changes from a state, following hasMoreChanges, merged into
-  one created/updated/destroyed answer. A state the server cannot calculate from raises StateInvalid.
+- ``changes`` / ``changes_many``: Email/changes and Mailbox/changes from stored states (both in one
+  request), following hasMoreChanges, merged into one created/updated/destroyed answer per type. A
+  state the server cannot calculate from raises StateInvalid. Polling is calling this on a timer
+  (Cyrus 3.6 answers 204 to EventSource).
 - ``set_emails``: Email/set (update patches, destroy) with ifInState: StateMismatch when someone
   else changed the account since that state; per-email refusals are returned, not raised.
 - ``submit``: the message uploaded as a blob, Email/import into Drafts, EmailSubmission/set with an
@@ -25,7 +27,7 @@ from tuimail.protocol.jmap.client import JmapClient
 from tuimail.protocol.jmap.errors import MethodError, server_text
 
 __all__ = ["HEADER_PROPERTIES", "Page", "Changes", "SetResult", "Submitted", "mailboxes", "first_page",
-           "get_emails", "changes", "set_emails", "identities", "remove_bcc", "submit"]
+           "get_emails", "changes", "changes_many", "set_emails", "identities", "remove_bcc", "submit"]
 
 # What a header row needs (the store's columns) and nothing more: the first screen stays small.
 HEADER_PROPERTIES = ("id", "blobId", "threadId", "mailboxIds", "keywords", "size", "receivedAt", "messageId",
@@ -113,8 +115,8 @@ class Changes:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     destroyed: list[str] = field(default_factory=list)
-    requests: int = 0
-    # Mailbox/changes only: true when just the counts changed
+    requests: int = 0  # HTTP requests the answer took (shared ones counted for each type)
+    # Mailbox/changes only: true when only the counts (totalEmails, unreadEmails, ...) changed
     counts_only: bool = False
 
     @property
@@ -122,51 +124,91 @@ class Changes:
         return not (self.created or self.updated or self.destroyed)
 
 
+_COUNT_PROPERTIES = frozenset({"totalEmails", "unreadEmails", "totalThreads", "unreadThreads"})
+_CHANGE_TYPES = ("Email", "Mailbox", "Thread", "EmailSubmission", "Identity")
+
+
+class _Merge:
+    """Accumulates Foo/changes answers: an id created then destroyed in the window is gone, created
+    then updated stays created, updated then destroyed is destroyed."""
+
+    def __init__(self, type_: str, since: str):
+        self.type, self.since, self.state = type_, since, since
+        self.created: dict[str, None] = {}
+        self.updated: dict[str, None] = {}
+        self.destroyed: dict[str, None] = {}
+        self.counts_only = True
+        self.requests = 0
+
+    def add(self, res: dict[str, Any]) -> bool:
+        """Merge one answer; True if the server has more changes to give."""
+        self.requests += 1
+        for i in map(str, res.get("created") or []):
+            self.created[i] = None
+            self.destroyed.pop(i, None)
+        for i in map(str, res.get("updated") or []):
+            if i not in self.created:
+                self.updated[i] = None
+        for i in map(str, res.get("destroyed") or []):
+            self.updated.pop(i, None)
+            if i in self.created:
+                del self.created[i]
+            else:
+                self.destroyed[i] = None
+        props = res.get("updatedProperties")
+        if res.get("created") or res.get("destroyed") or (
+                res.get("updated") and not (isinstance(props, list) and set(props) <= _COUNT_PROPERTIES)):
+            self.counts_only = False
+        new_state = _state(res.get("newState"), f"{self.type}/changes")
+        more = res.get("hasMoreChanges") is True
+        if more and new_state == self.state:
+            raise ProtocolError(f"JMAP server said hasMoreChanges but stayed at state {server_text(new_state, 40)}")
+        self.state = new_state
+        return more
+
+    def result(self) -> Changes:
+        return Changes(old_state=self.since, new_state=self.state, created=list(self.created),
+                       updated=list(self.updated), destroyed=list(self.destroyed), requests=self.requests,
+                       counts_only=self.type == "Mailbox" and self.counts_only and not self.empty_sets())
+
+    def empty_sets(self) -> bool:
+        return not (self.created or self.updated or self.destroyed)
+
+
+def _changes_args(client: JmapClient, state: str, max_changes: int | None) -> dict[str, Any]:
+    args: dict[str, Any] = {"accountId": client.account_id, "sinceState": state}
+    if max_changes:
+        args["maxChanges"] = max_changes
+    return args
+
+
 def changes(client: JmapClient, type_: str, since: str, *, max_changes: int | None = None,
             max_rounds: int = 1000) -> Changes:
-    """Foo/changes from `since` until hasMoreChanges is false, merged: an id created then destroyed
-    in the window is gone, created then updated stays created, updated then destroyed is destroyed.
+    """Foo/changes from `since` until hasMoreChanges is false, merged into one answer.
     StateInvalid (cannotCalculateChanges, or Cyrus's invalidArguments) means: resync."""
-    if type_ not in ("Email", "Mailbox", "Thread", "EmailSubmission", "Identity"):
-        raise UsageError(f"no {type_}/changes")
-    created: dict[str, None] = {}
-    updated: dict[str, None] = {}
-    destroyed: dict[str, None] = {}
-    state = since
-    counts_only = True
+    return changes_many(client, {type_: since}, max_changes=max_changes, max_rounds=max_rounds)[type_]
+
+
+def changes_many(client: JmapClient, since: dict[str, str], *, max_changes: int | None = None,
+                 max_rounds: int = 1000) -> dict[str, Changes]:
+    """Several types' changes (e.g. {"Mailbox": s1, "Email": s2}) in ONE request, then more requests
+    only for a type whose server said hasMoreChanges: a resync that finds nothing is one small HTTP
+    request. The first error (StateInvalid: resync) is raised."""
+    for type_ in since:
+        if type_ not in _CHANGE_TYPES:
+            raise UsageError(f"no {type_}/changes")
+    merges = {t: _Merge(t, s) for t, s in since.items()}
+    pending = list(merges)
     rounds = 0
-    while True:
-        args: dict[str, Any] = {"accountId": client.account_id, "sinceState": state}
-        if max_changes:
-            args["maxChanges"] = max_changes
-        res = client.call(f"{type_}/changes", args)
+    while pending:
         rounds += 1
-        for i in res.get("created") or []:
-            created[str(i)] = None
-            destroyed.pop(str(i), None)
-        for i in res.get("updated") or []:
-            if str(i) not in created:
-                updated[str(i)] = None
-        for i in res.get("destroyed") or []:
-            i = str(i)
-            updated.pop(i, None)
-            if i in created:
-                del created[i]
-            else:
-                destroyed[i] = None
-        if type_ == "Mailbox" and res.get("updatedProperties") is None:
-            counts_only = counts_only and not (res.get("updated") or res.get("created") or res.get("destroyed"))
-        new_state = _state(res.get("newState"), f"{type_}/changes")
-        more = res.get("hasMoreChanges") is True
-        if more and new_state == state:
-            raise ProtocolError(f"JMAP server said hasMoreChanges but stayed at state {server_text(state, 40)}")
-        state = new_state
-        if not more:
-            break
-        if rounds >= max_rounds:
-            raise ProtocolError(f"JMAP {type_}/changes still had more after {rounds} requests")
-    return Changes(old_state=since, new_state=state, created=list(created), updated=list(updated),
-                   destroyed=list(destroyed), requests=rounds, counts_only=type_ == "Mailbox" and counts_only)
+        if rounds > max_rounds:
+            raise ProtocolError(f"JMAP changes still had more after {max_rounds} requests")
+        batch = client.batch()
+        refs = {t: batch.call(f"{t}/changes", _changes_args(client, merges[t].state, max_changes)) for t in pending}
+        res = client.send(batch)
+        pending = [t for t, ref in refs.items() if merges[t].add(res[ref])]
+    return {t: m.result() for t, m in merges.items()}
 
 
 # -- Email/set -------------------------------------------------------------------------------------
