@@ -16,6 +16,7 @@ from tests.support.cyrus import CyrusUser
 from tuimail.errors import AuthError, ProtocolError
 from tuimail.protocol.jmap import (AccountNotFound, JmapClient, MethodError, RequestError, StateInvalid,
                                    StateMismatch)
+from tuimail.protocol.jmap.push import EventSource, PushUnavailable
 from tuimail.protocol.jmap.mail import changes, changes_many, first_page, get_emails, mailboxes, set_emails, submit
 
 
@@ -254,3 +255,10 @@ def test_resync_of_mailboxes_and_emails_is_one_small_request(cyrususer, client):
     got = changes_many(client, states)
     assert got["Email"].updated == page.ids
     assert got["Mailbox"].updated == [roles(client)["inbox"]] and got["Mailbox"].counts_only
+
+
+def test_event_source_on_debian_cyrus_is_unavailable(client):
+    # Debian's Cyrus 3.6.1 httpd has no WebSockets, and its EventSource is enabled only with them:
+    # 204 whatever jmap_pushpoll says. The client reports that as PushUnavailable: poll instead.
+    with pytest.raises(PushUnavailable, match="204"):
+        list(EventSource(client, ping=1))

@@ -22,6 +22,7 @@ from tuimail.protocol.jmap import JmapClient, MethodError, RequestError, StateIn
 from tuimail.protocol.jmap.client import discovery_url
 from tuimail.protocol.jmap.errors import AccountNotFound, method_error
 from tuimail.protocol.jmap.mail import changes, remove_bcc
+from tuimail.protocol.jmap.push import EventSource, PushUnavailable
 
 SESSION = {"username": "alice", "apiUrl": "/api/", "downloadUrl": "/dl/{accountId}/{blobId}/{name}?accept={type}",
            "uploadUrl": "/up/{accountId}/", "eventSourceUrl": "/es/", "state": "s1",
@@ -310,3 +311,53 @@ def test_remove_bcc():
                                b"Bcc: this line is body text\r\n")
     assert remove_bcc(b"Bcc: a\nTo: b\n\nbody\n") == b"To: b\n\nbody\n"
     assert remove_bcc(b"To: b\r\nBcc: a\r\n") == b"To: b\r\n"
+
+
+def _stream(chunks, ctype="text/event-stream", pause=0.0):
+    def handler(h):
+        h.send_response(200)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        try:
+            for chunk in chunks:
+                h.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                h.wfile.flush()
+                time.sleep(pause)
+            h.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass
+    return handler
+
+
+def test_event_source_yields_state_changes(server):
+    state = {"@type": "StateChange", "changed": {"A1": {"Email": "e7", "Mailbox": "m3"}}}
+    server.routes["/es/"] = _stream([
+        b": keep-alive comment\n\n",
+        b'event: ping\ndata: {"interval": 30}\n\n',
+        b"id: 42\nevent: state\ndata: " + json.dumps(state).encode() + b"\n\n",
+        b'event: state\ndata: {"@type": "StateChange",\r\ndata:  "changed": {"A1": {"Email": "e8"}}}\r\n\r\n',
+    ])
+    c = connect(server)
+    with EventSource(c, ping=30, last_event_id="41") as es:
+        got = list(es)
+    assert [(g.types("A1"), g.event_id) for g in got] == [({"Email": "e7", "Mailbox": "m3"}, "42"),
+                                                          ({"Email": "e8"}, "42")]
+    method, path, headers, _ = server.requests[-1]
+    assert path == "/es/" and headers["Last-Event-ID"] == "41" and headers["Accept"] == "text/event-stream"
+
+
+def test_event_source_unavailable_bounded_and_closable(server):
+    c = connect(server)
+    server.routes["/es/"] = lambda h: (h.send_response(204), h.end_headers())
+    with pytest.raises(PushUnavailable, match="204"):
+        list(EventSource(c))
+    server.routes["/es/"] = _stream([b"data: " + b"x" * 70000 + b"\n\n"])
+    with pytest.raises(ProtocolError, match="64 KB"):
+        list(EventSource(c))
+    server.routes["/es/"] = _stream([b'event: ping\ndata: {"interval": 1}\n\n'] * 100, pause=0.05)
+    es = EventSource(c, ping=1)
+    threading.Timer(0.3, es.close).start()
+    t0 = time.monotonic()
+    assert list(es) == []
+    assert time.monotonic() - t0 < 3

@@ -385,25 +385,35 @@ class JmapClient:
         raise ProtocolError(f"JMAP session at {self.url}: more than {MAX_REDIRECTS} redirects")
 
     def _conn(self, parts: urllib.parse.SplitResult) -> _CountingHTTP | _CountingHTTPS:
-        scheme, host = parts.scheme, parts.hostname or ""
-        if scheme not in ("http", "https") or not host:
-            raise UsageError(f"JMAP URL {server_text(parts.geturl(), 120)!r} is not an http(s) URL")
-        port = parts.port or (443 if scheme == "https" else 80)
-        key = (scheme, host, port)
+        key = _origin(parts)
         conn = self._conns.get(key)
-        if conn is not None:
-            return conn
+        if conn is None:
+            conn = self._conns[key] = self.new_connection(parts)
+        return conn
+
+    def new_connection(self, parts: urllib.parse.SplitResult, timeout: float | None = None
+                       ) -> _CountingHTTP | _CountingHTTPS:
+        """A connection (not yet open) to the URL's origin, TLS verified, plain http only to loopback
+        or with allow_insecure. push.py opens its long-lived EventSource stream on one of its own."""
+        scheme, host, port = _origin(parts)
         if scheme == "http" and not (is_loopback(host) or self.allow_insecure):
             raise TLSError(f"JMAP server {host} over plain http: use https, or set allow_insecure to send the "
                            "password unencrypted")
+        conn: _CountingHTTP | _CountingHTTPS
         if scheme == "https":
             ctx = verified_context(self.ca_file, self.fingerprint)
-            conn = _CountingHTTPS(host, port, timeout=self.timeout, context=ctx)
+            conn = _CountingHTTPS(host, port, timeout=timeout or self.timeout, context=ctx)
         else:
-            conn = _CountingHTTP(host, port, timeout=self.timeout)
+            conn = _CountingHTTP(host, port, timeout=timeout or self.timeout)
         conn.response_class = _response_class(self)
-        self._conns[key] = conn
         return conn
+
+    def headers(self, content_type: str | None = None, accept: str = "application/json") -> dict[str, str]:
+        headers = {"Authorization": self.authorization, "Accept": accept, "User-Agent": self.user_agent,
+                   "Accept-Encoding": "identity"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
 
     def _request(self, method: str, url: str, body: bytes | None, content_type: str | None,
                  limit: int) -> tuple[int, dict[str, str], bytes]:
@@ -411,10 +421,7 @@ class JmapClient:
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        headers = {"Authorization": self.authorization, "Accept": "application/json", "User-Agent": self.user_agent,
-                   "Accept-Encoding": "identity"}
-        if content_type:
-            headers["Content-Type"] = content_type
+        headers = self.headers(content_type)
         exchange = Exchange(method, path)
         self.exchanges.append(exchange)
         del self.exchanges[:-1000]
@@ -523,6 +530,13 @@ class _CountingHTTPS(http.client.HTTPSConnection):
     def send(self, data: Any) -> None:
         self.bytes_sent += len(data)
         super().send(data)
+
+
+def _origin(parts: urllib.parse.SplitResult) -> tuple[str, str, int]:
+    scheme, host = parts.scheme, parts.hostname or ""
+    if scheme not in ("http", "https") or not host:
+        raise UsageError(f"JMAP URL {server_text(parts.geturl(), 120)!r} is not an http(s) URL")
+    return scheme, host, parts.port or (443 if scheme == "https" else 80)
 
 
 def _expire(conn: http.client.HTTPConnection, expired: threading.Event) -> None:
