@@ -112,7 +112,8 @@ class EventSource:
             conn.close()
 
     def _events(self, resp: Any) -> Iterator[StateChange]:
-        event, data, size = "", [], 0
+        event, size = "", 0
+        data: list[str] = []
         while not self._closed.is_set():
             line = resp.readline(MAX_LINE + 1)
             if not line:
