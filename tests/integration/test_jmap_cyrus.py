@@ -62,6 +62,17 @@ def test_well_known_discovery_follows_the_redirect(cyrususer):
         assert c.account_id == cyrususer.name
 
 
+def test_the_account_exists_only_after_one_imap_login(cyrus):
+    user = cyrus.add_user(login=False)
+    with JmapClient.connect(user.session_url, username=user.name, password=user.password) as c:
+        with pytest.raises(AccountNotFound) as e:
+            mailboxes(c)
+        assert "\n" not in str(e.value)
+        user.login()
+        c.fetch_session()
+        assert mailboxes(c)[1]
+
+
 def test_wrong_password_is_an_auth_error(cyrususer):
     with pytest.raises(AuthError, match="refused the login"):
         JmapClient.connect(cyrususer.session_url, username=cyrususer.name, password="wrong")

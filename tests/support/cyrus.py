@@ -162,6 +162,11 @@ class CyrusUser:
             raise
         return c
 
+    def login(self) -> None:
+        """One IMAP login: creates INBOX and the role folders (autocreate) on the first."""
+        with self.client() as c:
+            c.noop()
+
     def append(self, folder: str, raw: bytes, flags=(), msg_time=None) -> int:
         """IMAP APPEND; returns the new UID."""
         with self.client() as c:
@@ -409,8 +414,9 @@ DAEMON {{
 
     # -- users ----------------------------------------------------------------------------
 
-    def add_user(self, name: str | None = None, password: str = "secret") -> CyrusUser:
-        """A sasldb entry, then the one IMAP login that creates the account and its folders."""
+    def add_user(self, name: str | None = None, password: str = "secret", *, login: bool = True) -> CyrusUser:
+        """A sasldb entry, then the one IMAP login that creates the account and its folders
+        (login=False leaves the account uncreated: JMAP answers accountNotFound until `user.login()`)."""
         if name is None:
             name = f"u{os.getpid()}x{next(self._users)}"
         if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name):
@@ -420,8 +426,8 @@ DAEMON {{
         if out.returncode != 0:
             raise CyrusError(f"saslpasswd2 failed for {name}: {out.stderr.decode(errors='replace').strip()}")
         user = CyrusUser(self, name, password)
-        with user.client() as c:  # creates INBOX and the role folders (autocreate)
-            c.noop()
+        if login:
+            user.login()
         return user
 
 
