@@ -265,6 +265,19 @@ def test_a_closed_keepalive_connection_is_retried_once(server):
     assert c.call("Mailbox/get", {"accountId": "A1"})["state"] == "m1"
 
 
+def test_a_submission_is_not_sent_twice_after_a_dropped_connection(server):
+    c = connect(server)
+    conn = next(iter(c._conns.values()))
+    conn.sock.shutdown(socket.SHUT_RDWR)
+    n = len(server.requests)
+    batch = c.batch()
+    batch.call("EmailSubmission/set", {"accountId": "A1", "create": {"s": {"emailId": "e1"}}})
+    assert not batch.repeatable
+    with pytest.raises(NetworkError, match="closed the connection"):
+        c.send(batch)
+    assert len(server.requests) == n  # the outbox decides, knowing it may have gone out
+
+
 def test_session_state_change_refetches_the_session(server):
     c = connect(server)
     server.api.append({"methodResponses": [["Mailbox/get", {"state": "m1", "list": []}, "c0"]],

@@ -136,6 +136,13 @@ class Batch:
     calls: list[list[Any]] = field(default_factory=list)
     using: set[str] = field(default_factory=lambda: {CORE, MAIL})
 
+    @property
+    def repeatable(self) -> bool:
+        """Safe to send again after a dropped connection: nothing is created (no Email/import, no
+        EmailSubmission, no create). A repeated update or destroy leaves the same result."""
+        return not any(m in ("Email/import", "EmailSubmission/set", "Email/copy") or a.get("create")
+                       for m, a, _ in self.calls)
+
     def call(self, method: str, args: dict[str, Any], call_id: str | None = None) -> CallRef:
         cid = call_id or f"c{len(self.calls)}"
         if method.startswith(("EmailSubmission/", "Identity/")):
@@ -325,7 +332,8 @@ class JmapClient:
         max_request = session.limit("maxSizeRequest", 10 << 20)
         if len(body) > max_request:
             raise UsageError(f"JMAP request of {len(body)} bytes: the server takes {max_request}")
-        status, headers, data = self._request("POST", session.api_url, body, "application/json", self.max_response)
+        status, headers, data = self._request("POST", session.api_url, body, "application/json", self.max_response,
+                                              retry=batch.repeatable)
         if status != 200:
             self._raise_http(status, headers, data, session.api_url)
         parsed = self._json(data, session.api_url)
@@ -416,7 +424,7 @@ class JmapClient:
         return headers
 
     def _request(self, method: str, url: str, body: bytes | None, content_type: str | None,
-                 limit: int) -> tuple[int, dict[str, str], bytes]:
+                 limit: int, *, retry: bool = True) -> tuple[int, dict[str, str], bytes]:
         parts = urllib.parse.urlsplit(url)
         path = parts.path or "/"
         if parts.query:
@@ -453,8 +461,10 @@ class JmapClient:
                     raise NetworkError(f"JMAP server {parts.hostname} did not answer in time ({self.timeout:.0f} s "
                                        f"per read, {self.deadline:.0f} s per request)") from None
                 if isinstance(e, (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)):
-                    if attempt == 0 and not fresh:
-                        continue  # a keep-alive connection the server had closed: once more on a new one
+                    if attempt == 0 and not fresh and retry:
+                        # a keep-alive connection the server had closed: once more on a new one. Not
+                        # for a request that must not run twice: the server may have acted on it.
+                        continue
                     raise NetworkError(f"JMAP server {parts.hostname} closed the connection") from None
                 if isinstance(e, ssl.SSLCertVerificationError):
                     raise TLSError(f"TLS certificate of {parts.hostname} not accepted: {e.verify_message}") from None
