@@ -177,6 +177,15 @@ class CyrusUser:
             raise CyrusError(f"APPEND to {folder!r} gave no APPENDUID: {text!r}")
         return int(m.group(1))
 
+    @property
+    def telemetry_dir(self) -> Path:
+        return self.server.dir / "conf" / "log" / self.name
+
+    def telemetry(self, protocol: str = "http") -> bytes:
+        """What Cyrus recorded of this user's `protocol` ("http", "imap") sessions (add_user(telemetry=True))."""
+        files = sorted(self.telemetry_dir.glob(f"{protocol}-*"), key=lambda p: p.stat().st_mtime)
+        return b"".join(p.read_bytes() for p in files)
+
     def squat(self) -> None:
         """Index the account with squatter (text filters answer serverFail until it has run)."""
         self.server.run_tool("squatter", "-u", self.name)
@@ -414,9 +423,12 @@ DAEMON {{
 
     # -- users ----------------------------------------------------------------------------
 
-    def add_user(self, name: str | None = None, password: str = "secret", *, login: bool = True) -> CyrusUser:
+    def add_user(self, name: str | None = None, password: str = "secret", *, login: bool = True,
+                 telemetry: bool = False) -> CyrusUser:
         """A sasldb entry, then the one IMAP login that creates the account and its folders
-        (login=False leaves the account uncreated: JMAP answers accountNotFound until `user.login()`)."""
+        (login=False leaves the account uncreated: JMAP answers accountNotFound until `user.login()`).
+        telemetry=True makes Cyrus record this user's sessions as the server saw them
+        (`user.telemetry("http")`): Cyrus has no log of its own but syslog."""
         if name is None:
             name = f"u{os.getpid()}x{next(self._users)}"
         if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name):
@@ -426,6 +438,9 @@ DAEMON {{
         if out.returncode != 0:
             raise CyrusError(f"saslpasswd2 failed for {name}: {out.stderr.decode(errors='replace').strip()}")
         user = CyrusUser(self, name, password)
+        if telemetry:
+            user.telemetry_dir.mkdir()
+            os.chown(user.telemetry_dir, *self.ids)
         if login:
             user.login()
         return user
