@@ -35,7 +35,7 @@ from pathlib import Path
 import imapclient
 import pytest
 
-from tests.support.dovecot import default_root
+from tests.support.dovecot import _toml_key, _toml_value, default_root
 
 __all__ = ["CyrusNotInstalled", "CyrusError", "CyrusServer", "CyrusUser", "SmtpSink", "cyrus_root",
            "cyrus_sink", "cyrus", "cyrususer"]
@@ -176,6 +176,22 @@ class CyrusUser:
         if not m:
             raise CyrusError(f"APPEND to {folder!r} gave no APPENDUID: {text!r}")
         return int(m.group(1))
+
+    def create_folder(self, folder: str, subscribe: bool = True) -> None:
+        with self.client() as c:
+            c.create_folder(folder)
+            if subscribe:
+                c.subscribe_folder(folder)
+
+    def config_toml(self, name: str = "test", **overrides) -> str:
+        """A tuimail config with one IMAP account at this Cyrus user; overrides replace or add keys
+        (the same shape as MailUser.config_toml, so IMAP tests can run against either server)."""
+        values = {"kind": "imap", "host": self.host, "port": self.imap_port, "security": "none",
+                  "username": self.name, "password": self.password}
+        values.update(overrides)
+        lines = [f"[accounts.{_toml_key(name)}]"]
+        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in values.items() if v is not None]
+        return "\n".join(lines) + "\n"
 
     @property
     def telemetry_dir(self) -> Path:
