@@ -278,3 +278,26 @@ def test_event_source_on_debian_cyrus_is_unavailable(client):
     # 204 whatever jmap_pushpoll says. The client reports that as PushUnavailable: poll instead.
     with pytest.raises(PushUnavailable, match="204"):
         list(EventSource(client, ping=1))
+
+
+def test_move_and_destroy_by_email_set(cyrususer, client):
+    cyrususer.append("INBOX", message(1))
+    cyrususer.append("INBOX", message(2))
+    r = roles(client)
+    page = first_page(client, r["inbox"])
+    newest, oldest = page.ids
+    res = set_emails(client, update={newest: {f"mailboxIds/{r['inbox']}": None, f"mailboxIds/{r['archive']}": True}},
+                     destroy=[oldest], if_in_state=page.email_state)
+    assert res.updated == [newest] and res.destroyed == [oldest]
+    with cyrususer.client() as imap:
+        imap.select_folder("INBOX")
+        assert imap.search(["ALL"]) == []
+        imap.select_folder("Archive")
+        (uid,) = imap.search(["ALL"])
+        assert b"message 2" in imap.fetch([uid], ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])[uid][
+            b"BODY[HEADER.FIELDS (SUBJECT)]"]
+    got = changes(client, "Email", page.email_state)
+    assert got.updated == [newest] and got.destroyed == [oldest]
+    # a refusal for one email is returned per id, not raised
+    res = set_emails(client, update={"no-such-id": {"keywords/$seen": True}})
+    assert res.not_updated["no-such-id"]["type"] == "notFound"
