@@ -115,9 +115,10 @@ def test_a_kind_without_a_backend_is_refused(tmp_path):
     the key and the kinds this tuimail has (it was accepted and then ignored)."""
     with pytest.raises(ConfigError) as info:
         parse_config(account_toml("home", kind='"pop3"', host='"pop.example.org"'), "config.toml")
-    assert str(info.value) == 'config.toml: accounts.home.kind = "pop3" is not available yet (this tuimail has: imap)'
+    assert str(info.value) == ('config.toml: accounts.home.kind = "pop3" is not available yet'
+                               ' (this tuimail has: imap, jmap)')
     msg = load_error(tmp_path, account_toml("work") + account_toml("home", kind='"pop3"'))
-    assert msg.endswith('accounts.home.kind = "pop3" is not available yet (this tuimail has: imap)')
+    assert msg.endswith('accounts.home.kind = "pop3" is not available yet (this tuimail has: imap, jmap)')
     # a kind nobody plans is still the usual choice error
     assert "accounts.home.kind" in load_error(tmp_path, account_toml("home", kind='"nntp"'))
 

@@ -48,7 +48,7 @@ def test_capabilities_are_frozen_and_say_what_imap_does():
 
 
 def test_the_registry_makes_an_imap_service(imap_config):
-    assert registry.implemented_kinds() == ("imap",)
+    assert registry.implemented_kinds() == ("imap", "jmap")
     assert set(registry.implemented_kinds()) <= set(KINDS)
     events = []
     svc = registry.create_service(imap_config, imap_config.account("test"), events.append, offline=True)

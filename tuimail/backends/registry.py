@@ -1,7 +1,7 @@
 """Account kind -> the backend that implements it (core/service.py: AccountService).
 
     create_service(config, account, on_event, *, offline=False) -> AccountService
-    implemented_kinds() -> ("imap",)
+    implemented_kinds() -> ("imap", "jmap")
 
 The UI and the CLI reach a backend only through here. A backend is named by an import string and
 imported when the first service of its kind is made: the config validator asks implemented_kinds()
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 # refused by the validator: "accounts.NAME.kind = ... is not available yet".
 BACKENDS: dict[str, str] = {
     "imap": "tuimail.backends.imap.service:SyncService",
+    "jmap": "tuimail.backends.jmap.service:JmapService",
 }
 
 
@@ -65,3 +66,10 @@ if TYPE_CHECKING:
 
     _imap_factory: ServiceFactory = SyncService
     _create: ServiceFactory = create_service
+
+    from tuimail.backends.jmap.service import JmapService
+
+    def _jmap(svc: JmapService) -> AccountService:
+        return svc
+
+    _jmap_factory: ServiceFactory = JmapService

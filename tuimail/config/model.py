@@ -14,7 +14,7 @@ from typing import Any
 from tuimail.errors import UsageError
 from tuimail.store.store import ROLES, SORTS  # noqa: F401  (one definition each: the store's folder roles and orders)
 
-KINDS = ("imap", "pop3")
+KINDS = ("imap", "pop3", "jmap")
 SECURITIES = ("tls", "starttls", "none")
 SYNC_MODES = ("auto", "qresync", "condstore", "plain")
 PREVIEWS = ("right", "below")
@@ -32,7 +32,7 @@ TOP_KEYS = ("accounts", "ui", "keys", "mailcap", "serve")
 ACCOUNT_KEYS = (
     "kind", "host", "port", "security", "username", "password", "password_command",
     "oauth2_token_command", "tls_ca_file", "tls_fingerprint", "sync_mode", "allow_insecure",
-    "roles", "smtp", "from", "folders", "idle", "timeout", "check_interval",
+    "roles", "smtp", "from", "folders", "idle", "timeout", "check_interval", "url",
 )
 SMTP_KEYS = ("host", "port", "security", "username", "password", "password_command", "from")
 UI_KEYS = ("theme", "mark_read_delay", "preview", "keymap", "date_format", "sort", "prefer_html", "threaded",
@@ -47,7 +47,9 @@ SERVE_PORT = 8000
 
 
 def default_port(kind: str, security: str) -> int:
-    """993/143 for IMAP, 995/110 for POP3: implicit TLS or not."""
+    """993/143 for IMAP, 995/110 for POP3: implicit TLS or not (JMAP: 443/80, from its URL)."""
+    if kind == "jmap":
+        return 443 if security == "tls" else 80
     return DEFAULT_PORTS[(kind, security == "tls")]
 
 
@@ -77,6 +79,8 @@ class Account:
     # Seconds for connecting and logging in, and for each command's answer (not the IDLE wait).
     timeout: float = 30.0
     check_interval: float = CHECK_INTERVAL  # seconds between checks of folders IDLE does not watch
+    # JMAP: the session resource's URL (`url`), else https://host/.well-known/jmap (discovery)
+    url: str | None = None
 
 
 @dataclass(frozen=True)

@@ -207,17 +207,24 @@ class _Validator:
             )
         t = self.table(prefix, value)
         self.known_keys(prefix, t, ACCOUNT_KEYS)
+        if "url" in t and t.get("kind") != "jmap":
+            raise self.error(_join(prefix, "url"), 'only a JMAP account (kind = "jmap") has a url')
 
         def k(key: str) -> str:
             return _join(prefix, key)
 
-        for required in ("kind", "host", "username"):
-            if required not in t:
-                raise self.error(k(required), "missing (required)")
+        if "kind" not in t:
+            raise self.error(k("kind"), "missing (required)")
         kind = self.choice(k("kind"), t["kind"], KINDS)
         if kind not in implemented_kinds():
             raise ConfigError(f"{self.shown}: {k('kind')} = {_show(kind)} is not available yet"
                               f" (this tuimail has: {', '.join(implemented_kinds())})")
+        url = None
+        if kind == "jmap":
+            url, t = self.jmap(prefix, t)
+        for required in ("host", "username"):
+            if required not in t:
+                raise self.error(k(required), "missing (required)")
         host = self.host(k("host"), t["host"])
         security = self.choice(k("security"), t.get("security", "tls"), SECURITIES)
         port = self.port(k("port"), t["port"]) if "port" in t else default_port(kind, security)
@@ -268,6 +275,9 @@ class _Validator:
 
         smtp = self.smtp(k("smtp"), t["smtp"]) if "smtp" in t else {}
 
+        if kind == "jmap" and security == "none" and not allow_insecure and not _is_loopback(host):
+            raise self.error(k("url"), f"plain http would send the password unencrypted to {_show(host)}: "
+                             "use https, or set allow_insecure = true")
         if security == "none" and not allow_insecure and not _is_loopback(host):
             raise self.error(
                 k("security"),
@@ -289,8 +299,35 @@ class _Validator:
             tls_fingerprint=tls_fingerprint, sync_mode=sync_mode, allow_insecure=allow_insecure,
             roles=roles, smtp=smtp, from_address=from_address, folders=folders, idle=idle,
             timeout=timeout,
-            check_interval=check_interval,
+            check_interval=check_interval, url=url,
         )
+
+    def jmap(self, prefix: str, t: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        """A JMAP account: `url` (the session resource) or `host` (https://HOST/.well-known/jmap);
+        the URL's scheme stands for `security` (http only to loopback, or with allow_insecure)."""
+        for key in ("port", "security", "sync_mode", "idle", "smtp"):
+            if key in t:
+                raise self.error(_join(prefix, key), "not used by a JMAP account (its url says where and how;"
+                                 " it sends over JMAP)")
+        out = dict(t)
+        url = None
+        if "url" in t:
+            url = self.string(_join(prefix, "url"), t["url"])
+            import urllib.parse
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname or any(
+                    c.isspace() or ord(c) < 32 for c in url):
+                raise self.error(_join(prefix, "url"), f"expected an http(s) URL of the JMAP session, got {_show(url)}")
+            if "host" in t and t["host"] != parts.hostname:
+                raise self.error(_join(prefix, "host"), "set url or host, not both")
+            out["host"] = parts.hostname
+            out["security"] = "tls" if parts.scheme == "https" else "none"
+            if parts.port:
+                out["port"] = parts.port
+        elif "host" not in t:
+            raise self.error(_join(prefix, "url"), "missing: set url (the JMAP session URL) or host (discovery"
+                             " by https://HOST/.well-known/jmap)")
+        return url, out
 
     def seconds(self, key: str, value: Any, minimum: float = 0.0) -> float:
         """A number of seconds above 0 (at least `minimum` when given) and at most an hour."""
