@@ -116,6 +116,27 @@ def test_keyword_mapping_is_one_place():
         '"Doe, Jane" <j@x>, k@y'
 
 
+def test_a_broken_email_object_is_a_row_not_a_crash():
+    from tuimail.backends.jmap.engine import _emails, header_row
+    from tuimail.backends.jmap.opener import to_parts
+    assert _emails([None, {"id": 5}, {"id": "M1"}, "x"]) == [{"id": "M1"}]
+    row = header_row({"id": "M1", "keywords": ["$seen"], "messageId": "abc", "from": "x", "size": "big",
+                      "sentAt": "garbage", "receivedAt": "2024-01-01T00:00:00Z", "subject": None})
+    assert row[0] == "M1" and row[2] == frozenset() and row[4] == 1704067200 and row[9] is None and row[12] == 0
+    root, notes = to_parts({"type": "multipart/mixed", "subParts": [
+        {"partId": "1", "blobId": "B1", "type": "text/plain", "charset": "utf-8", "size": 5,
+         "headers": [{"name": "Content-Type", "value": "text/plain; format=flowed"}]},
+        {"partId": "2", "blobId": "B2", "type": "application/pdf", "name": "a.pdf", "disposition": "attachment"},
+        "junk"]})
+    assert [p.section for p in root.children] == ["1", "2", "3"]
+    assert root.children[0].params["format"] == "flowed" and root.children[1].filename == "a.pdf"
+    deep: dict = {"type": "text/plain"}
+    for _ in range(200):
+        deep = {"type": "multipart/mixed", "subParts": [deep]}
+    _root, notes = to_parts(deep)
+    assert any("nesting deeper" in n for n in notes)
+
+
 # -- against Cyrus -----------------------------------------------------------------------------------
 
 

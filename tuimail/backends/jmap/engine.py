@@ -297,12 +297,12 @@ class Engine:
         gr = batch.call("Email/get", g)
         res = self.client.send(batch)
         qa, ga = res[qr], res[gr]
-        ids = [str(i) for i in qa.get("ids") or []]
+        ids = [str(i) for i in _seq(qa.get("ids"))]
         total = qa.get("total")
         state = ga.get("state")
         if not isinstance(state, str):
             raise ProtocolError("JMAP server sent no Email state")
-        return list(ga.get("list") or []), ids, state, total if isinstance(total, int) else None
+        return _emails(ga.get("list")), ids, state, total if isinstance(total, int) else None
 
     def _first_window_done(self) -> None:
         hook, self.after_first_window = self.after_first_window, None
@@ -328,10 +328,9 @@ class Engine:
         for i in range(0, len(ids), limit):
             res = self.client.call("Email/get", {"accountId": self.client.account_id,
                                                  "ids": list(ids[i:i + limit]), "properties": list(properties)})
-            for e in res.get("list") or []:
-                if isinstance(e, dict) and e.get("id"):
-                    found[str(e["id"])] = e
-            missing.update(str(x) for x in res.get("notFound") or [])
+            for e in _emails(res.get("list")):
+                found[e["id"]] = e
+            missing.update(str(x) for x in _seq(res.get("notFound")))
         return found, missing
 
     def _apply(self, ch: Changes, fids: list[int]) -> None:
@@ -358,11 +357,11 @@ class Engine:
             if mid is None:
                 continue
             present = self.store.ids_of(fid, [*emails, *destroyed])
-            add = [e for sid, e in emails.items() if (e.get("mailboxIds") or {}).get(mid) and sid not in present]
+            add = [e for sid, e in emails.items() if _boxes(e).get(mid) is True and sid not in present]
             keep = [(sid, *to_canonical(e.get("keywords")), None) for sid, e in emails.items()
-                    if (e.get("mailboxIds") or {}).get(mid) and sid in present]
+                    if _boxes(e).get(mid) is True and sid in present]
             drop = [sid for sid in present if sid in destroyed
-                    or (sid in emails and not (emails[sid].get("mailboxIds") or {}).get(mid))]
+                    or (sid in emails and _boxes(emails[sid]).get(mid) is not True)]
             want_headers.update(str(e["id"]) for e in add if "subject" not in e)
             plans.append((fid, name, add, keep, drop))
         full: dict[str, dict] = {}
@@ -485,7 +484,7 @@ class Engine:
                     p[f"mailboxIds/{mid}"] = None
                     p[f"mailboxIds/{dest}"] = True
             elif e.op == "expunge":
-                others = set(boxes.get(sid, {}).get("mailboxIds") or {}) - {mid}
+                others = {k for k, v in _boxes(boxes.get(sid, {})).items() if v is True} - {mid}
                 if others:
                     p[f"mailboxIds/{mid}"] = None
                 else:
@@ -506,8 +505,8 @@ class Engine:
             args["destroy"] = destroy
         res = self.client.call("Email/set", args)  # StateMismatch: the caller refetches
         new_state = res.get("newState")
-        ok = set((res.get("updated") or {}).keys()) | set(res.get("destroyed") or [])
-        refused = {**(res.get("notUpdated") or {}), **(res.get("notDestroyed") or {})}
+        ok = set(map(str, _dict(res.get("updated")))) | set(map(str, _seq(res.get("destroyed"))))
+        refused = {**_dict(res.get("notUpdated")), **_dict(res.get("notDestroyed"))}
         done = 0
         for sid, group in by_sid.items():
             if sid in refused:
@@ -568,9 +567,9 @@ def header_row(e: dict[str, Any]) -> tuple:
     """A JMAP Email (HEADER_PROPERTIES) as the store's header row."""
     flags, kw = to_canonical(e.get("keywords"))
     date = _epoch(e.get("sentAt")) or _epoch(e.get("receivedAt"))
-    mids = [m for m in e.get("messageId") or [] if isinstance(m, str)]
-    irt = [m for m in e.get("inReplyTo") or [] if isinstance(m, str)]
-    refs = [m for m in e.get("references") or [] if isinstance(m, str)]
+    mids = [m for m in _seq(e.get("messageId")) if isinstance(m, str)]
+    irt = [m for m in _seq(e.get("inReplyTo")) if isinstance(m, str)]
+    refs = [m for m in _seq(e.get("references")) if isinstance(m, str)]
     size = e.get("size")
     return (str(e["id"]), 0, flags, kw, date, addresses(e.get("from")), addresses(e.get("to")),
             addresses(e.get("cc")), str(e.get("subject") or ""), f"<{mids[0]}>" if mids else None,
@@ -585,7 +584,7 @@ def addresses(value: Any) -> str:
     """JMAP EmailAddress objects as header text ('"Doe, Jane" <j@x>, k@y'), decoded (as the
     IMAP rows hold them); a name with specials is quoted."""
     out = []
-    for a in value or []:
+    for a in _seq(value):
         if not isinstance(a, dict):
             continue
         name = str(a.get("name") or "").replace("\r", " ").replace("\n", " ").strip()
@@ -610,6 +609,25 @@ def _epoch(value: Any) -> int | None:
 
 def unseen(e: dict[str, Any]) -> bool:
     return SEEN not in to_canonical(e.get("keywords"))[0]
+
+
+# A server's JSON is checked where it is used: a hostile or broken answer is skipped, never a crash.
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _seq(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _boxes(e: dict[str, Any]) -> dict:
+    return _dict(e.get("mailboxIds"))
+
+
+def _emails(value: Any) -> list[dict[str, Any]]:
+    """The Email objects of a list that have a string id (others are skipped)."""
+    return [e for e in _seq(value) if isinstance(e, dict) and isinstance(e.get("id"), str) and e["id"]]
 
 
 __all__ = ["Engine", "header_row", "addresses", "CommandFailed"]

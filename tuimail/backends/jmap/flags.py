@@ -20,7 +20,7 @@ def to_canonical(keywords: Mapping[str, Any] | None) -> tuple[frozenset[str], st
     """A JMAP `keywords` object -> (canonical flags, the other keywords space-separated, sorted)."""
     flags: set[str] = set()
     other: set[str] = set()
-    for kw, on in (keywords or {}).items():
+    for kw, on in (keywords.items() if isinstance(keywords, Mapping) else ()):
         if on is not True or not isinstance(kw, str):
             continue
         canon = TO_CANONICAL.get(kw.lower())
