@@ -332,7 +332,9 @@ def test_cli_list_read_flag_on_a_jmap_account(account, cyrususer, capsys):
     out = cli("read", "INBOX", handle)
     assert "Subject: message 1" in out and "hello" in out
     assert "flagged" in cli("flag", "INBOX", handle, "+flagged")
-    cli("sync")
+    assert "1 pending actions sent" in cli("sync", "inbox")  # one folder (INBOX in any case)
+    folders = {f["name"]: f for f in cli.json("folders")}
+    assert folders["INBOX"]["role"] == "inbox" and folders["INBOX"]["total"] == 2 and folders["Sent"]["role"] == "sent"
     assert server_flags(cyrususer)["message 1"] == {"\\Flagged"}
     # read again offline: from the cache
     assert "hello" in cli("--offline", "read", "INBOX", handle)

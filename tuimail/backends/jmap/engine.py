@@ -52,6 +52,8 @@ INCREMENTAL_THREADING = 500
 MAX_ATTEMPTS = 3  # a refused action is retried this many times, then kept as failed
 MAX_CONFLICTS = 4  # stateMismatch -> refetch -> re-apply, at most this many times in a row
 LIGHT = ("id", "mailboxIds", "keywords")
+# What a row needs and nothing more (no blobId/threadId: the reader asks for those when it opens one)
+HEADERS = tuple(p for p in HEADER_PROPERTIES if p not in ("blobId", "threadId"))
 DELIMITER = "/"
 
 
@@ -278,7 +280,7 @@ class Engine:
         return res
 
     def _query_page(self, mailbox: str, anchor: str | None, limit: int, position: int = 0,
-                    properties: Sequence[str] | None = HEADER_PROPERTIES
+                    properties: Sequence[str] | None = HEADERS
                     ) -> tuple[list[dict], list[str], str, int | None]:
         """Email/query (newest first, after `anchor` or from `position`) + Email/get of those ids
         by back-reference: (emails, ids, Email state, total)."""
@@ -336,7 +338,7 @@ class Engine:
     def _apply(self, ch: Changes, fids: list[int]) -> None:
         """Email changes to these folders (all at ch.old_state); then they are at ch.new_state."""
         if not ch.empty:
-            emails, missing = self._get(ch.created, HEADER_PROPERTIES) if ch.created else ({}, set())
+            emails, missing = self._get(ch.created, HEADERS) if ch.created else ({}, set())
             light, gone = self._get(ch.updated, LIGHT) if ch.updated else ({}, set())
             emails.update({k: v for k, v in light.items() if k not in emails})
             destroyed = set(ch.destroyed) | missing | gone
@@ -366,7 +368,7 @@ class Engine:
             plans.append((fid, name, add, keep, drop))
         full: dict[str, dict] = {}
         if want_headers:
-            full, _gone = self._get(sorted(want_headers), HEADER_PROPERTIES)
+            full, _gone = self._get(sorted(want_headers), HEADERS)
         for fid, name, add, keep, drop in plans:
             res = self._summary(name)
             if drop:
@@ -405,7 +407,7 @@ class Engine:
         emails, gone = self._get(have, LIGHT) if have else ({}, set())
         fresh = [s for s in server if s not in local]
         if fresh:
-            more, gone2 = self._get(fresh, HEADER_PROPERTIES)
+            more, gone2 = self._get(fresh, HEADERS)
             emails.update(more)
             gone |= gone2
         destroyed = (local - set(server)) | gone
@@ -580,9 +582,25 @@ def header_row(e: dict[str, Any]) -> tuple:
 _SPECIALS = set('()<>[]:;@\\,."')
 
 
+_ADDR_CACHE: dict[tuple[Any, Any], str] = {}
+
+
 def addresses(value: Any) -> str:
     """JMAP EmailAddress objects as header text ('"Doe, Jane" <j@x>, k@y'), decoded (as the
     IMAP rows hold them); a name with specials is quoted."""
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
+        key = (value[0].get("name"), value[0].get("email"))  # (one sender: the common case, memoised)
+        if isinstance(key[0], (str, type(None))) and isinstance(key[1], (str, type(None))):
+            hit = _ADDR_CACHE.get(key)
+            if hit is None:
+                hit = _addresses(value)
+                if len(_ADDR_CACHE) < 20000:
+                    _ADDR_CACHE[key] = hit
+            return hit
+    return _addresses(value)
+
+
+def _addresses(value: Any) -> str:
     out = []
     for a in _seq(value):
         if not isinstance(a, dict):
