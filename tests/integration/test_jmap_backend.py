@@ -456,3 +456,26 @@ def test_jmap_service_keeps_the_contract(account):
         assert (caps.server_flags, caps.server_folders, caps.push, caps.send) == (True, True, False, False)
     finally:
         svc.stop()
+
+
+def test_hostile_answers_end_the_walk_and_keep_folders_apart(tuimail_env, monkeypatch):
+    """Without a server: a query that never moves on past its anchor ends the fill; two mailboxes
+    under one path (one of them named like the inbox) stay two folders."""
+    import tuimail.backends.jmap.engine as eng
+    cfg = parse_config('[accounts.test]\nkind = "jmap"\nurl = "http://127.0.0.1:1/jmap"\nusername = "u"\n')
+    boxes = [{"id": "b1", "name": "INBOX", "role": None}, {"id": "b0", "name": "Inbox", "role": "inbox"},
+             {"id": "b2", "name": "Lists", "role": None}, {"id": "b3", "name": "Lists", "role": None}]
+    monkeypatch.setattr(eng, "mailboxes", lambda client: ("s1", boxes))
+    page = ([{"id": "M1", "subject": "one", "mailboxIds": {"b0": True}}], ["M1"], "e1", None)
+    calls = []
+    monkeypatch.setattr(eng.Engine, "_query_page", lambda self, *a, **k: calls.append(a) or page)
+    monkeypatch.setattr(eng.Engine, "_limit", lambda self: 10)
+    paths.ensure_private_dir(paths.account_store_path("test").parent)
+    with Store(paths.account_store_path("test")) as store:
+        engine = eng.Engine(cfg.account("test"), store, client=None)  # type: ignore[arg-type]
+        engine.sync_mailboxes()
+        names = {f.name: (f.role, FolderState.load(f.state).mailbox) for f in store.folders()}
+        assert names == {"INBOX": ("inbox", "b0"), "INBOX (b1)": (None, "b1"), "Lists": (None, "b2"),
+                         "Lists (b3)": (None, "b3")}
+        engine.fill_folder(store.folder_id("INBOX"))
+        assert len(calls) == 2 and store.message_count(store.folder_id("INBOX")) == 1

@@ -217,6 +217,13 @@ class Engine:
             names[mid] = name
             return name
 
+        taken: dict[str, str] = {}
+        # two mailboxes under one path (or one named like the inbox): the second is told apart
+        for mid in sorted(by_id, key=lambda m: by_id[m].get("role") != "inbox"):
+            name = path(mid)
+            if name in taken:
+                names[mid] = name = f"{name} ({mid})"
+            taken[name] = mid
         overrides = {v: k for k, v in (getattr(self.account, "roles", None) or {}).items()}
         known = {f.name: f for f in self.store.folders()}
         out: dict[str, int] = {}
@@ -262,17 +269,19 @@ class Engine:
         emails, ids, state, total = self._query_page(mid, None, FIRST_WINDOW)
         res.new += len(self._commit(fid, emails))
         self._first_window_done()
-        seen = len(ids)
+        known = set(ids)
         limit = self._limit()
-        while ids and (total is None or seen < total):
+        while ids and (total is None or len(known) < total):
             try:
                 emails, ids, _s, total = self._query_page(mid, ids[-1], limit)
             except MethodError as exc:
                 if exc.type != "anchorNotFound":
                     raise
-                emails, ids, _s, total = self._query_page(mid, None, limit, position=seen)
+                emails, ids, _s, total = self._query_page(mid, None, limit, position=len(known))
+            if known.issuperset(ids):  # a server that does not move on: stop (the next sync goes on)
+                break
+            known.update(ids)
             res.new += len(self._commit(fid, emails))
-            seen += len(ids)
         self.store.set_folder_state(fid, st.but(email=state).dump(), server_total=total, synced=True)
         self.store.set_folder_error(fid, None)
         self.update_threads(fid)
@@ -398,10 +407,14 @@ class Engine:
             return
         limit = self._limit()
         _e, ids, state, total = self._query_page(st.mailbox, None, limit, properties=("id",))
-        server = list(ids)
+        server = list(dict.fromkeys(ids))
         while ids and (total is None or len(server) < total):
             _e, ids, _s, total = self._query_page(st.mailbox, None, limit, position=len(server), properties=("id",))
-            server += ids
+            have = set(server)
+            fresh_ids = [i for i in dict.fromkeys(ids) if i not in have]
+            if not fresh_ids:
+                break
+            server += fresh_ids
         local = set(self.store.local_sids(fid))
         have = [s for s in server if s in local]
         emails, gone = self._get(have, LIGHT) if have else ({}, set())
