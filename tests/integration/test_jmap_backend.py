@@ -479,3 +479,58 @@ def test_hostile_answers_end_the_walk_and_keep_folders_apart(tuimail_env, monkey
                          "Lists (b3)": (None, "b3")}
         engine.fill_folder(store.folder_id("INBOX"))
         assert len(calls) == 2 and store.message_count(store.folder_id("INBOX")) == 1
+
+
+def test_push_where_offered_wakes_the_sync_and_cyrus_falls_back_to_polling(account, cyrususer, monkeypatch):
+    import dataclasses
+    import threading
+
+    import tuimail.protocol.jmap.push as push
+    cfg, acc, _ = account
+    acc = dataclasses.replace(acc, check_interval=3600.0)  # only a push can bring the change in time
+    fill(cyrususer, 1)
+    # Cyrus 3.6 answers 204: the service says so and polls
+    svc = JmapService(cfg, acc)
+    svc.start()
+    try:
+        _wait(lambda: svc.push_state == "unavailable")
+    finally:
+        svc.stop()
+
+    # a server that pushes (the stream scripted; the sync is Cyrus's): a state change syncs at once
+    fire, closed = threading.Event(), threading.Event()
+
+    class Pushing:
+        def __init__(self, client, types=(), **kw):
+            self.client = client
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
+        def close(self):
+            closed.set()
+            fire.set()
+
+        def __iter__(self):
+            while not closed.is_set():
+                fire.wait()
+                fire.clear()
+                if not closed.is_set():
+                    yield push.StateChange({self.client.account_id: {"Email": "new"}}, "1")
+
+    monkeypatch.setattr(push, "EventSource", Pushing)
+    svc = JmapService(cfg, acc)
+    svc.start()
+    try:
+        _wait(lambda: len(rows()) == 1 and svc.push_state == "starting")
+        with cyrususer.client(select="INBOX") as c:
+            c.add_flags(c.search("ALL"), [b"\\Flagged"])
+        fire.set()
+        _wait(lambda: rows()["message 1"].flags == {"flagged"}, 5)
+        assert svc.push_state == "on"
+    finally:
+        svc.stop()
+    assert closed.is_set()

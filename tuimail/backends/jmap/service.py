@@ -3,9 +3,10 @@ backends/registry.py for `kind = "jmap"`.
 
 Two threads, each with its own HTTP connection (the JMAP client is not thread-safe): the sync
 loop (changes, the journal, first fills; then it waits `check_interval` seconds, or less when
-woken) and the on-demand fetch lane (opening a message never waits behind a sync). The server
-pushes nothing here: Cyrus 3.6 answers 204 to EventSource, so changes are polled (one small
-request when nothing changed); wake() sends the user's actions at once.
+woken) and the on-demand fetch lane (opening a message never waits behind a sync). Changes are
+polled (one small request when nothing changed); where the server offers EventSource push, a third
+thread reads the stream and a state change wakes the sync at once (Cyrus 3.6 answers 204: polling
+only). wake() sends the user's actions at once.
 
 Reads come from the Store; writes are intents on the Store followed by wake().
 """
@@ -38,6 +39,8 @@ from tuimail.trace import trace
 log = logging.getLogger("tuimail.jmap")
 PAINT_HOLD = 2.0
 LOGIN_WAIT = 20.0
+PUSH_PING = 30  # seconds between the server's pings on the EventSource stream
+PUSH_RETRY = 30.0  # a dropped stream is opened again after this long (polling goes on meanwhile)
 T = TypeVar("T")
 
 
@@ -57,7 +60,8 @@ def connect(account: Account, secret: Callable[[], str]) -> Any:
 
 
 class JmapService:
-    """One JMAP account: flags and folders on the server; changes polled every check_interval."""
+    """One JMAP account: flags and folders on the server; changes polled every check_interval, and
+    pushed by EventSource where the server offers it (push_state)."""
 
     capabilities = Capabilities(server_flags=True, push=False, server_search=False, append=False, send=False,
                                 server_folders=True)
@@ -90,6 +94,10 @@ class JmapService:
         self.state = SyncState(account.name, "offline" if offline else "connecting")
         self._hold_for_paint = False
         self._painted = threading.Event()
+        self._push_thread: threading.Thread | None = None
+        self._push_stream: Any = None  # the EventSource being read (closed by stop())
+        # "starting" | "on" (a stream is open) | "unavailable" (the server has none: polling) | "off"
+        self.push_state = "off"
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -101,6 +109,12 @@ class JmapService:
         self._stop.set()
         self._wake.set()
         self._user_acted.set()
+        stream = self._push_stream
+        if stream is not None:
+            stream.close()
+        if self._push_thread is not None:
+            self._push_thread.join(timeout)
+            self._push_thread = None
         if self._thread is not None:
             self._thread.join(timeout)
             if not self._thread.is_alive():
@@ -300,6 +314,7 @@ class JmapService:
                         self._requests.clear()
                     self._sync(engine, lock, store)
                     backoff = 1.0
+                    self._start_push()
                     self._online_loop(engine, store, lock)
                 except (AuthError, ConfigError) as exc:
                     if self._stop.is_set() or self._offline:
@@ -376,6 +391,55 @@ class JmapService:
                 continue
             self._sync(engine, lock, store)
             last = time.monotonic()
+
+    # push ------------------------------------------------------------------------------------
+    def _start_push(self) -> None:
+        """EventSource on a thread and a connection of its own, where the server offers it: a
+        state change wakes the sync at once. Polling every check_interval goes on regardless."""
+        if self._push_thread is None and self.push_state != "unavailable":
+            self.push_state = "starting"
+            self._push_thread = threading.Thread(target=self._push_loop, name=f"jmap-push-{self.account.name}",
+                                                 daemon=True)
+            self._push_thread.start()
+
+    def _push_loop(self) -> None:
+        from tuimail.protocol.jmap.push import EventSource, PushUnavailable
+        last_id: str | None = None
+        while not self._stop.is_set():
+            if self._offline:
+                self.push_state = "off"
+                self._stop.wait(5)
+                continue
+            client = None
+            try:
+                client = connect(self.account, self._secret)
+                with EventSource(client, ("Email", "Mailbox"), ping=PUSH_PING, last_event_id=last_id) as es:
+                    self._push_stream = es
+                    if self._stop.is_set():
+                        return
+                    for change in es:
+                        self.push_state = "on"
+                        last_id = change.event_id
+                        if change.types(client.account_id):
+                            trace("push: state change")
+                            with self._req_lock:
+                                self._requests.add(self._watch)
+                            self._wake.set()
+            except PushUnavailable as exc:
+                trace(f"push: {exc}")
+                self.push_state = "unavailable"
+                return
+            except (AuthError, ConfigError):
+                self.push_state = "off"  # the sync loop reports the login; it is not retried here
+                return
+            except TuimailError as exc:
+                trace(f"push: {exc}: again in {PUSH_RETRY:.0f} s")
+                self.push_state = "off"
+            finally:
+                self._push_stream = None
+                if client is not None:
+                    client.close()
+            self._stop.wait(PUSH_RETRY)
 
     # (for tests) ----------------------------------------------------------------------------
     @property
