@@ -534,3 +534,27 @@ def test_push_where_offered_wakes_the_sync_and_cyrus_falls_back_to_polling(accou
     finally:
         svc.stop()
     assert closed.is_set()
+
+
+def test_folders_at_different_states_converge_in_one_sync(account, cyrususer):
+    cfg, acc, _ = account
+    fill(cyrususer, 1)
+    sync(cfg, acc)
+    with Store(paths.account_store_path("test")) as st:
+        old = FolderState.load(st.folder(st.folder_id("Archive")).state).email
+    cyrususer.append("INBOX", msg(2))
+    sync(cfg, acc)
+    with Store(paths.account_store_path("test")) as store:
+        aid = store.folder_id("Archive")
+        store.set_folder_state(aid, FolderState.load(store.folder_state(aid)).but(email=old).dump())
+        client = connect(acc, lambda: cyrususer.password)
+        try:
+            engine = Engine(acc, store, client)
+            engine.sync_all()
+            states = {FolderState.load(f.state).email for f in store.folders()}
+            assert len(states) == 1
+            mark = client.mark()
+            engine.sync_all()
+            assert len(client.since(mark)) == 1
+        finally:
+            client.close()

@@ -145,6 +145,10 @@ class Engine:
         for i, (fid, name) in enumerate(todo):
             self.emit(SyncState(self.account.name, "syncing", name, i, len(todo), self.store.pending_count()))
             self.fill_folder(fid)
+        if len(self._groups(self._states())) > 1:
+            # folders at different states (filled during this sync, or while mail arrived): each
+            # catches up now, so the next resync is again the one request for all of them
+            self.catch_up()
         for fid, (name, _st) in self._states().items():
             if wanted is None or name in wanted:
                 self.update_threads(fid)
