@@ -27,8 +27,10 @@ Server ids are JMAP Email ids (immutable, account-wide: a move keeps the id). Ev
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -275,17 +277,34 @@ class Engine:
         self._first_window_done()
         known = set(ids)
         limit = self._limit()
-        while ids and (total is None or len(known) < total):
+
+        def page(anchor: str, position: int) -> tuple[list[dict], list[str], str, int | None]:
             try:
-                emails, ids, _s, total = self._query_page(mid, ids[-1], limit)
+                return self._query_page(mid, anchor, limit)
             except MethodError as exc:
                 if exc.type != "anchorNotFound":
                     raise
-                emails, ids, _s, total = self._query_page(mid, None, limit, position=len(known))
-            if known.issuperset(ids):  # a server that does not move on: stop (the next sync goes on)
-                break
-            known.update(ids)
-            res.new += len(self._commit(fid, emails))
+                return self._query_page(mid, None, limit, position=position)
+
+        # The next window is asked for while this one is stored: the server's time and ours
+        # overlap. Only the helper thread uses the client meanwhile (it is not thread-safe).
+        with ThreadPoolExecutor(1, thread_name_prefix="jmap-fill") as ex:
+            ahead = ex.submit(page, ids[-1], len(known)) if ids and (total is None or len(known) < total) else None
+            while ahead is not None:
+                emails, ids, _s, total = ahead.result()
+                if known.issuperset(ids):  # a server that does not move on: stop (the next sync goes on)
+                    break
+                known.update(ids)
+                more = bool(ids) and (total is None or len(known) < total)
+                ahead = ex.submit(page, ids[-1], len(known)) if more else None
+                try:
+                    res.new += len(self._commit(fid, emails))
+                except BaseException:
+                    if ahead is not None:
+                        ahead.cancel()
+                        with contextlib.suppress(Exception):
+                            ahead.result()
+                    raise
         self.store.set_folder_state(fid, st.but(email=state).dump(), server_total=total, synced=True)
         self.store.set_folder_error(fid, None)
         self.update_threads(fid)

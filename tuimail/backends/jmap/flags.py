@@ -1,7 +1,7 @@
 """JMAP keywords <-> canonical flags, in one place (RFC 8621 §4.1.1).
 
 `$seen`, `$flagged`, `$answered`, `$draft` are the canonical seen/flagged/answered/draft; JMAP has
-no `\\Deleted` (a destroy is immediate), so "deleted" is never sent. Every other keyword is kept
+no deleted flag (a destroy is immediate), so "deleted" is never sent. Every other keyword is kept
 as the server spells it (lower case on Cyrus: JMAP keywords are case-insensitive).
 """
 
