@@ -92,7 +92,7 @@ def test_an_account_kind_without_a_backend_is_a_config_error(tuimail_env, capsys
     for args in (("folders",), ("sync",), ("--account", "test", "list", "INBOX"), ()):
         cli(*args, expect=2)
         assert cli.last_err == (f'tuimail: {path}: accounts.home.kind = "pop3" is not available yet'
-                                " (this tuimail has: imap)\n"), cli.last_err
+                                " (this tuimail has: imap, jmap)\n"), cli.last_err
     assert not (tuimail_env.data_home / "tuimail").exists()
 
 
