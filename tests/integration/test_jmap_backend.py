@@ -558,3 +558,10 @@ def test_folders_at_different_states_converge_in_one_sync(account, cyrususer):
             assert len(client.since(mark)) == 1
         finally:
             client.close()
+
+
+def test_a_refused_login_is_one_line_and_exit_3(tuimail_env, cyrususer, capsys):
+    config = tuimail_env.write_config(jmap_toml(cyrususer).replace(cyrususer.password, "wrong"))
+    cli = Cli(config, capsys)
+    cli("sync", expect=3)
+    assert cli.last_err.count("\n") == 1 and "refused the login" in cli.last_err and "wrong" not in cli.last_err
