@@ -3,6 +3,9 @@
 
     .venv/bin/python -m tests.bench.jmap_cyrus [N=20000] [ROUNDS=3]
 
+TUIMAIL_BENCH_JMAP_FIRST=300 makes JMAP's first window as large as the IMAP path's (300 rows; its
+own default is backends/jmap/engine.py FIRST_WINDOW) for a like-for-like first screen.
+
 One Cyrus (tests/support/cyrus.py, `make cyrus`), one user, N messages appended by IMAP MULTIAPPEND.
 Each measurement is a fresh Python process with an empty store (XDG dirs on /dev/shm) that makes
 the account's service through the registry (kind "imap" or "jmap") and starts it, as the app
@@ -55,6 +58,9 @@ def one(kind: str, config: str) -> dict:
     from tuimail.core.events import RowsChanged, SyncState
 
     cfg = load_config(config)
+    if kind == "jmap" and os.environ.get("TUIMAIL_BENCH_JMAP_FIRST"):
+        import tuimail.backends.jmap.engine as engine
+        engine.FIRST_WINDOW = int(os.environ["TUIMAIL_BENCH_JMAP_FIRST"])
     first = threading.Event()
     idle = threading.Event()
     times: dict = {}
