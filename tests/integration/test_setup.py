@@ -317,3 +317,11 @@ def test_typed_password_refused_then_given_up(dovecot, tmp_path):
         Setup(Options(email=f"{user.name}@localhost", config=path), Script([("name", ""), ("Use these", "q")]),
               _seams(conn)).run()
     assert not path.exists() and not os.path.exists(tmp_path / ".config.toml.tmp")
+
+
+def test_bare_tuimail_without_config_offline_says_what_to_do(tmp_path, capsys):
+    """Bare `tuimail` with no config opens the setup screen (test_setup_screen.py); offline it
+    cannot find servers: one line, exit 2."""
+    assert main(["--config", str(tmp_path / "none.toml"), "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert "no config file" in err and "tuimail setup" in err and "Traceback" not in err

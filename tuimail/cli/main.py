@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo(args)
         if args.cmd == "setup":
             return cmd_setup(args)
+        if args.cmd is None and _first_run(args.config):
+            from tuimail.ui.launch import run_first_run
+            return run_first_run(_first_run(args.config), offline=args.offline, start_folder=args.start_folder)
         config = load_config(args.config)
         warning = config_mode_warning(config)
         if warning:
@@ -388,6 +391,13 @@ def cmd_repair(config: Config, args) -> int:
         print(f"{account.name}: store rebuilt: {report.kept} pending action(s) kept{lost}{unreadable};"
               f" damaged file moved to {report.moved_to}{cache}; run `tuimail sync` to refill it")
     return 0
+
+
+def _first_run(config: str | None):
+    """The config path when no config file exists there (bare `tuimail` opens the setup screen)."""
+    from pathlib import Path
+    path = Path(config).expanduser() if config else paths.default_config_path()
+    return None if path.exists() or path.is_symlink() else path
 
 
 def cmd_setup(args) -> int:

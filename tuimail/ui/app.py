@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import tzinfo
+from typing import TYPE_CHECKING
 
 from textual.app import App
 
@@ -32,6 +33,9 @@ from tuimail.ui.screens.main import MainScreen
 from tuimail.ui.overlay import Overlay
 from tuimail.ui.themes import DEFAULT_THEME, SHIPPED, load_themes, resolve_name
 
+if TYPE_CHECKING:
+    from tuimail.ui.screens.setup import SetupRequest
+
 
 class TuimailApp(CrashMixin, App):
     TITLE = "tuimail"
@@ -41,8 +45,9 @@ class TuimailApp(CrashMixin, App):
     def __init__(self, config: Config, stores: dict[str, Store], services: dict[str, AccountService], *,
                  offline: bool = False, start_folder: str | None = None,
                  clock: Callable[[], float] | None = None, tz: tzinfo | None = None,
-                 event_sink: EventBridge | None = None) -> None:
+                 event_sink: EventBridge | None = None, setup: SetupRequest | None = None) -> None:
         super().__init__()
+        self.setup_request = setup  # no config yet: the first-run screen (ui/screens/setup.py) comes first
         self.config = config
         self.stores = stores
         self.services = services
@@ -111,6 +116,14 @@ class TuimailApp(CrashMixin, App):
         return self._main
 
     def on_mount(self) -> None:
+        if self.setup_request is not None:
+            from tuimail.ui.screens.setup import SetupScreen
+            self.push_screen(SetupScreen(self.setup_request))  # it calls begin() once the config is written
+            return
+        self.begin()
+
+    def begin(self) -> None:
+        """The start-up proper: the main screen, the sync services."""
         self._main = MainScreen()
         self.push_screen(self._main)
         self.bridge.attach(self.post_message)
