@@ -83,9 +83,8 @@ def test_first_run_types_address_and_password_and_lands_in_the_inbox(tuimail_env
         for store in app.stores.values():
             store.close()
         site.close()
-    print("\n".join(said))
-    assert "  ✓ http://autoconfig.example.test/mail/config-v1.1.xml: IMAP localhost:%d (plain text)" \
-        % dovecot.imap_port in said
+    assert (f"  ✓ http://autoconfig.example.test/mail/config-v1.1.xml: IMAP localhost:{dovecot.imap_port}"
+            " (plain text)") in said
     assert f"✓ logged in to localhost:{dovecot.imap_port} as {name!r}" in said
     assert any(t.startswith("incoming: IMAP") and "IDLE, QRESYNC" in t for t in said)
     assert "✓ account 'example' written to " + str(path) in said
