@@ -325,3 +325,23 @@ def test_bare_tuimail_without_config_offline_says_what_to_do(tmp_path, capsys):
     assert main(["--config", str(tmp_path / "none.toml"), "--offline"]) == 2
     err = capsys.readouterr().err
     assert "no config file" in err and "tuimail setup" in err and "Traceback" not in err
+
+
+def test_the_readme_shows_the_block_setup_writes():
+    """The README's "First run" example is render_account's output, character for character."""
+    from datetime import date
+    from pathlib import Path
+
+    from tuimail.config.discover import Password, render_account
+    from tuimail.config.load import parse_config
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("# alice@example.org: added by `tuimail setup`")
+    shown = readme[start:readme.index("```", start)]
+    url = "https://autoconfig.example.org/mail/config-v1.1.xml"
+    block = render_account("example", parse_address("alice@example.org"),
+                           Candidate("imap", "imap.example.org", 993, "tls", "autoconfig", url), "alice@example.org",
+                           Password.command(["pass", "show", "mail/example"]), display_name="Alice Example",
+                           outgoing=Candidate("smtp", "smtp.example.org", 465, "tls", "autoconfig", url),
+                           caps=frozenset({"IDLE", "QRESYNC", "CONDSTORE", "AUTH=PLAIN"}), today=date(2026, 12, 6))
+    assert shown == block
+    assert parse_config(block).account("example").smtp["port"] == 465
