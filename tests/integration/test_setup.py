@@ -179,6 +179,7 @@ def test_setup_end_to_end_with_autoconfig_and_scripted_answers(dovecot_factory, 
     assert f"  ✓ logged in to localhost:587 as {name!r}" in term.out
     assert any("incoming: IMAP localhost:143 (plain text): IDLE, QRESYNC" in line for line in term.out)
     assert not term.answers
+    assert "pw-typed" not in out and "wrong" not in out  # never echoed
 
     assert written.path == path and written.account == "example"
     assert (path.stat().st_mode & 0o777) == 0o600 and (path.parent.stat().st_mode & 0o777) == 0o700

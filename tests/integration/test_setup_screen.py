@@ -24,11 +24,12 @@ from .helpers import msg
 NOW = 1_704_153_600
 
 
-async def _until(pilot, condition, timeout: float) -> None:
+async def _until(pilot, condition, timeout: float, log: list[str]) -> None:
     end = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > end:
-            raise AssertionError("condition not met in time:\n" + screen_text(pilot.app))
+            raise AssertionError("condition not met in time:\n" + screen_text(pilot.app) + "\nsetup log:\n"
+                                 + "\n".join(log))
         await pilot.pause(0.1)
 
 
@@ -70,8 +71,8 @@ def test_first_run_types_address_and_password_and_lands_in_the_inbox(tuimail_env
             app.screen.query_one("#password").focus()
             await pilot.press(*"first-run")
             await pilot.press("enter")
-            await _until(pilot, lambda: isinstance(app.screen, MainScreen), 60)
-            await _until(pilot, lambda: "welcome mail 3" in screen_text(app), 60)
+            await _until(pilot, lambda: isinstance(app.screen, MainScreen), 60, said)
+            await _until(pilot, lambda: "welcome mail 3" in screen_text(app), 60, said)
             text = screen_text(app)
             assert "welcome mail 1" in text and "welcome mail 2" in text
 

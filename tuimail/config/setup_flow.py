@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import getpass
 import shlex
+import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -44,7 +45,6 @@ from tuimail.config.discover import (
     describe,
     discover,
     features,
-    keyring,
     parse_address,
     render_account,
     tcp_connect,
@@ -52,6 +52,7 @@ from tuimail.config.discover import (
     write_account,
 )
 from tuimail.config.discover.net import TlsContext, default_tls
+from tuimail.config.discover.verify import usernames
 from tuimail.config.model import default_port
 from tuimail.errors import AuthError, ConfigError, NetworkError, TuimailError, UsageError
 from tuimail.mail.sanitize import sanitize_line
@@ -159,15 +160,14 @@ def step_line(step: Step) -> str:
 
 
 def find(address: Address, seams: Seams, report: Callable[[Step], None] | None = None, *,
-         kind: str | None = None) -> Found:
-    """Discover the servers of `address`; `kind` ("imap"/"pop3") narrows the incoming one."""
+         kind: str | None = None, security: str | None = None) -> Found:
+    """Discover the servers of `address`; `kind` ("imap"/"pop3") and `security` narrow the
+    incoming one."""
     found = discover(address.text, report=report, resolver=seams.resolver, fetch=seams.fetch,
                      connector=seams.connector, tls=seams.tls, timeout=seams.timeout)
-    incoming = found.incoming
-    if kind is not None:
-        best = found.working((kind,))
-        incoming = best[0] if best else None
-    return Found(incoming, found.outgoing, found)
+    best = [c for c in found.working((kind,) if kind else ("imap", "pop3"))
+            if security is None or c.security == security]
+    return Found(best[0] if best else None, found.outgoing, found)
 
 
 def manual(protocol: str, host: str, port: str | None, security: str | None, seams: Seams) -> Candidate:
@@ -175,10 +175,11 @@ def manual(protocol: str, host: str, port: str | None, security: str | None, sea
     security = security or "tls"
     if protocol not in ("imap", "pop3", "smtp"):
         raise UsageError(f"unknown account kind {protocol!r} (imap or pop3)")
+    if security not in ("tls", "starttls", "none"):
+        raise UsageError(f"unknown security {security!r} (tls, starttls or none)")
     if not port:
         port = str({"imap": default_port("imap", security), "pop3": default_port("pop3", security),
-                    "smtp": 465 if security == "tls" else 587}[protocol]) if security in ("tls", "starttls", "none") \
-            else "0"
+                    "smtp": 465 if security == "tls" else 587}[protocol])
     return check_server(protocol, host, port, security, connector=seams.connector, tls=seams.tls,
                         timeout=seams.timeout)
 
@@ -209,7 +210,15 @@ def check_logins(address: Address, found: Found, password: str, seams: Seams, *,
     smtp_user = username or out.username or incoming.username
     outgoing = verify(out, password, address, username=smtp_user, **_verify_kw(out, seams))
     if outgoing.outcome == "refused" and not username and not out.username:
-        outgoing = verify(out, password, address, **_verify_kw(out, seams))  # the other user names
+        tried = list(outgoing.tried)
+        for other in usernames(address, out):  # the other user names, each once
+            if other in tried:
+                continue
+            again = verify(out, password, address, username=other, **_verify_kw(out, seams))
+            tried.append(other)
+            outgoing = replace(again, tried=tuple(tried))
+            if again.outcome != "refused":
+                break
     return Checked(incoming, outgoing)
 
 
@@ -249,9 +258,8 @@ def keyring_password(address: Address, seams: Seams) -> Password | None:
     """The password_command reading the keyring (None: no keyring here)."""
     if seams.keyring_module is None:
         return None
-    found = keyring(address.ascii)
-    if found is not None:
-        return found
+    if shutil.which("keyring"):  # python-keyring's own command (the one that reads what it stored)
+        return Password("keyring", ("keyring", "get", KEYRING_SERVICE, address.ascii))
     return Password("keyring", (sys.executable, "-m", "keyring", "get", KEYRING_SERVICE, address.ascii))
 
 
@@ -341,13 +349,9 @@ class Setup:
                 raise NetworkError(f"{server_line(c)}")
             return Found(c, outgoing)
         self.say(f"Looking for the servers of {address.domain}:")
-        found = find(address, self.seams, lambda s: None if s.outcome == "start" else self.say(step_line(s)),
-                     kind=o.kind)
+        found = find(address, self.seams, lambda s: self.say(step_line(s)), kind=o.kind, security=o.security)
         if outgoing is not None:
             found.outgoing = outgoing
-        if o.security is not None and found.incoming is not None and found.incoming.security != o.security:
-            raise UsageError(f"--security {o.security}: discovery found {describe(found.incoming)}; give --host"
-                             " and --port too to use another")
         return found
 
     def _review(self, found: Found) -> Found:

@@ -186,7 +186,7 @@ class SetupScreen(Screen):
                 found = Found(incoming, self.found.outgoing, self.found.discovery)
             else:
                 call(self.say, f"Looking for the servers of {address.domain}:")
-                found = find(address, seams, lambda s: call(self.say, step_line(s)) if s.outcome != "start" else None)
+                found = find(address, seams, lambda s: call(self.say, step_line(s)))
                 call(self._fill, address, found)
             self.found = found
             if found.incoming is None or found.incoming.probe is None or not found.incoming.probe.ok:
