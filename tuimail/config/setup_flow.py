@@ -413,6 +413,8 @@ class Setup:
         self.say("  1. a command that prints it (e.g. pass show mail/me)")
         if ring is not None:
             self.say("  2. the system keyring (typed once now, stored there)")
+        else:
+            self.say("  2. (the system keyring: not available here; install the Python package `keyring`)")
         self.say("  3. typed now, and asked again at each start (written nowhere)")
         self.say("  4. typed now and saved in the config file (0600)")
         while True:
