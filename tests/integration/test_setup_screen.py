@@ -69,7 +69,18 @@ def test_first_run_types_address_and_password_and_lands_in_the_inbox(tuimail_env
             await pilot.press("enter")  # to the name field
             await pilot.press(*"Zoe")
             app.screen.query_one("#password").focus()
-            await pilot.press(*"first-run")
+            await pilot.press(*"wrong")
+            await pilot.press("enter")
+            # refused: the app stays here, the fields hold what was found; a changed port is used as typed
+            await _until(pilot, lambda: any("refused the login" in t for t in said) and not setup.busy, 60, said)
+            assert isinstance(app.screen, SetupScreen)
+            assert setup.query_one("#port").value == str(dovecot.imap_port)
+            setup.query_one("#port").value = "1"
+            await pilot.press(*["backspace"] * 5, *"first-run", "enter")
+            await _until(pilot, lambda: any(t.startswith("✗ IMAP localhost:1 ") for t in said)
+                         and not setup.busy, 60, said)
+            setup.query_one("#port").value = str(dovecot.imap_port)
+            setup.query_one("#password").focus()
             await pilot.press("enter")
             await _until(pilot, lambda: isinstance(app.screen, MainScreen), 60, said)
             await _until(pilot, lambda: "welcome mail 3" in screen_text(app), 60, said)

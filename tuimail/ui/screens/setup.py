@@ -77,9 +77,10 @@ class SetupScreen(Screen):
     SetupScreen .hint { color: $text-muted; }
     SetupScreen Input { margin: 0; }
     SetupScreen Horizontal { height: auto; }
-    SetupScreen #kind, SetupScreen #security { width: 14; }
-    SetupScreen #port { width: 10; }
-    SetupScreen #host { width: 1fr; }
+    SetupScreen #kind, SetupScreen #security, SetupScreen #ssecurity { width: 14; }
+    SetupScreen #smtp-label { width: 14; padding: 1 0 0 2; }
+    SetupScreen #port, SetupScreen #sport { width: 10; }
+    SetupScreen #host, SetupScreen #shost { width: 1fr; }
     SetupScreen #steps { height: 14; border: round $primary; }
     SetupScreen #go { margin: 1 0 0 0; }
     """
@@ -111,6 +112,11 @@ class SetupScreen(Screen):
                 yield Input(placeholder="incoming host", id="host")
                 yield Input(placeholder="port", id="port")
                 yield Input(placeholder="security", id="security")
+            with Horizontal():
+                yield Static(Content("smtp"), id="smtp-label")
+                yield Input(placeholder="outgoing host (empty: none)", id="shost")
+                yield Input(placeholder="port", id="sport")
+                yield Input(placeholder="security", id="ssecurity")
             yield Log(id="steps", auto_scroll=True)
             yield Button("Find servers and log in", id="go", variant="primary")
             yield Static(Content("Enter: continue    Tab: next field    ctrl+q: quit"), classes="hint")
@@ -127,7 +133,7 @@ class SetupScreen(Screen):
     def _address_changed(self) -> None:
         if self.found_for is not None:  # another address: find its servers again
             self.found_for = None
-            for wid in ("#kind", "#host", "#port", "#security"):
+            for wid in ("#kind", "#host", "#port", "#security", "#shost", "#sport", "#ssecurity"):
                 self.query_one(wid, Input).value = ""
 
     @on(Input.Submitted)
@@ -165,7 +171,8 @@ class SetupScreen(Screen):
         servers = None
         if self.found_for == address.text and value("#host").strip():
             servers = (value("#kind").strip().lower() or "imap", value("#host").strip(), value("#port").strip(),
-                       value("#security").strip().lower() or "tls")
+                       value("#security").strip().lower() or "tls", value("#shost").strip(), value("#sport").strip(),
+                       value("#ssecurity").strip().lower() or "starttls")
         self.busy = True
         self.query_one("#go", Button).disabled = True
         job = dict(address=address, name=value("#name"), source=source, command=command, password=password,
@@ -175,15 +182,22 @@ class SetupScreen(Screen):
     # -- the worker thread ---------------------------------------------------------------------------
 
     def _work(self, *, address: Address, name: str, source: str, command: str, password: str,
-              servers: tuple[str, str, str, str] | None) -> None:
+              servers: tuple[str, ...] | None) -> None:
         call = self.app.call_from_thread
         seams = self.request.seams
         try:
             if servers is not None and self.found is not None:
-                kind, host, port, security = servers
+                kind, host, port, security, shost, sport, ssecurity = servers
                 incoming = manual(kind, host, port or None, security, seams)
                 call(self.say, f"{'✓' if incoming.probe and incoming.probe.ok else '✗'} {server_line(incoming)}")
-                found = Found(incoming, self.found.outgoing, self.found.discovery)
+                outgoing = self.found.outgoing
+                if not shost:
+                    outgoing = None
+                elif outgoing is None or (shost, sport, ssecurity) != (outgoing.host, str(outgoing.port),
+                                                                        outgoing.security):
+                    outgoing = manual("smtp", shost, sport or None, ssecurity, seams)
+                    call(self.say, f"{'✓' if outgoing.probe and outgoing.probe.ok else '✗'} {server_line(outgoing)}")
+                found = Found(incoming, outgoing, self.found.discovery)
             else:
                 call(self.say, f"Looking for the servers of {address.domain}:")
                 found = find(address, seams, lambda s: call(self.say, step_line(s)))
@@ -233,12 +247,14 @@ class SetupScreen(Screen):
 
     def _fill(self, address: Address, found: Found) -> None:
         self.found_for = address.text
-        c = found.incoming
+        c, o = found.incoming, found.outgoing
+        fields = []
         if c is not None:
-            for wid, text in (("#kind", c.protocol), ("#host", c.host), ("#port", str(c.port)),
-                              ("#security", c.security)):
-                self.query_one(wid, Input).value = text
-            self.found_for = address.text  # (the Changed events above do not reach _address_changed)
+            fields += [("#kind", c.protocol), ("#host", c.host), ("#port", str(c.port)), ("#security", c.security)]
+        if o is not None:
+            fields += [("#shost", o.host), ("#sport", str(o.port)), ("#ssecurity", o.security)]
+        for wid, text in fields:
+            self.query_one(wid, Input).value = text
 
     def _idle(self) -> None:
         self.busy = False
