@@ -5,14 +5,14 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: all demo test check bench screenshots fuzz dovecot clean
+.PHONY: all demo test check bench screenshots fuzz dovecot browser clean
 
 all: test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip >/dev/null 2>&1 || true
-	$(PIP) install -q -e '.[demo,test,dev]'
+	$(PIP) install -q -e '.[demo,serve,test,dev]'
 	touch $@
 
 # Dovecot is the real server every integration test talks to; its submission service (the SMTP
@@ -23,13 +23,19 @@ dovecot:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd dovecot-pop3d \
 	    dovecot-submissiond >/dev/null; }
 
+# Chromium and its driver: tests/integration/test_serve_browser.py drives `tuimail serve` in a real browser.
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	  echo "installing chromium (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
 # An editable install writes no bytecode (nor does Python under PYTHONDONTWRITEBYTECODE): without
 # it every start compiles tuimail's modules again, ~0.1 s.
 demo: $(STAMP)
 	@$(PY) -m compileall -q tuimail >/dev/null
 	$(PY) -m tuimail --demo
 
-test: $(STAMP) dovecot
+test: $(STAMP) dovecot browser
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 # Lint, types and layers, all configured in pyproject.toml; every check runs, any finding fails.

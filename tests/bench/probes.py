@@ -188,7 +188,10 @@ def stall(config_path: str, n: int, every: float) -> dict:
             overlay = getattr(app, "overlay", None)
             if overlay is not None:  # key -> stored: the intent leaves the overlay when it is written
                 submitted: dict[int, float] = {}
-                queue_submit, drop = main.submit_intent, overlay.drop
+                # (the intent queue: a controller the screen holds, or the screen itself in older trees)
+                queue = getattr(main, "intents", None)
+                queue_submit = queue.submit if queue is not None else main.submit_intent
+                drop = overlay.drop
 
                 def submit(account, intent):
                     submitted[intent.seq] = time.perf_counter()
@@ -200,8 +203,13 @@ def stall(config_path: str, n: int, every: float) -> dict:
                         stored.append((time.perf_counter() - t) * 1000)
                     return drop(store_, intent)
 
-                main.submit_intent, overlay.drop = submit, dropped
-            hl._apply = timed_into(applies, hl._apply)  # a uid-list reload landing (list_loading.py)
+                if queue is not None:
+                    queue.submit = submit
+                else:
+                    main.submit_intent = submit
+                overlay.drop = dropped
+            loader = getattr(hl, "loader", hl)  # (the list's ListLoader; the list itself in older trees)
+            loader._apply = timed_into(applies, loader._apply)  # a uid-list reload landing (list_loading.py)
             out["rows_at_start"] = len(hl.uids)
             stop = asyncio.Event()
             tick = asyncio.create_task(ticker(stop))

@@ -148,3 +148,16 @@ def test_the_fake_service_keeps_the_contract():
 
     assert_keeps_the_contract(FakeService())
     assert isinstance(FakeService(), AccountService)
+
+
+def test_the_screen_and_the_list_hold_their_controllers_instead_of_mixing_them_in():
+    """Behaviour lives in plain objects with typed dependencies (checked by mypy); the Textual
+    classes derive from Textual alone."""
+    from textual.screen import Screen
+    from textual.scroll_view import ScrollView
+
+    from tuimail.ui.screens.main import MainScreen
+    from tuimail.ui.widgets.header_list import HeaderList
+
+    assert MainScreen.__bases__ == (Screen,)
+    assert HeaderList.__bases__ == (ScrollView,)

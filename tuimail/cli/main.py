@@ -105,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
     su.add_argument("--password-command", metavar="CMD",
                     help="a command printing the password (e.g. 'pass show mail/me'), split like a shell would")
     su.add_argument("--yes", action="store_true", help="ask nothing: use what discovery (or the options) gives")
+    sv = sub.add_parser("serve", epilog=common, help="the app in a browser (HTTP; loopback unless TLS and a login)",
+                        description="Serve the app to a browser: each session runs tuimail with the same config."
+                                    " Listens on 127.0.0.1 by default; any other address needs TLS (--cert,"
+                                    " --key) and a login in the config ([serve] password_hash or token_command)."
+                                    " Without a configured login, a loopback server prints a URL with a token"
+                                    " for this run.")
+    sv.add_argument("--host", metavar="ADDR", help="address to listen on (default: [serve] host, or 127.0.0.1)")
+    sv.add_argument("--port", metavar="N", type=int, help="port (default: [serve] port, or 8000; 0: any free port)")
+    sv.add_argument("--cert", metavar="FILE", help="TLS certificate chain (PEM), with --key: serve HTTPS")
+    sv.add_argument("--key", metavar="FILE", help="the certificate's private key (PEM)")
+    sv.add_argument("--demo", dest="serve_demo", action="store_true", help="serve the demo (no account needed)")
+    sv.add_argument("--hash-password", action="store_true",
+                    help="read a password (no echo) and print the [serve] password_hash line for it")
     return p
 
 
@@ -124,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
+        if args.cmd == "serve":
+            return cmd_serve(args)
         if args.demo:
             from tuimail.demo import run_demo
             return run_demo(args)
@@ -410,6 +425,29 @@ def cmd_setup(args) -> int:
                    config=Path(args.config) if args.config else None)
     run_setup(opts)
     return 0
+
+
+def cmd_serve(args) -> int:
+    """`tuimail serve`, before the demo and config handling of the other commands: --hash-password needs no
+    config, and the demo's server runs in this process for every browser session (its mail and flags
+    outlive a session)."""
+    from tuimail.serve.run import ServeOptions, hash_password_command, run_serve
+    if args.hash_password:
+        return hash_password_command()
+    options = ServeOptions(host=args.host, port=args.port, cert=args.cert, key=args.key, account=args.account,
+                           offline=args.offline)
+    if args.demo or args.serve_demo:
+        from tuimail.demo import DemoEnvironment
+        with DemoEnvironment() as env:
+            env.config_path.chmod(0o600)  # (each session's app would warn that it holds a password)
+            return run_serve(load_config(env.config_path), options)
+    config = load_config(args.config)
+    warning = config_mode_warning(config)
+    if warning:
+        print(f"tuimail: warning: {sanitize_line(warning)}", file=sys.stderr)
+    if args.account:
+        config.account(args.account)  # an unknown name: one line now, not in every session
+    return run_serve(config, options)
 
 
 COMMANDS = {"sync": cmd_sync, "folders": cmd_folders, "list": cmd_list, "read": cmd_read, "flag": cmd_flag,

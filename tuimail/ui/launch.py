@@ -67,6 +67,7 @@ def run_app(config: Config, account_names: list[str] | None, *, offline: bool, s
     bridge = EventBridge()
     stores: dict[str, Store] = {}
     services: dict[str, AccountService] = {}
+    app = None
     try:
         for acc in accounts:
             stores[acc.name] = Store(account_store_path(acc.name))
@@ -85,6 +86,8 @@ def run_app(config: Config, account_names: list[str] | None, *, offline: bool, s
             print(app.exit_line, file=sys.stderr)
         return app.return_code or 0
     finally:
+        if app is not None:  # the accounts the setup screen added (the app holds its own dict of services)
+            services.update({k: v for k, v in app.services.items() if k not in services})
         for svc in services.values():
             try:
                 svc.stop()

@@ -55,7 +55,8 @@ def start_accounts(app: Any, config: Config, typed: str | None, factory: Callabl
     from tuimail.store.store import Store
 
     if factory is None:
-        from tuimail.backends.registry import create_service as factory
+        from tuimail.backends.registry import create_service
+        factory = create_service
     app.config = config
     for acc in config.accounts.values():
         if acc.name in app.stores:
@@ -175,9 +176,10 @@ class SetupScreen(Screen):
                        value("#ssecurity").strip().lower() or "starttls")
         self.busy = True
         self.query_one("#go", Button).disabled = True
-        job = dict(address=address, name=value("#name"), source=source, command=command, password=password,
-                   servers=servers)
-        self.run_worker(lambda: self._work(**job), thread=True, exclusive=True, group="setup")
+        name = value("#name")
+        self.run_worker(lambda: self._work(address=address, name=name, source=source, command=command,
+                                           password=password, servers=servers),
+                        thread=True, exclusive=True, group="setup")
 
     # -- the worker thread ---------------------------------------------------------------------------
 
@@ -234,7 +236,7 @@ class SetupScreen(Screen):
                 if not out.ok and out.outcome != "unsupported":
                     raise AuthError(out.message) if out.outcome == "refused" else NetworkError(out.message)
             if source == "keyring":
-                seams.keyring_module.set_password("tuimail", address.ascii, secret)  # type: ignore[union-attr]
+                seams.keyring_module.set_password("tuimail", address.ascii, secret)  # type: ignore[attr-defined]
             written = save(self.request.path, address, name, found, checked, origin)
             call(self.say, f"✓ account {written.account!r} written to {written.path}")
             call(self._finish, written.path, secret if origin.source == "prompt" else None)
