@@ -301,7 +301,6 @@ class Setup:
                 break
             if o.yes:
                 raise problem
-            self.say(f"✗ {sanitize_line(str(problem))}")
             if self.term.ask("Try again (another password or other servers)? [Y/n]", "y").lower().startswith("n"):
                 raise problem
         if checked.outgoing is not None and checked.outgoing.outcome == "unsupported":
