@@ -90,6 +90,26 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rebuild a damaged store, keeping pending actions (a sync refills the rest)")
     rp.add_argument("--account", metavar="NAME", default=argparse.SUPPRESS, help="only this account")
     rp.add_argument("--force", action="store_true", help="rebuild even if the store looks healthy")
+    su = sub.add_parser("setup", epilog=common, help="add an account: find its servers from the address, check"
+                                                      " the login, write the config",
+                        description="Add an account to the config file (created 0600 if missing): discovery"
+                                    " (autoconfig, SRV, .well-known/jmap, the usual names), a login check,"
+                                    " then the commented [accounts.NAME] block. Asks what it needs; with --yes"
+                                    " it asks nothing (give --email and --password-command).")
+    su.add_argument("--email", metavar="ADDR", help="the e-mail address")
+    su.add_argument("--name", metavar="NAME", help="your name for From: (default: none)")
+    su.add_argument("--username", metavar="U", help="the login name (default: the address, then its local part)")
+    su.add_argument("--kind", metavar="K", choices=("imap", "pop3"), help="imap or pop3")
+    su.add_argument("--host", metavar="H", help="the incoming server (no discovery)")
+    su.add_argument("--port", metavar="P", help="its port (default: by kind and security)")
+    su.add_argument("--security", metavar="S", choices=("tls", "starttls", "none"),
+                    help="tls, starttls or none (none only on loopback)")
+    su.add_argument("--smtp-host", metavar="H", help="the outgoing (SMTP) server")
+    su.add_argument("--smtp-port", metavar="P", help="its port (default: 465 for tls, 587 for starttls)")
+    su.add_argument("--smtp-security", metavar="S", choices=("tls", "starttls", "none"))
+    su.add_argument("--password-command", metavar="CMD",
+                    help="a command printing the password (e.g. 'pass show mail/me'), split like a shell would")
+    su.add_argument("--yes", action="store_true", help="ask nothing: use what discovery (or the options) gives")
     sv = sub.add_parser("serve", epilog=common, help="the app in a browser (HTTP; loopback unless TLS and a login)",
                         description="Serve the app to a browser: each session runs tuimail with the same config."
                                     " Listens on 127.0.0.1 by default; any other address needs TLS (--cert,"
@@ -138,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.demo:
             from tuimail.demo import run_demo
             return run_demo(args)
+        if args.cmd == "setup":
+            return cmd_setup(args)
+        if args.cmd is None and _first_run(args.config):
+            from tuimail.ui.launch import run_first_run
+            return run_first_run(_first_run(args.config), offline=args.offline, start_folder=args.start_folder)
         config = load_config(args.config)
         warning = config_mode_warning(config)
         if warning:
@@ -438,6 +463,25 @@ def cmd_repair(config: Config, args) -> int:
         unreadable = "; part of the old journal was unreadable" if report.unreadable else ""
         print(f"{account.name}: store rebuilt: {report.kept} pending action(s) kept{lost}{unreadable};"
               f" damaged file moved to {report.moved_to}{cache}; run `tuimail sync` to refill it")
+    return 0
+
+
+def _first_run(config: str | None):
+    """The config path when no config file exists there (bare `tuimail` opens the setup screen)."""
+    from pathlib import Path
+    path = Path(config).expanduser() if config else paths.default_config_path()
+    return None if path.exists() or path.is_symlink() else path
+
+
+def cmd_setup(args) -> int:
+    from pathlib import Path
+
+    from tuimail.config.setup_flow import Options, run_setup
+    opts = Options(email=args.email, name=args.name, username=args.username, kind=args.kind, host=args.host,
+                   port=args.port, security=args.security, smtp_host=args.smtp_host, smtp_port=args.smtp_port,
+                   smtp_security=args.smtp_security, password_command=args.password_command, yes=args.yes,
+                   config=Path(args.config) if args.config else None)
+    run_setup(opts)
     return 0
 
 
