@@ -11,6 +11,7 @@ one syncer per account).
     SyncProcess ── commands, a socket  ──▶ a reader thread ──▶ SyncService (its sync thread)
                 ◀── events, the socket ── on_event ◀──────────┘
     a reader thread ──▶ on_event (the EventBridge), `state`, the login outcome
+    wake() ── one byte into the pipe the child's IDLE wait selects on (no hop through a thread)
 
 The child is the in-process SyncService itself: every behaviour of the sync loop (account lock,
 journal replay, the instant wake, IDLE, error states, offline, waiting for a typed password) is
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -37,6 +39,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from tuimail.backends.imap.service import SyncService
+from tuimail.backends.waker import Waker
 from tuimail.config.load import Account, Config
 from tuimail.core.events import Event
 
@@ -54,6 +57,7 @@ class SyncProcess(SyncService):
         self._proc: subprocess.Popen | None = None
         self._pipe: Connection | None = None  # to the child
         self._send_lock = threading.Lock()
+        self._wake_w: int | None = None  # the write end of the child's Waker pipe (wake(): one byte)
 
     # lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -63,7 +67,7 @@ class SyncProcess(SyncService):
                  "watch": self._watch, "typed": self._secret.typed,
                  "store_path": self.store_path, "cache_path": self.cache_path}
         self._hold_for_paint = False
-        proc, pipe = spawn_child()
+        proc, pipe, self._wake_w = spawn_child()
         try:
             pipe.send((self.config, self.account, setup))
         except (OSError, ValueError):
@@ -92,10 +96,7 @@ class SyncProcess(SyncService):
         if listener is not None and listener is not threading.current_thread():
             listener.join(1.0)
         self._thread = None
-        with self._send_lock:
-            if self._pipe is not None:
-                self._pipe.close()
-                self._pipe = None
+        self._close_pipes()
         self._login_done.set()
         self._wake.close()  # (the parent's Waker: nothing selects on it here)
         with self._fetch_lock:
@@ -117,7 +118,15 @@ class SyncProcess(SyncService):
 
     # requests (non-blocking: a few bytes into a pipe) -------------------------
     def wake(self) -> None:
-        self._send("wake")
+        """Straight into the pipe the child's IDLE wait selects on: no hop through its command
+        thread (key -> command on the wire)."""
+        with self._send_lock:
+            if self._wake_w is None:
+                return
+            try:
+                os.write(self._wake_w, b"!")
+            except OSError:  # full (a wake-up is already waiting), or the child is gone
+                pass
 
     def request_sync(self, folder: str | None = None) -> None:
         if folder is None and self._proc is not None and self._proc.poll() is not None and not self._stop.is_set():
@@ -176,13 +185,19 @@ class SyncProcess(SyncService):
             self._emit_state("error", error=f"the sync process ended unexpectedly (exit code {code}); "
                                             "press $ to start it again")
 
-    def _restart(self) -> None:
-        if self._thread is not None:
-            self._thread.join(1.0)
+    def _close_pipes(self) -> None:
         with self._send_lock:
             if self._pipe is not None:
                 self._pipe.close()
-            self._pipe = None
+                self._pipe = None
+            if self._wake_w is not None:
+                os.close(self._wake_w)
+                self._wake_w = None
+
+    def _restart(self) -> None:
+        if self._thread is not None:
+            self._thread.join(1.0)
+        self._close_pipes()
         self._proc = self._thread = None
         self._emit_state("connecting")
         self.start()
@@ -205,27 +220,79 @@ class _RelayedEvent(threading.Event):
         self._send(("login", False, self._svc._login_blocked))
 
 
-def spawn_child() -> tuple[subprocess.Popen, Connection]:
+class _SharedWaker(Waker):
+    """The child's Waker, on a pipe whose write end the parent holds too: a byte from the parent
+    is a wake() (set() here writes one as well). The event stays the truth the sync loop reads;
+    a byte read by drain() (after a select saw it) or wait() sets it; clear() discards bytes that
+    came before it, as the in-process Waker's clear() does."""
+
+    def __init__(self, r: int, w: int) -> None:  # (no pipe of its own: these)
+        self._event = threading.Event()
+        self._r, self._w = r, w
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def _read(self) -> bool:
+        with self._lock:
+            if self._closed:
+                return False
+            got = False
+            try:
+                while os.read(self._r, 4096):
+                    got = True
+            except OSError:  # empty
+                pass
+            return got
+
+    def drain(self) -> None:
+        if self._read():
+            self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+        self._read()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._event.is_set() and not self._closed:
+            try:
+                ready, _, _ = select.select([self._r], [], [], timeout)
+            except (OSError, ValueError):  # closed meanwhile (stop)
+                ready = []
+            if ready:
+                self.drain()
+        return self._event.is_set()
+
+
+def spawn_child() -> tuple[subprocess.Popen, Connection, int]:
     """A fresh interpreter running this module (like multiprocessing's spawn, without its resource
-    tracker, which needs a real sys.stderr: Textual has replaced it) and a Connection to it."""
+    tracker, which needs a real sys.stderr: Textual has replaced it), a Connection to it and the
+    write end of its Waker's pipe."""
     import tuimail
 
     ours, theirs = socket.socketpair()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
     env = dict(os.environ)
     root = str(Path(tuimail.__file__).resolve().parents[1])  # this tuimail, whatever is installed
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     quiet = subprocess.DEVNULL if os.isatty(2) else None  # never on the app's terminal
     try:
         proc = subprocess.Popen([sys.executable, "-m", "tuimail.backends.imap.process",
-                                 str(theirs.fileno())],
-                                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=quiet, stderr=quiet,
-                                env=env, start_new_session=True)
+                                 str(theirs.fileno()), str(wake_r), str(wake_w)],
+                                pass_fds=(theirs.fileno(), wake_r, wake_w), stdin=subprocess.DEVNULL, stdout=quiet,
+                                stderr=quiet, env=env, start_new_session=True)
+    except BaseException:
+        os.close(wake_w)
+        raise
     finally:
         theirs.close()
-    return proc, Connection(ours.detach())
+        os.close(wake_r)
+    return proc, Connection(ours.detach()), wake_w
 
 
-def child_main(pipe: Connection) -> None:
+def child_main(pipe: Connection, waker: Waker | None = None) -> None:
     """The child process: a SyncService whose events go up the pipe, driven by the parent's commands."""
     # Ctrl-C in the terminal (an editor the app suspended for) is not the sync's to obey.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -245,6 +312,9 @@ def child_main(pipe: Connection) -> None:
     svc = SyncService(config, account, lambda event: send(("event", event)), offline=setup["offline"])
     svc.store_path, svc.cache_path = setup["store_path"], setup["cache_path"]
     svc._login_done = _RelayedEvent(svc, send)
+    if waker is not None:
+        svc._wake.close()
+        svc._wake = waker
     svc._watch = setup["watch"]
     if setup["typed"] is not None:
         svc._secret.typed = setup["typed"]
@@ -284,4 +354,4 @@ def child_main(pipe: Connection) -> None:
 
 
 if __name__ == "__main__":
-    child_main(Connection(int(sys.argv[1])))
+    child_main(Connection(int(sys.argv[1])), _SharedWaker(int(sys.argv[2]), int(sys.argv[3])))
