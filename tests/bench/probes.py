@@ -47,7 +47,7 @@ def keys(config_path: str, n: int, presses: int, during_sync: bool) -> dict:
     from tuimail import paths
     from tuimail.config.load import load_config
     from tuimail.store.store import Store
-    from tuimail.ui.launch import default_service_factory
+    from tuimail.backends.registry import create_service
     from tuimail.ui.app import TuimailApp
     from tuimail.ui.bridge import EventBridge
     from tuimail.ui.widgets.header_list import HeaderList
@@ -56,7 +56,7 @@ def keys(config_path: str, n: int, presses: int, during_sync: bool) -> dict:
     account = config.account(None)
     bridge = EventBridge()
     store = Store(paths.account_store_path(account.name))
-    svc = default_service_factory()(config, account, bridge, offline=not during_sync)
+    svc = create_service(config, account, bridge, offline=not during_sync)
     app = TuimailApp(config, {account.name: store}, {account.name: svc}, offline=not during_sync,
                      event_sink=bridge)
     shown = asyncio.Event()
@@ -142,7 +142,7 @@ def stall(config_path: str, n: int, every: float) -> dict:
     from tuimail import paths
     from tuimail.config.load import load_config
     from tuimail.store.store import Store
-    from tuimail.ui.launch import default_service_factory
+    from tuimail.backends.registry import create_service
     from tuimail.ui.app import TuimailApp
     from tuimail.ui.bridge import EventBridge
     from tuimail.ui.widgets.header_list import HeaderList
@@ -151,7 +151,7 @@ def stall(config_path: str, n: int, every: float) -> dict:
     account = config.account(None)
     bridge = EventBridge()
     store = Store(paths.account_store_path(account.name))
-    svc = default_service_factory()(config, account, bridge)
+    svc = create_service(config, account, bridge)
     app = TuimailApp(config, {account.name: store}, {account.name: svc}, event_sink=bridge)
     late: list[float] = []
     late_on_cpu: list[float] = []  # the same minus the time the OS kept the UI thread off every CPU
@@ -263,14 +263,14 @@ def idle(config_path: str, port: int, user: str, password: str, samples: int) ->
     message; time from sending that STORE to the RowsChanged event naming the uid."""
     from tuimail.config.load import load_config
     from tuimail.core.events import RowsChanged, SyncState
-    from tuimail.ui.launch import default_service_factory
+    from tuimail.backends.registry import create_service
 
     from .measure import RawImap
 
     config = load_config(config_path)
     account = config.account(None)
     events: queue.Queue = queue.Queue()
-    svc = default_service_factory()(config, account, lambda e: events.put((time.monotonic(), e)))
+    svc = create_service(config, account, lambda e: events.put((time.monotonic(), e)))
     svc.start()
     lat: list[float] = []
     try:
@@ -326,7 +326,7 @@ def wire(config_path: str, port: int, presses: int) -> dict:
     from tuimail import paths
     from tuimail.config.load import load_config
     from tuimail.store.store import Store
-    from tuimail.ui.launch import default_service_factory
+    from tuimail.backends.registry import create_service
     from tuimail.ui.app import TuimailApp
     from tuimail.ui.bridge import EventBridge
     from tuimail.ui.widgets.header_list import HeaderList
@@ -336,7 +336,7 @@ def wire(config_path: str, port: int, presses: int) -> dict:
     account = dataclasses.replace(config.account(None), port=proxy.port)
     bridge = EventBridge()
     store = Store(paths.account_store_path(account.name))
-    svc = default_service_factory()(config, account, bridge)
+    svc = create_service(config, account, bridge)
     app = TuimailApp(config, {account.name: store}, {account.name: svc}, event_sink=bridge)
     lat: list[float] = []
     per_action: list[int] = []

@@ -98,11 +98,7 @@ class SyncProcess(SyncService):
         self._thread = None
         self._close_pipes()
         self._login_done.set()
-        self._wake.close()  # (the parent's Waker: nothing selects on it here)
-        with self._fetch_lock:
-            if self._fetch_conn is not None:
-                self._fetch_conn.close()
-                self._fetch_conn = None
+        super().stop(timeout)  # the rest is the in-process service's: the fetch lane, this Waker
 
     @property
     def pid(self) -> int | None:
