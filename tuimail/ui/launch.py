@@ -6,10 +6,10 @@ The services come from backends/registry.py (create_service, by each account's k
 knows them as AccountService (core/service.py) only.
 
 This module imports no Textual at load time. On a first run (an empty store) the first screen
-is the network's first window, so the sync thread is started before Textual is imported: the
-connection, SELECT and first FETCH overlap the UI's start-up, and the sync holds its further
-windows until the list has painted those rows (AccountService.ui_painted), so that its parsing
-does not compete with the first paint for the GIL.
+is the network's first window, so the sync (for IMAP a child process: backends/imap/process.py)
+is started before Textual is imported: the connection, SELECT and first FETCH overlap the UI's
+start-up, and the sync holds its further windows until the list has painted those rows
+(AccountService.ui_painted), so that its parsing does not compete with the first paint for a CPU.
 """
 
 from __future__ import annotations

@@ -199,6 +199,11 @@ class SyncService:
         self.request_sync(folder)
 
     def set_offline(self, offline: bool) -> None:
+        self._go_offline(offline)
+        self._emit_state("offline" if offline else "connecting")
+
+    def _go_offline(self, offline: bool) -> None:
+        """set_offline without the state event (a sync process gets this; its parent emits)."""
         self._offline = offline
         self._user_acted.set()
         self._wake.set()
@@ -210,7 +215,6 @@ class SyncService:
                 if self._fetch_conn is not None:
                     self._fetch_conn.shutdown()
                     self._fetch_conn = None
-        self._emit_state("offline" if offline else "connecting")
 
     @property
     def offline(self) -> bool:
