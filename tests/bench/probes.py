@@ -259,7 +259,7 @@ def stall(config_path: str, n: int, every: float) -> dict:
 
 
 def idle(config_path: str, port: int, user: str, password: str, samples: int) -> dict:
-    """A running SyncService idles on INBOX; another connection sets/clears \\Flagged on one
+    """A running ImapService idles on INBOX; another connection sets/clears \\Flagged on one
     message; time from sending that STORE to the RowsChanged event naming the message."""
     from tuimail.config.load import load_config
     from tuimail.core.events import RowsChanged, SyncState

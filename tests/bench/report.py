@@ -208,7 +208,7 @@ def render(meta: dict, results: dict) -> str:
              "the three newest subjects on consecutive lines. Bytes = Dovecot's `out=` for the session "
              "(after login), QRESYNC path. RSS = VmRSS of the client process 1 s after its warm first screen. "
              "Key → repaint and IDLE latency are measured in-process (Textual pilot at 160x45 on the warm "
-             "store; a SyncService watching INBOX).", ""]
+             "store; a ImapService watching INBOX).", ""]
     lines += verdicts(results)
     if meta.get("notes"):
         lines += [f"> {note}" for note in meta["notes"]] + [""]

@@ -1,5 +1,5 @@
 """SyncProcess (the app's sync service, backends/imap/process.py) on real Dovecot: the sync loop runs
-in a child process; the service's behaviour seen from the app is the in-process SyncService's.
+in a child process; the service's behaviour seen from the app is the in-process ImapService's.
 
 The black-box tests of the in-process service run again here against the process (a `service_for`
 fixture of this module's makes SyncProcess): IDLE, the instant wake (one command on the wire, at

@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from tuimail.backends import registry
-from tuimail.backends.imap.service import SyncService
+from tuimail.backends.imap.service import ImapService
 from tuimail.config.load import Account, Config
 from tuimail.config.model import KINDS
 from tuimail.core.service import AccountService, Capabilities
@@ -33,12 +33,12 @@ def _closed_port() -> int:
 
 
 def test_the_imap_service_keeps_the_contract():
-    assert_keeps_the_contract(SyncService)
-    assert isinstance(SyncService.capabilities, Capabilities)
+    assert_keeps_the_contract(ImapService)
+    assert isinstance(ImapService.capabilities, Capabilities)
 
 
 def test_capabilities_are_frozen_and_say_what_imap_does():
-    caps = SyncService.capabilities
+    caps = ImapService.capabilities
     with pytest.raises(dataclasses.FrozenInstanceError):
         caps.push = False  # type: ignore[misc]
     assert (caps.server_flags, caps.push, caps.server_folders) == (True, True, True)
@@ -53,7 +53,7 @@ def test_the_registry_makes_an_imap_service(imap_config):
     events = []
     svc = registry.create_service(imap_config, imap_config.account("test"), events.append, offline=True)
     try:
-        assert isinstance(svc, SyncService) and isinstance(svc, AccountService)
+        assert isinstance(svc, ImapService) and isinstance(svc, AccountService)
         assert svc.offline and svc.login_blocked is None
     finally:
         svc.stop()

@@ -62,11 +62,11 @@ if TYPE_CHECKING:
     # mypy checks here that each backend keeps the contract: its class makes an AccountService
     # from (config, account, on_event, *, offline). Nothing is imported at run time.
     from tuimail.backends.imap.process import SyncProcess
-    from tuimail.backends.imap.service import SyncService
+    from tuimail.backends.imap.service import ImapService
 
-    def _imap(svc: SyncService) -> AccountService:
+    def _imap(svc: ImapService) -> AccountService:
         return svc  # (a missing or mistyped method is named here)
 
-    _imap_factory: ServiceFactory = SyncService
+    _imap_factory: ServiceFactory = ImapService
     _imap_process: ServiceFactory = SyncProcess
     _create: ServiceFactory = create_service

@@ -50,7 +50,7 @@ class Engine:
         self.bodies = bodies
         self.emit = emit or (lambda e: None)
         self.mode = "plain"
-        # Called once, after the first screen's window is committed (SyncService: wait until
+        # Called once, after the first screen's window is committed (ImapService: wait until
         # the UI has drawn it before parsing the next windows on the same GIL).
         self.after_first_window: Callable[[], None] | None = None
         self.notes: list[str] = []  # said once in the next SyncSummary (sync_all)

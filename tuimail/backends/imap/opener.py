@@ -31,7 +31,7 @@ SLICE = 256 * 1024  # first slice of a text part; "load more" fetches the rest
 _UNCACHED = "[not cached: open the message online to see this part]"
 
 
-class Reader:
+class MessageOpener:
     def __init__(self, store: Store, bodies: BodyCache, conn: ImapConnection | None, prefer_html: bool = False):
         self.store = store
         self.bodies = bodies

@@ -1,4 +1,4 @@
-"""The sync side in a process of its own (DESIGN.md §1): SyncProcess is the SyncService the TUI runs.
+"""The sync side in a process of its own (DESIGN.md §1): SyncProcess is the ImapService the TUI runs.
 
 Measured (tests/bench, `probes stall`, 100k cold fill): with the sync in a thread, the UI thread's
 repaints took 2-5x their own CPU time in wall time — the sync thread parsing headers held the GIL —
@@ -8,15 +8,15 @@ one), writing the same SQLite file (WAL: one writer, many readers; the account l
 one syncer per account).
 
     parent (the app)                        child (child_main)
-    SyncProcess ── commands, a socket  ──▶ a reader thread ──▶ SyncService (its sync thread)
+    SyncProcess ── commands, a socket  ──▶ a reader thread ──▶ ImapService (its sync thread)
                 ◀── events, the socket ── on_event ◀──────────┘
     a reader thread ──▶ on_event (the EventBridge), `state`, the login outcome
     wake() ── one byte into the pipe the child's IDLE wait selects on (no hop through a thread)
 
-The child is the in-process SyncService itself: every behaviour of the sync loop (account lock,
+The child is the in-process ImapService itself: every behaviour of the sync loop (account lock,
 journal replay, the instant wake, IDLE, error states, offline, waiting for a typed password) is
 the same code. On-demand fetches (open_message, fetch_part ...) stay in the parent, on the fetch
-lane SyncService already has: they are user-driven and short, and their results are needed here.
+lane ImapService already has: they are user-driven and short, and their results are needed here.
 
 Nothing is lost on stop: intents are in the store (the journal) before the child is told
 anything; a child stopped — or killed — mid-transaction leaves the last committed state, and an
@@ -38,7 +38,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from tuimail.backends.imap.service import SyncService
+from tuimail.backends.imap.service import ImapService
 from tuimail.backends.waker import Waker
 from tuimail.config.load import Account, Config
 from tuimail.core.events import Event
@@ -48,8 +48,8 @@ log = logging.getLogger("tuimail.sync")
 STOP_GRACE = 2.0  # seconds beyond stop()'s timeout before a child that did not end is terminated
 
 
-class SyncProcess(SyncService):
-    """SyncService's interface with the sync loop in a child process (see the module doc)."""
+class SyncProcess(ImapService):
+    """ImapService's interface with the sync loop in a child process (see the module doc)."""
 
     def __init__(self, config: Config, account: Account, on_event: Callable[[Event], None] | None = None,
                  *, offline: bool = False):
@@ -203,7 +203,7 @@ class _RelayedEvent(threading.Event):
     """The child's `_login_done`: its outcome (and the refusal, if any) is told to the parent,
     whose fetch lane waits on it before logging in."""
 
-    def __init__(self, svc: SyncService, send: Callable[[tuple], None]):
+    def __init__(self, svc: ImapService, send: Callable[[tuple], None]):
         super().__init__()
         self._svc, self._send = svc, send
 
@@ -289,7 +289,7 @@ def spawn_child() -> tuple[subprocess.Popen, Connection, int]:
 
 
 def child_main(pipe: Connection, waker: Waker | None = None) -> None:
-    """The child process: a SyncService whose events go up the pipe, driven by the parent's commands."""
+    """The child process: a ImapService whose events go up the pipe, driven by the parent's commands."""
     # Ctrl-C in the terminal (an editor the app suspended for) is not the sync's to obey.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -305,7 +305,7 @@ def child_main(pipe: Connection, waker: Waker | None = None) -> None:
             except (OSError, ValueError):  # the parent is gone: the recv below ends the child
                 pass
 
-    svc = SyncService(config, account, lambda event: send(("event", event)), offline=setup["offline"])
+    svc = ImapService(config, account, lambda event: send(("event", event)), offline=setup["offline"])
     svc.store_path, svc.cache_path = setup["store_path"], setup["cache_path"]
     svc._login_done = _RelayedEvent(svc, send)
     if waker is not None:

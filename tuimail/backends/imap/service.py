@@ -1,4 +1,4 @@
-"""SyncService: the IMAP account kind's AccountService (core/service.py), the one object the UI
+"""ImapService: the IMAP account kind's AccountService (core/service.py), the one object the UI
 (and the CLI) talk to for everything that needs the network. Made by backends/registry.py.
 
 It owns the worker threads and their IMAP connections (imapclient is not thread-safe, so one
@@ -80,7 +80,7 @@ def open_connection(account: Account, secret: Callable[[], str] | None = None, *
     return conn
 
 
-class SyncService:
+class ImapService:
     # IMAP keeps flags and folders on the server and pushes with IDLE (where the server has it and
     # accounts.NAME.idle allows it: else it polls). Server search, APPEND and sending are not
     # implemented yet: search/append/send raise Unsupported.
@@ -222,7 +222,7 @@ class SyncService:
 
     # on-demand fetches (blocking: call from a worker thread, never the UI thread) ------
     def _reader(self):
-        from tuimail.backends.imap.opener import Reader
+        from tuimail.backends.imap.opener import MessageOpener
         if self._fetch_store is None:
             self._fetch_store = Store(self.store_path)
             self._fetch_bodies = BodyCache(self.cache_path)
@@ -241,7 +241,7 @@ class SyncService:
         self._no_connection = None
         if self._fetch_conn is None and not self._offline:
             self._no_connection = unreachable or self._login_blocked
-        return Reader(self._fetch_store, self._fetch_bodies, self._fetch_conn, self.config.ui.prefer_html)
+        return MessageOpener(self._fetch_store, self._fetch_bodies, self._fetch_conn, self.config.ui.prefer_html)
 
     def _fetch(self, fn):
         with self._fetch_lock:
