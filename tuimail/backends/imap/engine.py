@@ -58,6 +58,7 @@ class Engine:
         # (folder, MODSEQ usable) of the folder this session's last sync_folder selected: the
         # light path (selected.py) acts on it without a resync.
         self.selected: tuple[str, bool] | None = None
+        self.index_search_enabled = True
 
     # ------------------------------------------------------------------ setup
 
@@ -128,8 +129,16 @@ class Engine:
             self.emit(SyncState(self.account.name, "syncing", e.name, i, len(todo), self.store.pending_count()))
             summary.folders.append(self.sync_one(e.name, status=e.status or None))
         summary.seconds = time.monotonic() - t0
+        self.index_search()
         self.finish(summary)
         return summary
+
+    def index_search(self) -> None:
+        """The search index catches up with the rows (derived data, after the fill: batches
+        that let the user's intents in between; store/search.py). Off with index_search=False."""
+        if self.index_search_enabled:
+            from tuimail.store.search import index_headers
+            index_headers(self.store)
 
     def finish(self, summary: SyncSummary) -> None:
         """What the summary line says beyond the counts: notes and the failed actions."""

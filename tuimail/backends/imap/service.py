@@ -82,9 +82,9 @@ def open_connection(account: Account, secret: Callable[[], str] | None = None, *
 
 class SyncService:
     # IMAP keeps flags and folders on the server and pushes with IDLE (where the server has it and
-    # accounts.NAME.idle allows it: else it polls). Server search, APPEND and sending are not
-    # implemented yet: search/append/send raise Unsupported.
-    capabilities = Capabilities(server_flags=True, push=True, server_search=False, append=False, send=False,
+    # accounts.NAME.idle allows it: else it polls); search asks the server what the store cannot
+    # answer. APPEND and sending are not implemented yet: append/send raise Unsupported.
+    capabilities = Capabilities(server_flags=True, push=True, server_search=True, append=False, send=False,
                                 server_folders=True)
 
     def __init__(self, config: Config, account: Account, on_event: EventSink | None = None,
@@ -275,7 +275,18 @@ class SyncService:
         return self._fetch(lambda r: r.part(folder, uid, section))
 
     def search(self, folder: str, query: str) -> list[int]:
-        raise Unsupported("searching on an IMAP server is not available yet")
+        """The local ids of `folder`'s messages matching the mutt-style pattern `query`, newest
+        first: the store's answer, and the server's (on the fetch lane's connection) for what the
+        store cannot decide; offline, the store's alone (backends/imap/search.py)."""
+        from tuimail.backends.imap.search import search_folder
+        from tuimail.core.pattern import PatternError, parse
+        try:
+            pattern = parse(query)
+        except PatternError as exc:
+            raise UsageError(str(exc)) from None
+        if folder.upper() == "INBOX":
+            folder = "INBOX"
+        return self._fetch(lambda r: [h.id for h in search_folder(r.store, r.conn, folder, pattern).hits])
 
     def send(self, raw: bytes, *, sender: str, recipients: Sequence[str]) -> None:
         raise Unsupported("sending is not available yet")
