@@ -183,3 +183,39 @@ def test_index_follows_removed_rows(tuimail_env, mailuser, capsys):
         st.db.execute("INSERT INTO fts_body(fts_body, rank) VALUES ('integrity-check', 1)")
         assert st.db.execute("SELECT count(*) FROM bodytext").fetchone()[0] == 0
         assert index_headers(st) == 0
+
+
+def test_the_app_worker_indexes_in_the_gaps_and_searches(tuimail_env, mailuser, monkeypatch):
+    """The started service indexes in steps between its looks at requests (a step of a few
+    rows here), then IDLEs; its search() merges the store's and the server's answers."""
+    import time
+
+    from tuimail.backends.imap import service as service_mod
+    from tuimail.config.load import load_config
+    from tuimail.store import search as search_mod
+
+    monkeypatch.setattr(service_mod, "INDEX_STEP", 0.0)  # one batch per step
+    monkeypatch.setattr(search_mod, "ROWS_PER_TX", 7)
+    _deliver(mailuser)
+    mailuser.deliver_many("INBOX", ((msg(i, subject=f"filler {i}"), "S") for i in range(200, 260)))
+    cfg = load_config(tuimail_env.write_config(mailuser.config_toml()))
+    states = []
+    svc = service_mod.SyncService(cfg, cfg.account(None), states.append)
+    svc.start()
+    try:
+        deadline = time.monotonic() + 20
+        with Store(paths.account_store_path("test")) as st:
+            while time.monotonic() < deadline:
+                if st.folder("INBOX") is not None and st.message_count(st.folder_id("INBOX")) == 68 \
+                        and unindexed(st) == 0:
+                    break
+                time.sleep(0.05)
+            assert unindexed(st) == 0
+            fid = st.folder_id("INBOX")
+            want = [i for i in st.id_list(fid) if st.row(fid, i).message_id in ("<m2@example.org>",
+                                                                              "<m8@example.org>")]
+        assert svc.search("INBOX", "~b apple") == want  # (bodies from the server, newest first)
+        found = svc.search("inbox", "~s 'filler 25'")  # (INBOX in any case)
+        assert len(found) == 10 and found == sorted(found, reverse=True)
+    finally:
+        svc.stop()

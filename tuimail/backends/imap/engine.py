@@ -59,6 +59,9 @@ class Engine:
         # light path (selected.py) acts on it without a resync.
         self.selected: tuple[str, bool] | None = None
         self.index_search_enabled = True
+        # sync_all's share of the indexing (None: all of it, `tuimail sync`); the app's worker
+        # does the rest in the gaps before IDLE (service.py)
+        self.index_seconds: float | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -133,12 +136,16 @@ class Engine:
         self.finish(summary)
         return summary
 
-    def index_search(self) -> None:
-        """The search index catches up with the rows (derived data, after the fill: batches
-        that let the user's intents in between; store/search.py). Off with index_search=False."""
-        if self.index_search_enabled:
-            from tuimail.store.search import index_headers
-            index_headers(self.store)
+    def index_search(self, seconds: float | None = None) -> bool:
+        """The search index catches up with the rows (derived data, after the fill, in batches
+        that let the user's intents in between; store/search.py): for about `seconds` (None: all,
+        or `index_seconds`). Whether rows are left. Off with index_search_enabled=False."""
+        if not self.index_search_enabled:
+            return False
+        from tuimail.store.search import index_headers, unindexed
+        seconds = self.index_seconds if seconds is None else seconds
+        index_headers(self.store, seconds=seconds)
+        return seconds is not None and unindexed(self.store) > 0
 
     def finish(self, summary: SyncSummary) -> None:
         """What the summary line says beyond the counts: notes and the failed actions."""

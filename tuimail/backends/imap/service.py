@@ -41,6 +41,7 @@ PAINT_HOLD = 2.0  # seconds a first run's sync waits for the UI to draw its firs
 POLL_SECONDS = 60  # other folders' STATUS while idling on one (accounts.NAME.check_interval)
 LOGIN_WAIT = 20.0  # at most this long the fetch lane waits for the sync thread's login outcome
 IDLE_SECONDS = 25 * 60  # re-issue IDLE before the 29-minute server timeout
+INDEX_STEP = 0.5  # seconds of search indexing between two looks at the user's requests and intents
 log = logging.getLogger("tuimail.sync")
 
 
@@ -369,6 +370,7 @@ class SyncService:
                         self._login_done.set()
                     trace("logged in")
                     engine = Engine(self.account, store, conn, bodies, self._emit)
+                    engine.index_seconds = INDEX_STEP
                     if self._hold_for_paint:
                         self._hold_for_paint = False  # the first connection only
                         engine.after_first_window = self._wait_for_paint
@@ -480,6 +482,8 @@ class SyncService:
                 # other folders: LIST-STATUS (or STATUS each) tells which changed; new folders appear
                 self._sync_all(engine, lock)
                 last_poll = time.monotonic()
+                continue
+            if engine.index_search(INDEX_STEP):  # the search index, in the gaps: more is left
                 continue
             watch = self._idle_folder(store)
             if watch is None:  # the watched folder and INBOX are refused: poll instead
