@@ -60,12 +60,16 @@ def fill(path: Path, rows: list[tuple], migrations: list[str]) -> float:
 
 
 def median_ms(fn, rounds: int) -> tuple[float, list[float]]:
+    """Median wall milliseconds of `rounds` calls (after one warm call); the CPU-time median is
+    printed beside it (this process's: on a shared machine the wall time carries the others' load)."""
     fn()  # (warm: the page cache, SQLite's schema)
-    samples = []
+    samples, cpu = [], []
     for _ in range(rounds):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         samples.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+    print(f"  (CPU time median {statistics.median(cpu):.1f} ms; load average {os.getloadavg()[0]:.1f})")
     return statistics.median(samples), samples
 
 

@@ -49,6 +49,7 @@ _MIN_FTS = 3  # the trigram tokenizer finds substrings of at least 3 characters
 _COLS = {"f": ("from_",), "t": ("to_",), "c": ("cc",), "C": ("to_", "cc"), "s": ("subject",),
          "i": ("message_id",), "x": ("refs", "in_reply_to")}
 _HEAD_COLS = ("from_", "to_", "cc", "subject")  # what ~B reads in the store (and fts_head indexes)
+_FTS_HEAD_OPS = "ftcCs"  # the terms whose columns fts_head indexes
 
 
 # ------------------------------------------------------------------------------------ indexing
@@ -276,6 +277,13 @@ class _Compiler:
         if isinstance(p, Text) and p.op == "h" or isinstance(p, Flag) and p.op in "lT" and not (
                 p.op == "T" and self.tagged is not None) or isinstance(p, Date) and p.op == "r":
             return ("ids", yes) if yes else ("expr", "0")  # unknown here: never 1
+        if isinstance(p, Text) and p.op in _FTS_HEAD_OPS and self._fts(p.text):
+            # the header index's hits in those columns, and the rows above its watermark
+            cols = " ".join(_COLS[p.op])
+            query = f"{{{cols}}} : " + _fts_string(p.text)
+            parts = [f"SELECT rowid FROM fts_head WHERE fts_head MATCH {self.bind(query)}",
+                     f"SELECT id FROM messages WHERE id > {self.bind(self.upto)}"]
+            return "ids", " UNION ".join(parts + ([yes] if yes else []))
         plan = to_sql(p, now=self.now, table="m")
         local = f"({self.plan_sql(plan.where, plan.params)})" if plan.where not in ("0", "1") else plan.where
         return "expr", _join([f"m.id IN ({yes})", local], False) if yes else local
@@ -339,9 +347,11 @@ def evaluate(store, pattern: Pattern, folder_ids: Iterable[int] | None = None, *
         if pos == "0":
             found = []
         else:
-            test = "" if exact else f" AND {value} IS 1"
+            test = f" AND {value} IS 1"  # (pos is a superset: index hits are checked by the exact rule)
+            # (+folder_id: an id list from the indexes drives the lookups, not the folder's date index)
+            drive = scope.replace("m.folder_id", "+m.folder_id") if "m.id IN (" in pos else scope
             found = db.execute(f"SELECT m.folder_id, m.id, m.date FROM messages m WHERE {pos} AND m.hidden = 0"
-                               f"{scope}{test}", comp.params).fetchall()
+                               f"{drive}{test}", comp.params).fetchall()
         open_rows = []
         if unknown and not exact:
             # one string per folder: a 100k folder whose bodies are mostly not cached has 90k
