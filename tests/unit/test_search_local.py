@@ -160,3 +160,10 @@ def test_empty_scope_and_folder_scope(store):
     hits = evaluate(st_, parse("~A"), [fid]).hits
     assert hits and {h.folder_id for h in hits} == {fid}
     assert len(evaluate(st_, parse("~A")).hits) == len(view)
+
+
+def test_body_text_that_would_not_encode_is_indexed_anyway(store):
+    st_, view = store
+    some = next(iter(view))
+    index_body(st_, some, "bad \udcff byte and \0 nul quokka")
+    assert some in {h.id for h in evaluate(st_, parse("~b quokka")).hits}

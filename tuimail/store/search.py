@@ -95,7 +95,8 @@ def index_headers(store, *, batch: int | None = None, limit: int | None = None,
 def index_body(store, id: int, text: str) -> None:
     """The text the reader shows of message `id`'s text part, for ~b/~B (kept until the message
     row goes). A row that is gone meanwhile is skipped."""
-    text = text[:MAX_BODY_CHARS].replace("\0", "")
+    # (no NUL; a lone surrogate from a mis-decoded part would not encode)
+    text = text[:MAX_BODY_CHARS].replace("\0", "").encode("utf-8", "replace").decode("utf-8")
     with store.transaction():
         store.db.execute("INSERT INTO bodytext(id, text) SELECT ?, ? WHERE EXISTS (SELECT 1 FROM messages"
                          " WHERE id = ?) ON CONFLICT(id) DO UPDATE SET text = excluded.text"

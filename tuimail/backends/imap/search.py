@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from tuimail.errors import CommandFailed
 from tuimail.core.pattern import Leaf, Pattern, SearchString, imap_parts, to_imap_search
 from tuimail.protocol.imap import uidset, wire
 from tuimail.store import Store
@@ -49,8 +50,11 @@ def ask_server(conn, store: Store, folder: str, pattern: Pattern, undecided: lis
             by_uid[int(sid)] = id_
     if not by_uid:
         return {}
-    if conn.selected != folder:
-        conn.select(folder, readonly=True)
+    try:
+        if conn.selected != folder:
+            conn.select(folder, readonly=True)
+    except CommandFailed:  # (a folder the server refuses: the store's answer stands)
+        return {}
     uids = sorted(by_uid)
     restrict: list[int] | None = uids if len(uidset.compact(uids)) <= MAX_UID_SET else None
     asked = set(by_uid.values())
