@@ -219,3 +219,12 @@ def test_the_app_worker_indexes_in_the_gaps_and_searches(tuimail_env, mailuser, 
         assert len(found) == 10 and found == sorted(found, reverse=True)
     finally:
         svc.stop()
+
+
+def test_options_after_the_subcommand(tuimail_env, mailuser, capsys):
+    _deliver(mailuser)
+    cli = Cli(tuimail_env.write_config(mailuser.config_toml()), capsys)
+    cli("sync")
+    rows = json.loads(cli("search", "~s apple", "--account", "test", "--offline", "--json", "--limit", "1"))
+    assert len(rows) == 1 and rows[0]["subject"] in ("apple pie", "Apple Caps")
+    cli("search", "~s apple", "--account", "nobody", expect=2)
