@@ -228,3 +228,24 @@ def test_options_after_the_subcommand(tuimail_env, mailuser, capsys):
     rows = json.loads(cli("search", "~s apple", "--account", "test", "--offline", "--json", "--limit", "1"))
     assert len(rows) == 1 and rows[0]["subject"] in ("apple pie", "Apple Caps")
     cli("search", "~s apple", "--account", "nobody", expect=2)
+
+
+def test_terms_only_the_server_answers(tuimail_env, mailuser, capsys):
+    """~r (arrival), ~l (list headers) and ~h (any header) are not in the store: the server says,
+    combined with what the store knows; offline they are named as unanswered."""
+    import time
+    old = time.time() - 40 * 86400
+    mailuser.deliver("INBOX", msg(1, subject="old news"), internal_date=old)
+    mailuser.deliver("INBOX", msg(2, subject="list post", extra="List-Id: <dev.lists.example.org>\r\n"))
+    mailuser.deliver("INBOX", msg(3, subject="tagged", extra="X-Colour: deep blue\r\n"), flags="S")
+    cli = Cli(tuimail_env.write_config(mailuser.config_toml()), capsys)
+    cli("sync")
+    assert _numbers(_search(cli, "~r <1w")) == {2, 3}
+    assert _numbers(_search(cli, "~r >1m")) == {1}
+    assert _numbers(_search(cli, "~l")) == {2}
+    assert _numbers(_search(cli, "!~l ~U")) == {1}
+    assert _numbers(_search(cli, "~h 'X-Colour: blue'")) == {3}
+    assert _numbers(_search(cli, "~h X-Colour: | ~s old")) == {1, 3}
+    assert _search(cli, "~l", offline=True) == []
+    assert "~l" in cli.last_err and "3 messages" in cli.last_err
+    assert _numbers(_search(cli, "~l | ~s old", offline=True)) == {1}  # what the store can say
