@@ -1,5 +1,5 @@
-"""Command line: bare `tuimail` opens the app; subcommands sync|folders|list|read|flag|pending|repair
-run headless.
+"""Command line: bare `tuimail` opens the app; subcommands sync|folders|list|read|flag|search|pending|
+repair run headless.
 
 Exit codes: 0 ok; 2 usage or config error; 3 network, TLS or authentication error (and `read` of an
 uncached body while offline; and `sync` when the server refused every folder it tried: one refused
@@ -81,6 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("uid", nargs="?", help="the message's uid, as `tuimail list` prints it")
     fl.add_argument("--id", type=int, metavar="ID", help="the message's local id (`tuimail list --json`) instead")
     fl.add_argument("changes", nargs="*", metavar="+FLAG|-FLAG", help=f"e.g. +seen -flagged (flags: {names})")
+    se = sub.add_parser("search", epilog=common,
+                        help="messages matching a mutt-style pattern, like `list` (exit 1: none, as grep)",
+                        description="Messages matching PATTERN (mutt style: ~f NAME, ~s WORD, ~b WORD, ~U, ~F,"
+                                    " ~d <2w, ~z >1M, !, |, ( ); a plain word means ~f WORD | ~s WORD; see the"
+                                    " README's \"Search patterns\"), newest first, in every folder or --folder F."
+                                    " The local store answers first; what it cannot (bodies not downloaded,"
+                                    " ~h, ~l, ~r) is asked of the server, unless --offline: then the terms it"
+                                    " could not answer are named on stderr. Exit 0 with matches, 1 with none,"
+                                    " 2 for a bad pattern.")
+    se.add_argument("pattern", metavar="PATTERN", help="e.g. '~f tanaka ~U' or '~b \"quarterly report\"'")
+    se.add_argument("--folder", metavar="F", help="only this folder (default: every folder)")
+    se.add_argument("--account", metavar="NAME", default=argparse.SUPPRESS, help="the account to search")
+    se.add_argument("--offline", action="store_true", default=argparse.SUPPRESS,
+                    help="the local store only (no server)")
+    se.add_argument("--limit", type=int, default=0, metavar="N", help="at most N messages (default: all)")
+    se.add_argument("--json", action="store_true", help="print a JSON list (as `list --json`, with `folder`)")
     pe = sub.add_parser("pending", epilog=common,
                         help="actions waiting to be sent or failed (from the store); discard them")
     pe.add_argument("--json", action="store_true")
@@ -300,10 +316,7 @@ def cmd_list(config: Config, args) -> int:
         rows = store.rows(fi.id, ids)
     ordered = [rows[i] for i in ids if i in rows]
     if args.json:
-        out = [{"uid": _handle(account, r), "id": r.id, "flags": _flag_words(r),
-                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.date)) if r.date is not None else None,
-                "from": r.from_, "to": r.to, "subject": r.subject, "message_id": r.message_id, "size": r.size}
-               for r in ordered]
+        out = [_row_json(account, r) for r in ordered]
         print(_json(out))
         return 0
     for r in ordered:
@@ -346,6 +359,88 @@ def cmd_read(config: Config, args) -> int:
     for text, _kind in message_lines(content):
         print(text)
     return 0
+
+
+def cmd_search(config: Config, args) -> int:
+    """Exit 0 with matches, 1 with none, 2 for a bad pattern."""
+    from tuimail.core.pattern import PatternError, format as format_pattern, parse
+    from tuimail.store.search import evaluate
+    try:
+        pattern = parse(args.pattern)
+    except PatternError as exc:
+        raise UsageError(str(exc)) from None
+    account, store = _store(config, args.account)
+    notes: list[str] = []
+    with store:
+        folders = [_folder(store, args.folder)] if args.folder else [f for f in store.folders() if f.selectable]
+        names = {f.id: f.name for f in folders}
+        local = evaluate(store, pattern, list(names))
+        if args.offline and local.unknown:
+            what = ", ".join(format_pattern(q) for q in local.unanswered)
+            count = local.unknown_count
+            notes.append(f"offline: answered from the local store, which cannot answer {what} for {count} message"
+                         f"{'s' if count != 1 else ''} (body not cached, or a header it does not keep)")
+        hits = [(h.folder_id, h.id, h.date) for h in local.hits]
+        if local.unknown and not args.offline:
+            hits = _server_search(config, account, args.pattern, local, names, hits, notes)
+        hits.sort(key=lambda h: (h[2] if h[2] is not None else -1, h[1]), reverse=True)
+        if args.limit > 0:
+            hits = hits[:args.limit]
+        rows: dict = {}  # local id -> MessageRow
+        for fid in {h[0] for h in hits}:
+            rows.update(store.rows(fid, [h[1] for h in hits if h[0] == fid]))
+    for n in notes:
+        print(f"tuimail: {sanitize_line(n)}", file=sys.stderr)
+    ordered = [(names[fid], rows[id_]) for fid, id_, _ in hits if id_ in rows]
+    if args.json:
+        out = [{"folder": name, **_row_json(account, r)} for name, r in ordered]
+        print(_json(out))
+    else:
+        for name, r in ordered:
+            date = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.date)) if r.date else "-"
+            mark = ("N" if not r.seen else " ") + ("!" if r.flagged else " ")
+            print(f"{pad_cells(sanitize_line(name)[:16], 16)} {_handle(account, r):>7} {mark} {date}"
+                  f" {sender_name(r.from_)[:24]:<24} {sanitize_line(r.subject)}")
+    return 0 if ordered else 1
+
+
+def _server_search(config, account, query, local, names, hits, notes) -> list[tuple]:
+    """The folders with rows the store could not decide, asked through the account's service
+    (the store's answer stays where the server cannot be asked)."""
+    from tuimail.backends.registry import create_service
+    from tuimail.core.service import Unsupported
+    service = create_service(config, account)
+    try:
+        by_folder = {fid: [h for h in hits if h[0] == fid] for fid in names}
+        for fid in local.unknown:
+            try:
+                ids = service.search(names[fid], query)
+            except Unsupported:
+                notes.append(f"{account.name} cannot search on its server: answered from the local store")
+                break
+            except NetworkError as exc:
+                notes.append(f"answered from the local store ({exc})")
+                break
+            with_date = {h[1]: h for h in by_folder[fid]}
+            by_folder[fid] = [with_date.get(i, (fid, i, None)) for i in ids]
+    finally:
+        service.stop()
+    out = [h for v in by_folder.values() for h in v]
+    missing = [h for h in out if h[2] is None]
+    if missing:  # (dates for the order, from the rows)
+        from tuimail.store import Store
+        with Store(paths.account_store_path(account.name)) as st:
+            for fid in {h[0] for h in missing}:
+                got = st.rows(fid, [h[1] for h in missing if h[0] == fid])
+                out = [(f, i, got[i].date if f == fid and i in got else d) for f, i, d in out]
+    return out
+
+
+def _row_json(account, r) -> dict:
+    """A row as `list --json` prints it."""
+    return {"uid": _handle(account, r), "id": r.id, "flags": _flag_words(r),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.date)) if r.date is not None else None,
+            "from": r.from_, "to": r.to, "subject": r.subject, "message_id": r.message_id, "size": r.size}
 
 
 def parse_flag(token: str) -> tuple[str, str]:
@@ -509,4 +604,4 @@ def cmd_serve(args) -> int:
 
 
 COMMANDS = {"sync": cmd_sync, "folders": cmd_folders, "list": cmd_list, "read": cmd_read, "flag": cmd_flag,
-            "pending": cmd_pending, "repair": cmd_repair}
+            "pending": cmd_pending, "repair": cmd_repair, "search": cmd_search}
