@@ -200,7 +200,7 @@ def test_the_app_worker_indexes_in_the_gaps_and_searches(tuimail_env, mailuser, 
     mailuser.deliver_many("INBOX", ((msg(i, subject=f"filler {i}"), "S") for i in range(200, 260)))
     cfg = load_config(tuimail_env.write_config(mailuser.config_toml()))
     states = []
-    svc = service_mod.SyncService(cfg, cfg.account(None), states.append)
+    svc = service_mod.ImapService(cfg, cfg.account(None), states.append)
     svc.start()
     try:
         deadline = time.monotonic() + 20
