@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 # kind -> "module:class". A kind the config accepts (config/model.py KINDS) but that is not here is
 # refused by the validator: "accounts.NAME.kind = ... is not available yet".
 BACKENDS: dict[str, str] = {
-    "imap": "tuimail.backends.imap.service:SyncService",
+    # the background sync in a child process (process.py: in a thread, parsing a 100k cold fill
+    # held the UI's GIL); the blocking methods (sync_now for `tuimail sync`, opening messages)
+    # run in the caller's process
+    "imap": "tuimail.backends.imap.process:SyncProcess",
     "jmap": "tuimail.backends.jmap.service:JmapService",
 }
 
@@ -59,12 +62,14 @@ def create_service(config: Config, account: Account, on_event: EventSink | None 
 if TYPE_CHECKING:
     # mypy checks here that each backend keeps the contract: its class makes an AccountService
     # from (config, account, on_event, *, offline). Nothing is imported at run time.
-    from tuimail.backends.imap.service import SyncService
+    from tuimail.backends.imap.process import SyncProcess
+    from tuimail.backends.imap.service import ImapService
 
-    def _imap(svc: SyncService) -> AccountService:
+    def _imap(svc: ImapService) -> AccountService:
         return svc  # (a missing or mistyped method is named here)
 
-    _imap_factory: ServiceFactory = SyncService
+    _imap_factory: ServiceFactory = ImapService
+    _imap_process: ServiceFactory = SyncProcess
     _create: ServiceFactory = create_service
 
     from tuimail.backends.jmap.service import JmapService

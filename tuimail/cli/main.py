@@ -1,5 +1,5 @@
-"""Command line: bare `tuimail` opens the app; subcommands sync|folders|list|read|flag|pending|repair
-run headless.
+"""Command line: bare `tuimail` opens the app; subcommands sync|folders|list|read|flag|search|pending|
+repair run headless.
 
 Exit codes: 0 ok; 2 usage or config error; 3 network, TLS or authentication error (and `read` of an
 uncached body while offline; and `sync` when the server refused every folder it tried: one refused
@@ -81,6 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("uid", nargs="?", help="the message's uid, as `tuimail list` prints it")
     fl.add_argument("--id", type=int, metavar="ID", help="the message's local id (`tuimail list --json`) instead")
     fl.add_argument("changes", nargs="*", metavar="+FLAG|-FLAG", help=f"e.g. +seen -flagged (flags: {names})")
+    se = sub.add_parser("search", epilog=common,
+                        help="messages matching a mutt-style pattern, like `list` (exit 1: none, as grep)",
+                        description="Messages matching PATTERN (mutt style: ~f NAME, ~s WORD, ~b WORD, ~U, ~F,"
+                                    " ~d <2w, ~z >1M, !, |, ( ); a plain word means ~f WORD | ~s WORD; see the"
+                                    " README's \"Search patterns\"), newest first, in every folder or --folder F."
+                                    " The local store answers first; what it cannot (bodies not downloaded,"
+                                    " ~h, ~l, ~r) is asked of the server, unless --offline: then the terms it"
+                                    " could not answer are named on stderr. Exit 0 with matches, 1 with none,"
+                                    " 2 for a bad pattern.")
+    se.add_argument("pattern", metavar="PATTERN", help="e.g. '~f tanaka ~U' or '~b \"quarterly report\"'")
+    se.add_argument("--folder", metavar="F", help="only this folder (default: every folder)")
+    se.add_argument("--account", metavar="NAME", default=argparse.SUPPRESS, help="the account to search")
+    se.add_argument("--offline", action="store_true", default=argparse.SUPPRESS,
+                    help="the local store only (no server)")
+    se.add_argument("--limit", type=int, default=0, metavar="N", help="at most N messages (default: all)")
+    se.add_argument("--json", action="store_true", help="print a JSON list (as `list --json`, with `folder`)")
     pe = sub.add_parser("pending", epilog=common,
                         help="actions waiting to be sent or failed (from the store); discard them")
     pe.add_argument("--json", action="store_true")
@@ -90,6 +106,26 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rebuild a damaged store, keeping pending actions (a sync refills the rest)")
     rp.add_argument("--account", metavar="NAME", default=argparse.SUPPRESS, help="only this account")
     rp.add_argument("--force", action="store_true", help="rebuild even if the store looks healthy")
+    su = sub.add_parser("setup", epilog=common, help="add an account: find its servers from the address, check"
+                                                      " the login, write the config",
+                        description="Add an account to the config file (created 0600 if missing): discovery"
+                                    " (autoconfig, SRV, .well-known/jmap, the usual names), a login check,"
+                                    " then the commented [accounts.NAME] block. Asks what it needs; with --yes"
+                                    " it asks nothing (give --email and --password-command).")
+    su.add_argument("--email", metavar="ADDR", help="the e-mail address")
+    su.add_argument("--name", metavar="NAME", help="your name for From: (default: none)")
+    su.add_argument("--username", metavar="U", help="the login name (default: the address, then its local part)")
+    su.add_argument("--kind", metavar="K", choices=("imap", "pop3"), help="imap or pop3")
+    su.add_argument("--host", metavar="H", help="the incoming server (no discovery)")
+    su.add_argument("--port", metavar="P", help="its port (default: by kind and security)")
+    su.add_argument("--security", metavar="S", choices=("tls", "starttls", "none"),
+                    help="tls, starttls or none (none only on loopback)")
+    su.add_argument("--smtp-host", metavar="H", help="the outgoing (SMTP) server")
+    su.add_argument("--smtp-port", metavar="P", help="its port (default: 465 for tls, 587 for starttls)")
+    su.add_argument("--smtp-security", metavar="S", choices=("tls", "starttls", "none"))
+    su.add_argument("--password-command", metavar="CMD",
+                    help="a command printing the password (e.g. 'pass show mail/me'), split like a shell would")
+    su.add_argument("--yes", action="store_true", help="ask nothing: use what discovery (or the options) gives")
     sv = sub.add_parser("serve", epilog=common, help="the app in a browser (HTTP; loopback unless TLS and a login)",
                         description="Serve the app to a browser: each session runs tuimail with the same config."
                                     " Listens on 127.0.0.1 by default; any other address needs TLS (--cert,"
@@ -138,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.demo:
             from tuimail.demo import run_demo
             return run_demo(args)
+        if args.cmd == "setup":
+            return cmd_setup(args)
+        if args.cmd is None and _first_run(args.config):
+            from tuimail.ui.launch import run_first_run
+            return run_first_run(_first_run(args.config), offline=args.offline, start_folder=args.start_folder)
         config = load_config(args.config)
         warning = config_mode_warning(config)
         if warning:
@@ -275,10 +316,7 @@ def cmd_list(config: Config, args) -> int:
         rows = store.rows(fi.id, ids)
     ordered = [rows[i] for i in ids if i in rows]
     if args.json:
-        out = [{"uid": _handle(account, r), "id": r.id, "flags": _flag_words(r),
-                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.date)) if r.date is not None else None,
-                "from": r.from_, "to": r.to, "subject": r.subject, "message_id": r.message_id, "size": r.size}
-               for r in ordered]
+        out = [_row_json(account, r) for r in ordered]
         print(_json(out))
         return 0
     for r in ordered:
@@ -321,6 +359,88 @@ def cmd_read(config: Config, args) -> int:
     for text, _kind in message_lines(content):
         print(text)
     return 0
+
+
+def cmd_search(config: Config, args) -> int:
+    """Exit 0 with matches, 1 with none, 2 for a bad pattern."""
+    from tuimail.core.pattern import PatternError, format as format_pattern, parse
+    from tuimail.store.search import evaluate
+    try:
+        pattern = parse(args.pattern)
+    except PatternError as exc:
+        raise UsageError(str(exc)) from None
+    account, store = _store(config, args.account)
+    notes: list[str] = []
+    with store:
+        folders = [_folder(store, args.folder)] if args.folder else [f for f in store.folders() if f.selectable]
+        names = {f.id: f.name for f in folders}
+        local = evaluate(store, pattern, list(names))
+        if args.offline and local.unknown:
+            what = ", ".join(format_pattern(q) for q in local.unanswered)
+            count = local.unknown_count
+            notes.append(f"offline: answered from the local store, which cannot answer {what} for {count} message"
+                         f"{'s' if count != 1 else ''} (body not cached, or a header it does not keep)")
+        hits = [(h.folder_id, h.id, h.date) for h in local.hits]
+        if local.unknown and not args.offline:
+            hits = _server_search(config, account, args.pattern, local, names, hits, notes)
+        hits.sort(key=lambda h: (h[2] if h[2] is not None else -1, h[1]), reverse=True)
+        if args.limit > 0:
+            hits = hits[:args.limit]
+        rows: dict = {}  # local id -> MessageRow
+        for fid in {h[0] for h in hits}:
+            rows.update(store.rows(fid, [h[1] for h in hits if h[0] == fid]))
+    for n in notes:
+        print(f"tuimail: {sanitize_line(n)}", file=sys.stderr)
+    ordered = [(names[fid], rows[id_]) for fid, id_, _ in hits if id_ in rows]
+    if args.json:
+        out = [{"folder": name, **_row_json(account, r)} for name, r in ordered]
+        print(_json(out))
+    else:
+        for name, r in ordered:
+            date = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.date)) if r.date else "-"
+            mark = ("N" if not r.seen else " ") + ("!" if r.flagged else " ")
+            print(f"{pad_cells(sanitize_line(name)[:16], 16)} {_handle(account, r):>7} {mark} {date}"
+                  f" {sender_name(r.from_)[:24]:<24} {sanitize_line(r.subject)}")
+    return 0 if ordered else 1
+
+
+def _server_search(config, account, query, local, names, hits, notes) -> list[tuple]:
+    """The folders with rows the store could not decide, asked through the account's service
+    (the store's answer stays where the server cannot be asked)."""
+    from tuimail.backends.registry import create_service
+    from tuimail.core.service import Unsupported
+    service = create_service(config, account)
+    try:
+        by_folder = {fid: [h for h in hits if h[0] == fid] for fid in names}
+        for fid in local.unknown:
+            try:
+                ids = service.search(names[fid], query)
+            except Unsupported:
+                notes.append(f"{account.name} cannot search on its server: answered from the local store")
+                break
+            except NetworkError as exc:
+                notes.append(f"answered from the local store ({exc})")
+                break
+            with_date = {h[1]: h for h in by_folder[fid]}
+            by_folder[fid] = [with_date.get(i, (fid, i, None)) for i in ids]
+    finally:
+        service.stop()
+    out = [h for v in by_folder.values() for h in v]
+    missing = [h for h in out if h[2] is None]
+    if missing:  # (dates for the order, from the rows)
+        from tuimail.store import Store
+        with Store(paths.account_store_path(account.name)) as st:
+            for fid in {h[0] for h in missing}:
+                got = st.rows(fid, [h[1] for h in missing if h[0] == fid])
+                out = [(f, i, got[i].date if f == fid and i in got else d) for f, i, d in out]
+    return out
+
+
+def _row_json(account, r) -> dict:
+    """A row as `list --json` prints it."""
+    return {"uid": _handle(account, r), "id": r.id, "flags": _flag_words(r),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.date)) if r.date is not None else None,
+            "from": r.from_, "to": r.to, "subject": r.subject, "message_id": r.message_id, "size": r.size}
 
 
 def parse_flag(token: str) -> tuple[str, str]:
@@ -441,6 +561,25 @@ def cmd_repair(config: Config, args) -> int:
     return 0
 
 
+def _first_run(config: str | None):
+    """The config path when no config file exists there (bare `tuimail` opens the setup screen)."""
+    from pathlib import Path
+    path = Path(config).expanduser() if config else paths.default_config_path()
+    return None if path.exists() or path.is_symlink() else path
+
+
+def cmd_setup(args) -> int:
+    from pathlib import Path
+
+    from tuimail.config.setup_flow import Options, run_setup
+    opts = Options(email=args.email, name=args.name, username=args.username, kind=args.kind, host=args.host,
+                   port=args.port, security=args.security, smtp_host=args.smtp_host, smtp_port=args.smtp_port,
+                   smtp_security=args.smtp_security, password_command=args.password_command, yes=args.yes,
+                   config=Path(args.config) if args.config else None)
+    run_setup(opts)
+    return 0
+
+
 def cmd_serve(args) -> int:
     """`tuimail serve`, before the demo and config handling of the other commands: --hash-password needs no
     config, and the demo's server runs in this process for every browser session (its mail and flags
@@ -465,4 +604,4 @@ def cmd_serve(args) -> int:
 
 
 COMMANDS = {"sync": cmd_sync, "folders": cmd_folders, "list": cmd_list, "read": cmd_read, "flag": cmd_flag,
-            "pending": cmd_pending, "repair": cmd_repair}
+            "pending": cmd_pending, "repair": cmd_repair, "search": cmd_search}
