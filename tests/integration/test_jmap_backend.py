@@ -565,3 +565,15 @@ def test_a_refused_login_is_one_line_and_exit_3(tuimail_env, cyrususer, capsys):
     cli = Cli(config, capsys)
     cli("sync", expect=3)
     assert cli.last_err.count("\n") == 1 and "refused the login" in cli.last_err and "wrong" not in cli.last_err
+
+
+def test_local_search_on_a_jmap_account(account, cyrususer, capsys):
+    _cfg, _acc, config = account
+    fill(cyrususer, 3)
+    cyrususer.append("INBOX", msg(7, "the needle", body="hay and a needle\r\n"))
+    cli = Cli(config, capsys)
+    cli("sync")
+    out = cli("--offline", "search", "~s needle")
+    assert "the needle" in out and "message 1" not in out
+    cli("read", "INBOX", str(next(m["id"] for m in cli.json("list", "INBOX") if m["subject"] == "the needle")))
+    assert "the needle" in cli("--offline", "search", "~b hay")

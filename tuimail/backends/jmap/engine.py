@@ -73,6 +73,10 @@ class Engine:
         self.after_first_window: Callable[[], None] | None = None
         self.notes: list[str] = []
         self._summaries: dict[str, FolderSummary] = {}
+        self.index_search_enabled = True
+        # sync_all's share of the search indexing (None: all of it, `tuimail sync`); the app's
+        # worker does the rest in the gaps (service.py), as the IMAP backend does
+        self.index_seconds: float | None = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -159,9 +163,20 @@ class Engine:
         names = [name for name, _ in self._states().values() if wanted is None or name in wanted]
         summary.folders = [self._summaries.get(n) or FolderSummary(n, skipped=True) for n in sorted(names)]
         summary.seconds = time.monotonic() - t0
+        self.index_search()
         self.finish(summary)
         self.emit(FoldersChanged(self.account.name))
         return summary
+
+    def index_search(self, seconds: float | None = None) -> bool:
+        """The store's search index catches up with the rows (store/search.py, derived data):
+        for about `seconds` (None: all, or `index_seconds`). Whether rows are left."""
+        if not self.index_search_enabled:
+            return False
+        from tuimail.store.search import index_headers, unindexed
+        seconds = self.index_seconds if seconds is None else seconds
+        index_headers(self.store, seconds=seconds)
+        return seconds is not None and unindexed(self.store) > 0
 
     def finish(self, summary: SyncSummary) -> None:
         summary.notes, self.notes = summary.notes + self.notes, []

@@ -10,12 +10,13 @@ and parses that blob (mail/parse.py).
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import replace
 from typing import Any
 
 from tuimail.core.content import Attachment, MessageContent
-from tuimail.errors import NotCached, UsageError
+from tuimail.errors import NotCached, TuimailError, UsageError
 from tuimail.mail.addresses import format_address_list
 from tuimail.mail.parse import parse_message
 from tuimail.mail.part import MAX_DEPTH, MAX_PARTS, Part, attachments, choose_text_part, split_header_params
@@ -88,6 +89,7 @@ class Reader:
                 text = f"[the text part is {part.size // 1024} KB: save it to read it]"
             else:
                 text, links = render_part_text(self._blob(sid, part), part)
+                _index_body(self.store, id, text)
         else:
             text = f"(no text part; {len(attachments(root))} attachment(s))"
         for p in root.walk():
@@ -136,6 +138,16 @@ class Reader:
                                  list(parsed.notes))
         return replace(content, section=section,
                        notes=[f"a message attached to message {id} (part {section})", *content.notes])
+
+
+def _index_body(store: Store, id: int, text: str) -> None:
+    """The shown text goes into the search index (~b), as the IMAP opener does; a store that
+    cannot take it (full disk, locked) never keeps the message from opening."""
+    from tuimail.store.search import index_body
+    try:
+        index_body(store, id, text)
+    except (sqlite3.Error, TuimailError):
+        pass
 
 
 def to_parts(body: Any) -> tuple[Part, list[str]]:

@@ -39,6 +39,7 @@ from tuimail.trace import trace
 log = logging.getLogger("tuimail.jmap")
 PAINT_HOLD = 2.0
 LOGIN_WAIT = 20.0
+INDEX_STEP = 0.5  # seconds of search indexing between two looks at the user's actions
 PUSH_PING = 30  # seconds between the server's pings on the EventSource stream
 PUSH_RETRY = 30.0  # a dropped stream is opened again after this long (polling goes on meanwhile)
 T = TypeVar("T")
@@ -307,6 +308,7 @@ class JmapService:
                     finally:
                         self._login_done.set()
                     engine = Engine(self.account, store, client, bodies, self._emit)
+                    engine.index_seconds = INDEX_STEP
                     if self._hold_for_paint:
                         self._hold_for_paint = False
                         engine.after_first_window = self._wait_for_paint
@@ -371,6 +373,8 @@ class JmapService:
         while not self._stop.is_set() and not self._offline:
             self._emit_state("idle", folder=self._watch, pending=store.pending_count())
             left = interval - (time.monotonic() - last)
+            if left > 0 and not self._wake.is_set() and engine.index_search(INDEX_STEP):
+                continue  # the search index, in the gaps: more is left
             if left > 0:
                 self._wake.wait(left)  # (wake(): the user's action, `$`, a watched folder)
             if self._stop.is_set() or self._offline:
