@@ -174,11 +174,20 @@ def test_no_change_resync_is_one_small_request(account, cyrususer):
             mark = client.mark()
             summary = engine.sync_all()
             exchanges = client.since(mark)
+            # a flag changed elsewhere: the changes, then that email's keywords and mailboxes (the
+            # mailbox counts that changed with it need no Mailbox/get: the store counts its rows)
+            with cyrususer.client(select="INBOX") as c:
+                c.add_flags(c.search("ALL")[:1], [b"\\Flagged"])
+            mark = client.mark()
+            flagged = engine.sync_all()
+            after_flag = client.since(mark)
         finally:
             client.close()
     assert len(exchanges) == 1, exchanges
     assert exchanges[0].sent + exchanges[0].received < 2048, exchanges
     assert all(f.new == 0 and f.flags == 0 for f in summary.folders)
+    assert len(after_flag) == 2 and sum(e.sent + e.received for e in after_flag) < 4096, after_flag
+    assert sum(f.flags for f in flagged.folders) == 1
 
 
 def test_changes_from_an_imap_client_appear_after_a_sync(account, cyrususer):

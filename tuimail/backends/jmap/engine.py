@@ -125,8 +125,12 @@ class Engine:
             since["Email"] = first_group
         got = self._changes(since) if since else {}
         mch = got.get("Mailbox")
-        if mstate is None or mch is None or not mch.empty or mch.new_state != mstate:
+        if mstate is None or mch is None or not (mch.empty or mch.counts_only):
             self.sync_mailboxes()
+            states = self._states()
+        elif mch.new_state != mstate:  # only counts changed (new mail, flags): the store counts its own rows
+            for fid in states:
+                self._set_state(fid, mailboxes=mch.new_state)
             states = self._states()
         wanted = set(only) if only is not None else None
         # folders filled before: their changes (the first group's are in hand already)
