@@ -130,6 +130,38 @@ MIGRATIONS: list[str] = [
     ALTER TABLE folders ADD COLUMN error TEXT;
     ALTER TABLE folders ADD COLUMN gone INTEGER NOT NULL DEFAULT 0;
     """,
+    # the outbox (issue #12 item 5; store/outbox.py): a message written here (committed) before
+    # the first byte goes to the server, removed only after the server's 250 and the Sent copy.
+    # `message` is the Sent copy (Bcc kept; removed from the bytes sent), account-independent;
+    # `rcpts` the recipients still to send to (JSON), `accepted` those the server took (never sent
+    # to again), `refused` {rcpt: [code, reply]}. state: queued (not before hold_until, the undo
+    # window, nor next_try) | sending | sent_unfiled | filing (the Sent APPEND may be on the wire)
+    # | failed. draft_folder/draft_sid: the draft it came from (replaced once sent).
+    """
+    CREATE TABLE outbox(
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      created REAL NOT NULL,
+      message BLOB NOT NULL,
+      mail_from TEXT NOT NULL,
+      rcpts TEXT NOT NULL,
+      accepted TEXT NOT NULL DEFAULT '[]',
+      refused TEXT NOT NULL DEFAULT '{}',
+      message_id TEXT,
+      subject TEXT NOT NULL DEFAULT '',
+      state TEXT NOT NULL DEFAULT 'queued'
+        CHECK(state IN ('queued', 'sending', 'sent_unfiled', 'filing', 'failed')),
+      hold_until REAL NOT NULL DEFAULT 0,
+      next_try REAL NOT NULL DEFAULT 0,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      last_error TEXT,
+      maybe_sent INTEGER NOT NULL DEFAULT 0,
+      filed INTEGER NOT NULL DEFAULT 0,
+      sent_at REAL,
+      reply TEXT,
+      draft_folder TEXT,
+      draft_sid TEXT
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
