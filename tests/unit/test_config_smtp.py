@@ -40,7 +40,7 @@ def test_defaults():
 
 def test_a_full_smtp_table(tmp_path):
     (tmp_path / "ca.pem").write_text("x")
-    acc = parse(f"""\
+    acc = parse("""\
         from = "Alice <alice@example.org>"
         identities = ["alice@work.example", "Alice Liddell <al@example.net>"]
         undo_send = 10
