@@ -40,6 +40,7 @@ from tuimail.config.load import Account, Config, resolve_oauth2_token, resolve_p
 from tuimail.config.model import SMTP_PORTS
 from tuimail.errors import ConfigError, NetworkError, TuimailError, UsageError
 from tuimail.mail.compose import _without_bcc
+from tuimail.mail.headers import parse_msgids
 from tuimail.protocol import smtp
 from tuimail.protocol.smtp import SendError, SmtpSettings
 from tuimail.store.outbox import Outbox, OutboxEntry
@@ -100,18 +101,26 @@ class Prepared:
     message: bytes  # CRLF, Date and Message-ID added where missing; Bcc kept (the Sent copy)
     mail_from: str
     rcpts: tuple[str, ...]
-    message_id: str
+    message_id: str | None  # None: the message's own Message-ID header is unusable
     subject: str
 
 
-def _addresses(name: str, values: list[str]) -> list[str]:
+def _addresses(name: str, values: list[Any]) -> list[str]:
+    """The addr-specs of address header values (the policy's parsed headers: a display name
+    with a comma, RFC 2047 encoded or not, stays one address)."""
     out = []
-    for _display, addr in email.utils.getaddresses(values):
-        if not addr:
-            continue
-        if "@" not in addr or not addr.rpartition("@")[2] or any(c.isspace() for c in addr):
-            raise UsageError(f"{name}: {addr[:80]!r} is not an address (user@example.org)")
-        out.append(addr)
+    for value in values:
+        addresses = getattr(value, "addresses", None)
+        if addresses is None:  # a plain string (the account's `from`)
+            pairs = email.utils.getaddresses([str(value)])
+        else:
+            pairs = [(a.display_name, a.addr_spec) for a in addresses]
+        for _display, addr in pairs:
+            if not addr or addr == "<>":
+                continue
+            if "@" not in addr or not addr.rpartition("@")[2] or any(c.isspace() or ord(c) < 32 for c in addr):
+                raise UsageError(f"{name}: {addr[:80]!r} is not an address (user@example.org)")
+            out.append(addr)
     return out
 
 
@@ -129,14 +138,21 @@ def prepare(raw: bytes, default_from: str | None = None, now: float | None = Non
             raise UsageError("the message has no header block (From:, To:, Subject: ..., a blank line, the text)")
         data = data + (b"" if data.endswith(b"\r\n") else b"\r\n") + b"\r\n"
         end = len(data) - 4
-    head = BytesHeaderParser(policy=email_policy.SMTPUTF8).parsebytes(data[: end + 4])
     try:
-        froms = _addresses("From", [str(v) for v in head.get_all("From") or []])
-        rcpts = []
-        for name in ("To", "Cc", "Bcc"):
-            rcpts += _addresses(name, [str(v) for v in head.get_all(name) or []])
-    except (ValueError, IndexError, TypeError) as exc:  # the stdlib's header parser on garbage
-        raise UsageError(f"cannot read the message's addresses: {exc}") from None
+        return _prepare(data, end, default_from, now)
+    except UsageError:
+        raise
+    except Exception as exc:  # the stdlib's header parser raises AttributeError, IndexError ... on garbage
+        raise UsageError(f"cannot read the message's headers ({type(exc).__name__}); check From, To, Cc"
+                         " and Bcc") from None
+
+
+def _prepare(data: bytes, end: int, default_from: str | None, now: float | None) -> Prepared:
+    head = BytesHeaderParser(policy=email_policy.SMTPUTF8).parsebytes(data[: end + 4])
+    froms = _addresses("From", head.get_all("From") or [])
+    rcpts = []
+    for name in ("To", "Cc", "Bcc"):
+        rcpts += _addresses(name, head.get_all(name) or [])
     extra = b""
     if not froms:
         if not default_from:
@@ -150,10 +166,16 @@ def prepare(raw: bytes, default_from: str | None = None, now: float | None = Non
         raise UsageError("no recipient: the message has no To, Cc or Bcc address")
     if head.get("Date") is None:
         extra += b"Date: " + email.utils.formatdate(now, localtime=True).encode() + b"\r\n"
-    message_id = str(head.get("Message-ID") or "").strip()
-    if not message_id:
+    message_id: str | None = None
+    if head.get("Message-ID") is not None:  # the file's own, kept (None if it is garbage: not looked up in Sent)
+        found = [i for i in parse_msgids(str(head.get("Message-ID"))) if i.isprintable() and i.isascii()]
+        message_id = found[0] if found else None
+    else:
         domain = froms[0].rpartition("@")[2].strip("[]")
-        domain = domain if domain.isascii() else domain.encode("idna").decode("ascii")
+        try:
+            domain = domain if domain.isascii() else domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            domain = "localhost"
         message_id = email.utils.make_msgid(domain=domain or "localhost")
         extra += b"Message-ID: " + message_id.encode() + b"\r\n"
     message = extra + data
