@@ -307,3 +307,41 @@ def test_a_second_drain_waits_for_the_first(dovecot, tuimail_env, tmp_path, sink
     assert report.busy and sink.messages == [] and sender.entries()[0].state == "queued"
     assert "another tuimail" in report.line("test")
     assert len(sender.drain().sent) == 1
+
+
+def test_a_refused_login_keeps_the_message_waiting(dovecot, tuimail_env, tmp_path):
+    user = dovecot.add_user()
+    server = ScriptedSMTP(users={"alice": "secret"}).start()
+    try:
+        text = (user.config_toml(**{"from": f"Tester <{user.name}@example.org>", "undo_send": 0})
+                + f'[accounts.test.smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "none"\n'
+                  'username = "alice"\npassword = "wrong"\n')
+        cfg, acc = account_of(text, tmp_path)
+        clock = Clock()
+        sender = Sender(cfg, acc, clock=clock)
+        sender.queue(message(user, subject="one"))
+        sender.queue(message(user, subject="two"))
+        report = sender.drain()
+        assert len(report.postponed) == 1 and "535" in report.postponed[0][1] and "username" in report.postponed[0][1]
+        assert [e.state for e in sender.entries()] == ["queued", "queued"]  # not failed: the settings are wrong
+        assert len(server.transcripts) == 1  # one login tried, not one per message
+        clock.t += 60
+        assert sender.drain().postponed == [] and len(server.transcripts) == 1  # no quick retry of a refused login
+        text = text.replace('password = "wrong"', 'password = "secret"')
+        cfg, acc = account_of(text, tmp_path)
+        assert len(Sender(cfg, acc, clock=clock).drain(ignore_backoff=True).sent) == 2  # fixed; the user flushes
+    finally:
+        server.stop()
+
+
+def test_a_resumed_draft_is_replaced_once_sent(dovecot, tuimail_env, tmp_path, sink):
+    user = dovecot.add_user()
+    cfg, acc = account_of(make_config(user, sink.port), tmp_path)
+    raw = message(user, subject="was a draft")
+    uid = user.append("Drafts", raw, flags=["\\Draft", "\\Seen"])
+    sender = Sender(cfg, acc)
+    sender.queue(raw, draft=("Drafts", str(uid)))
+    assert len(sender.drain().sent) == 1
+    with user.client("Drafts") as c:
+        assert c.search("ALL") == []
+    assert len(sent_messages(user)) == 1

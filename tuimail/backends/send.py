@@ -16,7 +16,8 @@ The order, and what a crash (kill -9) at each step leads to (store/outbox.py hol
 A drain holds the account's outbox lock (a file lock next to the sync lock), so the TUI and a
 `tuimail send` never send the same entry twice, and an entry found in 'sending' belongs to a
 dead drain. Failures are classified by protocol/smtp.py's SendError: temporary (4xx, offline)
--> retried with backoff; permanent (5xx) -> failed with the server's line, kept for the user;
+-> retried with backoff; a refused login or TLS -> waits (30 min, or the user's flush) without
+failing the message; permanent (5xx) -> failed with the server's line, kept for the user;
 maybe_sent (the connection broke after the message was written) -> failed and marked, never
 resent by itself; a partial refusal -> the accepted recipients recorded (never sent to again),
 the entry kept as failed for the refused ones.
@@ -310,9 +311,11 @@ class Sender:
                 result = smtp.send(settings, _without_bcc(entry.message), entry.mail_from, entry.rcpts)
             except SendError as exc:
                 self._failed(ob, entry, exc, report)
-                if exc.kind == "network" and not exc.maybe_sent:
-                    # offline: the others would fail the same way; they wait as long (in order)
-                    ob.postpone_queued(str(exc), self.clock() + backoff(entry.attempts), self.clock())
+                if exc.kind in ("auth", "tls") or (exc.kind == "network" and not exc.maybe_sent):
+                    # offline, or the login refused: the others would fail the same way; they
+                    # wait as long (in order)
+                    now_entry = ob.get(entry.id)
+                    ob.postpone_queued(str(exc), now_entry.next_try if now_entry else self.clock(), self.clock())
                     break
                 continue
             self._step("after_250")
@@ -340,8 +343,10 @@ class Sender:
             text += " (not sent again by itself: check with the recipients, then retry or discard it)"
             ob.fail(entry.id, text, maybe_sent=True)
             report.failed.append((entry.id, text))
-        elif exc.temporary:
-            at = self.clock() + backoff(entry.attempts)
+        elif exc.temporary or exc.kind in ("auth", "tls"):
+            # a refused login or an untrusted certificate is the settings' fault, not the
+            # message's: it waits (not retried soon: servers lock accounts after failed logins)
+            at = self.clock() + (backoff(entry.attempts) if exc.temporary else BACKOFF_MAX)
             ob.postpone(entry.id, text, at)
             report.postponed.append((entry.id, text, at))
         else:
