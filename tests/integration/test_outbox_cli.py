@@ -138,3 +138,18 @@ def test_ctrl_c_in_the_undo_window_takes_it_back(tuimail_env, dovecot, sink, tmp
     out = subprocess.run([sys.executable, "-m", "tuimail", "--config", str(path), "outbox"], env=env, cwd=ROOT,
                          capture_output=True, timeout=60)
     assert b"the outbox is empty" in out.stdout
+
+
+def test_outbox_lists_every_account(tuimail_env, dovecot, capsys, tmp_path):
+    one, two = dovecot.add_user(), dovecot.add_user()
+    port = free_port()  # offline
+    text = "\n".join(config(u, port).replace("accounts.test", f"accounts.{n}") for n, u in (("one", one), ("two", two)))
+    cli = Cli(tuimail_env.write_config(text), capsys)
+    f = tmp_path / "msg.eml"
+    f.write_bytes(MESSAGE)
+    assert "queued as #1" in cli("--offline", "send", "--account", "two", str(f))
+    cli("--offline", "send", str(f), expect=2)
+    assert "several accounts" in cli.last_err
+    assert [(e["account"], e["id"]) for e in cli.json("outbox")] == [("two", 1)]
+    out = cli("outbox")
+    assert "one: the outbox is empty" in out and "two #1" in out

@@ -437,8 +437,8 @@ def cmd_send(config: Config, args) -> int:
         print(f"{account.name}: queued as #{entry_id} (offline; `tuimail outbox --flush` sends it)")
         return 0
     if hold > 0:
-        print(f"tuimail: sending in {hold:g} s (Ctrl-C takes it back)", file=sys.stderr)
         try:
+            print(f"tuimail: sending in {hold:g} s (Ctrl-C takes it back)", file=sys.stderr, flush=True)
             time.sleep(hold)
         except KeyboardInterrupt:
             if sender.cancel(entry_id) is not None:
@@ -449,11 +449,12 @@ def cmd_send(config: Config, args) -> int:
     return _send_result(account.name, entry_id, report)
 
 
-def _outbox_json(e, now: float) -> dict:
-    return {"id": e.id, "state": e.state, "why": e.why(now), "subject": e.subject, "from": e.mail_from,
-            "to": list(e.rcpts), "accepted": list(e.accepted), "refused": {k: list(v) for k, v in e.refused.items()},
-            "message_id": e.message_id, "created": e.created, "hold_until": e.hold_until, "next_try": e.next_try,
-            "attempts": e.attempts, "error": e.last_error, "maybe_sent": e.maybe_sent, "size": len(e.message)}
+def _outbox_json(account: str, e, now: float) -> dict:
+    return {"account": account, "id": e.id, "state": e.state, "why": e.why(now), "subject": e.subject,
+            "from": e.mail_from, "to": list(e.rcpts), "accepted": list(e.accepted),
+            "refused": {k: list(v) for k, v in e.refused.items()}, "message_id": e.message_id, "created": e.created,
+            "hold_until": e.hold_until, "next_try": e.next_try, "attempts": e.attempts, "error": e.last_error,
+            "maybe_sent": e.maybe_sent, "size": len(e.message)}
 
 
 def cmd_outbox(config: Config, args) -> int:
@@ -461,39 +462,50 @@ def cmd_outbox(config: Config, args) -> int:
     acts = [a for a in (args.retry, args.discard) if a is not None]
     if len(acts) + bool(args.flush) > 1:
         raise UsageError("give one of --flush, --retry ID, --discard ID")
-    account, store = _store(config, args.account)
-    code = 0
-    with store:
-        ob = Outbox(store.db)
-        if args.discard is not None:
-            if ob.cancel(args.discard) is None:
-                raise UsageError(f"no waiting or failed message #{args.discard} (see `tuimail outbox`)")
-            print(f"discarded #{args.discard}: not sent")
-            return 0
-        if args.retry is not None:
+    if acts:
+        account, store = _store(config, args.account)
+        with store:
+            ob = Outbox(store.db)
+            if args.discard is not None:
+                if ob.cancel(args.discard) is None:
+                    raise UsageError(f"no waiting or failed message #{args.discard} in {account.name}'s outbox"
+                                     " (see `tuimail outbox`)")
+                print(f"discarded #{args.discard}: not sent")
+                return 0
             if not ob.retry(args.retry):
-                raise UsageError(f"no failed message #{args.retry} (see `tuimail outbox`)")
+                raise UsageError(f"no failed message #{args.retry} in {account.name}'s outbox (see `tuimail outbox`)")
             print(f"#{args.retry} queued again (`tuimail outbox --flush` sends it now)")
             return 0
+    accounts = [config.account(args.account)] if (args.account or len(config.accounts) == 1) \
+        else list(config.accounts.values())
+    code = 0
     if args.flush:
         from tuimail.backends.registry import create_sender
         if args.offline:
             raise UsageError("--flush needs the network; drop --offline")
-        report = create_sender(config, account).drain(ignore_backoff=True)
-        print(sanitize_line(report.line(account.name)))
-        code = 3 if report.failed or report.postponed else 0
-    with _store(config, account.name)[1] as store:
-        entries = Outbox(store.db).entries()
+        for account in accounts:
+            report = create_sender(config, account).drain(ignore_backoff=True)
+            print(sanitize_line(report.line(account.name)))
+            if report.failed or report.postponed:
+                code = 3
     now = time.time()
+    listed: list[dict] = []
+    for account in accounts:
+        _account, store = _store(config, account.name)
+        with store:
+            entries = Outbox(store.db).entries()
+        if args.json:
+            listed += [_outbox_json(account.name, e, now) for e in entries]
+            continue
+        if not entries and not args.flush:
+            print(f"{account.name}: the outbox is empty")
+        for e in entries:
+            to = ", ".join(e.rcpts or e.accepted)
+            name = f"{account.name} " if len(accounts) > 1 else ""
+            print(f"{name}#{e.id:<4} {e.state:<12} {sanitize_line(e.subject)[:40]:<40} to {sanitize_line(to)[:60]}")
+            print(f"{'':6}{sanitize_line(e.why(now))[:300]}")
     if args.json:
-        print(_json([_outbox_json(e, now) for e in entries]))
-        return code
-    if not entries and not args.flush:
-        print(f"{account.name}: the outbox is empty")
-    for e in entries:
-        to = ", ".join(e.rcpts or e.accepted)
-        print(f"#{e.id:<4} {e.state:<12} {sanitize_line(e.subject)[:40]:<40} to {sanitize_line(to)[:60]}")
-        print(f"{'':6}{sanitize_line(e.why(now))[:300]}")
+        print(_json(listed))
     return code
 
 
