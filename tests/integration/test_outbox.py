@@ -345,3 +345,15 @@ def test_a_resumed_draft_is_replaced_once_sent(dovecot, tuimail_env, tmp_path, s
     with user.client("Drafts") as c:
         assert c.search("ALL") == []
     assert len(sent_messages(user)) == 1
+
+
+def test_next_due_says_when_to_drain(dovecot, tuimail_env, tmp_path, sink):
+    user = dovecot.add_user()
+    cfg, acc = account_of(make_config(user, sink.port, undo=5), tmp_path)
+    clock = Clock()
+    sender = Sender(cfg, acc, clock=clock)
+    assert sender.next_due() is None
+    sender.queue(message(user))
+    assert sender.next_due() == clock.t + 5
+    clock.t = sender.next_due() or 0
+    assert len(sender.drain().sent) == 1 and sender.next_due() is None

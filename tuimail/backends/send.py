@@ -262,6 +262,17 @@ class Sender:
         with self._store() as store:
             return Outbox(store.db).entries()
 
+    def retry(self, entry_id: int) -> bool:
+        """A failed message queued again (the user read why); False if it is not failed."""
+        with self._store() as store:
+            return Outbox(store.db).retry(entry_id)
+
+    def next_due(self) -> float | None:
+        """When the next queued message may go (its undo window or backoff ends): the time to
+        drain again (None: nothing is queued)."""
+        with self._store() as store:
+            return Outbox(store.db).next_due()
+
     # ------------------------------------------------------------------ the drain
 
     def drain(self, *, only: int | None = None, ignore_backoff: bool = False) -> DrainReport:
