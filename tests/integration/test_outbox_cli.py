@@ -153,3 +153,17 @@ def test_outbox_lists_every_account(tuimail_env, dovecot, capsys, tmp_path):
     assert [(e["account"], e["id"]) for e in cli.json("outbox")] == [("two", 1)]
     out = cli("outbox")
     assert "one: the outbox is empty" in out and "two #1" in out
+
+
+def test_send_with_a_refused_recipient_says_so(tuimail_env, dovecot, sink, capsys, tmp_path):
+    user = dovecot.add_user()
+    cli = Cli(tuimail_env.write_config(config(user, sink.port)), capsys)
+    sink.rcpt_answers["carol@example.net"] = "550 5.1.1 no such user"
+    f = tmp_path / "msg.eml"
+    f.write_bytes(MESSAGE)
+    cli("send", str(f), expect=3)
+    assert "sent to 1; refused for carol@example.net: 550 5.1.1 no such user" in cli.last_err
+    assert cli.last_err.count("\n") == 1
+    (e,) = cli.json("outbox")
+    assert e["state"] == "failed" and e["to"] == ["carol@example.net"] and e["accepted"] == ["bob@example.net"]
+    assert sent_count(user) == 1

@@ -197,6 +197,7 @@ class DrainReport:
     postponed: list[tuple[int, str, float]] = field(default_factory=list)  # (id, reason, next try)
     failed: list[tuple[int, str]] = field(default_factory=list)  # kept for the user
     unfiled: list[tuple[int, str]] = field(default_factory=list)  # sent; the Sent copy waits
+    refused: list[tuple[int, str]] = field(default_factory=list)  # sent to some; kept for the refused ones
     busy: bool = False
 
     def line(self, name: str) -> str:
@@ -205,6 +206,8 @@ class DrainReport:
         parts = [f"{len(self.sent)} sent"]
         if self.postponed:
             parts.append(f"{len(self.postponed)} waiting to retry ({self.postponed[-1][1]})")
+        if self.refused:
+            parts.append(f"{len(self.refused)} with refused recipients ({self.refused[-1][1]})")
         if self.failed:
             parts.append(f"{len(self.failed)} failed ({self.failed[-1][1]})")
         if self.unfiled:
@@ -378,8 +381,7 @@ class Sender:
     def _file(self, ob: Outbox, store: Store, entry: OutboxEntry, report: DrainReport) -> None:
         if entry.filed or not self.save_sent:
             self._replace_draft(entry)
-            ob.done(entry.id)
-            report.filed.append(entry.id)
+            self._done(ob, entry, report)
             return
         try:
             conn = self._imap()
@@ -399,8 +401,13 @@ class Sender:
             ob.file_later(entry.id, text, self.clock() + backoff(entry.attempts))
             report.unfiled.append((entry.id, text))
             return
-        ob.done(entry.id)
+        self._done(ob, entry, report)
+
+    def _done(self, ob: Outbox, entry: OutboxEntry, report: DrainReport) -> None:
         report.filed.append(entry.id)
+        left = ob.done(entry.id)
+        if left is not None:  # recipients were refused: kept for them
+            report.refused.append((entry.id, left.last_error or "recipients refused"))
 
     def _drop_conn(self) -> None:
         if self._conn is not None:

@@ -422,6 +422,11 @@ def _send_result(name: str, entry_id: int, report) -> int:
     e = sent[0]
     unfiled = [t for i, t in report.unfiled if i == entry_id]
     where = "; not yet filed in Sent: " + sanitize_line(unfiled[0]) if unfiled else ""
+    refused = [t for i, t in report.refused if i == entry_id]
+    if refused:
+        print(f"tuimail: {sanitize_line(refused[0])}{where} (kept as #{entry_id} for the refused ones:"
+              " `tuimail outbox`)", file=sys.stderr)
+        return 3
     print(f"{name}: sent to {len(e.rcpts)} recipient{'s' if len(e.rcpts) != 1 else ''}{where}")
     return 0
 
@@ -486,7 +491,7 @@ def cmd_outbox(config: Config, args) -> int:
         for account in accounts:
             report = create_sender(config, account).drain(ignore_backoff=True)
             print(sanitize_line(report.line(account.name)))
-            if report.failed or report.postponed:
+            if report.failed or report.postponed or report.refused:
                 code = 3
     now = time.time()
     listed: list[dict] = []
