@@ -357,3 +357,21 @@ def test_next_due_says_when_to_drain(dovecot, tuimail_env, tmp_path, sink):
     assert sender.next_due() == clock.t + 5
     clock.t = sender.next_due() or 0
     assert len(sender.drain().sent) == 1 and sender.next_due() is None
+
+
+def test_a_recipient_refused_for_now_is_retried_alone(dovecot, tuimail_env, tmp_path, sink):
+    user = dovecot.add_user()
+    cfg, acc = account_of(make_config(user, sink.port), tmp_path)
+    clock = Clock()
+    sender = Sender(cfg, acc, clock=clock)
+    sink.rcpt_answers["grey@example.net"] = "450 4.2.0 greylisted"
+    sender.queue(message(user, to="bob@example.net, grey@example.net"))
+    report = sender.drain()
+    assert len(report.sent) == 1 and "450 4.2.0 greylisted" in report.refused[0][1]
+    (e,) = sender.entries()
+    assert e.state == "queued" and e.rcpts == ("grey@example.net",) and e.next_try == clock.t + backoff(1)
+    del sink.rcpt_answers["grey@example.net"]
+    clock.t += backoff(1)
+    assert len(sender.drain().sent) == 1
+    assert [sorted(m.rcpts) for m in sink.messages] == [["bob@example.net", "carol@example.net"], ["grey@example.net"]]
+    assert len(sent_messages(user)) == 1 and sender.entries() == []

@@ -405,8 +405,8 @@ class Sender:
 
     def _done(self, ob: Outbox, entry: OutboxEntry, report: DrainReport) -> None:
         report.filed.append(entry.id)
-        left = ob.done(entry.id)
-        if left is not None:  # recipients were refused: kept for them
+        left = ob.done(entry.id, retry_at=self.clock() + backoff(entry.attempts))
+        if left is not None:  # recipients were refused: kept for them (retried if it was a 4xx)
             report.refused.append((entry.id, left.last_error or "recipients refused"))
 
     def _drop_conn(self) -> None:

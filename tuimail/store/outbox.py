@@ -216,9 +216,10 @@ class Outbox:
         self.db.execute("UPDATE outbox SET state = 'sent_unfiled', last_error = ?, next_try = ? WHERE id = ?",
                         (error, next_try, entry_id))
 
-    def done(self, entry_id: int) -> OutboxEntry | None:
-        """Sent and filed: removed, unless recipients were refused; then it stays as failed (the
-        refused ones can be retried, the accepted ones are never sent to again)."""
+    def done(self, entry_id: int, retry_at: float | None = None) -> OutboxEntry | None:
+        """Sent and filed: removed, unless recipients were refused. Then it stays for them (the
+        accepted ones are never sent to again): queued for `retry_at` when every refusal was
+        temporary (4xx) and retry_at is given, else failed."""
         entry = self.get(entry_id)
         if entry is None:
             return None
@@ -227,6 +228,11 @@ class Outbox:
             return None
         lines = "; ".join(f"{r}: {c} {t}" for r, (c, t) in entry.refused.items()) or ", ".join(entry.rcpts)
         error = f"sent to {len(entry.accepted)}; refused for {lines}"
-        self.db.execute("UPDATE outbox SET filed = 1, state = 'failed', last_error = ? WHERE id = ?",
-                        (error, entry_id))
+        temporary = bool(entry.refused) and all(400 <= c < 500 for c, _t in entry.refused.values())
+        if temporary and retry_at is not None:
+            self.db.execute("UPDATE outbox SET filed = 1, state = 'queued', next_try = ?, last_error = ? WHERE id = ?",
+                            (retry_at, error + " (temporary: will retry)", entry_id))
+        else:
+            self.db.execute("UPDATE outbox SET filed = 1, state = 'failed', last_error = ? WHERE id = ?",
+                            (error, entry_id))
         return self.get(entry_id)
