@@ -6,6 +6,8 @@
 - `dovecot_factory`: extra servers with other settings (tls=True, capabilities="..."), per test.
 - `tuimail_env`: XDG_* dirs pointing at fresh temp dirs, plus `write_config(text)`.
 - `proxy_factory`: FaultProxy objects in front of a port or user, closed at teardown.
+- `cyrus`, `cyrususer`, `cyrus_sink`: one real Cyrus IMAP/JMAP for the session (relaying
+  EmailSubmission to an aiosmtpd sink), a fresh account per test (tests/support/cyrus.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cyrus import cyrus, cyrus_sink, cyrususer  # noqa: F401 (fixtures)
 from tests.support.dovecot import DovecotError, DovecotNotInstalled, DovecotServer, MailUser
 from tests.support.proxy import FaultProxy
 

@@ -188,7 +188,10 @@ def stall(config_path: str, n: int, every: float) -> dict:
             overlay = getattr(app, "overlay", None)
             if overlay is not None:  # key -> stored: the intent leaves the overlay when it is written
                 submitted: dict[int, float] = {}
-                queue_submit, drop = main.submit_intent, overlay.drop
+                # (the intent queue: a controller the screen holds, or the screen itself in older trees)
+                queue = getattr(main, "intents", None)
+                queue_submit = queue.submit if queue is not None else main.submit_intent
+                drop = overlay.drop
 
                 def submit(account, intent):
                     submitted[intent.seq] = time.perf_counter()
@@ -200,8 +203,13 @@ def stall(config_path: str, n: int, every: float) -> dict:
                         stored.append((time.perf_counter() - t) * 1000)
                     return drop(store_, intent)
 
-                main.submit_intent, overlay.drop = submit, dropped
-            hl._apply = timed_into(applies, hl._apply)  # a uid-list reload landing (list_loading.py)
+                if queue is not None:
+                    queue.submit = submit
+                else:
+                    main.submit_intent = submit
+                overlay.drop = dropped
+            loader = getattr(hl, "loader", hl)  # (the list's ListLoader; the list itself in older trees)
+            loader._apply = timed_into(applies, loader._apply)  # a uid-list reload landing (list_loading.py)
             out["rows_at_start"] = len(hl.uids)
             stop = asyncio.Event()
             tick = asyncio.create_task(ticker(stop))
@@ -235,7 +243,7 @@ def stall(config_path: str, n: int, every: float) -> dict:
 
 def idle(config_path: str, port: int, user: str, password: str, samples: int) -> dict:
     """A running SyncService idles on INBOX; another connection sets/clears \\Flagged on one
-    message; time from sending that STORE to the RowsChanged event naming the uid."""
+    message; time from sending that STORE to the RowsChanged event naming the message."""
     from tuimail.config.load import load_config
     from tuimail.core.events import RowsChanged, SyncState
     from tuimail.backends.imap.service import SyncService
@@ -260,6 +268,9 @@ def idle(config_path: str, port: int, user: str, password: str, samples: int) ->
         with RawImap(port, user, password) as c:
             c.command(b"SELECT INBOX")
             uid = c.search(b"UNFLAGGED")[-1]
+            from tuimail.store import Store  # events name local ids: the row's, by its uid
+            with Store(svc.store_path) as st:
+                local = st.ids_of(st.folder_id("INBOX"), [str(uid)])[str(uid)]
             for i in range(samples):
                 while not events.empty():
                     events.get_nowait()
@@ -268,7 +279,7 @@ def idle(config_path: str, port: int, user: str, password: str, samples: int) ->
                 c.command(b"UID STORE %d %sFLAGS.SILENT (\\Flagged)" % (uid, sign))
                 while True:
                     t, ev = events.get(timeout=10)
-                    if isinstance(ev, RowsChanged) and uid in ev.uids:
+                    if isinstance(ev, RowsChanged) and local in ev.ids:
                         lat.append((t - t0) * 1000)
                         break
                 time.sleep(0.3)

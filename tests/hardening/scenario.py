@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from tests.support.rows import canon, imap_flags
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ class Ctx:
     def flag(self, folder: str, mid: str, add=(), remove=(), overruled: bool = False) -> None:
         with Store(paths.account_store_path("test")) as st:
             fid, uid = self._uid(st, folder, mid)
-            st.set_flags(fid, [uid], add=add, remove=remove)
+            st.set_flags(fid, [uid], add=canon(add), remove=canon(remove))
         self.intents.append(Intent("flags", folder, mid, tuple(add), tuple(remove), overruled=overruled))
 
     def move(self, folder: str, mid: str, dest: str) -> None:
@@ -152,10 +153,10 @@ def store_snapshot(folders) -> tuple[Snapshot, list]:
             fi = st.folder(folder)
             if fi is None:
                 continue
-            uids = st.uid_list(fi.id)
+            uids = st.id_list(fi.id)
             assert len(uids) == len(set(uids)), f"duplicate uid in the store's {folder}"
             for r in st.rows(fi.id, uids).values():
-                flags = tuple(sorted(f for f in r.flags.split() if f not in IGNORED_FLAGS))
+                flags = tuple(sorted(f for f in imap_flags(r) if f not in IGNORED_FLAGS))
                 out.append((folder, r.message_id, flags))
         pending = [(e.op, e.folder, e.message_id, e.add_flags, e.remove_flags, e.dest, e.attempts, e.last_error)
                    for e in st.pending()]

@@ -82,7 +82,7 @@ def test_full_disk_reads_work_writes_say_disk_full_journal_survives(mailuser, tu
 
     filler.unlink()
     with Store(paths.account_store_path("test")) as st:
-        assert [(e.uid, e.add_flags) for e in st.pending()] == [(1, ("\\Flagged",))]
+        assert [(e.msg_id, e.add_flags) for e in st.pending()] == [(1, ("flagged",))]
     cli("sync")
     assert server_state(mailuser)["<m1@example.org>"] == {"\\Flagged"}
     assert server_state(mailuser)["<m2@example.org>"] == set()

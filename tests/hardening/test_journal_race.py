@@ -15,6 +15,7 @@ import threading
 
 import pytest
 
+from tests.support.rows import canon, imap_flags
 from tests.integration.helpers import msg, server_state, store_state
 from tuimail import paths
 from tuimail.cli.main import main
@@ -75,7 +76,7 @@ def _uid(folder: str = "INBOX", mid: str = "<m1@example.org>") -> tuple[int, int
 def _set_flags(add=(), remove=()) -> None:
     fid, uid = _uid()
     with Store(paths.account_store_path("test")) as st:
-        assert st.set_flags(fid, [uid], add=add, remove=remove) == [uid]
+        assert st.set_flags(fid, [uid], add=canon(add), remove=canon(remove)) == [uid]
 
 
 def _held_sync(proxy, proxied, pattern: bytes, forward: bool, during) -> None:
@@ -141,7 +142,7 @@ def test_cli_flag_while_background_sync_holds_the_store(setup):
         assert held.wait(HOLD_TIMEOUT), "the background sync never sent its STORE"
         r = run_tuimail(direct, "flag", "INBOX", str(uid), "+flagged")
         assert r.code == 0, r.err
-        assert r.out.split() == ["\\Flagged", "\\Seen"]
+        assert r.out.split() == ["seen", "flagged"]
     finally:
         proxy.resume()
         proxy.clear_rules()
@@ -198,15 +199,15 @@ def test_sending_entries_count_as_pending_and_stay_immutable(setup):
             fid, uid = _uid()
             seen["count"] = st.pending_count()
             seen["folders"] = st.pending_folders()
-            st.apply_server_flags(fid, [(uid, (), None)])  # a server answer without \Seen yet
-            seen["row"] = st.row(fid, uid).flags
-            st.set_flags(fid, [uid], add=["\\Flagged"])
+            st.apply_server_flags(fid, [(st.row(fid, uid).sid, (), "", None)])  # a server answer without seen yet
+            seen["row"] = imap_flags(st.row(fid, uid))
+            st.set_flags(fid, [uid], add=["flagged"])
             seen["entries"] = [(e.add_flags, e.remove_flags) for e in st.pending(fid)]
             seen["states"] = [r[0] for r in st.db.execute("SELECT state FROM journal ORDER BY id")]
     _held_sync(proxy, proxied, b" STORE ", True, during)
     assert seen["count"] == 1 and seen["folders"] == {"INBOX"}
-    assert seen["row"] == "\\Seen"
-    assert seen["entries"] == [(("\\Seen",), ()), (("\\Flagged",), ())]
+    assert seen["row"] == {"\\Seen"}
+    assert seen["entries"] == [(("seen",), ()), (("flagged",), ())]
     assert seen["states"] == ["sending", "pending"]
     _converged(user, direct, {"\\Seen", "\\Flagged"})
 

@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 import time
+from tests.support.rows import canon
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,7 @@ class World:
     # -- the user, through the store ----------------------------------------------------
 
     def _visible(self, st: Store, m: int):
-        return st.db.execute("SELECT m.folder_id, m.uid, f.name FROM messages m JOIN folders f ON f.id = m.folder_id"
+        return st.db.execute("SELECT m.folder_id, m.id, f.name FROM messages m JOIN folders f ON f.id = m.folder_id"
                              " WHERE m.message_id = ? AND m.hidden = 0", (mid(m),)).fetchone()
 
     def act(self, op) -> None:
@@ -114,7 +115,7 @@ class World:
             fid, uid, folder = row
             if kind == "t_flag":
                 flag, add = op[2], op[3]
-                if st.set_flags(fid, [uid], add=[flag] if add else [], remove=[] if add else [flag]):
+                if st.set_flags(fid, [uid], add=canon([flag] if add else []), remove=canon([] if add else [flag])):
                     self.events.setdefault((m, flag), []).append(("u", add))
             else:
                 dest = "Archive" if folder == "INBOX" else "INBOX"

@@ -25,6 +25,7 @@ import itertools
 import os
 import shutil
 import tempfile
+from tests.support.rows import canon
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,7 +211,7 @@ class Real:
             fid, uid = self._local(st, m, folder)
             if op == "flag":
                 flag, add = args
-                assert st.set_flags(fid, [uid], add=[flag] if add else [], remove=[] if add else [flag])
+                assert st.set_flags(fid, [uid], add=canon([flag] if add else []), remove=canon([] if add else [flag]))
             elif op == "move":
                 assert st.move(fid, [uid], args[0])
             else:

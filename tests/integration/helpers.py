@@ -8,6 +8,8 @@ from tuimail import paths
 from tuimail.cli.main import main
 from tuimail.store import Store
 
+from tests.support.rows import imap_flags
+
 
 def msg(i: int, subject: str | None = None, body: str = "hello\r\n", extra: str = "") -> bytes:
     subject = subject if subject is not None else f"message {i}"
@@ -40,18 +42,19 @@ def store_state(account: str = "test", folder: str = "INBOX") -> dict[str, set[s
         fi = st.folder(folder)
         if fi is None:
             return {}
-        uids = st.uid_list(fi.id)
+        uids = st.id_list(fi.id)
         assert len(uids) == len(set(uids))
         rows = st.rows(fi.id, uids)
         ids = [r.message_id for r in rows.values()]
         assert len(ids) == len(set(ids)), "duplicate message in the store"
-        return {r.message_id: set(r.flags.split()) for r in rows.values()}
+        return {r.message_id: imap_flags(r) for r in rows.values()}  # (as the server spells them)
 
 
 def store_uids(account: str = "test", folder: str = "INBOX") -> dict[int, str]:
+    """IMAP uid -> Message-ID of the store's visible rows."""
     with Store(paths.account_store_path(account)) as st:
         fi = st.folder(folder)
-        return {} if fi is None else {u: r.message_id for u, r in st.rows(fi.id, st.uid_list(fi.id)).items()}
+        return {} if fi is None else {int(r.sid): r.message_id for r in st.rows(fi.id, st.id_list(fi.id)).values()}
 
 
 def server_state(user, folder: str = "INBOX") -> dict[str, set[str]]:

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from tuimail.backends.imap.state import FolderState
+from tests.support.rows import imap_flags
 from tests.support.proxy import FaultProxy
 from tuimail.store import Store
 
@@ -99,7 +101,7 @@ def test_a_flag_key_costs_one_store_at_once(on_wire):
     for uid in (3, 4):  # the second action finds the folder's MODSEQ moved past the first
         start = wire.idling()
         t0 = time.monotonic()
-        store.set_flags(fid, [uid], add=["\\Flagged"])
+        store.set_flags(fid, [uid], add=["flagged"])
         svc.wake()
         lines = wire.after(start)
         verbs = [_verb(line) for _, line in lines]
@@ -113,7 +115,7 @@ def test_a_flag_key_costs_one_store_at_once(on_wire):
     with user.client() as c:
         server_highest = c.folder_status("INBOX", [b"HIGHESTMODSEQ"])[b"HIGHESTMODSEQ"]
     # the MODSEQ of our own STOREs is stored: the next resync does not ask for them again
-    assert store.folder("INBOX").highestmodseq == server_highest
+    assert FolderState.load(store.folder("INBOX").state).highestmodseq == server_highest
 
 
 def test_a_move_and_a_delete_cost_their_command_alone(on_wire):
@@ -135,7 +137,7 @@ def test_a_move_and_a_delete_cost_their_command_alone(on_wire):
         assert set(c.search("ALL")) == {1, 2, 3, 4, 7, 8, 9, 10}
         c.select_folder("Archive", readonly=True)
         assert len(c.search("ALL")) == 1
-    assert 5 not in store.uid_list(fid) and 6 not in store.uid_list(fid)
+    assert 5 not in store.id_list(fid) and 6 not in store.id_list(fid)
     assert store.pending_count() == 0
 
 
@@ -143,21 +145,21 @@ def test_another_clients_change_is_still_seen(on_wire):
     svc, store, wire, user = on_wire
     fid = store.folder_id("INBOX")
     start = wire.idling()
-    store.set_flags(fid, [2], add=["\\Flagged"])
+    store.set_flags(fid, [2], add=["flagged"])
     svc.wake()
     wire.after(start)
     wire.idling()
     with user.client("INBOX") as other:
         other.add_flags([7], [b"$Other"])
     deadline = time.monotonic() + 10
-    while "$Other" not in store.row(fid, 7).flags and time.monotonic() < deadline:
+    while "$Other" not in store.row(fid, 7).keywords.split() and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert "$Other" in store.row(fid, 7).flags
+    assert "$Other" in store.row(fid, 7).keywords.split()
     # and the resync after it (a `$`) agrees with the server
     with user.client() as c:
         server_highest = c.folder_status("INBOX", [b"HIGHESTMODSEQ"])[b"HIGHESTMODSEQ"]
     wire.idling()
-    assert store.folder("INBOX").highestmodseq == server_highest
+    assert FolderState.load(store.folder("INBOX").state).highestmodseq == server_highest
 
 
 def test_a_change_the_server_did_not_report_takes_the_modified_path(mailuser, service_for):  # noqa: F811
@@ -182,15 +184,15 @@ def test_a_change_the_server_did_not_report_takes_the_modified_path(mailuser, se
             other.add_flags([3], [b"$Other"])
         time.sleep(0.3)  # (its notice came and was dropped)
         hide["on"] = False
-        assert "$Other" not in store.row(fid, 3).flags
+        assert "$Other" not in store.row(fid, 3).keywords.split()
         start = wire.idling()
-        store.set_flags(fid, [3], add=["\\Flagged"])
+        store.set_flags(fid, [3], add=["flagged"])
         svc.wake()
         verbs = [_verb(line) for _, line in wire.after(start)]
         assert verbs == [b"DONE", b"UID STORE", b"UID FETCH", b"UID STORE", b"IDLE"]
         wire.idling()
         assert {b"$Other", b"\\Flagged"} <= _server_flags(mailuser, 3)
-        assert {"$Other", "\\Flagged"} <= set(store.row(fid, 3).flags.split())
+        assert {"$Other", "\\Flagged"} <= imap_flags(store.row(fid, 3))
     finally:
         store.close()
         svc.stop()

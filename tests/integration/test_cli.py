@@ -77,7 +77,9 @@ def test_usage_and_config_errors_are_one_line_exit_2(tuimail_env, mailuser, caps
     cli("sync")
     cli("flag", "INBOX", "1", "+\\Bogus", expect=2)
     cli("flag", "INBOX", "1", "seen", expect=2)
-    assert cli("flag", "INBOX", "1", "+Seen", "+$Work").split() == ["$Work", "\\Seen"]
+    assert cli("flag", "INBOX", "1", "+Seen", "+$Work").split() == ["seen", "$Work"]
+    cli("flag", "INBOX", "1", "+\\Answered")  # the IMAP spelling is taken too
+    assert cli("flag", "INBOX", "1").split() == ["seen", "answered", "$Work"]
 
 
 def test_an_account_kind_without_a_backend_is_a_config_error(tuimail_env, capsys):
@@ -115,7 +117,7 @@ def test_list_inbox_any_case_unknown_uid_and_queued_flag(tuimail_env, mailuser, 
     cli("read", "INBOX", "99", expect=2)
     assert "no message 99 in 'INBOX'" in cli.last_err and "no longer" not in cli.last_err
     assert cli.last_err.count("\n") == 1
-    assert cli("flag", "inbox", "1", "+flagged").split() == ["\\Flagged"]
+    assert cli("flag", "inbox", "1", "+flagged").split() == ["flagged"]
     assert "queued" in cli.last_err and "next sync" in cli.last_err
     cli("flag", "INBOX", "1", "+flagged")
     assert "queued" not in cli.last_err  # nothing changed, nothing queued
@@ -148,3 +150,34 @@ def test_demo_subcommands_show_the_demo_mail(tuimail_env, capsys):
     newest = lines[0].split()[0]
     assert main(["--demo", "read", "INBOX", newest]) == 0
     assert "Subject:" in capsys.readouterr().out
+
+
+def test_list_json_has_the_uid_and_the_local_id_read_and_flag_take_either(tuimail_env, mailuser, capsys):
+    """issue 10.2: `uid` stays the IMAP uid (what read/flag take); `id` is the local id, which
+    read/flag take with --id; `pending --json` names both."""
+    for i in range(3):
+        mailuser.deliver("INBOX", msg(i, body=f"body {i}\r\n"))
+    with mailuser.client("INBOX") as c:  # uids 1..3, then 4..5: the uids no longer start at 1
+        c.delete_messages(c.search("ALL")[:2])
+        c.expunge()
+    for i in range(3, 5):
+        mailuser.deliver("INBOX", msg(i, body=f"body {i}\r\n"))
+    cli = Cli(tuimail_env.write_config(mailuser.config_toml()), capsys)
+    cli("sync")
+    rows = cli.json("list", "INBOX")
+    assert [r["uid"] for r in rows] == [5, 4, 3] and [r["subject"] for r in rows] == [f"message {i}" for i in (4, 3, 2)]
+    ids = {r["uid"]: r["id"] for r in rows}
+    assert len(set(ids.values())) == 3 and all(isinstance(i, int) for i in ids.values())
+    assert "body 4" in cli("read", "INBOX", "5") and "body 4" in cli("read", "INBOX", "--id", str(ids[5]))
+    assert cli("flag", "INBOX", "--id", str(ids[4]), "+flagged").split() == ["flagged"]
+    assert cli("flag", "INBOX", "4").split() == ["flagged"]
+    cli("read", "INBOX", "--id", "999", expect=2)
+    assert "no message with id 999" in cli.last_err and cli.last_err.count("\n") == 1
+    cli("read", "INBOX", expect=2)  # neither a uid nor --id
+    [p] = cli.json("pending")
+    assert (p["uid"], p["msg_id"], p["add"]) == (4, ids[4], ["flagged"])
+    assert {r["uid"]: r["flags"] for r in cli.json("list", "INBOX")}[4] == ["flagged"]
+    assert "1 pending actions sent" in cli("sync")
+    with mailuser.client("INBOX") as c:
+        assert b"\\Flagged" in c.get_flags([4])[4]
+    assert {r["uid"]: r["id"] for r in cli.json("list", "INBOX")} == ids  # the local ids survive a resync

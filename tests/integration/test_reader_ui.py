@@ -96,8 +96,9 @@ def test_forwarded_message_and_bounces_read_inline(tuimail_env, mailuser, capsys
     assert "[its attachments: broken.pdf; v, then Enter on this message, to open it]" in inner
     assert " 1. ForwardedMessage.eml  (message/rfc822" in out
     # only the parts shown were fetched: the pdf inside the attached message never was
+    from tuimail.backends.imap.state import FolderState
     with Store(paths.account_store_path("test")) as st:
-        uidvalidity = st.folder("INBOX").uidvalidity
+        uidvalidity = FolderState.load(st.folder("INBOX").state).uidvalidity
     from tuimail.store import BodyCache
     bodies = BodyCache(paths.account_cache_path("test"))
     try:

@@ -73,10 +73,10 @@ def test_idle_brings_a_flag_change_and_new_mail(mailuser, service_for):
     t0 = time.monotonic()
     with mailuser.client("INBOX") as other:
         other.add_flags([3], [b"\\Flagged"])
-    ev.wait(lambda e: isinstance(e, RowsChanged) and 3 in e.uids)
+    ev.wait(lambda e: isinstance(e, RowsChanged) and 3 in e.ids)
     latency = time.monotonic() - t0
     with Store(svc.store_path) as st:
-        assert "\\Flagged" in st.row(st.folder_id("INBOX"), 3).flags
+        assert st.row(st.folder_id("INBOX"), 3).flagged
     mailuser.append("INBOX", msg(50))
     ev.wait(lambda e: isinstance(e, RowsChanged) and 11 in e.added)
     assert latency < 5, latency
@@ -90,7 +90,7 @@ def test_user_intent_is_pushed_when_woken(mailuser, service_for):
     ev.wait(idle_state)
     with Store(svc.store_path) as st:
         fid = st.folder_id("INBOX")
-        st.set_flags(fid, [2], add=["\\Flagged"])
+        st.set_flags(fid, [2], add=["flagged"])
     svc.wake()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -116,7 +116,7 @@ def test_reconnects_after_the_connection_drops_and_offline_queue_drains(mailuser
     proxy.cut_now()
     ev.wait(lambda e: isinstance(e, SyncState) and e.state == "offline" and e.error)
     with Store(svc.store_path) as st:  # the user keeps working while offline
-        st.set_flags(st.folder_id("INBOX"), [1], add=["\\Flagged"])
+        st.set_flags(st.folder_id("INBOX"), [1], add=["flagged"])
     svc.wake()
     proxy.refuse_new(False)
     ev.seen.clear()
@@ -223,7 +223,7 @@ def test_a_first_run_holds_its_next_windows_until_the_ui_has_painted(mailuser, s
 
     svc.stop()  # (before the reset: a running service could refill the folder meanwhile)
     with Store(paths.account_store_path("test")) as st:
-        st.reset_folder(st.folder_id("INBOX"), 0)  # empty again: a first run once more
+        st.reset_folder(st.folder_id("INBOX"), None)  # empty again: a first run once more
     svc2, ev2 = service_for(mailuser)
     svc2.hold_for_first_paint()
     svc2.start()

@@ -9,6 +9,8 @@ from tuimail.store import Store
 
 from tuimail.core.events import RowsChanged
 
+from tests.support.rows import id_of, imap_flags, uid_of, uids
+
 from .helpers import Cli, msg, server_state, store_state, store_uids
 
 MODES = ["qresync", "condstore", "plain"]
@@ -38,7 +40,8 @@ def test_first_sync_lists_newest_first_with_roles(cli, mailuser, mode):
     assert [r["subject"] for r in rows[:2]] == ["message 39", "message 38"]
     assert rows[0]["from"].startswith("Sender 39") and rows[0]["message_id"] == "<m39@example.org>"
     assert rows[0]["date"] == "2024-01-01T00:00:39Z" and rows[0]["size"] > 0
-    assert set(rows[0]["flags"]) == {"\\Seen"}
+    assert set(rows[0]["flags"]) == {"seen"}
+    assert rows[0]["uid"] == 40 and isinstance(rows[0]["id"], int)  # the IMAP uid, and the local id
     folders = {f["name"]: f for f in cli.json("folders")}
     assert folders["INBOX"] == {"name": "INBOX", "role": "inbox", "total": 40, "unread": 20}
     assert folders["Trash"]["role"] == "trash" and folders["Sent"]["role"] == "sent"
@@ -84,8 +87,8 @@ def test_offline_flag_is_journaled_and_replayed(cli, mailuser):
     fill(mailuser, 5)
     cli("sync")
     uid = max(store_uids())
-    assert cli("--offline", "flag", "INBOX", str(uid), "+flagged", "-Seen").split() == ["\\Flagged"]
-    assert cli("flag", "INBOX", str(uid)).strip() == "\\Flagged"
+    assert cli("--offline", "flag", "INBOX", str(uid), "+flagged", "-Seen").split() == ["flagged"]
+    assert cli("flag", "INBOX", str(uid)).strip() == "flagged"
     with Store(paths.account_store_path("test")) as st:
         assert len(st.pending()) == 1
     assert "1 pending actions sent" in cli("sync")
@@ -148,8 +151,8 @@ def test_modified_conflict_user_intent_wins(tuimail_env, mailuser, monkeypatch):
     assert eng.negotiate() == "qresync"
     eng.sync_all()
     fid = st.folder_id("INBOX")
-    uid = max(st.local_uids(fid))
-    st.set_flags(fid, [uid], add=["\\Flagged"], remove=["\\Seen"])
+    uid = max(uids(st, fid))
+    st.set_flags(fid, [id_of(st, fid, uid)], add=["flagged"], remove=["seen"])
 
     real_store = conn.store_flags
     calls = []
@@ -167,7 +170,7 @@ def test_modified_conflict_user_intent_wins(tuimail_env, mailuser, monkeypatch):
     assert len(calls) >= 2, "MODIFIED was answered by a refetch and a second STORE"
     server = server_state(mailuser)["<m3@example.org>"]
     assert server == {"\\Flagged", "\\Answered"}, "user's intent (+Flagged -Seen) re-applied over the change"
-    assert set(st.row(fid, uid).flags.split()) == server
+    assert imap_flags(st.row(fid, id_of(st, fid, uid))) == server
     assert st.pending() == []
     conn.close()
     st.close()
@@ -178,9 +181,9 @@ def test_moves_and_deletes_replay(cli, mailuser):
     cli("sync")
     with Store(paths.account_store_path("test")) as st:
         fid = st.folder_id("INBOX")
-        uids = sorted(st.local_uids(fid))
-        st.move(fid, uids[:3], "Archive")
-        st.expunge(fid, uids[3:4])
+        ids = [id_of(st, fid, u) for u in uids(st, fid)]
+        st.move(fid, ids[:3], "Archive")
+        st.expunge(fid, ids[3:4])
         assert st.counts(fid)[0] == 6  # hidden at once
     cli("sync")
     assert len(server_state(mailuser)) == 6
@@ -230,13 +233,15 @@ def test_first_fill_fetches_the_newest_screen_by_number_before_the_search(tuimai
             assert after_select == b"FETCH 24:30", sent  # before any UID SEARCH
         else:
             assert after_select.startswith(b"UID SEARCH"), sent
+        # (events carry local ids)
+        windows = [[uid_of(st, i) for i in w] for w in windows]
         assert sorted(windows[0]) == list(range(24, 31)), "the first window is the newest seven"
         assert res.new == 30 and sorted(u for w in windows for u in w) == list(range(1, 31)), "each once"
         assert store_state() == server_state(mailuser)
         conn.close()
         st.close()
         st = Store(paths.account_store_path(acc.name))
-        st.reset_folder(st.folder_id("INBOX"), 0)  # empty again for the refusing round
+        st.reset_folder(st.folder_id("INBOX"), None)  # empty again for the refusing round
         st.close()
 
 

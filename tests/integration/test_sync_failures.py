@@ -120,7 +120,7 @@ def test_a_folder_renamed_elsewhere_keeps_the_queued_flag_as_failed_until_discar
     assert entry["state"] == "failed" and entry["folder"] == "Lists" and entry["op"] == "flags"
     assert "gone from the server" in entry["error"] and entry["subject"] == "message 2"
     text = cli("pending")
-    assert "failed" in text and "+\\Flagged" in text and "message 2" in text
+    assert "failed" in text and "+flagged" in text and "message 2" in text
     assert "Lists" in folder_names() and len(store_uids(folder="Lists2")) == 3
     again = cli("sync")
     assert "1 failed action in Lists" in again, "a failed entry stays visible"
@@ -151,17 +151,17 @@ def test_discard_failed_reverts_a_move_and_a_flag(cli, mailuser):
     cli("sync")
     with st() as s:
         fid = s.folder_id("Lists")
-        s.set_flags(fid, [1], add=["\\Flagged"])
+        s.set_flags(fid, [1], add=["flagged"])
         s.move(fid, [2], "Archive")
-        assert s.uid_list(fid) == [3, 1]
+        assert s.id_list(fid) == [3, 1]
         for e in s.pending():  # refused for good (as after three NO answers)
             s.journal_failed(e.id, "server refused UID MOVE: NO", final=True)
     assert "2 failed actions in Lists" in cli("sync")
     assert "discarded 2 actions" in cli("pending", "--discard-failed")
     with st() as s:
         fid = s.folder_id("Lists")
-        assert sorted(s.uid_list(fid)) == [1, 2, 3]
-        assert "\\Flagged" not in s.row(fid, 1).flags
+        assert sorted(s.id_list(fid)) == [1, 2, 3]
+        assert "flagged" not in s.row(fid, 1).flags
     assert cli("pending") == ""
     cli("pending", "--discard", "999", expect=2)
     assert "no action 999" in cli.last_err
@@ -191,7 +191,7 @@ def test_a_folder_the_server_refuses_does_not_stop_the_others(cli, mailuser):
         assert "\\Flagged" in server_state(mailuser, "Work")["<m11@example.org>"]
         with st() as s:
             info = s.folder("Lists")
-            assert "SERVERBUG" in info.error and len(s.local_uids(info.id)) == 3
+            assert "SERVERBUG" in info.error and len(s.local_sids(info.id)) == 3
         # every folder tried was refused: the documented exit code 3, with the summary
         out = cli("sync", "Lists", expect=3)
         assert "1 folder failed: Lists" in out
@@ -248,12 +248,12 @@ def test_uidvalidity_reset_rematches_only_the_one_right_message(cli, mailuser):
     cli("sync")
     with st() as s:
         fid = s.folder_id("Archive")
-        by_subject = {s.row(fid, u).subject: u for u in s.local_uids(fid)}
-        s.set_flags(fid, [by_subject["twin a"]], add=["\\Flagged"])
+        by_subject = {s.row(fid, u).subject: u for u in s.ids_of(fid, s.local_sids(fid)).values()}
+        s.set_flags(fid, [by_subject["twin a"]], add=["flagged"])
         s.move(fid, [by_subject["twin b"]], "Trash")
-        s.set_flags(fid, [by_subject["no id 0"]], add=["\\Flagged"])
-        s.set_flags(fid, [5], add=["\\Answered"])  # the second copy of d
-        s.set_flags(fid, [6], add=["\\Flagged"])  # msg(3): an ordinary message
+        s.set_flags(fid, [by_subject["no id 0"]], add=["flagged"])
+        s.set_flags(fid, [5], add=["answered"])  # the second copy of d
+        s.set_flags(fid, [6], add=["flagged"])  # msg(3): an ordinary message
     with mailuser.client() as other:  # the folder is recreated: new UIDVALIDITY, new uids
         other.delete_folder("Archive")
         other.create_folder("Archive")

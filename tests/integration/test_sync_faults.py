@@ -41,7 +41,7 @@ def test_cut_connection_at_many_points_converges(tuimail_env, mailuser, proxy_fa
                 mailuser.append("INBOX", msg(1000 + k * 10 + j))
             with Store(paths.account_store_path("test")) as st:
                 fid = st.folder_id("INBOX")
-                local = sorted(st.local_uids(fid)) if fid is not None else []
+                local = sorted(st.ids_of(fid, st.local_sids(fid)).values()) if fid is not None else []
                 if len(local) > k:
                     mine = local[-(k + 1)]
                     if st.set_flags(fid, [mine], add=["$Important"]):

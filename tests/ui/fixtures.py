@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from tests.support.rows import v6
 from datetime import datetime, UTC
 from pathlib import Path
 
@@ -30,7 +31,8 @@ SUBJECTS = ["Quarterly report", "Lunch on Friday?", "Re: build is broken", "Holi
 
 def header_row(uid: int, *, date: float | None = None, subject: str | None = None, from_: str | None = None,
                flags: str | None = None, size: int | None = None, attach: bool = False):
-    """(uid, modseq, flags, date, from, to, cc, subject, message_id, in_reply_to, refs, size, has_att)."""
+    """A v6 header row whose server id is `uid` (flags given as IMAP spells them): (sid, modseq,
+    flags, keywords, date, from, to, cc, subject, message_id, in_reply_to, refs, size, has_att)."""
     name = NAMES[uid % len(NAMES)]
     if from_ is None:
         from_ = f"{name} <{name.split()[0].lower()}@example.org>"
@@ -42,8 +44,8 @@ def header_row(uid: int, *, date: float | None = None, subject: str | None = Non
             flags = (flags + " \\Flagged").strip()
     if date is None:
         date = NOW - uid * 3607 * 5
-    return (uid, uid, flags, int(date), from_, "me@example.org", "", subject, f"<m{uid}@example.org>",
-            None, "", size if size is not None else 1000 + uid * 37 % 90000, attach)
+    return v6((uid, uid, flags, int(date), from_, "me@example.org", "", subject, f"<m{uid}@example.org>",
+               None, "", size if size is not None else 1000 + uid * 37 % 90000, attach))
 
 
 def make_store(path: Path, n: int = 50, *, folder_rows: dict[str, int] | None = None) -> Store:

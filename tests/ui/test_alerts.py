@@ -146,15 +146,15 @@ def test_writes_by_another_process_reach_the_open_list(make_app):
             # a `tuimail sync` from cron: its own connection, new rows and a flag change
             with Store(store.path) as other:
                 other.insert_headers(fid, [header_row(101, date=NOW + 60, subject="Fresh from cron", flags="")])
-                other.apply_server_flags(fid, [(2, ("\\Flagged", "\\Seen"), None)])
+                other.apply_server_flags(fid, [("2", {"flagged", "seen"}, "", None)])
             t0 = time.monotonic()
             await wait_until(pilot, lambda: "Fresh from cron" in screen_text(app), timeout=5)
             assert time.monotonic() - t0 < 3
             await wait_until(pilot, lambda: app.main.folder.total == 21, timeout=5)
             assert "21 msgs" in screen_text(app).splitlines()[-1]
-            assert "\\Flagged" in app.main.hlist._rows[2].flags or "\\Flagged" in store.row(fid, 2).flags
+            assert "flagged" in app.main.hlist._rows[2].flags or "flagged" in store.row(fid, 2).flags
             row2 = app.main.hlist._rows.get(2) or store.row(fid, 2)
-            assert "\\Flagged" in row2.flags
+            assert "flagged" in row2.flags
 
     run(go())
 

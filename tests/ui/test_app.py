@@ -92,7 +92,7 @@ def test_flag_and_toggle_read_change_row_and_journal(make_app):
             await pilot.pause()
             assert store.row(fid, 2).flagged
             entries = store.pending()
-            assert len(entries) == 1 and entries[0].add_flags == ("\\Flagged",) and entries[0].uid == 2
+            assert len(entries) == 1 and entries[0].add_flags == ("flagged",) and entries[0].msg_id == 2
             assert ("wake",) in svc.calls
             line_after = screen_text(app).splitlines()[1]
             assert line_before != line_after and " ! " in line_after[:40].replace("▕", " ")
@@ -115,15 +115,15 @@ def test_delete_moves_to_trash_then_expunge_in_trash_asks(make_app):
             await pilot.press("j", "d")
             hl = app.main.hlist
             assert 2 not in hl.uids and hl.current_uid == 3  # the cursor stays at the same index
-            assert [(e.op, e.uid, e.dest) for e in store.pending()] == [("move", 2, "Trash")]
+            assert [(e.op, e.msg_id, e.dest) for e in store.pending()] == [("move", 2, "Trash")]
             # archive the next one
             await pilot.press("a")
-            assert [(e.op, e.uid, e.dest) for e in store.pending()][-1] == ("move", 3, "Archive")
+            assert [(e.op, e.msg_id, e.dest) for e in store.pending()][-1] == ("move", 3, "Archive")
             # in Trash, d asks first
             fill(store, trash, [500])
             app.main.open_folder("test", trash)
             await pilot.pause()
-            assert list(app.main.hlist.uids) == [500]
+            assert list(app.main.hlist.uids) == list(store.ids_of(trash, ["500"]).values())  # (local ids)
             await pilot.press("d")
             await pilot.pause()
             assert type(app.screen).__name__ == "ConfirmScreen"
@@ -224,8 +224,8 @@ def test_new_mail_keeps_cursor_on_the_same_message(make_app):
             assert "this is message 5" in app.main.reader.plain_text
             assert "fresh 55" in screen_text(app)
             # flags changed elsewhere: only that row is refetched
-            store.apply_server_flags(fid, [(7, ["\\Flagged", "\\Seen"], 99)])
-            app.event_sink(RowsChanged("test", fid, uids=(7,)))
+            store.apply_server_flags(fid, [("7", {"flagged", "seen"}, "", 99)])
+            app.event_sink(RowsChanged("test", fid, ids=(7,)))
             await pilot.pause()
             assert hl._rows.get(7) is None or hl._rows[7].flagged
             # counts follow

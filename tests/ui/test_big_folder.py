@@ -79,12 +79,12 @@ def test_scroll_100k_reads_only_windows(big_store):
 
     height = run(go())
     store._store.close()
-    uid_lists = [n for name, n in store.calls if name == "uid_list"]
+    uid_lists = [n for name, n in store.calls if name == "id_list"]
     # the first screen reads only its first page; the whole list is read once, in a thread on a
     # connection of its own (not counted here) or here when a key needs it first
     assert uid_lists[0] <= 2 * 36 + 100 and uid_lists[1:] in ([], [N]), uid_lists
     limit = height * 2 + 2  # a screenful plus a half-screen margin on each side
-    big = [(name, n) for name, n in store.calls if name != "uid_list" and n is not None and n > limit]
+    big = [(name, n) for name, n in store.calls if name != "id_list" and n is not None and n > limit]
     assert big == [], big
     row_queries = [n for name, n in store.calls if name == "rows"]
     assert row_queries and sum(row_queries) < 200 * limit  # nothing like a full scan, in total either

@@ -119,7 +119,7 @@ def test_bridge_batches_and_never_blocks():
     def worker():
         for uid in range(1000):
             b(RowsChanged("a", 1, added=(uid,)))
-        b(RowsChanged("a", 1, uids=(5, 2000)))
+        b(RowsChanged("a", 1, ids=(5, 2000)))
         b(RowsChanged("a", 1, removed=(7,)))
         b(FoldersChanged("a"))
 
@@ -130,7 +130,7 @@ def test_bridge_batches_and_never_blocks():
     evs = b.drain()
     assert [type(e).__name__ for e in evs] == ["SyncState", "FoldersChanged", "RowsChanged"]
     rc = evs[-1]
-    assert len(rc.added) == 999 and 7 in rc.removed and rc.uids == (2000,)
+    assert len(rc.added) == 999 and 7 in rc.removed and rc.ids == (2000,)
     b(FoldersChanged("a"))
     assert len(posted) == 2
 

@@ -73,8 +73,8 @@ def test_keys_answer_while_another_connection_holds_the_write_lock(make_app):
             assert app.intent_writers["test"].flush(10)
             await settle(pilot, app)
             entries = store.pending()
-            assert [(e.op, e.uid, e.add_flags, e.remove_flags, e.dest) for e in entries] == [
-                ("flags", 2, ("\\Flagged",), ("\\Seen",), None), ("move", 2, (), (), "Trash")]
+            assert [(e.op, e.msg_id, e.add_flags, e.remove_flags, e.dest) for e in entries] == [
+                ("flags", 2, ("flagged",), ("seen",), None), ("move", 2, (), (), "Trash")]
             assert entries[0].id < entries[1].id
             row = store.row(fid, 2)
             assert row.flagged and not row.seen
@@ -143,7 +143,7 @@ def test_quit_writes_the_queued_intents_first(make_app):
             holder.join(5)
 
     run(go())
-    assert [(e.op, e.uid) for e in store.pending()] == [("flags", 2), ("move", 3)]
+    assert [(e.op, e.msg_id) for e in store.pending()] == [("flags", 2), ("move", 3)]
     assert store.row(fid, 2).flagged
 
 
@@ -164,7 +164,7 @@ def test_threaded_list_keeps_its_order_while_the_sync_writes_it_in_chunks(make_a
             before = list(hl.uids)
             # the sync is between two transactions of a new order: half of it is new
             with store.transaction():
-                store.db.execute("UPDATE threads SET pos = -pos WHERE folder_id = ? AND uid <= 25", (fid,))
+                store.db.execute("UPDATE threads SET pos = -pos WHERE folder_id = ? AND id <= 25", (fid,))
                 store.db.execute("UPDATE folders SET threads_dirty = ? WHERE id = ?", (THREADS_WRITING, fid))
             hl.rows_changed(reset=True)
             await pilot.pause(0.5)

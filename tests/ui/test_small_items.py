@@ -90,15 +90,16 @@ def test_changing_folder_clears_the_preview(make_app):
 def test_delete_for_good_names_the_message(make_app):
     app, store, svc = make_app(3, folder_rows={"Trash": 2})
     fid = store.folder_id("Trash")
-    store.insert_headers(fid, [(9, 9, "", 1710000000, "Mallory \x1b[31m<m@evil.example>", "me@example.org", "",
-                                "Wire \x1b]0;pwned\x07transfer", "<m9@x>", None, "", 100, False)])
+    [nine] = store.insert_headers(fid, [("9", 9, frozenset(), "", 1710000000, "Mallory \x1b[31m<m@evil.example>",
+                                         "me@example.org", "", "Wire \x1b]0;pwned\x07transfer", "<m9@x>", None, "",
+                                         100, False)])
 
     async def go():
         async with app.run_test(size=(160, 45)) as pilot:
             await settle(pilot, app)
             app.main.open_folder("test", fid)
             await settle(pilot, app)
-            app.main.hlist.select_uid(9)
+            app.main.hlist.select_uid(nine)
             await pilot.press("d")
             await settle(pilot, app)
             text = screen_text(app)
@@ -106,7 +107,7 @@ def test_delete_for_good_names_the_message(make_app):
             assert "Wire" in text and "transfer" in text
             assert "\x1b]0" not in text and "\x07" not in text
             await pilot.press("n")
-            assert store.row(fid, 9) is not None
+            assert store.row(fid, nine) is not None
 
     run(go())
 
@@ -155,7 +156,7 @@ def test_dates_keep_the_day_on_a_narrow_terminal_and_sort_and_date_format_apply(
 
     app, store, svc = make_app(3)
     fid = store.folder_id("INBOX")
-    store.db.execute("UPDATE messages SET date = ? WHERE folder_id = ? AND uid = 3", (int(NOW) - 86400 * 400, fid))
+    store.db.execute("UPDATE messages SET date = ? WHERE folder_id = ? AND id = 3", (int(NOW) - 86400 * 400, fid))
     store.db.commit()
 
     async def go():

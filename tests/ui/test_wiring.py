@@ -134,7 +134,7 @@ def test_run_app_starts_a_first_runs_sync_before_textual(tmp_path, monkeypatch):
     from tuimail import paths
     make_store(paths.account_store_path("test"), 5).close()
     with Store(paths.account_store_path("test")) as st:
-        st.set_folder_state(st.folder_id("INBOX"), uidvalidity=7)
+        st.set_folder_state(st.folder_id("INBOX"), '{"uidvalidity":7}')
     order.clear()
     assert run_app(make_config(), None, offline=False, start_folder=None, service_factory=factory) == 0
     assert order == ["app.run"]
@@ -148,3 +148,16 @@ def test_the_fake_service_keeps_the_contract():
 
     assert_keeps_the_contract(FakeService())
     assert isinstance(FakeService(), AccountService)
+
+
+def test_the_screen_and_the_list_hold_their_controllers_instead_of_mixing_them_in():
+    """Behaviour lives in plain objects with typed dependencies (checked by mypy); the Textual
+    classes derive from Textual alone."""
+    from textual.screen import Screen
+    from textual.scroll_view import ScrollView
+
+    from tuimail.ui.screens.main import MainScreen
+    from tuimail.ui.widgets.header_list import HeaderList
+
+    assert MainScreen.__bases__ == (Screen,)
+    assert HeaderList.__bases__ == (ScrollView,)

@@ -9,6 +9,7 @@ from tuimail.mail.thread import thread_order
 from tuimail.store import Store
 from tuimail.store.threads import THREADS_ALL, THREADS_CLEAN
 from tuimail.backends.imap.engine import Engine
+from tests.support.rows import v6rows
 
 # A small pool of ids, so messages share parents, miss them (dummies), duplicate each other's
 # Message-ID and reference each other in loops.
@@ -18,7 +19,7 @@ batches = st.lists(st.tuples(st.lists(message, min_size=1, max_size=12), st.bool
 
 
 def entries(store: Store, fid: int) -> dict:
-    return {r[0]: r[1:] for r in store.db.execute("SELECT uid, pos, sub, depth, root, prefix FROM threads"
+    return {r[0]: r[1:] for r in store.db.execute("SELECT id, pos, sub, depth, root, prefix FROM threads"
                                                   " WHERE folder_id = ?", (fid,))}
 
 
@@ -37,39 +38,39 @@ def test_incremental_threading_equals_threading_the_folder(tmp_path_factory, bat
                 uid += 1
                 rows.append((uid, 0, "", 1_700_000_000 + date * 60, "f", "t", "", "s", mid, irt, " ".join(refs), 1, 0))
             for store in (inc, full):
-                store.insert_headers(fid, rows)
+                store.insert_headers(fid, v6rows(rows))
                 if remove_one and uid > 3:
-                    store.remove_uids(fid, [uid - 3])
+                    store.remove_sids(fid, [str(uid - 3)])
             engine.update_threads(fid)
             assert inc.threads_state(fid) == THREADS_CLEAN
             full.set_threads(fid, thread_order(full.headers_for_threading(fid)))
             assert entries(inc, fid) == entries(full, fid)
-            assert inc.uid_list(fid, "thread") == full.uid_list(fid, "thread")
+            assert inc.id_list(fid, "thread") == full.id_list(fid, "thread")
 
 
 def test_new_mail_in_a_big_folder_reads_only_its_thread(tmp_path):
     with Store(tmp_path / "s.sqlite3") as st_:
         fid = st_.upsert_folder("INBOX", "/", (), None)
-        st_.insert_headers(fid, [(u, 0, "", 1_700_000_000 + u, "f", "t", "", "s", f"<{u}@x>",
+        st_.insert_headers(fid, v6rows([(u, 0, "", 1_700_000_000 + u, "f", "t", "", "s", f"<{u}@x>",
                                   f"<{u - 1}@x>" if u % 10 else None, f"<{u - 1}@x>" if u % 10 else "", 1, 0)
-                                 for u in range(1, 3001)])
+                                 for u in range(1, 3001)]))
         engine = Engine(None, st_, None)
         engine.update_threads(fid)
         assert st_.threads_state(fid) == THREADS_CLEAN
         # a reply to the last thread (2990..2999, chained) whose References also name 3000, a
         # thread of its own until now: JWZ makes 3000 a child of 2999, so the two threads join
-        st_.insert_headers(fid, [(3001, 0, "", 1_700_000_000 + 3001, "f", "t", "", "s", "<3001@x>", "<3000@x>",
-                                  "<2999@x> <3000@x>", 1, 0)])
-        assert st_.thread_closure(fid, st_.unthreaded_uids(fid), 500) == list(range(2990, 3002))
+        st_.insert_headers(fid, v6rows([(3001, 0, "", 1_700_000_000 + 3001, "f", "t", "", "s", "<3001@x>",
+                                         "<3000@x>", "<2999@x> <3000@x>", 1, 0)]))
+        assert st_.thread_closure(fid, st_.unthreaded_ids(fid), 500) == list(range(2990, 3002))
         written = []
         st_.db.set_trace_callback(lambda sql: written.append(sql) if sql.startswith("INSERT OR REPLACE INTO threads")
                                   else None)
         engine.update_threads(fid)
         st_.db.set_trace_callback(None)
         assert len(written) == 12  # the joined thread moved to the top: its rows, and no other
-        assert st_.uid_list(fid, "thread")[:13] == [*range(2990, 3002), 2980]
+        assert st_.id_list(fid, "thread")[:13] == [*range(2990, 3002), 2980]
         # an expunge redraws the whole folder
-        st_.remove_uids(fid, [2995])
+        st_.remove_sids(fid, ["2995"])
         assert st_.threads_state(fid) == THREADS_ALL
         engine.update_threads(fid)
         assert st_.threads_state(fid) == THREADS_CLEAN

@@ -39,5 +39,6 @@ def test_a_built_wheel_ships_the_themes(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {f"tuimail/themes/{n}.toml" for n in ("tuimail-dark", "tuimail-light", "tuimail-classic")}
     assert shipped <= names, sorted(n for n in names if "theme" in n)
+    assert "tuimail/serve/assets/favicon.svg" in names  # `tuimail serve`'s icon
     top = {p.name for p in (root / "themes").glob("*.toml")}
     assert top == {n.rsplit("/", 1)[1] for n in shipped}

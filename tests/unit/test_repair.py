@@ -14,7 +14,7 @@ from tuimail.store.repair import repair_store
 
 def _entries(path):
     with Store(path) as st:
-        return sorted((e.folder, e.uid, e.op, e.add_flags, e.dest, e.message_id) for e in st.pending())
+        return sorted((e.folder, e.sid, e.op, e.add_flags, e.dest, e.message_id) for e in st.pending())
 
 
 @pytest.fixture
@@ -23,9 +23,9 @@ def store_path(tmp_path):
     with Store(path) as st:
         fid = st.upsert_folder("INBOX", "/", [], "inbox")
         st.upsert_folder("Archive", "/", [], "archive")
-        st.set_folder_state(fid, uidvalidity=42, uidnext=3001)
-        st.insert_headers(fid, [(i, 0, "", 1_700_000_000 + i, f"S {i} <s{i}@x>", "me@x", "", f"subject {i}",
-                                 f"<m{i}@x>", None, "", 1000, 0) for i in range(1, 3001)])
+        st.set_folder_state(fid, '{"uidvalidity":42,"uidnext":3001,"highestmodseq":null}')
+        st.insert_headers(fid, [(str(i), 0, frozenset(), "", 1_700_000_000 + i, f"S {i} <s{i}@x>", "me@x", "",
+                                 f"subject {i}", f"<m{i}@x>", None, "", 1000, 0) for i in range(1, 3001)])
         for uid in range(1, 601):  # long keywords: the journal spans many pages under an interior one
             st.set_flags(fid, [uid], add=[f"$kw{uid:04d}" + "x" * 60])
         st.move(fid, [700], "Archive")
@@ -60,7 +60,10 @@ def test_destroyed_schema_page(store_path):
     assert _entries(store_path) == before
     with Store(store_path) as st:
         inbox = st.folder("INBOX")
-        assert inbox.uidvalidity == 42 and inbox.uidnext is None  # kept uids stay meaningful; refilled
+        # the folder's sync state is kept (its uids stay meaningful); the rows are refilled, then
+        # each entry is linked to its row by server id (msg_id until then: none)
+        assert '"uidvalidity":42' in inbox.state and st.local_sids(inbox.id) == []
+        assert all(e.msg_id is None and e.sid for e in st.pending())
         assert st.folder("Archive").role == "archive"
 
 

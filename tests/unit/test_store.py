@@ -12,9 +12,15 @@ from tuimail.errors import StoreError
 from tuimail.mail.thread import thread_order
 from tuimail.store import Store
 from tuimail.store.db import SCHEMA_VERSION
+from tests.support.rows import v6
 
 
 def row(uid, date=None, flags="", msgid=None, irt=None, refs=""):
+    """A v6 header row whose server id is `uid` (flags as IMAP spells them)."""
+    return v6(_row(uid, date, flags, msgid, irt, refs))
+
+
+def _row(uid, date=None, flags="", msgid=None, irt=None, refs=""):
     return (uid, 1, flags, 1_700_000_000 + (date if date is not None else uid) * 60, f"From {uid}", "to", "",
             f"Subject {uid}", msgid or f"<{uid}@x>", irt, refs, 100 + uid, 0)
 
@@ -97,15 +103,15 @@ def test_a_v3_store_keeps_its_thread_order_in_v4(tmp_path):
     old.commit()
     old.close()
     with Store(p) as st:
-        assert st.uid_list(1, "thread") == [1, 2, 3, 4]
+        assert st.id_list(1, "thread") == [1, 2, 3, 4]
         assert st.thread_info(1) == [(1, 0, 1), (2, 1, 1), (3, 0, 3), (4, 0, None)]
         rows = st.rows(1, [2, 4])
         assert (rows[2].thread_depth, rows[2].thread_prefix) == (1, "└─>")
         assert (rows[4].thread_depth, rows[4].thread_prefix) == (0, "")
         cols = {r[1] for r in st.db.execute("PRAGMA table_info(messages)")}
         assert not {c for c in cols if c.startswith("thread_")}
-        st.remove_uids(1, [2])  # a row's thread entry goes with it
-        assert st.db.execute("SELECT uid FROM threads ORDER BY uid").fetchall() == [(1,), (3,)]
+        st.remove_sids(1, ["2"])  # a row's thread entry goes with it
+        assert st.db.execute("SELECT id FROM threads ORDER BY id").fetchall() == [(1,), (3,)]
 
 
 def test_thread_entries_go_with_their_rows(st):
@@ -114,12 +120,13 @@ def test_thread_entries_go_with_their_rows(st):
     st.insert_headers(fid, [row(1), row(2, irt="<1@x>", refs="<1@x>"), row(3)])
     st.set_threads(fid, thread_order(st.headers_for_threading(fid)))
     assert st.thread_info(fid) == [(3, 0, 3), (1, 0, 1), (2, 1, 1)]
-    st.move_row(fid, 2, arch, 70)
-    assert [u for u, in st.db.execute("SELECT uid FROM threads WHERE folder_id = ?", (fid,))] == [1, 3]
-    st.reset_folder(fid, 99)
+    st.move_row(fid, 2, arch, "70")  # the local id goes with the row
+    assert [u for u, in st.db.execute("SELECT id FROM threads WHERE folder_id = ?", (fid,))] == [1, 3]
+    assert st.row(arch, 2).sid == "70" and st.row(fid, 2) is None
+    st.reset_folder(fid, None)
     assert st.db.execute("SELECT count(*) FROM threads WHERE folder_id = ?", (fid,)).fetchone()[0] == 0
     st.set_threads(arch, thread_order(st.headers_for_threading(arch)))
-    assert st.thread_info(arch) == [(70, 0, 70)]
+    assert st.thread_info(arch) == [(2, 0, 2)]
     st.delete_folder("Archive")
     assert st.db.execute("SELECT count(*) FROM threads").fetchone()[0] == 0
 
@@ -127,67 +134,73 @@ def test_thread_entries_go_with_their_rows(st):
 def test_intents_write_row_and_journal_and_coalesce(st):
     fid = st.upsert_folder("INBOX", "/", (), "inbox")
     st.insert_headers(fid, [row(1), row(2, flags="\\Seen")])
-    assert st.set_flags(fid, [1, 2], add=["\\Seen"]) == [1]  # 2 was seen already: no entry
-    assert st.set_flags(fid, [1], add=["\\Flagged"]) == [1]
+    assert st.set_flags(fid, [1, 2], add=["seen"]) == [1]  # 2 was seen already: no entry
+    assert st.set_flags(fid, [1], add=["flagged"]) == [1]
     pend = st.pending()
-    assert len(pend) == 1 and set(pend[0].add_flags) == {"\\Flagged", "\\Seen"}
-    st.set_flags(fid, [1], remove=["\\Seen"])
+    assert len(pend) == 1 and set(pend[0].add_flags) == {"flagged", "seen"}
+    assert (pend[0].msg_id, pend[0].sid) == (1, "1")
+    st.set_flags(fid, [1], remove=["seen"])
     # the latest intent ("unread") is kept and sent: another device may have marked it read
-    assert st.pending()[0].add_flags == ("\\Flagged",) and st.pending()[0].remove_flags == ("\\Seen",)
-    assert st.row(fid, 1).flags == "\\Flagged"
+    assert st.pending()[0].add_flags == ("flagged",) and st.pending()[0].remove_flags == ("seen",)
+    assert st.row(fid, 1).flags == {"flagged"}
+    st.set_flags(fid, [1], add=["$Work"])  # a keyword
+    assert st.row(fid, 1).keywords == "$Work" and st.row(fid, 1).flags == {"flagged"}
     assert st.counts(fid) == (2, 1)
 
 
 def test_server_flags_keep_pending_intents_on_top(st):
     fid = st.upsert_folder("INBOX", "/", (), "inbox")
     st.insert_headers(fid, [row(1), row(2)])
-    st.set_flags(fid, [1], add=["\\Flagged"])
-    changed = st.apply_server_flags(fid, [(1, ("\\Seen",), 9), (2, ("\\Answered",), 9), (77, (), 9)])
+    st.set_flags(fid, [1], add=["flagged"])
+    changed = st.apply_server_flags(fid, [("1", {"seen"}, "", 9), ("2", {"answered"}, "$Junk", 9), ("77", (), "", 9)])
     assert sorted(changed) == [1, 2]
-    assert st.row(fid, 1).flags == "\\Flagged \\Seen" and st.row(fid, 1).modseq == 9
+    assert st.row(fid, 1).flags == {"flagged", "seen"} and st.row(fid, 1).modseq == 9
+    assert st.row(fid, 2).answered and st.row(fid, 2).keywords == "$Junk"
     st.journal_done(e.id for e in st.pending())
-    st.apply_server_flags(fid, [(1, ("\\Seen",), 10)])
-    assert st.row(fid, 1).flags == "\\Seen"  # no intent left: the server is the truth
+    st.apply_server_flags(fid, [("1", {"seen"}, "", 10)])
+    assert st.row(fid, 1).flags == {"seen"}  # no intent left: the server is the truth
 
 
 def test_expunge_elsewhere_wins_over_a_pending_flag(st):
     fid = st.upsert_folder("INBOX", "/", (), "inbox")
     st.insert_headers(fid, [row(1), row(2)])
-    st.set_flags(fid, [1], add=["\\Flagged"])
-    assert st.remove_uids(fid, [1, 5]) == [1]
-    assert st.pending() == [] and st.local_uids(fid) == [2]
+    st.set_flags(fid, [1], add=["flagged"])
+    assert st.remove_sids(fid, ["1", "5"]) == [1]
+    assert st.pending() == [] and st.local_sids(fid) == ["2"]
 
 
 def test_move_hides_at_once_and_uid_list_orders(st):
     fid = st.upsert_folder("INBOX", "/", (), "inbox")
     st.insert_headers(fid, [row(1, date=5), row(2, date=1), row(3, date=9)])
-    assert st.uid_list(fid) == [3, 1, 2]
-    assert st.uid_list(fid, "date", reverse=True) == [2, 1, 3]
-    assert st.uid_list(fid, "arrival") == [3, 2, 1]
-    assert st.uid_list(fid, "size") == [3, 2, 1]
+    assert st.id_list(fid) == [3, 1, 2]
+    assert st.id_list(fid, "date", reverse=True) == [2, 1, 3]
+    assert st.id_list(fid, "arrival") == [3, 2, 1]
+    assert st.id_list(fid, "size") == [3, 2, 1]
     st.move(fid, [1], "Archive")
-    assert st.uid_list(fid) == [3, 2] and st.counts(fid) == (2, 2)
+    assert st.id_list(fid) == [3, 2] and st.counts(fid) == (2, 2)
     assert [(e.op, e.dest) for e in st.pending()] == [("move", "Archive")]
 
 
 def test_uidvalidity_reset_rematches_by_message_id(st):
     fid = st.upsert_folder("Archive", "/", (), "archive")
     st.insert_headers(fid, [row(1, msgid="<a@x>"), row(2, msgid="<b@x>")])
-    st.set_flags(fid, [2], add=["\\Flagged"])
-    st.reset_folder(fid, 999)
-    assert st.local_uids(fid) == [] and st.pending()[0].uid < 0
-    # the same messages (same size and date) under new uids
-    st.insert_headers(fid, [(10, *row(2, msgid="<b@x>")[1:]), (11, *row(1, msgid="<a@x>")[1:])])
+    st.set_flags(fid, [2], add=["flagged"])
+    st.reset_folder(fid, '{"uidvalidity": 999}')
+    assert st.local_sids(fid) == [] and st.pending()[0].sid is None
+    assert st.folder_state(fid) == '{"uidvalidity": 999}'
+    # the same messages (same size and date) under new server ids: new local ids
+    st.insert_headers(fid, [("10", *row(2, msgid="<b@x>")[1:]), ("11", *row(1, msgid="<a@x>")[1:])])
     assert st.journal_rematch(fid) == 1
-    assert st.pending()[0].uid == 10 and "\\Flagged" in st.row(fid, 10).flags
+    new = st.ids_of(fid, ["10"])["10"]
+    assert new == 3 and (st.pending()[0].msg_id, st.pending()[0].sid) == (3, "10") and st.row(fid, 3).flagged
 
 
 def test_thread_positions_are_stable_when_new_threads_arrive_on_top(st):
     fid = st.upsert_folder("INBOX", "/", (), "inbox")
     st.insert_headers(fid, [row(u) for u in range(1, 201)])
     st.set_threads(fid, thread_order(st.headers_for_threading(fid)))
-    before = dict(st.db.execute("SELECT uid, pos FROM threads"))
-    assert st.uid_list(fid, "thread")[:3] == [200, 199, 198]
+    before = dict(st.db.execute("SELECT id, pos FROM threads"))
+    assert st.id_list(fid, "thread")[:3] == [200, 199, 198]
     st.insert_headers(fid, [row(201), row(202, irt="<5@x>", refs="<5@x>")])
     writes = []
     watched = ("UPDATE messages", "INSERT OR REPLACE INTO threads")
@@ -195,9 +208,9 @@ def test_thread_positions_are_stable_when_new_threads_arrive_on_top(st):
     st.set_threads(fid, thread_order(st.headers_for_threading(fid)))
     st.db.set_trace_callback(None)
     assert 2 <= len(writes) < 10, "only the new rows and the thread that moved are rewritten"
-    order = st.uid_list(fid, "thread")
+    order = st.id_list(fid, "thread")
     assert order[:3] == [5, 202, 201]  # the revived thread (newest reply) on top, then the new one
-    after = dict(st.db.execute("SELECT uid, pos FROM threads"))
+    after = dict(st.db.execute("SELECT id, pos FROM threads"))
     assert sum(1 for u in before if before[u] != after[u]) <= 2
 
 

@@ -10,6 +10,7 @@ from tuimail.mail.thread import thread_order
 from tuimail.store import Store, threads
 from tuimail.store.threads import THREADS_ALL, THREADS_CLEAN
 from tuimail.store.writer import Intent, IntentWriter
+from tests.support.rows import v6rows
 
 N = 10_000
 
@@ -22,7 +23,7 @@ def _filled(path) -> tuple[Store, int]:
         parent = f"<{uid - 1}@x>" if uid % 4 else None  # threads of four
         rows.append((uid, 0, "", 1_700_000_000 + uid * 60, "f", "t", "", "s", f"<{uid}@x>", parent, parent or "",
                      1, 0))
-    store.insert_headers(fid, rows)
+    store.insert_headers(fid, v6rows(rows))
     return store, fid
 
 
@@ -82,7 +83,7 @@ def test_a_queued_intent_gets_the_lock_between_chunks(tmp_path):
         if sql.startswith("INSERT OR REPLACE INTO threads") and not holding.is_set():
             holding.set()
             t0[0] = time.monotonic()
-            writer.submit(Intent("flags", fid, (5,), add=("\\Flagged",)))
+            writer.submit(Intent("flags", fid, (5,), add=("flagged",)))
             time.sleep(0.05)  # the writer is queued behind this chunk's transaction
 
     store.db.set_trace_callback(slow_chunk)
@@ -94,16 +95,16 @@ def test_a_queued_intent_gets_the_lock_between_chunks(tmp_path):
     assert done.wait(10)
     assert done_at[0] < end  # between two chunks, not after the whole order
     assert writer.close(5)
-    assert store.row(fid, 5).flagged and [e.uid for e in store.pending()] == [5]
+    assert store.row(fid, 5).flagged and [e.msg_id for e in store.pending()] == [5]
     store.close()
 
 
 def test_writer_reports_a_store_error_and_goes_on(tmp_path):
     store, fid = _filled(tmp_path / "s.sqlite3")
     results = []
-    writer = IntentWriter(store.path, lambda i, u, e: results.append((i.uids, u, e)))
+    writer = IntentWriter(store.path, lambda i, u, e: results.append((i.ids, u, e)))
     writer.submit(Intent("flags", fid, (1,), add=("bad flag",)))  # refused: a space in a flag
-    writer.submit(Intent("flags", fid, (2,), add=("\\Flagged",)))
+    writer.submit(Intent("flags", fid, (2,), add=("flagged",)))
     assert writer.close(5)
     assert isinstance(results[0][2], ValueError) and results[0][1] == []
     assert results[1][1:] == ([2], None)
@@ -117,15 +118,16 @@ def test_a_sync_window_commits_in_bounded_chunks(tmp_path):
 
     store = Store(tmp_path / "s.sqlite3")
     fid = store.upsert_folder("INBOX", "/", (), None)
-    store.insert_headers(fid, [(1, 0, "", 1_700_000_000, "f", "t", "", "s", "<1@x>", None, "", 1, 0)])
-    store.set_flags(fid, [1], add=("\\Flagged",))  # a pending intent on a row the window brings again
+    store.insert_headers(fid, v6rows([(1, 0, "", 1_700_000_000, "f", "t", "", "s", "<1@x>", None, "", 1, 0)]))
+    store.set_flags(fid, [1], add=("flagged",))  # a pending intent on a row the window brings again
     commits: list[str] = []
     store.db.set_trace_callback(lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
     rows = [(uid, 0, "\\Seen", 1_700_000_000 + uid, "f", "t", "", "s", f"<{uid}@x>", None, "", 1, 0)
-            for uid in range(5000, 0, -1)]  # newest first, as windows arrive
-    assert store.insert_headers(fid, rows) == 5000
+            for uid in range(5000, 0, -1)]  # newest first (the store appends them in the order given)
+    ids = store.insert_headers(fid, v6rows(rows))
+    assert len(ids) == 5000 and ids[-1] == 1 and ids[0] == 2  # (uid 1 was stored: it keeps its id)
     store.db.set_trace_callback(None)
     assert len(commits) == -(-5000 // store_mod.ROWS_PER_TX) > 1
-    assert len(store.uid_list(fid, "date", False)) == 5000
-    assert store.row(fid, 1).flags == "\\Flagged \\Seen" and store.row(fid, 5000).flags == "\\Seen"
+    assert len(store.id_list(fid, "date", False)) == 5000
+    assert store.row(fid, 1).flags == {"flagged", "seen"} and store.row(fid, 2).flags == {"seen"}
     store.close()

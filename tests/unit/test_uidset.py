@@ -67,9 +67,11 @@ def test_in_runs_is_membership_and_format_runs_is_compact(uids, probes):
 @settings(deadline=None)  # a store per example: file creation time is not what is tested
 @given(uid_lists)
 def test_the_store_reads_its_uids_as_the_same_runs(tmp_path_factory, uids):
+    from tuimail.backends.imap.engine import Engine
     from tuimail.store import Store
 
     with Store(tmp_path_factory.mktemp("s") / "s.sqlite3") as store:
         fid = store.upsert_folder("INBOX", "/", (), None)
-        store.insert_headers(fid, [(u, 0, "", None, "", "", "", "", None, None, "", 0, 0) for u in uids])
-        assert store.local_ranges(fid) == uidset.ranges(uids)
+        store.insert_headers(fid, [(str(u), 0, frozenset(), "", None, "", "", "", "", None, None, "", 0, 0)
+                                   for u in uids])
+        assert Engine(None, store, None)._known(fid) == uidset.ranges(uids)

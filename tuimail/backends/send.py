@@ -10,7 +10,7 @@ The order, and what a crash (kill -9) at each step leads to (store/outbox.py hol
     claim (queued -> sending, committed)   crash: the next drain queues it again, sends it once
     SMTP ... 250                           crash: the same (one more copy: at most once more)
     mark_sent (-> sent_unfiled)            crash: the next drain files it; never sent again
-    filing, APPEND to Sent with \\Seen      crash: the next drain looks for its Message-ID in Sent
+    filing, APPEND to Sent (seen)          crash: the next drain looks for its Message-ID in Sent
     done (row deleted)                                 before appending
 
 A drain holds the account's outbox lock (a file lock next to the sync lock), so the TUI and a
@@ -36,9 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from tuimail import paths
+from tuimail.backends.imap.flags import to_imap
 from tuimail.backends.lock import AccountLock, Busy
 from tuimail.config.load import Account, Config, resolve_oauth2_token, resolve_password, run_secret_command
 from tuimail.config.model import SMTP_PORTS
+from tuimail.core.flags import SEEN
 from tuimail.errors import ConfigError, NetworkError, TuimailError, UsageError
 from tuimail.mail.compose import _without_bcc
 from tuimail.mail.headers import parse_msgids
@@ -391,7 +393,7 @@ class Sender:
             else:
                 ob.filing(entry.id)
                 self._step("before_append")
-                conn.append(folder, entry.message, ["\\Seen"], entry.sent_at or self.clock())
+                conn.append(folder, entry.message, [to_imap(SEEN)], entry.sent_at or self.clock())
                 self._step("after_append")
             self._replace_draft(entry)
         except (NetworkError, UsageError, ConfigError) as exc:

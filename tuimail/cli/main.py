@@ -24,8 +24,9 @@ from tuimail.errors import NetworkError, NotCached, StoreError, TuimailError, Us
 from tuimail.mail.addresses import sender_name
 from tuimail.mail.sanitize import sanitize_line
 
-FLAG_NAMES = {"seen": "\\Seen", "flagged": "\\Flagged", "answered": "\\Answered", "deleted": "\\Deleted",
-              "draft": "\\Draft"}
+from tuimail.core.flags import CANONICAL
+
+FLAG_NAMES = {n: n for n in CANONICAL}  # the names `flag` accepts (canonical: tuimail.core.flags)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", epilog=common,
                         help="messages of a folder, newest first (from the store; works offline)",
                         description="Messages of a folder from the local store, newest first: uid, N (unread)"
-                                    " and ! (flagged), date, sender, subject. INBOX in any case.")
+                                    " and ! (flagged), date, sender, subject. INBOX in any case. The uid is"
+                                    " what `read` and `flag` take (the IMAP uid); --json adds `id`, the"
+                                    " message's local id (`read --id`, `flag --id`).")
     ls.add_argument("folder", help="folder name, as `tuimail folders` prints it")
     ls.add_argument("--limit", type=int, default=50, metavar="N", help="at most N messages, 0 for all (default: 50)")
     ls.add_argument("--json", action="store_true", help="print a JSON list instead of columns")
@@ -65,16 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    " fetched once and cached; with --offline only cached bodies are shown"
                                    " (exit 3 otherwise).")
     r.add_argument("folder", help="folder name, as `tuimail folders` prints it")
-    r.add_argument("uid", type=int, help="the message's uid, as `tuimail list` prints it")
+    r.add_argument("uid", type=int, nargs="?", help="the message's uid, as `tuimail list` prints it")
+    r.add_argument("--id", type=int, metavar="ID", help="the message's local id (`tuimail list --json`) instead")
     names = ", ".join(FLAG_NAMES)
     fl = sub.add_parser("flag", epilog=common,
                         help="show or change flags: +FLAG / -FLAG (works offline; next sync sends it)",
                         description="Without changes: print the message's flags. With +FLAG / -FLAG: change"
                                     " them in the local store at once; the change is queued and sent to the"
                                     f" server at the next sync. FLAG is one of {names} (any case, with or"
-                                    " without a backslash: +seen, -\\Flagged) or a keyword ($Work).")
+                                    " without a leading backslash: +seen, -Flagged) or a keyword ($Work).")
     fl.add_argument("folder", help="folder name, as `tuimail folders` prints it")
-    fl.add_argument("uid", type=int, help="the message's uid, as `tuimail list` prints it")
+    fl.add_argument("uid", nargs="?", help="the message's uid, as `tuimail list` prints it")
+    fl.add_argument("--id", type=int, metavar="ID", help="the message's local id (`tuimail list --json`) instead")
     fl.add_argument("changes", nargs="*", metavar="+FLAG|-FLAG", help=f"e.g. +seen -flagged (flags: {names})")
     pe = sub.add_parser("pending", epilog=common,
                         help="actions waiting to be sent or failed (from the store); discard them")
@@ -85,6 +90,39 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rebuild a damaged store, keeping pending actions (a sync refills the rest)")
     rp.add_argument("--account", metavar="NAME", default=argparse.SUPPRESS, help="only this account")
     rp.add_argument("--force", action="store_true", help="rebuild even if the store looks healthy")
+    su = sub.add_parser("setup", epilog=common, help="add an account: find its servers from the address, check"
+                                                      " the login, write the config",
+                        description="Add an account to the config file (created 0600 if missing): discovery"
+                                    " (autoconfig, SRV, .well-known/jmap, the usual names), a login check,"
+                                    " then the commented [accounts.NAME] block. Asks what it needs; with --yes"
+                                    " it asks nothing (give --email and --password-command).")
+    su.add_argument("--email", metavar="ADDR", help="the e-mail address")
+    su.add_argument("--name", metavar="NAME", help="your name for From: (default: none)")
+    su.add_argument("--username", metavar="U", help="the login name (default: the address, then its local part)")
+    su.add_argument("--kind", metavar="K", choices=("imap", "pop3"), help="imap or pop3")
+    su.add_argument("--host", metavar="H", help="the incoming server (no discovery)")
+    su.add_argument("--port", metavar="P", help="its port (default: by kind and security)")
+    su.add_argument("--security", metavar="S", choices=("tls", "starttls", "none"),
+                    help="tls, starttls or none (none only on loopback)")
+    su.add_argument("--smtp-host", metavar="H", help="the outgoing (SMTP) server")
+    su.add_argument("--smtp-port", metavar="P", help="its port (default: 465 for tls, 587 for starttls)")
+    su.add_argument("--smtp-security", metavar="S", choices=("tls", "starttls", "none"))
+    su.add_argument("--password-command", metavar="CMD",
+                    help="a command printing the password (e.g. 'pass show mail/me'), split like a shell would")
+    su.add_argument("--yes", action="store_true", help="ask nothing: use what discovery (or the options) gives")
+    sv = sub.add_parser("serve", epilog=common, help="the app in a browser (HTTP; loopback unless TLS and a login)",
+                        description="Serve the app to a browser: each session runs tuimail with the same config."
+                                    " Listens on 127.0.0.1 by default; any other address needs TLS (--cert,"
+                                    " --key) and a login in the config ([serve] password_hash or token_command)."
+                                    " Without a configured login, a loopback server prints a URL with a token"
+                                    " for this run.")
+    sv.add_argument("--host", metavar="ADDR", help="address to listen on (default: [serve] host, or 127.0.0.1)")
+    sv.add_argument("--port", metavar="N", type=int, help="port (default: [serve] port, or 8000; 0: any free port)")
+    sv.add_argument("--cert", metavar="FILE", help="TLS certificate chain (PEM), with --key: serve HTTPS")
+    sv.add_argument("--key", metavar="FILE", help="the certificate's private key (PEM)")
+    sv.add_argument("--demo", dest="serve_demo", action="store_true", help="serve the demo (no account needed)")
+    sv.add_argument("--hash-password", action="store_true",
+                    help="read a password (no echo) and print the [serve] password_hash line for it")
     se = sub.add_parser("send", epilog=common,
                         help="send an RFC 5322 message (recipients from To/Cc/Bcc) through the outbox",
                         description="Send a message written elsewhere (like `sendmail -t`): the recipients are"
@@ -120,16 +158,34 @@ def main(argv: list[str] | None = None) -> int:
     if "flag" in argv:
         i = argv.index("flag")
         tail = argv[i + 1:]
+        opts: list[str] = []  # (--id N stays an option)
+        for k, t in enumerate(tail):
+            if t == "--id" and k + 1 < len(tail):
+                opts += tail[k:k + 2]
+            elif t.startswith("--id="):
+                opts.append(t)
+        if opts:
+            tail = [t for k, t in enumerate(tail) if not (t.startswith("--id=") or t == "--id"
+                                                         or (k and tail[k - 1] == "--id"))]
         if any(t.startswith("-") and t not in ("-h", "--help") for t in tail):
-            argv = argv[:i + 1] + ["--"] + [t for t in tail if t != "--"]
+            argv = argv[:i + 1] + opts + ["--"] + [t for t in tail if t != "--"]
+        else:
+            argv = argv[:i + 1] + opts + tail
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
+        if args.cmd == "serve":
+            return cmd_serve(args)
         if args.demo:
             from tuimail.demo import run_demo
             return run_demo(args)
+        if args.cmd == "setup":
+            return cmd_setup(args)
+        if args.cmd is None and _first_run(args.config):
+            from tuimail.ui.launch import run_first_run
+            return run_first_run(_first_run(args.config), offline=args.offline, start_folder=args.start_folder)
         config = load_config(args.config)
         warning = config_mode_warning(config)
         if warning:
@@ -187,6 +243,31 @@ def _folder(store, name: str):
     return fi
 
 
+def _handle(account, row) -> int:
+    """What `list` shows as a message's uid and `read`/`flag` take: the IMAP uid for an IMAP
+    account, the local id otherwise."""
+    if account.kind == "imap" and row.sid.isdigit():
+        return int(row.sid)
+    return row.id
+
+
+def _message_id(store, account, fi, args) -> int:
+    """The local id of the message `read`/`flag` name: --id, or the uid `list` printed."""
+    if (args.uid is None) == (args.id is None):
+        raise UsageError("name the message by its uid (as `tuimail list` prints it) or by --id ID")
+    if args.id is not None:
+        if store.row(fi.id, args.id) is None:
+            raise UsageError(f"no message with id {args.id} in {sanitize_line(fi.name)!r} (see `tuimail list"
+                             f" {sanitize_line(fi.name)} --json`)")
+        return args.id
+    found = store.ids_of(fi.id, [str(args.uid)]) if account.kind == "imap" else {}
+    id_ = found.get(str(args.uid)) if found else (args.uid if account.kind != "imap" else None)
+    if id_ is None or store.row(fi.id, id_) is None:
+        raise UsageError(f"no message {args.uid} in {sanitize_line(fi.name)!r} (see `tuimail list"
+                         f" {sanitize_line(fi.name)}`; run `tuimail sync` if it is new)")
+    return id_
+
+
 def cmd_sync(config: Config, args) -> int:
     from tuimail.backends.registry import create_service
     if args.offline:
@@ -238,11 +319,11 @@ def cmd_list(config: Config, args) -> int:
     account, store = _store(config, args.account)
     with store:
         fi = _folder(store, args.folder)
-        uids = store.uid_list(fi.id)[:max(0, args.limit)] if args.limit else store.uid_list(fi.id)
-        rows = store.rows(fi.id, uids)
-    ordered = [rows[u] for u in uids if u in rows]
+        ids = store.id_list(fi.id, limit=max(0, args.limit)) if args.limit else store.id_list(fi.id)
+        rows = store.rows(fi.id, ids)
+    ordered = [rows[i] for i in ids if i in rows]
     if args.json:
-        out = [{"uid": r.uid, "flags": r.flags.split(),
+        out = [{"uid": _handle(account, r), "id": r.id, "flags": _flag_words(r),
                 "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.date)) if r.date is not None else None,
                 "from": r.from_, "to": r.to, "subject": r.subject, "message_id": r.message_id, "size": r.size}
                for r in ordered]
@@ -251,7 +332,7 @@ def cmd_list(config: Config, args) -> int:
     for r in ordered:
         date = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.date)) if r.date else "-"
         mark = ("N" if not r.seen else " ") + ("!" if r.flagged else " ")
-        print(f"{r.uid:>7} {mark} {date} {sender_name(r.from_)[:24]:<24} {sanitize_line(r.subject)}")
+        print(f"{_handle(account, r):>7} {mark} {date} {sender_name(r.from_)[:24]:<24} {sanitize_line(r.subject)}")
     return 0
 
 
@@ -260,26 +341,25 @@ def cmd_read(config: Config, args) -> int:
     account, store = _store(config, args.account)
     with store:
         fi = _folder(store, args.folder)
-        if store.row(fi.id, args.uid) is None:
-            raise UsageError(f"no message {args.uid} in {sanitize_line(fi.name)!r} (see `tuimail list"
-                             f" {sanitize_line(fi.name)}`; run `tuimail sync` if it is new)")
+        id_ = _message_id(store, account, fi, args)
+    name = args.uid if args.uid is not None else f"with id {id_}"
     # the cache first, without a connection; the server only for what it lacks
     service = create_service(config, account, offline=True)
     try:
         try:
-            content = service.open_message(fi.name, args.uid)
+            content = service.open_message(fi.name, id_)
         except NotCached:
             if args.offline:
-                raise NotCached(f"message {args.uid} is not cached and --offline was given") from None
+                raise NotCached(f"message {name} is not cached and --offline was given") from None
             service.set_offline(False)
             try:
-                content = service.open_message(fi.name, args.uid, more=True)
+                content = service.open_message(fi.name, id_, more=True)
             except NotCached as exc:
-                raise NotCached(f"message {args.uid}: {exc}") from None
+                raise NotCached(f"message {name}: {exc}") from None
         if (content.more or content.uncached) and service.offline and not args.offline:
             service.set_offline(False)
             try:
-                content = service.open_message(fi.name, args.uid, more=True)
+                content = service.open_message(fi.name, id_, more=True)
             except (NotCached, NetworkError):
                 pass  # what the cache has
     finally:
@@ -293,7 +373,7 @@ def cmd_read(config: Config, args) -> int:
 
 def parse_flag(token: str) -> tuple[str, str]:
     if len(token) < 2 or token[0] not in "+-":
-        raise UsageError(f"flag change {sanitize_line(token)!r}: write +FLAG or -FLAG (e.g. +seen, -\\Flagged)")
+        raise UsageError(f"flag change {sanitize_line(token)!r}: write +FLAG or -FLAG (e.g. +seen, -flagged)")
     sign, name = token[0], token[1:]
     bare = name.lstrip("\\").lower()
     if bare in FLAG_NAMES:
@@ -310,18 +390,24 @@ def cmd_flag(config: Config, args) -> int:
     account, store = _store(config, args.account)
     with store:
         fi = _folder(store, args.folder)
-        row = store.row(fi.id, args.uid)
-        if row is None:
-            raise UsageError(f"no message {args.uid} in {sanitize_line(fi.name)!r} (see `tuimail list`)")
+        if args.uid is not None and not args.uid.isdigit():
+            if args.id is None or args.uid[:1] not in "+-":
+                raise UsageError(f"uid {sanitize_line(args.uid)!r}: a number, as `tuimail list` prints it")
+            args.changes, args.uid = [args.uid, *args.changes], None  # (`flag FOLDER --id N +seen`)
+        elif args.uid is not None:
+            args.uid = int(args.uid)
+        id_ = _message_id(store, account, fi, args)
+        row = store.row(fi.id, id_)
         if args.changes:
             add: list[str] = []
             remove: list[str] = []
             for tok in args.changes:
                 sign, flag = parse_flag(tok)
                 (add if sign == "+" else remove).append(flag)
-            queued = store.set_flags(fi.id, [args.uid], add=add, remove=remove)
-            row = store.row(fi.id, args.uid)
-        print(sanitize_line(row.flags) if row.flags else "(no flags)")  # keywords come from the server
+            queued = store.set_flags(fi.id, [id_], add=add, remove=remove)
+            row = store.row(fi.id, id_)
+        words = _flag_words(row)
+        print(sanitize_line(" ".join(words)) if words else "(no flags)")  # keywords come from the server
     if args.changes:
         print("tuimail: changed in the local store; queued for the server until the next sync (tuimail sync)"
               if queued else "tuimail: no change: the flags were already so", file=sys.stderr)
@@ -347,20 +433,32 @@ def cmd_pending(config: Config, args) -> int:
             return 0
         actions = store.actions()
     if args.json:
-        print(_json([{"id": a.id, "folder": a.folder, "uid": a.uid if a.uid > 0 else None,
+        print(_json([{"id": a.id, "folder": a.folder, "uid": _action_uid(account, a), "msg_id": a.msg_id,
                       "message_id": a.message_id, "subject": a.subject, "op": a.op, "add": list(a.add_flags),
                       "remove": list(a.remove_flags), "dest": a.dest, "state": a.state, "error": a.error,
                       "attempts": a.attempts} for a in actions]))
         return 0
     for a in actions:
         what = a.subject if a.subject is not None else (a.message_id or "(message unknown)")
-        uid = str(a.uid) if a.uid > 0 else "-"
+        uid = str(_action_uid(account, a) or "-") if a.msg_id is not None else "-"
         line = (f"{a.id:>5} {a.state:<8} {sanitize_line(a.folder)[:20]:<20} {uid:>7} "
                 f"{sanitize_line(a.describe())[:24]:<24} {sanitize_line(what)[:50]}")
         print(line.rstrip())
         if a.error:
             print(f"{'':>15}{sanitize_line(a.error)[:200]}")
     return 0
+
+
+def _flag_words(row) -> list[str]:
+    """A row's flags as `flag` takes them: the canonical names, then its keywords."""
+    return [*(n for n in CANONICAL if n in row.flags), *row.keywords.split()]
+
+
+def _action_uid(account, a):
+    """The handle of an action's message (see _handle); None when it is lost."""
+    if a.msg_id is None or a.sid is None:
+        return None
+    return int(a.sid) if account.kind == "imap" and a.sid.isdigit() else a.msg_id
 
 
 def cmd_repair(config: Config, args) -> int:
@@ -390,6 +488,47 @@ def cmd_repair(config: Config, args) -> int:
               f" damaged file moved to {report.moved_to}{cache}; run `tuimail sync` to refill it")
     return 0
 
+
+def _first_run(config: str | None):
+    """The config path when no config file exists there (bare `tuimail` opens the setup screen)."""
+    from pathlib import Path
+    path = Path(config).expanduser() if config else paths.default_config_path()
+    return None if path.exists() or path.is_symlink() else path
+
+
+def cmd_setup(args) -> int:
+    from pathlib import Path
+
+    from tuimail.config.setup_flow import Options, run_setup
+    opts = Options(email=args.email, name=args.name, username=args.username, kind=args.kind, host=args.host,
+                   port=args.port, security=args.security, smtp_host=args.smtp_host, smtp_port=args.smtp_port,
+                   smtp_security=args.smtp_security, password_command=args.password_command, yes=args.yes,
+                   config=Path(args.config) if args.config else None)
+    run_setup(opts)
+    return 0
+
+
+def cmd_serve(args) -> int:
+    """`tuimail serve`, before the demo and config handling of the other commands: --hash-password needs no
+    config, and the demo's server runs in this process for every browser session (its mail and flags
+    outlive a session)."""
+    from tuimail.serve.run import ServeOptions, hash_password_command, run_serve
+    if args.hash_password:
+        return hash_password_command()
+    options = ServeOptions(host=args.host, port=args.port, cert=args.cert, key=args.key, account=args.account,
+                           offline=args.offline)
+    if args.demo or args.serve_demo:
+        from tuimail.demo import DemoEnvironment
+        with DemoEnvironment() as env:
+            env.config_path.chmod(0o600)  # (each session's app would warn that it holds a password)
+            return run_serve(load_config(env.config_path), options)
+    config = load_config(args.config)
+    warning = config_mode_warning(config)
+    if warning:
+        print(f"tuimail: warning: {sanitize_line(warning)}", file=sys.stderr)
+    if args.account:
+        config.account(args.account)  # an unknown name: one line now, not in every session
+    return run_serve(config, options)
 
 def _read_message(name: str) -> bytes:
     if name == "-":

@@ -3,6 +3,8 @@ the names and choices the validator checks against (config_validate.py)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ DEFAULT_PORTS = {
 }
 
 
-TOP_KEYS = ("accounts", "ui", "keys", "mailcap")
+TOP_KEYS = ("accounts", "ui", "keys", "mailcap", "serve")
 ACCOUNT_KEYS = (
     "kind", "host", "port", "security", "username", "password", "password_command",
     "oauth2_token_command", "tls_ca_file", "tls_fingerprint", "sync_mode", "allow_insecure",
@@ -41,6 +43,10 @@ UI_KEYS = ("theme", "mark_read_delay", "preview", "keymap", "date_format", "sort
 CHECK_INTERVAL = 60.0  # seconds between checks of the other folders (accounts.NAME.check_interval)
 MAILCAP_KEYS = ("path",)
 CREDENTIAL_KEYS = ("password", "password_command", "oauth2_token_command")
+SERVE_KEYS = ("host", "port", "cert", "key", "password_hash", "token_command")
+SERVE_LOGIN_KEYS = ("password_hash", "token_command")
+SERVE_HOST = "127.0.0.1"
+SERVE_PORT = 8000
 
 
 def default_port(kind: str, security: str) -> int:
@@ -97,12 +103,64 @@ class UIConfig:
 
 
 @dataclass(frozen=True)
+class ServeConfig:
+    """[serve]: `tuimail serve`, the app in a browser (tuimail/serve/)."""
+    host: str = SERVE_HOST  # a non-loopback address needs cert + key and a login
+    port: int = SERVE_PORT
+    cert: Path | None = None  # PEM certificate chain; with key: HTTPS
+    key: Path | None = None
+    password_hash: str | None = field(default=None, repr=False)  # "scrypt$N$r$p$salt$hash" (PasswordHash)
+    token_command: tuple[str, ...] | None = None  # its first line of output is the login token
+
+
+@dataclass(frozen=True)
+class PasswordHash:
+    """A login password as `tuimail serve --hash-password` prints it: "scrypt$N$r$p$SALT$HASH", SALT
+    and HASH in unpadded URL-safe base64 (hashlib.scrypt's n, r, p)."""
+    n: int
+    r: int
+    p: int
+    salt: bytes
+    digest: bytes = field(repr=False)
+
+    PREFIX = "scrypt"
+
+    @classmethod
+    def parse(cls, text: str) -> PasswordHash:
+        """ValueError (a short reason, never the hash) when `text` is not one."""
+        parts = text.split("$")
+        if len(parts) != 6 or parts[0] != cls.PREFIX:
+            raise ValueError('expected "scrypt$N$r$p$salt$hash" as `tuimail serve --hash-password` prints it')
+        try:
+            n, r, p = (int(x) for x in parts[1:4])
+        except ValueError:
+            raise ValueError("N, r and p must be integers") from None
+        if n < 2 ** 14 or n > 2 ** 20 or n & (n - 1):
+            raise ValueError("N must be a power of 2 from 16384 to 1048576")
+        if not 1 <= r <= 32 or not 1 <= p <= 16:
+            raise ValueError("r must be from 1 to 32 and p from 1 to 16")
+        try:
+            salt, digest = (base64.urlsafe_b64decode(x + "=" * (-len(x) % 4)) for x in parts[4:6])
+        except (binascii.Error, ValueError):
+            raise ValueError("the salt and the hash must be base64") from None
+        if len(salt) < 16 or len(digest) < 32:
+            raise ValueError("the salt or the hash is too short (16 and 32 bytes at least)")
+        return cls(n, r, p, salt, digest)
+
+    def text(self) -> str:
+        def b64(b: bytes) -> str:
+            return base64.urlsafe_b64encode(b).decode().rstrip("=")
+        return f"{self.PREFIX}${self.n}${self.r}${self.p}${b64(self.salt)}${b64(self.digest)}"
+
+
+@dataclass(frozen=True)
 class Config:
     accounts: dict[str, Account]  # in file order
     ui: UIConfig = field(default_factory=UIConfig)
     keys: dict[str, tuple[str, ...]] = field(default_factory=dict)  # action -> key strings
     path: Path | None = None  # the file it was read from (None if built in code, e.g. the demo)
     mailcap_path: Path | None = None  # [mailcap] path
+    serve: ServeConfig = field(default_factory=ServeConfig)  # [serve]
 
     def account(self, name: str | None = None) -> Account:
         if name is None:

@@ -25,6 +25,8 @@ from tuimail.config.model import (
     PREVIEWS,
     ROLES,
     SECURITIES,
+    SERVE_KEYS,
+    SERVE_LOGIN_KEYS,
     SMTP_KEYS,
     SMTP_PORTS,
     SORTS,
@@ -34,6 +36,8 @@ from tuimail.config.model import (
     UI_KEYS,
     Account,
     Config,
+    PasswordHash,
+    ServeConfig,
     UIConfig,
     _show,
     default_port,
@@ -168,7 +172,34 @@ class _Validator:
             self.known_keys("mailcap", mailcap, MAILCAP_KEYS)
             if "path" in mailcap:
                 mailcap_path = self.file_path("mailcap.path", mailcap["path"], must_exist=True)
-        return Config(accounts=accounts, ui=ui, keys=keys, path=file, mailcap_path=mailcap_path)
+        serve = self.serve(doc["serve"]) if "serve" in doc else ServeConfig()
+        return Config(accounts=accounts, ui=ui, keys=keys, path=file, mailcap_path=mailcap_path, serve=serve)
+
+    def serve(self, value: Any) -> ServeConfig:
+        """[serve]: where `tuimail serve` listens, its TLS files and its login. Whether a non-loopback
+        host has TLS and a login is checked when it starts (the command line may add them)."""
+        t = self.table("serve", value)
+        self.known_keys("serve", t, SERVE_KEYS)
+        d = ServeConfig()
+        host = self.host("serve.host", t["host"]) if "host" in t else d.host
+        port = self.port("serve.port", t["port"]) if "port" in t else d.port
+        cert = self.file_path("serve.cert", t["cert"], must_exist=True) if "cert" in t else None
+        key = self.file_path("serve.key", t["key"], must_exist=True) if "key" in t else None
+        if (cert is None) != (key is None):
+            raise self.error("serve", "set both cert and key (a PEM certificate and its private key), or neither")
+        given = [k for k in SERVE_LOGIN_KEYS if k in t]
+        if len(given) > 1:
+            raise self.error("serve", f"set only one of {', '.join(given)}")
+        password_hash = None
+        if "password_hash" in t:
+            password_hash = self.string("serve.password_hash", t["password_hash"], secret=True)
+            try:
+                PasswordHash.parse(password_hash)
+            except ValueError as e:
+                raise self.error("serve.password_hash", str(e)) from None
+        token_command = self.command("serve.token_command", t["token_command"]) if "token_command" in t else None
+        return ServeConfig(host=host, port=port, cert=cert, key=key, password_hash=password_hash,
+                           token_command=token_command)
 
     def account(self, name: str, value: Any) -> Account:
         prefix = _join("accounts", name)

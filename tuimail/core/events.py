@@ -19,11 +19,12 @@ class FoldersChanged:
 
 @dataclass(frozen=True)
 class RowsChanged:
-    """Rows of a folder changed. `uids` changed in place (flags); `added`/`removed` change the uid list."""
+    """Rows of a folder changed, by local id: `ids` changed in place (flags); `added`/`removed`
+    change the folder's list of ids."""
 
     account: str
     folder_id: int
-    uids: tuple[int, ...] = ()
+    ids: tuple[int, ...] = ()
     added: tuple[int, ...] = ()
     removed: tuple[int, ...] = ()
     reset: bool = False  # the whole folder was reloaded (UIDVALIDITY change, threads recomputed)

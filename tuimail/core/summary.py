@@ -16,7 +16,7 @@ class FolderSummary:
     reset: bool = False
     error: str | None = None  # the server refused this folder (SELECT or a later command: NO/BAD)
     first: bool = False  # the folder's first fill: its messages are not "new mail"
-    unseen_new: int = 0  # of `new`, how many arrived without \Seen
+    unseen_new: int = 0  # of `new`, how many arrived unseen
 
 
 @dataclass

@@ -32,7 +32,7 @@ def _prepare(config, account):
     try:
         inbox = store.folder("INBOX")
         assert inbox is not None, "the demo sync made no INBOX"
-        for uid in store.uid_list(inbox.id)[:60]:
+        for uid in store.id_list(inbox.id)[:60]:
             content = service.open_message("INBOX", uid)
             row = store.row(inbox.id, uid)
             assert row is not None, uid
@@ -47,7 +47,7 @@ def _prepare(config, account):
                 picks["forward"] = uid
             if len(picks) == 4:
                 break
-        for uid in store.uid_list(inbox.id, "thread")[:40]:
+        for uid in store.id_list(inbox.id, "thread")[:40]:
             service.open_message("INBOX", uid)
     finally:
         service.stop()

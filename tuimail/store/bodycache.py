@@ -1,6 +1,8 @@
 """Cached body structures and part contents, in the cache dir (always re-downloadable).
 
-Keyed by (folder name, UIDVALIDITY, uid) so a UIDVALIDITY change can never serve a stale body.
+Keyed by what the backend chooses; IMAP: (folder name, UIDVALIDITY, server id = the uid), so a
+UIDVALIDITY change can never serve a stale body. (The column keeps its v1 name `uid`; a decimal
+server id is stored as the integer it spells.)
 Parts may be cached partially: `complete` says whether `data` holds the whole part.
 """
 
@@ -63,30 +65,30 @@ class BodyCache:
         self.db.close()
 
     @_guarded
-    def get_structure(self, folder: str, uidvalidity: int, uid: int):
+    def get_structure(self, folder: str, uidvalidity: int, sid: str | int):
         row = self.db.execute("SELECT data FROM structure WHERE folder = ? AND uidvalidity = ? AND uid = ?",
-                              (folder, uidvalidity, uid)).fetchone()
+                              (folder, uidvalidity, sid)).fetchone()
         return _unjson(json.loads(row[0])) if row else None
 
     @_guarded
-    def put_structure(self, folder: str, uidvalidity: int, uid: int, bodystructure) -> None:
+    def put_structure(self, folder: str, uidvalidity: int, sid: str | int, bodystructure) -> None:
         try:
             data = json.dumps(_jsonable(bodystructure))
         except RecursionError:  # nested deeper than any real message (a hostile server): not cached
             return
-        self.db.execute("INSERT OR REPLACE INTO structure VALUES (?, ?, ?, ?)", (folder, uidvalidity, uid, data))
+        self.db.execute("INSERT OR REPLACE INTO structure VALUES (?, ?, ?, ?)", (folder, uidvalidity, sid, data))
 
     @_guarded
-    def get_part(self, folder: str, uidvalidity: int, uid: int, section: str) -> tuple[bytes, bool] | None:
+    def get_part(self, folder: str, uidvalidity: int, sid: str | int, section: str) -> tuple[bytes, bool] | None:
         row = self.db.execute("SELECT data, complete FROM parts WHERE folder = ? AND uidvalidity = ? AND uid = ?"
-                              " AND section = ?", (folder, uidvalidity, uid, section)).fetchone()
+                              " AND section = ?", (folder, uidvalidity, sid, section)).fetchone()
         return (bytes(row[0]), bool(row[1])) if row else None
 
     @_guarded
-    def put_part(self, folder: str, uidvalidity: int, uid: int, section: str, data: bytes, complete: bool,
+    def put_part(self, folder: str, uidvalidity: int, sid: str | int, section: str, data: bytes, complete: bool,
                  total: int | None = None) -> None:
         self.db.execute("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (folder, uidvalidity, uid, section, int(complete), total, data))
+                        (folder, uidvalidity, sid, section, int(complete), total, data))
 
     @_guarded
     def forget_folder(self, folder: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tuimail.store.journal import _apply, norm_flags
+from tuimail.store.journal import MASK_SQL, _apply, flag_cols, flag_set, split_flags
 
 _CHUNK = 500
 
@@ -29,7 +29,8 @@ class ActionInfo:
 
     id: int
     folder: str
-    uid: int  # < 0: its message is lost after a UIDVALIDITY reset
+    msg_id: int | None  # the local id (None in a repaired store until the next sync links it)
+    sid: str | None  # its server id when the action was made (None: lost after the server reset its ids)
     message_id: str | None
     subject: str | None
     op: str
@@ -54,13 +55,13 @@ class FailuresMixin:
     # ------------------------------------------------------------------ listing
 
     def actions(self, *, failed_only: bool = False) -> list[ActionInfo]:
-        q = ("SELECT j.id, f.name, j.uid, j.message_id, m.subject, j.op, j.add_flags, j.remove_flags, j.dest,"
-             " j.state, j.last_error, j.attempts FROM journal j JOIN folders f ON f.id = j.folder_id"
-             " LEFT JOIN messages m ON m.folder_id = j.folder_id AND m.uid = j.uid")
+        q = ("SELECT j.id, f.name, j.msg_id, j.sid, j.message_id, m.subject, j.op, j.add_flags, j.remove_flags,"
+             " j.dest, j.state, j.last_error, j.attempts FROM journal j JOIN folders f ON f.id = j.folder_id"
+             " LEFT JOIN messages m ON m.id = j.msg_id")
         if failed_only:
             q += " WHERE j.state = 'failed'"
-        return [ActionInfo(r[0], r[1], r[2], r[3], r[4], r[5], tuple(r[6].split()), tuple(r[7].split()), r[8],
-                           r[9], r[10], r[11]) for r in self.db.execute(q + " ORDER BY j.id")]
+        return [ActionInfo(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(r[7].split()), tuple(r[8].split()), r[9],
+                           r[10], r[11], r[12]) for r in self.db.execute(q + " ORDER BY j.id")]
 
     def failed_summary(self) -> list[tuple[str, int]]:
         """(folder name, number of failed actions), most first."""
@@ -76,44 +77,50 @@ class FailuresMixin:
     def discard(self, ids: Iterable[int]) -> list[tuple[int, int]]:
         """Forget these entries (pending or failed; one being sent is left alone) and put their rows
         back as the server has them: a move or delete shows the message again, a flag change takes
-        back the flags it changed. Returns the (folder_id, uid) rows that changed. A folder that is
+        back the flags it changed. Returns the (folder_id, local id) rows that changed. A folder that is
         gone from the server goes with its last entry."""
         changed: list[tuple[int, int]] = []
         folders: set[int] = set()
         with self.transaction():
             for jid in ids:
-                row = self.db.execute("SELECT folder_id, uid, op, add_flags, remove_flags FROM journal"
+                row = self.db.execute("SELECT folder_id, msg_id, op, add_flags, remove_flags FROM journal"
                                       " WHERE id = ? AND state IN ('pending', 'failed')", (jid,)).fetchone()
                 if row is None:
                     continue
-                fid, uid, op, add, remove = row
+                fid, mid, op, add, remove = row
                 self.db.execute("DELETE FROM journal WHERE id = ?", (jid,))
                 folders.add(fid)
-                if uid <= 0:
+                if mid is None:
                     continue
                 if op == "flags":
-                    cur = self.db.execute("SELECT flags FROM messages WHERE folder_id = ? AND uid = ?",
-                                          (fid, uid)).fetchone()
-                    if cur is None:
-                        continue
-                    # the entry only holds changes that were real when the user made them
-                    # (set_flags): taking them back gives the flags the server still has
-                    new = _apply(set(cur[0].split()), remove.split(), add.split())
-                    s = norm_flags(new)
-                    if s != cur[0]:
-                        self.db.execute("UPDATE messages SET flags = ?, seen = ?, flagged = ? WHERE folder_id = ?"
-                                        " AND uid = ?", (s, int("\\Seen" in new), int("\\Flagged" in new), fid, uid))
-                        changed.append((fid, uid))
-                elif not self.db.execute("SELECT 1 FROM journal WHERE folder_id = ? AND uid = ? AND op != 'flags'",
-                                         (fid, uid)).fetchone():
-                    n = self.db.execute("UPDATE messages SET hidden = 0 WHERE folder_id = ? AND uid = ? AND hidden = 1",
-                                        (fid, uid)).rowcount
+                    if self._take_back_flags(mid, remove.split(), add.split()):
+                        changed.append((fid, mid))
+                elif not self.db.execute("SELECT 1 FROM journal WHERE msg_id = ? AND op != 'flags'",
+                                         (mid,)).fetchone():
+                    n = self.db.execute("UPDATE messages SET hidden = 0 WHERE id = ? AND hidden = 1",
+                                        (mid,)).rowcount
                     if n:
-                        changed.append((fid, uid))
+                        changed.append((fid, mid))
             for fid in folders:
                 self.db.execute("DELETE FROM folders WHERE id = ? AND gone = 1 AND NOT EXISTS"
                                 " (SELECT 1 FROM journal WHERE folder_id = ?)", (fid, fid))
         return changed
+
+    def _take_back_flags(self, id_: int, add, remove) -> bool:
+        """The row's flags with `add` added and `remove` removed; whether they changed. (The
+        entry only holds changes that were real when the user made them (set_flags): taking
+        them back gives the flags the server still has.)"""
+        cur = self.db.execute(f"SELECT {MASK_SQL}, keywords FROM messages WHERE id = ?", (id_,)).fetchone()
+        if cur is None:
+            return False
+        old = {*flag_set(cur[0]), *cur[1].split()}
+        new = _apply(old, add, remove)
+        if new == old:
+            return False
+        flags, kw = split_flags(new)
+        self.db.execute("UPDATE messages SET seen = ?, flagged = ?, answered = ?, draft = ?, deleted = ?,"
+                        " keywords = ? WHERE id = ?", (*flag_cols(flags), kw, id_))
+        return True
 
     # ------------------------------------------------------------------ folders
 
@@ -149,60 +156,65 @@ class FailuresMixin:
             self.db.execute("UPDATE folders SET error = ? WHERE id = ? AND error IS NOT ?",
                             (error[:300] if error else None, folder_id, error[:300] if error else None))
 
-    # ------------------------------------------------------------------ UIDVALIDITY
+    # ------------------------------------------------------------------ ids reset (UIDVALIDITY)
 
     def journal_rematch(self, folder_id: int) -> int:
-        """After a UIDVALIDITY reset (reset_folder turned each entry's uid into -uid): find each
-        message again by Message-ID + size + date. An entry is matched only when exactly one row
-        fits and no entry for another message claims that row; otherwise it is kept as failed,
-        with the reason. Returns the number matched."""
+        """Entries without a row: after the server reset the folder's ids (reset_folder), or in
+        a repaired store. Find each message again: by its server id where the ids are still
+        valid (a repair keeps them: sid set), else by Message-ID + size + date. An entry is matched only when
+        exactly one row fits and no entry for another message claims that row; otherwise it is
+        kept as failed, with the reason. Returns the number matched."""
         orphans = self.db.execute(
-            "SELECT id, uid, message_id, msg_size, msg_date, op, add_flags, remove_flags FROM journal"
-            " WHERE folder_id = ? AND uid < 0 AND state != 'failed' ORDER BY id", (folder_id,)).fetchall()
+            "SELECT id, sid, message_id, msg_size, msg_date, op, add_flags, remove_flags, msg_id FROM journal"
+            " WHERE folder_id = ? AND (msg_id IS NULL OR sid IS NULL) AND state != 'failed' ORDER BY id",
+            (folder_id,)).fetchall()
         if not orphans:
             return 0
-        by_msg: dict[int, list[tuple]] = {}
+        by_msg: dict[tuple, list[tuple]] = {}
         for o in orphans:
-            by_msg.setdefault(o[1], []).append(o)  # entries for one message share its old uid
-        found: dict[int, int | str] = {}
+            # the entries for one message: its old local id (a reset), else its sid (a repair)
+            key = ("id", o[8]) if o[8] is not None else ("sid", o[1]) if o[1] is not None else ("entry", o[0])
+            by_msg.setdefault(key, []).append(o)
+        found: dict[tuple, tuple[int, str] | str] = {}
         for old, group in by_msg.items():
-            _, _, mid, size, date = group[0][:5]
+            _, sid, mid, size, date = group[0][:5]
+            if sid is not None:  # the server's ids are still valid (a repaired store): by sid
+                hit = self.db.execute("SELECT id, sid FROM messages WHERE folder_id = ? AND sid = ?",
+                                      (folder_id, sid)).fetchone()
+                if hit is not None:
+                    found[old] = (hit[0], hit[1])
+                    continue
             if not mid:
                 found[old] = NO_ID_REASON
                 continue
-            q = "SELECT uid FROM messages WHERE folder_id = ? AND message_id = ?"
+            q = "SELECT id, sid FROM messages WHERE folder_id = ? AND message_id = ?"
             args: list = [folder_id, mid]
             if size is not None:
                 q += " AND size = ? AND date IS ?"
                 args += [size, date]
-            cands = [r[0] for r in self.db.execute(q + " LIMIT 2", args)]
+            cands = [(r[0], r[1]) for r in self.db.execute(q + " LIMIT 2", args)]
             found[old] = cands[0] if len(cands) == 1 else (AMBIGUOUS_REASON if cands else NOT_FOUND_REASON)
         claims: dict[int, int] = {}
         for v in found.values():
-            if isinstance(v, int):
-                claims[v] = claims.get(v, 0) + 1
+            if isinstance(v, tuple):
+                claims[v[0]] = claims.get(v[0], 0) + 1
         n = 0
         with self.transaction():
             for old, group in by_msg.items():
-                uid = found[old]
-                if isinstance(uid, int) and claims[uid] > 1:
-                    uid = AMBIGUOUS_REASON
-                if isinstance(uid, str):
+                hit = found[old]
+                if isinstance(hit, tuple) and claims[hit[0]] > 1:
+                    hit = AMBIGUOUS_REASON
+                if isinstance(hit, str):
                     for o in group:
-                        self.db.execute("UPDATE journal SET state = 'failed', last_error = ? WHERE id = ?", (uid, o[0]))
+                        self.db.execute("UPDATE journal SET state = 'failed', last_error = ? WHERE id = ?", (hit, o[0]))
                     continue
-                for jid, _, _, _, _, op, a, r in group:
-                    self.db.execute("UPDATE journal SET uid = ? WHERE id = ?", (uid, jid))
+                id_, sid = hit
+                for jid, _, _, _, _, op, a, r, _ in group:
+                    self.db.execute("UPDATE journal SET msg_id = ?, sid = ? WHERE id = ?", (id_, sid, jid))
                     # the refilled row shows the server's flags: put the user's intent back on top
                     if op == "flags":
-                        flags = self.db.execute("SELECT flags FROM messages WHERE folder_id = ? AND uid = ?",
-                                                (folder_id, uid)).fetchone()[0]
-                        new = _apply(set(flags.split()), a.split(), r.split())
-                        self.db.execute("UPDATE messages SET flags = ?, seen = ?, flagged = ? WHERE folder_id = ?"
-                                        " AND uid = ?", (norm_flags(new), int("\\Seen" in new),
-                                                         int("\\Flagged" in new), folder_id, uid))
+                        self._take_back_flags(id_, a.split(), r.split())
                     else:
-                        self.db.execute("UPDATE messages SET hidden = 1 WHERE folder_id = ? AND uid = ?",
-                                        (folder_id, uid))
+                        self.db.execute("UPDATE messages SET hidden = 1 WHERE id = ?", (id_,))
                     n += 1
         return n

@@ -10,6 +10,12 @@ the same message (and only one never refused, so that the newer intent does not 
 otherwise the newer intent becomes a new entry, sent after it. Whatever the state, an entry
 counts as pending for the flags shown (the server's flags with every entry applied on top, in id
 order).
+
+An entry names its message by local id (`msg_id`) and by the server id it had then (`sid`).
+An entry without either is not sent until its message is found again (journal_rematch): sid is
+NULL after the server reset the folder's ids (msg_id then names a row that is gone; ids are never
+given again), msg_id is NULL in a repaired store (the server ids are still good there). Its
+flags are canonical names (tuimail.core.flags) or keywords as the backend spells them.
 """
 
 from __future__ import annotations
@@ -18,7 +24,32 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from tuimail.core.flags import CANONICAL
+
 _CHUNK = 500
+FLAG_COLS = CANONICAL  # the messages columns, in this order (seen, flagged, answered, draft, deleted)
+# every combination of the five flag columns (bit i: FLAG_COLS[i]) as a frozenset, and back
+_SETS = tuple(frozenset(f for i, f in enumerate(FLAG_COLS) if m >> i & 1) for m in range(32))
+_COLS = {fs: tuple(int(f in fs) for f in FLAG_COLS) for fs in _SETS}
+_CANON = frozenset(CANONICAL)
+# the five flag columns as one small int, bit i for FLAG_COLS[i] (SQLite's | and << bind alike)
+MASK_SQL = "(seen | (flagged << 1) | (answered << 2) | (draft << 3) | (deleted << 4))"
+
+
+def flag_set(mask: int) -> frozenset[str]:
+    return _SETS[mask]
+
+
+def flag_cols(flags: frozenset[str]) -> tuple[int, ...]:
+    """The five column values of a canonical flag set (a frozenset: one dict lookup a row)."""
+    cols = _COLS.get(flags)
+    return cols if cols is not None else tuple(int(f in flags) for f in FLAG_COLS)
+
+
+def split_flags(tokens: Iterable[str]) -> tuple[frozenset[str], str]:
+    """(canonical flags, the other keywords as the keywords column holds them)."""
+    tokens = set(tokens)
+    return frozenset(tokens & _CANON), norm_flags(tokens - _CANON)
 
 
 @dataclass(frozen=True)
@@ -26,7 +57,8 @@ class JournalEntry:
     id: int
     folder_id: int
     folder: str
-    uid: int
+    msg_id: int | None  # the local id (None in a repaired store until the next sync links it)
+    sid: str | None  # its server id when the entry was made (None: lost after the server reset its ids)
     message_id: str | None
     op: str
     add_flags: tuple[str, ...]
@@ -53,9 +85,10 @@ class JournalMixin:
 
     # ------------------------------------------------------------------ user intents (store + journal)
 
-    def set_flags(self, folder_id: int, uids: Iterable[int], add: Iterable[str] = (),
+    def set_flags(self, folder_id: int, ids: Iterable[int], add: Iterable[str] = (),
                   remove: Iterable[str] = ()) -> list[int]:
-        """The user changes flags: the row changes now, the journal carries it to the server."""
+        """The user changes flags (canonical names, or keywords): the row changes now, the
+        journal carries it to the server. Returns the local ids changed."""
         add, remove = tuple(sorted(set(add))), tuple(sorted(set(remove) - set(add)))
         for f in add + remove:  # flags are stored space-separated: one bad one would become several
             if not f or any(c.isspace() or ord(c) < 32 for c in f):
@@ -63,34 +96,35 @@ class JournalMixin:
         changed = []
         now = time.time()
         with self.transaction():
-            for uid in uids:
-                row = self.db.execute("SELECT flags, message_id FROM messages WHERE folder_id = ? AND uid = ?",
-                                      (folder_id, uid)).fetchone()
+            for id_ in ids:
+                row = self.db.execute(f"SELECT {MASK_SQL}, keywords, message_id, sid FROM messages"
+                                      " WHERE id = ? AND folder_id = ?",
+                                      (id_, folder_id)).fetchone()
                 if row is None:
                     continue
-                old = set(row[0].split())
+                old = {*flag_set(row[0]), *row[1].split()}
                 new = _apply(old, add, remove)
                 eff_add = tuple(f for f in add if f not in old)
                 eff_remove = tuple(f for f in remove if f in old)
                 if not eff_add and not eff_remove:
                     continue
-                s = norm_flags(new)
-                self.db.execute("UPDATE messages SET flags = ?, seen = ?, flagged = ? WHERE folder_id = ? AND uid = ?",
-                                (s, int("\\Seen" in new), int("\\Flagged" in new), folder_id, uid))
-                self._journal_flags(folder_id, uid, row[1], eff_add, eff_remove, now)
-                changed.append(uid)
+                flags, kw = split_flags(new)
+                self.db.execute("UPDATE messages SET seen = ?, flagged = ?, answered = ?, draft = ?, deleted = ?,"
+                                " keywords = ? WHERE id = ?", (*flag_cols(flags), kw, id_))
+                self._journal_flags(folder_id, id_, row[3], row[2], eff_add, eff_remove, now)
+                changed.append(id_)
         return changed
 
-    def _journal_flags(self, folder_id, uid, message_id, add, remove, now) -> None:
+    def _journal_flags(self, folder_id, id_, sid, message_id, add, remove, now) -> None:
         # Coalesce with the message's latest flags entry (one STORE per intent net), unless it is
         # on the wire (deleted by id once confirmed: whatever was merged into it would go with it)
         # or was refused before (the newer intent should not share its fate).
         prev = self.db.execute("SELECT id, add_flags, remove_flags, state, attempts FROM journal"
-                               " WHERE folder_id = ? AND uid = ? AND op = 'flags' ORDER BY id DESC LIMIT 1",
-                               (folder_id, uid)).fetchone()
+                               " WHERE msg_id = ? AND op = 'flags' ORDER BY id DESC LIMIT 1",
+                               (id_,)).fetchone()
         later_move = prev and self.db.execute(
-            "SELECT 1 FROM journal WHERE folder_id = ? AND uid = ? AND op != 'flags' AND id > ?",
-            (folder_id, uid, prev[0])).fetchone()
+            "SELECT 1 FROM journal WHERE msg_id = ? AND op != 'flags' AND id > ?",
+            (id_, prev[0])).fetchone()
         if prev and not later_move and prev[3] == "pending" and prev[4] == 0:
             a, r = set(prev[1].split()), set(prev[2].split())
             a = (a - set(remove)) | set(add)
@@ -101,44 +135,44 @@ class JournalMixin:
                 self.db.execute("UPDATE journal SET add_flags = ?, remove_flags = ? WHERE id = ?",
                                 (norm_flags(a), norm_flags(r), prev[0]))
             return
-        self.db.execute("INSERT INTO journal(created, folder_id, uid, message_id, op, add_flags, remove_flags,"
-                        " msg_size, msg_date) SELECT ?, ?, ?, ?, 'flags', ?, ?, size, date FROM messages"
-                        " WHERE folder_id = ? AND uid = ?", (now, folder_id, uid, message_id, norm_flags(add),
-                                                             norm_flags(remove), folder_id, uid))
+        self.db.execute("INSERT INTO journal(created, folder_id, msg_id, sid, message_id, op, add_flags, remove_flags,"
+                        " msg_size, msg_date) SELECT ?, ?, ?, ?, ?, 'flags', ?, ?, size, date FROM messages"
+                        " WHERE id = ?", (now, folder_id, id_, sid, message_id, norm_flags(add),
+                                          norm_flags(remove), id_))
 
-    def move(self, folder_id: int, uids: Iterable[int], dest: str) -> list[int]:
+    def move(self, folder_id: int, ids: Iterable[int], dest: str) -> list[int]:
         """Move to folder `dest` (also how delete-to-Trash works). Hidden here at once."""
-        return self._hide_with(folder_id, uids, "move", dest)
+        return self._hide_with(folder_id, ids, "move", dest)
 
-    def expunge(self, folder_id: int, uids: Iterable[int]) -> list[int]:
-        """Delete for good (\\Deleted + UID EXPUNGE of just these uids)."""
-        return self._hide_with(folder_id, uids, "expunge", None)
+    def expunge(self, folder_id: int, ids: Iterable[int]) -> list[int]:
+        """Delete for good (IMAP: deleted + UID EXPUNGE of just these messages)."""
+        return self._hide_with(folder_id, ids, "expunge", None)
 
-    def _hide_with(self, folder_id, uids, op, dest) -> list[int]:
+    def _hide_with(self, folder_id, ids, op, dest) -> list[int]:
         done = []
         now = time.time()
         with self.transaction():
-            for uid in uids:
-                row = self.db.execute("SELECT message_id, size, date FROM messages WHERE folder_id = ? AND uid = ?"
-                                      " AND hidden = 0",
-                                      (folder_id, uid)).fetchone()
+            for id_ in ids:
+                row = self.db.execute("SELECT message_id, size, date, sid FROM messages WHERE id = ? AND folder_id = ?"
+                                      " AND hidden = 0", (id_, folder_id)).fetchone()
                 if row is None:
                     continue
-                self.db.execute("UPDATE messages SET hidden = 1 WHERE folder_id = ? AND uid = ?", (folder_id, uid))
-                self.db.execute("INSERT INTO journal(created, folder_id, uid, message_id, op, dest, msg_size, msg_date)"
-                                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                (now, folder_id, uid, row[0], op, dest, row[1], row[2]))
-                done.append(uid)
+                self.db.execute("UPDATE messages SET hidden = 1 WHERE id = ?", (id_,))
+                self.db.execute("INSERT INTO journal(created, folder_id, msg_id, sid, message_id, op, dest, msg_size,"
+                                " msg_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                (now, folder_id, id_, row[3], row[0], op, dest, row[1], row[2]))
+                done.append(id_)
         return done
 
     # ------------------------------------------------------------------ journal
 
-    _ENTRY_SQL = ("SELECT j.id, j.folder_id, f.name, j.uid, j.message_id, j.op, j.add_flags, j.remove_flags,"
-                  " j.dest, j.attempts, j.last_error, j.state FROM journal j JOIN folders f ON f.id = j.folder_id")
+    _ENTRY_SQL = ("SELECT j.id, j.folder_id, f.name, j.msg_id, j.sid, j.message_id, j.op, j.add_flags,"
+                  " j.remove_flags, j.dest, j.attempts, j.last_error, j.state FROM journal j"
+                  " JOIN folders f ON f.id = j.folder_id")
 
     def _entries(self, where: str, args: tuple) -> list[JournalEntry]:
-        return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], tuple(r[6].split()), tuple(r[7].split()),
-                             r[8], r[9], r[10], r[11])
+        return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(r[7].split()), tuple(r[8].split()),
+                             r[9], r[10], r[11], r[12])
                 for r in self.db.execute(self._ENTRY_SQL + where + " ORDER BY j.id", args)]
 
     def pending(self, folder_id: int | None = None) -> list[JournalEntry]:
@@ -155,9 +189,10 @@ class JournalMixin:
         sending a flag change, a move or an expunge twice is harmless. Only the syncer holding the
         account lock calls this, so no other 'sending' entry is in flight."""
         with self.transaction():
-            self.db.execute("UPDATE journal SET state = 'sending' WHERE folder_id = ? AND uid > 0"
-                            " AND state = 'pending'", (folder_id,))
-            return self._entries(" WHERE j.folder_id = ? AND j.uid > 0 AND j.state = 'sending'", (folder_id,))
+            self.db.execute("UPDATE journal SET state = 'sending' WHERE folder_id = ? AND msg_id IS NOT NULL"
+                            " AND sid IS NOT NULL AND state = 'pending'", (folder_id,))
+            return self._entries(" WHERE j.folder_id = ? AND j.msg_id IS NOT NULL AND j.sid IS NOT NULL"
+                                 " AND j.state = 'sending'", (folder_id,))
 
     def journal_release(self, ids: Iterable[int]) -> None:
         """Claimed entries that were not sent after all: back to 'pending' (still immutable if
@@ -194,14 +229,18 @@ class JournalMixin:
                             " state = CASE WHEN ? THEN 'failed' ELSE 'pending' END WHERE id = ?",
                             (error[:500], int(final), entry_id))
 
-    def _pending_flag_deltas(self, folder_id: int) -> dict[int, tuple[set[str], set[str]]]:
-        """Net flag changes per uid of every entry not yet confirmed, 'sending' ones included (the
-        server may not have them yet), applied in id order. Call it inside the transaction that
-        writes the rows, so that an intent committed meanwhile is not painted over."""
-        out: dict[int, tuple[set[str], set[str]]] = {}
-        for uid, a, r in self.db.execute("SELECT uid, add_flags, remove_flags FROM journal"
-                                         " WHERE folder_id = ? AND op = 'flags' ORDER BY id", (folder_id,)):
-            add, rem = out.setdefault(uid, (set(), set()))
+    def _pending_flag_deltas(self, folder_id: int, key: str = "msg_id") -> dict:
+        """Net flag changes per message (by `key`: 'msg_id' or 'sid') of every entry not yet
+        confirmed, 'sending' ones included (the server may not have them yet), applied in id
+        order. Call it inside the transaction that writes the rows, so that an intent committed
+        meanwhile is not painted over."""
+        out: dict = {}
+        col = "sid" if key == "sid" else "msg_id"
+        for k, a, r in self.db.execute(f"SELECT {col}, add_flags, remove_flags FROM journal"
+                                       " WHERE folder_id = ? AND op = 'flags' AND msg_id IS NOT NULL"
+                                       " AND sid IS NOT NULL ORDER BY id",
+                                       (folder_id,)):
+            add, rem = out.setdefault(k, (set(), set()))
             for f in a.split():
                 add.add(f)
                 rem.discard(f)

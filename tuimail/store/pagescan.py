@@ -15,8 +15,13 @@ import struct
 from pathlib import Path
 
 OPS = ("flags", "move", "expunge")
-JOURNAL_COLS = ("id", "created", "folder_id", "uid", "message_id", "op", "add_flags", "remove_flags", "dest",
-                "attempts", "last_error", "state", "msg_size", "msg_date")
+# v6 (the uid column dropped, msg_id and sid added at the end), and v5 (older stores)
+JOURNAL_COLS = ("id", "created", "folder_id", "message_id", "op", "add_flags", "remove_flags", "dest",
+                "attempts", "last_error", "state", "msg_size", "msg_date", "msg_id", "sid")
+JOURNAL_COLS_V5 = ("id", "created", "folder_id", "uid", "message_id", "op", "add_flags", "remove_flags", "dest",
+                   "attempts", "last_error", "state", "msg_size", "msg_date")
+# v6: id, name, delimiter, role, attrs, selectable, server_total, server_unseen, synced_at,
+# threads_dirty, error, gone, state; v4/v5: uidvalidity, uidnext, highestmodseq after selectable
 FOLDER_COLS = ("id", "name", "delimiter", "role", "attrs", "selectable", "uidvalidity")
 _STATES = ("pending", "sending", "failed")
 
@@ -93,19 +98,32 @@ def _cells(page: bytes, start: int, usable: int):
 
 
 def _journal_row(rowid: int, r: list) -> dict | None:
-    if not 11 <= len(r) <= len(JOURNAL_COLS) or r[0] is not None:
+    if len(r) == len(JOURNAL_COLS) and r[0] is None and r[4] in OPS:
+        if not (isinstance(r[1], (int, float)) and isinstance(r[2], int) and isinstance(r[5], str)
+                and isinstance(r[6], str) and isinstance(r[8], int) and r[10] in _STATES
+                and (r[14] is None or isinstance(r[14], str))):
+            return None
+        row = dict(zip(JOURNAL_COLS, r, strict=True))
+        row["id"] = rowid
+        return row
+    if not 11 <= len(r) <= len(JOURNAL_COLS_V5) or r[0] is not None:
         return None
     if not (isinstance(r[1], (int, float)) and isinstance(r[2], int) and isinstance(r[3], int) and r[5] in OPS
             and isinstance(r[6], str) and isinstance(r[7], str) and isinstance(r[9], int)):
         return None
     if len(r) > 11 and r[11] not in _STATES:
         return None
-    row = dict(zip(JOURNAL_COLS, r, strict=False))
+    row = dict(zip(JOURNAL_COLS_V5, r, strict=False))
     row["id"] = rowid
     return row
 
 
 def _folder_row(rowid: int, r: list) -> dict | None:
+    if len(r) == 13 and r[0] is None and (r[12] is None or isinstance(r[12], str)) and r[11] in (0, 1):
+        if not (isinstance(r[1], str) and r[1] and isinstance(r[4], str) and r[5] in (0, 1)):
+            return None
+        return {"id": rowid, "name": r[1], "delimiter": r[2], "role": r[3], "attrs": r[4], "selectable": r[5],
+                "state": r[12]}
     if len(r) not in (13, 15) or r[0] is not None:
         return None
     if not (isinstance(r[1], str) and r[1] and isinstance(r[4], str) and r[5] in (0, 1)

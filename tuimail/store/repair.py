@@ -8,15 +8,18 @@ sizes and dates) is what the user did and exists nowhere else, so it is salvaged
 a copy of the damaged file, stepping over unreadable pages (sqlite3's `.recover` is not available
 from Python); a header overwritten with garbage is rebuilt on the copy, and rows SQLite cannot
 reach at all (a destroyed schema or interior page) are decoded from the leaf pages (pagescan.py).
-The damaged file is moved aside (never deleted), and a fresh store holding the salvaged folders (with their UIDVALIDITY,
-so the kept uids stay meaningful; a changed UIDVALIDITY re-matches them by Message-ID) and the
-journal entries whose folder is known takes its place. A damaged body cache (re-downloadable)
+The damaged file is moved aside (never deleted), and a fresh store holding the salvaged folders (with their
+sync state, so the kept server ids stay meaningful: the next sync links each entry to its refilled
+row by server id; a reset of the folder's ids (UIDVALIDITY) re-matches them by Message-ID) and the
+journal entries whose folder is known takes its place. A journal of an older schema (v5: an
+integer uid and IMAP flag names) is converted as the v6 migration converts it. A damaged body cache (re-downloadable)
 is moved aside too.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import sqlite3
@@ -31,7 +34,31 @@ from tuimail.store.pagescan import page_size_of, scan_pages
 
 _PAGE_SIZES = (4096, 1024, 2048, 8192, 16384, 32768, 65536, 512)
 _MAX_PROBES = 2_000_000  # point lookups between two damaged spots of one table
-_FOLDER_COLS = ("id", "name", "delimiter", "role", "attrs", "selectable", "uidvalidity")
+_FOLDER_COLS = ("id", "name", "delimiter", "role", "attrs", "selectable", "state")
+# the v5 journal's IMAP system flags -> canonical names (as the v6 migration converts them)
+_OLD_FLAGS = {"\\" + n.capitalize(): n for n in ("seen", "flagged", "answered", "draft", "deleted")}
+
+
+def _upgrade_folder(f: dict) -> dict:
+    """A folder row of a v5 store: its UIDVALIDITY becomes the IMAP state (as the migration does)."""
+    if "state" not in f and isinstance(f.get("uidvalidity"), int):
+        f = {**f, "state": json.dumps({"uidvalidity": f["uidvalidity"], "uidnext": None, "highestmodseq": None})}
+    return f
+
+
+def _upgrade_entry(e: dict) -> dict:
+    """A journal row as the fresh store holds it: without its row (msg_id NULL: the next sync
+    links it by server id), a v5 row's uid as the server id, its IMAP flag names canonical."""
+    e = dict(e)
+    if "uid" in e and e.get("sid") is None:
+        uid = e.pop("uid")
+        e["sid"] = str(abs(uid)) if isinstance(uid, int) and uid > 0 else None
+        for k in ("add_flags", "remove_flags"):
+            if isinstance(e.get(k), str):
+                e[k] = " ".join(_OLD_FLAGS.get(t, t) for t in e[k].split())
+    e.pop("uid", None)
+    e["msg_id"] = None
+    return e
 
 
 @dataclass
@@ -270,6 +297,7 @@ def _write_fresh(fresh: Path, folders: dict[int, dict], entries: list[dict]) -> 
         jcols = [r[1] for r in db.execute("PRAGMA table_info(journal)")]
         db.execute("BEGIN IMMEDIATE")
         for f in folders.values():
+            f = _upgrade_folder(f)
             vals = [f.get(c) for c in _FOLDER_COLS]
             vals[4] = vals[4] if isinstance(vals[4], str) else ""
             vals[5] = 1 if vals[5] is None else vals[5]
@@ -284,6 +312,7 @@ def _write_fresh(fresh: Path, folders: dict[int, dict], entries: list[dict]) -> 
             if e.get("folder_id") not in known:
                 lost += 1
                 continue
+            e = _upgrade_entry(e)
             cols = [c for c in jcols if c in e]
             try:
                 db.execute(f"INSERT INTO journal({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",

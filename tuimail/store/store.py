@@ -4,15 +4,17 @@ Writers: the sync engine (server truth) and user intents (flag/move/expunge, whi
 *and* a journal entry in one transaction). Readers: the UI and the CLI. Each thread opens its own
 Store on the same file (WAL: one writer, many readers).
 
-Flags are kept as a space-separated, sorted string ("\\Flagged \\Seen"). The effective flags of a
-row are the server's flags with the pending journal entries applied on top, so a user's offline
-change stays visible until the server has it.
+A row is known by its local id (`id`, never reused) everywhere above the backend; the backend
+knows it by its server id (`sid`, text) too. Flags are canonical (tuimail.core.flags: the five
+columns) plus the other keywords as the backend spells them, space-separated. The effective flags
+of a row are the server's flags with the pending journal entries applied on top, so a user's
+offline change stays visible until the server has it. A folder's sync state is the backend's,
+stored as an opaque string (folder_state).
 """
 
 from __future__ import annotations
 
 import contextlib
-import operator
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -20,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from tuimail.core.flags import ANSWERED, FLAGGED, SEEN
 from tuimail.store.db import connect
 from tuimail.store.failures import ActionInfo, FailuresMixin  # noqa: F401  (re-exported)
 from tuimail.store.sqlite_errors import store_error
-from tuimail.store.journal import JournalEntry, JournalMixin, _apply, norm_flags  # noqa: F401  (re-exported)
+from tuimail.store.journal import (  # noqa: F401  (re-exported)
+    FLAG_COLS, MASK_SQL, JournalEntry, JournalMixin, _apply, flag_cols, flag_set, norm_flags, split_flags)
 from tuimail.store.threads import _WITH_THREADS, THREADS_CLEAN, THREADS_NEW, ThreadsMixin
 from tuimail.store.writer import yield_to_intents
 
@@ -34,8 +38,10 @@ ROWS_PER_TX = 2000  # header rows per transaction (insert_headers): a sync windo
 
 
 class MessageRow(NamedTuple):
-    uid: int
-    flags: str
+    id: int  # the local id
+    sid: str  # the server's id (IMAP: the uid in decimal)
+    flags: frozenset[str]  # canonical (tuimail.core.flags)
+    keywords: str  # other keywords, space-separated, as the backend spells them
     date: int | None
     from_: str
     to: str
@@ -51,19 +57,21 @@ class MessageRow(NamedTuple):
     modseq: int
 
     @property
-    def flag_set(self) -> frozenset[str]:
-        return frozenset(self.flags.split())
-
-    @property
     def seen(self) -> bool:
-        return "\\Seen" in self.flags.split()
+        return SEEN in self.flags
 
     @property
     def flagged(self) -> bool:
-        return "\\Flagged" in self.flags.split()
+        return FLAGGED in self.flags
+
+    @property
+    def answered(self) -> bool:
+        return ANSWERED in self.flags
 
 
-_ROW_COLS = ("uid, flags, date, from_, to_, cc, subject, message_id, in_reply_to, refs, size, "
+# the five flag columns as one small int (flag_set turns it into the canonical frozenset)
+_MASK = MASK_SQL
+_ROW_COLS = (f"id, sid, {_MASK}, keywords, date, from_, to_, cc, subject, message_id, in_reply_to, refs, size, "
              "has_attachment, coalesce(depth, 0), coalesce(prefix, ''), modseq")
 
 
@@ -75,9 +83,7 @@ class FolderInfo:
     role: str | None
     attrs: str
     selectable: bool
-    uidvalidity: int | None
-    uidnext: int | None
-    highestmodseq: int | None
+    state: str | None  # the backend's sync state, opaque here (None: never synced)
     total: int
     unread: int
     synced_at: float | None
@@ -145,13 +151,13 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
             "SELECT folder_id, count(*) FROM messages INDEXED BY msg_date WHERE hidden = 0 GROUP BY folder_id")}
         out = []
         for r in self.db.execute(
-                "SELECT id, name, delimiter, role, attrs, selectable, uidvalidity, uidnext, highestmodseq,"
+                "SELECT id, name, delimiter, role, attrs, selectable, state,"
                 " synced_at, server_total, server_unseen, error, gone FROM folders ORDER BY name"):
             total, unread = counts.get(r[0], (None, None))
             if total is None:  # never synced: show what STATUS said, if anything
-                total, unread = r[10] or 0, r[11] or 0
-            out.append(FolderInfo(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8],
-                                  int(total), int(unread), r[9], r[12], bool(r[13])))
+                total, unread = r[8] or 0, r[9] or 0
+            out.append(FolderInfo(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6],
+                                  int(total), int(unread), r[7], r[10], bool(r[11])))
         return out
 
     def folder(self, name_or_id: str | int, *, counts: bool = True) -> FolderInfo | None:
@@ -164,13 +170,13 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
     def folders_light(self, name_or_id: str | int, *, counts: bool = True) -> list[FolderInfo]:
         col = "id" if isinstance(name_or_id, int) else "name"
         rows = self.db.execute(
-            "SELECT id, name, delimiter, role, attrs, selectable, uidvalidity, uidnext, highestmodseq,"
+            "SELECT id, name, delimiter, role, attrs, selectable, state,"
             f" synced_at, error, gone FROM folders WHERE {col} = ?", (name_or_id,)).fetchall()
         out = []
         for r in rows:
             total, unread = self.counts(r[0]) if counts else (-1, -1)
-            out.append(FolderInfo(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8],
-                                  total, unread, r[9], r[10], bool(r[11])))
+            out.append(FolderInfo(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6],
+                                  total, unread, r[7], r[8], bool(r[9])))
         return out
 
     def folder_by_role(self, role: str) -> FolderInfo | None:
@@ -208,12 +214,16 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
         with self.transaction():
             self.db.execute("DELETE FROM folders WHERE name = ?", (name,))
 
-    def set_folder_state(self, folder_id: int, *, uidvalidity: int | None = None, uidnext: int | None = None,
-                         highestmodseq: int | None = None, server_total: int | None = None,
+    def folder_state(self, folder_id: int) -> str | None:
+        """The backend's sync state of the folder, as it stored it (None: never synced)."""
+        row = self.db.execute("SELECT state FROM folders WHERE id = ?", (folder_id,)).fetchone()
+        return row[0] if row else None
+
+    def set_folder_state(self, folder_id: int, state: str | None = None, *, server_total: int | None = None,
                          server_unseen: int | None = None, synced: bool = False) -> None:
+        """state: the backend's opaque sync state (None: unchanged); the counts the server gave."""
         sets, args = [], []
-        for col, val in (("uidvalidity", uidvalidity), ("uidnext", uidnext), ("highestmodseq", highestmodseq),
-                         ("server_total", server_total), ("server_unseen", server_unseen)):
+        for col, val in (("state", state), ("server_total", server_total), ("server_unseen", server_unseen)):
             if val is not None:
                 sets.append(f"{col} = ?")
                 args.append(val)
@@ -224,109 +234,119 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
             with self.transaction():
                 self.db.execute(f"UPDATE folders SET {', '.join(sets)} WHERE id = ?", (*args, folder_id))
 
-    def reset_folder(self, folder_id: int, uidvalidity: int) -> None:
-        """UIDVALIDITY changed: every cached uid is meaningless. Journal entries survive with uid
-        -uid (the entries for one message stay together) and are matched again by Message-ID, size
-        and date after the folder is refilled (journal_rematch)."""
+    def reset_folder(self, folder_id: int, state: str | None) -> None:
+        """The server's ids of the folder are meaningless now (IMAP: UIDVALIDITY changed): its rows
+        go. Journal entries survive without a row (sid NULL; msg_id, never given again, keeps the
+        entries of one message together) and are matched again by
+        Message-ID, size and date after the folder is refilled (journal_rematch). `state`: the
+        backend's new sync state."""
         with self.transaction():
-            self.db.execute("UPDATE journal SET uid = -uid WHERE folder_id = ? AND uid > 0", (folder_id,))
+            # (sid NULL: the old server ids mean nothing now; Message-ID, size and date find them)
+            self.db.execute("UPDATE journal SET sid = NULL WHERE folder_id = ?", (folder_id,))
             self.db.execute("DELETE FROM messages WHERE folder_id = ?", (folder_id,))
             self.db.execute("DELETE FROM threads WHERE folder_id = ?", (folder_id,))
-            self.db.execute("UPDATE folders SET uidvalidity = ?, uidnext = NULL, highestmodseq = NULL,"
-                            " threads_dirty = 1 WHERE id = ?", (uidvalidity, folder_id))
+            self.db.execute("UPDATE folders SET state = ?, threads_dirty = 1 WHERE id = ?", (state, folder_id))
 
     # ------------------------------------------------------------------ message rows (read side)
 
-    def uid_list(self, folder_id: int, sort: str = "date", reverse: bool = False,
-                 limit: int | None = None) -> list[int]:
-        """The folder's ordered uid list: newest first for date/arrival unless reverse.
+    def id_list(self, folder_id: int, sort: str = "date", reverse: bool = False,
+                limit: int | None = None) -> list[int]:
+        """The folder's ordered list of local ids: newest first for date/arrival unless reverse.
 
         This is the one query that returns every row of a folder (as bare ints); everything else
-        asks for the visible uids only. With `limit`, only the first rows: for the date and
-        arrival orders that walks the date index and costs nothing at 100k (the first screen).
+        asks for the visible ids only. With `limit`, only the first rows: for the date order that
+        walks the date index and costs nothing at 100k (the first screen). Arrival is the server's
+        order where its ids are numbers (IMAP uids), else the order rows were stored in.
         """
         order = {
-            "date": "date DESC, uid DESC",
-            "arrival": "uid DESC",
+            "date": "date DESC, id DESC",
+            "arrival": "CAST(sid AS INTEGER) DESC, id DESC",
             "from": "from_ COLLATE NOCASE, date DESC",
             "subject": "subject COLLATE NOCASE, date DESC",
-            "size": "size DESC, uid DESC",
-            "thread": "pos DESC, sub, uid DESC",
+            "size": "size DESC, id DESC",
+            "thread": "pos DESC, sub, id DESC",
         }.get(sort)
         if order is None:
             raise ValueError(f"unknown sort {sort!r}; one of {', '.join(SORTS)}, thread")
         if reverse:
             order = ", ".join(p.replace(" DESC", " ASC") if " DESC" in p else p + " DESC"
                               for p in (s.strip() for s in order.split(",")))
-        # one string out of SQLite and one split: ~20% cheaper than a row per uid at 100k
+        # one string out of SQLite and one split: ~20% cheaper than a row per id at 100k
         src = _WITH_THREADS if sort == "thread" else "messages"
-        joined = self.db.execute(f"SELECT group_concat(uid) FROM (SELECT uid FROM {src} WHERE folder_id = ?"
+        joined = self.db.execute(f"SELECT group_concat(id) FROM (SELECT id FROM {src} WHERE folder_id = ?"
                                  f" AND hidden = 0 ORDER BY {order}{' LIMIT ?' if limit is not None else ''})",
                                  (folder_id,) if limit is None else (folder_id, max(0, int(limit)))).fetchone()[0]
         return list(map(int, joined.split(","))) if joined else []
 
-    def rows(self, folder_id: int, uids: Sequence[int]) -> dict[int, MessageRow]:
+    def rows(self, folder_id: int, ids: Sequence[int]) -> dict[int, MessageRow]:
         out: dict[int, MessageRow] = {}
-        for i in range(0, len(uids), _CHUNK):
-            chunk = list(uids[i:i + _CHUNK])
-            q = f"SELECT {_ROW_COLS} FROM {_WITH_THREADS} WHERE folder_id = ? AND uid IN ({','.join('?' * len(chunk))})"
-            for r in self.db.execute(q, (folder_id, *chunk)):
-                out[r[0]] = MessageRow(*r[:11], bool(r[11]), *r[12:])
+        for i in range(0, len(ids), _CHUNK):
+            chunk = list(ids[i:i + _CHUNK])
+            q = f"SELECT {_ROW_COLS} FROM {_WITH_THREADS} WHERE id IN ({','.join('?' * len(chunk))}) AND folder_id = ?"
+            for r in self.db.execute(q, (*chunk, folder_id)):
+                out[r[0]] = MessageRow(r[0], r[1], flag_set(r[2]), *r[3:13], bool(r[13]), *r[14:])
         return out
 
-    def row(self, folder_id: int, uid: int) -> MessageRow | None:
-        return self.rows(folder_id, [uid]).get(uid)
+    def row(self, folder_id: int, id: int) -> MessageRow | None:
+        return self.rows(folder_id, [id]).get(id)
 
     def message_count(self, folder_id: int) -> int:
         """Every cached row of the folder, hidden ones included (what the server's MESSAGES counts)."""
         return self.db.execute("SELECT count(*) FROM messages INDEXED BY msg_date WHERE folder_id = ?",
                                (folder_id,)).fetchone()[0]
 
-    def local_ranges(self, folder_id: int) -> list[tuple[int, int]]:
-        """Every cached uid of the folder (hidden ones included) as sorted (lo, hi) runs, built
-        as the rows stream by: a resync of a 100k folder holds no Python int per message."""
-        runs: list[tuple[int, int]] = []
-        lo = hi = None
-        for (u,) in self.db.execute("SELECT uid FROM messages WHERE folder_id = ? ORDER BY uid", (folder_id,)):
-            if hi is not None and u == hi + 1:
-                hi = u
-                continue
-            if lo is not None:
-                runs.append((lo, hi))
-            lo = hi = u
-        if lo is not None:
-            runs.append((lo, hi))
-        return runs
-
-    def local_uids(self, folder_id: int) -> list[int]:
-        """Every cached uid of the folder, hidden ones included (sync side)."""
-        return [r[0] for r in self.db.execute("SELECT uid FROM messages WHERE folder_id = ? ORDER BY uid",
+    def local_sids(self, folder_id: int) -> list[str]:
+        """The server id of every cached row of the folder, hidden ones included (sync side)."""
+        return [r[0] for r in self.db.execute("SELECT sid FROM messages INDEXED BY msg_sid WHERE folder_id = ?",
                                               (folder_id,))]
 
+    def sid_of(self, ids: Iterable[int]) -> dict[int, str]:
+        """{local id: server id} of the rows that exist."""
+        ids = list(ids)
+        out: dict[int, str] = {}
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i:i + _CHUNK]
+            out.update(self.db.execute(f"SELECT id, sid FROM messages WHERE id IN ({','.join('?' * len(chunk))})",
+                                       chunk))
+        return out
+
+    def ids_of(self, folder_id: int, sids: Iterable[str]) -> dict[str, int]:
+        """{server id: local id} of the folder's rows that exist."""
+        sids = [str(x) for x in sids]
+        out: dict[str, int] = {}
+        for i in range(0, len(sids), _CHUNK):
+            chunk = sids[i:i + _CHUNK]
+            out.update(self.db.execute(f"SELECT sid, id FROM messages WHERE folder_id = ? AND sid IN"
+                                       f" ({','.join('?' * len(chunk))})", (folder_id, *chunk)))
+        return out
+
     def find_by_message_id(self, folder_id: int, message_id: str) -> int | None:
-        row = self.db.execute("SELECT uid FROM messages WHERE folder_id = ? AND message_id = ? LIMIT 1",
+        row = self.db.execute("SELECT id FROM messages WHERE folder_id = ? AND message_id = ? LIMIT 1",
                               (folder_id, message_id)).fetchone()
         return row[0] if row else None
 
     # ------------------------------------------------------------------ sync side writes
 
-    def set_missing_dates(self, folder_id: int, dates: dict[int, int]) -> list[int]:
-        """Dates for rows that have none (no Date: header): the arrival time. Returns the uids set."""
+    def set_missing_dates(self, folder_id: int, dates: dict[str, int]) -> list[int]:
+        """Dates for rows that have none (no Date: header): the arrival time, by server id.
+        Returns the local ids set."""
         done = []
         with self.transaction():
-            for uid, ts in dates.items():
-                cur = self.db.execute("UPDATE messages SET date = ? WHERE folder_id = ? AND uid = ? AND date IS NULL",
-                                      (ts, folder_id, uid))
-                if cur.rowcount:
-                    done.append(uid)
+            for sid, ts in dates.items():
+                row = self.db.execute("UPDATE messages SET date = ? WHERE folder_id = ? AND sid = ? AND date IS NULL"
+                                      " RETURNING id", (ts, folder_id, str(sid))).fetchone()
+                if row:
+                    done.append(row[0])
         return done
 
-    def insert_headers(self, folder_id: int, rows: Iterable[tuple]) -> int:
-        """rows: (uid, modseq, flags_str, date, from_, to, cc, subject, message_id, in_reply_to, refs,
-        size, has_attachment). Existing uids are replaced (a refetch after a crash is harmless)."""
-        # In key order: windows arrive newest first, and rows inserted in descending order split
-        # every B-tree page in half (100k rows: 1.73 s and 17,399 pages, against 0.93 s and 8,832).
-        rows = sorted(rows, key=operator.itemgetter(0))
+    def insert_headers(self, folder_id: int, rows: Iterable[tuple]) -> list[int]:
+        """rows: (sid, modseq, flags, keywords, date, from_, to, cc, subject, message_id, in_reply_to,
+        refs, size, has_attachment), flags canonical (a frozenset), keywords a space-separated
+        string; in the backend's order (IMAP: ascending uid). A new row gets the next local id; a
+        known sid keeps its id and row (a refetch after a crash is harmless). Returns the rows'
+        local ids, in the order given."""
+        rows = list(rows)
+        ids: list[int] = []
         # A few thousand rows per transaction (a window of 5000 held the write lock ~70 ms on a
         # busy machine): a user's intent waits for one of them, not for the window. Each row is
         # whole in its transaction; a crash between two leaves rows a resync does not fetch again.
@@ -334,89 +354,115 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
             if i:
                 yield_to_intents(self.path)
             with self.transaction():  # (the pending intents are read under the write lock)
-                pend = self._pending_flag_deltas(folder_id)
+                pend = self._pending_flag_deltas(folder_id, "sid")
                 data = []
                 for r in rows[i:i + ROWS_PER_TX]:
-                    flags = r[2]
-                    if r[0] in pend:
-                        flags = norm_flags(_apply(set(flags.split()), *pend[r[0]]))
-                    fl = flags.split()
-                    data.append((folder_id, r[0], r[1] or 0, flags, int("\\Seen" in fl), int("\\Flagged" in fl),
-                                 *r[3:]))
-                self.db.executemany(
-                    "INSERT OR REPLACE INTO messages(folder_id, uid, modseq, flags, seen, flagged, date, from_, to_,"
-                    " cc, subject, message_id, in_reply_to, refs, size, has_attachment) VALUES"
-                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", data)
+                    flags, kw = r[2], r[3]
+                    if pend and r[0] in pend:
+                        flags, kw = split_flags(_apply({*flags, *kw.split()}, *pend[r[0]]))
+                    data.append((folder_id, r[0], r[1] or 0, *flag_cols(flags), kw, *r[4:]))
+                before = self._last_id()
+                self.db.executemany(_INSERT, data)
+                # every row new: they took the next ids, in order (a known sid that was updated
+                # instead still uses up an id: the sequence says nothing, the rows do)
+                new = [r[0] for r in self.db.execute("SELECT id FROM messages WHERE id > ? ORDER BY id", (before,))]
+                if len(new) == len(data):
+                    ids += new
+                else:  # (some were known: they kept theirs)
+                    known = self.ids_of(folder_id, [r[1] for r in data])
+                    ids += [known[r[1]] for r in data if r[1] in known]
                 # new rows only: they are threaded with the threads they join (threads.py)
                 self.db.execute("UPDATE folders SET threads_dirty = ? WHERE id = ? AND threads_dirty = ?",
                                 (THREADS_NEW, folder_id, THREADS_CLEAN))
-        return len(rows)
+        return ids
 
-    def apply_server_flags(self, folder_id: int, updates: Iterable[tuple[int, Iterable[str], int | None]]) -> list[int]:
-        """Server truth for (uid, flags, modseq); pending user intents stay applied on top.
-        Returns the uids whose visible flags changed."""
+    def _last_id(self) -> int:
+        """The last local id given (AUTOINCREMENT: never given again)."""
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
+        return row[0] if row else 0
+
+    def apply_server_flags(self, folder_id: int,
+                           updates: Iterable[tuple[str, Iterable[str], str, int | None]]) -> list[int]:
+        """Server truth for (sid, canonical flags, keywords, modseq); pending user intents stay
+        applied on top. Returns the local ids whose visible flags changed."""
         updates = list(updates)
         if not updates:
             return []
-        uids = [u[0] for u in updates]
+        sids = [u[0] for u in updates]
         changed, data = [], []
         # Read the rows and the pending intents under the write lock: an intent committed by the
         # UI between the read and the write would otherwise be painted over until the next sync.
         with self.transaction():
-            pend = self._pending_flag_deltas(folder_id)
+            pend = self._pending_flag_deltas(folder_id, "sid")
             current = {}
-            for i in range(0, len(uids), _CHUNK):
-                chunk = uids[i:i + _CHUNK]
-                current.update(self.db.execute(
-                    f"SELECT uid, flags FROM messages WHERE folder_id = ? AND uid IN ({','.join('?' * len(chunk))})",
-                    (folder_id, *chunk)))
-            for uid, flags, modseq in updates:
-                if uid not in current:
+            for i in range(0, len(sids), _CHUNK):
+                chunk = sids[i:i + _CHUNK]
+                for sid, id_, mask, kw in self.db.execute(
+                        f"SELECT sid, id, {_MASK}, keywords FROM messages WHERE folder_id = ?"
+                        f" AND sid IN ({','.join('?' * len(chunk))})", (folder_id, *chunk)):
+                    current[sid] = (id_, flag_set(mask), kw)
+            for sid, flags, kw, modseq in updates:
+                cur = current.get(sid)
+                if cur is None:
                     continue  # not cached yet (new mail is fetched separately)
-                eff = set(flags)
-                if uid in pend:
-                    eff = _apply(eff, *pend[uid])
-                s = norm_flags(eff)
-                if s != current[uid]:
-                    changed.append(uid)
-                data.append((s, int("\\Seen" in eff), int("\\Flagged" in eff), modseq, folder_id, uid))
+                flags = frozenset(flags)
+                kw = kw if isinstance(kw, str) else norm_flags(kw)
+                if sid in pend:
+                    flags, kw = split_flags(_apply({*flags, *kw.split()}, *pend[sid]))
+                if (flags, kw) != cur[1:]:
+                    changed.append(cur[0])
+                data.append((*flag_cols(flags), kw, modseq, cur[0]))
             if data:
                 self.db.executemany(
-                    "UPDATE messages SET flags = ?, seen = ?, flagged = ?, modseq = coalesce(?, modseq)"
-                    " WHERE folder_id = ? AND uid = ?", data)
+                    "UPDATE messages SET seen = ?, flagged = ?, answered = ?, draft = ?, deleted = ?, keywords = ?,"
+                    " modseq = coalesce(?, modseq) WHERE id = ?", data)
         return changed
 
-    def remove_uids(self, folder_id: int, uids: Iterable[int]) -> list[int]:
-        """Expunged on the server (by anyone): the expunge wins over pending flag changes."""
-        uids = list(uids)
-        removed = []
+    def remove_sids(self, folder_id: int, sids: Iterable[str]) -> list[int]:
+        """Expunged on the server (by anyone): the expunge wins over pending flag changes.
+        Returns the local ids removed."""
+        sids = [str(x) for x in sids]
+        removed: list[int] = []
         with self.transaction():
-            for i in range(0, len(uids), _CHUNK):
-                chunk = uids[i:i + _CHUNK]
-                ph = ",".join("?" * len(chunk))
-                removed += [r[0] for r in self.db.execute(
-                    f"SELECT uid FROM messages WHERE folder_id = ? AND uid IN ({ph})", (folder_id, *chunk))]
-                self.db.execute(f"DELETE FROM messages WHERE folder_id = ? AND uid IN ({ph})", (folder_id, *chunk))
-                self.db.execute(f"DELETE FROM threads WHERE folder_id = ? AND uid IN ({ph})", (folder_id, *chunk))
-                self.db.execute(f"DELETE FROM journal WHERE folder_id = ? AND uid IN ({ph})", (folder_id, *chunk))
+            for i in range(0, len(sids), _CHUNK):
+                chunk = sids[i:i + _CHUNK]
+                ids = [r[0] for r in self.db.execute(
+                    f"SELECT id FROM messages WHERE folder_id = ? AND sid IN ({','.join('?' * len(chunk))})",
+                    (folder_id, *chunk))]
+                if not ids:
+                    continue
+                removed += ids
+                ph = ",".join("?" * len(ids))
+                self.db.execute(f"DELETE FROM messages WHERE id IN ({ph})", ids)
+                self.db.execute(f"DELETE FROM threads WHERE folder_id = ? AND id IN ({ph})", (folder_id, *ids))
+                self.db.execute(f"DELETE FROM journal WHERE msg_id IN ({ph})", ids)
             if removed:
                 self.db.execute("UPDATE folders SET threads_dirty = 1 WHERE id = ?", (folder_id,))
         return removed
 
-    def move_row(self, src_folder: int, uid: int, dest_folder: int, new_uid: int) -> None:
-        """After a server MOVE with COPYUID: the row appears at once in the destination."""
+    def move_row(self, src_folder: int, id: int, dest_folder: int, new_sid: str) -> None:
+        """After a server MOVE that told the new server id (IMAP COPYUID): the row appears at once
+        in the destination, with the same local id."""
         with self.transaction():
-            self.db.execute(
-                "INSERT OR REPLACE INTO messages(folder_id, uid, modseq, flags, seen, flagged, date, from_, to_, cc,"
-                " subject, message_id, in_reply_to, refs, size, has_attachment)"
-                " SELECT ?, ?, 0, flags, seen, flagged, date, from_, to_, cc, subject, message_id, in_reply_to,"
-                " refs, size, has_attachment FROM messages WHERE folder_id = ? AND uid = ?",
-                (dest_folder, new_uid, src_folder, uid))
-            self.db.execute("DELETE FROM messages WHERE folder_id = ? AND uid = ?", (src_folder, uid))
-            self.db.execute("DELETE FROM threads WHERE folder_id = ? AND uid = ?", (src_folder, uid))
+            # (a row the destination holds already under that sid, from a sync that raced: it goes)
+            self.db.execute("DELETE FROM messages WHERE folder_id = ? AND sid = ? AND id != ?",
+                            (dest_folder, str(new_sid), id))
+            self.db.execute("UPDATE messages SET folder_id = ?, sid = ?, modseq = 0, hidden = 0 WHERE id = ?"
+                            " AND folder_id = ?", (dest_folder, str(new_sid), id, src_folder))
+            self.db.execute("DELETE FROM threads WHERE folder_id = ? AND id = ?", (src_folder, id))
             self.db.execute("UPDATE folders SET threads_dirty = 1 WHERE id IN (?, ?)", (src_folder, dest_folder))
             # flag changes made while the move was on the wire (`tuimail flag` on the hidden row)
             # follow the message; the move's own entry is deleted by id by the caller
-            self.db.execute("UPDATE journal SET folder_id = ?, uid = ?, state = 'pending' WHERE folder_id = ?"
-                            " AND uid = ? AND op = 'flags' AND state != 'failed'",
-                            (dest_folder, new_uid, src_folder, uid))
+            self.db.execute("UPDATE journal SET folder_id = ?, sid = ?, state = 'pending' WHERE msg_id = ?"
+                            " AND op = 'flags' AND state != 'failed'", (dest_folder, str(new_sid), id))
+
+
+_INSERT = ("INSERT INTO messages(folder_id, sid, modseq, seen, flagged, answered, draft, deleted, keywords, date,"
+           " from_, to_, cc, subject, message_id, in_reply_to, refs, size, has_attachment) VALUES"
+           " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+           " ON CONFLICT(folder_id, sid) DO UPDATE SET modseq = excluded.modseq, seen = excluded.seen,"
+           " flagged = excluded.flagged, answered = excluded.answered, draft = excluded.draft,"
+           " deleted = excluded.deleted, keywords = excluded.keywords, date = excluded.date,"
+           " from_ = excluded.from_, to_ = excluded.to_, cc = excluded.cc, subject = excluded.subject,"
+           " message_id = excluded.message_id, in_reply_to = excluded.in_reply_to, refs = excluded.refs,"
+           " size = excluded.size, has_attachment = excluded.has_attachment")

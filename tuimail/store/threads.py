@@ -1,7 +1,7 @@
 """Thread order, stored by the sync side so the UI never needs every header (a mixin of Store).
 
-The order is derived data in a narrow table of its own, (folder_id, uid) -> (pos, sub, depth,
-root, prefix): pos = the thread's latest date << 32 | its root uid (threads shown in descending
+The order is derived data in a narrow table of its own, (folder_id, id) -> (pos, sub, depth,
+root, prefix): pos = the thread's latest date << 32 | its root id (threads shown in descending
 order), sub = the row's place inside its thread. Store deletes a row's entry with the row.
 
 folders.threads_dirty says what is out of date: THREADS_ALL after anything that removed rows
@@ -28,11 +28,11 @@ THREADS_WRITING = 3
 ROWS_PER_TX = 4000
 
 # A message row with its place in the thread order (none until the sync side has threaded it).
-_WITH_THREADS = "messages LEFT JOIN threads USING (folder_id, uid)"
-_root_of_entry = operator.itemgetter(2)  # thread_order's (uid, depth, root, prefix)
+_WITH_THREADS = "messages LEFT JOIN threads USING (folder_id, id)"
+_root_of_entry = operator.itemgetter(2)  # thread_order's (id, depth, root, prefix)
 _CHUNK = 500  # SQL variables per query
 _IDS_PER_SCAN = 50  # Message-IDs looked for in one scan of the folder (one instr() each per row)
-_THREADING_COLS = "uid, message_id, in_reply_to, refs, date"
+_THREADING_COLS = "id, message_id, in_reply_to, refs, date"
 
 
 def _chunks(items: Sequence, n: int) -> Iterator[Sequence]:
@@ -42,28 +42,28 @@ def _chunks(items: Sequence, n: int) -> Iterator[Sequence]:
 
 class ThreadsMixin:
     def headers_for_threading(self, folder_id: int, uids: Iterable[int] | None = None) -> list[tuple]:
-        """(uid, message_id, in_reply_to, refs, date) of every row, or of `uids`, in uid order
+        """(id, message_id, in_reply_to, refs, date) of every row, or of `uids`, in id order
         (the order threading reads them in, so a part is threaded as it is in the whole)."""
         if uids is None:
-            return self.db.execute(f"SELECT {_THREADING_COLS} FROM messages WHERE folder_id = ? ORDER BY uid",
+            return self.db.execute(f"SELECT {_THREADING_COLS} FROM messages WHERE folder_id = ? ORDER BY id",
                                    (folder_id,)).fetchall()
         out: list[tuple] = []
         for chunk in _chunks(sorted(set(uids)), _CHUNK):
             out += self.db.execute(f"SELECT {_THREADING_COLS} FROM messages WHERE folder_id = ?"
-                                   f" AND uid IN ({','.join('?' * len(chunk))}) ORDER BY uid", (folder_id, *chunk))
+                                   f" AND id IN ({','.join('?' * len(chunk))}) ORDER BY id", (folder_id, *chunk))
         return out
 
     def thread_info(self, folder_id: int) -> list[tuple[int, int, int | None]]:
-        """(uid, depth, root uid) in thread order, for collapse/expand in the UI."""
+        """(id, depth, root id) in thread order, for collapse/expand in the UI."""
         return self.db.execute(
-            f"SELECT uid, coalesce(depth, 0), root FROM {_WITH_THREADS} WHERE folder_id = ? AND hidden = 0"
-            " ORDER BY pos DESC, sub, uid DESC", (folder_id,)).fetchall()
+            f"SELECT id, coalesce(depth, 0), root FROM {_WITH_THREADS} WHERE folder_id = ? AND hidden = 0"
+            " ORDER BY pos DESC, sub, id DESC", (folder_id,)).fetchall()
 
     def thread_unread(self, folder_id: int) -> dict[int, int]:
-        """{thread root uid: unread messages in that thread}, threads without unread left out
+        """{thread root id: unread messages in that thread}, threads without unread left out
         (what a collapsed thread shows: "(5, 2 unread)"). Uses the partial index of unseen rows."""
         return dict(self.db.execute(
-            f"SELECT coalesce(root, uid), count(*) FROM {_WITH_THREADS} WHERE folder_id = ? AND seen = 0"
+            f"SELECT coalesce(root, id), count(*) FROM {_WITH_THREADS} WHERE folder_id = ? AND seen = 0"
             " AND hidden = 0 GROUP BY 1", (folder_id,)))
 
     def threads_state(self, folder_id: int) -> int:
@@ -87,11 +87,11 @@ class ThreadsMixin:
         row = self.db.execute("SELECT threads_dirty FROM folders WHERE id = ?", (folder_id,)).fetchone()
         return bool(row) and row[0] == THREADS_WRITING
 
-    def unthreaded_uids(self, folder_id: int) -> list[int]:
+    def unthreaded_ids(self, folder_id: int) -> list[int]:
         """Rows without a thread entry: the ones added since the last threading."""
         return [u for u, in self.db.execute(
-            "SELECT uid FROM messages m WHERE folder_id = ? AND NOT EXISTS"
-            " (SELECT 1 FROM threads t WHERE t.folder_id = m.folder_id AND t.uid = m.uid)", (folder_id,))]
+            "SELECT id FROM messages m WHERE folder_id = ? AND NOT EXISTS"
+            " (SELECT 1 FROM threads t WHERE t.folder_id = m.folder_id AND t.id = m.id)", (folder_id,))]
 
     def thread_closure(self, folder_id: int, seeds: Sequence[int], limit: int) -> list[int] | None:
         """`seeds` and every row linked to them, transitively: two rows are linked when one's
@@ -135,18 +135,18 @@ class ThreadsMixin:
         Written sparse: new mail changes only the rows of the threads it joins, so only entries
         whose values changed are written (new mail in a 100k folder rewrites a handful of rows)."""
         if uids is None:
-            dates = dict(self.db.execute("SELECT uid, coalesce(date, 0) FROM messages WHERE folder_id = ?",
+            dates = dict(self.db.execute("SELECT id, coalesce(date, 0) FROM messages WHERE folder_id = ?",
                                          (folder_id,)))
-            old = {r[0]: r[1:] for r in self.db.execute("SELECT uid, pos, sub, depth, root, prefix FROM threads"
+            old = {r[0]: r[1:] for r in self.db.execute("SELECT id, pos, sub, depth, root, prefix FROM threads"
                                                          " WHERE folder_id = ?", (folder_id,))}
         else:
             dates, old = {}, {}
             for chunk in _chunks(list(uids), _CHUNK):
                 ph = ",".join("?" * len(chunk))
-                dates.update(self.db.execute(f"SELECT uid, coalesce(date, 0) FROM messages WHERE folder_id = ?"
-                                             f" AND uid IN ({ph})", (folder_id, *chunk)))
+                dates.update(self.db.execute(f"SELECT id, coalesce(date, 0) FROM messages WHERE folder_id = ?"
+                                             f" AND id IN ({ph})", (folder_id, *chunk)))
                 old.update((r[0], r[1:]) for r in self.db.execute(
-                    f"SELECT uid, pos, sub, depth, root, prefix FROM threads WHERE folder_id = ? AND uid IN ({ph})",
+                    f"SELECT id, pos, sub, depth, root, prefix FROM threads WHERE folder_id = ? AND id IN ({ph})",
                     (folder_id, *chunk)))
         data = []
         for root, group in itertools.groupby(order, key=_root_of_entry):
@@ -165,7 +165,7 @@ class ThreadsMixin:
             if i:
                 yield_to_intents(self.path)
             with self.transaction():
-                self.db.executemany("INSERT OR REPLACE INTO threads(folder_id, uid, pos, sub, depth, root, prefix)"
+                self.db.executemany("INSERT OR REPLACE INTO threads(folder_id, id, pos, sub, depth, root, prefix)"
                                     " VALUES (?, ?, ?, ?, ?, ?, ?)", chunk)
                 self.db.execute("UPDATE folders SET threads_dirty = ? WHERE id = ?",
                                 (THREADS_CLEAN if last else THREADS_WRITING, folder_id))

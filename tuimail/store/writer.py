@@ -1,7 +1,7 @@
 """User intents written off the UI thread (DESIGN.md §1: the UI never waits on SQLite's write lock).
 
     writer = IntentWriter(path, on_done, wake=service.wake)
-    writer.submit(Intent("flags", folder_id, (uid,), add=("\\Flagged",)))   # returns at once
+    writer.submit(Intent("flags", folder_id, (id,), add=("flagged",)))   # returns at once
     writer.flush(timeout)    # every intent submitted so far is committed (or failed): quitting
     writer.close()
 
@@ -10,7 +10,7 @@ order they were submitted (N then F on a message, a move after a flag), each in 
 that writes the row and its journal entry (journal.py), then wakes the sync service. While the
 sync engine holds the write lock (a window of a first fill, a chunk of thread order) it is this
 thread that waits, never the UI. on_done(intent, uids, error) is called on the writer thread
-after each intent: the uids the store changed, or the error (a StoreError with its one line, or
+after each intent: the local ids the store changed, or the error (a StoreError with its one line, or
 a ValueError) when the transaction changed nothing. It must not block (post a message).
 """
 
@@ -63,7 +63,7 @@ def yield_to_intents(path: Path | str, limit: float = 0.05) -> None:
 class Intent:
     op: str  # 'flags' | 'move' | 'expunge'
     folder_id: int
-    uids: tuple[int, ...]
+    ids: tuple[int, ...]  # local message ids
     add: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
     dest: str | None = None
@@ -73,11 +73,11 @@ class Intent:
 def run_intent(store, intent: Intent) -> list[int]:
     """The intent's transaction on `store` (also what a synchronous caller runs)."""
     if intent.op == "flags":
-        return store.set_flags(intent.folder_id, intent.uids, add=intent.add, remove=intent.remove)
+        return store.set_flags(intent.folder_id, intent.ids, add=intent.add, remove=intent.remove)
     if intent.op == "move":
-        return store.move(intent.folder_id, intent.uids, intent.dest)
+        return store.move(intent.folder_id, intent.ids, intent.dest)
     if intent.op == "expunge":
-        return store.expunge(intent.folder_id, intent.uids)
+        return store.expunge(intent.folder_id, intent.ids)
     raise ValueError(f"unknown intent {intent.op!r}")
 
 
@@ -154,17 +154,17 @@ class IntentWriter:
                 intent = self._q.get()
                 if intent is None:
                     return
-                uids: list[int] = []
+                ids: list[int] = []
                 error: BaseException | None = None
                 try:
                     if store is None:
                         store = self._open(self.path) if self._open else _open_store(self.path)
-                    uids = run_intent(store, intent)
+                    ids = run_intent(store, intent)
                 except sqlite3.Error as exc:
                     error = store_error(exc, self.path)
                 except Exception as exc:  # a StoreError opening the file, a bad flag: back to the UI
                     error = exc
-                if uids and self._wake is not None:
+                if ids and self._wake is not None:
                     try:
                         self._wake()
                     except Exception:
@@ -173,7 +173,7 @@ class IntentWriter:
                     with self._cond:
                         self._failed[intent.seq] = error  # (before the report: the UI takes it back)
                 try:
-                    self._on_done(intent, uids, error)
+                    self._on_done(intent, ids, error)
                 except Exception:
                     pass  # the UI has gone (quitting): unreported() still has a failure
                 _count(self._key, -1)

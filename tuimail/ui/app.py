@@ -13,8 +13,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import tzinfo
+from typing import TYPE_CHECKING
 
-from textual.app import App
+from textual import events
+from textual.message import Message
 
 from tuimail.config.load import Config
 from tuimail.core.service import AccountService
@@ -25,15 +27,18 @@ from tuimail.store.writer import IntentWriter
 from tuimail.ui import keys, ui_state
 from tuimail.ui.bridge import EventBridge
 from tuimail.ui.commands import TuimailCommands
-from tuimail.ui.crash import CrashMixin
+from tuimail.ui.crash import OneLineCrashApp
 from tuimail.ui.launch import is_cold, run_app  # noqa: F401  (run_app: the entry point's old home)
+from tuimail.ui.overlay import Overlay
 from tuimail.ui.rows import DateFormatter
 from tuimail.ui.screens.main import MainScreen
-from tuimail.ui.overlay import Overlay
 from tuimail.ui.themes import DEFAULT_THEME, SHIPPED, load_themes, resolve_name
 
+if TYPE_CHECKING:
+    from tuimail.ui.screens.setup import SetupRequest
 
-class TuimailApp(CrashMixin, App):
+
+class TuimailApp(OneLineCrashApp):
     TITLE = "tuimail"
     COMMANDS = {TuimailCommands}  # tuimail's actions, themes and folders only (not Textual's)
     ENABLE_COMMAND_PALETTE = True
@@ -41,11 +46,13 @@ class TuimailApp(CrashMixin, App):
     def __init__(self, config: Config, stores: dict[str, Store], services: dict[str, AccountService], *,
                  offline: bool = False, start_folder: str | None = None,
                  clock: Callable[[], float] | None = None, tz: tzinfo | None = None,
-                 event_sink: EventBridge | None = None) -> None:
+                 event_sink: EventBridge | None = None, setup: SetupRequest | None = None) -> None:
         super().__init__()
+        self.setup_request = setup  # no config yet: the first-run screen (ui/screens/setup.py) comes first
         self.config = config
         self.stores = stores
-        self.services = services
+        self.services: dict[str, AccountService] = dict(services)
+        self._main: MainScreen | None = None
         self.offline = offline
         self.start_folder = start_folder
         self.clock = clock or time.time
@@ -54,7 +61,7 @@ class TuimailApp(CrashMixin, App):
         self.bridge = event_sink or EventBridge()
         self.problems: list[str] = []
         self.overlay = Overlay()  # intents queued to the writers, drawn before the store has them
-        self.intent_writers: dict[str, IntentWriter] = {}  # per account (ui/intents.py)
+        self.intent_writers: dict[str, IntentWriter] = {}  # per account (controllers/intents.py)
         self._services_started = False
         self._title_pushed = False
         unknown = keys.unknown_actions(config.keys)
@@ -78,14 +85,14 @@ class TuimailApp(CrashMixin, App):
             wanted = fallback
         self.theme = wanted
 
-    async def _on_key(self, event) -> None:
+    async def _on_key(self, event: events.Key) -> None:
         # App._on_key runs the bindings of the focus chain; a key none of them takes (and no
         # key_ method) reaches here unhandled: the main screen says so in its status line.
         event.prevent_default()  # App._on_key is called from here, not again after this handler
         if await self._check_bindings(event.key):
             return
         await super()._on_key(event)
-        main = getattr(self, "_main", None)
+        main = self._main
         if main is not None and self.screen is main:
             main.unbound_key(event.key)
 
@@ -108,9 +115,18 @@ class TuimailApp(CrashMixin, App):
 
     @property
     def main(self) -> MainScreen:
+        assert self._main is not None, "the app is not mounted"
         return self._main
 
     def on_mount(self) -> None:
+        if self.setup_request is not None:
+            from tuimail.ui.screens.setup import SetupScreen
+            self.push_screen(SetupScreen(self.setup_request))  # it calls begin() once the config is written
+            return
+        self.begin()
+
+    def begin(self) -> None:
+        """The start-up proper: the main screen, the sync services."""
         self._main = MainScreen()
         self.push_screen(self._main)
         self.bridge.attach(self.post_message)
@@ -152,7 +168,7 @@ class TuimailApp(CrashMixin, App):
         driver.write(data)
         return True
 
-    def on_sync_events(self, message) -> None:  # bridge.SyncEvents
+    def on_sync_events(self, message: Message) -> None:  # bridge.SyncEvents
         evs = self.bridge.drain()
-        if evs:
+        if evs and self._main is not None:
             self._main.handle_events(evs)

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tuimail.core.events import RowsChanged
 
-_SYNC_EVENTS = None
+if TYPE_CHECKING:
+    from textual.message import Message
+
+_SYNC_EVENTS: type[Message] | None = None
 
 
-def _sync_events_class():
+def _sync_events_class() -> type[Message]:
     """SyncEvents, made on first use: run_app creates the bridge (and may start the sync
     threads) before Textual is imported."""
     global _SYNC_EVENTS
@@ -30,21 +35,31 @@ def _sync_events_class():
     return _SYNC_EVENTS
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type[Message]:
     if name == "SyncEvents":
         return _sync_events_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+@dataclass
+class _Rows:
+    """One folder's RowsChanged events, merged."""
+
+    uids: set[int] = field(default_factory=set)
+    added: set[int] = field(default_factory=set)
+    removed: set[int] = field(default_factory=set)
+    reset: bool = False
+
+
 class EventBridge:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._rows: dict[tuple[str, int], list[set[int] | bool]] = {}
+        self._rows: dict[tuple[str, int], _Rows] = {}
         self._other: list[object] = []
         self._scheduled = False
-        self._post: Callable[[object], object] | None = None
+        self._post: Callable[[Message], object] | None = None
 
-    def attach(self, post: Callable[[object], object]) -> None:
+    def attach(self, post: Callable[[Message], object]) -> None:
         """Start delivering (events that arrived earlier are delivered now)."""
         with self._lock:
             self._post = post
@@ -61,11 +76,11 @@ class EventBridge:
     def __call__(self, event: object) -> None:
         with self._lock:
             if isinstance(event, RowsChanged):
-                entry = self._rows.setdefault((event.account, event.folder_id), [set(), set(), set(), False])
-                entry[0].update(event.uids)
-                entry[1].update(event.added)
-                entry[2].update(event.removed)
-                entry[3] = entry[3] or event.reset
+                entry = self._rows.setdefault((event.account, event.folder_id), _Rows())
+                entry.uids.update(event.ids)
+                entry.added.update(event.added)
+                entry.removed.update(event.removed)
+                entry.reset = entry.reset or event.reset
             else:
                 self._other.append(event)
             post = self._post if not self._scheduled else None
@@ -82,7 +97,7 @@ class EventBridge:
             self._rows, self._other = {}, []
             self._scheduled = False
         out = list(other)
-        for (account, folder_id), (uids, added, removed, reset) in rows.items():
-            out.append(RowsChanged(account, folder_id, tuple(sorted(uids - added - removed)),
-                                   tuple(sorted(added - removed)), tuple(sorted(removed)), reset))
+        for (account, folder_id), r in rows.items():
+            out.append(RowsChanged(account, folder_id, tuple(sorted(r.uids - r.added - r.removed)),
+                                   tuple(sorted(r.added - r.removed)), tuple(sorted(r.removed)), r.reset))
         return out

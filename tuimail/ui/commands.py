@@ -6,7 +6,9 @@ as rich `Text` objects and never appear in help strings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -15,9 +17,12 @@ from textual.markup import escape
 from tuimail.mail.sanitize import sanitize_line
 from tuimail.ui import keys
 
+if TYPE_CHECKING:
+    from tuimail.ui.screens.main import MainScreen
+
 
 class TuimailCommands(Provider):
-    def _main(self):
+    def _main(self) -> MainScreen | None:
         from tuimail.ui.screens.main import MainScreen
 
         for s in reversed(self.app.screen_stack):
@@ -25,21 +30,22 @@ class TuimailCommands(Provider):
                 return s
         return None
 
-    def _commands(self) -> list[tuple[str, object, str]]:
+    def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
         """(plain text, callback, help) — help is trusted text only."""
         main = self._main()
-        out: list[tuple[str, object, str]] = []
+        out: list[tuple[str, Callable[[], Any], str]] = []
         if main is None:
             return out
-        eff = self.app.effective_keys  # type: ignore[attr-defined]
+        app = main.tapp
+        eff = app.effective_keys
         for a in keys.ACTIONS:
             if a.scope == "tree":
                 continue
             node = {"global": main, "list": main.hlist, "pager": main.reader}[a.scope]
             ks = ", ".join(keys.display_key(k) for k in eff.get(a.name, ()))
             out.append((a.description, partial(node.run_action, a.action), escape(f"{a.name}  {ks}".strip())))
-        for name in self.app.tuimail_themes:  # type: ignore[attr-defined]
-            out.append((f"Theme: {name}", partial(self.app.pick_theme, name),  # type: ignore[attr-defined]
+        for name in app.tuimail_themes:
+            out.append((f"Theme: {name}", partial(app.pick_theme, name),
                         "switch the colour theme (remembered)"))
         for label, (account, info) in main.folder_choices():
             out.append((f"Folder: {sanitize_line(label)}", partial(main.open_folder, account, info.id),

@@ -19,6 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
+from textual.app import App
 from textual.worker import WorkerFailed
 
 from tuimail import paths
@@ -39,10 +40,12 @@ def log_crash(error: BaseException) -> Path | None:
         return None
 
 
-class CrashMixin:
-    """Mixed into TuimailApp (before App): needs self.stores (account name -> Store)."""
+class OneLineCrashApp(App[None]):
+    """TuimailApp's base: a crash ends the app with one line (the account stores, when set, name
+    the damaged file)."""
 
     _crash_error: BaseException | None = None
+    _store_failed = False
     exit_line: str | None = None  # what run_app prints on stderr after the app ended
 
     def store_error_line(self, error: BaseException) -> str:
@@ -61,15 +64,15 @@ class CrashMixin:
     def _handle_exception(self, error: Exception) -> None:
         inner = error.error if isinstance(error, WorkerFailed) else error
         if isinstance(inner, (sqlite3.Error, StoreError)):
-            if not getattr(self, "_store_failed", False):
+            if not self._store_failed:
                 self._store_failed = True
                 self.exit_line = self.store_error_line(inner)
-                self.exit(return_code=StoreError.exit_code)  # type: ignore[attr-defined]
+                self.exit(return_code=StoreError.exit_code)
                 # the handler's widget has stopped: nothing waiting on the app may wait for it
-                self._exception_event.set()  # type: ignore[attr-defined]
+                self._exception_event.set()
             return
         self._crash_error = inner
-        super()._handle_exception(error)  # type: ignore[misc]
+        super()._handle_exception(error)
 
     def _fatal_error(self) -> None:
         error = self._crash_error
@@ -77,6 +80,6 @@ class CrashMixin:
         what = f"{type(error).__name__}: {' '.join(str(error).split())}"[:300] if error is not None else "unknown"
         from tuimail.mail.sanitize import sanitize_line
         where = f" (details in {log})" if log else ""
-        self.bell()  # type: ignore[attr-defined]
+        self.bell()
         self.exit_line = f"tuimail: internal error: {sanitize_line(what)}{where}"
-        self._close_messages_no_wait()  # type: ignore[attr-defined]
+        self._close_messages_no_wait()

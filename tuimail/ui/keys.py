@@ -3,7 +3,7 @@ checks [keys] against) turned into BINDINGS."""
 
 from __future__ import annotations
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 from tuimail.config import keys as _table
 from tuimail.config.keys import (  # noqa: F401  (the UI takes the table from here)
@@ -18,7 +18,7 @@ from tuimail.config.keys import (  # noqa: F401  (the UI takes the table from he
 __doc__ = (__doc__ or "") + "\n\n" + (_table.__doc__ or "")
 
 
-def bindings(scope: str) -> list[Binding]:
+def bindings(scope: str) -> list[BindingType]:
     """The BINDINGS of one scope, each with its action name as the binding id (for the keymap)."""
     return [Binding(",".join(_table._key(k) for k in a.keys) or "", a.action, a.description, show=False, id=a.name)
             for a in ACTIONS if a.scope == scope and a.keys]

@@ -11,7 +11,8 @@ union), so a row read after the commit but before the report is drawn right too.
 
 from __future__ import annotations
 
-from tuimail.store.journal import _apply, norm_flags
+from tuimail.store.journal import _apply
+from tuimail.store.store import MessageRow, Store
 from tuimail.store.writer import Intent
 
 _HIDING = ("move", "expunge")
@@ -25,16 +26,16 @@ class Overlay:
     def __bool__(self) -> bool:
         return bool(self._by_folder)
 
-    def add(self, store, intent: Intent) -> None:
+    def add(self, store: Store, intent: Intent) -> None:
         rows = self._by_folder.setdefault((store, intent.folder_id), {})
-        for uid in intent.uids:
+        for uid in intent.ids:
             rows.setdefault(uid, []).append(intent)
 
-    def drop(self, store, intent: Intent) -> None:
+    def drop(self, store: Store, intent: Intent) -> None:
         rows = self._by_folder.get((store, intent.folder_id))
         if rows is None:
             return
-        for uid in intent.uids:
+        for uid in intent.ids:
             queued = rows.get(uid)
             if queued is not None:
                 queued[:] = [i for i in queued if i.seq != intent.seq]
@@ -43,30 +44,30 @@ class Overlay:
         if not rows:
             del self._by_folder[(store, intent.folder_id)]
 
-    def flags(self, store, folder_id: int, uid: int, flags: str) -> str:
-        """The row's flags with every queued flag change applied, in order."""
+    def flags(self, store: Store, folder_id: int, uid: int, flags: frozenset[str]) -> frozenset[str]:
+        """The row's (canonical) flags with every queued flag change applied, in order."""
         queued = self._by_folder.get((store, folder_id), {}).get(uid)
         if not queued:
             return flags
-        out = set(flags.split())
+        out = set(flags)
         for i in queued:
             if i.op == "flags":
                 out = _apply(out, i.add, i.remove)
-        return norm_flags(out)
+        return frozenset(out)
 
-    def row(self, store, folder_id: int, row):
+    def row(self, store: Store, folder_id: int, row: MessageRow | None) -> MessageRow | None:
         """A MessageRow as the user expects to see it (None: moved or deleted, not yet stored)."""
         if row is None or not self._by_folder:
             return row
-        queued = self._by_folder.get((store, folder_id), {}).get(row.uid)
+        queued = self._by_folder.get((store, folder_id), {}).get(row.id)
         if not queued:
             return row
         if any(i.op in _HIDING for i in queued):
             return None
-        flags = self.flags(store, folder_id, row.uid, row.flags)
+        flags = self.flags(store, folder_id, row.id, row.flags)
         return row if flags == row.flags else row._replace(flags=flags)
 
-    def hidden(self, store, folder_id: int) -> set[int]:
+    def hidden(self, store: Store, folder_id: int) -> set[int]:
         """Rows of the folder a queued move or delete takes out of it."""
         rows = self._by_folder.get((store, folder_id))
         if not rows:

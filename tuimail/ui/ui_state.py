@@ -26,7 +26,7 @@ def load() -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def save(**values) -> str | None:
+def save(**values: object) -> str | None:
     """Merge values into the state file (written whole, atomically); a one-line problem or None."""
     path = state_path()
     data = {**load(), **values}

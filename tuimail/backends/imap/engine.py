@@ -5,6 +5,10 @@ user intents stay on top) -> replay the journal (conditional STORE, MOVE, EXPUNG
 headers of every server uid we lack, newest first, one committed window at a time -> save
 UIDNEXT/HIGHESTMODSEQ last. Every step commits on its own and is idempotent, so a crash or a cut
 connection at any point leaves a store that the next run completes.
+
+The store speaks local ids and canonical flags: this engine maps IMAP uids to server ids (the uid
+in decimal) and back, flags through backends/imap/flags.py, and keeps UIDVALIDITY, UIDNEXT and
+HIGHESTMODSEQ as the folder's opaque state (backends/imap/state.py). Events carry local ids.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from tuimail.protocol.imap import uidset, wire
 from tuimail.protocol.imap.connection import FolderEntry, ImapConnection
 from tuimail.store import BodyCache, Store
 from tuimail.store.threads import THREADS_CLEAN, THREADS_NEW
+from tuimail.backends.imap.flags import imap_names, server_flags, to_canonical
+from tuimail.backends.imap.state import FolderState
+from tuimail.core.flags import SEEN
 from tuimail.trace import trace
 from tuimail.core.events import Event, FoldersChanged, RowsChanged, SyncState
 from tuimail.core.summary import FolderSummary, SyncSummary
@@ -47,7 +54,7 @@ class Engine:
         # the UI has drawn it before parsing the next windows on the same GIL).
         self.after_first_window: Callable[[], None] | None = None
         self.notes: list[str] = []  # said once in the next SyncSummary (sync_all)
-        self._unseen_added = 0  # rows committed without \Seen (FolderSummary.unseen_new)
+        self._unseen_added = 0  # rows committed unseen (FolderSummary.unseen_new)
         # (folder, MODSEQ usable) of the folder this session's last sync_folder selected: the
         # light path (selected.py) acts on it without a resync.
         self.selected: tuple[str, bool] | None = None
@@ -101,7 +108,7 @@ class Engine:
         summary = SyncSummary(mode=self.mode)
         done: set[str] = set()
         inbox = self.store.folder("INBOX")
-        if (inbox is None or inbox.uidvalidity is None) and (only is None or "INBOX" in set(only)):
+        if (inbox is None or inbox.state is None) and (only is None or "INBOX" in set(only)):
             # First run: the user is waiting for INBOX's first screen; listing (and STATUS of)
             # every folder can come after it.
             if inbox is None:
@@ -146,15 +153,15 @@ class Engine:
 
     # ------------------------------------------------------------------ one folder
 
-    def _unchanged(self, fi, status: dict | None) -> bool:
-        if not status or fi.uidvalidity is None or fi.uidnext is None:
+    def _unchanged(self, fi, st: FolderState, status: dict | None) -> bool:
+        if not status or st.uidvalidity is None or st.uidnext is None:
             return False
-        if self.mode == "plain" or fi.highestmodseq is None:
+        if self.mode == "plain" or st.highestmodseq is None:
             return False  # without MODSEQ a flag change elsewhere is invisible to STATUS
         if fi.error or self.store.pending(fi.id):
             return False
-        return (status.get("UIDVALIDITY") == fi.uidvalidity and status.get("UIDNEXT") == fi.uidnext
-                and status.get("HIGHESTMODSEQ") == fi.highestmodseq
+        return (status.get("UIDVALIDITY") == st.uidvalidity and status.get("UIDNEXT") == st.uidnext
+                and status.get("HIGHESTMODSEQ") == st.highestmodseq
                 and status.get("MESSAGES") == self.store.message_count(fi.id))
 
     def sync_folder(self, name: str, status: dict | None = None, force: bool = False) -> FolderSummary:
@@ -166,32 +173,37 @@ class Engine:
             fi = self.store.folder(fid)
             assert fi is not None  # (just written)
         fid = fi.id
-        res.first = fi.uidvalidity is None
+        st = FolderState.load(fi.state)
+        res.first = st.uidvalidity is None
         unseen_before = self._unseen_added
-        if status is None and fi.uidvalidity is not None and self.mode != "plain":
+        if status is None and st.uidvalidity is not None and self.mode != "plain":
             status = self.conn.status(name)
-        if not force and self._unchanged(fi, status):
+        if not force and self._unchanged(fi, st, status):
             res.skipped = True
             return res
 
         # The cached uids as (lo, hi) runs: what QRESYNC sends as known uids, and enough to tell
-        # which server uids are new, without a Python int per message of a 100k folder.
-        known = self.store.local_ranges(fid)
+        # which server uids are new.
+        known = self._known(fid)
         qresync = None
-        if self.mode == "qresync" and fi.uidvalidity and fi.highestmodseq and known:
-            qresync = (fi.uidvalidity, fi.highestmodseq, known)
+        if self.mode == "qresync" and st.uidvalidity and st.highestmodseq and known:
+            qresync = (st.uidvalidity, st.highestmodseq, known)
         trace(f"select {name}")
         sel = self.conn.select(name, qresync=qresync, condstore=self.mode == "condstore")
 
-        old_uidnext = fi.uidnext or 1
-        if fi.uidvalidity is not None and sel.uidvalidity is not None and sel.uidvalidity != fi.uidvalidity:
-            self.store.reset_folder(fid, sel.uidvalidity)
+        # (no rows held: everything is fetched, whatever UIDNEXT says: a repaired store keeps
+        # the folder's state but not its rows)
+        old_uidnext = (st.uidnext or 1) if known else 1
+        if st.uidvalidity is not None and sel.uidvalidity is not None and sel.uidvalidity != st.uidvalidity:
+            st = FolderState(uidvalidity=sel.uidvalidity)
+            self.store.reset_folder(fid, st.dump())
             if self.bodies is not None:
                 self.bodies.forget_folder(name)
             known, old_uidnext, res.reset = [], 1, True
             self.emit(RowsChanged(self.account.name, fid, reset=True))
-        elif fi.uidvalidity is None and sel.uidvalidity is not None:
-            self.store.set_folder_state(fid, uidvalidity=sel.uidvalidity)
+        elif st.uidvalidity is None and sel.uidvalidity is not None:
+            st = st.but(uidvalidity=sel.uidvalidity)
+            self.store.set_folder_state(fid, st.dump())
 
         modseq_ok = self.mode != "plain" and not sel.nomodseq and sel.highestmodseq is not None
         self.selected = (name, modseq_ok)
@@ -200,9 +212,9 @@ class Engine:
             if qresync is not None:
                 # VANISHED comes as runs ("1:9999999" is legal): only the uids we hold are expanded
                 vanished, changed = uidset.expand(uidset.intersect(sel.vanished, known)), sel.changed
-            elif modseq_ok and fi.highestmodseq:
-                changed = (self.conn.fetch_flags(changedsince=fi.highestmodseq)
-                           if sel.highestmodseq != fi.highestmodseq else [])
+            elif modseq_ok and st.highestmodseq:
+                changed = (self.conn.fetch_flags(changedsince=st.highestmodseq)
+                           if sel.highestmodseq != st.highestmodseq else [])
                 cached = sum(hi - lo + 1 for lo, hi in known)
                 server_all = self.conn.search_uids() if sel.exists != cached or changed else None
                 vanished = self._gone(fid, server_all) if server_all is not None else []
@@ -211,15 +223,15 @@ class Engine:
                 server_all = [u for u, _, _ in changed]
                 vanished = self._gone(fid, server_all)
             if vanished:
-                removed = self.store.remove_uids(fid, vanished)
+                removed = self.store.remove_sids(fid, map(str, vanished))
                 res.vanished = len(removed)  # (gone from the server: never a candidate below)
                 if removed:
                     self.emit(RowsChanged(self.account.name, fid, removed=tuple(removed)))
             if changed:
-                upd = self.store.apply_server_flags(fid, changed)
+                upd = self.store.apply_server_flags(fid, server_flags(changed))
                 res.flags = len(upd)
                 if upd:
-                    self.emit(RowsChanged(self.account.name, fid, uids=tuple(upd)))
+                    self.emit(RowsChanged(self.account.name, fid, ids=tuple(upd)))
 
         res.replayed = self.replay(fid, name, sel.highestmodseq if modseq_ok else None)
 
@@ -244,17 +256,21 @@ class Engine:
             self.emit(RowsChanged(self.account.name, fid, reset=True))
             res.replayed += self.replay(fid, name, None)
         self.update_threads(fid)
-        self.store.set_folder_state(fid, uidvalidity=sel.uidvalidity,
-                                    uidnext=sel.uidnext or (max(missing, default=0) + 1),
-                                    highestmodseq=sel.highestmodseq if modseq_ok else None,
-                                    server_total=sel.exists, synced=True)
+        st = FolderState(sel.uidvalidity if sel.uidvalidity is not None else st.uidvalidity,
+                         sel.uidnext or (max(missing, default=0) + 1),
+                         sel.highestmodseq if modseq_ok else None)
+        self.store.set_folder_state(fid, st.dump(), server_total=sel.exists, synced=True)
         self.store.set_folder_error(fid, None)
         self.emit(FoldersChanged(self.account.name))
         return res
 
+    def _known(self, fid: int) -> list[tuple[int, int]]:
+        """The folder's cached uids (hidden rows included) as sorted (lo, hi) runs."""
+        return uidset.ranges(map(int, self.store.local_sids(fid)))
+
     def _gone(self, fid: int, server_all: list[int]) -> list[int]:
         """Cached uids the server no longer has (the paths without QRESYNC's VANISHED)."""
-        return sorted(set(self.store.local_uids(fid)).difference(server_all))
+        return sorted(set(map(int, self.store.local_sids(fid))).difference(server_all))
 
     def fetch_headers(self, fid: int, uids: list[int], first: int = FIRST_WINDOW) -> int:
         """Headers of `uids`, newest first, committed window by window (the first holds `first`)."""
@@ -275,9 +291,9 @@ class Engine:
             dates = self.conn.fetch_internaldates(uids)
         except CommandFailed:
             return
-        changed = self.store.set_missing_dates(fid, dates)
+        changed = self.store.set_missing_dates(fid, {str(u): ts for u, ts in dates.items()})
         if changed:
-            self.emit(RowsChanged(self.account.name, fid, uids=tuple(changed)))
+            self.emit(RowsChanged(self.account.name, fid, ids=tuple(changed)))
 
     def _first_window_done(self) -> None:
         hook, self.after_first_window = self.after_first_window, None
@@ -298,21 +314,24 @@ class Engine:
         return uids
 
     def _commit_headers(self, fid: int, items, undated: list[int]) -> list[int]:
+        """Store a window of headers (in uid order: the store appends local ids); their uids."""
         rows = []
-        for item in items:
-            if "\\Seen" not in item.flags:  # (as the store's seen column reads it: one C-level test a row)
+        uids = []
+        for item in sorted(items, key=_uid_of):
+            flags, kw = to_canonical(item.flags)  # (memoised: a handful of distinct flag lists)
+            if SEEN not in flags:
                 self._unseen_added += 1
             s = summarize(item.header)
             if s["date"] is None:
                 undated.append(item.uid)
-            rows.append((item.uid, item.modseq or 0, " ".join(sorted(item.flags)), s["date"], s["from_"],
+            uids.append(item.uid)
+            rows.append((str(item.uid), item.modseq or 0, flags, " ".join(kw), s["date"], s["from_"],
                          s["to"], s["cc"], s["subject"], s["message_id"], s["in_reply_to"], s["references"],
                          item.size, int(bool(s["has_attachment"]))))
-        self.store.insert_headers(fid, rows)
+        ids = self.store.insert_headers(fid, rows)
         trace(f"window committed {len(rows)}")
-        uids = [r[0] for r in rows]
-        if rows:
-            self.emit(RowsChanged(self.account.name, fid, added=tuple(uids)))
+        if ids:
+            self.emit(RowsChanged(self.account.name, fid, added=tuple(ids)))
         return uids
 
     def update_threads(self, fid: int) -> None:
@@ -322,7 +341,7 @@ class Engine:
         if state == THREADS_CLEAN:
             return
         if state == THREADS_NEW:
-            part = self.store.thread_closure(fid, self.store.unthreaded_uids(fid), INCREMENTAL_THREADING)
+            part = self.store.thread_closure(fid, self.store.unthreaded_ids(fid), INCREMENTAL_THREADING)
             if part is not None:
                 self.store.set_threads(fid, thread_order(self.store.headers_for_threading(fid, part)), part)
                 return
@@ -340,8 +359,10 @@ class Engine:
         `sent` (a selected.Sent) gets the MODSEQs the server gave the flag changes."""
         entries = self.store.journal_claim(fid)
         done = 0
-        gone: set[int] = set()  # moved or expunged by this replay: later entries went with them
-        refused: set[int] = set()  # a flags entry was refused: later ones wait (order per message)
+        # by local id: moved or expunged by this replay (later entries went with them); a flags
+        # entry was refused (later ones wait: order per message)
+        gone: set[int | None] = set()
+        refused: set[int | None] = set()
         i = 0
         while i < len(entries):
             e = entries[i]
@@ -352,30 +373,33 @@ class Engine:
                                         entries[i].dest) == key:
                 run.append(entries[i])
                 i += 1
-            held = [x for x in run if x.uid in gone or (x.op == "flags" and x.uid in refused)]
+            held = [x for x in run if x.msg_id in gone or (x.op == "flags" and x.msg_id in refused)]
             if held:
                 # (re-pointed to the message's new place by move_row, deleted with it, or behind a refusal)
-                self.store.journal_release(x.id for x in held if x.uid not in gone)
+                self.store.journal_release(x.id for x in held if x.msg_id not in gone)
                 run = [x for x in run if x not in held]
                 if not run:
                     continue
-            uids = [x.uid for x in run]
+            ids = [x.msg_id for x in run]
             try:
+                uids = [_uid(x.sid) for x in run]
                 if e.op == "flags":
-                    self._replay_flags(fid, uids, e.add_flags, e.remove_flags, unchangedsince, sent)
+                    self._replay_flags(fid, uids, imap_names(e.add_flags), imap_names(e.remove_flags),
+                                       unchangedsince, sent)
                 elif e.op == "move":
-                    gone.update(uids)
-                    self._replay_move(fid, uids, e.dest, folder, [x.message_id for x in run])
+                    gone.update(ids)
+                    self._replay_move(fid, uids, e.dest, folder, [x.message_id for x in run],
+                                      [x.msg_id for x in run])
                 elif e.op == "expunge":
-                    gone.update(uids)
+                    gone.update(ids)
                     self.conn.expunge_uids(uids)
-                    self.store.remove_uids(fid, uids)
-                    self.emit(RowsChanged(self.account.name, fid, removed=tuple(uids)))
+                    removed = self.store.remove_sids(fid, map(str, uids))
+                    self.emit(RowsChanged(self.account.name, fid, removed=tuple(removed)))
             except (CommandFailed, ValueError) as exc:  # ValueError: an argument we refuse to send
                 if e.op == "flags":
-                    refused.update(uids)
+                    refused.update(ids)
                 else:
-                    gone.difference_update(uids)
+                    gone.difference_update(ids)
                 for x in run:
                     self._failed(fid, x, str(exc))
                 continue
@@ -392,37 +416,45 @@ class Engine:
             # Changed elsewhere since we last looked: take the server's flags, then apply the
             # user's intent on top of them (the user wins for the flags they touched).
             fresh = self.conn.fetch_flags(modified)
-            self.store.apply_server_flags(fid, fresh)
+            self.store.apply_server_flags(fid, server_flags(fresh))
             _, updated = self.conn.store_flags([u for u, _, _ in fresh], add, remove)
             if sent is not None:
                 got = dict(updated)
                 sent.modseq.update((u, got.get(u)) for u, _, _ in fresh)
                 sent.seen.extend(m for _, _, m in fresh)  # (applied above)
-            self.emit(RowsChanged(self.account.name, fid, uids=tuple(u for u, _, _ in fresh)))
+            ids = self.store.ids_of(fid, (str(u) for u, _, _ in fresh))
+            self.emit(RowsChanged(self.account.name, fid, ids=tuple(ids.values())))
 
-    def _replay_move(self, fid, uids, dest, folder=None, mids=()) -> None:
+    def _replay_move(self, fid, uids, dest, folder=None, mids=(), ids=()) -> None:
+        """Move `uids` (local ids `ids`, in the same order) to `dest`."""
+        id_of = dict(zip(uids, ids, strict=False))
         if not self.conn.has("MOVE") and folder is not None:
             # COPY + STORE \Deleted + UID EXPUNGE is not atomic: a run cut after the COPY left a copy
             # in dest. Messages whose Message-ID dest already holds are only removed from here.
             there = self._already_in(folder, dest, dict(zip(uids, mids, strict=False)))
             if there:
                 self.conn.expunge_uids(there)
-                self.store.remove_uids(fid, there)
-                self.emit(RowsChanged(self.account.name, fid, removed=tuple(there)))
+                removed = self.store.remove_sids(fid, map(str, there))
+                self.emit(RowsChanged(self.account.name, fid, removed=tuple(removed)))
                 uids = [u for u in uids if u not in set(there)]
                 if not uids:
                     return
         mapping = self.conn.move(uids, dest)
         dest_id = self.store.folder_id(dest)
+        if not id_of:
+            id_of = {int(s): i for s, i in self.store.ids_of(fid, map(str, uids)).items()}
+        moved, removed = [], []
         for uid in uids:
             new = mapping.get(uid)
-            if new is not None and dest_id is not None:
-                self.store.move_row(fid, uid, dest_id, new)
+            id_ = id_of.get(uid)
+            if new is not None and dest_id is not None and id_ is not None:
+                self.store.move_row(fid, id_, dest_id, str(new))  # (the local id goes with it)
+                moved.append(id_)
             else:
-                self.store.remove_uids(fid, [uid])
-        self.emit(RowsChanged(self.account.name, fid, removed=tuple(uids)))
-        if dest_id is not None and mapping:
-            self.emit(RowsChanged(self.account.name, dest_id, added=tuple(mapping.values())))
+                removed += self.store.remove_sids(fid, [str(uid)])
+        self.emit(RowsChanged(self.account.name, fid, removed=tuple(moved + removed)))
+        if dest_id is not None and moved:
+            self.emit(RowsChanged(self.account.name, dest_id, added=tuple(moved)))
 
     def _already_in(self, folder: str, dest: str, mids: dict[int, str | None]) -> list[int]:
         """The uids (of `folder`) whose Message-ID `dest` already holds; `folder` stays selected."""
@@ -446,3 +478,16 @@ class Engine:
         self.store.journal_failed(entry.id, error, final=final)
         note = "; kept as failed (see `tuimail pending`)" if final else ""
         self.emit(SyncState(self.account.name, "error", entry.folder, error=f"{entry.op} failed: {error}{note}"))
+
+
+def _uid_of(item) -> int:
+    return item.uid
+
+
+def _uid(sid: str | None) -> int:
+    """An IMAP server id back to its uid (ValueError: not one; the entry is refused)."""
+    uid = int(sid or "")
+    if uid <= 0:
+        raise ValueError(f"invalid uid {sid!r}")
+    return uid
+

@@ -3,11 +3,15 @@ the text parts it shows inline (an attached message's text, a bounce's delivery 
 
 Cached structure and parts are used first (offline reading); nothing is fetched for attachments
 until the user saves or opens one. Runs on whichever thread owns `conn` (the on-demand fetcher).
+
+Messages are named by their local id (what the UI and the CLI hold); the store maps it to the
+server id, the IMAP uid. The body cache is keyed by (folder, UIDVALIDITY, server id).
 """
 
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 from dataclasses import replace
 
 from tuimail.errors import NotCached, UsageError
@@ -21,6 +25,7 @@ from tuimail.mail.sanitize import sanitize_line, sanitize_strict
 from tuimail.protocol.imap.connection import ImapConnection
 from tuimail.store import BodyCache, Store
 from tuimail.core.content import Attachment, InlinePart, MessageContent
+from tuimail.backends.imap.state import FolderState
 
 SLICE = 256 * 1024  # first slice of a text part; "load more" fetches the rest
 _UNCACHED = "[not cached: open the message online to see this part]"
@@ -34,10 +39,18 @@ class Reader:
         self.prefer_html = prefer_html
 
     def _folder(self, folder: str):
-        fi = self.store.folder(folder)
-        if fi is None or fi.uidvalidity is None:
+        fi = self.store.folder(folder, counts=False)
+        uidvalidity = FolderState.load(fi.state if fi is not None else None).uidvalidity
+        if fi is None or uidvalidity is None:
             raise NotCached(f"folder {sanitize_line(folder)!r} is not in the local store; run `tuimail sync` first")
-        return fi
+        return _Folder(fi.id, uidvalidity)
+
+    def _ids(self, fi, id: int) -> tuple[str, int]:
+        """(server id, IMAP uid) of the message with local id `id`."""
+        sid = self.store.sid_of([id]).get(id)
+        if sid is None or not sid.isdigit():
+            raise NotCached(f"message {id} is not in the local store (run `tuimail sync`)")
+        return sid, int(sid)
 
     def _select(self, folder: str) -> ImapConnection:
         if self.conn is None:
@@ -46,17 +59,20 @@ class Reader:
             self.conn.select(folder, readonly=True)
         return self.conn
 
-    def structure(self, folder: str, uid: int):
+    def structure(self, folder: str, id: int):
         fi = self._folder(folder)
-        bs = self.bodies.get_structure(folder, fi.uidvalidity, uid)
+        sid, uid = self._ids(fi, id)
+        fi = fi._replace(sid=sid, uid=uid)
+        bs = self.bodies.get_structure(folder, fi.uidvalidity, sid)
         if bs is None:
             bs = self._select(folder).fetch_bodystructure(uid)
             if bs is None:
-                raise NotCached(f"message {uid} is no longer on the server")
-            self.bodies.put_structure(folder, fi.uidvalidity, uid, bs)
+                raise NotCached(f"message {id} is no longer on the server")
+            self.bodies.put_structure(folder, fi.uidvalidity, sid, bs)
         return fi, bs
 
     def open(self, folder: str, uid: int, more: bool = False) -> MessageContent:
+        """Message `uid` (its local id) of `folder`."""
         fi, bs = self.structure(folder, uid)
         root, notes = parse_bodystructure(bs)
         row = self.store.row(fi.id, uid)
@@ -112,15 +128,15 @@ class Reader:
 
     def _text_data(self, folder: str, fi, uid: int, part, more: bool) -> tuple[bytes, bool]:
         """The transfer-encoded bytes of a part to show (the cache first), whole or its first SLICE."""
-        cached = self.bodies.get_part(folder, fi.uidvalidity, uid, part.section)
+        cached = self.bodies.get_part(folder, fi.uidvalidity, fi.sid, part.section)
         if cached is not None and (cached[1] or not more):
             return cached
         conn = self._select(folder)
         want_all = more or part.size <= SLICE
-        got = conn.fetch_section(uid, part.section, 0, None if want_all else SLICE)
+        got = conn.fetch_section(fi.uid, part.section, 0, None if want_all else SLICE)
         data = got or b""
         complete = want_all or len(data) < SLICE
-        self.bodies.put_part(folder, fi.uidvalidity, uid, part.section, data, complete, part.size)
+        self.bodies.put_part(folder, fi.uidvalidity, fi.sid, part.section, data, complete, part.size)
         return data, complete
 
     def _inline(self, folder: str, fi, uid: int, step, links: list[str]) -> InlinePart:
@@ -149,10 +165,11 @@ class Reader:
 
     def raw(self, folder: str, uid: int) -> bytes:
         fi = self._folder(folder)
-        cached = self.bodies.get_part(folder, fi.uidvalidity, uid, "")
+        sid, imap_uid = self._ids(fi, uid)
+        cached = self.bodies.get_part(folder, fi.uidvalidity, sid, "")
         if cached is not None and cached[1]:
             return cached[0]
-        data = self._select(folder).fetch_section(uid, "")
+        data = self._select(folder).fetch_section(imap_uid, "")
         if data is None:
             raise NotCached(f"message {uid} is no longer on the server")
         return data
@@ -161,12 +178,21 @@ class Reader:
         fi, bs = self.structure(folder, uid)
         root, _ = parse_bodystructure(bs)
         p = next((x for x in _walk(root) if x.section == section), None)
-        cached = self.bodies.get_part(folder, fi.uidvalidity, uid, section)
+        cached = self.bodies.get_part(folder, fi.uidvalidity, fi.sid, section)
         if cached is not None and cached[1]:
             data = cached[0]
         else:
-            data = self._select(folder).fetch_section(uid, section) or b""
+            data = self._select(folder).fetch_section(fi.uid, section) or b""
         return decode_transfer(data, p.encoding if p else "")
+
+
+class _Folder(NamedTuple):
+    """The folder of a message being read, with the ids the server knows it by."""
+
+    id: int
+    uidvalidity: int
+    sid: str = ""
+    uid: int = 0
 
 
 def _format_date(ts: int) -> str:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from tuimail.protocol.imap import uidset
 from tuimail.protocol.imap.responses import Unsolicited
 from tuimail.core.events import RowsChanged
+from tuimail.backends.imap.flags import server_flags
+from tuimail.backends.imap.state import FolderState
 
 
 @dataclass
@@ -51,17 +53,18 @@ def apply_news(engine, name: str, news: Unsolicited, sent: Sent | None = None) -
         return True
     if news.exists is not None or news.expunged or news.seq_flags:
         return True
-    if news.vanished and uidset.intersect(news.vanished, store.local_ranges(fi.id)):
+    if news.vanished and uidset.intersect(news.vanished, engine._known(fi.id)):
         return True  # (uids we moved or expunged ourselves are no longer in the store)
     flags, seen = _fresh(engine, news.flags, sent)
     if flags:
-        changed = store.apply_server_flags(fi.id, flags)
+        changed = store.apply_server_flags(fi.id, server_flags(flags))
         if changed:
-            engine.emit(RowsChanged(engine.account.name, fi.id, uids=tuple(changed)))
-    if engine.selected == (name, True) and fi.highestmodseq:
-        highest = advance_modseq(fi.highestmodseq, [*sent.modseq.values(), *sent.seen, *seen])
-        if highest != fi.highestmodseq:
-            store.set_folder_state(fi.id, highestmodseq=highest)
+            engine.emit(RowsChanged(engine.account.name, fi.id, ids=tuple(changed)))
+    st = FolderState.load(fi.state)
+    if engine.selected == (name, True) and st.highestmodseq:
+        highest = advance_modseq(st.highestmodseq, [*sent.modseq.values(), *sent.seen, *seen])
+        if highest != st.highestmodseq:
+            store.set_folder_state(fi.id, st.but(highestmodseq=highest).dump())
     return False
 
 
@@ -95,13 +98,14 @@ def replay_selected(engine, name: str) -> tuple[int, bool] | None:
     if engine.selected is None or engine.selected[0] != name or conn.selected != name:
         return None
     fi = store.folder(name, counts=False)
-    if fi is None or fi.uidvalidity is None or fi.error or fi.gone:
+    st = FolderState.load(fi.state if fi is not None else None)
+    if fi is None or st.uidvalidity is None or fi.error or fi.gone:
         return None
-    with_modseq = engine.selected[1] and fi.highestmodseq is not None
+    with_modseq = engine.selected[1] and st.highestmodseq is not None
     sent = Sent()
-    done = engine.replay(fi.id, name, fi.highestmodseq if with_modseq else None, sent)
+    done = engine.replay(fi.id, name, st.highestmodseq if with_modseq else None, sent)
     resync = apply_news(engine, name, conn.take_unsolicited(), sent)
     # entries of a folder whose UIDVALIDITY changed wait for a resync to match them again
-    resync = resync or any(e.uid <= 0 for e in store.pending(fi.id))
+    resync = resync or any(e.msg_id is None or e.sid is None for e in store.pending(fi.id))
     engine.update_threads(fi.id)  # (after a move or an expunge; nothing to do after flags)
     return done, resync

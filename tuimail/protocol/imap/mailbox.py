@@ -300,7 +300,11 @@ class MailboxCommands:
             text = b" ".join(resp[0::2])
             header = b""
             for i in range(1, len(resp), 2):
-                if b"HEADER" in resp[i - 1][-80:].upper():
+                # the literal follows "BODY[HEADER.FIELDS (...)]": look from the last "BODY[" (the
+                # echoed field list is longer than 80 bytes, and Cyrus puts FLAGS before UID, so
+                # its answers come here rather than through the fast scanner)
+                before = resp[i - 1].upper()
+                if b"HEADER" in before[before.rfind(b"BODY["):]:
                     header = resp[i]
             um = uid_search(text)
             sm = size_search(text)

@@ -1,14 +1,13 @@
-"""What the main screen tells the user without being asked (a mixin of MainScreen):
+"""What the main screen tells the user without being asked (Alerts, held by MainScreen):
 
 - a sync problem (refused login, unreachable host, TLS, no password) in a panel where the list
   would be, when there is no list to show, and in the status bar always; the password prompt when
   the login was refused or no password is configured (the sync does not retry a refused login on
   its own: servers lock accounts);
-- changes another process (a `tuimail sync` from cron) wrote to the store: `PRAGMA data_version`
-  is polled every STORE_POLL seconds on the UI's connection (a few microseconds) and a change
-  reloads the list, the folder counts and the pending count;
 - new mail in other folders ("new mail in Work" in the status bar; the bell and the terminal title
   when configured).
+
+(Changes another process wrote to the store are found by store_poll.py.)
 """
 
 from __future__ import annotations
@@ -23,9 +22,9 @@ from textual.widgets import Checkbox, Input, Static
 
 from tuimail.mail.sanitize import sanitize_line, sanitize_strict
 from tuimail.core.events import NewMail, SyncState
+from tuimail.ui.controllers.view import MainView
 from tuimail.ui.widgets.status import AccountState
 
-STORE_POLL = 1.0  # seconds between PRAGMA data_version checks
 MAX_NOTED = 3  # folders named in the status bar's "new mail in ..." note
 
 
@@ -96,49 +95,10 @@ def fix_hint(st: AccountState, config_path: str) -> str:
 
 
 class Alerts:
-    """Mixin of MainScreen (needs tapp, status, hlist, folder, account, open_folder...)."""
-
-    def init_alerts(self) -> None:
-        self._versions: dict[str, int] = {}
+    def __init__(self, view: MainView) -> None:
+        self.view = view
         self._prompting: set[str] = set()
         self._new_mail: dict[tuple[str, str], int] = {}
-
-    def start_store_poll(self) -> None:
-        for name, store in self.tapp.stores.items():
-            version = getattr(store, "data_version", None)
-            try:
-                if version is not None:
-                    self._versions[name] = version()
-            except Exception:  # a damaged store is reported elsewhere; the poll tries again
-                pass
-        self.set_interval(STORE_POLL, self.poll_stores)
-
-    # ------------------------------------------------------------------ other processes
-
-    def poll_stores(self) -> None:
-        """Reload what another connection committed since the last poll (our sync thread's commits
-        come with events too; both paths are coalesced by the list's and the tree's timers)."""
-        accounts = self.status.info.accounts
-        for name, store in self.tapp.stores.items():
-            version = getattr(store, "data_version", None)
-            if version is None or (name in accounts and accounts[name].state == "syncing"):
-                continue  # our own sync reports its commits; what others wrote meanwhile is seen after it
-            try:
-                now = version()
-            except Exception:  # a damaged or vanished store is reported elsewhere
-                continue
-            if self._versions.get(name) == now:
-                continue
-            self._versions[name] = now
-            self.store_changed(name)
-
-    def store_changed(self, account: str) -> None:
-        self._folders_dirty.add(account)
-        if self._folders_timer is None:
-            self._flush_folders()
-        if account == self.account and self.folder is not None:
-            self.hlist.rows_changed(reset=True)
-            self.counts_changed(account, self.folder.id)
 
     # ------------------------------------------------------------------ sync problems
 
@@ -150,49 +110,47 @@ class Alerts:
             st.problem = None
         if ev.needs:
             self.ask_password(ev.account)
-        self.show_problem()
 
     def problem(self) -> tuple[str, AccountState] | None:
         """The account whose problem to show: the open one first."""
-        accounts = self.status.info.accounts
-        order = ([self.account] if self.account in accounts else []) + [a for a in accounts if a != self.account]
+        view = self.view
+        accounts = view.status.info.accounts
+        order = ([view.account] if view.account in accounts else []) + [a for a in accounts if a != view.account]
         for name in order:
             st = accounts[name]
-            if st.problem and st.state in ("error", "offline", "connecting") and not self.tapp.offline:
+            if st.problem and st.state in ("error", "offline", "connecting") and not view.tapp.offline:
                 return name, st
         return None
 
-    def show_problem(self) -> None:
-        panel = self.query_one("#problem", ProblemPanel)
-        hl = self.hlist
+    def problem_text(self) -> Text | None:
+        """What the problem panel says, when it is to be shown (no list to show instead)."""
+        view = self.view
         found = self.problem()
-        show = found is not None and (self.folder is None or not len(hl.uids))
-        if show:
-            name, st = found
-            path = sanitize_line(str(self.tapp.config.path or "the config file"))
-            text = Text()
-            text.append(f"⚠ account {sanitize_line(name)} cannot sync\n\n", style="bold")
-            text.append(st.problem + "\n\n")
-            text.append(fix_hint(st, path), style="italic")
-            panel.update(text)
-        if self.has_class("problem") != show:
-            # (the list and the reader make way: nothing to read, the panel takes the whole pane)
-            self.set_class(show, "problem")
-            if not show and self.focused is None:
-                hl.focus()
+        if found is None or not (view.folder is None or not len(view.hlist.uids)):
+            return None
+        name, st = found
+        path = sanitize_line(str(view.tapp.config.path or "the config file"))
+        text = Text()
+        text.append(f"⚠ account {sanitize_line(name)} cannot sync\n\n", style="bold")
+        text.append((st.problem or "") + "\n\n")
+        text.append(fix_hint(st, path), style="italic")
+        return text
 
     def ask_password(self, account: str) -> None:
         """The modal prompt, once per failure (the sync waits until the user answers or presses $)."""
-        svc = self.tapp.services.get(account)
-        acc = self.tapp.config.accounts.get(account)
-        if svc is None or acc is None or account in self._prompting or getattr(acc, "oauth2_token_command", None):
+        view = self.view
+        app = view.tapp
+        svc = app.services.get(account)
+        acc = app.config.accounts.get(account)
+        if svc is None or acc is None or account in self._prompting or acc.oauth2_token_command:
             return
-        if not hasattr(svc, "set_password"):
+        set_password = getattr(svc, "set_password", None)
+        if set_password is None:
             return
-        st = self.status.info.accounts.get(account) or AccountState()
+        st = view.status.info.accounts.get(account) or AccountState()
         self._prompting.add(account)
 
-        path = self.tapp.config.path
+        path = app.config.path
         save_to = sanitize_line(str(path)) if path is not None and st.needs == "password" else None
 
         def answered(answer: tuple[str, bool] | None) -> None:
@@ -200,31 +158,32 @@ class Alerts:
             if not answer:
                 return
             password, save = answer
-            svc.set_password(password)
+            set_password(password)
             if save and path is not None:
                 from tuimail.config.write import save_password
                 from tuimail.errors import ConfigError
                 try:
                     save_password(path, account, password)
                 except ConfigError as exc:
-                    self.notify(sanitize_line(str(exc)), severity="error", markup=False, timeout=10)
+                    view.notify(sanitize_line(str(exc)), severity="error", markup=False, timeout=10)
                 else:
-                    self.notify(f"password saved in {save_to}", markup=False)
+                    view.notify(f"password saved in {save_to}", markup=False)
 
         who = sanitize_strict(f"{acc.username}@{acc.host}")
-        self.app.push_screen(PasswordScreen(sanitize_line(account), who, sanitize_line(st.error or ""), save_to),
-                             answered)
+        app.push_screen(PasswordScreen(sanitize_line(account), who, sanitize_line(st.error or ""), save_to),
+                        answered)
 
     # ------------------------------------------------------------------ new mail
 
     def new_mail(self, ev: NewMail) -> None:
-        if ev.account == self.account and self.folder is not None and ev.folder == self.folder.name:
+        view = self.view
+        if ev.account == view.account and view.folder is not None and ev.folder == view.folder.name:
             pass  # the list shows it
         else:
             key = (ev.account, ev.folder)
             self._new_mail[key] = self._new_mail.get(key, 0) + ev.count
-        if self.tapp.config.ui.bell_on_new_mail:
-            self.app.bell()
+        if view.tapp.config.ui.bell_on_new_mail:
+            view.tapp.bell()
         self.show_new_mail()
 
     def folder_opened(self, account: str, name: str) -> None:
@@ -232,15 +191,15 @@ class Alerts:
             self.show_new_mail()
 
     def show_new_mail(self) -> None:
-        many = len(self.tapp.stores) > 1
+        view = self.view
+        app = view.tapp
+        many = len(app.stores) > 1
         names = [(f"{a}/" if many else "") + sanitize_strict(f) for (a, f) in self._new_mail]
         note = ""
         if names:
             more = f" +{len(names) - MAX_NOTED}" if len(names) > MAX_NOTED else ""
             note = "new mail in " + ", ".join(names[-MAX_NOTED:]) + more
-        self.status.info.note = note
-        self.update_status()
-        if self.tapp.config.ui.title:
-            set_title = getattr(self.app, "set_terminal_title", None)
-            if set_title is not None:
-                set_title(f"tuimail: {note}" if note else "tuimail")
+        view.status.info.note = note
+        view.update_status()
+        if app.config.ui.title:
+            app.set_terminal_title(f"tuimail: {note}" if note else "tuimail")

@@ -1,4 +1,4 @@
-"""Queuing user intents (flag, move, delete) to the account's writer thread (a mixin of MainScreen).
+"""Queuing user intents (flag, move, delete) to the account's writer thread (held by MainScreen).
 
 The key handler only queues: the row is repainted from the overlay at once (ui/overlay.py) and
 the writer (store/writer.py) runs the store + journal transaction, then wakes the sync service.
@@ -15,6 +15,8 @@ from textual.message import Message
 from tuimail.errors import StoreError
 from tuimail.mail.sanitize import sanitize_line
 from tuimail.store.writer import Intent, IntentWriter
+from tuimail.ui.controllers.store_poll import StorePoll
+from tuimail.ui.controllers.view import MainView
 
 QUIT_FLUSH_TIMEOUT = 60.0  # seconds `q` waits for queued intents (a busy store waits 30 s at most)
 
@@ -28,45 +30,51 @@ class IntentDone(Message):
 
 
 class IntentQueue:
-    """Needs: self.tapp, hlist, folder, account, counts_changed(), notify(), post_message()."""
+    """The account's writer threads (kept by the app: they outlive the screen), fed here; their
+    reports (IntentDone, posted to the screen) handled in `done`."""
+
+    def __init__(self, view: MainView, poll: StorePoll) -> None:
+        self.view, self.poll = view, poll
 
     def intent_writer(self, account: str) -> IntentWriter:
-        app = self.tapp
+        app = self.view.tapp
         writers = app.intent_writers
         writer = writers.get(account)
         if writer is None:
             svc = app.services.get(account)
-            post = self.post_message
+            post = self.view.post_message
 
             def done(intent: Intent, uids: list[int], error: BaseException | None) -> None:
                 post(IntentDone(account, intent, uids, error))  # thread-safe, never blocks
 
-            writer = writers[account] = IntentWriter(app.stores[account].path, done,
-                                                     wake=getattr(svc, "wake", None), name=f"intents-{account}")
+            wake = svc.wake if svc is not None else None
+            writer = writers[account] = IntentWriter(app.stores[account].path, done, wake=wake,
+                                                     name=f"intents-{account}")
         return writer
 
-    def submit_intent(self, account: str, intent: Intent) -> None:
+    def submit(self, account: str, intent: Intent) -> None:
         """Queue `intent`; the rows it changes are drawn changed from now on."""
-        store = self.tapp.stores[account]
-        self.tapp.overlay.add(store, intent)
+        store = self.view.tapp.stores[account]
+        self.view.tapp.overlay.add(store, intent)
         self.intent_writer(account).submit(intent)
 
-    def flush_intents(self, timeout: float = QUIT_FLUSH_TIMEOUT) -> None:
+    def flush(self, timeout: float = QUIT_FLUSH_TIMEOUT) -> None:
         """Quitting: wait until every queued intent is in the store. One that failed after its
         last screen (no toast was shown) is said on the way out, one line (app.exit_line)."""
+        app = self.view.tapp
         failed: list[BaseException] = []
         late = False
-        for writer in list(self.tapp.intent_writers.values()):
+        for writer in list(app.intent_writers.values()):
             late = not writer.flush(timeout) or late
             failed += writer.unreported()
-        if (failed or late) and not self.tapp.exit_line:
+        if (failed or late) and not app.exit_line:
             what = str(failed[0]) if failed else "the store stayed locked"
-            n = len(failed) or sum(w.queued for w in self.tapp.intent_writers.values())
-            self.tapp.exit_line = f"tuimail: {n} action{'s' if n != 1 else ''} not saved: {what}"
+            n = len(failed) or sum(w.queued for w in app.intent_writers.values())
+            app.exit_line = f"tuimail: {n} action{'s' if n != 1 else ''} not saved: {what}"
 
-    def on_intent_done(self, msg: IntentDone) -> None:
-        msg.stop()
-        app, intent = self.tapp, msg.intent
+    def done(self, msg: IntentDone) -> None:
+        view = self.view
+        app, intent = view.tapp, msg.intent
         store = app.stores.get(msg.account)
         if store is None:
             return
@@ -74,33 +82,27 @@ class IntentQueue:
         writer = app.intent_writers.get(msg.account)
         if writer is not None:
             writer.reported(intent)
-        here = (self.folder is not None and msg.account == self.account and self.folder.id == intent.folder_id)
-        versions = getattr(self, "_versions", None)
-        if versions is not None and msg.account in versions:
-            # our own commit (another connection): not a reason to reload everything (alerts.py)
-            try:
-                versions[msg.account] = store.data_version()
-            except Exception:
-                pass
+        here = (view.folder is not None and msg.account == view.account and view.folder.id == intent.folder_id)
+        self.poll.own_commit(msg.account)
         if msg.error is not None:
             err = msg.error
             if isinstance(err, StoreError) and err.kind == "corrupt":
                 raise err
             if here:
                 if intent.op == "flags":
-                    self.hlist.invalidate(intent.uids)
+                    view.hlist.invalidate(intent.ids)
                 else:
-                    self.hlist.rows_changed(reset=True)  # the rows come back
+                    view.hlist.rows_changed(reset=True)  # the rows come back
             text = str(err) if isinstance(err, StoreError) else sanitize_line(f"{type(err).__name__}: {err}")
-            self.notify(text, severity="error", markup=False, timeout=10)
+            view.notify(text, severity="error", markup=False, timeout=10)
             return
         if here:
             if intent.op == "flags":
-                self.hlist.flags_stored(msg.uids, intent.add, intent.remove)
+                view.hlist.flags_stored(msg.uids, intent.add, intent.remove)
             else:
-                self.hlist.hidden_stored()
-        self.counts_changed(msg.account, intent.folder_id)
+                view.hlist.hidden_stored()
+        view.counts_changed(msg.account, intent.folder_id)
         if intent.op == "move" and intent.dest:
             dest = store.folder_id(intent.dest)
             if dest is not None:
-                self.counts_changed(msg.account, dest)
+                view.counts_changed(msg.account, dest)

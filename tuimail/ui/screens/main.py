@@ -1,29 +1,39 @@
 """The three-pane main screen: folder tree, header list, message view, status bar.
 
-This module holds the layout, folder switching and the handling of sync events; the actions on
-messages (flags, delete, move, pipe, attachments, links...) live in `actions.py`.
+This module holds the layout, folder switching, the folder counts and the handling of sync
+events. What the keys do to messages, the reader's extras, the alerts, the intents and the
+failed actions live in controllers (ui/controllers/), plain objects this screen holds; its
+action_* and on_* methods (Textual finds them on the screen) delegate to them.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Container, Horizontal
+from textual.message import Message
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Tree
+from textual.worker import Worker, WorkerState
 
 from tuimail.mail.sanitize import sanitize_line
 from tuimail.store.store import FolderInfo, Store
 from tuimail.core.events import FoldersChanged, NewMail, RowsChanged, SyncState
 from tuimail.ui import keys
-from tuimail.ui.controllers.message_actions import MessageActions
-from tuimail.ui.controllers.intents import IntentQueue
-from tuimail.ui.screens.failed import FailedActions
 from tuimail.ui.controllers.alerts import Alerts, ProblemPanel
-from tuimail.ui.controllers.reader import ReaderActions
+from tuimail.ui.controllers.command_runner import CommandFinished, CommandRunner
+from tuimail.ui.controllers.failed_actions import FailedActions, FailedSummaryRead
+from tuimail.ui.controllers.intents import IntentDone, IntentQueue
+from tuimail.ui.controllers.message_actions import MessageActions
+from tuimail.ui.controllers.opener import MessageOpened, MessageOpener
+from tuimail.ui.controllers.reader_extras import BytesFetched, ReaderExtras
+from tuimail.ui.controllers.store_poll import STORE_POLL, StorePoll
+from tuimail.ui.controllers.target import error_text
 from tuimail.ui.widgets.folder_tree import FolderRef, FolderTree
 from tuimail.ui.widgets.header_list import HeaderList
 from tuimail.ui.widgets.message_view import MessageView
@@ -35,8 +45,34 @@ if TYPE_CHECKING:
 FOLDERS_INTERVAL = 1.0  # seconds between folder-list refreshes caused by sync events
 NARROW = 160  # below this width a "right" preview goes below the list
 
+R = TypeVar("R")
 
-class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActions, Screen):
+
+class CountsRead(Message, bubble=False):
+    """Folder counts and each account's pending and failed actions, read in a thread."""
+
+    def __init__(self, infos: dict[tuple[str, int], FolderInfo | None],
+                 pending: dict[str, tuple[int, list[tuple[str, int]]]]) -> None:
+        super().__init__()
+        self.infos, self.pending = infos, pending
+
+
+class FoldersRead(Message, bubble=False):
+    """Folder lists (with their counts) of some accounts, read in a thread."""
+
+    def __init__(self, folders: dict[str, list[FolderInfo]]) -> None:
+        super().__init__()
+        self.folders = folders
+
+
+def folder_problem(info: FolderInfo) -> str:
+    """A refused or vanished folder's reason, for the status bar ("" for a good one)."""
+    if info.gone:
+        return f"{info.name}: gone from the server"
+    return f"{info.name}: {info.error}" if info.error else ""
+
+
+class MainScreen(Screen[None]):
     BINDINGS = keys.bindings("global")
 
     DEFAULT_CSS = """
@@ -71,17 +107,24 @@ class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActio
         self.layout_choice: str | None = None  # set by toggle_layout; None = config + width
         self._wanted_start: str | None = None  # -f FOLDER not in the store yet (first sync)
         self._folders_dirty: set[str] = set()
-        self._folders_timer = None
+        self._folders_timer: Timer | None = None
         self._folders_at = 0.0
         self._dirty_counts: set[tuple[str, int]] = set()
-        self._counts_timer = None
+        self._counts_timer: Timer | None = None
         self._after_paint_done = False
-        self.init_actions()
-        self.init_alerts()
+        # the controllers (controllers/): plain objects; the action_* and on_* methods below delegate
+        self.alerts = Alerts(self)
+        self.store_poll = StorePoll(self, self.store_changed)
+        self.intents = IntentQueue(self, self.store_poll)
+        self.actions = MessageActions(self, self.intents)
+        self.opener = MessageOpener(self, self.actions)
+        self.commands = CommandRunner(self)
+        self.extras = ReaderExtras(self, self.opener, self.commands)
+        self.failed = FailedActions(self)
 
     @property
     def tapp(self) -> TuimailApp:
-        return self.app  # type: ignore[return-value]
+        return cast("TuimailApp", self.app)
 
     # ------------------------------------------------------------------ layout
 
@@ -119,9 +162,9 @@ class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActio
             # (a first run's sync may have reported already: keep what it said)
             st = self.status.info.accounts.setdefault(name, AccountState(state="offline" if app.offline else "idle"))
             st.pending = store.pending_count()
-        self.init_failed()
+        self.failed.read_counts()
         for name in app.stores:  # their threads start now, not on the first key (Thread.start waits)
-            self.intent_writer(name).start()
+            self.intents.intent_writer(name).start()
         self._apply_layout()
         target = None
         if app.start_folder:
@@ -138,7 +181,8 @@ class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActio
         # for the list's first paint (HeaderList.Painted); this timer is the fallback should the
         # list not be drawn at all.
         self.set_timer(1.0, self._after_first_paint)
-        self.start_store_poll()
+        self.store_poll.start()
+        self.set_interval(STORE_POLL, self.store_poll.poll)
         for problem in app.problems:
             self.notify(problem, severity="warning", markup=False, timeout=8)
 
@@ -167,7 +211,7 @@ class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActio
             return
         self._after_paint_done = True
         self._build_tree()
-        if self.folder is not None and self.folder.total < 0:
+        if self.folder is not None and self.account is not None and self.folder.total < 0:
             self._dirty_counts.add((self.account, self.folder.id))
             self._flush_counts()
         self.tapp.start_services()
@@ -178,7 +222,7 @@ class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActio
             folders = store.folders()
             any_folders = any_folders or bool(folders)
             self.folder_tree.set_account(name, folders)
-        if self.folder is not None:
+        if self.folder is not None and self.account is not None:
             self.folder_tree.select_folder(self.account, self.folder.id)
         if self._wanted_start and any_folders:
             self.notify(f"no folder named {sanitize_line(self._wanted_start)} (yet)", severity="warning",
@@ -235,13 +279,10 @@ class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActio
         self.app.push_screen(HelpScreen(self.tapp.effective_keys))
 
     def action_quit(self) -> None:
-        self.flush_intents()  # what the user did is in the store before the app ends
+        self.intents.flush()  # what the user did is in the store before the app ends
         self.app.exit()
 
     # ------------------------------------------------------------------ folders
-
-    def store(self, account: str | None = None) -> Store:
-        return self.tapp.stores[account or self.account]
 
     def open_folder(self, account: str, folder_id: int, *, first: bool = False) -> None:
         """Show a folder. first=True (at start-up) draws the first screenful before anything
@@ -254,7 +295,7 @@ class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActio
             self.notify("this folder holds only other folders", markup=False)
             return
         if self.folder is not None and (account, folder_id) != (self.account, self.folder.id):
-            self.folder_left()
+            self.opener.folder_left()
         self.account, self.folder = account, info
         hl = self.hlist
         hl.empty_text = "No messages in this folder"
@@ -263,7 +304,7 @@ class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActio
         svc = self.tapp.services.get(account)
         if svc is not None and not self.tapp.offline:
             svc.watch_folder(info.name)
-        self.folder_opened(account, info.name)
+        self.alerts.folder_opened(account, info.name)
         self.update_status()
         self.show_problem()
 
@@ -279,7 +320,9 @@ class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActio
             self.open_folder(ref.account, ref.folder_id)
         self.hlist.focus()
 
-    def folder_choices(self, account: str | None = None, *, exclude: int | None = None):
+    def folder_choices(self, account: str | None = None, *,
+                       exclude: int | None = None) -> list[tuple[str, tuple[str, FolderInfo]]]:
+        """(label, (account, folder)) of every selectable folder (of one account)."""
         out = []
         for name, store in self.tapp.stores.items():
             if account is not None and name != account:
@@ -294,7 +337,7 @@ class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActio
         return out
 
     def action_change_folder(self) -> None:
-        def chosen(value) -> None:
+        def chosen(value: tuple[str, FolderInfo] | None) -> None:
             if value is not None:
                 account, info = value
                 self.open_folder(account, info.id)
@@ -313,7 +356,7 @@ class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActio
         if self.folder is not None:
             info.folder = self.folder.name
             info.total, info.unread = self.folder.total, self.folder.unread
-            info.folder_error = self._folder_problem(self.folder)
+            info.folder_error = folder_problem(self.folder)
         hl = self.hlist
         info.sort = ("thread" if hl.threaded else hl.sort) + (" ↑" if hl.reverse else "")
         self.status.show()
@@ -328,45 +371,50 @@ class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActio
         self._counts_timer = None
         dirty, self._dirty_counts = self._dirty_counts, set()
 
-        def query(stores: dict[str, Store]):
+        def query(stores: dict[str, Store]) -> tuple[dict[tuple[str, int], FolderInfo | None],
+                                                      dict[str, tuple[int, list[tuple[str, int]]]]]:
             infos = {(a, fid): stores[a].folder(fid) for a, fid in dirty}
             pending = {a: (stores[a].pending_count(), stores[a].failed_summary()) for a in stores}
             return infos, pending
 
-        self.read_in_thread("counts", {a for a, _ in dirty}, query)
+        self.read_stores({a for a, _ in dirty}, query, lambda result: CountsRead(*result))
 
-    def _done_counts(self, result) -> None:
-        infos, pending = result
-        for (account, fid), info in infos.items():
+    def on_counts_read(self, msg: CountsRead) -> None:
+        for (account, fid), info in msg.infos.items():
             if info is None:
                 continue
             self.folder_tree.update_counts(account, fid, info)
             if account == self.account and self.folder is not None and fid == self.folder.id:
                 self.folder = info
-        for account, (n, failed) in pending.items():
+        for account, (n, failed) in msg.pending.items():
             st = self.status.info.accounts.setdefault(account, AccountState())
             st.pending, st.failed = n, failed
         self.update_status()
 
-    def read_in_thread(self, group: str, accounts, query) -> None:
+    def read_stores(self, accounts: Iterable[str], query: Callable[[dict[str, Store]], R],
+                    done: Callable[[R], Message]) -> None:
         """Run query({account: Store}) in a thread on connections of its own (counts scan every row
-        of a folder: ~20 ms per 100k, more while the sync writes); `_done_<group>` gets the result.
-        Without a store path (an in-memory test double) it runs here."""
-        stores = {a: self.tapp.stores[a] for a in accounts if a in self.tapp.stores}
-        paths = {a: getattr(s, "path", None) for a, s in stores.items()}
-        if any(p is None for p in paths.values()):
-            getattr(self, f"_done_{group}")(query(stores))
-            return
+        of a folder: ~20 ms per 100k, more while the sync writes); done(result), a message, is
+        posted to this screen."""
+        paths = {a: self.tapp.stores[a].path for a in accounts if a in self.tapp.stores}
+        post = self.post_message
 
-        def work():
+        def work() -> None:
             own = {a: Store(p) for a, p in paths.items()}
             try:
-                return query(own)
+                result = query(own)
             finally:
                 for st in own.values():
                     st.close()
+            post(done(result))  # thread-safe, never blocks
 
-        self.run_worker(work, thread=True, group=group, exit_on_error=False)
+        self.run_worker(work, thread=True, exit_on_error=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A worker that failed (their results come as messages: MessageOpened, BytesFetched...)."""
+        worker = event.worker
+        if event.state == WorkerState.ERROR and worker.error is not None:
+            self.notify(error_text(worker.error), severity="error", markup=False)
 
     # ------------------------------------------------------------------ sync events
 
@@ -379,15 +427,16 @@ class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActio
                 st.state = "offline" if app.offline else ev.state
                 st.folder, st.done, st.total, st.pending = ev.folder, ev.done, ev.total, ev.pending
                 st.error = sanitize_line(ev.error) if ev.error else (None if ev.state != "error" else st.error)
-                self.sync_state_changed(ev, st)
+                self.alerts.sync_state_changed(ev, st)
+                self.show_problem()
                 status_dirty = True
             elif isinstance(ev, NewMail):
-                self.new_mail(ev)
+                self.alerts.new_mail(ev)
             elif isinstance(ev, FoldersChanged):
                 self._folders_dirty.add(ev.account)
             elif isinstance(ev, RowsChanged):
                 if ev.account == self.account and self.folder is not None and ev.folder_id == self.folder.id:
-                    self.hlist.rows_changed(ev.uids, ev.added, ev.removed, ev.reset)
+                    self.hlist.rows_changed(ev.ids, ev.added, ev.removed, ev.reset)
                 self.counts_changed(ev.account, ev.folder_id)
         if self._folders_dirty and self._folders_timer is None:
             wait = self._folders_at + FOLDERS_INTERVAL - time.monotonic()
@@ -404,11 +453,11 @@ class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActio
         self._folders_timer = None
         self._folders_at = time.monotonic()
         dirty, self._folders_dirty = self._folders_dirty, set()
-        self.read_in_thread("folders", dirty, lambda stores: {a: st.folders() for a, st in stores.items()})
-        self.refresh_failed(dirty)
+        self.read_stores(dirty, lambda stores: {a: st.folders() for a, st in stores.items()}, FoldersRead)
+        self.failed.refresh(dirty)
 
-    def _done_folders(self, result: dict[str, list[FolderInfo]]) -> None:
-        for account, folders in result.items():
+    def on_folders_read(self, msg: FoldersRead) -> None:
+        for account, folders in msg.folders.items():
             self.folder_tree.set_account(account, folders)
             wanted = self._wanted_start and self._find_folder(self._wanted_start)
             if wanted:
@@ -418,7 +467,7 @@ class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActio
                 target = self._default_folder()
                 if target is not None:
                     self.open_folder(*target)
-            elif account == self.account:
+            elif account == self.account and self.folder is not None:
                 cur = next((f for f in folders if f.id == self.folder.id), None)
                 if cur is not None:
                     self.folder = cur
@@ -428,3 +477,157 @@ class MainScreen(Alerts, IntentQueue, MessageActions, ReaderActions, FailedActio
                         self.open_folder(*target)
         self.update_status()
         self.show_problem()
+
+    def folders_changed(self, accounts: Iterable[str]) -> None:
+        """Read these accounts' folder lists again, now."""
+        self._folders_dirty.update(accounts)
+        self._flush_folders()
+
+    def store_changed(self, account: str) -> None:
+        """Another process committed to this account's store (controllers/store_poll.py)."""
+        self._folders_dirty.add(account)
+        if self._folders_timer is None:
+            self._flush_folders()
+        if account == self.account and self.folder is not None:
+            self.hlist.rows_changed(reset=True)
+            self.counts_changed(account, self.folder.id)
+
+    def show_problem(self) -> None:
+        """A sync problem, in a panel where the list would be when there is no list to show."""
+        text = self.alerts.problem_text()
+        show = text is not None
+        if text is not None:
+            self.query_one("#problem", ProblemPanel).update(text)
+        if self.has_class("problem") != show:
+            # (the list and the reader make way: nothing to read, the panel takes the whole pane)
+            self.set_class(show, "problem")
+            if not show and self.focused is None:
+                self.hlist.focus()
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[FolderRef]) -> None:
+        """A refused folder's reason, in the status bar while it is highlighted."""
+        ref = event.node.data
+        info = None
+        if ref is not None and ref.folder_id is not None and ref.account in self.tapp.stores:
+            info = self.tapp.stores[ref.account].folder(ref.folder_id, counts=False)
+        info_line = self.status.info
+        info_line.folder_error = folder_problem(info) if info is not None else ""
+        if not info_line.folder_error and self.folder is not None:
+            info_line.folder_error = folder_problem(self.folder)
+        self.status.show()
+
+    def unbound_key(self, key: str) -> None:
+        """A key no binding took: say so in the status line for a few seconds (mutt does)."""
+        from tuimail.ui.keys import display_key
+
+        help_keys = self.tapp.effective_keys.get("help", ())
+        note = f"{display_key(key)}: key not bound" + (f", {display_key(help_keys[0])} for help" if help_keys else "")
+        info = self.status.info
+        info.flash = note
+        self.update_status()
+
+        def restore() -> None:
+            if info.flash == note:
+                info.flash = ""
+                self.update_status()
+
+        self.set_timer(3.0, restore)
+
+    # ------------------------------------------------------------------ accounts
+
+    def action_sync(self) -> None:
+        if self.tapp.offline:
+            key = ", ".join(self.tapp.effective_keys.get("toggle_offline", ())) or "the palette"
+            self.notify(f"offline: changes are queued; {key} goes online", markup=False)
+            return
+        for svc in self.tapp.services.values():
+            svc.request_sync(None)
+        self.notify("sync requested", markup=False, timeout=2)
+
+    def action_toggle_offline(self) -> None:
+        app = self.tapp
+        app.offline = not app.offline
+        for name, svc in app.services.items():
+            svc.set_offline(app.offline)
+            st = self.status.info.accounts.get(name)
+            if st is not None:
+                st.state = "offline" if app.offline else "connecting"
+        self.update_status()
+
+    # ------------------------------------------------------------------ delegated to the controllers
+
+    def on_intent_done(self, msg: IntentDone) -> None:
+        msg.stop()
+        self.intents.done(msg)
+
+    def on_header_list_selected(self, event: HeaderList.Selected) -> None:
+        self.opener.selected(event.uid)
+
+    def on_header_list_cursor_moved(self, event: HeaderList.CursorMoved) -> None:
+        self.opener.cursor_moved()
+
+    def on_message_view_at_end(self, event: MessageView.AtEnd) -> None:
+        self.opener.at_end()
+
+    def on_message_opened(self, msg: MessageOpened) -> None:
+        if self.opener.opened(msg) == "attachments":
+            self.extras.attachments()
+
+    def on_bytes_fetched(self, msg: BytesFetched) -> None:
+        self.extras.bytes_fetched(msg)
+
+    def on_command_finished(self, msg: CommandFinished) -> None:
+        self.commands.finished(msg)
+
+    def on_failed_summary_read(self, msg: FailedSummaryRead) -> None:
+        self.failed.summary_read(msg)
+
+    def action_close(self) -> None:
+        if self.has_class("fullscreen"):
+            self.remove_class("fullscreen")
+        self.hlist.focus()
+
+    def action_next_message(self) -> None:
+        self.opener.step(1)
+
+    def action_prev_message(self) -> None:
+        self.opener.step(-1)
+
+    def action_load_more(self) -> None:
+        self.opener.load_more()
+
+    def action_toggle_read(self) -> None:
+        self.actions.toggle_read()
+
+    def action_flag(self) -> None:
+        self.actions.flag()
+
+    def action_delete(self) -> None:
+        self.actions.delete()
+
+    def action_archive(self) -> None:
+        self.actions.archive()
+
+    def action_move(self) -> None:
+        self.actions.move()
+
+    def action_copy_link(self) -> None:
+        self.extras.copy_link()
+
+    def action_open_link(self) -> None:
+        self.extras.open_link()
+
+    def action_raw(self) -> None:
+        self.extras.raw()
+
+    def action_full_headers(self) -> None:
+        self.extras.full_headers()
+
+    def action_pipe(self) -> None:
+        self.extras.pipe()
+
+    def action_attachments(self) -> None:
+        self.extras.attachments()
+
+    def action_failed_actions(self) -> None:
+        self.failed.show()

@@ -7,8 +7,10 @@ textual `Content` objects, after the sanitiser.
 from __future__ import annotations
 
 import re
+from typing import Generic, TypeVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -21,6 +23,8 @@ from tuimail.mail.sanitize import sanitize_line, sanitize_strict
 from tuimail.core.content import Attachment
 from tuimail.ui import keys
 from tuimail.ui.widgets.message_view import Line, MessageView, format_bytes
+
+T = TypeVar("T")
 
 _MODAL_CSS = """
     {name} {{ align: center middle; background: $background 60%; }}
@@ -137,7 +141,7 @@ def match_rank(query: str, name: str, label: str) -> int | None:
     return None
 
 
-class PickerScreen(ModalScreen[object | None]):
+class PickerScreen(ModalScreen[T | None], Generic[T]):
     """Pick one of (label, value); typing filters, best match first (see match_rank)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -145,7 +149,7 @@ class PickerScreen(ModalScreen[object | None]):
     PickerScreen OptionList { height: auto; max-height: 20; border: none; background: $panel; }
     """
 
-    def __init__(self, title: str, choices: list[tuple[str, object]], names: list[str] | None = None) -> None:
+    def __init__(self, title: str, choices: list[tuple[str, T]], names: list[str] | None = None) -> None:
         super().__init__()
         self.title_text = title
         self.choices = [(sanitize_line(label), value) for label, value in choices]
@@ -178,25 +182,25 @@ class PickerScreen(ModalScreen[object | None]):
         if ol.option_count:
             ol.highlighted = 0
 
-    def on_key(self, event) -> None:
+    def on_key(self, event: events.Key) -> None:
         if event.key in ("down", "up", "pagedown", "pageup"):
             ol = self.query_one(OptionList)
-            getattr(ol, {"down": "action_cursor_down", "up": "action_cursor_up",
-                         "pagedown": "action_page_down", "pageup": "action_page_up"}[event.key])()
+            {"down": ol.action_cursor_down, "up": ol.action_cursor_up,
+             "pagedown": ol.action_page_down, "pageup": ol.action_page_up}[event.key]()
             event.stop()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self._choose()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(self.choices[int(event.option.id)][1])
+        self.dismiss(self.choices[int(event.option.id or 0)][1])
 
     def _choose(self) -> None:
         ol = self.query_one(OptionList)
         if ol.highlighted is None:
             return
         opt = ol.get_option_at_index(ol.highlighted)
-        self.dismiss(self.choices[int(opt.id)][1])
+        self.dismiss(self.choices[int(opt.id or 0)][1])
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -241,7 +245,7 @@ class AttachmentScreen(ModalScreen[tuple[str, int] | None]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        self.dismiss(("open", int(event.option.id)))
+        self.dismiss(("open", int(event.option.id or 0)))
 
     def action_pick(self, what: str) -> None:
         ol = self.query_one(OptionList)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -68,7 +68,7 @@ def order_folders(folders: Iterable[FolderInfo]) -> list[tuple[int, FolderInfo |
     for f in folders:
         add(f.name, f.delimiter)
 
-    def sort_key(name: str):
+    def sort_key(name: str) -> tuple[int, int, str]:
         info = nodes.get(name)
         if info is not None and info.role in ROLES:
             return (0, ROLES.index(info.role), "")
@@ -131,7 +131,7 @@ class FolderTree(Tree[FolderRef]):
             node = self.root.add(Text(""), FolderRef(account), expand=True)
             self._accounts[account] = node
         else:
-            expanded = {n.data.name for n in self._iter(node) if n.is_expanded and n.data}
+            expanded = {n.data.name for n in self._iter(node) if n.is_expanded and n.data and n.data.name}
             node.remove_children()
             for key in [k for k in self._folder_nodes if k[0] == account]:
                 del self._folder_nodes[key]
@@ -165,7 +165,7 @@ class FolderTree(Tree[FolderRef]):
             t.append(f" {unread}")
         node.set_label(t)
 
-    def _iter(self, node: TreeNode[FolderRef]):
+    def _iter(self, node: TreeNode[FolderRef]) -> Iterator[TreeNode[FolderRef]]:
         for c in node.children:
             yield c
             yield from self._iter(c)

@@ -6,14 +6,16 @@ small cache of the rows near the viewport, and an LRU cache of rendered strips k
 `Store.rows(folder_id, uids)` for the uids around the viewport only — never LIMIT/OFFSET, never
 every row. A cursor move refreshes the old and the new line only.
 
-Loading the uid list and following the store's changes live in list_loading.py, the key actions
-in list_actions.py (mixins of HeaderList).
+Loading the uid list and following the store's changes live in list_loading.py (ListLoader),
+the key actions in list_actions.py (ListActions): plain objects the list holds, its methods and
+action_* methods delegate to them.
 """
 
 from __future__ import annotations
 
 from array import array
 from collections import OrderedDict
+from collections.abc import Iterable
 
 from rich.cells import set_cell_size
 from rich.segment import Segment
@@ -23,11 +25,12 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from tuimail.core.flags import ANSWERED, DELETED, FLAGGED, SEEN
 from tuimail.mail.sanitize import sanitize_line
 from tuimail.store.store import MessageRow, Store
 from tuimail.ui import keys
 from tuimail.ui.widgets.list_actions import ListActions
-from tuimail.ui.widgets.list_loading import ListLoading, uid_array
+from tuimail.ui.widgets.list_loading import ListLoader, UidsRead, uid_array
 from tuimail.ui.overlay import Overlay
 from tuimail.ui.rows import COMPACT, DateFormatter, columns, format_size, sender_name
 
@@ -45,7 +48,7 @@ def tree_prefix(prefix: str) -> str:
 ROW_CACHE = 4096
 
 
-class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
+class HeaderList(ScrollView, can_focus=True):
     """Virtual list of one folder's messages."""
 
     BINDINGS = keys.bindings("list")
@@ -102,8 +105,8 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
             super().__init__()
             self.header_list = header_list
 
-    def __init__(self, *, dates: DateFormatter | None = None, overlay: Overlay | None = None, name=None, id=None,
-                 classes=None):
+    def __init__(self, *, dates: DateFormatter | None = None, overlay: Overlay | None = None,
+                 name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.overlay = overlay  # queued intents drawn before the store has them (ui/overlay.py)
         self.store: Store | None = None
@@ -118,17 +121,14 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
         self._thread_size: dict[int, int] = {}
         self._thread_unread: dict[int, int] = {}  # root -> unread messages in its thread
         self._rows: dict[int, MessageRow] = {}
-        self._strips: OrderedDict[tuple, Strip] = OrderedDict()
+        self._strips: OrderedDict[tuple[object, ...], Strip] = OrderedDict()
         self.dates = dates or DateFormatter()
         self.empty_text = "No folder open"
-        self._loaded_at = 0.0
-        self._reload_timer = None
-        self._reload_token = 0
-        self._reload_inflight = False
-        self._writing_since: float | None = None  # the thread order was half written since (list_loading.py)
         self.partial = False  # uids holds only the first page; the rest is being read
         self._painted = False
         self._rows_painted = False
+        self.loader = ListLoader(self)
+        self.actions = ListActions(self)
 
     @property
     def current_uid(self) -> int | None:
@@ -141,7 +141,7 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
         if uid is None or self.store is None:
             return None
         row = self._rows.get(uid)
-        if row is None:
+        if row is None and self.folder_id is not None:
             row = self.store.row(self.folder_id, uid)
             if row is not None:
                 self._rows[uid] = row
@@ -150,7 +150,7 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
     def _shown(self, row: MessageRow | None) -> MessageRow | None:
         """The row with the queued intents on top (its flags as the user set them)."""
         ov = self.overlay
-        if not ov or row is None:
+        if not ov or row is None or self.store is None or self.folder_id is None:
             return row
         return ov.row(self.store, self.folder_id, row) or row
 
@@ -170,7 +170,7 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
     def _load_window(self) -> None:
         lo, hi = self._window()
         missing = [u for u in self.uids[lo:hi] if u not in self._rows]
-        if not missing or self.store is None:
+        if not missing or self.store is None or self.folder_id is None:
             return
         if len(self._rows) + len(missing) > ROW_CACHE:
             keep = set(self.uids[lo:hi])
@@ -197,7 +197,7 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
                 self.post_message(self.Painted(rows))
                 self._rows_painted = rows
             if not self._painted and self.partial:
-                self.call_later(self._reload)
+                self.call_later(self.loader._reload)
             self._painted = True
         if idx >= len(self.uids):
             if idx == 0 and width:
@@ -212,7 +212,7 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
             if row is None:
                 return Strip.blank(width, base)
         if self.overlay:
-            row = self._shown(row)
+            row = self._shown(row) or row
         state = 0
         if idx == self.cursor:
             state = 1 if self.has_focus else 2
@@ -228,13 +228,13 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
         return strip
 
     def _render_row(self, row: MessageRow, width: int, state: int, base: Style) -> Strip:
-        fl = row.flag_set
+        fl = row.flags
         style = base
-        if "\\Seen" not in fl or (row.uid in self.collapsed and self._thread_unread.get(row.uid)):
+        if SEEN not in fl or (row.id in self.collapsed and self._thread_unread.get(row.id)):
             style += self.get_component_rich_style("header-list--unread")  # (a collapsed thread: bold if unread)
-        if "\\Flagged" in fl:
+        if FLAGGED in fl:
             style += self.get_component_rich_style("header-list--flagged")
-        if "\\Deleted" in fl:
+        if DELETED in fl:
             style += self.get_component_rich_style("header-list--deleted")
         if state == 1:
             style += self.get_component_rich_style("header-list--cursor")
@@ -243,15 +243,15 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
         dim = style + self.get_component_rich_style("header-list--dim") if state == 0 else style
         compact = width < 90 and not self.dates.fmt
         w_flags, w_date, w_from, w_subj, w_size = columns(width, COMPACT if compact else self.dates.width)
-        marks = ("N" if "\\Seen" not in fl else " ") + ("!" if "\\Flagged" in fl else
-                                                        "D" if "\\Deleted" in fl else " ")
-        marks += "r" if "\\Answered" in fl else "@" if row.has_attachment else " "
+        marks = ("N" if SEEN not in fl else " ") + ("!" if FLAGGED in fl else
+                                                  "D" if DELETED in fl else " ")
+        marks += "r" if ANSWERED in fl else "@" if row.has_attachment else " "
         subject = sanitize_line(row.subject) or "(no subject)"
         if self.threaded:
             # The tree prefix is drawn as stored: its leading spaces ARE the indentation (a
             # sanitize_line here once collapsed them and drew every reply as a sibling).
             prefix = tree_prefix(row.thread_prefix)
-            label = self._collapsed_label(row.uid)
+            label = self._collapsed_label(row.id)
             subject = f"{prefix}{label} {subject}" if label else f"{prefix}{subject}"
         segs = [
             Segment(set_cell_size(marks, w_flags) + " ", style),
@@ -308,7 +308,7 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
         self.post_message(self.CursorMoved(self))
 
     def select_uid(self, uid: int) -> bool:
-        idx = self._index_of(uid)
+        idx = self.loader.index_of(uid)
         if idx is None:
             return False
         self.move_cursor(idx)
@@ -334,3 +334,77 @@ class HeaderList(ListLoading, ListActions, ScrollView, can_focus=True):
             self.move_cursor(idx)
             if event.chain >= 2:
                 self.post_message(self.Selected(self, self.uids[idx]))
+
+    # ------------------------------------------------------------------ loading (list_loading.py)
+
+    def load(self, store: Store | None, folder_id: int | None, *, keep_uid: int | None = None,
+             keep_row: bool = True, first_page: int = 0) -> None:
+        self.loader.load(store, folder_id, keep_uid=keep_uid, keep_row=keep_row, first_page=first_page)
+
+    def ensure_complete(self) -> None:
+        self.loader.ensure_complete()
+
+    def rows_changed(self, uids: Iterable[int] = (), added: Iterable[int] = (), removed: Iterable[int] = (),
+                     reset: bool = False) -> None:
+        self.loader.rows_changed(uids, added, removed, reset)
+
+    def invalidate(self, uids: Iterable[int]) -> None:
+        self.loader.invalidate(uids)
+
+    def flags_stored(self, uids: Iterable[int], add: Iterable[str], remove: Iterable[str]) -> None:
+        self.loader.flags_stored(uids, add, remove)
+
+    def hidden_stored(self) -> None:
+        self.loader.hidden_stored()
+
+    def remove_uids(self, uids: Iterable[int]) -> None:
+        self.loader.remove_uids(uids)
+
+    def set_order(self, *, sort: str | None = None, reverse: bool | None = None,
+                  threaded: bool | None = None) -> None:
+        self.loader.set_order(sort=sort, reverse=reverse, threaded=threaded)
+
+    def on_uids_read(self, msg: UidsRead) -> None:
+        msg.stop()
+        self.loader.uids_read(msg)
+
+    # ------------------------------------------------------------------ keys (list_actions.py)
+
+    def action_cursor_down(self) -> None:
+        self.actions.cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.actions.cursor_up()
+
+    def action_page_down(self) -> None:
+        self.actions.page_down()
+
+    def action_page_up(self) -> None:
+        self.actions.page_up()
+
+    def action_first(self) -> None:
+        self.actions.first()
+
+    def action_last(self) -> None:
+        self.actions.last()
+
+    def action_open(self) -> None:
+        self.actions.open()
+
+    def action_next_unread(self) -> None:
+        self.actions.next_unread()
+
+    def action_sort(self) -> None:
+        self.actions.sort()
+
+    def action_sort_reverse(self) -> None:
+        self.actions.sort_reverse()
+
+    def action_threaded(self) -> None:
+        self.actions.threaded()
+
+    def action_collapse_thread(self) -> None:
+        self.actions.collapse_thread()
+
+    def action_collapse_all(self) -> None:
+        self.actions.collapse_all()

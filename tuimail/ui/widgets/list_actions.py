@@ -1,85 +1,93 @@
-"""The header list's key actions (a mixin of HeaderList): cursor moves, next unread, sort
-order, threading and collapsing threads."""
+"""The header list's key actions (ListActions, held by HeaderList, whose action_* methods
+delegate here): cursor moves, next unread, sort order, threading and collapsing threads."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tuimail.store.store import SORTS
+
+if TYPE_CHECKING:
+    from tuimail.ui.widgets.header_list import HeaderList
 
 
 class ListActions:
-    def action_cursor_down(self) -> None:
-        self.move_cursor(self.cursor + 1)
+    def __init__(self, view: HeaderList) -> None:
+        self.view = view
 
-    def action_cursor_up(self) -> None:
-        self.move_cursor(self.cursor - 1)
+    def cursor_down(self) -> None:
+        self.view.move_cursor(self.view.cursor + 1)
 
-    def action_page_down(self) -> None:
-        h = max(1, self.size.height)
-        self.move_cursor(self.cursor + h, scroll_by=h)
+    def cursor_up(self) -> None:
+        self.view.move_cursor(self.view.cursor - 1)
 
-    def action_page_up(self) -> None:
-        h = max(1, self.size.height)
-        self.move_cursor(self.cursor - h, scroll_by=-h)
+    def page_down(self) -> None:
+        h = max(1, self.view.size.height)
+        self.view.move_cursor(self.view.cursor + h, scroll_by=h)
 
-    def action_first(self) -> None:
-        self.move_cursor(0)
+    def page_up(self) -> None:
+        h = max(1, self.view.size.height)
+        self.view.move_cursor(self.view.cursor - h, scroll_by=-h)
 
-    def action_last(self) -> None:
-        self.ensure_complete()
-        self.move_cursor(len(self.uids) - 1)
+    def first(self) -> None:
+        self.view.move_cursor(0)
 
-    def action_open(self) -> None:
-        uid = self.current_uid
+    def last(self) -> None:
+        self.view.ensure_complete()
+        self.view.move_cursor(len(self.view.uids) - 1)
+
+    def open(self) -> None:
+        uid = self.view.current_uid
         if uid is not None:
-            self.post_message(self.Selected(self, uid))
+            self.view.post_message(self.view.Selected(self.view, uid))
 
-    def action_next_unread(self) -> None:
+    def next_unread(self) -> None:
         """Next unread below the cursor, reading rows a window at a time (wraps once)."""
-        if self.store is None or not self.uids:
+        if self.view.store is None or self.view.folder_id is None or not self.view.uids:
             return
-        self.ensure_complete()
-        n = len(self.uids)
-        step = max(50, self.size.height * 2)
-        start = self.cursor + 1
+        self.view.ensure_complete()
+        n = len(self.view.uids)
+        step = max(50, self.view.size.height * 2)
+        start = self.view.cursor + 1
         for lo in list(range(start, n, step)) + list(range(0, start, step)):
             hi = min(lo + step, n if lo >= start else start)
-            chunk = self.uids[lo:hi]
-            rows = self.store.rows(self.folder_id, chunk)
+            chunk = self.view.uids[lo:hi]
+            rows = self.view.store.rows(self.view.folder_id, chunk)
             for i, uid in enumerate(chunk):
                 r = rows.get(uid)
                 if r is not None and not r.seen:
-                    self.move_cursor(lo + i)
+                    self.view.move_cursor(lo + i)
                     return
-        self.app.bell()
+        self.view.app.bell()
 
-    def action_sort(self) -> None:
-        i = SORTS.index(self.sort) if self.sort in SORTS else -1  # `o` cycles through the store's orders
-        self.set_order(sort=SORTS[(i + 1) % len(SORTS)], threaded=False)
+    def sort(self) -> None:
+        i = SORTS.index(self.view.sort) if self.view.sort in SORTS else -1  # `o` cycles through the store's orders
+        self.view.set_order(sort=SORTS[(i + 1) % len(SORTS)], threaded=False)
 
-    def action_sort_reverse(self) -> None:
-        self.set_order(reverse=not self.reverse)
+    def sort_reverse(self) -> None:
+        self.view.set_order(reverse=not self.view.reverse)
 
-    def action_threaded(self) -> None:
-        self.set_order(threaded=not self.threaded)
+    def threaded(self) -> None:
+        self.view.set_order(threaded=not self.view.threaded)
 
-    def action_collapse_thread(self) -> None:
-        uid = self.current_uid
-        if not self.threaded or uid is None:
+    def collapse_thread(self) -> None:
+        uid = self.view.current_uid
+        if not self.view.threaded or uid is None:
             return
-        root = self._thread_root.get(uid, uid)
-        if root in self.collapsed:
-            self.collapsed.discard(root)
-        elif self._thread_size.get(root, 1) > 1:
-            self.collapsed.add(root)
-        self.load(self.store, self.folder_id, keep_uid=root)
+        root = self.view._thread_root.get(uid, uid)
+        if root in self.view.collapsed:
+            self.view.collapsed.discard(root)
+        elif self.view._thread_size.get(root, 1) > 1:
+            self.view.collapsed.add(root)
+        self.view.load(self.view.store, self.view.folder_id, keep_uid=root)
 
-    def action_collapse_all(self) -> None:
-        if not self.threaded:
+    def collapse_all(self) -> None:
+        if not self.view.threaded:
             return
-        uid = self.current_uid
-        root = self._thread_root.get(uid, uid) if uid is not None else None
-        if self.collapsed:
-            self.collapsed.clear()
+        uid = self.view.current_uid
+        root = self.view._thread_root.get(uid, uid) if uid is not None else None
+        if self.view.collapsed:
+            self.view.collapsed.clear()
         else:
-            self.collapsed = {r for r, n in self._thread_size.items() if n > 1}
-        self.load(self.store, self.folder_id, keep_uid=root)
+            self.view.collapsed = {r for r, n in self.view._thread_size.items() if n > 1}
+        self.view.load(self.view.store, self.view.folder_id, keep_uid=root)

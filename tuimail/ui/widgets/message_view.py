@@ -102,8 +102,8 @@ class MessageView(ScrollView, can_focus=True):
             self.scroll_to(y=0, animate=False, immediate=True)
         self.refresh()
 
-    def show_message(self, content: MessageContent, *, all_headers=None, keep_scroll: bool = False,
-                     lines: list[Line] | None = None) -> None:
+    def show_message(self, content: MessageContent, *, all_headers: list[tuple[str, str]] | None = None,
+                     keep_scroll: bool = False, lines: list[Line] | None = None) -> None:
         """lines: build_lines(content) made earlier (in the fetching thread)."""
         self.content = content
         if lines is None:

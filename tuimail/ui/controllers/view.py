@@ -1,0 +1,72 @@
+"""What the main screen's controllers use of it: `MainView`, implemented by MainScreen.
+
+The controllers (message actions, opening, reader extras, alerts, intents, failed actions) are
+plain objects the screen holds; each gets this view and, where it needs one, another
+controller, in its constructor. The screen keeps the Textual side: bindings, `action_*`
+methods (Textual looks them up on the DOM node) and `on_*` handlers, which delegate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from textual.message import Message
+from textual.timer import Timer, TimerCallback
+from textual.worker import Worker
+
+from tuimail.store.store import FolderInfo, Store
+
+if TYPE_CHECKING:
+    from textual.notifications import SeverityLevel
+
+    from tuimail.ui.app import TuimailApp
+    from tuimail.ui.widgets.header_list import HeaderList
+    from tuimail.ui.widgets.message_view import MessageView
+    from tuimail.ui.widgets.status import StatusBar
+
+R = TypeVar("R")
+
+
+class MainView(Protocol):
+    account: str | None  # the open folder's account
+    folder: FolderInfo | None  # the open folder
+
+    @property
+    def tapp(self) -> TuimailApp: ...
+
+    @property
+    def hlist(self) -> HeaderList: ...
+
+    @property
+    def reader(self) -> MessageView: ...
+
+    @property
+    def status(self) -> StatusBar: ...
+
+    def update_status(self) -> None: ...
+
+    def counts_changed(self, account: str, folder_id: int) -> None: ...
+
+    def folders_changed(self, accounts: Iterable[str]) -> None: ...
+
+    def folder_choices(self, account: str | None = None, *,
+                       exclude: int | None = None) -> list[tuple[str, tuple[str, FolderInfo]]]: ...
+
+    def read_stores(self, accounts: Iterable[str], query: Callable[[dict[str, Store]], R],
+                    done: Callable[[R], Message]) -> None: ...
+
+    # Textual's, of the screen
+    def has_class(self, *class_names: str) -> bool: ...
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None: ...
+
+    def set_timer(self, delay: float, callback: TimerCallback | None = None, *, name: str | None = None,
+                  pause: bool = False) -> Timer: ...
+
+    def run_worker(self, work: Callable[[], Any], name: str | None = "", group: str = "default",
+                   description: str = "", exit_on_error: bool = True, start: bool = True,
+                   exclusive: bool = False, thread: bool = False) -> Worker[Any]: ...
+
+    def post_message(self, message: Message) -> bool: ...
