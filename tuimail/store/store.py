@@ -306,7 +306,8 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
         out: dict[int, MessageRow] = {}
         for i in range(0, len(ids), _CHUNK):
             chunk = list(ids[i:i + _CHUNK])
-            q = f"SELECT {_ROW_COLS} FROM {_WITH_THREADS} WHERE id IN ({','.join('?' * len(chunk))}) AND folder_id = ?"
+            # (+folder_id: without it SQLite walked the folder's date index, 100k entries, for 88 ids)
+            q = f"SELECT {_ROW_COLS} FROM {_WITH_THREADS} WHERE id IN ({','.join('?' * len(chunk))}) AND +folder_id = ?"
             for r in self.db.execute(q, (*chunk, folder_id)):
                 out[r[0]] = MessageRow(r[0], r[1], flag_set(r[2]), *r[3:13], bool(r[13]), *r[14:])
         return out
