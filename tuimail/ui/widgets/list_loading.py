@@ -11,12 +11,12 @@ from array import array
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from textual.geometry import Size
 from textual.message import Message
 from textual.timer import Timer
 
 from tuimail.store.journal import _apply, split_flags
 from tuimail.store.store import Store
+from tuimail.ui.widgets.virtual import set_virtual_height
 
 if TYPE_CHECKING:
     from tuimail.ui.widgets.header_list import HeaderList
@@ -70,8 +70,8 @@ class ListLoader:
         partial = False
         if store is not None and folder_id is not None:
             if first_page and not self.view.threaded and self.view.sort in ("date", "arrival"):
-                ids = store.id_list(folder_id, self.view.sort, self.view.reverse, limit=first_page)
-                result = "list", uid_array(ids)
+                ids = store.id_list(folder_id, self.view.sort, self.view.reverse, limit=first_page, packed=True)
+                result = "list", ids
                 partial = len(result[1]) >= first_page
             else:
                 result = self._query(store, folder_id, self.view.threaded, self.view.sort, self.view.reverse)
@@ -90,7 +90,7 @@ class ListLoader:
     def _query(store: Store, folder_id: int, threaded: bool, sort: str, reverse: bool) -> Order:
         if threaded:
             return ("thread", *store.thread_view(folder_id))
-        return "list", uid_array(store.id_list(folder_id, sort, reverse))
+        return "list", store.id_list(folder_id, sort, reverse, packed=True)
 
     def _apply(self, result: Order | None, same: bool, keep_uid: int | None = None, keep_row: bool = True) -> None:
         writing = result is not None and result[0] == "thread" and result[3]
@@ -128,13 +128,13 @@ class ListLoader:
                   if self.view.overlay and self.view.store is not None and self.view.folder_id is not None
                   else None)
         if hidden:  # moved or deleted, the writer has not stored it yet
-            self.view.uids = uid_array(u for u in self.view.uids if u not in hidden)
+            self.view.uids = array(self.view.uids.typecode, (u for u in self.view.uids if u not in hidden))
         cursor = 0
         if keep_uid is not None:
             at = self.index_of(keep_uid)
             cursor = at if at is not None else min(old_cursor, max(0, len(self.view.uids) - 1)) if same else 0
         self.view.cursor = max(0, min(cursor, len(self.view.uids) - 1))
-        self.view.virtual_size = Size(0, len(self.view.uids))
+        set_virtual_height(self.view, len(self.view.uids))
         if same and keep_row and old_scroll == 0 and self.view.cursor < self.view.size.height:
             self.view.scroll_to(y=0, animate=False, immediate=True)  # at the top: new mail shows up there
         elif same and keep_row:
@@ -292,9 +292,9 @@ class ListLoader:
             self._schedule_reload()
         before = self.view.uids[:self.view.cursor]
         shift = sum(1 for u in before if u in gone)
-        self.view.uids = uid_array(u for u in self.view.uids if u not in gone)
+        self.view.uids = array(self.view.uids.typecode, (u for u in self.view.uids if u not in gone))
         self.view.cursor = max(0, min(self.view.cursor - shift, len(self.view.uids) - 1))
-        self.view.virtual_size = Size(0, len(self.view.uids))
+        set_virtual_height(self.view, len(self.view.uids))
         self.view._scroll_cursor_into_view()
         self.view.refresh()
         self.view.post_message(self.view.CursorMoved(self.view))

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from textual import events
-from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -20,6 +19,7 @@ from textual.strip import Strip
 from tuimail.mail.sanitize import sanitize, sanitize_line
 from tuimail.mail.present import Line, format_bytes, message_lines
 from tuimail.ui import keys
+from tuimail.ui.widgets.virtual import set_virtual_height
 from tuimail.ui.wrap import wrap
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ class MessageView(ScrollView, can_focus=True):
             for part in wrap(text, width):
                 out.append((part, kind))
         self._wrapped = out
-        self.virtual_size = Size(0, len(out))
+        set_virtual_height(self, len(out))
 
     def on_resize(self, event: events.Resize) -> None:
         self._rewrap()
