@@ -53,6 +53,7 @@ class ListLoader:
         self._reload_token = 0
         self._reload_inflight = False
         self._writing_since: float | None = None  # the thread order was half written since
+        self._stale = False  # a reset came since the last load: the next one redraws every row
 
     def load(self, store: Store | None, folder_id: int | None, *, keep_uid: int | None = None,
              keep_row: bool = True, first_page: int = 0) -> None:
@@ -92,7 +93,12 @@ class ListLoader:
             return ("thread", *store.thread_view(folder_id))
         return "list", store.id_list(folder_id, sort, reverse, packed=True)
 
-    def _apply(self, result: Order | None, same: bool, keep_uid: int | None = None, keep_row: bool = True) -> None:
+    def _apply(self, result: Order | None, same: bool, keep_uid: int | None = None, keep_row: bool = True,
+               *, quiet: bool = False) -> None:
+        """quiet: a reload of the same folder in list mode with nothing reset since the last load
+        (a sync adding rows): when the rows on screen, the cursor and the scroll offset stay as
+        they were, nothing is redrawn but the scrollbar — the rows on screen are the same rows,
+        and a flag change that came with the reload's event was applied to them already."""
         writing = result is not None and result[0] == "thread" and result[3]
         if not writing:
             self._writing_since = None
@@ -110,14 +116,14 @@ class ListLoader:
         if keep_uid is None and same:
             keep_uid = self.view.current_uid
         old_cursor, old_scroll = self.view.cursor, self.view.scroll_offset.y
+        height = self.view.size.height
+        on_screen = self.view.uids[old_scroll:old_scroll + height]
         if self._reload_timer is not None:
             self._reload_timer.stop()
             self._reload_timer = None
         self._reload_token += 1  # a reload still running in a thread is stale now
         self._loaded_at = time.monotonic()
         self.view.partial = False
-        self.view._rows.clear()
-        self.view._strips.clear()
         if result is None:
             self.view.uids = uid_array()
         elif result[0] == "thread":
@@ -142,6 +148,13 @@ class ListLoader:
         elif not same:
             self.view.scroll_to(y=0, animate=False, immediate=True)
         self.view._scroll_cursor_into_view()
+        top = self.view.scroll_offset.y
+        if (quiet and same and self.view.cursor == old_cursor and top == old_scroll
+                and self.view.uids[top:top + height] == on_screen):
+            return
+        self._stale = False
+        self.view._rows.clear()
+        self.view._strips.clear()
         self.view.refresh()
         if self.view.uids:
             from tuimail.trace import trace
@@ -175,10 +188,11 @@ class ListLoader:
         """Flags changed for `uids` (only their cached rows/strips go); added/removed/reset reload
         the uid list keeping the cursor on the same message."""
         added, removed = tuple(added), tuple(removed)
+        self.invalidate(uids)
+        if reset:
+            self._stale = True  # (the reload redraws every row: any of them may have changed)
         if added or removed or reset:
             self._schedule_reload()
-            return
-        self.invalidate(uids)
 
     def _schedule_reload(self) -> None:
         """Reload the uid list now, or — when the last load was less than RELOAD_INTERVAL ago (a
@@ -236,7 +250,7 @@ class ListLoader:
         if msg.error is not None:
             self.load(view.store, view.folder_id)  # fall back to reading here
         elif msg.key == (self._reload_token, view.store, view.folder_id, view.threaded, view.sort, view.reverse):
-            self._apply(msg.result, True)
+            self._apply(msg.result, True, quiet=not view.threaded and not self._stale)
 
     def invalidate(self, changed: Iterable[int]) -> None:
         uids = set(changed)
