@@ -1,6 +1,7 @@
 """Account kind -> the backend that implements it (core/service.py: AccountService).
 
     create_service(config, account, on_event, *, offline=False) -> AccountService
+    create_sender(config, account) -> backends.send.Sender (the outbox: queue, cancel, drain)
     implemented_kinds() -> ("imap", "jmap")
 
 The UI and the CLI reach a backend only through here. A backend is named by an import string and
@@ -17,6 +18,7 @@ from tuimail.core.events import EventSink
 from tuimail.core.service import AccountService
 
 if TYPE_CHECKING:
+    from tuimail.backends.send import Sender
     from tuimail.config.load import Account, Config
 
 # kind -> "module:class". A kind the config accepts (config/model.py KINDS) but that is not here is
@@ -57,6 +59,12 @@ def create_service(config: Config, account: Account, on_event: EventSink | None 
                    offline: bool = False) -> AccountService:
     """The service for `account`, not started (start() it, or call its blocking methods)."""
     return backend(account.kind)(config, account, on_event, offline=offline)
+
+
+def create_sender(config: Config, account: Account) -> Sender:
+    """The account's outbox and its drain (backends/send.py): SMTP, then the copy in Sent."""
+    from tuimail.backends.send import Sender
+    return Sender(config, account)
 
 
 if TYPE_CHECKING:

@@ -1,5 +1,5 @@
 """Command line: bare `tuimail` opens the app; subcommands sync|folders|list|read|flag|search|pending|
-repair run headless.
+repair|send|outbox run headless.
 
 Exit codes: 0 ok; 2 usage or config error; 3 network, TLS or authentication error (and `read` of an
 uncached body while offline; and `sync` when the server refused every folder it tried: one refused
@@ -139,6 +139,29 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--demo", dest="serve_demo", action="store_true", help="serve the demo (no account needed)")
     sv.add_argument("--hash-password", action="store_true",
                     help="read a password (no echo) and print the [serve] password_hash line for it")
+    se = sub.add_parser("send", epilog=common,
+                        help="send an RFC 5322 message (recipients from To/Cc/Bcc) through the outbox",
+                        description="Send a message written elsewhere (like `sendmail -t`): the recipients are"
+                                    " its To, Cc and Bcc (Bcc is not in the bytes sent; the copy in Sent keeps"
+                                    " it); From, Date and Message-ID are added when missing. The message is"
+                                    " written to the outbox first: after the account's undo_send seconds"
+                                    " (Ctrl-C takes it back) it goes over SMTP, then a copy is filed in Sent."
+                                    " Offline or on a temporary failure it stays in the outbox (`tuimail"
+                                    " outbox`). Exit 0 sent (or queued with --offline), 2 a message or"
+                                    " setting that cannot work, 3 not sent now (it waits or failed; see"
+                                    " `tuimail outbox`).")
+    se.add_argument("--account", metavar="NAME", default=argparse.SUPPRESS, help="send from this account")
+    se.add_argument("--now", action="store_true", help="skip the undo window")
+    se.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="the message (default: - for stdin)")
+    ob = sub.add_parser("outbox", epilog=common, help="messages waiting to be sent, and why (from the store)",
+                        description="The outbox: messages held for undo, waiting to retry (offline, a"
+                                    " temporary refusal), failed (the server's reply; never resent by"
+                                    " itself), or sent and waiting for their copy in Sent.")
+    ob.add_argument("--account", metavar="NAME", default=argparse.SUPPRESS, help="only this account")
+    ob.add_argument("--json", action="store_true", help="print a JSON list")
+    ob.add_argument("--flush", action="store_true", help="send what waits now (retries too)")
+    ob.add_argument("--retry", type=int, metavar="ID", help="queue a failed message again")
+    ob.add_argument("--discard", type=int, metavar="ID", help="remove a waiting or failed message, unsent")
     return p
 
 
@@ -602,6 +625,129 @@ def cmd_serve(args) -> int:
         config.account(args.account)  # an unknown name: one line now, not in every session
     return run_serve(config, options)
 
+def _read_message(name: str) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(name, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {sanitize_line(name)!r}: {exc.strerror or exc}") from None
+
+
+def _send_result(name: str, entry_id: int, report) -> int:
+    """One line on where the message is; the exit code."""
+    sent = [e for e in report.sent if e.id == entry_id]
+    failed = [t for i, t in report.failed if i == entry_id]
+    postponed = [t for i, t, _at in report.postponed if i == entry_id]
+    if report.busy:
+        print(f"{name}: queued as #{entry_id}; another tuimail is sending from this account and will send it")
+        return 0
+    if failed:
+        print(f"tuimail: not sent: {sanitize_line(failed[0])} (kept as #{entry_id}: `tuimail outbox`)", file=sys.stderr)
+        return 3
+    if postponed:
+        print(f"tuimail: not sent yet: {sanitize_line(postponed[0])} (queued as #{entry_id}; `tuimail outbox"
+              " --flush` tries again)", file=sys.stderr)
+        return 3
+    if not sent:
+        print(f"{name}: queued as #{entry_id} (`tuimail outbox`)")
+        return 0
+    e = sent[0]
+    unfiled = [t for i, t in report.unfiled if i == entry_id]
+    where = "; not yet filed in Sent: " + sanitize_line(unfiled[0]) if unfiled else ""
+    refused = [t for i, t in report.refused if i == entry_id]
+    if refused:
+        print(f"tuimail: {sanitize_line(refused[0])}{where} (kept as #{entry_id} for the refused ones:"
+              " `tuimail outbox`)", file=sys.stderr)
+        return 3
+    print(f"{name}: sent to {len(e.rcpts)} recipient{'s' if len(e.rcpts) != 1 else ''}{where}")
+    return 0
+
+
+def cmd_send(config: Config, args) -> int:
+    from tuimail.backends.registry import create_sender
+    account = config.account(args.account)
+    raw = _read_message(args.file)
+    sender = create_sender(config, account)
+    hold = 0.0 if args.now or args.offline else account.undo_send
+    entry_id = sender.queue(raw, hold=hold)
+    if args.offline:
+        print(f"{account.name}: queued as #{entry_id} (offline; `tuimail outbox --flush` sends it)")
+        return 0
+    if hold > 0:
+        try:
+            print(f"tuimail: sending in {hold:g} s (Ctrl-C takes it back)", file=sys.stderr, flush=True)
+            time.sleep(hold)
+        except KeyboardInterrupt:
+            if sender.cancel(entry_id) is not None:
+                print("tuimail: taken back: not sent", file=sys.stderr)
+                return 130
+            print("tuimail: too late to take back: it is on its way", file=sys.stderr)
+    report = sender.drain(only=entry_id)
+    return _send_result(account.name, entry_id, report)
+
+
+def _outbox_json(account: str, e, now: float) -> dict:
+    return {"account": account, "id": e.id, "state": e.state, "why": e.why(now), "subject": e.subject,
+            "from": e.mail_from, "to": list(e.rcpts), "accepted": list(e.accepted),
+            "refused": {k: list(v) for k, v in e.refused.items()}, "message_id": e.message_id, "created": e.created,
+            "hold_until": e.hold_until, "next_try": e.next_try, "attempts": e.attempts, "error": e.last_error,
+            "maybe_sent": e.maybe_sent, "size": len(e.message)}
+
+
+def cmd_outbox(config: Config, args) -> int:
+    from tuimail.store.outbox import Outbox
+    acts = [a for a in (args.retry, args.discard) if a is not None]
+    if len(acts) + bool(args.flush) > 1:
+        raise UsageError("give one of --flush, --retry ID, --discard ID")
+    if acts:
+        account, store = _store(config, args.account)
+        with store:
+            ob = Outbox(store.db)
+            if args.discard is not None:
+                if ob.cancel(args.discard) is None:
+                    raise UsageError(f"no waiting or failed message #{args.discard} in {account.name}'s outbox"
+                                     " (see `tuimail outbox`)")
+                print(f"discarded #{args.discard}: not sent")
+                return 0
+            if not ob.retry(args.retry):
+                raise UsageError(f"no failed message #{args.retry} in {account.name}'s outbox (see `tuimail outbox`)")
+            print(f"#{args.retry} queued again (`tuimail outbox --flush` sends it now)")
+            return 0
+    accounts = [config.account(args.account)] if (args.account or len(config.accounts) == 1) \
+        else list(config.accounts.values())
+    code = 0
+    if args.flush:
+        from tuimail.backends.registry import create_sender
+        if args.offline:
+            raise UsageError("--flush needs the network; drop --offline")
+        for account in accounts:
+            report = create_sender(config, account).drain(ignore_backoff=True)
+            print(sanitize_line(report.line(account.name)))
+            if report.failed or report.postponed or report.refused:
+                code = 3
+    now = time.time()
+    listed: list[dict] = []
+    for account in accounts:
+        _account, store = _store(config, account.name)
+        with store:
+            entries = Outbox(store.db).entries()
+        if args.json:
+            listed += [_outbox_json(account.name, e, now) for e in entries]
+            continue
+        if not entries and not args.flush:
+            print(f"{account.name}: the outbox is empty")
+        for e in entries:
+            to = ", ".join(e.rcpts or e.accepted)
+            name = f"{account.name} " if len(accounts) > 1 else ""
+            print(f"{name}#{e.id:<4} {e.state:<12} {sanitize_line(e.subject)[:40]:<40} to {sanitize_line(to)[:60]}")
+            print(f"{'':6}{sanitize_line(e.why(now))[:300]}")
+    if args.json:
+        print(_json(listed))
+    return code
+
 
 COMMANDS = {"sync": cmd_sync, "folders": cmd_folders, "list": cmd_list, "read": cmd_read, "flag": cmd_flag,
-            "pending": cmd_pending, "repair": cmd_repair, "search": cmd_search}
+            "pending": cmd_pending, "repair": cmd_repair, "search": cmd_search, "send": cmd_send,
+            "outbox": cmd_outbox}

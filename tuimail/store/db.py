@@ -225,7 +225,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE folders DROP COLUMN uidnext;
     ALTER TABLE folders DROP COLUMN highestmodseq;
     """,
-    # search (issue #13): FTS5 indexes, derived data (store/search.py). fts_head is an
+    # v7: search (issue #13): FTS5 indexes, derived data (store/search.py). fts_head is an
     # external-content index of the header fields of `messages`, filled by the sync side in
     # background batches up to search_state.head_upto (local ids are appended and never reused, so
     # one watermark says what is indexed in every folder). No trigger on the insert path (it would
@@ -262,6 +262,38 @@ MIGRATIONS: list[str] = [
         VALUES ('delete', old.id, old.subject, old.from_, old.to_, old.cc);
       INSERT INTO fts_head(rowid, subject, from_, to_, cc) VALUES (new.id, new.subject, new.from_, new.to_, new.cc);
     END;
+    """,
+    # v8: the outbox (issue #12 item 5; store/outbox.py): a message written here (committed) before
+    # the first byte goes to the server, removed only after the server's 250 and the Sent copy.
+    # `message` is the Sent copy (Bcc kept; removed from the bytes sent), account-independent;
+    # `rcpts` the recipients still to send to (JSON), `accepted` those the server took (never sent
+    # to again), `refused` {rcpt: [code, reply]}. state: queued (not before hold_until, the undo
+    # window, nor next_try) | sending | sent_unfiled | filing (the Sent APPEND may be on the wire)
+    # | failed. draft_folder/draft_sid: the draft it came from (replaced once sent).
+    """
+    CREATE TABLE outbox(
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      created REAL NOT NULL,
+      message BLOB NOT NULL,
+      mail_from TEXT NOT NULL,
+      rcpts TEXT NOT NULL,
+      accepted TEXT NOT NULL DEFAULT '[]',
+      refused TEXT NOT NULL DEFAULT '{}',
+      message_id TEXT,
+      subject TEXT NOT NULL DEFAULT '',
+      state TEXT NOT NULL DEFAULT 'queued'
+        CHECK(state IN ('queued', 'sending', 'sent_unfiled', 'filing', 'failed')),
+      hold_until REAL NOT NULL DEFAULT 0,
+      next_try REAL NOT NULL DEFAULT 0,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      last_error TEXT,
+      maybe_sent INTEGER NOT NULL DEFAULT 0,
+      filed INTEGER NOT NULL DEFAULT 0,
+      sent_at REAL,
+      reply TEXT,
+      draft_folder TEXT,
+      draft_sid TEXT
+    );
     """,
 ]
 
