@@ -1,7 +1,7 @@
 """Account kind -> the backend that implements it (core/service.py: AccountService).
 
     create_service(config, account, on_event, *, offline=False) -> AccountService
-    implemented_kinds() -> ("imap",)
+    implemented_kinds() -> ("imap", "pop3")
 
 The UI and the CLI reach a backend only through here. A backend is named by an import string and
 imported when the first service of its kind is made: the config validator asks implemented_kinds()
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 # refused by the validator: "accounts.NAME.kind = ... is not available yet".
 BACKENDS: dict[str, str] = {
     "imap": "tuimail.backends.imap.service:SyncService",
+    "pop3": "tuimail.backends.pop3.service:Pop3Service",
 }
 
 
@@ -64,4 +65,10 @@ if TYPE_CHECKING:
         return svc  # (a missing or mistyped method is named here)
 
     _imap_factory: ServiceFactory = SyncService
+    from tuimail.backends.pop3.service import Pop3Service
+
+    def _pop3(svc: Pop3Service) -> AccountService:
+        return svc
+
+    _pop3_factory: ServiceFactory = Pop3Service
     _create: ServiceFactory = create_service

@@ -33,7 +33,10 @@ ACCOUNT_KEYS = (
     "kind", "host", "port", "security", "username", "password", "password_command",
     "oauth2_token_command", "tls_ca_file", "tls_fingerprint", "sync_mode", "allow_insecure",
     "roles", "smtp", "from", "folders", "idle", "timeout", "check_interval",
+    "mode", "keep_days", "headers_first", "delete_on_server",
 )
+POP3_KEYS = ("mode", "keep_days", "headers_first", "delete_on_server")  # kind = "pop3" only
+POP3_MODES = ("keep", "delete")
 SMTP_KEYS = ("host", "port", "security", "username", "password", "password_command", "from")
 UI_KEYS = ("theme", "mark_read_delay", "preview", "keymap", "date_format", "sort", "prefer_html", "threaded",
            "bell_on_new_mail", "title")
@@ -77,6 +80,12 @@ class Account:
     # Seconds for connecting and logging in, and for each command's answer (not the IDLE wait).
     timeout: float = 30.0
     check_interval: float = CHECK_INTERVAL  # seconds between checks of folders IDLE does not watch
+    # kind = "pop3" (folders: the local folders besides INBOX). mode "keep": the mail stays on the
+    # server (keep_days N: deleted there N days after download); "delete": deleted there once stored.
+    mode: str = "keep"
+    keep_days: float | None = None
+    headers_first: bool = False  # list new mail from TOP n 0 first, bodies after (or when opened)
+    delete_on_server: bool = False  # keep mode: a message deleted here is deleted on the server too
 
 
 @dataclass(frozen=True)

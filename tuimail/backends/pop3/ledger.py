@@ -1,0 +1,93 @@
+"""The store as download.py's `Ledger`: a committed message is a row of the account's local INBOX
+with its ledger entry and stored copy (tuimail/store/pop3ledger.py), in one transaction each.
+
+Rows added are reported in batches (RowsChanged with local ids), not one event per message.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Hashable
+
+from tuimail.backends.pop3.plan import KnownMessage, ServerMessage, header_block
+from tuimail.core.events import Event, RowsChanged
+from tuimail.mail.headers import summarize
+from tuimail.store.pop3ledger import Pop3Ledger
+
+EVENT_EVERY = 0.25  # seconds between two RowsChanged of a long download
+GONE = -math.inf  # the download time reported for a message the user deleted and wants off the server
+
+
+def row_fields(raw: bytes, size: int, now: float, headers_only: bool) -> tuple:
+    """(date, from_, to, cc, subject, message_id, in_reply_to, refs, size, has_attachment) of a
+    message (or of its header block) for its row."""
+    s = summarize(header_block(raw))
+    date = s["date"] if s["date"] is not None else int(now)  # no Date: the download time
+    return (date, s["from_"], s["to"], s["cc"], s["subject"], s["message_id"], s["in_reply_to"],
+            s["references"], int(size or len(raw)), int(bool(s["has_attachment"])))
+
+
+class StoreLedger:
+    """download.py's Ledger on one account's store; new messages go to `inbox` (a folder id)."""
+
+    def __init__(self, ledger: Pop3Ledger, inbox: int, account: str, emit: Callable[[Event], None] | None = None,
+                 now: Callable[[], float] = time.time, *, delete_on_server: bool = False):
+        self.ledger, self.inbox, self.account = ledger, inbox, account
+        self.delete_on_server = delete_on_server
+        self.emit = emit or (lambda e: None)
+        self.now = now
+        self.added: list[int] = []  # local ids committed by this sync
+        self.changed: list[int] = []  # local ids whose body arrived
+        self._pending: list[int] = []
+        self._pending_changed: list[int] = []
+        self._last = time.monotonic()
+
+    def known(self) -> list[KnownMessage]:
+        """Every message ever downloaded. One the user deleted has no body to fetch; with
+        delete_on_server it is reported downloaded at GONE (the service's policy: due at once)."""
+        out = []
+        for e in self.ledger.entries():
+            if e.msg_id is None:
+                when = GONE if self.delete_on_server and e.on_server else e.downloaded_at
+                out.append(KnownMessage(e.id, e.uidl, e.fingerprint, when, True, e.on_server))
+            else:
+                out.append(KnownMessage(e.id, e.uidl, e.fingerprint, e.downloaded_at, e.has_body, e.on_server))
+        return out
+
+    def commit(self, msg: ServerMessage, raw: bytes, fingerprint: str, headers_only: bool) -> Hashable:
+        now = self.now()
+        lid, msg_id = self.ledger.add(self.inbox, msg.uidl, fingerprint, raw, headers_only,
+                                      row_fields(raw, msg.size, now, headers_only), now)
+        self.added.append(msg_id)
+        self._pending.append(msg_id)
+        self._maybe_flush()
+        return lid
+
+    def commit_body(self, ref: Hashable, raw: bytes) -> None:
+        assert isinstance(ref, int)
+        fields = row_fields(raw, 0, 0.0, False)
+        msg_id = self.ledger.set_body(ref, raw, bool(fields[-1]))
+        if msg_id is not None:
+            self.changed.append(msg_id)
+            self._pending_changed.append(msg_id)
+            self._maybe_flush()
+
+    def remap(self, ref: Hashable, uidl: str | None) -> None:
+        assert isinstance(ref, int)
+        self.ledger.remap(ref, uidl)
+
+    def off_server(self, refs: list[Hashable]) -> None:
+        self.ledger.off_server([r for r in refs if isinstance(r, int)])
+
+    def _maybe_flush(self) -> None:
+        if time.monotonic() - self._last >= EVENT_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Report the rows committed since the last report."""
+        self._last = time.monotonic()
+        if self._pending or self._pending_changed:
+            added, changed = tuple(self._pending), tuple(self._pending_changed)
+            self._pending, self._pending_changed = [], []
+            self.emit(RowsChanged(self.account, self.inbox, ids=changed, added=added))
