@@ -119,7 +119,8 @@ def test_a_kind_without_a_backend_is_refused(tmp_path, monkeypatch):
     have = ", ".join(implemented_kinds())
     with pytest.raises(ConfigError) as info:
         parse_config(account_toml("home", kind='"nntp"', host='"news.example.org"'), "config.toml")
-    assert str(info.value) == f'config.toml: accounts.home.kind = "nntp" is not available yet (this tuimail has: {have})'
+    assert str(info.value) == \
+        f'config.toml: accounts.home.kind = "nntp" is not available yet (this tuimail has: {have})'
     msg = load_error(tmp_path, account_toml("work") + account_toml("home", kind='"nntp"'))
     assert msg.endswith(f'accounts.home.kind = "nntp" is not available yet (this tuimail has: {have})')
     # a kind nobody plans is still the usual choice error
