@@ -217,3 +217,57 @@ def wait_for(cond, timeout: float = 20.0) -> None:
     while not cond():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_the_app_shows_a_pop3_inbox_opens_a_message_and_flags_it_locally(tuimail_env, mailuser, capsys):
+    """A pilot run of the app on a POP3 account (the real service from the registry): its INBOX lists
+    the downloaded messages, Enter shows one's text from the store, F flags it with nothing pending."""
+    import asyncio
+    from datetime import UTC
+
+    from tuimail.ui.app import TuimailApp
+
+    for i in (1, 2):
+        mailuser.deliver("INBOX", msg(i, body=f"the text of message {i}\r\n"))
+    path = tuimail_env.write_config(pop3_toml(mailuser, check_interval=3600))
+    Cli(path, capsys)("sync")
+    cfg = load_config(path)
+    store = Store(paths.account_store_path("test"))
+    svc = create_service(cfg, cfg.account("test"))
+    app = TuimailApp(cfg, {"test": store}, {"test": svc}, clock=lambda: 1_704_153_600, tz=UTC)
+
+    def screen() -> str:
+        strips = app.screen._compositor.render_strips()
+        return "\n".join("".join(seg.text for seg in strip) for strip in strips)
+
+    async def settle(pilot) -> None:
+        await pilot.pause(0.3)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await settle(pilot)
+            text = screen()
+            assert "message 1" in text and "message 2" in text
+            await pilot.press("enter")  # the newest: message 2
+            for _ in range(50):
+                await settle(pilot)
+                if "the text of message 2" in screen():
+                    break
+            assert "the text of message 2" in screen()
+            await pilot.press("F")
+            await settle(pilot)
+            for w in app.intent_writers.values():
+                assert w.flush(5)
+            await settle(pilot)
+            fi = store.folder("INBOX")
+            flagged = [r.subject for r in store.rows(fi.id, store.id_list(fi.id)).values() if r.flagged]
+            assert flagged == ["message 2"]
+            assert store.pending_count() == 0 and "pending" not in screen()
+
+    try:
+        asyncio.run(go())
+    finally:
+        svc.stop()
+        store.close()
