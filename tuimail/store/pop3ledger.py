@@ -52,6 +52,10 @@ class Pop3Ledger:
 
     # ------------------------------------------------------------------ the ledger
 
+    def empty(self) -> bool:
+        """Nothing was ever downloaded (a first fill is not new mail)."""
+        return self.db.execute("SELECT 1 FROM pop3_ledger LIMIT 1").fetchone() is None
+
     def entries(self) -> list[LedgerEntry]:
         return [LedgerEntry(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6])) for r in self.db.execute(
             "SELECT id, msg_id, uidl, fingerprint, downloaded_at, has_body, on_server FROM pop3_ledger ORDER BY id")]

@@ -2,10 +2,15 @@
 with its ledger entry and stored copy (tuimail/store/pop3ledger.py), in one transaction each.
 
 Rows added are reported in batches (RowsChanged with local ids), not one event per message.
+With `batch` (an account that never DELEs: keep mode, no keep_days, no delete_on_server) the
+messages are committed a few hundred per transaction too: a crash then loses downloads, never
+mail (the server still has every message; the next sync downloads them again, once). Otherwise
+each message is its own transaction, durable before anything could DELE it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Hashable
@@ -15,7 +20,8 @@ from tuimail.core.events import Event, RowsChanged
 from tuimail.mail.headers import summarize
 from tuimail.store.pop3ledger import Pop3Ledger
 
-EVENT_EVERY = 0.25  # seconds between two RowsChanged of a long download
+EVENT_EVERY = 0.25  # seconds between two RowsChanged of a long download (and two commits, batched)
+BATCH_ROWS = 500  # at most this many messages per transaction when batched
 GONE = -math.inf  # the download time reported for a message the user deleted and wants off the server
 
 
@@ -32,9 +38,11 @@ class StoreLedger:
     """download.py's Ledger on one account's store; new messages go to `inbox` (a folder id)."""
 
     def __init__(self, ledger: Pop3Ledger, inbox: int, account: str, emit: Callable[[Event], None] | None = None,
-                 now: Callable[[], float] = time.time, *, delete_on_server: bool = False):
+                 now: Callable[[], float] = time.time, *, delete_on_server: bool = False, batch: bool = False):
         self.ledger, self.inbox, self.account = ledger, inbox, account
         self.delete_on_server = delete_on_server
+        self.batch = batch
+        self._tx: contextlib.ExitStack | None = None
         self.emit = emit or (lambda e: None)
         self.now = now
         self.added: list[int] = []  # local ids committed by this sync
@@ -57,6 +65,9 @@ class StoreLedger:
 
     def commit(self, msg: ServerMessage, raw: bytes, fingerprint: str, headers_only: bool) -> Hashable:
         now = self.now()
+        if self.batch and self._tx is None:
+            self._tx = contextlib.ExitStack()
+            self._tx.enter_context(self.ledger.store.transaction())
         lid, msg_id = self.ledger.add(self.inbox, msg.uidl, fingerprint, raw, headers_only,
                                       row_fields(raw, msg.size, now, headers_only), now)
         self.added.append(msg_id)
@@ -81,12 +92,15 @@ class StoreLedger:
         self.ledger.off_server([r for r in refs if isinstance(r, int)])
 
     def _maybe_flush(self) -> None:
-        if time.monotonic() - self._last >= EVENT_EVERY:
+        if time.monotonic() - self._last >= EVENT_EVERY or len(self._pending) >= BATCH_ROWS:
             self.flush()
 
     def flush(self) -> None:
-        """Report the rows committed since the last report."""
+        """Commit a batch in progress, then report the rows committed since the last report."""
         self._last = time.monotonic()
+        tx, self._tx = self._tx, None
+        if tx is not None:
+            tx.close()  # COMMIT
         if self._pending or self._pending_changed:
             added, changed = tuple(self._pending), tuple(self._pending_changed)
             self._pending, self._pending_changed = [], []

@@ -190,10 +190,11 @@ class Pop3Service:
         from tuimail.backends.pop3.ledger import StoreLedger
         inbox = self.ensure_folders(store)
         pop = Pop3Ledger(store)
-        first = not pop.entries()
-        ledger = StoreLedger(pop, inbox, self.account.name, self._emit,
-                             delete_on_server=bool(getattr(self.account, "delete_on_server", False)))
-        deleting = self.policy.mode == "delete" or self.policy.keep_days is not None or ledger.delete_on_server
+        first = pop.empty()
+        delete_on_server = bool(getattr(self.account, "delete_on_server", False))
+        deleting = self.policy.mode == "delete" or self.policy.keep_days is not None or delete_on_server
+        ledger = StoreLedger(pop, inbox, self.account.name, self._emit, delete_on_server=delete_on_server,
+                             batch=not deleting)
         if deleting:  # a DELE follows the commit: make each commit survive a power cut, not only a crash
             store.db.execute("PRAGMA synchronous=FULL")
         session = self._session = self._new_session()
