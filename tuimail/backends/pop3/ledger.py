@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from collections.abc import Callable, Hashable
 
@@ -68,8 +69,12 @@ class StoreLedger:
         if self.batch and self._tx is None:
             self._tx = contextlib.ExitStack()
             self._tx.enter_context(self.ledger.store.transaction())
-        lid, msg_id = self.ledger.add(self.inbox, msg.uidl, fingerprint, raw, headers_only,
-                                      row_fields(raw, msg.size, now, headers_only), now)
+        try:
+            lid, msg_id = self.ledger.add(self.inbox, msg.uidl, fingerprint, raw, headers_only,
+                                          row_fields(raw, msg.size, now, headers_only), now)
+        except BaseException:
+            self._abort()
+            raise
         self.added.append(msg_id)
         self._pending.append(msg_id)
         self._maybe_flush()
@@ -94,6 +99,18 @@ class StoreLedger:
     def _maybe_flush(self) -> None:
         if time.monotonic() - self._last >= EVENT_EVERY or len(self._pending) >= BATCH_ROWS:
             self.flush()
+
+    def _abort(self) -> None:
+        """A write failed inside a batch: roll the batch back (no half-stored message is kept;
+        its messages are downloaded again by the next sync) and report none of it."""
+        tx, self._tx = self._tx, None
+        if tx is None:
+            return
+        tx.__exit__(*sys.exc_info())  # ROLLBACK
+        gone = set(self._pending) | set(self._pending_changed)
+        self.added = [i for i in self.added if i not in gone]
+        self.changed = [i for i in self.changed if i not in gone]
+        self._pending, self._pending_changed = [], []
 
     def flush(self) -> None:
         """Commit a batch in progress, then report the rows committed since the last report."""
