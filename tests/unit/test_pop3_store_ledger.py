@@ -106,3 +106,16 @@ def test_a_failed_write_in_a_batch_keeps_no_half_of_it(store, monkeypatch):
     commit(led, 4)
     led.flush()
     assert [r.subject for r in store.rows(inbox, store.id_list(inbox)).values()] == ["m4"]
+
+
+def test_repair_keeps_a_folder_local(tmp_path):
+    from tuimail.store.repair import repair_store
+    path = tmp_path / "r.sqlite3"
+    with Store(path) as st:
+        pop = Pop3Ledger(st)
+        pop.local_folder("INBOX", "inbox")
+        pop.local_folder("Archive", "archive")
+    repair_store(path, force=True)
+    with Store(path) as st:
+        assert [r[0] for r in st.db.execute("SELECT name FROM folders WHERE local = 1 ORDER BY name")] == \
+            ["Archive", "INBOX"]

@@ -210,6 +210,7 @@ class Pop3Service:
                 store.db.execute("PRAGMA synchronous=NORMAL")
             self._finish_threads(store, inbox)
         self.last = result
+        store.set_folder_state(inbox, synced=True)
         summary = FolderSummary("INBOX", new=len(ledger.added), first=first, unseen_new=len(ledger.added))
         summary.vanished = result.gone
         self._notes = [sanitize_line(n) for n in result.notices]
