@@ -284,3 +284,38 @@ def test_the_app_shows_a_pop3_inbox_opens_a_message_and_flags_it_locally(tuimail
     finally:
         svc.stop()
         store.close()
+
+
+def test_keep_then_delete_mode_empties_the_server_and_everything_stays_readable(tuimail_env, mailuser, capsys):
+    """The issue's "done when": sync twice in keep mode, read offline; switch to delete mode and the
+    server's mailbox empties while every message stays readable here."""
+    fill(mailuser, 6)
+    cli = Cli(tuimail_env.write_config(pop3_toml(mailuser)), capsys)
+    cli("sync")
+    assert "0 new" in cli("sync")
+    rows = cli.json("list", "INBOX")
+    assert all(f"body of {r['subject'].split()[-1]}" in cli("--offline", "read", "INBOX", str(r["uid"])) for r in rows)
+    cli = Cli(tuimail_env.write_config(pop3_toml(mailuser, mode="delete")), capsys)
+    out = cli("sync")
+    assert "0 new" in out and "6 deleted on the server" in out and on_server(mailuser) == 0
+    assert cli.json("list", "INBOX") == rows
+    assert all("body of" in cli("--offline", "read", "INBOX", str(r["uid"])) for r in rows)
+    assert "0 new" in cli("sync")
+
+
+def test_a_local_delete_reaches_the_server_when_the_worker_is_woken(tuimail_env, mailuser):
+    fill(mailuser, 3)
+    config = load_config(tuimail_env.write_config(pop3_toml(mailuser, delete_on_server=True, check_interval=3600)))
+    events: list = []
+    svc = create_service(config, config.account("test"), events.append)
+    svc.start()
+    try:
+        wait_for(lambda: any(isinstance(e, SyncState) and e.state == "idle" for e in events))
+        with Store(paths.account_store_path("test")) as st:
+            fid = st.folder_id("INBOX")
+            victim = st.id_list(fid)[0]
+            assert st.expunge(fid, [victim]) == [victim] and st.pending_count() == 0
+        svc.wake()  # what the intent writer does after a write
+        wait_for(lambda: on_server(mailuser) == 2)
+    finally:
+        svc.stop()
