@@ -45,6 +45,9 @@ class Pop3Ledger:
 
     def local_folder(self, name: str, role: str | None = None) -> int:
         """The local folder `name` (created if needed); its id."""
+        row = self.db.execute("SELECT id FROM folders WHERE name = ? AND local = 1", (name,)).fetchone()
+        if row is not None:
+            return row[0]  # (no write: every sync asks)
         with self.store.transaction():
             fid = self.store.upsert_folder(name, None, (), role)
             self.db.execute("UPDATE folders SET local = 1, synced_at = coalesce(synced_at, 0) WHERE id = ?", (fid,))
