@@ -213,6 +213,7 @@ class Pop3Service:
         store.set_folder_state(inbox, synced=True)
         summary = FolderSummary("INBOX", new=len(ledger.added), first=first, unseen_new=len(ledger.added))
         summary.vanished = result.gone
+        summary.skipped = not (ledger.added or ledger.changed or result.deleted or result.gone or result.remapped)
         self._notes = [sanitize_line(n) for n in result.notices]
         if result.deleted:
             self._notes.append(f"{result.deleted} deleted on the server")
