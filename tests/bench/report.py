@@ -146,7 +146,13 @@ def stall_row(d: dict, row) -> None:
     value = (f"max {_ms(late.get('max_ms'))}, p99 {_ms(late.get('p99_ms'))}, median {_ms(late.get('median_ms'))} "
              f"({st.get('keys')} keys, rows {st.get('rows_at_start')} → {st.get('rows_at_end')})")
     stored = st.get("stored") or {}
-    note = (f"F/N handlers: max {_ms(hand.get('max_ms'))}, median {_ms(hand.get('median_ms'))} (n={hand.get('n', 0)}); "
+    on_cpu = st.get("loop_late_on_cpu") or {}
+    waited = (f"without the time the OS gave no CPU to the UI thread (other processes' load): max "
+              f"{_ms(on_cpu.get('max_ms'))}, p99 {_ms(on_cpu.get('p99_ms'))}, median {_ms(on_cpu.get('median_ms'))}; "
+              if on_cpu.get("n") else "")
+    handlers = (f"F/N handlers: max {_ms(hand.get('max_ms'))}, median {_ms(hand.get('median_ms'))} "
+                f"(n={hand.get('n', 0)}); ")
+    note = (waited + handlers +
             f"key → stored by the writer: median {_ms(stored.get('median_ms'))}, max {_ms(stored.get('max_ms'))}; "
             f"q with the queue: {_ms(st.get('quit_ms'))}")
     row("longest UI-thread stall pressing F/N/j during a cold fill (5 ms ticker lateness)", "—", "—", value, note,
@@ -202,7 +208,7 @@ def render(meta: dict, results: dict) -> str:
              "the three newest subjects on consecutive lines. Bytes = Dovecot's `out=` for the session "
              "(after login), QRESYNC path. RSS = VmRSS of the client process 1 s after its warm first screen. "
              "Key → repaint and IDLE latency are measured in-process (Textual pilot at 160x45 on the warm "
-             "store; a SyncService watching INBOX).", ""]
+             "store; a ImapService watching INBOX).", ""]
     lines += verdicts(results)
     if meta.get("notes"):
         lines += [f"> {note}" for note in meta["notes"]] + [""]

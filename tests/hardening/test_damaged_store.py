@@ -160,7 +160,7 @@ def test_sync_service_reports_a_damaged_store_as_one_line(mailuser, tuimail_env,
 
     from tuimail.config.load import load_config
     from tuimail.core.events import SyncState
-    from tuimail.backends.imap.service import SyncService
+    from tuimail.backends.imap.service import ImapService
 
     cfg, cli, path = _setup(mailuser, tuimail_env, capsys)
     damage(path, header=False)
@@ -172,7 +172,7 @@ def test_sync_service_reports_a_damaged_store_as_one_line(mailuser, tuimail_env,
         if isinstance(e, SyncState) and e.state == "error":
             got.set()
 
-    svc = SyncService(config, config.account("test"), sink)
+    svc = ImapService(config, config.account("test"), sink)
     svc.start()
     try:
         assert got.wait(30), events

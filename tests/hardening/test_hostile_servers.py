@@ -32,7 +32,7 @@ from tuimail.config.load import load_config
 from tuimail.store import Store
 from tuimail.core.events import SyncState
 from tuimail.backends.lock import AccountLock
-from tuimail.backends.imap.service import SyncService
+from tuimail.backends.imap.service import ImapService
 
 from .conftest import one_line_error, run_tuimail
 from .test_protocol import LIMIT_AS, SMALL_RSS_KB, account_toml
@@ -402,7 +402,7 @@ def test_the_tuis_worker_reports_the_same_error_and_frees_the_lock(tuimail_env):
     with HostileServer(script) as server:
         cfg = load_config(config(tuimail_env, server.port))
         events: queue.Queue = queue.Queue()
-        svc = SyncService(cfg, cfg.account(None), events.put)
+        svc = ImapService(cfg, cfg.account(None), events.put)
         t0 = time.monotonic()
         svc.start()
         try:

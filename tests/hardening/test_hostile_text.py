@@ -182,7 +182,7 @@ def test_tui_shows_hostile_messages_without_escape_sequences(hostile_box, tuimai
 
     from tuimail.config.load import load_config
     from tuimail.store.store import Store
-    from tuimail.backends.imap.service import SyncService
+    from tuimail.backends.imap.service import ImapService
     from tuimail.ui.app import TuimailApp
     from tests.ui.fixtures import screen_text, settle
 
@@ -191,7 +191,7 @@ def test_tui_shows_hostile_messages_without_escape_sequences(hostile_box, tuimai
         cli("read", "INBOX", str(row["uid"]))
     config = load_config(cli.config_path)
     store = Store(paths.account_store_path("test"))
-    svc = SyncService(config, config.account(), offline=True)
+    svc = ImapService(config, config.account(), offline=True)
     app = TuimailApp(config, {"test": store}, {"test": svc}, offline=True, tz=UTC)
 
     async def go():

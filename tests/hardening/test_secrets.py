@@ -20,7 +20,7 @@ from tuimail.cli.main import main
 from tuimail.config.load import load_config
 from tuimail.protocol.imap.session import _redact
 from tuimail.core.events import SyncState
-from tuimail.backends.imap.service import SyncService, open_connection
+from tuimail.backends.imap.service import ImapService, open_connection
 from tests.integration.helpers import msg
 from tests.support.proxy import GarbageServer
 
@@ -156,7 +156,7 @@ def test_sync_service_writes_no_secret_and_private_files(tuimail_env, secret_use
             if ev.state == "idle":
                 idle.set()
 
-    svc = SyncService(config, account, on_event)
+    svc = ImapService(config, account, on_event)
     svc.start()
     try:
         assert idle.wait(30), states
@@ -231,7 +231,7 @@ def test_crash_log_is_private_and_secret_free(tuimail_env, loose_umask):
     try:
         raise RuntimeError("boom in the sync loop")
     except RuntimeError:
-        SyncService._log_crash(None)
+        ImapService._log_crash(None)
     log = paths.state_dir() / "tuimail.log"
     assert log.exists()
     assert stat.S_IMODE(log.stat().st_mode) == 0o600, oct(log.stat().st_mode)
@@ -242,7 +242,7 @@ def test_crash_log_is_private_and_secret_free(tuimail_env, loose_umask):
     try:
         raise ValueError("second")
     except ValueError:
-        SyncService._log_crash(None)
+        ImapService._log_crash(None)
     assert "second" in log.read_text() and stat.S_IMODE(log.stat().st_mode) == 0o600
 
 

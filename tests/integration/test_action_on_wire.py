@@ -72,7 +72,7 @@ class Wire:
 
 @pytest.fixture
 def on_wire(mailuser, service_for):  # noqa: F811
-    """A SyncService idling on INBOX (10 messages) through a recording proxy."""
+    """A ImapService idling on INBOX (10 messages) through a recording proxy."""
     for i in range(10):
         mailuser.deliver("INBOX", msg(i))
     mailuser.create_folder("Archive")

@@ -10,7 +10,7 @@ import time
 from tuimail.config.load import load_config
 from tuimail.store import Store
 from tuimail.core.events import FoldersChanged, NewMail, SyncState
-from tuimail.backends.imap.service import SyncService
+from tuimail.backends.imap.service import ImapService
 
 from .helpers import Cli, msg
 from .test_service import Events, idle_state
@@ -30,7 +30,7 @@ def logins(user) -> int:
 def make_service(tuimail_env, user, **overrides):
     cfg = load_config(tuimail_env.write_config(user.config_toml(**overrides)))
     ev = Events()
-    return SyncService(cfg, cfg.account(None), ev), ev
+    return ImapService(cfg, cfg.account(None), ev), ev
 
 
 def wait_for(pred, timeout=10.0, what="condition"):

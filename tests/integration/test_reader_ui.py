@@ -1,4 +1,4 @@
-"""The TUI against a real Dovecot and the real SyncService: the thread tree as drawn, and
+"""The TUI against a real Dovecot and the real ImapService: the thread tree as drawn, and
 attached messages / bounces in the reader (fetched part by part)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from datetime import UTC
 from tuimail import paths
 from tuimail.config.load import load_config
 from tuimail.store import Store
-from tuimail.backends.imap.service import SyncService
+from tuimail.backends.imap.service import ImapService
 from tuimail.ui.app import TuimailApp
 
 from .helpers import Cli, msg
@@ -34,7 +34,7 @@ def _app(config_path, **ui):
     if ui:
         cfg = dataclasses.replace(cfg, ui=dataclasses.replace(cfg.ui, **ui))
     store = Store(paths.account_store_path("test"))
-    svc = SyncService(cfg, cfg.account("test"))
+    svc = ImapService(cfg, cfg.account("test"))
     app = TuimailApp(cfg, {"test": store}, {"test": svc}, clock=lambda: NOW, tz=UTC)
     return app, store
 

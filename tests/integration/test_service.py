@@ -14,7 +14,7 @@ from tuimail.errors import NotCached
 from tuimail.store import Store
 from tuimail.core.events import RowsChanged, SyncState
 from tuimail.backends.lock import AccountLock, Busy
-from tuimail.backends.imap.service import SyncService
+from tuimail.backends.imap.service import ImapService
 
 from .helpers import Cli, msg
 
@@ -50,7 +50,7 @@ def service_for(tuimail_env):
     def make(user, **overrides):
         cfg = load_config(tuimail_env.write_config(user.config_toml(**overrides)))
         ev = Events()
-        svc = SyncService(cfg, cfg.account(None), ev)
+        svc = ImapService(cfg, cfg.account(None), ev)
         made.append(svc)
         return svc, ev
 

@@ -1,4 +1,4 @@
-"""Helpers for UI tests: real Stores filled with generated rows, and a fake SyncService."""
+"""Helpers for UI tests: real Stores filled with generated rows, and a fake ImapService."""
 
 from __future__ import annotations
 

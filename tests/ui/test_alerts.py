@@ -13,7 +13,7 @@ from tuimail import paths
 from tuimail.config.load import load_config
 from tuimail.store.store import Store
 from tuimail.core.events import NewMail, SyncState
-from tuimail.backends.imap.service import SyncService
+from tuimail.backends.imap.service import ImapService
 from tuimail.ui.controllers.alerts import PasswordScreen
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.bridge import EventBridge
@@ -22,12 +22,12 @@ from .fixtures import NOW, FakeService, header_row, make_config, run, screen_tex
 
 
 def real_app(cfg):
-    """App + real SyncService on an empty store, wired as run_app does."""
+    """App + real ImapService on an empty store, wired as run_app does."""
     acc = cfg.account(None)
     paths.ensure_private_dir(paths.account_store_path(acc.name).parent)
     store = Store(paths.account_store_path(acc.name))
     bridge = EventBridge()
-    svc = SyncService(cfg, acc, bridge)
+    svc = ImapService(cfg, acc, bridge)
     app = TuimailApp(cfg, {acc.name: store}, {acc.name: svc}, event_sink=bridge, clock=lambda: NOW,
                      tz=UTC)
     return app, store, svc

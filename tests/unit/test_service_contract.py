@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from tuimail.backends import registry
-from tuimail.backends.imap.service import SyncService
+from tuimail.backends.imap.service import ImapService
 from tuimail.config.load import Account, Config
 from tuimail.config.model import KINDS
 from tuimail.core.service import AccountService, Capabilities
@@ -33,8 +33,8 @@ def _closed_port() -> int:
 
 
 def test_the_imap_service_keeps_the_contract():
-    assert_keeps_the_contract(SyncService)
-    assert isinstance(SyncService.capabilities, Capabilities)
+    assert_keeps_the_contract(ImapService)
+    assert isinstance(ImapService.capabilities, Capabilities)
 
 
 def test_the_pop3_service_keeps_the_contract_and_says_what_is_local(imap_config):
@@ -54,12 +54,12 @@ def test_the_pop3_service_keeps_the_contract_and_says_what_is_local(imap_config)
 
 
 def test_capabilities_are_frozen_and_say_what_imap_does():
-    caps = SyncService.capabilities
+    caps = ImapService.capabilities
     with pytest.raises(dataclasses.FrozenInstanceError):
         caps.push = False  # type: ignore[misc]
-    assert (caps.server_flags, caps.push, caps.server_folders) == (True, True, True)
+    assert (caps.server_flags, caps.push, caps.server_folders, caps.server_search) == (True, True, True, True)
     # not implemented yet: the matching methods answer Unsupported
-    assert (caps.server_search, caps.append, caps.send) == (False, False, False)
+    assert (caps.append, caps.send) == (False, False)
     assert Capabilities() == Capabilities(False, False, False, False, False, False)
 
 
@@ -69,7 +69,7 @@ def test_the_registry_makes_an_imap_service(imap_config):
     events = []
     svc = registry.create_service(imap_config, imap_config.account("test"), events.append, offline=True)
     try:
-        assert isinstance(svc, SyncService) and isinstance(svc, AccountService)
+        assert isinstance(svc, ImapService) and isinstance(svc, AccountService)
         assert svc.offline and svc.login_blocked is None
     finally:
         svc.stop()
@@ -84,13 +84,22 @@ def test_a_kind_without_a_backend_is_no_service(imap_config):
 def test_what_a_backend_cannot_do_is_unsupported(imap_config):
     svc = registry.create_service(imap_config, imap_config.account("test"), offline=True)
     try:
-        for call in (lambda: svc.search("INBOX", "hello"),
-                     lambda: svc.send(b"Subject: x\r\n\r\nx\r\n", sender="me@example.org", recipients=["a@b"]),
+        for call in (lambda: svc.send(b"Subject: x\r\n\r\nx\r\n", sender="me@example.org", recipients=["a@b"]),
                      lambda: svc.append("Sent", b"Subject: x\r\n\r\nx\r\n", ("seen",))):
             with pytest.raises(Unsupported) as info:
                 call()
             assert isinstance(info.value, UsageError) and info.value.exit_code == 2  # one line, exit 2
             assert "\n" not in str(info.value)
+    finally:
+        svc.stop()
+
+
+def test_search_offline_answers_from_the_store_and_a_bad_pattern_is_one_line(imap_config):
+    svc = registry.create_service(imap_config, imap_config.account("test"), offline=True)
+    try:
+        assert svc.search("INBOX", "hello") == []  # (nothing synced: no rows)
+        with pytest.raises(UsageError, match=r"^pattern: unknown operator ~q at column 1$"):
+            svc.search("INBOX", "~q x")
     finally:
         svc.stop()
 

@@ -1,6 +1,7 @@
 """Account kind -> the backend that implements it (core/service.py: AccountService).
 
     create_service(config, account, on_event, *, offline=False) -> AccountService
+    create_sender(config, account) -> backends.send.Sender (the outbox: queue, cancel, drain)
     implemented_kinds() -> ("imap", "pop3")
 
 The UI and the CLI reach a backend only through here. A backend is named by an import string and
@@ -17,12 +18,16 @@ from tuimail.core.events import EventSink
 from tuimail.core.service import AccountService
 
 if TYPE_CHECKING:
+    from tuimail.backends.send import Sender
     from tuimail.config.load import Account, Config
 
 # kind -> "module:class". A kind the config accepts (config/model.py KINDS) but that is not here is
 # refused by the validator: "accounts.NAME.kind = ... is not available yet".
 BACKENDS: dict[str, str] = {
-    "imap": "tuimail.backends.imap.service:SyncService",
+    # the background sync in a child process (process.py: in a thread, parsing a 100k cold fill
+    # held the UI's GIL); the blocking methods (sync_now for `tuimail sync`, opening messages)
+    # run in the caller's process
+    "imap": "tuimail.backends.imap.process:SyncProcess",
     "pop3": "tuimail.backends.pop3.service:Pop3Service",
 }
 
@@ -56,15 +61,23 @@ def create_service(config: Config, account: Account, on_event: EventSink | None 
     return backend(account.kind)(config, account, on_event, offline=offline)
 
 
+def create_sender(config: Config, account: Account) -> Sender:
+    """The account's outbox and its drain (backends/send.py): SMTP, then the copy in Sent."""
+    from tuimail.backends.send import Sender
+    return Sender(config, account)
+
+
 if TYPE_CHECKING:
     # mypy checks here that each backend keeps the contract: its class makes an AccountService
     # from (config, account, on_event, *, offline). Nothing is imported at run time.
-    from tuimail.backends.imap.service import SyncService
+    from tuimail.backends.imap.process import SyncProcess
+    from tuimail.backends.imap.service import ImapService
 
-    def _imap(svc: SyncService) -> AccountService:
+    def _imap(svc: ImapService) -> AccountService:
         return svc  # (a missing or mistyped method is named here)
 
-    _imap_factory: ServiceFactory = SyncService
+    _imap_factory: ServiceFactory = ImapService
+    _imap_process: ServiceFactory = SyncProcess
     from tuimail.backends.pop3.service import Pop3Service
 
     def _pop3(svc: Pop3Service) -> AccountService:

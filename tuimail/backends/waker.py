@@ -1,6 +1,6 @@
 """Waker: a threading.Event that a select() can wait on too (a self-pipe).
 
-`SyncService.wake()` sets it from any thread; the IDLE wait selects on the IMAP socket and on
+`ImapService.wake()` sets it from any thread; the IDLE wait selects on the IMAP socket and on
 `fileno()` together, so the worker leaves IDLE as soon as an action is committed (no polling).
 The event is the truth; the pipe only interrupts a wait: whoever wakes up drains it and looks
 at the event.

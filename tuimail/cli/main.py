@@ -1,5 +1,5 @@
-"""Command line: bare `tuimail` opens the app; subcommands sync|folders|list|read|flag|pending|repair
-run headless.
+"""Command line: bare `tuimail` opens the app; subcommands sync|folders|list|read|flag|search|pending|
+repair|send|outbox run headless.
 
 Exit codes: 0 ok; 2 usage or config error; 3 network, TLS or authentication error (and `read` of an
 uncached body while offline; and `sync` when the server refused every folder it tried: one refused
@@ -81,6 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("uid", nargs="?", help="the message's uid, as `tuimail list` prints it")
     fl.add_argument("--id", type=int, metavar="ID", help="the message's local id (`tuimail list --json`) instead")
     fl.add_argument("changes", nargs="*", metavar="+FLAG|-FLAG", help=f"e.g. +seen -flagged (flags: {names})")
+    se = sub.add_parser("search", epilog=common,
+                        help="messages matching a mutt-style pattern, like `list` (exit 1: none, as grep)",
+                        description="Messages matching PATTERN (mutt style: ~f NAME, ~s WORD, ~b WORD, ~U, ~F,"
+                                    " ~d <2w, ~z >1M, !, |, ( ); a plain word means ~f WORD | ~s WORD; see the"
+                                    " README's \"Search patterns\"), newest first, in every folder or --folder F."
+                                    " The local store answers first; what it cannot (bodies not downloaded,"
+                                    " ~h, ~l, ~r) is asked of the server, unless --offline: then the terms it"
+                                    " could not answer are named on stderr. Exit 0 with matches, 1 with none,"
+                                    " 2 for a bad pattern.")
+    se.add_argument("pattern", metavar="PATTERN", help="e.g. '~f tanaka ~U' or '~b \"quarterly report\"'")
+    se.add_argument("--folder", metavar="F", help="only this folder (default: every folder)")
+    se.add_argument("--account", metavar="NAME", default=argparse.SUPPRESS, help="the account to search")
+    se.add_argument("--offline", action="store_true", default=argparse.SUPPRESS,
+                    help="the local store only (no server)")
+    se.add_argument("--limit", type=int, default=0, metavar="N", help="at most N messages (default: all)")
+    se.add_argument("--json", action="store_true", help="print a JSON list (as `list --json`, with `folder`)")
     pe = sub.add_parser("pending", epilog=common,
                         help="actions waiting to be sent or failed (from the store); discard them")
     pe.add_argument("--json", action="store_true")
@@ -90,6 +106,26 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rebuild a damaged store, keeping pending actions (a sync refills the rest)")
     rp.add_argument("--account", metavar="NAME", default=argparse.SUPPRESS, help="only this account")
     rp.add_argument("--force", action="store_true", help="rebuild even if the store looks healthy")
+    su = sub.add_parser("setup", epilog=common, help="add an account: find its servers from the address, check"
+                                                      " the login, write the config",
+                        description="Add an account to the config file (created 0600 if missing): discovery"
+                                    " (autoconfig, SRV, .well-known/jmap, the usual names), a login check,"
+                                    " then the commented [accounts.NAME] block. Asks what it needs; with --yes"
+                                    " it asks nothing (give --email and --password-command).")
+    su.add_argument("--email", metavar="ADDR", help="the e-mail address")
+    su.add_argument("--name", metavar="NAME", help="your name for From: (default: none)")
+    su.add_argument("--username", metavar="U", help="the login name (default: the address, then its local part)")
+    su.add_argument("--kind", metavar="K", choices=("imap", "pop3"), help="imap or pop3")
+    su.add_argument("--host", metavar="H", help="the incoming server (no discovery)")
+    su.add_argument("--port", metavar="P", help="its port (default: by kind and security)")
+    su.add_argument("--security", metavar="S", choices=("tls", "starttls", "none"),
+                    help="tls, starttls or none (none only on loopback)")
+    su.add_argument("--smtp-host", metavar="H", help="the outgoing (SMTP) server")
+    su.add_argument("--smtp-port", metavar="P", help="its port (default: 465 for tls, 587 for starttls)")
+    su.add_argument("--smtp-security", metavar="S", choices=("tls", "starttls", "none"))
+    su.add_argument("--password-command", metavar="CMD",
+                    help="a command printing the password (e.g. 'pass show mail/me'), split like a shell would")
+    su.add_argument("--yes", action="store_true", help="ask nothing: use what discovery (or the options) gives")
     sv = sub.add_parser("serve", epilog=common, help="the app in a browser (HTTP; loopback unless TLS and a login)",
                         description="Serve the app to a browser: each session runs tuimail with the same config."
                                     " Listens on 127.0.0.1 by default; any other address needs TLS (--cert,"
@@ -103,6 +139,29 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--demo", dest="serve_demo", action="store_true", help="serve the demo (no account needed)")
     sv.add_argument("--hash-password", action="store_true",
                     help="read a password (no echo) and print the [serve] password_hash line for it")
+    se = sub.add_parser("send", epilog=common,
+                        help="send an RFC 5322 message (recipients from To/Cc/Bcc) through the outbox",
+                        description="Send a message written elsewhere (like `sendmail -t`): the recipients are"
+                                    " its To, Cc and Bcc (Bcc is not in the bytes sent; the copy in Sent keeps"
+                                    " it); From, Date and Message-ID are added when missing. The message is"
+                                    " written to the outbox first: after the account's undo_send seconds"
+                                    " (Ctrl-C takes it back) it goes over SMTP, then a copy is filed in Sent."
+                                    " Offline or on a temporary failure it stays in the outbox (`tuimail"
+                                    " outbox`). Exit 0 sent (or queued with --offline), 2 a message or"
+                                    " setting that cannot work, 3 not sent now (it waits or failed; see"
+                                    " `tuimail outbox`).")
+    se.add_argument("--account", metavar="NAME", default=argparse.SUPPRESS, help="send from this account")
+    se.add_argument("--now", action="store_true", help="skip the undo window")
+    se.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="the message (default: - for stdin)")
+    ob = sub.add_parser("outbox", epilog=common, help="messages waiting to be sent, and why (from the store)",
+                        description="The outbox: messages held for undo, waiting to retry (offline, a"
+                                    " temporary refusal), failed (the server's reply; never resent by"
+                                    " itself), or sent and waiting for their copy in Sent.")
+    ob.add_argument("--account", metavar="NAME", default=argparse.SUPPRESS, help="only this account")
+    ob.add_argument("--json", action="store_true", help="print a JSON list")
+    ob.add_argument("--flush", action="store_true", help="send what waits now (retries too)")
+    ob.add_argument("--retry", type=int, metavar="ID", help="queue a failed message again")
+    ob.add_argument("--discard", type=int, metavar="ID", help="remove a waiting or failed message, unsent")
     return p
 
 
@@ -138,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.demo:
             from tuimail.demo import run_demo
             return run_demo(args)
+        if args.cmd == "setup":
+            return cmd_setup(args)
+        if args.cmd is None and _first_run(args.config):
+            from tuimail.ui.launch import run_first_run
+            return run_first_run(_first_run(args.config), offline=args.offline, start_folder=args.start_folder)
         config = load_config(args.config)
         warning = config_mode_warning(config)
         if warning:
@@ -275,10 +339,7 @@ def cmd_list(config: Config, args) -> int:
         rows = store.rows(fi.id, ids)
     ordered = [rows[i] for i in ids if i in rows]
     if args.json:
-        out = [{"uid": _handle(account, r), "id": r.id, "flags": _flag_words(r),
-                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.date)) if r.date is not None else None,
-                "from": r.from_, "to": r.to, "subject": r.subject, "message_id": r.message_id, "size": r.size}
-               for r in ordered]
+        out = [_row_json(account, r) for r in ordered]
         print(_json(out))
         return 0
     for r in ordered:
@@ -321,6 +382,88 @@ def cmd_read(config: Config, args) -> int:
     for text, _kind in message_lines(content):
         print(text)
     return 0
+
+
+def cmd_search(config: Config, args) -> int:
+    """Exit 0 with matches, 1 with none, 2 for a bad pattern."""
+    from tuimail.core.pattern import PatternError, format as format_pattern, parse
+    from tuimail.store.search import evaluate
+    try:
+        pattern = parse(args.pattern)
+    except PatternError as exc:
+        raise UsageError(str(exc)) from None
+    account, store = _store(config, args.account)
+    notes: list[str] = []
+    with store:
+        folders = [_folder(store, args.folder)] if args.folder else [f for f in store.folders() if f.selectable]
+        names = {f.id: f.name for f in folders}
+        local = evaluate(store, pattern, list(names))
+        if args.offline and local.unknown:
+            what = ", ".join(format_pattern(q) for q in local.unanswered)
+            count = local.unknown_count
+            notes.append(f"offline: answered from the local store, which cannot answer {what} for {count} message"
+                         f"{'s' if count != 1 else ''} (body not cached, or a header it does not keep)")
+        hits = [(h.folder_id, h.id, h.date) for h in local.hits]
+        if local.unknown and not args.offline:
+            hits = _server_search(config, account, args.pattern, local, names, hits, notes)
+        hits.sort(key=lambda h: (h[2] if h[2] is not None else -1, h[1]), reverse=True)
+        if args.limit > 0:
+            hits = hits[:args.limit]
+        rows: dict = {}  # local id -> MessageRow
+        for fid in {h[0] for h in hits}:
+            rows.update(store.rows(fid, [h[1] for h in hits if h[0] == fid]))
+    for n in notes:
+        print(f"tuimail: {sanitize_line(n)}", file=sys.stderr)
+    ordered = [(names[fid], rows[id_]) for fid, id_, _ in hits if id_ in rows]
+    if args.json:
+        out = [{"folder": name, **_row_json(account, r)} for name, r in ordered]
+        print(_json(out))
+    else:
+        for name, r in ordered:
+            date = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.date)) if r.date else "-"
+            mark = ("N" if not r.seen else " ") + ("!" if r.flagged else " ")
+            print(f"{pad_cells(sanitize_line(name)[:16], 16)} {_handle(account, r):>7} {mark} {date}"
+                  f" {sender_name(r.from_)[:24]:<24} {sanitize_line(r.subject)}")
+    return 0 if ordered else 1
+
+
+def _server_search(config, account, query, local, names, hits, notes) -> list[tuple]:
+    """The folders with rows the store could not decide, asked through the account's service
+    (the store's answer stays where the server cannot be asked)."""
+    from tuimail.backends.registry import create_service
+    from tuimail.core.service import Unsupported
+    service = create_service(config, account)
+    try:
+        by_folder = {fid: [h for h in hits if h[0] == fid] for fid in names}
+        for fid in local.unknown:
+            try:
+                ids = service.search(names[fid], query)
+            except Unsupported:
+                notes.append(f"{account.name} cannot search on its server: answered from the local store")
+                break
+            except NetworkError as exc:
+                notes.append(f"answered from the local store ({exc})")
+                break
+            with_date = {h[1]: h for h in by_folder[fid]}
+            by_folder[fid] = [with_date.get(i, (fid, i, None)) for i in ids]
+    finally:
+        service.stop()
+    out = [h for v in by_folder.values() for h in v]
+    missing = [h for h in out if h[2] is None]
+    if missing:  # (dates for the order, from the rows)
+        from tuimail.store import Store
+        with Store(paths.account_store_path(account.name)) as st:
+            for fid in {h[0] for h in missing}:
+                got = st.rows(fid, [h[1] for h in missing if h[0] == fid])
+                out = [(f, i, got[i].date if f == fid and i in got else d) for f, i, d in out]
+    return out
+
+
+def _row_json(account, r) -> dict:
+    """A row as `list --json` prints it."""
+    return {"uid": _handle(account, r), "id": r.id, "flags": _flag_words(r),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.date)) if r.date is not None else None,
+            "from": r.from_, "to": r.to, "subject": r.subject, "message_id": r.message_id, "size": r.size}
 
 
 def parse_flag(token: str) -> tuple[str, str]:
@@ -442,6 +585,25 @@ def cmd_repair(config: Config, args) -> int:
     return 0
 
 
+def _first_run(config: str | None):
+    """The config path when no config file exists there (bare `tuimail` opens the setup screen)."""
+    from pathlib import Path
+    path = Path(config).expanduser() if config else paths.default_config_path()
+    return None if path.exists() or path.is_symlink() else path
+
+
+def cmd_setup(args) -> int:
+    from pathlib import Path
+
+    from tuimail.config.setup_flow import Options, run_setup
+    opts = Options(email=args.email, name=args.name, username=args.username, kind=args.kind, host=args.host,
+                   port=args.port, security=args.security, smtp_host=args.smtp_host, smtp_port=args.smtp_port,
+                   smtp_security=args.smtp_security, password_command=args.password_command, yes=args.yes,
+                   config=Path(args.config) if args.config else None)
+    run_setup(opts)
+    return 0
+
+
 def cmd_serve(args) -> int:
     """`tuimail serve`, before the demo and config handling of the other commands: --hash-password needs no
     config, and the demo's server runs in this process for every browser session (its mail and flags
@@ -464,6 +626,129 @@ def cmd_serve(args) -> int:
         config.account(args.account)  # an unknown name: one line now, not in every session
     return run_serve(config, options)
 
+def _read_message(name: str) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(name, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {sanitize_line(name)!r}: {exc.strerror or exc}") from None
+
+
+def _send_result(name: str, entry_id: int, report) -> int:
+    """One line on where the message is; the exit code."""
+    sent = [e for e in report.sent if e.id == entry_id]
+    failed = [t for i, t in report.failed if i == entry_id]
+    postponed = [t for i, t, _at in report.postponed if i == entry_id]
+    if report.busy:
+        print(f"{name}: queued as #{entry_id}; another tuimail is sending from this account and will send it")
+        return 0
+    if failed:
+        print(f"tuimail: not sent: {sanitize_line(failed[0])} (kept as #{entry_id}: `tuimail outbox`)", file=sys.stderr)
+        return 3
+    if postponed:
+        print(f"tuimail: not sent yet: {sanitize_line(postponed[0])} (queued as #{entry_id}; `tuimail outbox"
+              " --flush` tries again)", file=sys.stderr)
+        return 3
+    if not sent:
+        print(f"{name}: queued as #{entry_id} (`tuimail outbox`)")
+        return 0
+    e = sent[0]
+    unfiled = [t for i, t in report.unfiled if i == entry_id]
+    where = "; not yet filed in Sent: " + sanitize_line(unfiled[0]) if unfiled else ""
+    refused = [t for i, t in report.refused if i == entry_id]
+    if refused:
+        print(f"tuimail: {sanitize_line(refused[0])}{where} (kept as #{entry_id} for the refused ones:"
+              " `tuimail outbox`)", file=sys.stderr)
+        return 3
+    print(f"{name}: sent to {len(e.rcpts)} recipient{'s' if len(e.rcpts) != 1 else ''}{where}")
+    return 0
+
+
+def cmd_send(config: Config, args) -> int:
+    from tuimail.backends.registry import create_sender
+    account = config.account(args.account)
+    raw = _read_message(args.file)
+    sender = create_sender(config, account)
+    hold = 0.0 if args.now or args.offline else account.undo_send
+    entry_id = sender.queue(raw, hold=hold)
+    if args.offline:
+        print(f"{account.name}: queued as #{entry_id} (offline; `tuimail outbox --flush` sends it)")
+        return 0
+    if hold > 0:
+        try:
+            print(f"tuimail: sending in {hold:g} s (Ctrl-C takes it back)", file=sys.stderr, flush=True)
+            time.sleep(hold)
+        except KeyboardInterrupt:
+            if sender.cancel(entry_id) is not None:
+                print("tuimail: taken back: not sent", file=sys.stderr)
+                return 130
+            print("tuimail: too late to take back: it is on its way", file=sys.stderr)
+    report = sender.drain(only=entry_id)
+    return _send_result(account.name, entry_id, report)
+
+
+def _outbox_json(account: str, e, now: float) -> dict:
+    return {"account": account, "id": e.id, "state": e.state, "why": e.why(now), "subject": e.subject,
+            "from": e.mail_from, "to": list(e.rcpts), "accepted": list(e.accepted),
+            "refused": {k: list(v) for k, v in e.refused.items()}, "message_id": e.message_id, "created": e.created,
+            "hold_until": e.hold_until, "next_try": e.next_try, "attempts": e.attempts, "error": e.last_error,
+            "maybe_sent": e.maybe_sent, "size": len(e.message)}
+
+
+def cmd_outbox(config: Config, args) -> int:
+    from tuimail.store.outbox import Outbox
+    acts = [a for a in (args.retry, args.discard) if a is not None]
+    if len(acts) + bool(args.flush) > 1:
+        raise UsageError("give one of --flush, --retry ID, --discard ID")
+    if acts:
+        account, store = _store(config, args.account)
+        with store:
+            ob = Outbox(store.db)
+            if args.discard is not None:
+                if ob.cancel(args.discard) is None:
+                    raise UsageError(f"no waiting or failed message #{args.discard} in {account.name}'s outbox"
+                                     " (see `tuimail outbox`)")
+                print(f"discarded #{args.discard}: not sent")
+                return 0
+            if not ob.retry(args.retry):
+                raise UsageError(f"no failed message #{args.retry} in {account.name}'s outbox (see `tuimail outbox`)")
+            print(f"#{args.retry} queued again (`tuimail outbox --flush` sends it now)")
+            return 0
+    accounts = [config.account(args.account)] if (args.account or len(config.accounts) == 1) \
+        else list(config.accounts.values())
+    code = 0
+    if args.flush:
+        from tuimail.backends.registry import create_sender
+        if args.offline:
+            raise UsageError("--flush needs the network; drop --offline")
+        for account in accounts:
+            report = create_sender(config, account).drain(ignore_backoff=True)
+            print(sanitize_line(report.line(account.name)))
+            if report.failed or report.postponed or report.refused:
+                code = 3
+    now = time.time()
+    listed: list[dict] = []
+    for account in accounts:
+        _account, store = _store(config, account.name)
+        with store:
+            entries = Outbox(store.db).entries()
+        if args.json:
+            listed += [_outbox_json(account.name, e, now) for e in entries]
+            continue
+        if not entries and not args.flush:
+            print(f"{account.name}: the outbox is empty")
+        for e in entries:
+            to = ", ".join(e.rcpts or e.accepted)
+            name = f"{account.name} " if len(accounts) > 1 else ""
+            print(f"{name}#{e.id:<4} {e.state:<12} {sanitize_line(e.subject)[:40]:<40} to {sanitize_line(to)[:60]}")
+            print(f"{'':6}{sanitize_line(e.why(now))[:300]}")
+    if args.json:
+        print(_json(listed))
+    return code
+
 
 COMMANDS = {"sync": cmd_sync, "folders": cmd_folders, "list": cmd_list, "read": cmd_read, "flag": cmd_flag,
-            "pending": cmd_pending, "repair": cmd_repair}
+            "pending": cmd_pending, "repair": cmd_repair, "search": cmd_search, "send": cmd_send,
+            "outbox": cmd_outbox}

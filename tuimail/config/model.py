@@ -32,12 +32,15 @@ TOP_KEYS = ("accounts", "ui", "keys", "mailcap", "serve")
 ACCOUNT_KEYS = (
     "kind", "host", "port", "security", "username", "password", "password_command",
     "oauth2_token_command", "tls_ca_file", "tls_fingerprint", "sync_mode", "allow_insecure",
-    "roles", "smtp", "from", "folders", "idle", "timeout", "check_interval",
+    "roles", "smtp", "from", "identities", "undo_send", "folders", "idle", "timeout", "check_interval",
     "mode", "keep_days", "headers_first", "delete_on_server",
 )
 POP3_KEYS = ("mode", "keep_days", "headers_first", "delete_on_server")  # kind = "pop3" only
 POP3_MODES = ("keep", "delete")
-SMTP_KEYS = ("host", "port", "security", "username", "password", "password_command", "from")
+SMTP_KEYS = ("host", "port", "security", "username", "password", "password_command", "oauth2_token_command",
+             "tls_ca_file", "tls_fingerprint", "allow_insecure", "save_sent", "timeout", "from")
+SMTP_PORTS = {"tls": 465, "starttls": 587, "none": 25}  # submissions, submission, plain SMTP
+UNDO_SEND = 5.0  # seconds a sent message waits in the outbox so that it can be taken back
 UI_KEYS = ("theme", "mark_read_delay", "preview", "keymap", "date_format", "sort", "prefer_html", "threaded",
            "bell_on_new_mail", "title")
 CHECK_INTERVAL = 60.0  # seconds between checks of the other folders (accounts.NAME.check_interval)
@@ -70,11 +73,15 @@ class Account:
     sync_mode: str = "auto"  # "auto" | "qresync" | "condstore" | "plain"
     allow_insecure: bool = False
     roles: dict[str, str] = field(default_factory=dict)  # role -> folder name
-    # Reserved for sending; may hold a password, hence not in repr. Keys as in the file
-    # (host, port, security, username, password, password_command, from); password_command
-    # is normalised to a tuple like the account's.
+    # [accounts.NAME.smtp] as in the file (SMTP_KEYS); may hold a password, hence not in repr.
+    # password_command / oauth2_token_command are normalised to tuples like the account's,
+    # tls_ca_file to a Path. What is not set comes from the account (host, username, the
+    # credentials, allow_insecure) or the defaults (starttls, SMTP_PORTS, save_sent = true):
+    # backends/send.py smtp_settings().
     smtp: dict[str, Any] = field(default_factory=dict, repr=False)
     from_address: str | None = None
+    identities: tuple[str, ...] = ()  # other addresses the user sends from ("Name <addr>" each)
+    undo_send: float = UNDO_SEND  # seconds; 0: sent at once
     folders: tuple[str, ...] | None = None  # None = sync every folder
     idle: bool = True
     # Seconds for connecting and logging in, and for each command's answer (not the IDLE wait).

@@ -30,7 +30,9 @@ from tuimail.config.model import (
     SERVE_KEYS,
     SERVE_LOGIN_KEYS,
     SMTP_KEYS,
+    SMTP_PORTS,
     SORTS,
+    UNDO_SEND,
     SYNC_MODES,
     TOP_KEYS,
     UI_KEYS,
@@ -258,7 +260,12 @@ class _Validator:
         idle = self.boolean(k("idle"), t.get("idle", True))
         timeout = self.seconds(k("timeout"), t["timeout"]) if "timeout" in t else Account.timeout
         check_interval = self.seconds(k("check_interval"), t.get("check_interval", CHECK_INTERVAL), minimum=1.0)
-        from_address = self.string(k("from"), t["from"]) if "from" in t else None
+        from_address = self.address(k("from"), t["from"]) if "from" in t else None
+        identities = tuple(self.address(f"{k('identities')}[{i}]", v)
+                           for i, v in enumerate(self.list_of(k("identities"), t.get("identities", []))))
+        undo_send = UNDO_SEND
+        if "undo_send" in t:
+            undo_send = self.undo_seconds(k("undo_send"), t["undo_send"])
         folders = self.string_list(k("folders"), t["folders"]) if "folders" in t else None
 
         pop3 = self.pop3(k, kind, t)
@@ -279,11 +286,12 @@ class _Validator:
                 'use "tls" or "starttls", or set allow_insecure = true',
             )
         smtp_host = smtp.get("host", host)
-        if smtp.get("security") == "none" and not allow_insecure and not _is_loopback(smtp_host):
+        smtp_insecure = smtp.get("allow_insecure", allow_insecure)
+        if smtp.get("security") == "none" and not smtp_insecure and not _is_loopback(smtp_host):
             raise self.error(
                 _join(k("smtp"), "security"),
-                f'"none" would send the password unencrypted to {_show(smtp_host)}: '
-                'use "tls" or "starttls", or set allow_insecure = true in the account',
+                f'"none" would send mail and the password unencrypted to {_show(smtp_host)}: '
+                'use "tls" or "starttls", or set allow_insecure = true',
             )
 
         return Account(
@@ -291,7 +299,8 @@ class _Validator:
             password=password, password_command=password_command,
             oauth2_token_command=oauth2_token_command, tls_ca_file=tls_ca_file,
             tls_fingerprint=tls_fingerprint, sync_mode=sync_mode, allow_insecure=allow_insecure,
-            roles=roles, smtp=smtp, from_address=from_address, folders=folders, idle=idle,
+            roles=roles, smtp=smtp, from_address=from_address, identities=identities, undo_send=undo_send,
+            folders=folders, idle=idle,
             timeout=timeout,
             check_interval=check_interval,
             **pop3,
@@ -360,13 +369,53 @@ class _Validator:
                 out[key] = self.choice(kk, v, SECURITIES)
             elif key == "password":
                 out[key] = self.string(kk, v, empty_ok=True, secret=True)
-            elif key == "password_command":
+            elif key in ("password_command", "oauth2_token_command"):
                 out[key] = self.command(kk, v)
-            else:  # username, from
-                out[key] = self.string(kk, v)
-        if "password" in out and "password_command" in out:
-            raise self.error(prefix, "set only one of password, password_command")
+            elif key == "tls_ca_file":
+                out[key] = self.file_path(kk, v, must_exist=True)
+            elif key == "tls_fingerprint":
+                out[key] = self.fingerprint(kk, v)
+            elif key in ("allow_insecure", "save_sent"):
+                out[key] = self.boolean(kk, v)
+            elif key == "timeout":
+                out[key] = self.seconds(kk, v)
+            elif key == "from":
+                out[key] = self.address(kk, v)
+            else:  # username; "" sends without AUTH (a local relay)
+                out[key] = self.string(kk, v, empty_ok=True)
+        given = [c for c in CREDENTIAL_KEYS if c in out]
+        if len(given) > 1:
+            raise self.error(prefix, f"set only one of {', '.join(given)}")
+        if out.get("security") == "none":
+            for key in ("tls_ca_file", "tls_fingerprint"):
+                if key in out:
+                    raise self.error(_join(prefix, key), 'has no effect with security = "none"')
+        if "port" not in out:
+            out["port"] = SMTP_PORTS[out.get("security", "starttls")]
         return out
+
+    def list_of(self, key: str, value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.error(key, f"expected a list, got {_show(value)}")
+        return value
+
+    def address(self, key: str, value: Any) -> str:
+        """'Name <addr@example.org>' or 'addr@example.org': one address with a domain."""
+        from tuimail.mail.addresses import parse_addresses
+        text = self.string(key, value)
+        if any(c in text for c in "\r\n\0"):
+            raise self.error(key, "contains a line break or a NUL character")
+        pairs = parse_addresses(text)
+        if len(pairs) != 1 or "@" not in (pairs[0][1] or "") or not pairs[0][1].rpartition("@")[2]:
+            raise self.error(key, f"expected one address like \"Ada <ada@example.org>\", got {_show(text)}")
+        return text
+
+    def undo_seconds(self, key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise self.error(key, f"expected a number of seconds, got {_show(value)}")
+        if not 0 <= value <= 300:
+            raise self.error(key, f"expected a number of seconds from 0 to 300, got {_show(value)}")
+        return float(value)
 
     def ui(self, value: Any) -> UIConfig:
         t = self.table("ui", value)

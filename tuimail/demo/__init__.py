@@ -17,10 +17,14 @@ if TYPE_CHECKING:
     from tuimail.demo.server import DemoServer
 
 
-def demo_config_text(host: str, port: int, user: str, password: str) -> str:
+def demo_config_text(host: str, port: int, user: str, password: str, smtp_port: int = 0) -> str:
+    """The demo's config; with smtp_port, an smtp table for the demo's SMTP server (it delivers
+    whatever it is given into the demo INBOX; no AUTH, loopback)."""
+    smtp = (f'\n[accounts.demo.smtp]\nhost = "{host}"\nport = {smtp_port}\nsecurity = "none"\nusername = ""\n'
+            if smtp_port else "")
     return (f'[accounts.demo]\nkind = "imap"\nhost = "{host}"\nport = {port}\nsecurity = "none"\n'
             f'username = "{user}"\npassword = "{password}"\nfrom = "Demo User <demo@example.org>"\n'
-            f'idle = true\n\n[ui]\ntheme = "dark"\n')
+            f'idle = true\n{smtp}\n[ui]\ntheme = "dark"\n')
 
 
 class DemoEnvironment:
@@ -48,7 +52,7 @@ class DemoEnvironment:
         cfg = paths.default_config_path()
         paths.ensure_private_dir(cfg.parent)
         cfg.write_text(demo_config_text(self.server.host, self.server.port, self.server.username,
-                                        self.server.password))
+                                        self.server.password, self.server.smtp_port))
         self.config_path = cfg
         return self
 

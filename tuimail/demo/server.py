@@ -16,6 +16,12 @@ pymap does not know special-use attributes: we add ``\\Sent``, ``\\Drafts``,
 ourselves, without claiming the SPECIAL-USE capability (pymap would not
 understand ``LIST ... RETURN (SPECIAL-USE)``).
 
+With aiosmtpd (also in the ``demo`` extra) the same loop runs an SMTP server on
+another free loopback port (``smtp_port``; 0 without aiosmtpd): every message it
+accepts is delivered into the demo user's INBOX, whoever it is addressed to, so
+a reply sent from the demo arrives there (and its copy goes to Sent by IMAP
+APPEND, as on a real account).
+
 Importing this module raises ImportError when pymap (the ``demo`` extra) is
 missing.
 """
@@ -56,6 +62,12 @@ except ImportError as _exc:  # pragma: no cover - depends on the install
     raise ImportError(f"the demo server needs pymap: pip install 'tuimail[demo]' ({_exc})") from _exc
 
 from tuimail.demo.generate import GenMessage, demo_folders
+
+_SMTP: Any
+try:  # the demo's SMTP server (optional: without it the demo reads only)
+    from aiosmtpd.smtp import SMTP as _SMTP
+except ImportError:  # pragma: no cover - depends on the install
+    _SMTP = None
 
 __all__ = ["DemoServer", "DemoServerError", "SPECIAL_USE"]
 
@@ -198,6 +210,28 @@ _REFERENCES = re.compile(rb"\r\nReferences:[ \t]*(?:\r\n[ \t]+)?(<[^>\r\n]*>)", 
 _IN_REPLY_TO = re.compile(rb"\r\nIn-Reply-To:[ \t]*(?:\r\n[ \t]+)?(<[^>\r\n]*>)", re.IGNORECASE)
 
 
+class _DeliverToInbox:
+    """aiosmtpd handler: each accepted message is appended to the demo INBOX (unseen, recent)."""
+
+    def __init__(self, mailbox_set: MailboxSet, limit: int = 20 << 20) -> None:
+        self.mailbox_set = mailbox_set
+        self.limit = limit
+        self.delivered = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw = envelope.original_content or b""
+        if len(raw) > self.limit:
+            return "552 5.3.4 message too big for the demo"
+        raw = re.sub(rb"\r?\n", b"\r\n", raw)
+        received = (f"Received: from demo-client by tuimail-demo; {datetime.now(UTC):%a, %d %b %Y %H:%M:%S +0000}"
+                    "\r\n").encode()
+        mbx = await self.mailbox_set.get_mailbox("INBOX")
+        await mbx.append(AppendMessage(received + raw, datetime.now(UTC), frozenset()), recent=True)
+        self.delivered += 1
+        _log.info("demo SMTP: delivered %d bytes to INBOX", len(raw))
+        return "250 2.0.0 delivered to the demo INBOX"
+
+
 def _has_dict_internals(mbx: Any) -> bool:
     return all(hasattr(mbx, a) for a in ("_messages", "_max_uid", "_mod_sequences", "_updated",
                                          "messages_lock"))
@@ -223,11 +257,17 @@ class DemoServer:
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, username: str = "demo",
                  password: str = "demo", folders: Folders | None = None,
-                 log_dir: Path | None = None) -> None:
+                 log_dir: Path | None = None, smtp: bool = True) -> None:
         """``folders`` defaults to :func:`demo_folders`; ``log_dir`` (kept after
-        stop) to a private temp dir removed at stop."""
+        stop) to a private temp dir removed at stop; ``smtp``: also run the SMTP
+        server that delivers to INBOX (when aiosmtpd is installed)."""
         self.host = host
         self.port = port
+        self.smtp = smtp and _SMTP is not None
+        #: the SMTP server's port (0: none runs)
+        self.smtp_port = 0
+        self._smtp_sock: socket.socket | None = None
+        self._smtp_handler: _DeliverToInbox | None = None
         self.username = username
         self.password = password
         self._folders = folders
@@ -255,6 +295,11 @@ class DemoServer:
         return self._log_dir / "pymap.log" if self._log_dir else None
 
     @property
+    def delivered(self) -> int:
+        """Messages the SMTP server has delivered to INBOX."""
+        return self._smtp_handler.delivered if self._smtp_handler else 0
+
+    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
@@ -276,6 +321,20 @@ class DemoServer:
             raise DemoServerError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
         self._sock = sock
         self.port = sock.getsockname()[1]
+        if self.smtp:
+            try:
+                ssock = socket.socket(family, socket.SOCK_STREAM)
+                ssock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                ssock.bind((self.host, 0))
+                ssock.listen(16)
+                ssock.setblocking(False)
+            except OSError as exc:
+                self._sock.close()
+                self._sock = None
+                self._teardown_logging()
+                raise DemoServerError(f"cannot listen for SMTP on {self.host}: {exc}") from exc
+            self._smtp_sock = ssock
+            self.smtp_port = ssock.getsockname()[1]
         folders = self._folders if self._folders is not None else demo_folders()
         self._ready.clear()
         self._error = None
@@ -304,6 +363,9 @@ class DemoServer:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        if self._smtp_sock is not None:
+            self._smtp_sock.close()
+            self._smtp_sock = None
         self._thread = None
         self._loop = None
         self._stop_event = None
@@ -397,10 +459,20 @@ class DemoServer:
         callback = ProxyProtocolReader(config.proxy_protocol).get_callback(IMAPServer(login, config))
         assert self._sock is not None
         server = await asyncio.start_server(callback, sock=self._sock)
+        smtp_server = None
+        if self._smtp_sock is not None and _SMTP is not None:
+            handler = self._smtp_handler = _DeliverToInbox(mailbox_set)
+            smtp_cls = _SMTP
+            smtp_server = await asyncio.get_running_loop().create_server(
+                lambda: smtp_cls(handler, hostname="demo.example", ident="tuimail demo SMTP",
+                                 enable_SMTPUTF8=True, timeout=60),
+                sock=self._smtp_sock)
         async with server:
             self._ready.set()
             await self._stop_event.wait()
             server.close()
+            if smtp_server is not None:
+                smtp_server.close()
 
     async def _load(self, mailbox_set: MailboxSet, folders: Folders) -> None:
         flag_cache: dict[tuple[str, ...], frozenset[Flag]] = {}

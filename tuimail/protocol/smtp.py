@@ -23,6 +23,7 @@ import smtplib
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from tuimail.errors import NetworkError, TuimailError
 from tuimail.mail.sanitize import sanitize_line
 from tuimail.protocol.tls import check_pin, is_loopback, verified_context
 
-__all__ = ["SECURITIES", "SmtpSettings", "SendResult", "SendError", "send", "check_message"]
+__all__ = ["SECURITIES", "SmtpSettings", "SendResult", "SendError", "send", "check_message", "check_login"]
 
 SECURITIES = ("tls", "starttls", "none")
 MAX_LINE = 998  # octets, without CRLF (RFC 5321 §4.5.3.1.6)
@@ -129,11 +130,22 @@ class _Tracking:
 
 
 class _Plain(_Tracking, smtplib.SMTP):  # type: ignore[misc]  # send() takes what SMTP.send takes
-    pass
+    connector: Callable[[str, int, float], socket.socket] | None = None  # check_login's seam (setup)
+
+    def _get_socket(self, host, port, timeout):
+        if self.connector is None:
+            return smtplib.SMTP._get_socket(self, host, port, timeout)  # type: ignore[attr-defined]
+        return self.connector(host, port, timeout)
 
 
 class _Implicit(_Tracking, smtplib.SMTP_SSL):  # type: ignore[misc]
-    pass
+    connector: Callable[[str, int, float], socket.socket] | None = None
+
+    def _get_socket(self, host, port, timeout):
+        if self.connector is None:
+            return smtplib.SMTP_SSL._get_socket(self, host, port, timeout)  # type: ignore[attr-defined]
+        host_name = self._host  # type: ignore[attr-defined]  # set by run() (the TLS server name)
+        return self.context.wrap_socket(self.connector(host, port, timeout), server_hostname=host_name)
 
 
 class _Watchdog:
@@ -172,11 +184,17 @@ def _b64(data: str) -> str:
 
 
 class _Session:
-    def __init__(self, settings: SmtpSettings, size: int):
+    def __init__(self, settings: SmtpSettings, size: int, *, login_only: bool = False,
+                 connector: Callable[[str, int, float], socket.socket] | None = None,
+                 context: ssl.SSLContext | None = None):
         s = self.settings = settings
         self.where = f"{s.host}:{s.port}"
         self.phase = "connect"
         self.size = size
+        self.login_only = login_only  # check_login: QUIT after AUTH, nothing sent
+        self.connector = connector
+        self.context = context
+        self.features: frozenset[str] = frozenset()
 
     def fail(self, code: int, reply: bytes | str, **kw) -> SendError:
         temporary = _is_temporary(code)
@@ -192,12 +210,16 @@ class _Session:
         if s.security == "none" and not s.allow_insecure and not is_loopback(s.host):
             raise SendError(f'{s.key}.security = "none" would send mail (and the password) unencrypted to'
                             f" {s.host}: use tls or starttls, or set allow_insecure", temporary=False, kind="config")
-        ctx = verified_context(s.ca_file, s.fingerprint) if s.security != "none" else None
+        ctx = None
+        if s.security != "none":
+            ctx = self.context if self.context is not None else verified_context(s.ca_file, s.fingerprint)
         conn: smtplib.SMTP
         if s.security == "tls":
             conn = _Implicit(local_hostname="localhost", timeout=s.timeout, context=ctx)
         else:
             conn = _Plain(local_hostname="localhost", timeout=s.timeout)
+        if self.connector is not None:
+            conn.connector = self.connector
         deadline = s.deadline if s.deadline is not None else 4 * s.timeout + self.size / 65536
         watchdog = _Watchdog(deadline, conn)
         try:
@@ -269,8 +291,16 @@ class _Session:
             code, reply = conn.ehlo()
             if code != 250:
                 raise self.fail(code, reply)
+        self.features = frozenset(k.upper() for k in conn.esmtp_features)
         if s.username is not None:
             self._auth(conn)
+        if self.login_only:
+            self.phase = "QUIT"
+            try:
+                conn.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+            return SendResult(235, "", ())
         utf8 = not (mail_from.isascii() and all(r.isascii() for r in rcpts))
         options: list[str] = []
         if utf8:
@@ -370,3 +400,16 @@ def send(settings: SmtpSettings, data: bytes, mail_from: str, rcpts: list[str] |
     rcpts = list(dict.fromkeys(rcpts))
     wire = check_message(data, mail_from, rcpts)
     return _Session(settings, len(wire)).run(wire, mail_from, rcpts)
+
+
+def check_login(settings: SmtpSettings, *, connector: Callable[[str, int, float], socket.socket] | None = None,
+                context: ssl.SSLContext | None = None) -> frozenset[str]:
+    """Whether the server takes these credentials, sending nothing: connect, EHLO, STARTTLS (or
+    implicit TLS), AUTH, QUIT -- no MAIL FROM. Returns the EHLO keywords after TLS (upper case:
+    "AUTH", "PIPELINING", ...); SendError as `send` raises it otherwise (kind "auth" with code
+    535/534/530 when the credentials were refused). `connector(host, port, timeout)` opens the
+    TCP connection instead of smtplib (`tuimail setup`'s tests map names to loopback ports);
+    `context` replaces the verified context built from the settings."""
+    session = _Session(settings, 0, login_only=True, connector=connector, context=context)
+    session.run(b"", "", [])
+    return session.features

@@ -225,6 +225,76 @@ MIGRATIONS: list[str] = [
     ALTER TABLE folders DROP COLUMN uidnext;
     ALTER TABLE folders DROP COLUMN highestmodseq;
     """,
+    # v7: search (issue #13): FTS5 indexes, derived data (store/search.py). fts_head is an
+    # external-content index of the header fields of `messages`, filled by the sync side in
+    # background batches up to search_state.head_upto (local ids are appended and never reused, so
+    # one watermark says what is indexed in every folder). No trigger on the insert path (it would
+    # double a cold fill's cost): only a removed row (or an indexed row whose header text a refetch
+    # changed) touches the index. Cached body text (what the reader showed) is kept in `bodytext`
+    # with its own index, written when the opener caches a text part. Trigram: substring matching.
+    """
+    CREATE TABLE search_state(k INTEGER PRIMARY KEY CHECK (k = 0), head_upto INTEGER NOT NULL);
+    INSERT INTO search_state(k, head_upto) VALUES (0, 0);
+    CREATE VIRTUAL TABLE fts_head USING fts5(subject, from_, to_, cc, content='messages', content_rowid='id',
+                                             tokenize='trigram');
+    CREATE TABLE bodytext(id INTEGER PRIMARY KEY, text TEXT NOT NULL);
+    CREATE VIRTUAL TABLE fts_body USING fts5(text, content='bodytext', content_rowid='id', tokenize='trigram');
+    CREATE TRIGGER bodytext_ai AFTER INSERT ON bodytext BEGIN
+      INSERT INTO fts_body(rowid, text) VALUES (new.id, new.text);
+    END;
+    CREATE TRIGGER bodytext_ad AFTER DELETE ON bodytext BEGIN
+      INSERT INTO fts_body(fts_body, rowid, text) VALUES ('delete', old.id, old.text);
+    END;
+    CREATE TRIGGER bodytext_au AFTER UPDATE OF text ON bodytext BEGIN
+      INSERT INTO fts_body(fts_body, rowid, text) VALUES ('delete', old.id, old.text);
+      INSERT INTO fts_body(rowid, text) VALUES (new.id, new.text);
+    END;
+    CREATE TRIGGER messages_search_ad AFTER DELETE ON messages BEGIN
+      INSERT INTO fts_head(fts_head, rowid, subject, from_, to_, cc)
+        SELECT 'delete', old.id, old.subject, old.from_, old.to_, old.cc
+        WHERE old.id <= (SELECT head_upto FROM search_state);
+      DELETE FROM bodytext WHERE id = old.id;
+    END;
+    CREATE TRIGGER messages_search_au AFTER UPDATE OF subject, from_, to_, cc ON messages
+      WHEN old.id <= (SELECT head_upto FROM search_state) AND (old.subject IS NOT new.subject
+        OR old.from_ IS NOT new.from_ OR old.to_ IS NOT new.to_ OR old.cc IS NOT new.cc) BEGIN
+      INSERT INTO fts_head(fts_head, rowid, subject, from_, to_, cc)
+        VALUES ('delete', old.id, old.subject, old.from_, old.to_, old.cc);
+      INSERT INTO fts_head(rowid, subject, from_, to_, cc) VALUES (new.id, new.subject, new.from_, new.to_, new.cc);
+    END;
+    """,
+    # v8: the outbox (issue #12 item 5; store/outbox.py): a message written here (committed) before
+    # the first byte goes to the server, removed only after the server's 250 and the Sent copy.
+    # `message` is the Sent copy (Bcc kept; removed from the bytes sent), account-independent;
+    # `rcpts` the recipients still to send to (JSON), `accepted` those the server took (never sent
+    # to again), `refused` {rcpt: [code, reply]}. state: queued (not before hold_until, the undo
+    # window, nor next_try) | sending | sent_unfiled | filing (the Sent APPEND may be on the wire)
+    # | failed. draft_folder/draft_sid: the draft it came from (replaced once sent).
+    """
+    CREATE TABLE outbox(
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      created REAL NOT NULL,
+      message BLOB NOT NULL,
+      mail_from TEXT NOT NULL,
+      rcpts TEXT NOT NULL,
+      accepted TEXT NOT NULL DEFAULT '[]',
+      refused TEXT NOT NULL DEFAULT '{}',
+      message_id TEXT,
+      subject TEXT NOT NULL DEFAULT '',
+      state TEXT NOT NULL DEFAULT 'queued'
+        CHECK(state IN ('queued', 'sending', 'sent_unfiled', 'filing', 'failed')),
+      hold_until REAL NOT NULL DEFAULT 0,
+      next_try REAL NOT NULL DEFAULT 0,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      last_error TEXT,
+      maybe_sent INTEGER NOT NULL DEFAULT 0,
+      filed INTEGER NOT NULL DEFAULT 0,
+      sent_at REAL,
+      reply TEXT,
+      draft_folder TEXT,
+      draft_sid TEXT
+    );
+    """,
     # POP3 accounts (issue 14). Their folders are local (`folders.local`: a change to a row of one
     # is made in the store only, no journal entry, store/journal.py). pop3_ledger: what a POP3 sync
     # needs per downloaded message (backends/pop3/plan.py): its UIDL and fingerprint, when it was

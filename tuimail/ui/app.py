@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import tzinfo
+from typing import TYPE_CHECKING
 
 from textual import events
 from textual.message import Message
@@ -33,6 +34,9 @@ from tuimail.ui.rows import DateFormatter
 from tuimail.ui.screens.main import MainScreen
 from tuimail.ui.themes import DEFAULT_THEME, SHIPPED, load_themes, resolve_name
 
+if TYPE_CHECKING:
+    from tuimail.ui.screens.setup import SetupRequest
+
 
 class TuimailApp(OneLineCrashApp):
     TITLE = "tuimail"
@@ -42,8 +46,9 @@ class TuimailApp(OneLineCrashApp):
     def __init__(self, config: Config, stores: dict[str, Store], services: dict[str, AccountService], *,
                  offline: bool = False, start_folder: str | None = None,
                  clock: Callable[[], float] | None = None, tz: tzinfo | None = None,
-                 event_sink: EventBridge | None = None) -> None:
+                 event_sink: EventBridge | None = None, setup: SetupRequest | None = None) -> None:
         super().__init__()
+        self.setup_request = setup  # no config yet: the first-run screen (ui/screens/setup.py) comes first
         self.config = config
         self.stores = stores
         self.services: dict[str, AccountService] = dict(services)
@@ -114,6 +119,14 @@ class TuimailApp(OneLineCrashApp):
         return self._main
 
     def on_mount(self) -> None:
+        if self.setup_request is not None:
+            from tuimail.ui.screens.setup import SetupScreen
+            self.push_screen(SetupScreen(self.setup_request))  # it calls begin() once the config is written
+            return
+        self.begin()
+
+    def begin(self) -> None:
+        """The start-up proper: the main screen, the sync services."""
         self._main = MainScreen()
         self.push_screen(self._main)
         self.bridge.attach(self.post_message)

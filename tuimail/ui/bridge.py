@@ -1,6 +1,6 @@
 """From the sync worker threads to the UI: buffered, batched, never blocking the worker.
 
-The SyncService calls `EventBridge.__call__` on its own thread. RowsChanged events are merged per
+The ImapService calls `EventBridge.__call__` on its own thread. RowsChanged events are merged per
 (account, folder) into one batch of uid sets; a single `SyncEvents` Textual message is posted
 (with `App.post_message`, thread-safe and non-blocking — DESIGN.md §3) when the buffer goes from
 empty to non-empty. The UI drains the whole buffer when that message arrives.

@@ -6,10 +6,10 @@ The services come from backends/registry.py (create_service, by each account's k
 knows them as AccountService (core/service.py) only.
 
 This module imports no Textual at load time. On a first run (an empty store) the first screen
-is the network's first window, so the sync thread is started before Textual is imported: the
-connection, SELECT and first FETCH overlap the UI's start-up, and the sync holds its further
-windows until the list has painted those rows (AccountService.ui_painted), so that its parsing
-does not compete with the first paint for the GIL.
+is the network's first window, so the sync (for IMAP a child process: backends/imap/process.py)
+is started before Textual is imported: the connection, SELECT and first FETCH overlap the UI's
+start-up, and the sync holds its further windows until the list has painted those rows
+(AccountService.ui_painted), so that its parsing does not compete with the first paint for a CPU.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from tuimail.core.service import AccountService
 from tuimail.store.store import Store
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tuimail.backends.registry import ServiceFactory
+    from tuimail.ui.screens.setup import SetupRequest
 
 
 def is_cold(store: Store) -> bool:
@@ -40,9 +43,21 @@ def _default_service_factory() -> ServiceFactory:
     return create_service
 
 
+def run_first_run(path: Path, *, offline: bool, start_folder: str | None) -> int:
+    """No config file: the app opens on the setup screen (ui/screens/setup.py), which writes the
+    config at `path` and then continues the normal start-up."""
+    from tuimail.errors import UsageError
+    if offline:
+        raise UsageError(f"no config file ({path}) and --offline: run `tuimail setup` first (it needs the network)")
+    from tuimail.ui.screens.setup import SetupRequest
+    return run_app(Config(accounts={}), None, offline=False, start_folder=start_folder,
+                   setup=SetupRequest(path=path, factory=_default_service_factory()))
+
+
 def run_app(config: Config, account_names: list[str] | None, *, offline: bool, start_folder: str | None,
-            service_factory: ServiceFactory | None = None) -> int:
-    """Open the stores, start the sync services, run the TUI; returns the exit status."""
+            service_factory: ServiceFactory | None = None, setup: SetupRequest | None = None) -> int:
+    """Open the stores, start the sync services, run the TUI; returns the exit status. `setup`:
+    no config yet, the app asks for the account first (it adds to `stores` and `services`)."""
     from tuimail.paths import account_store_path
     from tuimail.ui.bridge import EventBridge
 
@@ -52,6 +67,7 @@ def run_app(config: Config, account_names: list[str] | None, *, offline: bool, s
     bridge = EventBridge()
     stores: dict[str, Store] = {}
     services: dict[str, AccountService] = {}
+    app = None
     try:
         for acc in accounts:
             stores[acc.name] = Store(account_store_path(acc.name))
@@ -63,12 +79,15 @@ def run_app(config: Config, account_names: list[str] | None, *, offline: bool, s
                 svc.start()
         from tuimail.ui.app import TuimailApp
 
-        app = TuimailApp(config, stores, services, offline=offline, start_folder=start_folder, event_sink=bridge)
+        app = TuimailApp(config, stores, services, offline=offline, start_folder=start_folder, event_sink=bridge,
+                         setup=setup)
         app.run()  # the app starts the services (at once on a first run, else after its first paint)
         if app.exit_line:  # a store error or a crash inside the app: one line (ui/crash.py)
             print(app.exit_line, file=sys.stderr)
         return app.return_code or 0
     finally:
+        if app is not None:  # the accounts the setup screen added (the app holds its own dict of services)
+            services.update({k: v for k, v in app.services.items() if k not in services})
         for svc in services.values():
             try:
                 svc.stop()

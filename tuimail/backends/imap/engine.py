@@ -50,7 +50,7 @@ class Engine:
         self.bodies = bodies
         self.emit = emit or (lambda e: None)
         self.mode = "plain"
-        # Called once, after the first screen's window is committed (SyncService: wait until
+        # Called once, after the first screen's window is committed (ImapService: wait until
         # the UI has drawn it before parsing the next windows on the same GIL).
         self.after_first_window: Callable[[], None] | None = None
         self.notes: list[str] = []  # said once in the next SyncSummary (sync_all)
@@ -58,6 +58,10 @@ class Engine:
         # (folder, MODSEQ usable) of the folder this session's last sync_folder selected: the
         # light path (selected.py) acts on it without a resync.
         self.selected: tuple[str, bool] | None = None
+        self.index_search_enabled = True
+        # sync_all's share of the indexing (None: all of it, `tuimail sync`); the app's worker
+        # does the rest in the gaps before IDLE (service.py)
+        self.index_seconds: float | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -128,8 +132,20 @@ class Engine:
             self.emit(SyncState(self.account.name, "syncing", e.name, i, len(todo), self.store.pending_count()))
             summary.folders.append(self.sync_one(e.name, status=e.status or None))
         summary.seconds = time.monotonic() - t0
+        self.index_search()
         self.finish(summary)
         return summary
+
+    def index_search(self, seconds: float | None = None) -> bool:
+        """The search index catches up with the rows (derived data, after the fill, in batches
+        that let the user's intents in between; store/search.py): for about `seconds` (None: all,
+        or `index_seconds`). Whether rows are left. Off with index_search_enabled=False."""
+        if not self.index_search_enabled:
+            return False
+        from tuimail.store.search import index_headers, unindexed
+        seconds = self.index_seconds if seconds is None else seconds
+        index_headers(self.store, seconds=seconds)
+        return seconds is not None and unindexed(self.store) > 0
 
     def finish(self, summary: SyncSummary) -> None:
         """What the summary line says beyond the counts: notes and the failed actions."""

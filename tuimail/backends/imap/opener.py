@@ -10,11 +10,12 @@ server id, the IMAP uid. The body cache is keyed by (folder, UIDVALIDITY, server
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import NamedTuple
 from dataclasses import replace
 
-from tuimail.errors import NotCached, UsageError
+from tuimail.errors import NotCached, TuimailError, UsageError
 from tuimail.mail.addresses import format_address_list
 from tuimail.mail.headers import parse_date
 from tuimail.mail.inline import inline_plan, is_message, message_headers
@@ -31,7 +32,7 @@ SLICE = 256 * 1024  # first slice of a text part; "load more" fetches the rest
 _UNCACHED = "[not cached: open the message online to see this part]"
 
 
-class Reader:
+class MessageOpener:
     def __init__(self, store: Store, bodies: BodyCache, conn: ImapConnection | None, prefer_html: bool = False):
         self.store = store
         self.bodies = bodies
@@ -113,6 +114,8 @@ class Reader:
             if partial:
                 data = _cut_partial(data, part.encoding)
             text, links = render_part_text(data, part)
+            if not partial:
+                _index_body(self.store, uid, text)
             if partial:
                 text += f"\n\n[showing {len(data) // 1024} KB of {part.size // 1024} KB — load more]"
         elif not plan:
@@ -193,6 +196,16 @@ class _Folder(NamedTuple):
     uidvalidity: int
     sid: str = ""
     uid: int = 0
+
+
+def _index_body(store: Store, id: int, text: str) -> None:
+    """The shown text goes into the search index (~b); a store that cannot take it (full disk,
+    locked) never keeps the message from opening."""
+    from tuimail.store.search import index_body
+    try:
+        index_body(store, id, text)
+    except (sqlite3.Error, TuimailError):
+        pass
 
 
 def _format_date(ts: int) -> str:

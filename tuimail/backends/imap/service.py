@@ -1,4 +1,4 @@
-"""SyncService: the IMAP account kind's AccountService (core/service.py), the one object the UI
+"""ImapService: the IMAP account kind's AccountService (core/service.py), the one object the UI
 (and the CLI) talk to for everything that needs the network. Made by backends/registry.py.
 
 It owns the worker threads and their IMAP connections (imapclient is not thread-safe, so one
@@ -41,6 +41,7 @@ PAINT_HOLD = 2.0  # seconds a first run's sync waits for the UI to draw its firs
 POLL_SECONDS = 60  # other folders' STATUS while idling on one (accounts.NAME.check_interval)
 LOGIN_WAIT = 20.0  # at most this long the fetch lane waits for the sync thread's login outcome
 IDLE_SECONDS = 25 * 60  # re-issue IDLE before the 29-minute server timeout
+INDEX_STEP = 0.5  # seconds of search indexing between two looks at the user's requests and intents
 log = logging.getLogger("tuimail.sync")
 
 
@@ -80,11 +81,11 @@ def open_connection(account: Account, secret: Callable[[], str] | None = None, *
     return conn
 
 
-class SyncService:
+class ImapService:
     # IMAP keeps flags and folders on the server and pushes with IDLE (where the server has it and
-    # accounts.NAME.idle allows it: else it polls). Server search, APPEND and sending are not
-    # implemented yet: search/append/send raise Unsupported.
-    capabilities = Capabilities(server_flags=True, push=True, server_search=False, append=False, send=False,
+    # accounts.NAME.idle allows it: else it polls); search asks the server what the store cannot
+    # answer. APPEND and sending are not implemented yet: append/send raise Unsupported.
+    capabilities = Capabilities(server_flags=True, push=True, server_search=True, append=False, send=False,
                                 server_folders=True)
 
     def __init__(self, config: Config, account: Account, on_event: EventSink | None = None,
@@ -199,6 +200,11 @@ class SyncService:
         self.request_sync(folder)
 
     def set_offline(self, offline: bool) -> None:
+        self._go_offline(offline)
+        self._emit_state("offline" if offline else "connecting")
+
+    def _go_offline(self, offline: bool) -> None:
+        """set_offline without the state event (a sync process gets this; its parent emits)."""
         self._offline = offline
         self._user_acted.set()
         self._wake.set()
@@ -210,7 +216,6 @@ class SyncService:
                 if self._fetch_conn is not None:
                     self._fetch_conn.shutdown()
                     self._fetch_conn = None
-        self._emit_state("offline" if offline else "connecting")
 
     @property
     def offline(self) -> bool:
@@ -218,7 +223,7 @@ class SyncService:
 
     # on-demand fetches (blocking: call from a worker thread, never the UI thread) ------
     def _reader(self):
-        from tuimail.backends.imap.opener import Reader
+        from tuimail.backends.imap.opener import MessageOpener
         if self._fetch_store is None:
             self._fetch_store = Store(self.store_path)
             self._fetch_bodies = BodyCache(self.cache_path)
@@ -237,7 +242,7 @@ class SyncService:
         self._no_connection = None
         if self._fetch_conn is None and not self._offline:
             self._no_connection = unreachable or self._login_blocked
-        return Reader(self._fetch_store, self._fetch_bodies, self._fetch_conn, self.config.ui.prefer_html)
+        return MessageOpener(self._fetch_store, self._fetch_bodies, self._fetch_conn, self.config.ui.prefer_html)
 
     def _fetch(self, fn):
         with self._fetch_lock:
@@ -275,7 +280,18 @@ class SyncService:
         return self._fetch(lambda r: r.part(folder, uid, section))
 
     def search(self, folder: str, query: str) -> list[int]:
-        raise Unsupported("searching on an IMAP server is not available yet")
+        """The local ids of `folder`'s messages matching the mutt-style pattern `query`, newest
+        first: the store's answer, and the server's (on the fetch lane's connection) for what the
+        store cannot decide; offline, the store's alone (backends/imap/search.py)."""
+        from tuimail.backends.imap.search import search_folder
+        from tuimail.core.pattern import PatternError, parse
+        try:
+            pattern = parse(query)
+        except PatternError as exc:
+            raise UsageError(str(exc)) from None
+        if folder.upper() == "INBOX":
+            folder = "INBOX"
+        return self._fetch(lambda r: [h.id for h in search_folder(r.store, r.conn, folder, pattern).hits])
 
     def send(self, raw: bytes, *, sender: str, recipients: Sequence[str]) -> None:
         raise Unsupported("sending is not available yet")
@@ -358,6 +374,7 @@ class SyncService:
                         self._login_done.set()
                     trace("logged in")
                     engine = Engine(self.account, store, conn, bodies, self._emit)
+                    engine.index_seconds = INDEX_STEP
                     if self._hold_for_paint:
                         self._hold_for_paint = False  # the first connection only
                         engine.after_first_window = self._wait_for_paint
@@ -469,6 +486,8 @@ class SyncService:
                 # other folders: LIST-STATUS (or STATUS each) tells which changed; new folders appear
                 self._sync_all(engine, lock)
                 last_poll = time.monotonic()
+                continue
+            if engine.index_search(INDEX_STEP):  # the search index, in the gaps: more is left
                 continue
             watch = self._idle_folder(store)
             if watch is None:  # the watched folder and INBOX are refused: poll instead

@@ -3,7 +3,8 @@ the full address, then its local part, unless one is given or autoconfig named i
 same injectable connector as discovery, bounded like the real connection (one deadline for the
 whole of connect + TLS + login, literals capped from the first byte).
 
-POP3 is checked with protocol/pop3.py's session; SMTP AUTH is not verified yet (verify_smtp).
+POP3 is checked with protocol/pop3.py's session, SMTP AUTH with protocol/smtp.py's check_login
+(EHLO, TLS, AUTH, QUIT: nothing is sent).
 """
 
 from __future__ import annotations
@@ -232,10 +233,43 @@ def verify_pop3(c: Candidate, password: str, address: Address, *, username: str 
     return LoginCheck("refused", f"{c.where} refused the login for {names} (last answer: {last})", tried=tuple(tried))
 
 
-def verify_smtp(c: Candidate, password: str, address: Address, **_kw: object) -> LoginCheck:
-    # TODO(issue 16): AUTH through tuimail/protocol/smtp.py (smtplib: EHLO, STARTTLS, AUTH, QUIT
-    # without MAIL) once the sending helper's protocol module lands.
-    return LoginCheck("unsupported", f"{c.where}: checking an SMTP login is not implemented yet")
+def verify_smtp(c: Candidate, password: str, address: Address, *, username: str | None = None,
+                connector: Connector = tcp_connect, tls: TlsContext | None = None, timeout: float = TIMEOUT,
+                ca_file: str | None = None, fingerprint: str | None = None) -> LoginCheck:
+    """Check SMTP AUTH at candidate `c` with protocol/smtp.py's check_login: connect, EHLO,
+    STARTTLS or implicit TLS, AUTH, QUIT -- nothing is sent. User names as for IMAP. `tls`
+    (a context factory, as for the probes) replaces the verified context built from `ca_file` /
+    `fingerprint`. A server offering no AUTH at all gives "unsupported" (nothing to check)."""
+    from tuimail.protocol.smtp import SendError, SmtpSettings, check_login
+
+    if c.protocol != "smtp":
+        raise ValueError(f"verify_smtp: not an SMTP candidate: {c.protocol}")
+    if c.security == "none" and not is_loopback(c.host):
+        return LoginCheck("insecure", f"{c.where}: a password is sent in plain text only on loopback"
+                                      " (use TLS or STARTTLS)")
+    context = tls() if tls is not None and c.security != "none" else None
+    tried: list[str] = []
+    last = ""
+    for user in usernames(address, c, username):
+        tried.append(user)
+        settings = SmtpSettings(c.host, c.port, c.security, username=user, password=password, ca_file=ca_file,
+                                fingerprint=fingerprint, timeout=timeout, deadline=timeout * 2)
+        try:
+            caps = check_login(settings, connector=None if connector is tcp_connect else connector, context=context)
+        except SendError as exc:
+            text = _one_line(exc)
+            if exc.kind == "auth" and exc.code in (535, 534, 530, 454):
+                last = text
+                continue
+            outcome = {"auth": "unsupported", "tls": "tls", "network": "unreachable"}.get(exc.kind, "protocol")
+            if exc.kind == "tls" and "STARTTLS" in text and "does not offer" in text:
+                outcome = "insecure"
+            return LoginCheck(outcome, text, tried=tuple(tried))
+        except Exception as exc:  # anything unexpected: one line, no traceback
+            return LoginCheck("protocol", f"{c.where}: {_one_line(exc) or type(exc).__name__}", tried=tuple(tried))
+        return LoginCheck("ok", f"logged in to {c.where} as {user!r}", username=user, tried=tuple(tried), caps=caps)
+    names = " and ".join(repr(u) for u in tried)
+    return LoginCheck("refused", f"{c.where} refused the login for {names} (last answer: {last})", tried=tuple(tried))
 
 
 def verify(c: Candidate, password: str, address: Address, **kw) -> LoginCheck:

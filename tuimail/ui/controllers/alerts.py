@@ -44,7 +44,7 @@ class ProblemPanel(Static):
 
 class PasswordScreen(ModalScreen[tuple[str, bool] | None]):
     """Masked password input -> (password, save). The password is kept in memory
-    (SyncService.set_password); written to the config only when the user ticks "save" (offered
+    (ImapService.set_password); written to the config only when the user ticks "save" (offered
     when the account has no password configured at all)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]

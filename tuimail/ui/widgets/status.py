@@ -98,7 +98,7 @@ def render_status(info: StatusInfo) -> Content:
 
 class StatusBar(Static):
     DEFAULT_CSS = """
-    StatusBar { height: 1; background: $primary-background; color: $foreground; }
+    StatusBar { height: 1; width: 1fr; background: $primary-background; color: $foreground; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -106,4 +106,6 @@ class StatusBar(Static):
         self.info = StatusInfo()
 
     def show(self) -> None:
-        self.update(render_status(self.info))
+        # One line, the screen's width whatever it says: no layout pass. (With one, every
+        # progress update of a cold fill reflowed and repainted the whole screen: ~20 ms.)
+        self.update(render_status(self.info), layout=False)
