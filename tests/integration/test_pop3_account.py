@@ -67,6 +67,10 @@ def test_keep_mode_sync_twice_then_new_mail_list_read_flag(tuimail_env, mailuser
     assert cli.json("pending") == []  # local: nothing waits for a server
     assert "0 new" in cli("sync")
     assert cli("flag", "INBOX", str(one["uid"])).split() == ["seen", "flagged"]
+    # search: the store's index (headers after each sync, a body once it was read)
+    hits = cli.json("search", "~f s3@example.org")
+    assert [(h["folder"], h["id"]) for h in hits] == [("INBOX", one["id"])]
+    assert [h["id"] for h in cli.json("search", "~b 'body of 3'")] == [one["id"]]
 
 
 def test_delete_mode_empties_the_server_only_after_the_store_has_the_mail(tuimail_env, mailuser, capsys):

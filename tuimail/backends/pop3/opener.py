@@ -69,7 +69,9 @@ class Pop3Reader:
                        ("Date", _format_date(row.date) if row.date else ""),
                        ("Subject", sanitize_line(row.subject))]
             headers = [(k, v) for k, v in headers if v or k in ("From", "Subject")]
-        return self._content(folder, id, msg, msg.root, list(msg.notes), headers)
+        content = self._content(folder, id, msg, msg.root, list(msg.notes), headers)
+        _index_body(self.store, id, content.text)
+        return content
 
     def open_attached(self, folder: str, id: int, section: str) -> MessageContent:
         msg = self.parsed(folder, id)
@@ -110,6 +112,18 @@ class Pop3Reader:
         atts = [Attachment(p.section, sanitize_strict(p.filename or f"part-{p.section}"), p.mimetype, p.size,
                            p.encoding, p.label) for p in attachments(root)]
         return MessageContent(folder, id, headers, text, links, atts, notes, more=False, inline=inline)
+
+
+def _index_body(store: Store, id: int, text: str) -> None:
+    """The text shown, for the search of bodies (~b); derived data: a failure is not the reader's."""
+    import sqlite3
+
+    from tuimail.errors import StoreError
+    from tuimail.store.search import index_body
+    try:
+        index_body(store, id, text)
+    except (sqlite3.Error, StoreError):
+        pass
 
 
 def _format_date(ts: int) -> str:

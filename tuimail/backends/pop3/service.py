@@ -211,6 +211,7 @@ class Pop3Service:
             self._finish_threads(store, inbox)
         self.last = result
         store.set_folder_state(inbox, synced=True)
+        self._index(store)
         summary = FolderSummary("INBOX", new=len(ledger.added), first=first, unseen_new=len(ledger.added))
         summary.vanished = result.gone
         summary.skipped = not (ledger.added or ledger.changed or result.deleted or result.gone or result.remapped)
@@ -229,6 +230,15 @@ class Pop3Service:
                     store.set_threads(f.id, thread_order(store.headers_for_threading(f.id)))
         except sqlite3.Error:
             pass  # derived data: the next sync tries again
+
+    def _index(self, store: Store) -> None:
+        """The search index catches up with the new rows (derived data: a failure waits for the
+        next sync; store/search.py)."""
+        from tuimail.store.search import index_headers
+        try:
+            index_headers(store)
+        except sqlite3.Error:
+            pass
 
     def sync_now(self, folder: str | None = None, /, *, bodies: bool = True) -> SyncSummary:
         """Download once in the calling thread (the CLI's `tuimail sync`). `folder`: INBOX or a
@@ -282,6 +292,8 @@ class Pop3Service:
         return self._read(lambda r: r.part(folder, id, section))
 
     def search(self, folder: str, query: str, /) -> list[int]:
+        # (POP3 has no search: `tuimail search` and the app answer from the store's index, where
+        # headers are indexed after each sync and a message's text once it was opened)
         raise Unsupported("a POP3 server cannot search; search the local store")
 
     def send(self, raw: bytes, /, *, sender: str, recipients: Sequence[str]) -> None:
