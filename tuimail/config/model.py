@@ -34,7 +34,10 @@ ACCOUNT_KEYS = (
     "oauth2_token_command", "tls_ca_file", "tls_fingerprint", "sync_mode", "allow_insecure",
     "roles", "smtp", "from", "identities", "undo_send", "folders", "idle", "timeout", "check_interval",
     "url",
+    "mode", "keep_days", "headers_first", "delete_on_server",
 )
+POP3_KEYS = ("mode", "keep_days", "headers_first", "delete_on_server")  # kind = "pop3" only
+POP3_MODES = ("keep", "delete")
 SMTP_KEYS = ("host", "port", "security", "username", "password", "password_command", "oauth2_token_command",
              "tls_ca_file", "tls_fingerprint", "allow_insecure", "save_sent", "timeout", "from")
 SMTP_PORTS = {"tls": 465, "starttls": 587, "none": 25}  # submissions, submission, plain SMTP
@@ -89,6 +92,12 @@ class Account:
     check_interval: float = CHECK_INTERVAL  # seconds between checks of folders IDLE does not watch
     # JMAP: the session resource's URL (`url`), else https://host/.well-known/jmap (discovery)
     url: str | None = None
+    # kind = "pop3" (folders: the local folders besides INBOX). mode "keep": the mail stays on the
+    # server (keep_days N: deleted there N days after download); "delete": deleted there once stored.
+    mode: str = "keep"
+    keep_days: float | None = None
+    headers_first: bool = False  # list new mail from TOP n 0 first, bodies after (or when opened)
+    delete_on_server: bool = False  # keep mode: a message deleted here is deleted on the server too
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from tuimail.config.model import (
     KEYMAPS,
     KINDS,
     MAILCAP_KEYS,
+    POP3_KEYS,
+    POP3_MODES,
     PREVIEWS,
     ROLES,
     SECURITIES,
@@ -273,6 +275,8 @@ class _Validator:
             undo_send = self.undo_seconds(k("undo_send"), t["undo_send"])
         folders = self.string_list(k("folders"), t["folders"]) if "folders" in t else None
 
+        pop3 = self.pop3(k, kind, t)
+
         roles: dict[str, str] = {}
         if "roles" in t:
             roles_t = self.table(k("roles"), t["roles"])
@@ -309,6 +313,7 @@ class _Validator:
             folders=folders, idle=idle,
             timeout=timeout,
             check_interval=check_interval, url=url,
+            **pop3,
         )
 
     def jmap(self, prefix: str, t: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
@@ -336,6 +341,30 @@ class _Validator:
             raise self.error(_join(prefix, "url"), "missing: set url (the JMAP session URL) or host (discovery"
                              " by https://HOST/.well-known/jmap)")
         return url, out
+
+    def pop3(self, k, kind: str, t: Mapping[str, Any]) -> dict[str, Any]:
+        """mode, keep_days, headers_first, delete_on_server: for kind = "pop3" only."""
+        if kind != "pop3":
+            for key in POP3_KEYS:
+                if key in t:
+                    raise self.error(k(key), 'is for POP3 accounts only (kind = "pop3")')
+            return {}
+        mode = self.choice(k("mode"), t.get("mode", "keep"), POP3_MODES)
+        keep_days = None
+        if "keep_days" in t:
+            v = t["keep_days"]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or not 0 <= v <= 36500:
+                raise self.error(k("keep_days"), f"expected a number of days from 0 to 36500, got {_show(v)}")
+            keep_days = float(v)
+        headers_first = self.boolean(k("headers_first"), t.get("headers_first", False))
+        delete_on_server = self.boolean(k("delete_on_server"), t.get("delete_on_server", False))
+        if mode == "delete":
+            for key in ("keep_days", "delete_on_server"):
+                if key in t:
+                    raise self.error(k(key), 'has no effect with mode = "delete" (every message is deleted'
+                                             ' from the server once stored)')
+        return {"mode": mode, "keep_days": keep_days, "headers_first": headers_first,
+                "delete_on_server": delete_on_server}
 
     def seconds(self, key: str, value: Any, minimum: float = 0.0) -> float:
         """A number of seconds above 0 (at least `minimum` when given) and at most an hour."""
