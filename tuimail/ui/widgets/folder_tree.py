@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from rich.style import Style
 from rich.text import Text
+from textual.strip import Strip
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
@@ -116,6 +118,25 @@ class FolderTree(Tree[FolderRef]):
         # what each label shows now: (text, unread, gone, refused), and the account's unread sum
         self._label_keys: dict[tuple[str, int], tuple[str, int, bool, bool]] = {}
         self._account_unread: dict[str, int] = {}
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self.__dict__.pop("_base_style_cache", None)
+
+    @property
+    def _base_style(self) -> Style:
+        """self.rich_style, computed once per style change: Textual derives it from the CSS of
+        every ancestor on each call, and Tree asks for it once per line (two thirds of a repaint
+        of the tree, as when the folders come in at the end of a first sync)."""
+        base = self.__dict__.get("_base_style_cache")
+        if base is None:
+            base = self.__dict__["_base_style_cache"] = self.rich_style
+        return base
+
+    def render_line(self, y: int) -> Strip:
+        # Tree.render_line with the base style kept (above)
+        scroll_x, scroll_y = self.scroll_offset
+        return self._render_line(y + scroll_y, scroll_x, scroll_x + self.size.width, self._base_style)
 
     def set_account(self, account: str, folders: list[FolderInfo]) -> None:
         """Build or refresh an account's subtree. If the folder set is unchanged only labels change
