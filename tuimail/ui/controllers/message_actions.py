@@ -35,7 +35,7 @@ class MessageActions:
         """Queued to the account's writer (controllers/intents.py): the row shows the change at once."""
         self.intents.submit(t.account, Intent("flags", t.folder_id, (t.uid,), tuple(add), tuple(remove)))
         if self._here(t):
-            self.view.hlist.invalidate([t.uid])
+            self.view.hlist.intent_queued([t.uid])  # drawn from the cached row + the overlay
 
     def schedule_mark_read(self, t: Target) -> None:
         """The message was opened: read after [ui] mark_read_delay, if still on screen then."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from rich.style import Style
 from rich.text import Text
+from textual.strip import Strip
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
@@ -113,6 +115,28 @@ class FolderTree(Tree[FolderRef]):
         self._names: dict[str, tuple[str, ...]] = {}
         self._texts: dict[tuple[str, int], str] = {}
         self._unread: dict[tuple[str, int], int] = {}
+        # what each label shows now: (text, unread, gone, refused), and the account's unread sum
+        self._label_keys: dict[tuple[str, int], tuple[str, int, bool, bool]] = {}
+        self._account_unread: dict[str, int] = {}
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self.__dict__.pop("_base_style_cache", None)
+
+    @property
+    def _base_style(self) -> Style:
+        """self.rich_style, computed once per style change: Textual derives it from the CSS of
+        every ancestor on each call, and Tree asks for it once per line (two thirds of a repaint
+        of the tree, as when the folders come in at the end of a first sync)."""
+        base = self.__dict__.get("_base_style_cache")
+        if base is None:
+            base = self.__dict__["_base_style_cache"] = self.rich_style
+        return base
+
+    def render_line(self, y: int) -> Strip:
+        # Tree.render_line with the base style kept (above)
+        scroll_x, scroll_y = self.scroll_offset
+        return self._render_line(y + scroll_y, scroll_x, scroll_x + self.size.width, self._base_style)
 
     def set_account(self, account: str, folders: list[FolderInfo]) -> None:
         """Build or refresh an account's subtree. If the folder set is unchanged only labels change
@@ -122,8 +146,10 @@ class FolderTree(Tree[FolderRef]):
         for f in folders:
             self._unread[(account, f.id)] = f.unread
         if node is not None and self._names.get(account) == names:
+            # only counts or marks changed: the labels that differ are set, in place (no rebuild,
+            # and the account's label, which every line of its subtree repaints with, once)
             for f in folders:
-                self.update_counts(account, f.id, f)
+                self._set_folder_label(account, f.id, f)
             self._relabel_account(account)
             return
         expanded: set[str] = set()
@@ -136,6 +162,7 @@ class FolderTree(Tree[FolderRef]):
             for key in [k for k in self._folder_nodes if k[0] == account]:
                 del self._folder_nodes[key]
                 self._unread.pop(key, None)
+                self._label_keys.pop(key, None)
             for f in folders:
                 self._unread[(account, f.id)] = f.unread
         self._names[account] = names
@@ -152,6 +179,7 @@ class FolderTree(Tree[FolderRef]):
             if info is not None:
                 self._folder_nodes[(account, info.id)] = child
                 self._texts[(account, info.id)] = text
+                self._label_keys[(account, info.id)] = (text, info.unread, info.gone, bool(info.error))
             stack.append(child)
         self._relabel_account(account)
 
@@ -160,6 +188,9 @@ class FolderTree(Tree[FolderRef]):
         if node is None:
             return
         unread = sum(n for (acct, _fid), n in self._unread.items() if acct == account)
+        if self._account_unread.get(account) == unread:
+            return  # the same label: setting it would repaint every line of the account
+        self._account_unread[account] = unread
         t = Text(sanitize_line(account), style="bold")
         if unread:
             t.append(f" {unread}")
@@ -175,8 +206,20 @@ class FolderTree(Tree[FolderRef]):
         if n is None:
             return
         self._unread[(account, folder_id)] = info.unread
-        n.set_label(folder_label(info, self._texts.get((account, folder_id), info.display_name()), info.unread))
+        self._set_folder_label(account, folder_id, info)
         self._relabel_account(account)
+
+    def _set_folder_label(self, account: str, folder_id: int, info: FolderInfo) -> None:
+        """The folder's label, set only when what it shows changed (a set label repaints its line)."""
+        n = self._folder_nodes.get((account, folder_id))
+        if n is None:
+            return
+        text = self._texts.get((account, folder_id), info.display_name())
+        key = (text, info.unread, info.gone, bool(info.error))
+        if self._label_keys.get((account, folder_id)) == key:
+            return
+        self._label_keys[(account, folder_id)] = key
+        n.set_label(folder_label(info, text, info.unread))
 
     def select_folder(self, account: str, folder_id: int) -> None:
         n = self._folder_nodes.get((account, folder_id))

@@ -362,6 +362,16 @@ class HeaderList(ScrollView, can_focus=True):
     def invalidate(self, uids: Iterable[int]) -> None:
         self.loader.invalidate(uids)
 
+    def intent_queued(self, uids: Iterable[int]) -> None:
+        """A flag change was queued (ui/overlay.py): the cached rows stay, drawn with the overlay on
+        top, and only their lines are repainted, so the key's path reads nothing from the store.
+        A collapsed thread's unread count is read again (invalidate)."""
+        uids = set(uids)
+        if self.threaded and self.collapsed:
+            self.loader.invalidate(uids)
+        else:
+            self.loader.refresh_uids(uids)
+
     def flags_stored(self, uids: Iterable[int], add: Iterable[str], remove: Iterable[str]) -> None:
         self.loader.flags_stored(uids, add, remove)
 

@@ -10,9 +10,14 @@ scrollbar, clamp the scroll offset) and the widget repaints itself.
 
 from __future__ import annotations
 
+from math import ceil
+
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar, ScrollBarRender
 from textual.widget import Widget
+
+_EIGHTHS = len(ScrollBarRender.VERTICAL_BARS)
 
 
 def set_virtual_height(view: ScrollView, height: int) -> None:
@@ -30,4 +35,33 @@ def set_virtual_height(view: ScrollView, height: int) -> None:
         view.virtual_size = size  # the scrollbar comes or goes: the content's width changes
         return
     view.set_reactive(Widget.virtual_size, size)
-    view._scroll_update(size)
+    if not _same_thumb(view, height):
+        view._scroll_update(size)
+
+
+def _thumb(bar_height: int, virtual: float, window: float, position: float) -> tuple[int, int] | None:
+    """The cells of the scrollbar's thumb, in eighths, as ScrollBar draws them (render_bar)."""
+    window = ceil(window) if window < virtual else 0
+    virtual = ceil(virtual)
+    if not (window and bar_height and virtual and bar_height != virtual):
+        return None
+    thumb = max(1, window / (virtual / bar_height))
+    start = int((bar_height - thumb) * (position / (virtual - window)) * _EIGHTHS)
+    return start, start + ceil(thumb * _EIGHTHS)
+
+
+def _same_thumb(view: ScrollView, height: int) -> bool:
+    """The list grew (or shrank) and its scrollbar would be drawn the same: its numbers change
+    without a repaint (a repaint of a scrollbar is 3-9 ms of the UI thread; during a first sync
+    the list grows twice a second, by a few rows of the thumb's eighth of a cell or less)."""
+    if not view.show_vertical_scrollbar or not view.styles.scrollbar_size_vertical:
+        return False
+    bar = view.vertical_scrollbar
+    window = view.container_size.height - view.scrollbar_size_horizontal
+    before = _thumb(bar.size.height, bar.window_virtual_size, bar.window_size, bar.position)
+    if before is None or before != _thumb(bar.size.height, height, window, bar.position):
+        return False
+    bar.set_reactive(ScrollBar.window_virtual_size, height)
+    bar.set_reactive(ScrollBar.window_size, window)
+    view.scroll_y = view.validate_scroll_y(view.scroll_y)
+    return True
