@@ -28,7 +28,7 @@ def test_full_collections_wait_for_a_pause_and_stop_gives_everything_back(monkey
 
     try:
         c.start()
-        assert c.running and gc.get_threshold()[2] == mod._OFF and gc.get_freeze_count() > 0
+        assert c.running and gc.get_threshold()[1:] == (mod._OFF, mod._OFF) and gc.get_freeze_count() > 0
         c.start()  # (twice: still one set of saved thresholds)
         gc.callbacks.append(count)
         monkeypatch.setattr(mod.gc, "get_count", lambda: (0, 0, before[2] + 1))  # one is due
@@ -54,3 +54,32 @@ def test_full_collections_wait_for_a_pause_and_stop_gives_everything_back(monkey
         c.stop()
     assert not c.running and gc.get_threshold() == before and gc.get_freeze_count() == 0
     c.stop()  # (twice: harmless)
+
+
+def test_the_middle_generation_waits_for_a_pause_too(monkeypatch):
+    """Its passes were the largest UI-thread stalls left during a 100k fill (~10 ms each)."""
+    before = gc.get_threshold()
+    clock = Clock()
+    c = IdleCollector(clock)
+    runs: list[int] = []
+
+    def count(phase, info):
+        if phase == "start":
+            runs.append(info["generation"])
+
+    try:
+        c.start()
+        gc.callbacks.append(count)
+        monkeypatch.setattr(mod.gc, "get_count", lambda: (0, before[1] + 1, 0))  # a middle one is due
+        c.input()
+        clock.t += mod.IDLE / 2
+        c.tick()
+        assert 1 not in runs  # typing: it waits
+        clock.t += mod.IDLE
+        c.tick()
+        assert 1 in runs and 2 not in runs  # a pause: that generation, not a full collection
+    finally:
+        if count in gc.callbacks:
+            gc.callbacks.remove(count)
+        c.stop()
+    assert gc.get_threshold() == before

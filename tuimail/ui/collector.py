@@ -7,10 +7,13 @@ stalls measured (issue #10). Most of that garbage is Textual's rendered lines (a
 own crops, itself among them: a cycle each), which only a collection frees.
 
 So, once the first screen is drawn: what exists then (modules, widgets, the app) is frozen out of
-the collector's sight, the automatic full collection is turned off, and a timer runs it when no
-key or click came for IDLE seconds (at the latest every LONGEST seconds, so a key held down for
-minutes does not grow the heap without bound). Younger generations are collected as always.
-`stop` (the app ending) gives everything back.
+the collector's sight, the automatic collections of the two older generations are turned off, and
+a timer runs the one CPython would have run when no key or click came for IDLE seconds (at the
+latest every LONGEST seconds, so a key held down for minutes does not grow the heap without bound).
+The middle generation's passes cost ~10 ms each on the UI thread during a fill (measured after the
+full ones had moved: the largest stalls left), so it waits for a pause too. Only the youngest
+generation (a few hundred objects) is collected as always. `stop` (the app ending) gives
+everything back.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ class IdleCollector:
             return
         self._saved = (saved[0], saved[1], saved[2])
         gc.freeze()
-        gc.set_threshold(saved[0], saved[1], _OFF)
+        gc.set_threshold(saved[0], _OFF, _OFF)
         self._last_full = self.clock()
 
     def stop(self) -> None:
@@ -58,15 +61,23 @@ class IdleCollector:
         """A key or a mouse event came in."""
         self._last_input = self.clock()
 
-    def due(self) -> bool:
-        """Would CPython have considered a full collection by now (its own count of younger
-        collections since the last one)?"""
-        return self._saved is not None and gc.get_count()[2] > self._saved[2]
+    def due(self) -> int | None:
+        """The oldest generation CPython would have collected by now (its own counts of younger
+        collections since the last one of each), or None."""
+        if self._saved is None:
+            return None
+        count = gc.get_count()
+        if count[2] > self._saved[2]:
+            return 2
+        if count[1] > self._saved[1]:
+            return 1
+        return None
 
     def tick(self) -> None:
-        if not self.due():
+        generation = self.due()
+        if generation is None:
             return
         now = self.clock()
         if now - self._last_input >= IDLE or now - self._last_full >= LONGEST:
-            gc.collect()
+            gc.collect(generation)
             self._last_full = self.clock()
