@@ -1,4 +1,4 @@
-"""What could not be done, kept for the user to see (a mixin of Store).
+"""What could not be done, kept for the user to see (a part of Store: Store.failures).
 
 Nothing the user did is dropped silently. A journal entry the server refused for good, whose
 folder left the server's LIST, or whose message cannot be found again after the server reset
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from tuimail.store.conn import StoreConn
 from tuimail.store.journal import MASK_SQL, _apply, flag_cols, flag_set, split_flags
 
 _CHUNK = 500
@@ -49,8 +50,12 @@ class ActionInfo:
         return "delete for good"
 
 
-class FailuresMixin:
-    """Needs self.db and self.transaction() (Store)."""
+class Failures:
+    """Failed actions and gone folders, on the store's connection (in its transactions)."""
+
+    def __init__(self, conn: StoreConn) -> None:
+        self._conn = conn
+        self.db = conn.db
 
     # ------------------------------------------------------------------ listing
 
@@ -81,7 +86,7 @@ class FailuresMixin:
         gone from the server goes with its last entry."""
         changed: list[tuple[int, int]] = []
         folders: set[int] = set()
-        with self.transaction():
+        with self._conn.transaction():
             for jid in ids:
                 row = self.db.execute("SELECT folder_id, msg_id, op, add_flags, remove_flags FROM journal"
                                       " WHERE id = ? AND state IN ('pending', 'failed')", (jid,)).fetchone()
@@ -106,7 +111,7 @@ class FailuresMixin:
                                 " (SELECT 1 FROM journal WHERE folder_id = ?)", (fid, fid))
         return changed
 
-    def _take_back_flags(self, id_: int, add, remove) -> bool:
+    def _take_back_flags(self, id_: int, add: Iterable[str], remove: Iterable[str]) -> bool:
         """The row's flags with `add` added and `remove` removed; whether they changed. (The
         entry only holds changes that were real when the user made them (set_flags): taking
         them back gives the flags the server still has.)"""
@@ -130,7 +135,7 @@ class FailuresMixin:
         and all. Returns 'kept', 'gone' or 'deleted'."""
         if name.upper() == "INBOX":
             return "kept"
-        with self.transaction():
+        with self._conn.transaction():
             row = self.db.execute("SELECT id FROM folders WHERE name = ?", (name,)).fetchone()
             if row is None:
                 return "deleted"
@@ -146,13 +151,13 @@ class FailuresMixin:
     def folder_back(self, folder_id: int) -> None:
         """A gone folder is in the LIST again: its actions that failed for that reason are retried
         (a different folder of the same name has another UIDVALIDITY: they are re-matched)."""
-        with self.transaction():
+        with self._conn.transaction():
             if self.db.execute("UPDATE folders SET gone = 0 WHERE id = ? AND gone = 1", (folder_id,)).rowcount:
                 self.db.execute("UPDATE journal SET state = 'pending', last_error = NULL WHERE folder_id = ?"
                                 " AND state = 'failed' AND last_error = ?", (folder_id, GONE_REASON))
 
     def set_folder_error(self, folder_id: int, error: str | None) -> None:
-        with self.transaction():
+        with self._conn.transaction():
             self.db.execute("UPDATE folders SET error = ? WHERE id = ? AND error IS NOT ?",
                             (error[:300] if error else None, folder_id, error[:300] if error else None))
 
@@ -199,7 +204,7 @@ class FailuresMixin:
             if isinstance(v, tuple):
                 claims[v[0]] = claims.get(v[0], 0) + 1
         n = 0
-        with self.transaction():
+        with self._conn.transaction():
             for old, group in by_msg.items():
                 hit = found[old]
                 if isinstance(hit, tuple) and claims[hit[0]] > 1:

@@ -1,4 +1,4 @@
-"""User intents and the journal of pending actions (a mixin of Store).
+"""User intents and the journal of pending actions (a part of Store: Store.journal).
 
 An intent changes the row the user sees *and* appends a journal entry in one transaction; the
 sync engine replays the journal and deletes an entry only after the server confirmed it.
@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tuimail.core.flags import CANONICAL
+from tuimail.store.conn import StoreConn
 
 _CHUNK = 500
 FLAG_COLS = CANONICAL  # the messages columns, in this order (seen, flagged, answered, draft, deleted)
@@ -80,8 +81,16 @@ def _apply(flags: set[str], add: Iterable[str], remove: Iterable[str]) -> set[st
     return flags
 
 
-class JournalMixin:
-    """Needs self.db and self.transaction() (Store)."""
+# {key (a local id or a server id): (flags added, flags removed)}
+FlagDeltas = dict[int | str, tuple[set[str], set[str]]]
+
+
+class Journal:
+    """Intents and the journal, on the store's connection (in its transactions)."""
+
+    def __init__(self, conn: StoreConn) -> None:
+        self._conn = conn
+        self.db = conn.db
 
     # ------------------------------------------------------------------ user intents (store + journal)
 
@@ -95,7 +104,7 @@ class JournalMixin:
                 raise ValueError(f"invalid flag {f!r}")
         changed = []
         now = time.time()
-        with self.transaction():
+        with self._conn.transaction():
             for id_ in ids:
                 row = self.db.execute(f"SELECT {MASK_SQL}, keywords, message_id, sid FROM messages"
                                       " WHERE id = ? AND folder_id = ?",
@@ -115,7 +124,8 @@ class JournalMixin:
                 changed.append(id_)
         return changed
 
-    def _journal_flags(self, folder_id, id_, sid, message_id, add, remove, now) -> None:
+    def _journal_flags(self, folder_id: int, id_: int, sid: str, message_id: str | None, add: tuple[str, ...],
+                       remove: tuple[str, ...], now: float) -> None:
         # Coalesce with the message's latest flags entry (one STORE per intent net), unless it is
         # on the wire (deleted by id once confirmed: whatever was merged into it would go with it)
         # or was refused before (the newer intent should not share its fate).
@@ -148,10 +158,10 @@ class JournalMixin:
         """Delete for good (IMAP: deleted + UID EXPUNGE of just these messages)."""
         return self._hide_with(folder_id, ids, "expunge", None)
 
-    def _hide_with(self, folder_id, ids, op, dest) -> list[int]:
+    def _hide_with(self, folder_id: int, ids: Iterable[int], op: str, dest: str | None) -> list[int]:
         done = []
         now = time.time()
-        with self.transaction():
+        with self._conn.transaction():
             for id_ in ids:
                 row = self.db.execute("SELECT message_id, size, date, sid FROM messages WHERE id = ? AND folder_id = ?"
                                       " AND hidden = 0", (id_, folder_id)).fetchone()
@@ -170,7 +180,7 @@ class JournalMixin:
                   " j.remove_flags, j.dest, j.attempts, j.last_error, j.state FROM journal j"
                   " JOIN folders f ON f.id = j.folder_id")
 
-    def _entries(self, where: str, args: tuple) -> list[JournalEntry]:
+    def _entries(self, where: str, args: tuple[object, ...]) -> list[JournalEntry]:
         return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(r[7].split()), tuple(r[8].split()),
                              r[9], r[10], r[11], r[12])
                 for r in self.db.execute(self._ENTRY_SQL + where + " ORDER BY j.id", args)]
@@ -188,7 +198,7 @@ class JournalMixin:
         a crash or a cut connection left 'sending' are taken again: their outcome is unknown and
         sending a flag change, a move or an expunge twice is harmless. Only the syncer holding the
         account lock calls this, so no other 'sending' entry is in flight."""
-        with self.transaction():
+        with self._conn.transaction():
             self.db.execute("UPDATE journal SET state = 'sending' WHERE folder_id = ? AND msg_id IS NOT NULL"
                             " AND sid IS NOT NULL AND state = 'pending'", (folder_id,))
             return self._entries(" WHERE j.folder_id = ? AND j.msg_id IS NOT NULL AND j.sid IS NOT NULL"
@@ -198,7 +208,7 @@ class JournalMixin:
         """Claimed entries that were not sent after all: back to 'pending' (still immutable if
         tried before: see _journal_flags)."""
         ids = list(ids)
-        with self.transaction():
+        with self._conn.transaction():
             for i in range(0, len(ids), _CHUNK):
                 chunk = ids[i:i + _CHUNK]
                 self.db.execute(f"UPDATE journal SET state = 'pending' WHERE state = 'sending'"
@@ -216,25 +226,25 @@ class JournalMixin:
 
     def journal_done(self, ids: Iterable[int]) -> None:
         ids = list(ids)
-        with self.transaction():
+        with self._conn.transaction():
             for i in range(0, len(ids), _CHUNK):
                 chunk = ids[i:i + _CHUNK]
                 self.db.execute(f"DELETE FROM journal WHERE id IN ({','.join('?' * len(chunk))})", chunk)
 
     def journal_failed(self, entry_id: int, error: str, *, final: bool = False) -> None:
         """The server refused the entry; final: for good (kept as 'failed' for the user)."""
-        with self.transaction():
+        with self._conn.transaction():
             # (attempts > 0 also keeps newer intents out of it: see _journal_flags)
             self.db.execute("UPDATE journal SET attempts = attempts + 1, last_error = ?,"
                             " state = CASE WHEN ? THEN 'failed' ELSE 'pending' END WHERE id = ?",
                             (error[:500], int(final), entry_id))
 
-    def _pending_flag_deltas(self, folder_id: int, key: str = "msg_id") -> dict:
+    def pending_flag_deltas(self, folder_id: int, key: str = "msg_id") -> FlagDeltas:
         """Net flag changes per message (by `key`: 'msg_id' or 'sid') of every entry not yet
         confirmed, 'sending' ones included (the server may not have them yet), applied in id
         order. Call it inside the transaction that writes the rows, so that an intent committed
         meanwhile is not painted over."""
-        out: dict = {}
+        out: FlagDeltas = {}
         col = "sid" if key == "sid" else "msg_id"
         for k, a, r in self.db.execute(f"SELECT {col}, add_flags, remove_flags FROM journal"
                                        " WHERE folder_id = ? AND op = 'flags' AND msg_id IS NOT NULL"
