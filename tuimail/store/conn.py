@@ -1,8 +1,8 @@
 """The one SQLite connection of a Store and its transaction, shared by the store's parts.
 
-Store is made of plain parts (journal.Journal, threads.ThreadOrder, failures.Failures), each
-holding this object: they write in the same transactions, on the same connection. It is not
-shared between threads (each thread opens its own Store).
+Store is made of parts (journal.Journal, threads.ThreadOrder, failures.Failures), each a
+StorePart holding this object: they write in the same transactions, on the same connection. It
+is not shared between threads (each thread opens its own Store).
 """
 
 from __future__ import annotations
@@ -46,3 +46,17 @@ class StoreConn:
             raise
         self._tx_depth = 0
         self.db.execute("COMMIT")
+
+
+class StorePart:
+    """A part of Store: what it needs of the store, typed (the connection, its file, its
+    transaction), from the StoreConn it shares with the other parts."""
+
+    def __init__(self, conn: StoreConn) -> None:
+        self._conn = conn
+        self.db = conn.db
+        self.path = conn.path
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """The store's transaction (nested calls join the outer one)."""
+        return self._conn.transaction()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tuimail.store.conn import StoreConn
+from tuimail.store.conn import StorePart
 from tuimail.store.journal import MASK_SQL, _apply, flag_cols, flag_set, split_flags
 
 _CHUNK = 500
@@ -50,12 +50,8 @@ class ActionInfo:
         return "delete for good"
 
 
-class Failures:
+class Failures(StorePart):
     """Failed actions and gone folders, on the store's connection (in its transactions)."""
-
-    def __init__(self, conn: StoreConn) -> None:
-        self._conn = conn
-        self.db = conn.db
 
     # ------------------------------------------------------------------ listing
 
@@ -86,7 +82,7 @@ class Failures:
         gone from the server goes with its last entry."""
         changed: list[tuple[int, int]] = []
         folders: set[int] = set()
-        with self._conn.transaction():
+        with self.transaction():
             for jid in ids:
                 row = self.db.execute("SELECT folder_id, msg_id, op, add_flags, remove_flags FROM journal"
                                       " WHERE id = ? AND state IN ('pending', 'failed')", (jid,)).fetchone()
@@ -135,7 +131,7 @@ class Failures:
         and all. Returns 'kept', 'gone' or 'deleted'."""
         if name.upper() == "INBOX":
             return "kept"
-        with self._conn.transaction():
+        with self.transaction():
             row = self.db.execute("SELECT id FROM folders WHERE name = ?", (name,)).fetchone()
             if row is None:
                 return "deleted"
@@ -151,13 +147,13 @@ class Failures:
     def folder_back(self, folder_id: int) -> None:
         """A gone folder is in the LIST again: its actions that failed for that reason are retried
         (a different folder of the same name has another UIDVALIDITY: they are re-matched)."""
-        with self._conn.transaction():
+        with self.transaction():
             if self.db.execute("UPDATE folders SET gone = 0 WHERE id = ? AND gone = 1", (folder_id,)).rowcount:
                 self.db.execute("UPDATE journal SET state = 'pending', last_error = NULL WHERE folder_id = ?"
                                 " AND state = 'failed' AND last_error = ?", (folder_id, GONE_REASON))
 
     def set_folder_error(self, folder_id: int, error: str | None) -> None:
-        with self._conn.transaction():
+        with self.transaction():
             self.db.execute("UPDATE folders SET error = ? WHERE id = ? AND error IS NOT ?",
                             (error[:300] if error else None, folder_id, error[:300] if error else None))
 
@@ -204,7 +200,7 @@ class Failures:
             if isinstance(v, tuple):
                 claims[v[0]] = claims.get(v[0], 0) + 1
         n = 0
-        with self._conn.transaction():
+        with self.transaction():
             for old, group in by_msg.items():
                 hit = found[old]
                 if isinstance(hit, tuple) and claims[hit[0]] > 1:

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tuimail.core.flags import CANONICAL
-from tuimail.store.conn import StoreConn
+from tuimail.store.conn import StorePart
 
 _CHUNK = 500
 FLAG_COLS = CANONICAL  # the messages columns, in this order (seen, flagged, answered, draft, deleted)
@@ -85,12 +85,8 @@ def _apply(flags: set[str], add: Iterable[str], remove: Iterable[str]) -> set[st
 FlagDeltas = dict[int | str, tuple[set[str], set[str]]]
 
 
-class Journal:
+class Journal(StorePart):
     """Intents and the journal, on the store's connection (in its transactions)."""
-
-    def __init__(self, conn: StoreConn) -> None:
-        self._conn = conn
-        self.db = conn.db
 
     # ------------------------------------------------------------------ user intents (store + journal)
 
@@ -104,7 +100,7 @@ class Journal:
                 raise ValueError(f"invalid flag {f!r}")
         changed = []
         now = time.time()
-        with self._conn.transaction():
+        with self.transaction():
             for id_ in ids:
                 row = self.db.execute(f"SELECT {MASK_SQL}, keywords, message_id, sid FROM messages"
                                       " WHERE id = ? AND folder_id = ?",
@@ -161,7 +157,7 @@ class Journal:
     def _hide_with(self, folder_id: int, ids: Iterable[int], op: str, dest: str | None) -> list[int]:
         done = []
         now = time.time()
-        with self._conn.transaction():
+        with self.transaction():
             for id_ in ids:
                 row = self.db.execute("SELECT message_id, size, date, sid FROM messages WHERE id = ? AND folder_id = ?"
                                       " AND hidden = 0", (id_, folder_id)).fetchone()
@@ -198,7 +194,7 @@ class Journal:
         a crash or a cut connection left 'sending' are taken again: their outcome is unknown and
         sending a flag change, a move or an expunge twice is harmless. Only the syncer holding the
         account lock calls this, so no other 'sending' entry is in flight."""
-        with self._conn.transaction():
+        with self.transaction():
             self.db.execute("UPDATE journal SET state = 'sending' WHERE folder_id = ? AND msg_id IS NOT NULL"
                             " AND sid IS NOT NULL AND state = 'pending'", (folder_id,))
             return self._entries(" WHERE j.folder_id = ? AND j.msg_id IS NOT NULL AND j.sid IS NOT NULL"
@@ -208,7 +204,7 @@ class Journal:
         """Claimed entries that were not sent after all: back to 'pending' (still immutable if
         tried before: see _journal_flags)."""
         ids = list(ids)
-        with self._conn.transaction():
+        with self.transaction():
             for i in range(0, len(ids), _CHUNK):
                 chunk = ids[i:i + _CHUNK]
                 self.db.execute(f"UPDATE journal SET state = 'pending' WHERE state = 'sending'"
@@ -226,14 +222,14 @@ class Journal:
 
     def journal_done(self, ids: Iterable[int]) -> None:
         ids = list(ids)
-        with self._conn.transaction():
+        with self.transaction():
             for i in range(0, len(ids), _CHUNK):
                 chunk = ids[i:i + _CHUNK]
                 self.db.execute(f"DELETE FROM journal WHERE id IN ({','.join('?' * len(chunk))})", chunk)
 
     def journal_failed(self, entry_id: int, error: str, *, final: bool = False) -> None:
         """The server refused the entry; final: for good (kept as 'failed' for the user)."""
-        with self._conn.transaction():
+        with self.transaction():
             # (attempts > 0 also keeps newer intents out of it: see _journal_flags)
             self.db.execute("UPDATE journal SET attempts = attempts + 1, last_error = ?,"
                             " state = CASE WHEN ? THEN 'failed' ELSE 'pending' END WHERE id = ?",

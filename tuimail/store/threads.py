@@ -17,7 +17,7 @@ import itertools
 import operator
 from collections.abc import Iterable, Iterator, Sequence
 
-from tuimail.store.conn import StoreConn
+from tuimail.store.conn import StorePart
 from tuimail.store.db import key_order
 from tuimail.store.writer import yield_to_intents
 
@@ -42,12 +42,8 @@ def _chunks(items: Sequence, n: int) -> Iterator[Sequence]:
         yield items[i:i + n]
 
 
-class ThreadOrder:
+class ThreadOrder(StorePart):
     """The thread order of the store's folders, on the store's connection."""
-
-    def __init__(self, conn: StoreConn) -> None:
-        self._conn = conn
-        self.db = conn.db
 
     def headers_for_threading(self, folder_id: int, uids: Iterable[int] | None = None) -> list[tuple]:
         """(id, message_id, in_reply_to, refs, date) of every row, or of `uids`, in id order
@@ -171,8 +167,8 @@ class ThreadOrder:
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
             if i:
-                yield_to_intents(self._conn.path)
-            with self._conn.transaction():
+                yield_to_intents(self.path)
+            with self.transaction():
                 self.db.executemany("INSERT OR REPLACE INTO threads(folder_id, id, pos, sub, depth, root, prefix)"
                                     " VALUES (?, ?, ?, ?, ?, ?, ?)", chunk)
                 self.db.execute("UPDATE folders SET threads_dirty = ? WHERE id = ?",
