@@ -154,7 +154,7 @@ class Journal(StorePart):
         """Delete for good (IMAP: deleted + UID EXPUNGE of just these messages)."""
         return self._hide_with(folder_id, ids, "expunge", None)
 
-    def _hide_with(self, folder_id: int, ids: Iterable[int], op: str, dest: str | None) -> list[int]:
+    def _hide_with(self, folder_id, ids, op, dest) -> list[int]:
         done = []
         now = time.time()
         with self.transaction():
