@@ -12,13 +12,13 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from tuimail.store.db import connect
+from tuimail.store.db import MIGRATIONS, connect
 
 
 class StoreConn:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, migrations: list[str] = MIGRATIONS) -> None:
         self.path = path
-        self.db: sqlite3.Connection = connect(path)
+        self.db: sqlite3.Connection = connect(path, migrations)
         self._tx_depth = 0
 
     @property

@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 from tuimail.core.flags import ANSWERED, FLAGGED, SEEN
 from tuimail.store.conn import StoreConn
+from tuimail.store.db import MIGRATIONS
 from tuimail.store.failures import ActionInfo, Failures
 from tuimail.store.journal import (
     MASK_SQL, Journal, JournalEntry, _apply, flag_cols, flag_set, norm_flags, split_flags)
@@ -104,9 +105,11 @@ class Store:
     user intents (journal.Journal), the thread order (threads.ThreadOrder), the failed actions
     (failures.Failures). Store's methods of theirs are delegations, so callers know one object."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, *, migrations: list[str] = MIGRATIONS):
+        """migrations: the schema to bring the file to (a benchmark or a migration test may want
+        an older one; tuimail itself always opens with all of them)."""
         self.path = Path(path)
-        self._conn = StoreConn(self.path)
+        self._conn = StoreConn(self.path, migrations)
         self.db = self._conn.db
         self.journal = Journal(self._conn)
         self.threads = ThreadOrder(self._conn)
@@ -132,6 +135,15 @@ class Store:
     def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """Atomic unit: every sync step commits all or nothing (nested calls join the outer one)."""
         return self._conn.transaction()
+
+    @property
+    def in_transaction(self) -> bool:
+        """Inside transaction() (what is read there is the transaction's snapshot)."""
+        return self._conn.in_transaction
+
+    @property
+    def _tx_depth(self) -> int:  # (as before the parts: the search branch's store/search.py reads it)
+        return int(self._conn.in_transaction)
 
     # ------------------------------------------------------------------ folders
 
