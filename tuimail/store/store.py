@@ -141,10 +141,6 @@ class Store:
         """Inside transaction() (what is read there is the transaction's snapshot)."""
         return self._conn.in_transaction
 
-    @property
-    def _tx_depth(self) -> int:  # (as before the parts: the search branch's store/search.py reads it)
-        return int(self._conn.in_transaction)
-
     # ------------------------------------------------------------------ folders
 
     def folders(self) -> list[FolderInfo]:
