@@ -20,7 +20,7 @@ from tests.support.rows import id_of
 
 from .conftest import one_line_error, run_tuimail
 
-N = 400
+N = 600  # (enough message pages in the middle third whatever tables the migrations add)
 
 
 def _setup(mailuser, tuimail_env, capsys):

@@ -281,8 +281,9 @@ def test_event_source_on_debian_cyrus_is_unavailable(client):
 
 
 def test_move_and_destroy_by_email_set(cyrususer, client):
-    cyrususer.append("INBOX", message(1))
-    cyrususer.append("INBOX", message(2))
+    # receivedAt is the INTERNALDATE: two appends in one second would tie, and the order with them
+    cyrususer.append("INBOX", message(1), msg_time=datetime(2024, 1, 1, 10, 0, tzinfo=UTC))
+    cyrususer.append("INBOX", message(2), msg_time=datetime(2024, 1, 1, 11, 0, tzinfo=UTC))
     r = roles(client)
     page = first_page(client, r["inbox"])
     newest, oldest = page.ids

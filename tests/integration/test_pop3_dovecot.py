@@ -231,7 +231,7 @@ def test_openssl_is_there():  # the TLS fixtures make their certificate with it
 
 
 def test_from_a_config_account_with_a_password_command(mailuser):
-    # (the Account is built directly: the config refuses kind = "pop3" until the backend is registered)
+    # (the Account is built directly: only the session is tested here)
     from tuimail.config.load import resolve_password
     from tuimail.config.model import Account
     mailuser.deliver("INBOX", message(1))

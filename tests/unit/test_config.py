@@ -110,16 +110,47 @@ def test_default_port_none_security_on_loopback(tmp_path):
     assert load_config(p).accounts["work"].port == 143
 
 
-def test_a_kind_without_a_backend_is_refused(tmp_path):
-    """pop3 is a kind the config knows but no backend implements yet: one line naming the file,
-    the key and the kinds this tuimail has (it was accepted and then ignored)."""
+def test_a_kind_without_a_backend_is_refused(tmp_path, monkeypatch):
+    """A kind the config knows but no backend implements (a made-up "nntp" here: pop3 has one now):
+    one line naming the file, the key and the kinds this tuimail has."""
+    from tuimail.backends.registry import implemented_kinds
+    from tuimail.config import validate
+    monkeypatch.setattr(validate, "KINDS", (*validate.KINDS, "nntp"))
+    have = ", ".join(implemented_kinds())
     with pytest.raises(ConfigError) as info:
-        parse_config(account_toml("home", kind='"pop3"', host='"pop.example.org"'), "config.toml")
-    assert str(info.value) == 'config.toml: accounts.home.kind = "pop3" is not available yet (this tuimail has: imap)'
-    msg = load_error(tmp_path, account_toml("work") + account_toml("home", kind='"pop3"'))
-    assert msg.endswith('accounts.home.kind = "pop3" is not available yet (this tuimail has: imap)')
+        parse_config(account_toml("home", kind='"nntp"', host='"news.example.org"'), "config.toml")
+    assert str(info.value) == \
+        f'config.toml: accounts.home.kind = "nntp" is not available yet (this tuimail has: {have})'
+    msg = load_error(tmp_path, account_toml("work") + account_toml("home", kind='"nntp"'))
+    assert msg.endswith(f'accounts.home.kind = "nntp" is not available yet (this tuimail has: {have})')
     # a kind nobody plans is still the usual choice error
-    assert "accounts.home.kind" in load_error(tmp_path, account_toml("home", kind='"nntp"'))
+    assert "accounts.home.kind" in load_error(tmp_path, account_toml("home", kind='"gopher"'))
+
+
+def test_pop3_accounts_and_their_keys(tmp_path):
+    acc = parse_config(account_toml("home", kind='"pop3"', security='"tls"'), "c.toml").account("home")
+    assert (acc.kind, acc.port, acc.mode, acc.keep_days, acc.headers_first, acc.delete_on_server) == \
+        ("pop3", 995, "keep", None, False, False)
+    acc = parse_config(account_toml("home", kind='"pop3"', security='"starttls"', mode='"keep"', keep_days="14",
+                                    headers_first="true", delete_on_server="true", folders='["Archive"]'),
+                       "c.toml").account("home")
+    assert (acc.port, acc.keep_days, acc.headers_first, acc.delete_on_server, acc.folders) == \
+        (110, 14.0, True, True, ("Archive",))
+    assert parse_config(account_toml("home", kind='"pop3"', mode='"delete"'), "c.toml").account("home").mode == "delete"
+    bad = [
+        (dict(mode='"drain"'), "accounts.home.mode"),
+        (dict(keep_days='"two weeks"'), "accounts.home.keep_days: expected a number of days"),
+        (dict(keep_days="-1"), "accounts.home.keep_days: expected a number of days"),
+        (dict(headers_first='"yes"'), "accounts.home.headers_first"),
+        (dict(mode='"delete"', keep_days="3"), 'accounts.home.keep_days: has no effect with mode = "delete"'),
+        (dict(mode='"delete"', delete_on_server="true"), "accounts.home.delete_on_server: has no effect"),
+    ]
+    for fields, want in bad:
+        msg = load_error(tmp_path, account_toml("home", kind='"pop3"', **fields))
+        assert want in msg, msg
+    # the POP3 keys mean nothing to an IMAP account
+    msg = load_error(tmp_path, account_toml("work", mode='"keep"'))
+    assert 'accounts.work.mode: is for POP3 accounts only (kind = "pop3")' in msg
 
 
 def test_validating_a_config_loads_no_backend():

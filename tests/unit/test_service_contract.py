@@ -37,6 +37,22 @@ def test_the_imap_service_keeps_the_contract():
     assert isinstance(ImapService.capabilities, Capabilities)
 
 
+def test_the_pop3_service_keeps_the_contract_and_says_what_is_local(imap_config):
+    from tuimail.backends.pop3.service import Pop3Service
+    assert_keeps_the_contract(Pop3Service)
+    caps = Pop3Service.capabilities
+    assert (caps.server_flags, caps.push, caps.server_folders) == (False, False, False)
+    pop = dataclasses.replace(imap_config.account("test"), kind="pop3")
+    svc = registry.create_service(imap_config, pop, offline=True)
+    try:
+        assert isinstance(svc, Pop3Service) and isinstance(svc, AccountService)
+        for call in (lambda: svc.search("INBOX", "x"), lambda: svc.append("INBOX", b"x", ())):
+            with pytest.raises(Unsupported):
+                call()
+    finally:
+        svc.stop()
+
+
 def test_capabilities_are_frozen_and_say_what_imap_does():
     caps = ImapService.capabilities
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -48,7 +64,7 @@ def test_capabilities_are_frozen_and_say_what_imap_does():
 
 
 def test_the_registry_makes_an_imap_service(imap_config):
-    assert registry.implemented_kinds() == ("imap",)
+    assert registry.implemented_kinds() == ("imap", "jmap", "pop3")
     assert set(registry.implemented_kinds()) <= set(KINDS)
     events = []
     svc = registry.create_service(imap_config, imap_config.account("test"), events.append, offline=True)
@@ -60,9 +76,9 @@ def test_the_registry_makes_an_imap_service(imap_config):
 
 
 def test_a_kind_without_a_backend_is_no_service(imap_config):
-    pop = dataclasses.replace(imap_config.account("test"), kind="pop3")
-    with pytest.raises(ValueError, match="pop3"):
-        registry.create_service(imap_config, pop)
+    made_up = dataclasses.replace(imap_config.account("test"), kind="nntp")
+    with pytest.raises(ValueError, match="nntp"):
+        registry.create_service(imap_config, made_up)
 
 
 def test_what_a_backend_cannot_do_is_unsupported(imap_config):

@@ -169,6 +169,20 @@ def test_expunge_elsewhere_wins_over_a_pending_flag(st):
     assert st.pending() == [] and st.local_sids(fid) == ["2"]
 
 
+def test_packed_id_list_is_the_same_order_and_survives_ids_past_32_bits(st):
+    fid = st.upsert_folder("INBOX", "/", (), "inbox")
+    st.insert_headers(fid, [row(1, date=5), row(2, date=1), row(3, date=9)])
+    packed = st.id_list(fid, packed=True)
+    assert packed.typecode == "I" and list(packed) == st.id_list(fid) == [3, 1, 2]
+    assert list(st.id_list(fid, "date", reverse=True, packed=True)) == [2, 1, 3]
+    assert list(st.id_list(fid, limit=2, packed=True)) == [3, 1]
+    assert list(st.id_list(st.upsert_folder("Empty", "/", (), None), packed=True)) == []
+    # (local ids never come back: a file that stored 4 billion rows has wider ones)
+    st.db.execute("UPDATE messages SET id = ? WHERE id = 1", (2**33 + 1,))
+    wide = st.id_list(fid, packed=True)
+    assert wide.typecode == "q" and list(wide) == st.id_list(fid) == [3, 2**33 + 1, 2]
+
+
 def test_move_hides_at_once_and_uid_list_orders(st):
     fid = st.upsert_folder("INBOX", "/", (), "inbox")
     st.insert_headers(fid, [row(1, date=5), row(2, date=1), row(3, date=9)])

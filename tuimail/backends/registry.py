@@ -2,7 +2,7 @@
 
     create_service(config, account, on_event, *, offline=False) -> AccountService
     create_sender(config, account) -> backends.send.Sender (the outbox: queue, cancel, drain)
-    implemented_kinds() -> ("imap",)
+    implemented_kinds() -> ("imap", "jmap", "pop3")
 
 The UI and the CLI reach a backend only through here. A backend is named by an import string and
 imported when the first service of its kind is made: the config validator asks implemented_kinds()
@@ -28,6 +28,8 @@ BACKENDS: dict[str, str] = {
     # held the UI's GIL); the blocking methods (sync_now for `tuimail sync`, opening messages)
     # run in the caller's process
     "imap": "tuimail.backends.imap.process:SyncProcess",
+    "jmap": "tuimail.backends.jmap.service:JmapService",
+    "pop3": "tuimail.backends.pop3.service:Pop3Service",
 }
 
 
@@ -77,4 +79,17 @@ if TYPE_CHECKING:
 
     _imap_factory: ServiceFactory = ImapService
     _imap_process: ServiceFactory = SyncProcess
+    from tuimail.backends.pop3.service import Pop3Service
+
+    def _pop3(svc: Pop3Service) -> AccountService:
+        return svc
+
+    _pop3_factory: ServiceFactory = Pop3Service
     _create: ServiceFactory = create_service
+
+    from tuimail.backends.jmap.service import JmapService
+
+    def _jmap(svc: JmapService) -> AccountService:
+        return svc
+
+    _jmap_factory: ServiceFactory = JmapService

@@ -504,8 +504,9 @@ def cmd_flag(config: Config, args) -> int:
         words = _flag_words(row)
         print(sanitize_line(" ".join(words)) if words else "(no flags)")  # keywords come from the server
     if args.changes:
-        print("tuimail: changed in the local store; queued for the server until the next sync (tuimail sync)"
-              if queued else "tuimail: no change: the flags were already so", file=sys.stderr)
+        sent = ("changed in the local store (a POP3 account's flags are local)" if account.kind == "pop3"
+                else "changed in the local store; queued for the server until the next sync (tuimail sync)")
+        print(f"tuimail: {sent}" if queued else "tuimail: no change: the flags were already so", file=sys.stderr)
     return 0
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from tuimail.errors import UsageError
 from tuimail.store.store import ROLES, SORTS  # noqa: F401  (one definition each: the store's folder roles and orders)
 
-KINDS = ("imap", "pop3")
+KINDS = ("imap", "pop3", "jmap")
 SECURITIES = ("tls", "starttls", "none")
 SYNC_MODES = ("auto", "qresync", "condstore", "plain")
 PREVIEWS = ("right", "below")
@@ -33,7 +33,11 @@ ACCOUNT_KEYS = (
     "kind", "host", "port", "security", "username", "password", "password_command",
     "oauth2_token_command", "tls_ca_file", "tls_fingerprint", "sync_mode", "allow_insecure",
     "roles", "smtp", "from", "identities", "undo_send", "folders", "idle", "timeout", "check_interval",
+    "url",
+    "mode", "keep_days", "headers_first", "delete_on_server",
 )
+POP3_KEYS = ("mode", "keep_days", "headers_first", "delete_on_server")  # kind = "pop3" only
+POP3_MODES = ("keep", "delete")
 SMTP_KEYS = ("host", "port", "security", "username", "password", "password_command", "oauth2_token_command",
              "tls_ca_file", "tls_fingerprint", "allow_insecure", "save_sent", "timeout", "from")
 SMTP_PORTS = {"tls": 465, "starttls": 587, "none": 25}  # submissions, submission, plain SMTP
@@ -50,7 +54,9 @@ SERVE_PORT = 8000
 
 
 def default_port(kind: str, security: str) -> int:
-    """993/143 for IMAP, 995/110 for POP3: implicit TLS or not."""
+    """993/143 for IMAP, 995/110 for POP3: implicit TLS or not (JMAP: 443/80, from its URL)."""
+    if kind == "jmap":
+        return 443 if security == "tls" else 80
     return DEFAULT_PORTS[(kind, security == "tls")]
 
 
@@ -84,6 +90,14 @@ class Account:
     # Seconds for connecting and logging in, and for each command's answer (not the IDLE wait).
     timeout: float = 30.0
     check_interval: float = CHECK_INTERVAL  # seconds between checks of folders IDLE does not watch
+    # JMAP: the session resource's URL (`url`), else https://host/.well-known/jmap (discovery)
+    url: str | None = None
+    # kind = "pop3" (folders: the local folders besides INBOX). mode "keep": the mail stays on the
+    # server (keep_days N: deleted there N days after download); "delete": deleted there once stored.
+    mode: str = "keep"
+    keep_days: float | None = None
+    headers_first: bool = False  # list new mail from TOP n 0 first, bodies after (or when opened)
+    delete_on_server: bool = False  # keep mode: a message deleted here is deleted on the server too
 
 
 @dataclass(frozen=True)

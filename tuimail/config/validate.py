@@ -22,6 +22,8 @@ from tuimail.config.model import (
     KEYMAPS,
     KINDS,
     MAILCAP_KEYS,
+    POP3_KEYS,
+    POP3_MODES,
     PREVIEWS,
     ROLES,
     SECURITIES,
@@ -209,17 +211,24 @@ class _Validator:
             )
         t = self.table(prefix, value)
         self.known_keys(prefix, t, ACCOUNT_KEYS)
+        if "url" in t and t.get("kind") != "jmap":
+            raise self.error(_join(prefix, "url"), 'only a JMAP account (kind = "jmap") has a url')
 
         def k(key: str) -> str:
             return _join(prefix, key)
 
-        for required in ("kind", "host", "username"):
-            if required not in t:
-                raise self.error(k(required), "missing (required)")
+        if "kind" not in t:
+            raise self.error(k("kind"), "missing (required)")
         kind = self.choice(k("kind"), t["kind"], KINDS)
         if kind not in implemented_kinds():
             raise ConfigError(f"{self.shown}: {k('kind')} = {_show(kind)} is not available yet"
                               f" (this tuimail has: {', '.join(implemented_kinds())})")
+        url = None
+        if kind == "jmap":
+            url, t = self.jmap(prefix, t)
+        for required in ("host", "username"):
+            if required not in t:
+                raise self.error(k(required), "missing (required)")
         host = self.host(k("host"), t["host"])
         security = self.choice(k("security"), t.get("security", "tls"), SECURITIES)
         port = self.port(k("port"), t["port"]) if "port" in t else default_port(kind, security)
@@ -266,6 +275,8 @@ class _Validator:
             undo_send = self.undo_seconds(k("undo_send"), t["undo_send"])
         folders = self.string_list(k("folders"), t["folders"]) if "folders" in t else None
 
+        pop3 = self.pop3(k, kind, t)
+
         roles: dict[str, str] = {}
         if "roles" in t:
             roles_t = self.table(k("roles"), t["roles"])
@@ -275,6 +286,9 @@ class _Validator:
 
         smtp = self.smtp(k("smtp"), t["smtp"]) if "smtp" in t else {}
 
+        if kind == "jmap" and security == "none" and not allow_insecure and not _is_loopback(host):
+            raise self.error(k("url"), f"plain http would send the password unencrypted to {_show(host)}: "
+                             "use https, or set allow_insecure = true")
         if security == "none" and not allow_insecure and not _is_loopback(host):
             raise self.error(
                 k("security"),
@@ -298,8 +312,59 @@ class _Validator:
             roles=roles, smtp=smtp, from_address=from_address, identities=identities, undo_send=undo_send,
             folders=folders, idle=idle,
             timeout=timeout,
-            check_interval=check_interval,
+            check_interval=check_interval, url=url,
+            **pop3,
         )
+
+    def jmap(self, prefix: str, t: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        """A JMAP account: `url` (the session resource) or `host` (https://HOST/.well-known/jmap);
+        the URL's scheme stands for `security` (http only to loopback, or with allow_insecure)."""
+        for key in ("port", "security", "sync_mode", "idle"):
+            if key in t:
+                raise self.error(_join(prefix, key), "not used by a JMAP account (its url says where and how)")
+        out = dict(t)
+        url = None
+        if "url" in t:
+            url = self.string(_join(prefix, "url"), t["url"])
+            import urllib.parse
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname or any(
+                    c.isspace() or ord(c) < 32 for c in url):
+                raise self.error(_join(prefix, "url"), f"expected an http(s) URL of the JMAP session, got {_show(url)}")
+            if "host" in t and t["host"] != parts.hostname:
+                raise self.error(_join(prefix, "host"), "set url or host, not both")
+            out["host"] = parts.hostname
+            out["security"] = "tls" if parts.scheme == "https" else "none"
+            if parts.port:
+                out["port"] = parts.port
+        elif "host" not in t:
+            raise self.error(_join(prefix, "url"), "missing: set url (the JMAP session URL) or host (discovery"
+                             " by https://HOST/.well-known/jmap)")
+        return url, out
+
+    def pop3(self, k, kind: str, t: Mapping[str, Any]) -> dict[str, Any]:
+        """mode, keep_days, headers_first, delete_on_server: for kind = "pop3" only."""
+        if kind != "pop3":
+            for key in POP3_KEYS:
+                if key in t:
+                    raise self.error(k(key), 'is for POP3 accounts only (kind = "pop3")')
+            return {}
+        mode = self.choice(k("mode"), t.get("mode", "keep"), POP3_MODES)
+        keep_days = None
+        if "keep_days" in t:
+            v = t["keep_days"]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or not 0 <= v <= 36500:
+                raise self.error(k("keep_days"), f"expected a number of days from 0 to 36500, got {_show(v)}")
+            keep_days = float(v)
+        headers_first = self.boolean(k("headers_first"), t.get("headers_first", False))
+        delete_on_server = self.boolean(k("delete_on_server"), t.get("delete_on_server", False))
+        if mode == "delete":
+            for key in ("keep_days", "delete_on_server"):
+                if key in t:
+                    raise self.error(k(key), 'has no effect with mode = "delete" (every message is deleted'
+                                             ' from the server once stored)')
+        return {"mode": mode, "keep_days": keep_days, "headers_first": headers_first,
+                "delete_on_server": delete_on_server}
 
     def seconds(self, key: str, value: Any, minimum: float = 0.0) -> float:
         """A number of seconds above 0 (at least `minimum` when given) and at most an hour."""

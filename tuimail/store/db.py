@@ -296,6 +296,30 @@ MIGRATIONS: list[str] = [
       draft_sid TEXT
     );
     """,
+    # POP3 accounts (issue 14). Their folders are local (`folders.local`: a change to a row of one
+    # is made in the store only, no journal entry, store/journal.py). pop3_ledger: what a POP3 sync
+    # needs per downloaded message (backends/pop3/plan.py): its UIDL and fingerprint, when it was
+    # committed, whether its body is, whether it is still on the server. It outlives the message's
+    # row (msg_id NULL once the user deleted it: keep mode never downloads it again). pop3_raw: the
+    # message as downloaded (or only its header block, headers_first), kept with the mail in the
+    # data dir: in delete mode the store holds the only copy.
+    """
+    ALTER TABLE folders ADD COLUMN local INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE pop3_ledger(
+      id INTEGER PRIMARY KEY,
+      msg_id INTEGER REFERENCES messages(id) ON DELETE SET NULL,
+      uidl TEXT,
+      fingerprint TEXT NOT NULL,
+      downloaded_at REAL NOT NULL,
+      has_body INTEGER NOT NULL,
+      on_server INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX pop3_ledger_msg ON pop3_ledger(msg_id);
+    CREATE TABLE pop3_raw(
+      msg_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+      raw BLOB NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

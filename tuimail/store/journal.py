@@ -101,6 +101,7 @@ class Journal(StorePart):
         changed = []
         now = time.time()
         with self.transaction():
+            local = self._local(folder_id)
             for id_ in ids:
                 row = self.db.execute(f"SELECT {MASK_SQL}, keywords, message_id, sid FROM messages"
                                       " WHERE id = ? AND folder_id = ?",
@@ -116,7 +117,8 @@ class Journal(StorePart):
                 flags, kw = split_flags(new)
                 self.db.execute("UPDATE messages SET seen = ?, flagged = ?, answered = ?, draft = ?, deleted = ?,"
                                 " keywords = ? WHERE id = ?", (*flag_cols(flags), kw, id_))
-                self._journal_flags(folder_id, id_, row[3], row[2], eff_add, eff_remove, now)
+                if not local:
+                    self._journal_flags(folder_id, id_, row[3], row[2], eff_add, eff_remove, now)
                 changed.append(id_)
         return changed
 
@@ -154,10 +156,48 @@ class Journal(StorePart):
         """Delete for good (IMAP: deleted + UID EXPUNGE of just these messages)."""
         return self._hide_with(folder_id, ids, "expunge", None)
 
+    def _local(self, folder_id: int) -> bool:
+        """A local folder (a POP3 account's): its changes are made here only, never journalled."""
+        row = self.db.execute("SELECT local FROM folders WHERE id = ?", (folder_id,)).fetchone()
+        return bool(row and row[0])
+
+    def _local_move(self, folder_id: int, ids, dest: str | None) -> list[int]:
+        """A move between local folders, or a delete for good (dest None), done at once: the row
+        keeps its local id; a deleted row takes what hangs on it (a POP3 message's stored copy)."""
+        dest_id = None
+        if dest is not None:
+            row = self.db.execute("SELECT id, local FROM folders WHERE name = ?", (dest,)).fetchone()
+            if row is None or not row[1]:
+                raise ValueError(f"no local folder {dest!r} to move to")
+            dest_id = row[0]
+            if dest_id == folder_id:
+                return []
+        done = []
+        for id_ in ids:
+            row = self.db.execute("SELECT sid FROM messages WHERE id = ? AND folder_id = ? AND hidden = 0",
+                                  (id_, folder_id)).fetchone()
+            if row is None:
+                continue
+            if dest_id is None:
+                self.db.execute("DELETE FROM messages WHERE id = ?", (id_,))
+            else:
+                sid = row[0]  # (another row there with the same server id: keep both)
+                if self.db.execute("SELECT 1 FROM messages WHERE folder_id = ? AND sid = ?", (dest_id, sid)).fetchone():
+                    sid = f"{sid}#{id_}"
+                self.db.execute("UPDATE messages SET folder_id = ?, sid = ? WHERE id = ?", (dest_id, sid, id_))
+            self.db.execute("DELETE FROM threads WHERE folder_id = ? AND id = ?", (folder_id, id_))
+            done.append(id_)
+        if done:
+            self.db.execute("UPDATE folders SET threads_dirty = 1 WHERE id IN (?, ?)",
+                            (folder_id, dest_id or folder_id))
+        return done
+
     def _hide_with(self, folder_id, ids, op, dest) -> list[int]:
         done = []
         now = time.time()
         with self.transaction():
+            if self._local(folder_id):
+                return self._local_move(folder_id, ids, dest)
             for id_ in ids:
                 row = self.db.execute("SELECT message_id, size, date, sid FROM messages WHERE id = ? AND folder_id = ?"
                                       " AND hidden = 0", (id_, folder_id)).fetchone()

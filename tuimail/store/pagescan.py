@@ -21,7 +21,7 @@ JOURNAL_COLS = ("id", "created", "folder_id", "message_id", "op", "add_flags", "
 JOURNAL_COLS_V5 = ("id", "created", "folder_id", "uid", "message_id", "op", "add_flags", "remove_flags", "dest",
                    "attempts", "last_error", "state", "msg_size", "msg_date")
 # v6: id, name, delimiter, role, attrs, selectable, server_total, server_unseen, synced_at,
-# threads_dirty, error, gone, state; v4/v5: uidvalidity, uidnext, highestmodseq after selectable
+# threads_dirty, error, gone, state (, local); v4/v5: uidvalidity, uidnext, highestmodseq after selectable
 FOLDER_COLS = ("id", "name", "delimiter", "role", "attrs", "selectable", "uidvalidity")
 _STATES = ("pending", "sending", "failed")
 
@@ -119,11 +119,13 @@ def _journal_row(rowid: int, r: list) -> dict | None:
 
 
 def _folder_row(rowid: int, r: list) -> dict | None:
-    if len(r) == 13 and r[0] is None and (r[12] is None or isinstance(r[12], str)) and r[11] in (0, 1):
+    # (v6, and 14 with the POP3 migration's `local` at the end; a row written before it has 13)
+    if len(r) in (13, 14) and r[0] is None and (r[12] is None or isinstance(r[12], str)) and r[11] in (0, 1) \
+            and (len(r) == 13 or r[13] in (0, 1)):
         if not (isinstance(r[1], str) and r[1] and isinstance(r[4], str) and r[5] in (0, 1)):
             return None
         return {"id": rowid, "name": r[1], "delimiter": r[2], "role": r[3], "attrs": r[4], "selectable": r[5],
-                "state": r[12]}
+                "state": r[12], "local": r[13] if len(r) == 14 else 0}
     if len(r) not in (13, 15) or r[0] is not None:
         return None
     if not (isinstance(r[1], str) and r[1] and isinstance(r[4], str) and r[5] in (0, 1)

@@ -34,7 +34,7 @@ from tuimail.store.pagescan import page_size_of, scan_pages
 
 _PAGE_SIZES = (4096, 1024, 2048, 8192, 16384, 32768, 65536, 512)
 _MAX_PROBES = 2_000_000  # point lookups between two damaged spots of one table
-_FOLDER_COLS = ("id", "name", "delimiter", "role", "attrs", "selectable", "state")
+_FOLDER_COLS = ("id", "name", "delimiter", "role", "attrs", "selectable", "state", "local")
 # the v5 journal's IMAP system flags -> canonical names (as the v6 migration converts them)
 _OLD_FLAGS = {"\\" + n.capitalize(): n for n in ("seen", "flagged", "answered", "draft", "deleted")}
 
@@ -301,6 +301,7 @@ def _write_fresh(fresh: Path, folders: dict[int, dict], entries: list[dict]) -> 
             vals = [f.get(c) for c in _FOLDER_COLS]
             vals[4] = vals[4] if isinstance(vals[4], str) else ""
             vals[5] = 1 if vals[5] is None else vals[5]
+            vals[7] = 1 if vals[7] == 1 else 0  # (a POP3 account's local folder; none before that migration)
             try:
                 db.execute(f"INSERT INTO folders({', '.join(_FOLDER_COLS)})"
                            f" VALUES ({', '.join('?' * len(_FOLDER_COLS))})", vals)

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import sys
 import time
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple
+from typing import Literal, NamedTuple, overload
 
 from tuimail.core.flags import ANSWERED, FLAGGED, SEEN
 from tuimail.store.conn import StoreConn
@@ -249,14 +251,25 @@ class Store:
 
     # ------------------------------------------------------------------ message rows (read side)
 
+    @overload
+    def id_list(self, folder_id: int, sort: str = ..., reverse: bool = ..., limit: int | None = ...,
+                *, packed: Literal[False] = ...) -> list[int]: ...
+    @overload
+    def id_list(self, folder_id: int, sort: str = ..., reverse: bool = ..., limit: int | None = ...,
+                *, packed: Literal[True]) -> array: ...
     def id_list(self, folder_id: int, sort: str = "date", reverse: bool = False,
-                limit: int | None = None) -> list[int]:
+                limit: int | None = None, *, packed: bool = False) -> list[int] | array:
         """The folder's ordered list of local ids: newest first for date/arrival unless reverse.
 
         This is the one query that returns every row of a folder (as bare ints); everything else
         asks for the visible ids only. With `limit`, only the first rows: for the date order that
         walks the date index and costs nothing at 100k (the first screen). Arrival is the server's
         order where its ids are numbers (IMAP uids), else the order rows were stored in.
+
+        packed=True: an array('I') (4 bytes an id) made without a Python int per id — SQLite
+        writes every id as 8 hex digits into one string, which becomes the array's bytes. The UI
+        reloads a 100k list in a thread while a sync fills it: building 100k ints there held the
+        GIL (and fed the collector) for ~15 ms each time, a stall of the UI thread.
         """
         order = {
             "date": "date DESC, id DESC",
@@ -271,18 +284,30 @@ class Store:
         if reverse:
             order = ", ".join(p.replace(" DESC", " ASC") if " DESC" in p else p + " DESC"
                               for p in (s.strip() for s in order.split(",")))
-        # one string out of SQLite and one split: ~20% cheaper than a row per id at 100k
+        # one string out of SQLite (the work in SQLite, without the GIL) and one conversion; 16
+        # digits (array 'q') only once an id passed 32 bits (4 billion rows stored in the file)
         src = _WITH_THREADS if sort == "thread" else "messages"
-        joined = self.db.execute(f"SELECT group_concat(id) FROM (SELECT id FROM {src} WHERE folder_id = ?"
-                                 f" AND hidden = 0 ORDER BY {order}{' LIMIT ?' if limit is not None else ''})",
-                                 (folder_id,) if limit is None else (folder_id, max(0, int(limit)))).fetchone()[0]
-        return list(map(int, joined.split(","))) if joined else []
+        args = (folder_id,) if limit is None else (folder_id, max(0, int(limit)))
+        for digits in (8, 16):
+            count, joined = self.db.execute(
+                f"SELECT count(*), group_concat(printf('%0{digits}x', id), '') FROM (SELECT id FROM {src}"
+                f" WHERE folder_id = ? AND hidden = 0 ORDER BY {order}{' LIMIT ?' if limit is not None else ''})",
+                args).fetchone()
+            if not joined or len(joined) == digits * count:
+                break
+        ids = array("I" if digits == 8 else "q")
+        if joined:
+            ids.frombytes(bytes.fromhex(joined))
+            if sys.byteorder == "little":
+                ids.byteswap()  # (the hex digits are big-endian)
+        return ids if packed else ids.tolist()
 
     def rows(self, folder_id: int, ids: Sequence[int]) -> dict[int, MessageRow]:
         out: dict[int, MessageRow] = {}
         for i in range(0, len(ids), _CHUNK):
             chunk = list(ids[i:i + _CHUNK])
-            q = f"SELECT {_ROW_COLS} FROM {_WITH_THREADS} WHERE id IN ({','.join('?' * len(chunk))}) AND folder_id = ?"
+            # (+folder_id: without it SQLite walked the folder's date index, 100k entries, for 88 ids)
+            q = f"SELECT {_ROW_COLS} FROM {_WITH_THREADS} WHERE id IN ({','.join('?' * len(chunk))}) AND +folder_id = ?"
             for r in self.db.execute(q, (*chunk, folder_id)):
                 out[r[0]] = MessageRow(r[0], r[1], flag_set(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
                                        r[11], r[12], bool(r[13]), r[14], r[15], r[16])

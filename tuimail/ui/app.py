@@ -26,6 +26,7 @@ from tuimail.store.store import Store
 from tuimail.store.writer import IntentWriter
 from tuimail.ui import keys, ui_state
 from tuimail.ui.bridge import EventBridge
+from tuimail.ui.collector import IdleCollector
 from tuimail.ui.commands import TuimailCommands
 from tuimail.ui.crash import OneLineCrashApp
 from tuimail.ui.launch import is_cold, run_app  # noqa: F401  (run_app: the entry point's old home)
@@ -61,6 +62,7 @@ class TuimailApp(OneLineCrashApp):
         self.bridge = event_sink or EventBridge()
         self.problems: list[str] = []
         self.overlay = Overlay()  # intents queued to the writers, drawn before the store has them
+        self.collector = IdleCollector()  # full garbage collections while the user pauses (collector.py)
         self.intent_writers: dict[str, IntentWriter] = {}  # per account (controllers/intents.py)
         self._services_started = False
         self._title_pushed = False
@@ -84,6 +86,11 @@ class TuimailApp(OneLineCrashApp):
                                      f" or a file in {config_dir() / 'themes'}); using {fallback}")
             wanted = fallback
         self.theme = wanted
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent):
+            self.collector.input()
+        await super().on_event(event)
 
     async def _on_key(self, event: events.Key) -> None:
         # App._on_key runs the bindings of the focus chain; a key none of them takes (and no

@@ -25,6 +25,7 @@ from tuimail.mail.sanitize import sanitize_line
 from tuimail.store.store import FolderInfo, Store
 from tuimail.core.events import FoldersChanged, NewMail, RowsChanged, SyncState
 from tuimail.ui import keys
+from tuimail.ui.collector import TICK as COLLECT_TICK
 from tuimail.ui.controllers.alerts import Alerts, ProblemPanel
 from tuimail.ui.controllers.command_runner import CommandFinished, CommandRunner
 from tuimail.ui.controllers.failed_actions import FailedActions, FailedSummaryRead
@@ -186,6 +187,9 @@ class MainScreen(Screen[None]):
         for problem in app.problems:
             self.notify(problem, severity="warning", markup=False, timeout=8)
 
+    def on_unmount(self) -> None:
+        self.tapp.collector.stop()
+
     def _compositor_refresh(self) -> None:
         # Textual lays the screen out and renders it once while the app's start-up batch is
         # still open, then drops that frame (App._display returns during a batch) and renders
@@ -211,6 +215,9 @@ class MainScreen(Screen[None]):
             return
         self._after_paint_done = True
         self._build_tree()
+        # full garbage collections from now on wait for a pause in the user's typing (collector.py)
+        self.tapp.collector.start()
+        self.set_interval(COLLECT_TICK, self.tapp.collector.tick)
         if self.folder is not None and self.account is not None and self.folder.total < 0:
             self._dirty_counts.add((self.account, self.folder.id))
             self._flush_counts()

@@ -122,6 +122,7 @@ class HeaderList(ScrollView, can_focus=True):
         self._thread_unread: dict[int, int] = {}  # root -> unread messages in its thread
         self._rows: dict[int, MessageRow] = {}
         self._strips: OrderedDict[tuple[object, ...], Strip] = OrderedDict()
+        self._rich_components: dict[str, Style] = {}
         self.dates = dates or DateFormatter()
         self.empty_text = "No folder open"
         self.partial = False  # uids holds only the first page; the rest is being read
@@ -157,6 +158,7 @@ class HeaderList(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self.__dict__.pop("_base_style_cache", None)
+        self._rich_components.clear()
         self._strips.clear()
 
     # ------------------------------------------------------------------ rendering
@@ -201,7 +203,7 @@ class HeaderList(ScrollView, can_focus=True):
             self._painted = True
         if idx >= len(self.uids):
             if idx == 0 and width:
-                style = base + self.get_component_rich_style("header-list--empty")
+                style = base + self._component("header-list--empty")
                 return Strip([Segment(set_cell_size("  " + self.empty_text, width), style)], width)
             return Strip.blank(width, base)
         uid = self.uids[idx]
@@ -227,20 +229,29 @@ class HeaderList(ScrollView, can_focus=True):
             self._strips.popitem(last=False)
         return strip
 
+    def _component(self, name: str) -> Style:
+        """get_component_rich_style(name), kept until the next style change: Textual forgets its
+        own copy on every refresh (each cursor move, each reload), after which each row worked
+        it out from the CSS again (up to five of them a row)."""
+        style = self._rich_components.get(name)
+        if style is None:
+            style = self._rich_components[name] = self.get_component_rich_style(name)
+        return style
+
     def _render_row(self, row: MessageRow, width: int, state: int, base: Style) -> Strip:
         fl = row.flags
         style = base
         if SEEN not in fl or (row.id in self.collapsed and self._thread_unread.get(row.id)):
-            style += self.get_component_rich_style("header-list--unread")  # (a collapsed thread: bold if unread)
+            style += self._component("header-list--unread")  # (a collapsed thread: bold if unread)
         if FLAGGED in fl:
-            style += self.get_component_rich_style("header-list--flagged")
+            style += self._component("header-list--flagged")
         if DELETED in fl:
-            style += self.get_component_rich_style("header-list--deleted")
+            style += self._component("header-list--deleted")
         if state == 1:
-            style += self.get_component_rich_style("header-list--cursor")
+            style += self._component("header-list--cursor")
         elif state == 2:
-            style += self.get_component_rich_style("header-list--cursor-blurred")
-        dim = style + self.get_component_rich_style("header-list--dim") if state == 0 else style
+            style += self._component("header-list--cursor-blurred")
+        dim = style + self._component("header-list--dim") if state == 0 else style
         compact = width < 90 and not self.dates.fmt
         w_flags, w_date, w_from, w_subj, w_size = columns(width, COMPACT if compact else self.dates.width)
         marks = ("N" if SEEN not in fl else " ") + ("!" if FLAGGED in fl else

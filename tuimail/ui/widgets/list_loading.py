@@ -11,12 +11,12 @@ from array import array
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from textual.geometry import Size
 from textual.message import Message
 from textual.timer import Timer
 
 from tuimail.store.journal import _apply, split_flags
 from tuimail.store.store import Store
+from tuimail.ui.widgets.virtual import set_virtual_height
 
 if TYPE_CHECKING:
     from tuimail.ui.widgets.header_list import HeaderList
@@ -53,6 +53,7 @@ class ListLoader:
         self._reload_token = 0
         self._reload_inflight = False
         self._writing_since: float | None = None  # the thread order was half written since
+        self._stale = False  # a reset came since the last load: the next one redraws every row
 
     def load(self, store: Store | None, folder_id: int | None, *, keep_uid: int | None = None,
              keep_row: bool = True, first_page: int = 0) -> None:
@@ -70,8 +71,8 @@ class ListLoader:
         partial = False
         if store is not None and folder_id is not None:
             if first_page and not self.view.threaded and self.view.sort in ("date", "arrival"):
-                ids = store.id_list(folder_id, self.view.sort, self.view.reverse, limit=first_page)
-                result = "list", uid_array(ids)
+                ids = store.id_list(folder_id, self.view.sort, self.view.reverse, limit=first_page, packed=True)
+                result = "list", ids
                 partial = len(result[1]) >= first_page
             else:
                 result = self._query(store, folder_id, self.view.threaded, self.view.sort, self.view.reverse)
@@ -90,9 +91,14 @@ class ListLoader:
     def _query(store: Store, folder_id: int, threaded: bool, sort: str, reverse: bool) -> Order:
         if threaded:
             return ("thread", *store.thread_view(folder_id))
-        return "list", uid_array(store.id_list(folder_id, sort, reverse))
+        return "list", store.id_list(folder_id, sort, reverse, packed=True)
 
-    def _apply(self, result: Order | None, same: bool, keep_uid: int | None = None, keep_row: bool = True) -> None:
+    def _apply(self, result: Order | None, same: bool, keep_uid: int | None = None, keep_row: bool = True,
+               *, quiet: bool = False) -> None:
+        """quiet: a reload of the same folder in list mode with nothing reset since the last load
+        (a sync adding rows): when the rows on screen, the cursor and the scroll offset stay as
+        they were, nothing is redrawn but the scrollbar — the rows on screen are the same rows,
+        and a flag change that came with the reload's event was applied to them already."""
         writing = result is not None and result[0] == "thread" and result[3]
         if not writing:
             self._writing_since = None
@@ -110,14 +116,14 @@ class ListLoader:
         if keep_uid is None and same:
             keep_uid = self.view.current_uid
         old_cursor, old_scroll = self.view.cursor, self.view.scroll_offset.y
+        height = self.view.size.height
+        on_screen = self.view.uids[old_scroll:old_scroll + height]
         if self._reload_timer is not None:
             self._reload_timer.stop()
             self._reload_timer = None
         self._reload_token += 1  # a reload still running in a thread is stale now
         self._loaded_at = time.monotonic()
         self.view.partial = False
-        self.view._rows.clear()
-        self.view._strips.clear()
         if result is None:
             self.view.uids = uid_array()
         elif result[0] == "thread":
@@ -128,13 +134,13 @@ class ListLoader:
                   if self.view.overlay and self.view.store is not None and self.view.folder_id is not None
                   else None)
         if hidden:  # moved or deleted, the writer has not stored it yet
-            self.view.uids = uid_array(u for u in self.view.uids if u not in hidden)
+            self.view.uids = array(self.view.uids.typecode, (u for u in self.view.uids if u not in hidden))
         cursor = 0
         if keep_uid is not None:
             at = self.index_of(keep_uid)
             cursor = at if at is not None else min(old_cursor, max(0, len(self.view.uids) - 1)) if same else 0
         self.view.cursor = max(0, min(cursor, len(self.view.uids) - 1))
-        self.view.virtual_size = Size(0, len(self.view.uids))
+        set_virtual_height(self.view, len(self.view.uids))
         if same and keep_row and old_scroll == 0 and self.view.cursor < self.view.size.height:
             self.view.scroll_to(y=0, animate=False, immediate=True)  # at the top: new mail shows up there
         elif same and keep_row:
@@ -142,6 +148,13 @@ class ListLoader:
         elif not same:
             self.view.scroll_to(y=0, animate=False, immediate=True)
         self.view._scroll_cursor_into_view()
+        top = self.view.scroll_offset.y
+        if (quiet and same and self.view.cursor == old_cursor and top == old_scroll
+                and self.view.uids[top:top + height] == on_screen):
+            return
+        self._stale = False
+        self.view._rows.clear()
+        self.view._strips.clear()
         self.view.refresh()
         if self.view.uids:
             from tuimail.trace import trace
@@ -175,10 +188,11 @@ class ListLoader:
         """Flags changed for `uids` (only their cached rows/strips go); added/removed/reset reload
         the uid list keeping the cursor on the same message."""
         added, removed = tuple(added), tuple(removed)
+        self.invalidate(uids)
+        if reset:
+            self._stale = True  # (the reload redraws every row: any of them may have changed)
         if added or removed or reset:
             self._schedule_reload()
-            return
-        self.invalidate(uids)
 
     def _schedule_reload(self) -> None:
         """Reload the uid list now, or — when the last load was less than RELOAD_INTERVAL ago (a
@@ -236,7 +250,7 @@ class ListLoader:
         if msg.error is not None:
             self.load(view.store, view.folder_id)  # fall back to reading here
         elif msg.key == (self._reload_token, view.store, view.folder_id, view.threaded, view.sort, view.reverse):
-            self._apply(msg.result, True)
+            self._apply(msg.result, True, quiet=not view.threaded and not self._stale)
 
     def invalidate(self, changed: Iterable[int]) -> None:
         uids = set(changed)
@@ -292,9 +306,9 @@ class ListLoader:
             self._schedule_reload()
         before = self.view.uids[:self.view.cursor]
         shift = sum(1 for u in before if u in gone)
-        self.view.uids = uid_array(u for u in self.view.uids if u not in gone)
+        self.view.uids = array(self.view.uids.typecode, (u for u in self.view.uids if u not in gone))
         self.view.cursor = max(0, min(self.view.cursor - shift, len(self.view.uids) - 1))
-        self.view.virtual_size = Size(0, len(self.view.uids))
+        set_virtual_height(self.view, len(self.view.uids))
         self.view._scroll_cursor_into_view()
         self.view.refresh()
         self.view.post_message(self.view.CursorMoved(self.view))

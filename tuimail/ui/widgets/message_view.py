@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from textual import events
-from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -20,6 +19,7 @@ from textual.strip import Strip
 from tuimail.mail.sanitize import sanitize, sanitize_line
 from tuimail.mail.present import Line, format_bytes, message_lines
 from tuimail.ui import keys
+from tuimail.ui.widgets.virtual import set_virtual_height
 from tuimail.ui.wrap import wrap
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ class MessageView(ScrollView, can_focus=True):
         self.lines: list[Line] = [("Press Enter on a message to read it.", "dim")]
         self._wrapped: list[tuple[str, str]] = []
         self._wrap_width = -1
+        self._rich_components: dict[str, Style] = {}
         self.content: MessageContent | None = None
         self.folder_key: tuple[str, int] | None = None  # (account, folder_id) of the open message
         self.uid: int | None = None
@@ -142,7 +143,7 @@ class MessageView(ScrollView, can_focus=True):
             for part in wrap(text, width):
                 out.append((part, kind))
         self._wrapped = out
-        self.virtual_size = Size(0, len(out))
+        set_virtual_height(self, len(out))
 
     def on_resize(self, event: events.Resize) -> None:
         self._rewrap()
@@ -151,6 +152,7 @@ class MessageView(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self.__dict__.pop("_base_style_cache", None)
+        self._rich_components.clear()
         self.refresh()
 
     @property
@@ -160,6 +162,14 @@ class MessageView(ScrollView, can_focus=True):
         if base is None:
             base = self.__dict__["_base_style_cache"] = self.rich_style
         return base
+
+    def _component(self, name: str, default: Style) -> Style:
+        """get_component_rich_style(name), kept until the next style change (Textual forgets its
+        own copy on every refresh: each message shown)."""
+        style = self._rich_components.get(name)
+        if style is None:
+            style = self._rich_components[name] = self.get_component_rich_style(name, default=default)
+        return style
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
@@ -172,10 +182,10 @@ class MessageView(ScrollView, can_focus=True):
         text, kind = self._wrapped[idx]
         style = base
         if kind != "text":
-            style = base + self.get_component_rich_style(f"message-view--{kind}", default=base)
+            style = base + self._component(f"message-view--{kind}", base)
         if kind == "header" and ": " in text:
             name, value = text.split(": ", 1)
-            hstyle = style + self.get_component_rich_style("message-view--hname")
+            hstyle = style + self._component("message-view--hname", base)
             segs = [Segment(name + ":", hstyle), Segment(set_cell_size(" " + value, max(0, width - cell_len(name) - 1)),
                                                          style)]
             return Strip(segs).adjust_cell_length(width, base)

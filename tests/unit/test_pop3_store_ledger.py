@@ -1,0 +1,121 @@
+"""The POP3 ledger on the store (store/pop3ledger.py + backends/pop3/ledger.py), without a server:
+a download is a row of the local INBOX with its ledger entry and copy; local folders take flags,
+moves and deletes without a journal entry; a deleted row keeps its UIDL known; a failed write
+inside a batch keeps no half of it."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from tuimail.backends.pop3.ledger import GONE, StoreLedger
+from tuimail.backends.pop3.plan import ServerMessage, fingerprint
+from tuimail.core.events import RowsChanged
+from tuimail.store import Store
+from tuimail.store.pop3ledger import Pop3Ledger
+
+
+def raw(i: int) -> bytes:
+    return (b"From: A <a@example.org>\r\nSubject: m%d\r\nMessage-ID: <%d@x>\r\n"
+            b"Date: Mon, 01 Jan 2024 10:00:%02d +0000\r\n\r\nbody %d\r\n" % (i, i, i % 60, i))
+
+
+@pytest.fixture
+def store(tmp_path):
+    st = Store(tmp_path / "s.sqlite3")
+    yield st
+    st.close()
+
+
+def commit(led: StoreLedger, i: int, uidl: str | None = None) -> int:
+    r = raw(i)
+    return led.commit(ServerMessage(i, len(r), uidl if uidl is not None else f"U{i}"), r,
+                      fingerprint(r, len(r)), headers_only=False)
+
+
+def test_a_download_is_a_row_with_its_entry_and_copy_and_local_changes_are_not_journalled(store):
+    pop = Pop3Ledger(store)
+    inbox = pop.local_folder("INBOX", "inbox")
+    arch = pop.local_folder("Archive", "archive")
+    events: list = []
+    led = StoreLedger(pop, inbox, "acc", events.append)
+    refs = [commit(led, i) for i in (1, 2, 3)]
+    led.flush()
+    assert [e.added for e in events if isinstance(e, RowsChanged)] == [tuple(led.added)]
+    rows = store.rows(inbox, store.id_list(inbox))
+    assert sorted(r.sid for r in rows.values()) == ["U1", "U2", "U3"]
+    assert sorted(r.subject for r in rows.values()) == ["m1", "m2", "m3"]
+    a, b, c = led.added
+    assert pop.message(a)[0] == raw(1)
+    assert store.set_flags(inbox, [a], add=("flagged", "seen")) == [a]
+    assert store.move(inbox, [b], "Archive") == [b]
+    assert store.expunge(inbox, [c]) == [c]
+    assert store.pending_count() == 0 and store.pending() == []
+    assert store.row(inbox, a).flagged and store.id_list(arch) == [b] and store.id_list(inbox) == [a]
+    assert pop.message(c) is None  # the copy went with the row
+    known = {k.ref: k for k in led.known()}
+    assert known[refs[2]].uidl == "U3" and known[refs[2]].has_body  # still known: never downloaded again
+    assert known[refs[2]].downloaded_at != GONE
+    deleting = StoreLedger(pop, inbox, "acc", delete_on_server=True)
+    assert {k.ref: k for k in deleting.known()}[refs[2]].downloaded_at == GONE
+    with pytest.raises(ValueError, match="no local folder"):
+        store.move(inbox, [a], "Nowhere")
+
+
+def test_an_imap_folder_is_still_journalled(store):
+    fid = store.upsert_folder("INBOX", "/", (), "inbox")
+    store.insert_headers(fid, [("7", 0, frozenset(), "", 1, "a", "b", "", "s", None, None, "", 10, 0)])
+    (id_,) = store.id_list(fid)
+    store.set_flags(fid, [id_], add=("seen",))
+    assert store.pending_count() == 1
+
+
+def test_no_uidl_and_a_remap(store):
+    pop = Pop3Ledger(store)
+    inbox = pop.local_folder("INBOX", "inbox")
+    led = StoreLedger(pop, inbox, "acc")
+    r1 = led.commit(ServerMessage(1, 10, None), raw(1), "fp1", headers_only=False)
+    r2 = led.commit(ServerMessage(2, 10, None), raw(2), "fp2", headers_only=False)
+    sids = sorted(r.sid for r in store.rows(inbox, store.id_list(inbox)).values())
+    assert len(set(sids)) == 2 and all(s.startswith("#") for s in sids)
+    led.remap(r1, "NEW1")
+    assert "NEW1" in {r.sid for r in store.rows(inbox, store.id_list(inbox)).values()}
+    assert {k.ref: k.uidl for k in led.known()} == {r1: "NEW1", r2: None}
+
+
+def test_a_failed_write_in_a_batch_keeps_no_half_of_it(store, monkeypatch):
+    pop = Pop3Ledger(store)
+    inbox = pop.local_folder("INBOX", "inbox")
+    events: list = []
+    led = StoreLedger(pop, inbox, "acc", events.append, batch=True)
+    commit(led, 1)
+    commit(led, 2)
+    real = Pop3Ledger.add
+
+    def failing(self, *a, **kw):
+        real(self, *a, **kw)
+        raise sqlite3.OperationalError("disk I/O error (test)")
+
+    monkeypatch.setattr(Pop3Ledger, "add", failing)
+    with pytest.raises(sqlite3.OperationalError):
+        commit(led, 3)
+    led.flush()
+    assert store.id_list(inbox) == [] and pop.entries() == [] and led.added == [] and events == []
+    monkeypatch.setattr(Pop3Ledger, "add", real)
+    commit(led, 4)
+    led.flush()
+    assert [r.subject for r in store.rows(inbox, store.id_list(inbox)).values()] == ["m4"]
+
+
+def test_repair_keeps_a_folder_local(tmp_path):
+    from tuimail.store.repair import repair_store
+    path = tmp_path / "r.sqlite3"
+    with Store(path) as st:
+        pop = Pop3Ledger(st)
+        pop.local_folder("INBOX", "inbox")
+        pop.local_folder("Archive", "archive")
+    repair_store(path, force=True)
+    with Store(path) as st:
+        assert [r[0] for r in st.db.execute("SELECT name FROM folders WHERE local = 1 ORDER BY name")] == \
+            ["Archive", "INBOX"]

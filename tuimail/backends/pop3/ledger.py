@@ -1,0 +1,124 @@
+"""The store as download.py's `Ledger`: a committed message is a row of the account's local INBOX
+with its ledger entry and stored copy (tuimail/store/pop3ledger.py), in one transaction each.
+
+Rows added are reported in batches (RowsChanged with local ids), not one event per message.
+With `batch` (an account that never DELEs: keep mode, no keep_days, no delete_on_server) the
+messages are committed a few hundred per transaction too: a crash then loses downloads, never
+mail (the server still has every message; the next sync downloads them again, once). Otherwise
+each message is its own transaction, durable before anything could DELE it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from collections.abc import Callable, Hashable
+
+from tuimail.backends.pop3.plan import KnownMessage, ServerMessage, header_block
+from tuimail.core.events import Event, RowsChanged
+from tuimail.mail.headers import summarize
+from tuimail.store.pop3ledger import Pop3Ledger
+
+EVENT_EVERY = 0.25  # seconds between two RowsChanged of a long download (and two commits, batched)
+BATCH_ROWS = 500  # at most this many messages per transaction when batched
+GONE = -math.inf  # the download time reported for a message the user deleted and wants off the server
+
+
+def row_fields(raw: bytes, size: int, now: float, headers_only: bool) -> tuple:
+    """(date, from_, to, cc, subject, message_id, in_reply_to, refs, size, has_attachment) of a
+    message (or of its header block) for its row."""
+    s = summarize(header_block(raw))
+    date = s["date"] if s["date"] is not None else int(now)  # no Date: the download time
+    return (date, s["from_"], s["to"], s["cc"], s["subject"], s["message_id"], s["in_reply_to"],
+            s["references"], int(size or len(raw)), int(bool(s["has_attachment"])))
+
+
+class StoreLedger:
+    """download.py's Ledger on one account's store; new messages go to `inbox` (a folder id)."""
+
+    def __init__(self, ledger: Pop3Ledger, inbox: int, account: str, emit: Callable[[Event], None] | None = None,
+                 now: Callable[[], float] = time.time, *, delete_on_server: bool = False, batch: bool = False):
+        self.ledger, self.inbox, self.account = ledger, inbox, account
+        self.delete_on_server = delete_on_server
+        self.batch = batch
+        self._tx: contextlib.ExitStack | None = None
+        self.emit = emit or (lambda e: None)
+        self.now = now
+        self.added: list[int] = []  # local ids committed by this sync
+        self.changed: list[int] = []  # local ids whose body arrived
+        self._pending: list[int] = []
+        self._pending_changed: list[int] = []
+        self._last = time.monotonic()
+
+    def known(self) -> list[KnownMessage]:
+        """Every message ever downloaded. One the user deleted has no body to fetch; with
+        delete_on_server it is reported downloaded at GONE (the service's policy: due at once)."""
+        out = []
+        for e in self.ledger.entries():
+            if e.msg_id is None:
+                when = GONE if self.delete_on_server and e.on_server else e.downloaded_at
+                out.append(KnownMessage(e.id, e.uidl, e.fingerprint, when, True, e.on_server))
+            else:
+                out.append(KnownMessage(e.id, e.uidl, e.fingerprint, e.downloaded_at, e.has_body, e.on_server))
+        return out
+
+    def commit(self, msg: ServerMessage, raw: bytes, fingerprint: str, headers_only: bool) -> Hashable:
+        now = self.now()
+        if self.batch and self._tx is None:
+            self._tx = contextlib.ExitStack()
+            self._tx.enter_context(self.ledger.store.transaction())
+        try:
+            lid, msg_id = self.ledger.add(self.inbox, msg.uidl, fingerprint, raw, headers_only,
+                                          row_fields(raw, msg.size, now, headers_only), now)
+        except BaseException:
+            self._abort()
+            raise
+        self.added.append(msg_id)
+        self._pending.append(msg_id)
+        self._maybe_flush()
+        return lid
+
+    def commit_body(self, ref: Hashable, raw: bytes) -> None:
+        assert isinstance(ref, int)
+        fields = row_fields(raw, 0, 0.0, False)
+        msg_id = self.ledger.set_body(ref, raw, bool(fields[-1]))
+        if msg_id is not None:
+            self.changed.append(msg_id)
+            self._pending_changed.append(msg_id)
+            self._maybe_flush()
+
+    def remap(self, ref: Hashable, uidl: str | None) -> None:
+        assert isinstance(ref, int)
+        self.ledger.remap(ref, uidl)
+
+    def off_server(self, refs: list[Hashable]) -> None:
+        self.ledger.off_server([r for r in refs if isinstance(r, int)])
+
+    def _maybe_flush(self) -> None:
+        if time.monotonic() - self._last >= EVENT_EVERY or len(self._pending) >= BATCH_ROWS:
+            self.flush()
+
+    def _abort(self) -> None:
+        """A write failed inside a batch: roll the batch back (no half-stored message is kept;
+        its messages are downloaded again by the next sync) and report none of it."""
+        tx, self._tx = self._tx, None
+        if tx is None:
+            return
+        tx.__exit__(*sys.exc_info())  # ROLLBACK
+        gone = set(self._pending) | set(self._pending_changed)
+        self.added = [i for i in self.added if i not in gone]
+        self.changed = [i for i in self.changed if i not in gone]
+        self._pending, self._pending_changed = [], []
+
+    def flush(self) -> None:
+        """Commit a batch in progress, then report the rows committed since the last report."""
+        self._last = time.monotonic()
+        tx, self._tx = self._tx, None
+        if tx is not None:
+            tx.close()  # COMMIT
+        if self._pending or self._pending_changed:
+            added, changed = tuple(self._pending), tuple(self._pending_changed)
+            self._pending, self._pending_changed = [], []
+            self.emit(RowsChanged(self.account, self.inbox, ids=changed, added=added))
