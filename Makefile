@@ -64,7 +64,7 @@ test: $(STAMP) dovecot browser cyrus
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 # Lint, types and layers, all configured in pyproject.toml; every check runs, any finding fails.
-# mypy covers the modules listed in [tool.mypy] files (the list grows to the whole package).
+# mypy covers the whole package (tool.mypy files = ["tuimail"]).
 check: $(STAMP)
 	@rc=0; \
 	echo "== ruff"; $(VENV)/bin/ruff check . || rc=1; \

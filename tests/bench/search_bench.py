@@ -47,9 +47,7 @@ def header_rows(n: int, seed: int = 7) -> tuple[list[tuple], list[str]]:
 
 def fill(path: Path, rows: list[tuple], migrations: list[str]) -> float:
     """Insert the rows as the sync does (insert_headers: ROWS_PER_TX per transaction); seconds."""
-    st = Store.__new__(Store)  # (a Store on this schema: Store() would migrate to the newest)
-    st.path, st._tx_depth = path, 0
-    st.db = dbmod.connect(path, migrations)
+    st = Store(path, migrations=migrations)  # (a Store on this schema, not the newest)
     fid = st.upsert_folder("INBOX", ".", (), "inbox")
     t0 = time.perf_counter()
     for i in range(0, len(rows), 5000):  # the engine's windows

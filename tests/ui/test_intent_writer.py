@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 
-from tuimail.store.journal import JournalMixin
+from tuimail.store.store import Store
 
 from .fixtures import run, screen_text, settle
 
@@ -91,7 +91,7 @@ def _disk_full_once_released(monkeypatch) -> threading.Event:
         go_on.wait(5)
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(JournalMixin, "set_flags", full)
+    monkeypatch.setattr(Store, "set_flags", full)
     return go_on
 
 

@@ -102,12 +102,18 @@ class Seams:
     connector: Connector = tcp_connect
     tls: TlsContext = default_tls
     timeout: float = 10.0
-    keyring_module: object | None = field(default_factory=lambda: _import_keyring())
+    keyring_module: Keyring | None = field(default_factory=lambda: _import_keyring())
 
 
-def _import_keyring() -> object | None:
+class Keyring(Protocol):
+    """What setup uses of python-keyring (the module, or a test's stand-in)."""
+
+    def set_password(self, service: str, username: str, password: str, /) -> None: ...
+
+
+def _import_keyring() -> Keyring | None:
     try:
-        import keyring as module  # type: ignore[import-not-found]  # optional: the system keyring
+        import keyring as module  # optional: the system keyring
     except Exception:  # not installed, or no usable backend
         return None
     return module
@@ -463,7 +469,8 @@ class Setup:
     def _store_in_keyring(self, address: Address, password: str) -> None:
         module = self.seams.keyring_module
         try:
-            module.set_password(KEYRING_SERVICE, address.ascii, password)  # type: ignore[attr-defined]
+            assert module is not None  # (the keyring is offered only where there is one)
+            module.set_password(KEYRING_SERVICE, address.ascii, password)
         except Exception as exc:
             why = sanitize_line(str(exc)) or type(exc).__name__
             raise ConfigError(f"the system keyring refused the password: {why}") from None

@@ -248,6 +248,10 @@ def _flag_set(flags: tuple[str, ...], cache: dict[tuple[str, ...], frozenset[Fla
 # The server
 # ---------------------------------------------------------------------------
 
+class _DemoLogHandler(logging.FileHandler):
+    _tuimail_demo = True  # (how the handler of a demo server, of this import or another, is known)
+
+
 class DemoServer:
     """pymap on 127.0.0.1:<free port> in a background thread, filled with demo mail.
 
@@ -388,12 +392,11 @@ class DemoServer:
         else:
             self._log_dir = Path(tempfile.mkdtemp(prefix="tuimail-demo-log-"))
             self._own_log_dir = True
-        handler = logging.FileHandler(self._log_dir / "pymap.log", encoding="utf-8", delay=True)
+        handler = _DemoLogHandler(self._log_dir / "pymap.log", encoding="utf-8", delay=True)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger = logging.getLogger(_PYMAP_LOGGER)
         if not any(getattr(h, "_tuimail_demo", False) for h in logger.handlers):
             self._saved_propagate = logger.propagate
-        handler._tuimail_demo = True  # type: ignore[attr-defined]
         logger.propagate = False  # never reach the terminal through the root logger
         logger.addHandler(handler)
         self._handler = handler

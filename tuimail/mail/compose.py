@@ -30,6 +30,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from email import policy as email_policy
 from email.message import EmailMessage, MIMEPart
+from typing import cast
 
 from tuimail.errors import UsageError
 from tuimail.mail.addresses import parse_addresses
@@ -296,8 +297,8 @@ def quote_text(text: str, flowed: bool = False, width: int = QUOTE_WIDTH) -> str
         lines.pop()
     for line in lines:
         line = line.rstrip()
-        if line.startswith(">"):
-            marks = _MARKS_RE.match(line).group()  # type: ignore[union-attr]  # (always matches here)
+        if m := _MARKS_RE.match(line):  # (whenever the line starts with ">")
+            marks = m.group()
             depth = marks.count(">")  # "> > x" and ">> x" are both two levels
             prefix, content = ">" * (depth + 1) + " ", line[len(marks):]
         else:
@@ -682,7 +683,7 @@ def _attach_message(msg: EmailMessage, att: Attachment, disposition: str) -> Non
     if raw.endswith(b"\r\n"):
         raw = raw[:-2]  # the generator writes the line break before the boundary
     msg.__dict__.setdefault("_tuimail_raw_parts", {})[token.encode("ascii")] = raw
-    msg.attach(part)  # type: ignore[arg-type]  # a MIMEPart is what a subpart is
+    msg.attach(cast(EmailMessage, part))  # (the stubs want an EmailMessage; a MIMEPart is what a subpart is)
 
 
 def _to_bytes(msg: EmailMessage) -> bytes:

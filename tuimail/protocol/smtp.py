@@ -26,8 +26,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tuimail.errors import NetworkError, TuimailError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 from tuimail.mail.sanitize import sanitize_line
 from tuimail.protocol.tls import check_pin, is_loopback, verified_context
 
@@ -117,34 +121,34 @@ def check_message(data: bytes, mail_from: str, rcpts: list[str] | tuple[str, ...
     return data
 
 
-class _Tracking:
+class _Tracking(smtplib.SMTP):
     """Notes when the message's final "." has been written (from then on a lost connection may
     have delivered the message)."""
 
     body_sent = False
+    connector: Callable[[str, int, float], socket.socket] | None = None  # check_login's seam (setup)
+    _host: str  # the TLS server name: set by run() (smtplib sets it only in __init__)
+    if TYPE_CHECKING:  # smtplib's (SMTP's, SMTP_SSL's), left out of its stubs
+        def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket: ...
 
-    def send(self, s: bytes | str) -> None:
-        super().send(s)  # type: ignore[misc]
+    def send(self, s: ReadableBuffer | str) -> None:
+        super().send(s)
         if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
             self.body_sent = True
 
 
-class _Plain(_Tracking, smtplib.SMTP):  # type: ignore[misc]  # send() takes what SMTP.send takes
-    connector: Callable[[str, int, float], socket.socket] | None = None  # check_login's seam (setup)
-
-    def _get_socket(self, host, port, timeout):
+class _Plain(_Tracking):
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         if self.connector is None:
-            return smtplib.SMTP._get_socket(self, host, port, timeout)  # type: ignore[attr-defined]
+            return super()._get_socket(host, port, timeout)
         return self.connector(host, port, timeout)
 
 
-class _Implicit(_Tracking, smtplib.SMTP_SSL):  # type: ignore[misc]
-    connector: Callable[[str, int, float], socket.socket] | None = None
-
-    def _get_socket(self, host, port, timeout):
+class _Implicit(_Tracking, smtplib.SMTP_SSL):
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         if self.connector is None:
-            return smtplib.SMTP_SSL._get_socket(self, host, port, timeout)  # type: ignore[attr-defined]
-        host_name = self._host  # type: ignore[attr-defined]  # set by run() (the TLS server name)
+            return super()._get_socket(host, port, timeout)  # (SMTP_SSL's)
+        host_name = self._host
         return self.context.wrap_socket(self.connector(host, port, timeout), server_hostname=host_name)
 
 
@@ -213,7 +217,7 @@ class _Session:
         ctx = None
         if s.security != "none":
             ctx = self.context if self.context is not None else verified_context(s.ca_file, s.fingerprint)
-        conn: smtplib.SMTP
+        conn: _Tracking
         if s.security == "tls":
             conn = _Implicit(local_hostname="localhost", timeout=s.timeout, context=ctx)
         else:
@@ -264,10 +268,10 @@ class _Session:
             except OSError:
                 pass
 
-    def _run(self, conn: smtplib.SMTP, ctx: ssl.SSLContext | None, data: bytes, mail_from: str,
+    def _run(self, conn: _Tracking, ctx: ssl.SSLContext | None, data: bytes, mail_from: str,
              rcpts: list[str]) -> SendResult:
         s = self.settings
-        conn._host = s.host  # type: ignore[attr-defined]  # the TLS server name (smtplib sets it only in __init__)
+        conn._host = s.host  # the TLS server name (smtplib sets it only in __init__)
         code, reply = conn.connect(s.host, s.port)
         if code != 220:
             self.phase = "the connection"

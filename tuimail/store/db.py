@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any, cast
 
 from tuimail.errors import StoreError
 from tuimail.paths import ensure_private_dir
@@ -352,7 +353,7 @@ def connect(path: Path | str, migrations: list[str] = MIGRATIONS) -> sqlite3.Con
         raise store_error(exc, path) from None
     shared = _Shared.join(path)
     if shared is not None:
-        return shared  # type: ignore[return-value]
+        return shared.as_connection()
     # On a full disk, a store another process holds in exclusive mode (below) would make this
     # one wait for the lock: wait briefly, then report the full disk.
     full = disk_full(path)
@@ -373,7 +374,7 @@ def connect(path: Path | str, migrations: list[str] = MIGRATIONS) -> sqlite3.Con
         raise store_error(exc, path) from None
     # The file is this connection's alone: the process's other Stores of it (the UI's worker
     # threads, the sync thread) share it instead of waiting for its lock.
-    return _Shared.start(path, conn)  # type: ignore[return-value]
+    return _Shared.start(path, conn).as_connection()
 
 
 class _Shared:
@@ -406,8 +407,12 @@ class _Shared:
             entry[1] += 1
             return cls(key, entry[0])
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
+
+    def as_connection(self) -> sqlite3.Connection:
+        """What the Stores hold: every attribute but close() is the shared connection's."""
+        return cast(sqlite3.Connection, self)
 
     def close(self) -> None:
         with self._lock:

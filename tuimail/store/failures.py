@@ -1,4 +1,4 @@
-"""What could not be done, kept for the user to see (a mixin of Store).
+"""What could not be done, kept for the user to see (a part of Store: Store.failures).
 
 Nothing the user did is dropped silently. A journal entry the server refused for good, whose
 folder left the server's LIST, or whose message cannot be found again after the server reset
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from tuimail.store.conn import StorePart
 from tuimail.store.journal import MASK_SQL, _apply, flag_cols, flag_set, split_flags
 
 _CHUNK = 500
@@ -49,8 +50,8 @@ class ActionInfo:
         return "delete for good"
 
 
-class FailuresMixin:
-    """Needs self.db and self.transaction() (Store)."""
+class Failures(StorePart):
+    """Failed actions and gone folders, on the store's connection (in its transactions)."""
 
     # ------------------------------------------------------------------ listing
 
@@ -106,7 +107,7 @@ class FailuresMixin:
                                 " (SELECT 1 FROM journal WHERE folder_id = ?)", (fid, fid))
         return changed
 
-    def _take_back_flags(self, id_: int, add, remove) -> bool:
+    def _take_back_flags(self, id_: int, add: Iterable[str], remove: Iterable[str]) -> bool:
         """The row's flags with `add` added and `remove` removed; whether they changed. (The
         entry only holds changes that were real when the user made them (set_flags): taking
         them back gives the flags the server still has.)"""

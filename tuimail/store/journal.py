@@ -1,4 +1,4 @@
-"""User intents and the journal of pending actions (a mixin of Store).
+"""User intents and the journal of pending actions (a part of Store: Store.journal).
 
 An intent changes the row the user sees *and* appends a journal entry in one transaction; the
 sync engine replays the journal and deletes an entry only after the server confirmed it.
@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tuimail.core.flags import CANONICAL
+from tuimail.store.conn import StorePart
 
 _CHUNK = 500
 FLAG_COLS = CANONICAL  # the messages columns, in this order (seen, flagged, answered, draft, deleted)
@@ -80,8 +81,12 @@ def _apply(flags: set[str], add: Iterable[str], remove: Iterable[str]) -> set[st
     return flags
 
 
-class JournalMixin:
-    """Needs self.db and self.transaction() (Store)."""
+# {key (a local id or a server id): (flags added, flags removed)}
+FlagDeltas = dict[int | str, tuple[set[str], set[str]]]
+
+
+class Journal(StorePart):
+    """Intents and the journal, on the store's connection (in its transactions)."""
 
     # ------------------------------------------------------------------ user intents (store + journal)
 
@@ -117,7 +122,8 @@ class JournalMixin:
                 changed.append(id_)
         return changed
 
-    def _journal_flags(self, folder_id, id_, sid, message_id, add, remove, now) -> None:
+    def _journal_flags(self, folder_id: int, id_: int, sid: str, message_id: str | None, add: tuple[str, ...],
+                       remove: tuple[str, ...], now: float) -> None:
         # Coalesce with the message's latest flags entry (one STORE per intent net), unless it is
         # on the wire (deleted by id once confirmed: whatever was merged into it would go with it)
         # or was refused before (the newer intent should not share its fate).
@@ -210,7 +216,7 @@ class JournalMixin:
                   " j.remove_flags, j.dest, j.attempts, j.last_error, j.state FROM journal j"
                   " JOIN folders f ON f.id = j.folder_id")
 
-    def _entries(self, where: str, args: tuple) -> list[JournalEntry]:
+    def _entries(self, where: str, args: tuple[object, ...]) -> list[JournalEntry]:
         return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(r[7].split()), tuple(r[8].split()),
                              r[9], r[10], r[11], r[12])
                 for r in self.db.execute(self._ENTRY_SQL + where + " ORDER BY j.id", args)]
@@ -269,12 +275,12 @@ class JournalMixin:
                             " state = CASE WHEN ? THEN 'failed' ELSE 'pending' END WHERE id = ?",
                             (error[:500], int(final), entry_id))
 
-    def _pending_flag_deltas(self, folder_id: int, key: str = "msg_id") -> dict:
+    def pending_flag_deltas(self, folder_id: int, key: str = "msg_id") -> FlagDeltas:
         """Net flag changes per message (by `key`: 'msg_id' or 'sid') of every entry not yet
         confirmed, 'sending' ones included (the server may not have them yet), applied in id
         order. Call it inside the transaction that writes the rows, so that an intent committed
         meanwhile is not painted over."""
-        out: dict = {}
+        out: FlagDeltas = {}
         col = "sid" if key == "sid" else "msg_id"
         for k, a, r in self.db.execute(f"SELECT {col}, add_flags, remove_flags FROM journal"
                                        " WHERE folder_id = ? AND op = 'flags' AND msg_id IS NOT NULL"

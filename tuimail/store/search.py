@@ -268,13 +268,13 @@ class _Compiler:
         got = self.resolved.get(p)
         yes = f"SELECT value FROM json_each({self.bind(json.dumps(sorted(got[0])))})" if got is not None else None
         if isinstance(p, Text) and p.op in "bB":
-            parts = [f"SELECT b.id FROM bodytext b WHERE {self.body_cond(p.text)}"]
+            queries = [f"SELECT b.id FROM bodytext b WHERE {self.body_cond(p.text)}"]
             if p.op == "B":
                 if not self._fts(p.text):
                     return "expr", "1"
-                parts += [f"SELECT rowid FROM fts_head WHERE fts_head MATCH {self.bind(_fts_string(p.text))}",
+                queries += [f"SELECT rowid FROM fts_head WHERE fts_head MATCH {self.bind(_fts_string(p.text))}",
                           f"SELECT id FROM messages WHERE id > {self.bind(self.upto)}"]
-            return "ids", " UNION ".join(parts + ([yes] if yes else []))
+            return "ids", " UNION ".join(queries + ([yes] if yes else []))
         if isinstance(p, Text) and p.op == "h" or isinstance(p, Flag) and p.op in "lT" and not (
                 p.op == "T" and self.tagged is not None) or isinstance(p, Date) and p.op == "r":
             return ("ids", yes) if yes else ("expr", "0")  # unknown here: never 1
@@ -282,9 +282,9 @@ class _Compiler:
             # the header index's hits in those columns, and the rows above its watermark
             cols = " ".join(_COLS[p.op])
             query = f"{{{cols}}} : " + _fts_string(p.text)
-            parts = [f"SELECT rowid FROM fts_head WHERE fts_head MATCH {self.bind(query)}",
+            queries = [f"SELECT rowid FROM fts_head WHERE fts_head MATCH {self.bind(query)}",
                      f"SELECT id FROM messages WHERE id > {self.bind(self.upto)}"]
-            return "ids", " UNION ".join(parts + ([yes] if yes else []))
+            return "ids", " UNION ".join(queries + ([yes] if yes else []))
         plan = to_sql(p, now=self.now, table="m")
         local = f"({self.plan_sql(plan.where, plan.params)})" if plan.where not in ("0", "1") else plan.where
         return "expr", _join([f"m.id IN ({yes})", local], False) if yes else local
@@ -341,7 +341,7 @@ def evaluate(store, pattern: Pattern, folder_ids: Iterable[int] | None = None, *
     plan = to_sql(pattern, now=now, table="m")
     where = comp.plan_sql(plan.where, plan.params)
     exact = plan.exact and not resolved and not any(isinstance(q, Flag) and q.op == "T" for q in leaves(pattern))
-    own_tx = not store._tx_depth
+    own_tx = not store.in_transaction
     if own_tx:
         db.execute("BEGIN")  # one snapshot: the watermark and the rows agree
     try:

@@ -22,15 +22,17 @@ from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Literal, NamedTuple, overload
 
 from tuimail.core.flags import ANSWERED, FLAGGED, SEEN
-from tuimail.store.db import connect
-from tuimail.store.failures import ActionInfo, FailuresMixin  # noqa: F401  (re-exported)
+from tuimail.store.conn import StoreConn
+from tuimail.store.db import MIGRATIONS
+from tuimail.store.failures import ActionInfo, Failures
+from tuimail.store.journal import (
+    MASK_SQL, Journal, JournalEntry, _apply, flag_cols, flag_set, norm_flags, split_flags)
 from tuimail.store.sqlite_errors import store_error
-from tuimail.store.journal import (  # noqa: F401  (re-exported)
-    FLAG_COLS, MASK_SQL, JournalEntry, JournalMixin, _apply, flag_cols, flag_set, norm_flags, split_flags)
-from tuimail.store.threads import _WITH_THREADS, THREADS_CLEAN, THREADS_NEW, ThreadsMixin
+from tuimail.store.threads import _WITH_THREADS, THREADS_CLEAN, THREADS_NEW, ThreadOrder
 from tuimail.store.writer import yield_to_intents
 
 ROLES = ("inbox", "drafts", "sent", "archive", "junk", "trash")
@@ -98,13 +100,22 @@ class FolderInfo:
         return self.name
 
 
-class Store(JournalMixin, FailuresMixin, ThreadsMixin):
-    """One connection to an account's store. Not shared between threads."""
+class Store:
+    """One connection to an account's store. Not shared between threads.
 
-    def __init__(self, path: Path | str):
+    Made of parts sharing the connection and its transactions (conn.StoreConn): the journal of
+    user intents (journal.Journal), the thread order (threads.ThreadOrder), the failed actions
+    (failures.Failures). Store's methods of theirs are delegations, so callers know one object."""
+
+    def __init__(self, path: Path | str, *, migrations: list[str] = MIGRATIONS):
+        """migrations: the schema to bring the file to (a benchmark or a migration test may want
+        an older one; tuimail itself always opens with all of them)."""
         self.path = Path(path)
-        self.db = connect(self.path)
-        self._tx_depth = 0
+        self._conn = StoreConn(self.path, migrations)
+        self.db = self._conn.db
+        self.journal = Journal(self._conn)
+        self.threads = ThreadOrder(self._conn)
+        self.failures = Failures(self._conn)
 
     def close(self) -> None:
         self.db.close()
@@ -112,44 +123,33 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
     def data_version(self) -> int:
         """Changes when another connection (another thread or process) commits to the file;
         a few microseconds (the UI polls it to notice a cron `tuimail sync`)."""
-        return self.db.execute("PRAGMA data_version").fetchone()[0]
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.close()
         if isinstance(exc, sqlite3.Error):  # a damaged page, a full disk...: one line, the right cause
             raise store_error(exc, self.path) from None
 
-    @contextlib.contextmanager
-    def transaction(self):
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """Atomic unit: every sync step commits all or nothing (nested calls join the outer one)."""
-        if self._tx_depth:
-            self._tx_depth += 1
-            try:
-                yield self.db
-            finally:
-                self._tx_depth -= 1
-            return
-        self.db.execute("BEGIN IMMEDIATE")
-        self._tx_depth = 1
-        try:
-            yield self.db
-        except BaseException:
-            self._tx_depth = 0
-            self.db.execute("ROLLBACK")
-            raise
-        self._tx_depth = 0
-        self.db.execute("COMMIT")
+        return self._conn.transaction()
+
+    @property
+    def in_transaction(self) -> bool:
+        """Inside transaction() (what is read there is the transaction's snapshot)."""
+        return self._conn.in_transaction
 
     # ------------------------------------------------------------------ folders
 
     def folders(self) -> list[FolderInfo]:
         # both counts come from covering index scans, never from the table itself
-        unread = dict(self.db.execute("SELECT folder_id, count(*) FROM messages INDEXED BY msg_unseen"
+        unseen = dict(self.db.execute("SELECT folder_id, count(*) FROM messages INDEXED BY msg_unseen"
                                       " WHERE seen = 0 AND hidden = 0 GROUP BY folder_id"))
-        counts = {fid: (t, unread.get(fid, 0)) for fid, t in self.db.execute(
+        counts = {fid: (t, unseen.get(fid, 0)) for fid, t in self.db.execute(
             "SELECT folder_id, count(*) FROM messages INDEXED BY msg_date WHERE hidden = 0 GROUP BY folder_id")}
         out = []
         for r in self.db.execute(
@@ -204,12 +204,11 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
             if row:
                 self.db.execute("UPDATE folders SET delimiter = ?, attrs = ?, role = ?, selectable = ? WHERE id = ?",
                                 (delimiter, attrs_s, role, int(selectable), row[0]))
-                self.folder_back(row[0])
+                self.failures.folder_back(row[0])
                 return row[0]
-            cur = self.db.execute(
-                "INSERT INTO folders(name, delimiter, attrs, role, selectable) VALUES (?, ?, ?, ?, ?)",
-                (name, delimiter, attrs_s, role, int(selectable)))
-            return cur.lastrowid
+            return int(self.db.execute(
+                "INSERT INTO folders(name, delimiter, attrs, role, selectable) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (name, delimiter, attrs_s, role, int(selectable))).fetchone()[0])
 
     def delete_folder(self, name: str) -> None:
         """The folder is gone from the server: its rows go; pending actions on it cannot be replayed."""
@@ -224,7 +223,8 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
     def set_folder_state(self, folder_id: int, state: str | None = None, *, server_total: int | None = None,
                          server_unseen: int | None = None, synced: bool = False) -> None:
         """state: the backend's opaque sync state (None: unchanged); the counts the server gave."""
-        sets, args = [], []
+        sets: list[str] = []
+        args: list[object] = []
         for col, val in (("state", state), ("server_total", server_total), ("server_unseen", server_unseen)):
             if val is not None:
                 sets.append(f"{col} = ?")
@@ -309,7 +309,8 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
             # (+folder_id: without it SQLite walked the folder's date index, 100k entries, for 88 ids)
             q = f"SELECT {_ROW_COLS} FROM {_WITH_THREADS} WHERE id IN ({','.join('?' * len(chunk))}) AND +folder_id = ?"
             for r in self.db.execute(q, (*chunk, folder_id)):
-                out[r[0]] = MessageRow(r[0], r[1], flag_set(r[2]), *r[3:13], bool(r[13]), *r[14:])
+                out[r[0]] = MessageRow(r[0], r[1], flag_set(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                                       r[11], r[12], bool(r[13]), r[14], r[15], r[16])
         return out
 
     def row(self, folder_id: int, id: int) -> MessageRow | None:
@@ -379,7 +380,7 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
             if i:
                 yield_to_intents(self.path)
             with self.transaction():  # (the pending intents are read under the write lock)
-                pend = self._pending_flag_deltas(folder_id, "sid")
+                pend = self.journal.pending_flag_deltas(folder_id, "sid")
                 data = []
                 for r in rows[i:i + ROWS_PER_TX]:
                     flags, kw = r[2], r[3]
@@ -418,7 +419,7 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
         # Read the rows and the pending intents under the write lock: an intent committed by the
         # UI between the read and the write would otherwise be painted over until the next sync.
         with self.transaction():
-            pend = self._pending_flag_deltas(folder_id, "sid")
+            pend = self.journal.pending_flag_deltas(folder_id, "sid")
             current = {}
             for i in range(0, len(sids), _CHUNK):
                 chunk = sids[i:i + _CHUNK]
@@ -481,6 +482,96 @@ class Store(JournalMixin, FailuresMixin, ThreadsMixin):
             self.db.execute("UPDATE journal SET folder_id = ?, sid = ?, state = 'pending' WHERE msg_id = ?"
                             " AND op = 'flags' AND state != 'failed'", (dest_folder, str(new_sid), id))
 
+
+    # ------------------------------------------------------------------ the parts' methods (delegations)
+    # user intents and the journal (journal.Journal)
+
+    def set_flags(self, folder_id: int, ids: Iterable[int], add: Iterable[str] = (),
+                  remove: Iterable[str] = ()) -> list[int]:
+        return self.journal.set_flags(folder_id, ids, add, remove)
+
+    def move(self, folder_id: int, ids: Iterable[int], dest: str) -> list[int]:
+        return self.journal.move(folder_id, ids, dest)
+
+    def expunge(self, folder_id: int, ids: Iterable[int]) -> list[int]:
+        return self.journal.expunge(folder_id, ids)
+
+    def pending(self, folder_id: int | None = None) -> list[JournalEntry]:
+        return self.journal.pending(folder_id)
+
+    def journal_claim(self, folder_id: int) -> list[JournalEntry]:
+        return self.journal.journal_claim(folder_id)
+
+    def journal_release(self, ids: Iterable[int]) -> None:
+        self.journal.journal_release(ids)
+
+    def pending_count(self) -> int:
+        return self.journal.pending_count()
+
+    def pending_folders(self) -> set[str]:
+        return self.journal.pending_folders()
+
+    def journal_done(self, ids: Iterable[int]) -> None:
+        self.journal.journal_done(ids)
+
+    def journal_failed(self, entry_id: int, error: str, *, final: bool = False) -> None:
+        self.journal.journal_failed(entry_id, error, final=final)
+
+    # failed actions and gone folders (failures.Failures)
+
+    def actions(self, *, failed_only: bool = False) -> list[ActionInfo]:
+        return self.failures.actions(failed_only=failed_only)
+
+    def failed_summary(self) -> list[tuple[str, int]]:
+        return self.failures.failed_summary()
+
+    def failed_count(self) -> int:
+        return self.failures.failed_count()
+
+    def discard(self, ids: Iterable[int]) -> list[tuple[int, int]]:
+        return self.failures.discard(ids)
+
+    def folder_vanished(self, name: str) -> str:
+        return self.failures.folder_vanished(name)
+
+    def folder_back(self, folder_id: int) -> None:
+        self.failures.folder_back(folder_id)
+
+    def set_folder_error(self, folder_id: int, error: str | None) -> None:
+        self.failures.set_folder_error(folder_id, error)
+
+    def journal_rematch(self, folder_id: int) -> int:
+        return self.failures.journal_rematch(folder_id)
+
+    # thread order (threads.ThreadOrder)
+
+    def headers_for_threading(self, folder_id: int, uids: Iterable[int] | None = None) -> list[tuple]:
+        return self.threads.headers_for_threading(folder_id, uids)
+
+    def thread_info(self, folder_id: int) -> list[tuple[int, int, int | None]]:
+        return self.threads.thread_info(folder_id)
+
+    def thread_unread(self, folder_id: int) -> dict[int, int]:
+        return self.threads.thread_unread(folder_id)
+
+    def threads_state(self, folder_id: int) -> int:
+        return self.threads.threads_state(folder_id)
+
+    def thread_view(self, folder_id: int) -> tuple[list, dict[int, int], bool]:
+        return self.threads.thread_view(folder_id)
+
+    def threads_writing(self, folder_id: int) -> bool:
+        return self.threads.threads_writing(folder_id)
+
+    def unthreaded_ids(self, folder_id: int) -> list[int]:
+        return self.threads.unthreaded_ids(folder_id)
+
+    def thread_closure(self, folder_id: int, seeds: Sequence[int], limit: int) -> list[int] | None:
+        return self.threads.thread_closure(folder_id, seeds, limit)
+
+    def set_threads(self, folder_id: int, order: Iterable[tuple[int, int, int, str]],
+                    uids: Sequence[int] | None = None) -> None:
+        self.threads.set_threads(folder_id, order, uids)
 
 _INSERT = ("INSERT INTO messages(folder_id, sid, modseq, seen, flagged, answered, draft, deleted, keywords, date,"
            " from_, to_, cc, subject, message_id, in_reply_to, refs, size, has_attachment) VALUES"

@@ -1,4 +1,5 @@
-"""Thread order, stored by the sync side so the UI never needs every header (a mixin of Store).
+"""Thread order, stored by the sync side so the UI never needs every header (a part of Store:
+Store.threads).
 
 The order is derived data in a narrow table of its own, (folder_id, id) -> (pos, sub, depth,
 root, prefix): pos = the thread's latest date << 32 | its root id (threads shown in descending
@@ -16,6 +17,7 @@ import itertools
 import operator
 from collections.abc import Iterable, Iterator, Sequence
 
+from tuimail.store.conn import StorePart
 from tuimail.store.db import key_order
 from tuimail.store.writer import yield_to_intents
 
@@ -40,7 +42,9 @@ def _chunks(items: Sequence, n: int) -> Iterator[Sequence]:
         yield items[i:i + n]
 
 
-class ThreadsMixin:
+class ThreadOrder(StorePart):
+    """The thread order of the store's folders, on the store's connection."""
+
     def headers_for_threading(self, folder_id: int, uids: Iterable[int] | None = None) -> list[tuple]:
         """(id, message_id, in_reply_to, refs, date) of every row, or of `uids`, in id order
         (the order threading reads them in, so a part is threaded as it is in the whole)."""
@@ -74,7 +78,7 @@ class ThreadsMixin:
     def thread_view(self, folder_id: int) -> tuple[list, dict[int, int], bool]:
         """(thread_info, thread_unread, threads_writing) read in one snapshot: whether the order
         is half written is true of the order read with it."""
-        if self._tx_depth:
+        if self._conn.in_transaction:
             return self.thread_info(folder_id), self.thread_unread(folder_id), self.threads_writing(folder_id)
         self.db.execute("BEGIN")
         try:

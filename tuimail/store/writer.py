@@ -25,8 +25,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tuimail.store.sqlite_errors import store_error
+
+if TYPE_CHECKING:  # (store.py imports this module: yield_to_intents)
+    from tuimail.store.store import Store
 
 _seq = itertools.count(1)
 _waiting_lock = threading.Lock()
@@ -70,28 +74,30 @@ class Intent:
     seq: int = field(default_factory=lambda: next(_seq))  # submission order, across accounts
 
 
-def run_intent(store, intent: Intent) -> list[int]:
+def run_intent(store: Store, intent: Intent) -> list[int]:
     """The intent's transaction on `store` (also what a synchronous caller runs)."""
     if intent.op == "flags":
         return store.set_flags(intent.folder_id, intent.ids, add=intent.add, remove=intent.remove)
     if intent.op == "move":
+        if intent.dest is None:
+            raise ValueError("a move intent without a destination")
         return store.move(intent.folder_id, intent.ids, intent.dest)
     if intent.op == "expunge":
         return store.expunge(intent.folder_id, intent.ids)
     raise ValueError(f"unknown intent {intent.op!r}")
 
 
-Done = Callable[[Intent, list, BaseException | None], None]
+Done = Callable[[Intent, list[int], BaseException | None], None]
 
 
 class IntentWriter:
     def __init__(self, path: Path | str, on_done: Done, *, wake: Callable[[], None] | None = None,
-                 name: str = "intents", open_store: Callable[[Path], object] | None = None) -> None:
+                 name: str = "intents", open_store: Callable[[Path], Store] | None = None) -> None:
         self.path = Path(path)
         self._key = _key(self.path)
         self._on_done, self._wake, self._name = on_done, wake, name
         self._open = open_store
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._q: queue.SimpleQueue[Intent | None] = queue.SimpleQueue()
         self._cond = threading.Condition()
         self._queued = 0
         self._thread: threading.Thread | None = None
@@ -148,7 +154,7 @@ class IntentWriter:
         return done
 
     def _run(self) -> None:
-        store = None
+        store: Store | None = None
         try:
             while True:
                 intent = self._q.get()
@@ -185,7 +191,7 @@ class IntentWriter:
                 store.close()
 
 
-def _open_store(path: Path):
+def _open_store(path: Path) -> Store:
     from tuimail.store.store import Store
 
     return Store(path)

@@ -458,8 +458,8 @@ class Engine:
                 break
             server += fresh_ids
         local = set(self.store.local_sids(fid))
-        have = [s for s in server if s in local]
-        emails, gone = self._get(have, LIGHT) if have else ({}, set())
+        cached = [s for s in server if s in local]
+        emails, gone = self._get(cached, LIGHT) if cached else ({}, set())
         fresh = [s for s in server if s not in local]
         if fresh:
             more, gone2 = self._get(fresh, HEADERS)

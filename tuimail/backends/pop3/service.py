@@ -21,6 +21,7 @@ import threading
 import time
 import traceback
 from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
 
 from tuimail import paths
 from tuimail.backends.lock import AccountLock, Busy
@@ -38,6 +39,9 @@ from tuimail.mail.sanitize import sanitize_line
 from tuimail.store import Store
 from tuimail.store.pop3ledger import LedgerEntry, Pop3Ledger
 from tuimail.store.sqlite_errors import guard, store_error
+
+if TYPE_CHECKING:  # (download is imported when a sync runs)
+    from tuimail.backends.pop3.download import SyncResult
 
 log = logging.getLogger("tuimail.pop3")
 ROLE_NAMES = {"archive": "archive", "trash": "trash", "junk": "junk", "spam": "junk", "sent": "sent",
@@ -95,7 +99,7 @@ class Pop3Service:
         self._fetch_lock = threading.Lock()
         self._fetch_store: Store | None = None
         self.state = SyncState(account.name, "offline" if offline else "connecting")
-        self.last = None  # the last sync's download.SyncResult (tests, the bench)
+        self.last: SyncResult | None = None  # the last sync's (tests, the bench)
         self._notes: list[str] = []
 
     # lifecycle -------------------------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import io
 import json
 import socket
 import ssl
@@ -27,7 +28,7 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from tuimail.errors import AuthError, NetworkError, ProtocolError, TLSError, UsageError
 from tuimail.protocol.jmap.errors import MethodError, RequestError, method_error, server_text
@@ -521,7 +522,7 @@ def _response_class(client: JmapClient) -> type[http.client.HTTPResponse]:
     class CountingResponse(http.client.HTTPResponse):
         def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any):
             super().__init__(sock, *args, **kwargs)
-            self.fp = _CountingReader(self.fp, client)  # type: ignore[assignment]
+            self.fp = cast(io.BufferedReader, _CountingReader(self.fp, client))  # (reads like one)
 
     return CountingResponse
 

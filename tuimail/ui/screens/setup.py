@@ -236,7 +236,9 @@ class SetupScreen(Screen):
                 if not out.ok and out.outcome != "unsupported":
                     raise AuthError(out.message) if out.outcome == "refused" else NetworkError(out.message)
             if source == "keyring":
-                seams.keyring_module.set_password("tuimail", address.ascii, secret)  # type: ignore[attr-defined]
+                keyring = seams.keyring_module
+                assert keyring is not None  # (offered only where there is one)
+                keyring.set_password("tuimail", address.ascii, secret)
             written = save(self.request.path, address, name, found, checked, origin)
             call(self.say, f"✓ account {written.account!r} written to {written.path}")
             call(self._finish, written.path, secret if origin.source == "prompt" else None)
