@@ -101,7 +101,10 @@ def test_jmap_server_by_hand_and_plain_http_only_on_loopback():
     assert jmap_server("example.org").url == "https://example.org/.well-known/jmap"
     c = jmap_server("localhost", "8080", "none")
     assert (c.url, c.host, c.port, c.security) == ("http://localhost:8080/.well-known/jmap", "localhost", 8080, "none")
-    for bad in (("example.org", None, "starttls"), ("a b", None, None), ("example.org", "0", None)):
+    url = "http://127.0.0.1:8008/jmap/"
+    assert jmap_server(url, "8008", "none").url == url  # the first-run screen's form gives all three
+    for bad in (("example.org", None, "starttls"), ("a b", None, None), ("example.org", "0", None),
+                (url, "8009", None), (url, None, "tls")):
         with pytest.raises(UsageError):
             jmap_server(*bad)
     off = verify_jmap(jmap_server("http://jmap.example.org/jmap/"), "pw", parse_address("a@example.org"))
@@ -159,3 +162,36 @@ def test_cli_setup_kind_pop3_yes_then_sync_keeps_the_mail(mailuser, tuimail_env,
     assert "3 new" in out and "[pop3 keep]" in out
     assert main(["--config", str(path), "sync"]) == 0
     assert "0 new" in capsys.readouterr().out  # keep mode: still on the server, not fetched twice
+
+
+def test_jmap_offered_beside_imap_and_chosen(dovecot, cyrususer, tmp_path):
+    """Discovery finds Dovecot's IMAP on localhost:143 (the usual names) and Cyrus's JMAP session
+    (.well-known/jmap): IMAP is proposed, JMAP offered beside it; the user takes JMAP ([j])."""
+    user = cyrususer
+    conn = MapConnector({("localhost", 143): dovecot.imap_port})
+    seams = Seams(resolver=StubResolver(), fetch=_jmap_fetch(user.session_url, "localhost"), connector=conn,
+                  timeout=5, keyring_module=None)
+    path = tmp_path / "config.toml"
+    term = Script([("name", ""), ("Use these", "j"), ("Use these", "y"), ("Choice", "3"),
+                   ("Password", user.password)])
+    Setup(Options(email=f"{user.name}@localhost", config=path), term, seams).run()
+    out = "\n".join(term.out)
+    assert "incoming: IMAP localhost:143 (plain text)" in out
+    assert f'also offered: JMAP {user.session_url} (kind = "jmap")' in out
+    assert f"incoming: JMAP {user.session_url}" in out and 'also offered: IMAP localhost:143' in out
+    assert any("[j] use JMAP instead" in p for p in term.prompts)
+    acc = load_config(path).account()
+    assert (acc.kind, acc.url) == ("jmap", user.session_url) and acc.username.startswith(user.name)
+
+
+def test_the_readme_names_every_kind_setup_offers():
+    from pathlib import Path
+
+    from tuimail.backends.registry import BACKENDS
+    from tuimail.config.setup_flow import KINDS
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    first_run = readme[readme.index("## First run"):readme.index("## Configuration")]
+    assert set(KINDS) == set(BACKENDS)  # every account kind that exists
+    assert f"--kind {'|'.join(KINDS)}" in first_run
+    for kind in KINDS:
+        assert f'kind = "{kind}"' in first_run

@@ -351,9 +351,10 @@ def jmap_server(host: str, port: int | str | None = None, security: str | None =
     Not probed: the login check fetches the session. UsageError (one line) for bad values."""
     text = host.strip()
     if "://" in text:
-        if port is not None or security is not None:
-            raise UsageError("a JMAP session URL says the port and security itself: give --host URL alone")
-        return jmap_candidate(text, "manual", "entered by hand")
+        c = jmap_candidate(text, "manual", "entered by hand")
+        if (port is not None and str(port).strip() not in ("", str(c.port))) or security not in (None, c.security):
+            raise UsageError(f"the JMAP session URL says port {c.port}, security {c.security}: give the URL alone")
+        return c
     name = ascii_host(text) if not is_loopback(text) else text.lower()
     if not name:
         raise UsageError(f"not a host name: {host!r}")

@@ -252,7 +252,8 @@ class SetupScreen(Screen):
         c, o = found.incoming, found.outgoing
         fields = []
         if c is not None:
-            fields += [("#kind", c.protocol), ("#host", c.host), ("#port", str(c.port)), ("#security", c.security)]
+            fields += [("#kind", c.protocol), ("#host", c.url or c.host), ("#port", str(c.port)),
+                       ("#security", c.security)]  # JMAP: the session URL (manual() takes it back)
         if o is not None:
             fields += [("#shost", o.host), ("#sport", str(o.port)), ("#ssecurity", o.security)]
         for wid, text in fields:
