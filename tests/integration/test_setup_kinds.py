@@ -195,3 +195,60 @@ def test_the_readme_names_every_kind_setup_offers():
     assert f"--kind {'|'.join(KINDS)}" in first_run
     for kind in KINDS:
         assert f'kind = "{kind}"' in first_run
+
+
+def test_first_run_screen_with_only_jmap_lands_in_the_inbox(tuimail_env, cyrususer):
+    """The setup screen with a Cyrus JMAP account: discovery finds only .well-known/jmap, the
+    login is checked against the session, the config written, and the app opens the inbox through
+    the JMAP backend."""
+    import asyncio
+    from datetime import UTC
+
+    from tests.integration.test_setup_screen import NOW, _until
+    from tests.ui.fixtures import screen_text
+    from tuimail.backends.registry import create_service
+    from tuimail.config.load import Config
+    from tuimail.ui.app import TuimailApp
+    from tuimail.ui.screens.main import MainScreen
+    from tuimail.ui.screens.setup import SetupRequest, SetupScreen
+
+    user = cyrususer
+    for i in (1, 2):
+        user.append("INBOX", msg(i, f"jmap welcome {i}"))
+    address = f"{user.name}@example.test"
+    path = tuimail_env.config_path
+    seams = Seams(resolver=StubResolver(), fetch=_jmap_fetch(user.session_url, "example.test"),
+                  connector=MapConnector(), timeout=5, keyring_module=None)
+    app = TuimailApp(Config(accounts={}), {}, {}, clock=lambda: NOW, tz=UTC,
+                     setup=SetupRequest(path, seams, factory=create_service))
+    said: list[str] = []
+
+    async def go():
+        async with app.run_test(size=(110, 40)) as pilot:
+            await pilot.pause()
+            setup = app.screen
+            assert isinstance(setup, SetupScreen)
+            shown = setup.say
+
+            def say(text):
+                said.append(text)
+                shown(text)
+
+            setup.say = say
+            await pilot.press(*address, "enter")
+            app.screen.query_one("#password").focus()
+            await pilot.press(*user.password, "enter")
+            await _until(pilot, lambda: isinstance(app.screen, MainScreen), 60, said)
+            await _until(pilot, lambda: "jmap welcome 2" in screen_text(app), 60, said)
+
+    try:
+        asyncio.run(go())
+    finally:
+        for svc in app.services.values():
+            svc.stop()
+        for store in app.stores.values():
+            store.close()
+    assert f"✓ logged in to {user.session_url} as {user.name!r}" in said
+    acc = load_config(path).account()
+    assert (acc.kind, acc.url, acc.username) == ("jmap", user.session_url, user.name)
+    assert user.password not in path.read_text()
