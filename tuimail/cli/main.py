@@ -115,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     su.add_argument("--email", metavar="ADDR", help="the e-mail address")
     su.add_argument("--name", metavar="NAME", help="your name for From: (default: none)")
     su.add_argument("--username", metavar="U", help="the login name (default: the address, then its local part)")
-    su.add_argument("--kind", metavar="K", choices=("imap", "pop3"), help="imap or pop3")
-    su.add_argument("--host", metavar="H", help="the incoming server (no discovery)")
+    su.add_argument("--kind", metavar="K", choices=("imap", "pop3", "jmap"), help="imap, pop3 or jmap")
+    su.add_argument("--host", metavar="H", help="the incoming server (no discovery); for jmap a host or the"
+                                                " session URL")
     su.add_argument("--port", metavar="P", help="its port (default: by kind and security)")
     su.add_argument("--security", metavar="S", choices=("tls", "starttls", "none"),
                     help="tls, starttls or none (none only on loopback)")

@@ -45,6 +45,7 @@ from tuimail.config.discover import (
     describe,
     discover,
     features,
+    jmap_server,
     parse_address,
     render_account,
     tcp_connect,
@@ -58,6 +59,7 @@ from tuimail.errors import AuthError, ConfigError, NetworkError, TuimailError, U
 from tuimail.mail.sanitize import sanitize_line
 from tuimail.paths import default_config_path
 
+KINDS = ("imap", "pop3", "jmap")  # the account kinds setup offers (backends/registry.py has them all)
 MARKS = {"start": "…", "found": "✓", "none": "-", "error": "✗", "skipped": "·", "refused": "✗"}
 KEYRING_SERVICE = "tuimail"
 TRIES = 3  # typed passwords per run before giving up
@@ -144,6 +146,7 @@ class Found:
     incoming: Candidate | None
     outgoing: Candidate | None
     discovery: Discovery | None = None
+    other: Candidate | None = None  # the JMAP session found beside an IMAP/POP3 server (offered)
 
 
 @dataclass
@@ -167,20 +170,32 @@ def step_line(step: Step) -> str:
 
 def find(address: Address, seams: Seams, report: Callable[[Step], None] | None = None, *,
          kind: str | None = None, security: str | None = None) -> Found:
-    """Discover the servers of `address`; `kind` ("imap"/"pop3") and `security` narrow the
-    incoming one."""
+    """Discover the servers of `address`; `kind` ("imap"/"pop3"/"jmap") and `security` narrow
+    the incoming one. Without a kind, IMAP then POP3 is chosen and a JMAP session found beside
+    them is offered (`Found.other`); JMAP is chosen when it is all there is. With kind "jmap"
+    every step runs (SRV and .well-known/jmap are skipped otherwise when autoconfig was enough)."""
     found = discover(address.text, report=report, resolver=seams.resolver, fetch=seams.fetch,
-                     connector=seams.connector, tls=seams.tls, timeout=seams.timeout)
+                     connector=seams.connector, tls=seams.tls, timeout=seams.timeout, thorough=kind == "jmap")
+    jmap = [c for c in found.jmap_candidates if security is None or c.security == security]
+    if kind == "jmap":
+        return Found(jmap[0] if jmap else None, found.outgoing, found)
     best = [c for c in found.working((kind,) if kind else ("imap", "pop3"))
             if security is None or c.security == security]
-    return Found(best[0] if best else None, found.outgoing, found)
+    if best:
+        return Found(best[0], found.outgoing, found, other=jmap[0] if jmap and kind is None else None)
+    if kind is None and jmap:
+        return Found(jmap[0], found.outgoing, found)
+    return Found(None, found.outgoing, found)
 
 
 def manual(protocol: str, host: str, port: str | None, security: str | None, seams: Seams) -> Candidate:
-    """A server the user named, probed; UsageError for bad values."""
+    """A server the user named, probed (JMAP: its session URL, checked at login); UsageError for
+    bad values."""
+    if protocol == "jmap":
+        return jmap_server(host, port, security)
     security = security or "tls"
     if protocol not in ("imap", "pop3", "smtp"):
-        raise UsageError(f"unknown account kind {protocol!r} (imap or pop3)")
+        raise UsageError(f"unknown account kind {protocol!r} (imap, pop3 or jmap)")
     if security not in ("tls", "starttls", "none"):
         raise UsageError(f"unknown security {security!r} (tls, starttls or none)")
     if not port:
@@ -230,8 +245,8 @@ def check_logins(address: Address, found: Found, password: str, seams: Seams, *,
 
 def _verify_kw(c: Candidate, seams: Seams) -> dict:
     kw: dict = {"timeout": max(seams.timeout, 10.0)}
-    if c.protocol == "pop3":
-        return kw  # Pop3Session connects by itself (verify_pop3's TODO)
+    if c.protocol == "jmap":
+        return kw  # JMAP's client opens its own http(s) connections (no connector seam)
     kw["connector"] = seams.connector
     kw["tls"] = seams.tls
     return kw
@@ -341,14 +356,17 @@ class Setup:
 
     def _servers(self, address: Address) -> Found:
         o = self.o
-        if o.kind is not None and o.kind not in ("imap", "pop3"):
-            raise UsageError(f"--kind: unknown account kind {o.kind!r} (imap or pop3)")
+        if o.kind is not None and o.kind not in KINDS:
+            raise UsageError(f"--kind: unknown account kind {o.kind!r} (imap, pop3 or jmap)")
         outgoing = None
         if o.smtp_host:
             outgoing = manual("smtp", o.smtp_host, o.smtp_port, o.smtp_security, self.seams)
             self.say(f"  {'✓' if outgoing.probe and outgoing.probe.ok else '✗'} {server_line(outgoing)}")
         if o.host:
             c = manual(o.kind or "imap", o.host, o.port, o.security, self.seams)
+            if c.protocol == "jmap":  # nothing to probe: the login check fetches the session
+                self.say(f"  · {server_line(c)}")
+                return Found(c, outgoing)
             self.say(f"  {'✓' if c.probe and c.probe.ok else '✗'} {server_line(c)}")
             if (c.probe is None or not c.probe.ok) and o.yes:
                 raise NetworkError(f"{server_line(c)}")
@@ -368,7 +386,15 @@ class Setup:
                 self.say("  no incoming server: enter it")
                 found = self._edit(found)
                 continue
-            answer = self.term.ask("Use these? [Y]es, [e]dit, [q]uit", "y").lower()
+            if found.other is not None:
+                self.say(f"  also offered: {server_line(found.other)} (kind = \"{found.other.protocol}\")")
+                answer = self.term.ask(f"Use these? [Y]es, [{found.other.protocol[0]}] use "
+                                       f"{found.other.protocol.upper()} instead, [e]dit, [q]uit", "y").lower()
+                if answer[:1] == found.other.protocol[0]:
+                    found = Found(found.other, found.outgoing, found.discovery, other=found.incoming)
+                    continue
+            else:
+                answer = self.term.ask("Use these? [Y]es, [e]dit, [q]uit", "y").lower()
             if answer.startswith("q"):
                 raise UsageError("setup cancelled; nothing written")
             if answer.startswith("e"):
@@ -379,12 +405,16 @@ class Setup:
     def _edit(self, found: Found) -> Found:
         inc = found.incoming
         try:
-            kind = self.term.ask("Incoming kind (imap, pop3)", inc.protocol if inc else "imap").lower()
-            host = self.term.ask("Incoming host", inc.host if inc else "")
-            security = self.term.ask("Security (tls, starttls, none)", inc.security if inc else "tls").lower()
-            port = self.term.ask("Port", str(inc.port) if inc and inc.host == host and inc.security == security
-                                 else "")
-            new_in = manual(kind, host, port or None, security, self.seams) if host else None
+            kind = self.term.ask("Incoming kind (imap, pop3, jmap)", inc.protocol if inc else "imap").lower()
+            if kind == "jmap":
+                url = self.term.ask("JMAP session URL or host", inc.url if inc and inc.url else "")
+                new_in = manual("jmap", url, None, None, self.seams) if url else None
+            else:
+                host = self.term.ask("Incoming host", inc.host if inc and not inc.url else "")
+                security = self.term.ask("Security (tls, starttls, none)", inc.security if inc else "tls").lower()
+                port = self.term.ask("Port", str(inc.port) if inc and inc.host == host and inc.security == security
+                                     else "")
+                new_in = manual(kind, host, port or None, security, self.seams) if host else None
             out = found.outgoing
             shost = self.term.ask("Outgoing (SMTP) host, '-' for none", out.host if out else "-")
             new_out = None

@@ -149,12 +149,15 @@ class Pop3Session:
                  secret: Callable[[], str] | None = None, oauth2: bool = False, auth: str | None = None,
                  allow_insecure: bool = False, ca_file=None, fingerprint: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, max_message: int = MAX_MESSAGE,
-                 config_key: str = "", log: Callable[[str], None] | None = None):
+                 config_key: str = "", log: Callable[[str], None] | None = None,
+                 connector: Callable[[str, int, float], socket.socket] | None = None):
         """security: "tls" (995), "starttls" (STLS on 110) or "none" (loopback or allow_insecure only).
         secret: returns the password, or the OAuth2 access token when `oauth2`.
         auth: force a method ("user", "apop", "plain", "xoauth2"); default: the best one offered.
         timeout: seconds for connecting, and for each answer (moved on while data arrives).
-        config_key: "accounts.NAME." prefix named in error messages."""
+        config_key: "accounts.NAME." prefix named in error messages.
+        connector: (host, port, timeout) -> a connected socket, instead of the system's resolver and
+        TCP (discovery's seam: its tests map names such as pop.example.test to loopback ports)."""
         if security not in DEFAULT_PORT:
             raise ValueError(f"security {security!r}: use tls, starttls or none")
         if auth is not None and auth not in ("user", "apop", "plain", "xoauth2"):
@@ -167,6 +170,7 @@ class Pop3Session:
         self.ca_file, self.fingerprint = ca_file, fingerprint
         self.timeout, self.max_message = float(timeout), max_message
         self.config_key, self.log = config_key, log
+        self.connector = connector
         self.sock: socket.socket | None = None
         self.buf = bytearray()
         self.bytes_in = self.bytes_out = 0
@@ -232,7 +236,11 @@ class Pop3Session:
         ctx = tls_context(self.ca_file, self.fingerprint) if self.security != "none" else None
         step = "connect"
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            if self.connector is not None:
+                sock = self.connector(self.host, self.port, self.timeout)
+                sock.settimeout(self.timeout)
+            else:
+                sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:

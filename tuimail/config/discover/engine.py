@@ -40,6 +40,7 @@ from tuimail.config.discover.results import (
     Step,
     ascii_host,
     is_loopback,
+    jmap_candidate,
     parse_address,
 )
 from tuimail.errors import UsageError
@@ -59,6 +60,7 @@ SRV_SERVICES = (
     ("_pop3._tcp", "pop3", "starttls"),
     ("_jmap._tcp", "jmap", "tls"),
 )
+JMAP_URN = "urn:ietf:params:jmap:"
 LABELS = {"tls": "TLS", "starttls": "STARTTLS", "none": "plain text"}
 INTERESTING = ("IDLE", "QRESYNC", "CONDSTORE", "STARTTLS", "STLS", "UIDL", "AUTH=PLAIN", "AUTH=LOGIN", "PIPELINING")
 
@@ -83,7 +85,9 @@ def guesses(domain: str) -> list[Candidate]:
 
 
 def describe(c: Candidate) -> str:
-    """`IMAP imap.example.org:993 (TLS)`."""
+    """`IMAP imap.example.org:993 (TLS)`; `JMAP https://example.org/.well-known/jmap`."""
+    if c.protocol == "jmap":
+        return f"JMAP {c.url}"
     return f"{c.protocol.upper()} {c.where} ({LABELS[c.security]})"
 
 
@@ -92,6 +96,7 @@ def features(p: Probe | frozenset[str]) -> str:
     LoginCheck's, read after login: Dovecot names QRESYNC only then)."""
     caps = p.caps if isinstance(p, Probe) else p
     have = [cap for cap in INTERESTING if cap in caps]
+    have += sorted(c.rsplit(":", 1)[-1] for c in caps if c.lower().startswith(JMAP_URN))  # a JMAP session's
     return ", ".join(have) if have else "no notable capabilities"
 
 
@@ -338,6 +343,33 @@ def check_server(protocol: str, host: str, port: int | str, security: str, *, co
     if security == "none" and not is_loopback(name):
         return replace(c, probe=Probe(ok=False, error="plain text is used only on loopback (use tls or starttls)"))
     return replace(c, probe=probe(c, connector, tls, timeout))
+
+
+def jmap_server(host: str, port: int | str | None = None, security: str | None = None) -> Candidate:
+    """A JMAP server the user named: its session URL, or a host (with --port/--security), which
+    becomes https://HOST[:PORT]/.well-known/jmap (http only with security "none", for loopback).
+    Not probed: the login check fetches the session. UsageError (one line) for bad values."""
+    text = host.strip()
+    if "://" in text:
+        c = jmap_candidate(text, "manual", "entered by hand")
+        if (port is not None and str(port).strip() not in ("", str(c.port))) or security not in (None, c.security):
+            raise UsageError(f"the JMAP session URL says port {c.port}, security {c.security}: give the URL alone")
+        return c
+    name = ascii_host(text) if not is_loopback(text) else text.lower()
+    if not name:
+        raise UsageError(f"not a host name: {host!r}")
+    security = security or "tls"
+    if security not in ("tls", "none"):
+        raise UsageError(f"JMAP security is tls (https) or none (http, loopback only), not {security!r}")
+    scheme, default = ("https", 443) if security == "tls" else ("http", 80)
+    where = name if ":" not in name else f"[{name}]"
+    if port is not None:
+        p = str(port).strip()
+        if not p.isascii() or not p.isdigit() or not 0 < int(p) < 65536:
+            raise UsageError(f"not a port number (1-65535): {str(port)[:20]!r}")
+        if int(p) != default:
+            where = f"{where}:{int(p)}"
+    return jmap_candidate(f"{scheme}://{where}/.well-known/jmap", "manual", "entered by hand")
 
 
 def _once(make: TlsContext) -> TlsContext:

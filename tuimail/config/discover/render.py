@@ -110,8 +110,10 @@ def render_account(name: str, address: Address, incoming: Candidate, username: s
     after login (LoginCheck.caps), else the probe's are shown."""
     if not ACCOUNT_NAME_RE.fullmatch(name):
         raise ConfigError(f'invalid account name {name!r}: use only letters, digits, "_", "." and "-"')
-    if incoming.protocol not in ("imap", "pop3"):
+    if incoming.protocol not in ("imap", "pop3", "jmap"):
         raise ConfigError(f"not an incoming server: {incoming.protocol}")
+    if incoming.protocol == "jmap" and not incoming.url:
+        raise ConfigError("a JMAP server without its session URL")
     day = (today or date.today()).isoformat()
     lines = [f"# {_comment(address.text)}: added by `tuimail setup` on {day}"]
     lines.append(f"# found: {_comment(describe(incoming))} from {_comment(incoming.origin)}")
@@ -123,9 +125,13 @@ def render_account(name: str, address: Address, incoming: Candidate, username: s
         lines.append(f"#   note: {_comment(incoming.note)}")
     lines.append(f"[accounts.{_key(name)}]")
     lines.append(f"kind = {toml_string(incoming.protocol)}")
-    lines.append(f"host = {toml_string(incoming.host)}")
-    lines.append(f"port = {incoming.port}")
-    lines.append(f"security = {toml_string(incoming.security):<15}# tls | starttls | none (none only for loopback)")
+    if incoming.protocol == "jmap":
+        lines.append(f"url = {toml_string(incoming.url)}   # the JMAP session (https; http only for loopback)")
+    else:
+        lines.append(f"host = {toml_string(incoming.host)}")
+        lines.append(f"port = {incoming.port}")
+        lines.append(f"security = {toml_string(incoming.security):<15}# tls | starttls | none (none only for"
+                     " loopback)")
     lines.append(f"username = {toml_string(username)}")
     lines += _password_lines(password, "")
     sender = _sender(display_name, address.text)

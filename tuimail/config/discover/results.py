@@ -7,6 +7,7 @@ import encodings.idna
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from tuimail.config.validate import _is_loopback
 from tuimail.errors import UsageError
@@ -14,7 +15,7 @@ from tuimail.errors import UsageError
 PROTOCOLS = ("imap", "pop3", "smtp")
 INCOMING = ("imap", "pop3")
 SECURITY_RANK = {"tls": 0, "starttls": 1, "none": 2}
-SOURCE_RANK = {"manual": 0, "autoconfig": 1, "srv": 2, "guess": 3}
+SOURCE_RANK = {"manual": 0, "autoconfig": 1, "srv": 2, "well-known": 2, "guess": 3}
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
@@ -101,6 +102,7 @@ class Candidate:
     priority: int = 0  # SRV priority/weight order or document order (lower first)
     note: str = ""  # a warning to show (SRV target outside the domain, OAuth2 only, ...)
     probe: Probe | None = None
+    url: str = ""  # JMAP: the session resource (host/port/security are its origin's)
 
     @property
     def where(self) -> str:
@@ -116,11 +118,30 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Jmap:
-    """A JMAP session resource found by SRV or .well-known/jmap (not yet an account kind)."""
+    """A JMAP session resource found by SRV or .well-known/jmap (offered as kind = "jmap")."""
 
     url: str
     origin: str
     needs_login: bool  # the server answered 401: it exists, the session needs credentials
+
+    def candidate(self) -> Candidate:
+        return jmap_candidate(self.url, "srv" if self.origin.startswith("SRV ") else "well-known", self.origin)
+
+
+def jmap_candidate(url: str, source: str, origin: str) -> Candidate:
+    """The account candidate of a JMAP session URL: host, port and security are its origin's
+    (https: "tls", http: "none"). UsageError (one line) when it is not an http(s) URL."""
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or any(
+            c.isspace() or ord(c) < 32 for c in url):
+        raise UsageError(f"not a JMAP session URL (expected http(s)://host/...): {url[:80]!r}")
+    security = "tls" if parts.scheme == "https" else "none"
+    return Candidate("jmap", parts.hostname, port or (443 if security == "tls" else 80), security, source, origin,
+                     url=url.strip())
 
 
 @dataclass(frozen=True)
@@ -155,6 +176,20 @@ class Discovery:
     def incoming(self) -> Candidate | None:
         best = self.working(INCOMING)
         return best[0] if best else None
+
+    @property
+    def jmap_candidates(self) -> list[Candidate]:
+        """The JMAP sessions found, as account candidates (.well-known first, then SRV order);
+        the ones whose URL is unusable are left out."""
+        out: list[Candidate] = []
+        for j in sorted(self.jmap, key=lambda j: j.origin.startswith("SRV ")):
+            try:
+                c = j.candidate()
+            except UsageError:
+                continue
+            if all(o.url != c.url for o in out):
+                out.append(c)
+        return out
 
     @property
     def outgoing(self) -> Candidate | None:

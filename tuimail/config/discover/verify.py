@@ -3,7 +3,8 @@ the full address, then its local part, unless one is given or autoconfig named i
 same injectable connector as discovery, bounded like the real connection (one deadline for the
 whole of connect + TLS + login, literals capped from the first byte).
 
-POP3 is checked with protocol/pop3.py's session, SMTP AUTH with protocol/smtp.py's check_login
+POP3 is checked with protocol/pop3.py's session (over the same connector), JMAP by fetching the
+session resource with protocol/jmap's client, SMTP AUTH with protocol/smtp.py's check_login
 (EHLO, TLS, AUTH, QUIT: nothing is sent).
 """
 
@@ -187,18 +188,14 @@ def verify_pop3(c: Candidate, password: str, address: Address, *, username: str 
                 connector: Connector = tcp_connect, tls: TlsContext | None = None, timeout: float = TIMEOUT,
                 ca_file: str | None = None, fingerprint: str | None = None) -> LoginCheck:
     """Log in to POP3 candidate `c` with protocol/pop3.py's Pop3Session and QUIT (nothing is
-    fetched or deleted). User names as for IMAP. Pop3Session connects by itself and builds its
-    own verified TLS context: `connector` must be the default and `tls` is not used -- pass
-    `ca_file` / `fingerprint` for a private CA or a pinned server.
-    TODO(issue 16): a connector seam in Pop3Session, so POP3 is checked over the same injected
-    connector as the probes (tests map names to loopback ports)."""
+    fetched or deleted). User names as for IMAP. It connects through `connector`, the probes'
+    seam (tests map names to loopback ports); it builds its own verified TLS context, so `tls` is
+    not used -- pass `ca_file` / `fingerprint` for a private CA or a pinned server."""
     from tuimail.errors import AuthError, NetworkError, TLSError
     from tuimail.protocol.pop3 import Pop3Session
 
     if c.protocol != "pop3":
         raise ValueError(f"verify_pop3: not a POP3 candidate: {c.protocol}")
-    if connector is not tcp_connect:
-        raise ValueError("verify_pop3: Pop3Session has no connector seam yet (see the TODO)")
     if c.security == "none" and not is_loopback(c.host):
         return LoginCheck("insecure", f"{c.where}: a password is sent in plain text only on loopback"
                                       " (use TLS or STARTTLS)")
@@ -207,7 +204,8 @@ def verify_pop3(c: Candidate, password: str, address: Address, *, username: str 
     for user in usernames(address, c, username):
         tried.append(user)
         session = Pop3Session(c.host, c.port, security=c.security, username=user, secret=lambda: password,
-                              ca_file=ca_file, fingerprint=fingerprint, timeout=timeout)
+                              ca_file=ca_file, fingerprint=fingerprint, timeout=timeout,
+                              connector=None if connector is tcp_connect else connector)
         try:
             session.connect()
         except AuthError as exc:
@@ -272,10 +270,53 @@ def verify_smtp(c: Candidate, password: str, address: Address, *, username: str 
     return LoginCheck("refused", f"{c.where} refused the login for {names} (last answer: {last})", tried=tuple(tried))
 
 
+def verify_jmap(c: Candidate, password: str, address: Address, *, username: str | None = None,
+                connector: Connector | None = None, tls: TlsContext | None = None, timeout: float = TIMEOUT,
+                ca_file: str | None = None, fingerprint: str | None = None) -> LoginCheck:
+    """Fetch JMAP candidate `c`'s session resource with the credentials (protocol/jmap's client,
+    Basic auth; nothing else is asked). User names as for IMAP; an HTTP 401/403 is a refused
+    login. A session without a mail account is "unsupported". The client opens its own
+    connections (verified TLS from `ca_file` / `fingerprint`): `connector` and `tls` are not used.
+    `caps`: the session's capability URNs."""
+    from tuimail.errors import AuthError, NetworkError, TLSError, TuimailError
+    from tuimail.protocol.jmap.client import MAIL, JmapClient
+
+    if c.protocol != "jmap" or not c.url:
+        raise ValueError(f"verify_jmap: not a JMAP candidate: {c.protocol}")
+    if c.security == "none" and not is_loopback(c.host):
+        return LoginCheck("insecure", f"{c.url}: a password is sent over plain http only on loopback (use https)")
+    tried: list[str] = []
+    last = ""
+    for user in usernames(address, c, username):
+        tried.append(user)
+        client = JmapClient(c.url, username=user, password=password, ca_file=ca_file, fingerprint=fingerprint,
+                            timeout=timeout, deadline=timeout * 2)
+        try:
+            session = client.fetch_session()
+        except AuthError as exc:
+            last = _one_line(exc)
+            continue
+        except TLSError as exc:
+            return LoginCheck("tls", _one_line(exc), tried=tuple(tried))
+        except NetworkError as exc:
+            return LoginCheck("unreachable", _one_line(exc), tried=tuple(tried))
+        except (TuimailError, ValueError, OSError) as exc:
+            return LoginCheck("protocol", f"{c.url}: {_one_line(exc) or type(exc).__name__}", tried=tuple(tried))
+        finally:
+            client.close()
+        caps = frozenset(k for k in session.capabilities if isinstance(k, str))
+        if not session.primary_accounts.get(MAIL):
+            return LoginCheck("unsupported", f"{c.url}: the login works but the session has no mail account",
+                              tried=tuple(tried), caps=caps)
+        return LoginCheck("ok", f"logged in to {c.url} as {user!r}", username=user, tried=tuple(tried), caps=caps)
+    names = " and ".join(repr(u) for u in tried)
+    return LoginCheck("refused", f"{c.url} refused the login for {names} (last answer: {last})", tried=tuple(tried))
+
+
 def verify(c: Candidate, password: str, address: Address, **kw) -> LoginCheck:
     """The login check for `c`'s protocol."""
-    fn = {"imap": verify_imap, "pop3": verify_pop3, "smtp": verify_smtp}[c.protocol]
+    fn = {"imap": verify_imap, "pop3": verify_pop3, "jmap": verify_jmap, "smtp": verify_smtp}[c.protocol]
     return fn(c, password, address, **kw)
 
 
-__all__ = ["LoginCheck", "usernames", "verify", "verify_imap", "verify_pop3", "verify_smtp"]
+__all__ = ["LoginCheck", "usernames", "verify", "verify_imap", "verify_jmap", "verify_pop3", "verify_smtp"]

@@ -205,7 +205,9 @@ class SetupScreen(Screen):
                 found = find(address, seams, lambda s: call(self.say, step_line(s)))
                 call(self._fill, address, found)
             self.found = found
-            if found.incoming is None or found.incoming.probe is None or not found.incoming.probe.ok:
+            inc_ok = found.incoming is not None and (found.incoming.protocol == "jmap"  # checked at login
+                                                     or found.incoming.probe is not None and found.incoming.probe.ok)
+            if not inc_ok:
                 call(self.say, "✗ no incoming server: enter its host, port and security above, then Enter")
                 return
             call(self.say, f"incoming: {server_line(found.incoming)}")
@@ -254,7 +256,8 @@ class SetupScreen(Screen):
         c, o = found.incoming, found.outgoing
         fields = []
         if c is not None:
-            fields += [("#kind", c.protocol), ("#host", c.host), ("#port", str(c.port)), ("#security", c.security)]
+            fields += [("#kind", c.protocol), ("#host", c.url or c.host), ("#port", str(c.port)),
+                       ("#security", c.security)]  # JMAP: the session URL (manual() takes it back)
         if o is not None:
             fields += [("#shost", o.host), ("#sport", str(o.port)), ("#ssecurity", o.security)]
         for wid, text in fields:
