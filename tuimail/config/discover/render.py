@@ -116,7 +116,10 @@ def render_account(name: str, address: Address, incoming: Candidate, username: s
         raise ConfigError("a JMAP server without its session URL")
     day = (today or date.today()).isoformat()
     lines = [f"# {_comment(address.text)}: added by `tuimail setup` on {day}"]
-    lines.append(f"# found: {_comment(describe(incoming))} from {_comment(incoming.origin)}")
+    if incoming.origin == "entered by hand":
+        lines.append(f"# {_comment(describe(incoming))}: entered by hand")
+    else:
+        lines.append(f"# found: {_comment(describe(incoming))} from {_comment(incoming.origin)}")
     if caps:
         lines.append(f"#   it offers: {_comment(features(caps))}")
     elif incoming.probe is not None and incoming.probe.ok:
