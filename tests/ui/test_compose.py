@@ -196,3 +196,26 @@ def test_compose_without_a_sender_address_is_one_line(make_app):
 
     notes = asyncio.run(go())
     assert any("no sender address" in n for n in notes)
+
+
+def test_offline_the_message_waits_and_leaves_when_the_app_goes_online(make_app, tmp_path, monkeypatch, smtp):
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)
+    app, store, svc = make_app(5, config=_config(0), service=FakeService(raw=ORIGINAL), offline=True)
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            review = app.screen
+            assert "P postpone" not in review.hint_text() and "no postpone" in review.hint_text()
+            await pilot.press("y")
+            await _until(pilot, lambda: "test" in app.main.compose_ctl.drainers)
+            await pilot.pause(0.5)
+            assert smtp.messages == [] and len(Outbox(store.db).entries()) == 1  # kept, durable
+            await pilot.press("ctrl+o")  # online: the drain goes at once
+            await _until(pilot, lambda: len(smtp.messages) == 1)
+            await _until(pilot, lambda: Outbox(store.db).entries() == [])
+
+    asyncio.run(go())
