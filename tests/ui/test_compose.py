@@ -219,3 +219,53 @@ def test_offline_the_message_waits_and_leaves_when_the_app_goes_online(make_app,
             await _until(pilot, lambda: Outbox(store.db).entries() == [])
 
     asyncio.run(go())
+
+
+class AppendingService(FakeService):
+    """A service that can store messages (capabilities.append): postpone is offered."""
+
+    capabilities = dataclasses.replace(FakeService.capabilities, append=True)
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.appended: list[tuple[str, bytes, tuple]] = []
+
+    def append(self, folder, raw, flags=()):
+        self.appended.append((folder, raw, tuple(flags)))
+
+
+NEW_MESSAGE = """
+    import sys
+    p = sys.argv[1]
+    text = open(p, encoding="utf-8").read()
+    head, _, body = text.partition("\\n\\n")
+    head = head.replace("To: ", "To: carol@example.org").replace("Subject: ", "Subject: Draft idea")
+    open(p, "w", encoding="utf-8").write(head + "\\nAttach: " + sys.argv[0] + "\\n\\nHalf a thought.\\n")
+"""
+
+
+def test_compose_attach_and_postpone_to_drafts(make_app, tmp_path, monkeypatch, smtp):
+    _editor(tmp_path, monkeypatch, NEW_MESSAGE)
+    svc = AppendingService()
+    app, store, _svc = make_app(5, config=_config(0), service=svc)
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            await pilot.press("m")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            review = app.screen
+            session = review.session
+            assert session.error == "" and "P postpone" in review.hint_text()
+            assert [a.filename for a in session.draft.attachments] == ["editor.py"]
+            assert "Attach:" not in session.path.read_text()  # consumed: not attached twice on e
+            await pilot.press("P")
+            await _until(pilot, lambda: bool(svc.appended))
+            await _until(pilot, lambda: not session.path.exists())
+
+    asyncio.run(go())
+    ((folder, raw, flags),) = svc.appended
+    assert folder == "Drafts" and set(flags) == {"draft", "seen"}
+    assert b"Subject: Draft idea" in raw and b"Half a thought." in raw and b'filename="editor.py"' in raw
+    assert smtp.messages == []
