@@ -269,3 +269,23 @@ def test_compose_attach_and_postpone_to_drafts(make_app, tmp_path, monkeypatch, 
     assert folder == "Drafts" and set(flags) == {"draft", "seen"}
     assert b"Subject: Draft idea" in raw and b"Half a thought." in raw and b'filename="editor.py"' in raw
     assert smtp.messages == []
+
+
+def test_forward_as_attachment_has_no_default_key_and_can_be_bound(make_app, tmp_path, monkeypatch):
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)  # (Bcc filled: a recipient)
+    config = dataclasses.replace(_config(0), keys={"forward_attached": ("W",)})
+    app, store, svc = make_app(5, config=config, service=FakeService(raw=ORIGINAL))
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            await pilot.press("W")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            session = app.screen.session
+            session.remove()
+            return session.draft
+
+    draft = asyncio.run(go())
+    assert draft.subject == "Fwd: Plans for Friday"
+    (att,) = draft.attachments
+    assert att.mimetype == "message/rfc822" and att.data == ORIGINAL

@@ -44,7 +44,7 @@ reply              global   r                           reply to the sender
 reply_all          global   R                           reply to all (mutt keymap: g)
 reply_list         global   ctrl+l                      reply to the mailing list (mutt keymap: L)
 forward            global   f                           forward inline
-forward_attached   global   A                           forward as an attachment
+forward_attached   global   (none; the palette)         forward as an attachment
 undo_send          global   u                           take back the message being sent
 cursor_down        list     j, down                     next message
 cursor_up          list     k, up                       previous message
@@ -132,7 +132,7 @@ ACTIONS: tuple[Action, ...] = (
     _a("reply_all", "global", "Reply to all", "R"),
     _a("reply_list", "global", "Reply to the list", "ctrl+l"),
     _a("forward", "global", "Forward (inline)", "f"),
-    _a("forward_attached", "global", "Forward as attachment", "A"),
+    _a("forward_attached", "global", "Forward as attachment"),
     _a("undo_send", "global", "Undo send (while it waits)", "u"),
     _a("cursor_down", "list", "Next message", "j", "down"),
     _a("cursor_up", "list", "Previous message", "k", "up"),
