@@ -289,3 +289,22 @@ def test_forward_as_attachment_has_no_default_key_and_can_be_bound(make_app, tmp
     assert draft.subject == "Fwd: Plans for Friday"
     (att,) = draft.attachments
     assert att.mimetype == "message/rfc822" and att.data == ORIGINAL
+
+
+def test_send_without_an_smtp_table_stays_on_the_review(make_app, tmp_path, monkeypatch):
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)
+    app, store, svc = make_app(5, config=_config(0), service=FakeService(raw=ORIGINAL))
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            session = app.screen.session
+            await pilot.press("y")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen) and "smtp" in session.error)
+            assert "no [accounts.test.smtp] table" in session.error and session.path.exists()
+            assert Outbox(store.db).entries() == []
+            session.remove()
+
+    asyncio.run(go())

@@ -325,6 +325,11 @@ class ComposeController:
             session.error = f"no account {session.account!r} in the config"
             self.review(session)
             return
+        if not account.smtp and self.make_sender == self._sender:
+            session.error = (f"not sent: no [accounts.{account.name}.smtp] table in the config (its host, port,"
+                             " security); P postpones, the text stays in the edit file")
+            self.review(session)
+            return
         try:
             raw = mc.sent_copy(mc.build_message(session.draft))
         except mc.ComposeError as exc:
@@ -507,6 +512,11 @@ class ComposeController:
             d.kick(ignore_backoff=True)
 
     def stop(self) -> None:
+        """The app ends: what waits in its undo window is in the outbox already (sent on the next
+        run, or by `tuimail send`); its edit files go."""
+        for session in self.pending.values():
+            session.remove()
+        self.pending.clear()
         for d in self.drainers.values():
             d.stop(timeout=1.0)
         self.drainers.clear()
