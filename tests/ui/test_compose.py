@@ -308,3 +308,36 @@ def test_send_without_an_smtp_table_stays_on_the_review(make_app, tmp_path, monk
             session.remove()
 
     asyncio.run(go())
+
+
+DRAFT = (b"From: Me <me@example.org>\r\nTo: carol@example.org\r\nBcc: boss@example.org\r\nSubject: Half done\r\n"
+         b"In-Reply-To: <orig@example.org>\r\nReferences: <orig@example.org>\r\n\r\nTo be continued.\r\n")
+
+
+def test_resume_draft_edits_it_again_and_the_queued_message_replaces_it(make_app, tmp_path, monkeypatch, smtp):
+    _editor(tmp_path, monkeypatch, "import sys\nopen(sys.argv[1], 'a').write('Now done.\\n')\n")
+    config = dataclasses.replace(_config(30), keys={"resume_draft": ("W",)})
+    app, store, svc = make_app(5, config=config, service=FakeService(raw=DRAFT))
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            uid = app.main.hlist.current_uid
+            sid = store.sid_of([uid])[uid]
+            await pilot.press("W")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            session = app.screen.session
+            d = session.draft
+            assert (d.to, d.subject, d.in_reply_to) == ("carol@example.org", "Half done", "<orig@example.org>")
+            assert session.draft_ref == ("INBOX", sid)
+            await pilot.press("y")
+            await _until(pilot, lambda: len(Outbox(store.db).entries()) == 1)
+            (entry,) = Outbox(store.db).entries()
+            assert (entry.draft_folder, entry.draft_sid) == ("INBOX", sid)
+            await pilot.press("u")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            session.remove()
+
+    asyncio.run(go())
+    assert smtp.messages == []

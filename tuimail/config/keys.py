@@ -45,6 +45,7 @@ reply_all          global   R                           reply to all (mutt keyma
 reply_list         global   ctrl+l                      reply to the mailing list (mutt keymap: L)
 forward            global   f                           forward inline
 forward_attached   global   (none; the palette)         forward as an attachment
+resume_draft       global   (none; the palette)         edit a postponed message again (mutt keymap: R)
 undo_send          global   u                           take back the message being sent
 cursor_down        list     j, down                     next message
 cursor_up          list     k, up                       previous message
@@ -79,7 +80,7 @@ The ``mutt`` keymap changes: list ``first`` = ``=``/home, ``last`` = ``*``/end, 
 ``z``/pagedown, ``page_up`` = ``Z``/pageup, ``next_unread`` = tab, ``open`` = enter/space;
 pager ``next_message`` = j, ``prev_message`` = k, ``scroll_down`` = enter/down, ``scroll_up`` =
 backspace/up, ``pager_page_up`` = ``-``/pageup, ``pager_top`` = ``^``/home, ``close`` =
-q/i/escape; global ``fullscreen`` = ctrl+f, ``reply_all`` = g, ``reply_list`` = L (the reader's
+q/i/escape; global ``fullscreen`` = ctrl+f, ``reply_all`` = g, ``reply_list`` = L, ``resume_draft`` = R (the reader's
 ``load_more`` moves to ``+``).
 """
 
@@ -133,6 +134,7 @@ ACTIONS: tuple[Action, ...] = (
     _a("reply_list", "global", "Reply to the list", "ctrl+l"),
     _a("forward", "global", "Forward (inline)", "f"),
     _a("forward_attached", "global", "Forward as attachment"),
+    _a("resume_draft", "global", "Resume a draft (the message under the cursor)"),
     _a("undo_send", "global", "Undo send (while it waits)", "u"),
     _a("cursor_down", "list", "Next message", "j", "down"),
     _a("cursor_up", "list", "Previous message", "k", "up"),
@@ -182,6 +184,7 @@ MUTT: dict[str, tuple[str, ...]] = {
     "fullscreen": ("ctrl+f",),
     "reply_all": ("g",),
     "reply_list": ("L",),
+    "resume_draft": ("R",),
     "load_more": ("+",),
 }
 

@@ -48,9 +48,10 @@ ATTACH_LIMIT = 50 * 1024 * 1024
 class DraftMade(Message, bubble=False):
     """A thread worker made the draft of a reply / forward (or says why not)."""
 
-    def __init__(self, account: str, draft: mc.Draft | None, error: str = "") -> None:
+    def __init__(self, account: str, draft: mc.Draft | None, error: str = "",
+                 draft_ref: tuple[str, str] | None = None) -> None:
         super().__init__()
-        self.account, self.draft, self.error = account, draft, error
+        self.account, self.draft, self.error, self.draft_ref = account, draft, error, draft_ref
 
 
 class SendQueued(Message, bubble=False):
@@ -87,16 +88,17 @@ class ComposeSession:
     error: str = ""  # the one line shown on the review screen
     parsed: bool = True  # False: the edit file does not parse (fix it with e before sending)
     entry_id: int | None = None  # queued in the outbox (within the undo window)
+    draft_ref: tuple[str, str] | None = None  # (folder, server id) of the draft it resumes: replaced when sent
     notes: list[str] = field(default_factory=list)
 
     @classmethod
-    def create(cls, account: str, draft: mc.Draft) -> ComposeSession:
+    def create(cls, account: str, draft: mc.Draft, draft_ref: tuple[str, str] | None = None) -> ComposeSession:
         directory = Path(tempfile.mkdtemp(prefix="tuimail-compose-"))  # 0700
         path = directory / EDIT_NAME
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(mc.edit_text(draft))
-        return cls(account, draft, path)
+        return cls(account, draft, path, draft_ref=draft_ref)
 
     def text(self) -> str:
         return self.path.read_text(encoding="utf-8", errors="replace")
@@ -187,7 +189,7 @@ class ComposeController:
             return None
 
     def start(self, what: str) -> None:
-        """what: compose | reply | reply_all | reply_list | forward | forward_attached."""
+        """what: compose | reply | reply_all | reply_list | forward | forward_attached | resume_draft."""
         view = self.view
         if what == "compose":
             name = view.account or next(iter(view.tapp.stores), None)
@@ -212,19 +214,27 @@ class ComposeController:
             view.notify("no sync service for this account", severity="error", markup=False)
             return
         post = view.post_message
+        draft_ref = None
+        if what == "resume_draft":
+            store = view.tapp.stores.get(t.account)
+            sid = store.sid_of([t.uid]).get(t.uid) if store is not None else None
+            draft_ref = (t.folder, sid) if sid is not None else None
 
         def work() -> None:
             try:
-                ids = identities(account)
                 raw = svc.fetch_raw(t.folder, t.uid)
-                if what in REPLY_MODES:
-                    draft = mc.reply(raw, ids, REPLY_MODES[what])
+                if what == "resume_draft":
+                    draft = mc.resume(raw)
                 else:
-                    draft = mc.forward(raw, ids, inline=what == "forward")
+                    ids = identities(account)
+                    if what in REPLY_MODES:
+                        draft = mc.reply(raw, ids, REPLY_MODES[what])
+                    else:
+                        draft = mc.forward(raw, ids, inline=what == "forward")
             except Exception as exc:
                 post(DraftMade(t.account, None, error_text(exc)))
                 return
-            post(DraftMade(t.account, draft))
+            post(DraftMade(t.account, draft, draft_ref=draft_ref))
 
         view.run_worker(work, thread=True, group="compose", exit_on_error=False)
 
@@ -232,11 +242,11 @@ class ComposeController:
         if msg.draft is None:
             self.view.notify(msg.error or "no draft", severity="error", markup=False)
             return
-        self._begin(msg.account, msg.draft)
+        self._begin(msg.account, msg.draft, msg.draft_ref)
 
-    def _begin(self, account: str, draft: mc.Draft) -> None:
+    def _begin(self, account: str, draft: mc.Draft, draft_ref: tuple[str, str] | None = None) -> None:
         try:
-            session = ComposeSession.create(account, draft)
+            session = ComposeSession.create(account, draft, draft_ref)
         except OSError as exc:
             self.view.notify(f"cannot write the edit file: {exc.strerror or exc}", severity="error", markup=False)
             return
@@ -339,10 +349,11 @@ class ComposeController:
         hold = float(account.undo_send)
         sender = self.make_sender(account)
         post = view.post_message
+        draft_ref = session.draft_ref
 
         def work() -> None:
             try:
-                entry_id = sender.queue(raw, hold=hold)
+                entry_id = sender.queue(raw, hold=hold, draft=draft_ref)
             except Exception as exc:
                 post(SendQueued(session, None, hold, error_text(exc)))
                 return

@@ -665,6 +665,9 @@ class MainScreen(Screen[None]):
     def action_forward_attached(self) -> None:
         self.compose_ctl.start("forward_attached")
 
+    def action_resume_draft(self) -> None:
+        self.compose_ctl.start("resume_draft")
+
     def action_undo_send(self) -> None:
         self.compose_ctl.undo()
 
