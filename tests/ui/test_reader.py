@@ -181,7 +181,11 @@ def test_help_palette_sort_layout(make_app):
             await pilot.press("question_mark")
             await pilot.pause()
             text = screen_text(app)
-            assert type(app.screen).__name__ == "HelpScreen" and "cursor_down" in text and "toggle_read" in text
+            assert type(app.screen).__name__ == "HelpScreen" and "toggle_read" in text and "reply_all" in text
+            if "cursor_down" not in text:  # (the writing keys made the global list longer than a screen)
+                await pilot.press("pagedown")
+                await pilot.pause()
+                assert "cursor_down" in screen_text(app)
             await pilot.press("escape")
             await pilot.press("o")
             assert app.main.hlist.sort == "arrival"

@@ -39,6 +39,14 @@ toggle_layout      global   P                           preview right of / below
 fullscreen         global   z                           the reader alone on screen
 toggle_offline     global   ctrl+o                      work offline / go back online
 failed_actions     global   !                           actions waiting or failed: see, discard
+compose            global   m                           write a new message in $EDITOR
+reply              global   r                           reply to the sender
+reply_all          global   R                           reply to all (mutt keymap: g)
+reply_list         global   ctrl+l                      reply to the mailing list (mutt keymap: L)
+forward            global   f                           forward inline
+forward_attached   global   (none; the palette)         forward as an attachment
+resume_draft       global   (none; the palette)         edit a postponed message again (mutt keymap: R)
+undo_send          global   u                           take back the message being sent
 cursor_down        list     j, down                     next message
 cursor_up          list     k, up                       previous message
 page_down          list     pagedown                    one screen down
@@ -72,7 +80,8 @@ The ``mutt`` keymap changes: list ``first`` = ``=``/home, ``last`` = ``*``/end, 
 ``z``/pagedown, ``page_up`` = ``Z``/pageup, ``next_unread`` = tab, ``open`` = enter/space;
 pager ``next_message`` = j, ``prev_message`` = k, ``scroll_down`` = enter/down, ``scroll_up`` =
 backspace/up, ``pager_page_up`` = ``-``/pageup, ``pager_top`` = ``^``/home, ``close`` =
-q/i/escape; global ``fullscreen`` = ctrl+f.
+q/i/escape; global ``fullscreen`` = ctrl+f, ``reply_all`` = g, ``reply_list`` = L, ``resume_draft`` = R (the reader's
+``load_more`` moves to ``+``).
 """
 
 from __future__ import annotations
@@ -119,6 +128,14 @@ ACTIONS: tuple[Action, ...] = (
     _a("fullscreen", "global", "Reader full screen", "z"),
     _a("toggle_offline", "global", "Offline / online", "ctrl+o"),
     _a("failed_actions", "global", "Pending and failed actions (discard)", "!"),
+    _a("compose", "global", "Compose a new message", "m"),
+    _a("reply", "global", "Reply", "r"),
+    _a("reply_all", "global", "Reply to all", "R"),
+    _a("reply_list", "global", "Reply to the list", "ctrl+l"),
+    _a("forward", "global", "Forward (inline)", "f"),
+    _a("forward_attached", "global", "Forward as attachment"),
+    _a("resume_draft", "global", "Resume a draft (the message under the cursor)"),
+    _a("undo_send", "global", "Undo send (while it waits)", "u"),
     _a("cursor_down", "list", "Next message", "j", "down"),
     _a("cursor_up", "list", "Previous message", "k", "up"),
     _a("page_down", "list", "Page down", "pagedown"),
@@ -165,6 +182,10 @@ MUTT: dict[str, tuple[str, ...]] = {
     "pager_top": ("^", "home"),
     "close": ("q", "i", "escape"),
     "fullscreen": ("ctrl+f",),
+    "reply_all": ("g",),
+    "reply_list": ("L",),
+    "resume_draft": ("R",),
+    "load_more": ("+",),
 }
 
 PRESETS = {"default": {}, "mutt": MUTT}

@@ -20,5 +20,7 @@ __doc__ = (__doc__ or "") + "\n\n" + (_table.__doc__ or "")
 
 def bindings(scope: str) -> list[BindingType]:
     """The BINDINGS of one scope, each with its action name as the binding id (for the keymap)."""
-    return [Binding(",".join(_table._key(k) for k in a.keys) or "", a.action, a.description, show=False, id=a.name)
-            for a in ACTIONS if a.scope == scope and a.keys]
+    # (an action with no default key gets one no terminal sends, so that [keys] can still bind it)
+    return [Binding(",".join(_table._key(k) for k in a.keys) or _table._UNBOUND, a.action, a.description, show=False,
+                    id=a.name)
+            for a in ACTIONS if a.scope == scope]

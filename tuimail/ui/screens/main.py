@@ -28,6 +28,14 @@ from tuimail.ui import keys
 from tuimail.ui.collector import TICK as COLLECT_TICK
 from tuimail.ui.controllers.alerts import Alerts, ProblemPanel
 from tuimail.ui.controllers.command_runner import CommandFinished, CommandRunner
+from tuimail.ui.controllers.compose import (
+    ComposeController,
+    DraftMade,
+    DrainReported,
+    Postponed,
+    SendCancelled,
+    SendQueued,
+)
 from tuimail.ui.controllers.failed_actions import FailedActions, FailedSummaryRead
 from tuimail.ui.controllers.intents import IntentDone, IntentQueue
 from tuimail.ui.controllers.message_actions import MessageActions
@@ -122,6 +130,7 @@ class MainScreen(Screen[None]):
         self.commands = CommandRunner(self)
         self.extras = ReaderExtras(self, self.opener, self.commands)
         self.failed = FailedActions(self)
+        self.compose_ctl = ComposeController(self)
 
     @property
     def tapp(self) -> TuimailApp:
@@ -222,6 +231,7 @@ class MainScreen(Screen[None]):
             self._dirty_counts.add((self.account, self.folder.id))
             self._flush_counts()
         self.tapp.start_services()
+        self.compose_ctl.start_drainers()
 
     def _build_tree(self) -> None:
         any_folders = False
@@ -435,6 +445,7 @@ class MainScreen(Screen[None]):
                 st.folder, st.done, st.total, st.pending = ev.folder, ev.done, ev.total, ev.pending
                 st.error = sanitize_line(ev.error) if ev.error else (None if ev.state != "error" else st.error)
                 self.alerts.sync_state_changed(ev, st)
+                self.compose_ctl.sync_state(ev)
                 self.show_problem()
                 status_dirty = True
             elif isinstance(ev, NewMail):
@@ -559,6 +570,8 @@ class MainScreen(Screen[None]):
             st = self.status.info.accounts.get(name)
             if st is not None:
                 st.state = "offline" if app.offline else "connecting"
+        if not app.offline:
+            self.compose_ctl.went_online()
         self.update_status()
 
     # ------------------------------------------------------------------ delegated to the controllers
@@ -638,3 +651,47 @@ class MainScreen(Screen[None]):
 
     def action_failed_actions(self) -> None:
         self.failed.show()
+
+    # ------------------------------------------------------------------ writing mail (controllers/compose.py)
+
+    def action_compose(self) -> None:
+        self.compose_ctl.start("compose")
+
+    def action_reply(self) -> None:
+        self.compose_ctl.start("reply")
+
+    def action_reply_all(self) -> None:
+        self.compose_ctl.start("reply_all")
+
+    def action_reply_list(self) -> None:
+        self.compose_ctl.start("reply_list")
+
+    def action_forward(self) -> None:
+        self.compose_ctl.start("forward")
+
+    def action_forward_attached(self) -> None:
+        self.compose_ctl.start("forward_attached")
+
+    def action_resume_draft(self) -> None:
+        self.compose_ctl.start("resume_draft")
+
+    def action_undo_send(self) -> None:
+        self.compose_ctl.undo()
+
+    def on_draft_made(self, msg: DraftMade) -> None:
+        self.compose_ctl.draft_made(msg)
+
+    def on_send_queued(self, msg: SendQueued) -> None:
+        self.compose_ctl.queued(msg)
+
+    def on_send_cancelled(self, msg: SendCancelled) -> None:
+        self.compose_ctl.cancelled(msg)
+
+    def on_postponed(self, msg: Postponed) -> None:
+        self.compose_ctl.postponed(msg)
+
+    def on_drain_reported(self, msg: DrainReported) -> None:
+        self.compose_ctl.drain_reported(msg)
+
+    def on_unmount(self) -> None:
+        self.compose_ctl.stop()

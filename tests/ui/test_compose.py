@@ -1,0 +1,343 @@
+"""Writing mail from the app (issue #12): reply with a scripted $EDITOR, the review screen, send
+through the outbox to a scripted SMTP server (tests/support/smtpserver.py), undo within the
+window, a parse error that keeps the text. The service is the UI tests' fake (it hands over the
+original's raw bytes); the Sent copy is filed by backends/send.py, tested against Dovecot and
+the demo in tests/integration (test_outbox_servers.py, test_demo_smtp.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sys
+import textwrap
+
+import pytest
+
+from tests.support.smtpserver import ScriptedSMTP
+from tuimail.backends.send import Sender
+from tuimail.config.model import Account, Config, UIConfig
+from tuimail.protocol.smtp import SmtpSettings
+from tuimail.store.outbox import Outbox
+from tuimail.ui.screens.review import ReviewScreen
+
+from .fixtures import FakeService
+
+ORIGINAL = (
+    b"From: Alice Example <alice@example.org>\r\n"
+    b"To: Me <me@example.org>\r\n"
+    b"Cc: bob@example.org\r\n"
+    b"Subject: Plans for Friday\r\n"
+    b"Date: Fri, 15 Mar 2024 11:00:00 +0000\r\n"
+    b"Message-ID: <orig@example.org>\r\n"
+    b"References: <root@example.org>\r\n"
+    b"\r\n"
+    b"Shall we meet at noon?\r\n"
+)
+
+
+class NoSentCopy(Sender):
+    save_sent = False  # type: ignore[assignment]  # the fake service has no IMAP Sent folder
+
+
+def _config(undo: float) -> Config:
+    acc = Account(name="test", kind="imap", host="localhost", port=143, security="none", username="me",
+                  password="x", from_address="Me <me@example.org>", undo_send=undo)
+    return Config(accounts={"test": acc}, ui=UIConfig(theme="dark"))
+
+
+def _editor(tmp_path, monkeypatch, body: str) -> None:
+    """$EDITOR: a python script (run as an argument list, no shell) that edits the file in place."""
+    script = tmp_path / "editor.py"
+    script.write_text(textwrap.dedent(body))
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {script}")
+
+
+ADD_TEXT_AND_BCC = """
+    import sys
+    p = sys.argv[1]
+    text = open(p, encoding="utf-8").read()
+    head, _, body = text.partition("\\n\\n")
+    head = head.replace("Bcc: ", "Bcc: secret@example.net")
+    open(p, "w", encoding="utf-8").write(head + "\\n\\nSee you there.\\n\\n" + body)
+"""
+
+
+@pytest.fixture
+def smtp():
+    with ScriptedSMTP() as s:
+        yield s
+
+
+def _wire(app, store, smtp) -> None:
+    def make(account):
+        return NoSentCopy(None, account, store_path=store.path,
+                          settings=SmtpSettings("127.0.0.1", smtp.port, "none", timeout=5))
+
+    app.main.compose_ctl.make_sender = make
+
+
+async def _until(pilot, cond, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if cond():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("timed out")
+
+
+def test_reply_in_the_editor_is_sent_without_bcc(make_app, tmp_path, monkeypatch, smtp):
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)
+    app, store, svc = make_app(5, config=_config(0.3), service=FakeService(raw=ORIGINAL))
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            review = app.screen
+            session = review.session
+            assert session.error == "" and session.path.stat().st_mode & 0o777 == 0o600
+            assert session.path.parent.stat().st_mode & 0o777 == 0o700
+            d = session.draft
+            assert d.to == "Alice Example <alice@example.org>" and d.subject == "Re: Plans for Friday"
+            assert d.bcc == "secret@example.net"
+            await pilot.press("y")
+            await _until(pilot, lambda: "sending in" in app.main.status.info.flash)
+            await _until(pilot, lambda: len(smtp.messages) == 1)
+            await _until(pilot, lambda: not session.path.exists())
+            return session
+
+    asyncio.run(go())
+    (got,) = smtp.messages
+    assert got.mail_from == "me@example.org"
+    assert sorted(got.rcpts) == ["alice@example.org", "secret@example.net"]
+    data = got.data
+    assert b"\r\nBcc:" not in data and b"secret@example.net" not in data
+    assert b"In-Reply-To: <orig@example.org>" in data
+    assert b"References: <root@example.org> <orig@example.org>" in data.replace(b"\r\n ", b" ")
+    assert b"Subject: Re: Plans for Friday" in data
+    assert b"See you there." in data and b"> Shall we meet at noon?" in data
+    assert b"On Fri, 15 Mar 2024 11:00 +0000, Alice Example <alice@example.org> wrote:" in data
+    assert Outbox(store.db).entries() == []
+
+
+def test_undo_within_the_window_sends_nothing_and_brings_the_review_back(make_app, tmp_path, monkeypatch, smtp):
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)
+    app, store, svc = make_app(5, config=_config(30), service=FakeService(raw=ORIGINAL))
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            session = app.screen.session
+            await pilot.press("y")
+            await _until(pilot, lambda: "u to undo" in app.main.status.info.flash)
+            assert len(Outbox(store.db).entries()) == 1
+            await pilot.press("u")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            assert app.screen.session is session and "undone" in session.error
+            assert Outbox(store.db).entries() == [] and session.path.exists()
+            assert "See you there." in session.path.read_text()
+            await pilot.press("q")  # discard asks
+            await pilot.pause()
+            await pilot.press("y")
+            await _until(pilot, lambda: not session.path.exists())
+
+    asyncio.run(go())
+    assert smtp.messages == []
+
+
+BAD_HEADER = """
+    import sys
+    p = sys.argv[1]
+    text = open(p, encoding="utf-8").read()
+    open(p, "w", encoding="utf-8").write("Date: tomorrow\\n" + text + "\\nMy precious text.\\n")
+"""
+
+
+def test_a_parse_error_is_one_line_and_keeps_the_text(make_app, tmp_path, monkeypatch, smtp):
+    _editor(tmp_path, monkeypatch, BAD_HEADER)
+    app, store, svc = make_app(5, config=_config(0), service=FakeService(raw=ORIGINAL))
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            session = app.screen.session
+            assert "line 1: the Date header cannot be set here" in session.error and "\n" not in session.error
+            assert not session.parsed and "My precious text." in session.path.read_text()
+            await pilot.press("y")  # refused: back on the review, nothing queued
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            await pilot.pause(0.2)
+            assert Outbox(store.db).entries() == [] and "My precious text." in session.path.read_text()
+            session.remove()
+
+    asyncio.run(go())
+    assert smtp.messages == []
+
+
+def test_compose_without_a_sender_address_is_one_line(make_app):
+    config = _config(0)
+    acc = dataclasses.replace(config.accounts["test"], from_address=None)
+    app, store, svc = make_app(5, config=dataclasses.replace(config, accounts={"test": acc}))
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            await pilot.press("m")
+            await pilot.pause(0.2)
+            assert not isinstance(app.screen, ReviewScreen)
+            return [n.message for n in app._notifications]
+
+    notes = asyncio.run(go())
+    assert any("no sender address" in n for n in notes)
+
+
+def test_offline_the_message_waits_and_leaves_when_the_app_goes_online(make_app, tmp_path, monkeypatch, smtp):
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)
+    app, store, svc = make_app(5, config=_config(0), service=FakeService(raw=ORIGINAL), offline=True)
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            review = app.screen
+            assert "P postpone" not in review.hint_text() and "no postpone" in review.hint_text()
+            await pilot.press("y")
+            await _until(pilot, lambda: "test" in app.main.compose_ctl.drainers)
+            await pilot.pause(0.5)
+            assert smtp.messages == [] and len(Outbox(store.db).entries()) == 1  # kept, durable
+            await pilot.press("ctrl+o")  # online: the drain goes at once
+            await _until(pilot, lambda: len(smtp.messages) == 1)
+            await _until(pilot, lambda: Outbox(store.db).entries() == [])
+
+    asyncio.run(go())
+
+
+class AppendingService(FakeService):
+    """A service that can store messages (capabilities.append): postpone is offered."""
+
+    capabilities = dataclasses.replace(FakeService.capabilities, append=True)
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.appended: list[tuple[str, bytes, tuple]] = []
+
+    def append(self, folder, raw, flags=()):
+        self.appended.append((folder, raw, tuple(flags)))
+
+
+NEW_MESSAGE = """
+    import sys
+    p = sys.argv[1]
+    text = open(p, encoding="utf-8").read()
+    head, _, body = text.partition("\\n\\n")
+    head = head.replace("To: ", "To: carol@example.org").replace("Subject: ", "Subject: Draft idea")
+    open(p, "w", encoding="utf-8").write(head + "\\nAttach: " + sys.argv[0] + "\\n\\nHalf a thought.\\n")
+"""
+
+
+def test_compose_attach_and_postpone_to_drafts(make_app, tmp_path, monkeypatch, smtp):
+    _editor(tmp_path, monkeypatch, NEW_MESSAGE)
+    svc = AppendingService()
+    app, store, _svc = make_app(5, config=_config(0), service=svc)
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            await pilot.press("m")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            review = app.screen
+            session = review.session
+            assert session.error == "" and "P postpone" in review.hint_text()
+            assert [a.filename for a in session.draft.attachments] == ["editor.py"]
+            assert "Attach:" not in session.path.read_text()  # consumed: not attached twice on e
+            await pilot.press("P")
+            await _until(pilot, lambda: bool(svc.appended))
+            await _until(pilot, lambda: not session.path.exists())
+
+    asyncio.run(go())
+    ((folder, raw, flags),) = svc.appended
+    assert folder == "Drafts" and set(flags) == {"draft", "seen"}
+    assert b"Subject: Draft idea" in raw and b"Half a thought." in raw and b'filename="editor.py"' in raw
+    assert smtp.messages == []
+
+
+def test_forward_as_attachment_has_no_default_key_and_can_be_bound(make_app, tmp_path, monkeypatch):
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)  # (Bcc filled: a recipient)
+    config = dataclasses.replace(_config(0), keys={"forward_attached": ("W",)})
+    app, store, svc = make_app(5, config=config, service=FakeService(raw=ORIGINAL))
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            await pilot.press("W")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            session = app.screen.session
+            session.remove()
+            return session.draft
+
+    draft = asyncio.run(go())
+    assert draft.subject == "Fwd: Plans for Friday"
+    (att,) = draft.attachments
+    assert att.mimetype == "message/rfc822" and att.data == ORIGINAL
+
+
+def test_send_without_an_smtp_table_stays_on_the_review(make_app, tmp_path, monkeypatch):
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)
+    app, store, svc = make_app(5, config=_config(0), service=FakeService(raw=ORIGINAL))
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            session = app.screen.session
+            await pilot.press("y")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen) and "smtp" in session.error)
+            assert "no [accounts.test.smtp] table" in session.error and session.path.exists()
+            assert Outbox(store.db).entries() == []
+            session.remove()
+
+    asyncio.run(go())
+
+
+DRAFT = (b"From: Me <me@example.org>\r\nTo: carol@example.org\r\nBcc: boss@example.org\r\nSubject: Half done\r\n"
+         b"In-Reply-To: <orig@example.org>\r\nReferences: <orig@example.org>\r\n\r\nTo be continued.\r\n")
+
+
+def test_resume_draft_edits_it_again_and_the_queued_message_replaces_it(make_app, tmp_path, monkeypatch, smtp):
+    _editor(tmp_path, monkeypatch, "import sys\nopen(sys.argv[1], 'a').write('Now done.\\n')\n")
+    config = dataclasses.replace(_config(30), keys={"resume_draft": ("W",)})
+    app, store, svc = make_app(5, config=config, service=FakeService(raw=DRAFT))
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            uid = app.main.hlist.current_uid
+            sid = store.sid_of([uid])[uid]
+            await pilot.press("W")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            session = app.screen.session
+            d = session.draft
+            assert (d.to, d.subject, d.in_reply_to) == ("carol@example.org", "Half done", "<orig@example.org>")
+            assert session.draft_ref == ("INBOX", sid)
+            await pilot.press("y")
+            await _until(pilot, lambda: len(Outbox(store.db).entries()) == 1)
+            (entry,) = Outbox(store.db).entries()
+            assert (entry.draft_folder, entry.draft_sid) == ("INBOX", sid)
+            await pilot.press("u")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            session.remove()
+
+    asyncio.run(go())
+    assert smtp.messages == []
