@@ -198,6 +198,7 @@ class MainScreen(Screen[None]):
 
     def on_unmount(self) -> None:
         self.tapp.collector.stop()
+        self.compose_ctl.stop()
 
     def _compositor_refresh(self) -> None:
         # Textual lays the screen out and renders it once while the app's start-up batch is
@@ -692,6 +693,3 @@ class MainScreen(Screen[None]):
 
     def on_drain_reported(self, msg: DrainReported) -> None:
         self.compose_ctl.drain_reported(msg)
-
-    def on_unmount(self) -> None:
-        self.compose_ctl.stop()
