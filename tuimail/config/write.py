@@ -61,12 +61,19 @@ def save_password(path: Path | str, account: str, password: str) -> Path:
         raise ConfigError(f"{shown}: the password was not saved: {exc}") from None
     if acc.password != password:
         raise ConfigError(f"{shown}: the password was not saved ([accounts.{account}] is not a plain table)")
+    return replace_private(target, new, f"{shown}: cannot write the password")
+
+
+def replace_private(target: Path, text: str, failure: str) -> Path:
+    """Write `text` to `target` (0600) atomically: a private temporary file beside it, fsync'd,
+    then renamed over it; a failure leaves the old file whole and is one ConfigError line,
+    `failure: <the OS's reason>`."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             os.fchmod(fd, 0o600)
-            os.write(fd, new.encode("utf-8"))
+            os.write(fd, text.encode("utf-8"))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -76,5 +83,5 @@ def save_password(path: Path | str, account: str, password: str) -> Path:
             tmp.unlink()
         except OSError:
             pass
-        raise ConfigError(f"{shown}: cannot write the password: {exc.strerror or exc}") from None
+        raise ConfigError(f"{failure}: {exc.strerror or exc}") from None
     return target

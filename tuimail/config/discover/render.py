@@ -9,7 +9,6 @@ command-line tool) or nothing, and the app asks for the password at each start.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from pathlib import Path
 from tuimail.config.discover.engine import describe, features
 from tuimail.config.discover.results import Address, Candidate
 from tuimail.config.validate import _BARE_KEY
-from tuimail.config.write import toml_string
+from tuimail.config.write import replace_private, toml_string
 from tuimail.errors import ConfigError
 from tuimail.paths import ACCOUNT_NAME_RE
 
@@ -202,20 +201,4 @@ def write_account(path: Path | str, block: str) -> Path:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"{shown}: cannot create its directory: {exc.strerror or exc}") from None
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, new.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise ConfigError(f"{shown}: cannot write it: {exc.strerror or exc}") from None
-    return target
+    return replace_private(target, new, f"{shown}: cannot write it")
