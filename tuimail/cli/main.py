@@ -20,11 +20,13 @@ import unicodedata
 
 from tuimail import __version__, paths
 from tuimail.config.load import Config, config_mode_warning, load_config
+from tuimail.config.model import KINDS
 from tuimail.errors import NetworkError, NotCached, StoreError, TuimailError, UsageError
 from tuimail.mail.addresses import sender_name
 from tuimail.mail.sanitize import sanitize_line
 
 from tuimail.core.flags import CANONICAL
+from tuimail.core.service import Capabilities
 
 FLAG_NAMES = {n: n for n in CANONICAL}  # the names `flag` accepts (canonical: tuimail.core.flags)
 
@@ -115,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     su.add_argument("--email", metavar="ADDR", help="the e-mail address")
     su.add_argument("--name", metavar="NAME", help="your name for From: (default: none)")
     su.add_argument("--username", metavar="U", help="the login name (default: the address, then its local part)")
-    su.add_argument("--kind", metavar="K", choices=("imap", "pop3", "jmap"), help="imap, pop3 or jmap")
+    su.add_argument("--kind", metavar="K", choices=KINDS, help=", ".join(KINDS[:-1]) + " or " + KINDS[-1])
     su.add_argument("--host", metavar="H", help="the incoming server (no discovery); for jmap a host or the"
                                                 " session URL")
     su.add_argument("--port", metavar="P", help="its port (default: by kind and security)")
@@ -260,10 +262,16 @@ def _folder(store, name: str):
     return fi
 
 
+def _caps(account) -> Capabilities:
+    """What the account's kind can do (registry.capabilities): asked instead of its kind's name."""
+    from tuimail.backends.registry import capabilities
+    return capabilities(account.kind)
+
+
 def _handle(account, row) -> int:
-    """What `list` shows as a message's uid and `read`/`flag` take: the IMAP uid for an IMAP
-    account, the local id otherwise."""
-    if account.kind == "imap" and row.sid.isdigit():
+    """What `list` shows as a message's uid and `read`/`flag` take: the server's uid where the
+    kind has public ones (IMAP), the local id otherwise."""
+    if _caps(account).server_uids and row.sid.isdigit():
         return int(row.sid)
     return row.id
 
@@ -277,8 +285,9 @@ def _message_id(store, account, fi, args) -> int:
             raise UsageError(f"no message with id {args.id} in {sanitize_line(fi.name)!r} (see `tuimail list"
                              f" {sanitize_line(fi.name)} --json`)")
         return args.id
-    found = store.ids_of(fi.id, [str(args.uid)]) if account.kind == "imap" else {}
-    id_ = found.get(str(args.uid)) if found else (args.uid if account.kind != "imap" else None)
+    server_uids = _caps(account).server_uids
+    found = store.ids_of(fi.id, [str(args.uid)]) if server_uids else {}
+    id_ = found.get(str(args.uid)) if found else (args.uid if not server_uids else None)
     if id_ is None or store.row(fi.id, id_) is None:
         raise UsageError(f"no message {args.uid} in {sanitize_line(fi.name)!r} (see `tuimail list"
                          f" {sanitize_line(fi.name)}`; run `tuimail sync` if it is new)")
@@ -505,7 +514,7 @@ def cmd_flag(config: Config, args) -> int:
         words = _flag_words(row)
         print(sanitize_line(" ".join(words)) if words else "(no flags)")  # keywords come from the server
     if args.changes:
-        sent = ("changed in the local store (a POP3 account's flags are local)" if account.kind == "pop3"
+        sent = ("changed in the local store (this account's flags are local)" if not _caps(account).server_flags
                 else "changed in the local store; queued for the server until the next sync (tuimail sync)")
         print(f"tuimail: {sent}" if queued else "tuimail: no change: the flags were already so", file=sys.stderr)
     return 0
@@ -555,7 +564,7 @@ def _action_uid(account, a):
     """The handle of an action's message (see _handle); None when it is lost."""
     if a.msg_id is None or a.sid is None:
         return None
-    return int(a.sid) if account.kind == "imap" and a.sid.isdigit() else a.msg_id
+    return int(a.sid) if _caps(account).server_uids and a.sid.isdigit() else a.msg_id
 
 
 def cmd_repair(config: Config, args) -> int:

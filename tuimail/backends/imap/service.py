@@ -64,7 +64,7 @@ class ImapService(FetchLaneService["ImapConnection", "MessageOpener"]):
     # accounts.NAME.idle allows it: else it polls); search asks the server what the store cannot
     # answer. APPEND and sending are not implemented yet: append/send raise Unsupported.
     capabilities = Capabilities(server_flags=True, push=True, server_search=True, append=False, send=False,
-                                server_folders=True)
+                                server_folders=True, server_uids=True)
     thread_name = "sync"
 
     def __init__(self, config: Config, account: Account, on_event: EventSink | None = None,
