@@ -29,7 +29,6 @@ def _contains(hay: str | None, needle: str) -> bool:
         return needle in hay
     return _fold(needle) in _fold(hay)
 
-# ------------------------------------------------------------------------------------ evaluator
 
 class MessageView(Protocol):
     """What the evaluator reads. Headers are decoded text; None means "not known here"."""

@@ -9,8 +9,6 @@ from tuimail.core.pattern.nodes import _FIELD_RE, And, Date, Flag, Leaf, Not, Or
 from tuimail.core.pattern.ranges import date_bounds
 
 
-# --------------------------------------------------------------------------------- IMAP compiler
-
 @dataclass(frozen=True)
 class SearchString:
     """A string argument from the user: the IMAP layer sends it quoted, or as a literal when

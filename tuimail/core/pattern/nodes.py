@@ -27,8 +27,6 @@ class PatternError(ValueError):
         return f"pattern: {self.message} at column {self.position + 1}"
 
 
-# ------------------------------------------------------------------------------------------ AST
-
 @dataclass(frozen=True)
 class Text:
     op: str  # one of TEXT_OPS

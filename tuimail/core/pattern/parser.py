@@ -9,8 +9,6 @@ from tuimail.core.pattern.nodes import (DATE_OPS, FLAG_OPS, SIZE_OPS, TEXT_OPS, 
 from tuimail.core.pattern.ranges import _parse_date, _parse_size
 
 
-# --------------------------------------------------------------------------------------- parser
-
 _STOP = "()|"
 MAX_TERMS = 200  # terms in one pattern (a word counts two): SQLite's expression depth is 1000
 MAX_DEPTH = 20  # ( and ! nesting; SQLite 3.40's parser overflows near 30 nested parentheses

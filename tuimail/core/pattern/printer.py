@@ -6,8 +6,6 @@ from __future__ import annotations
 from tuimail.core.pattern.nodes import And, Date, DateRange, DateRel, Flag, Not, Or, Pattern, Size, Text
 
 
-# -------------------------------------------------------------------------------------- printer
-
 def _quote(text: str) -> str:
     if text and not any(c.isspace() or c in "()|\"'\\" for c in text) and text[0] not in "~!":
         return text

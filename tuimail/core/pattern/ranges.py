@@ -85,7 +85,6 @@ def _parse_size(arg: str, pos: int) -> Size:
         raise PatternError(f"size {arg} is too large", pos)
     return Size(lo, hi)
 
-# ------------------------------------------------------------------------------ dates and folding
 
 def _sub_months(d: date, months: int) -> date:
     y, m = divmod(d.year * 12 + d.month - 1 - months, 12)

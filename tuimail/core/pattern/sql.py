@@ -10,8 +10,6 @@ from tuimail.core.pattern.nodes import And, Date, Flag, Leaf, Not, Or, Pattern, 
 from tuimail.core.pattern.ranges import date_bounds
 
 
-# ---------------------------------------------------------------------------------- SQL compiler
-
 @dataclass(frozen=True)
 class SqlPlan:
     """``where``: true for every match (residue read as "maybe"); ``sure``: true only for matches.
