@@ -23,16 +23,17 @@ import threading
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from tuimail import paths
 from tuimail.backends.lock import AccountLock, Busy
 from tuimail.backends.waker import Waker
 from tuimail.config.load import Account, Config, resolve_oauth2_token, resolve_password
-from tuimail.core.events import Event, EventSink, SyncState
+from tuimail.core.events import Event, EventSink, NewMail, SyncState
+from tuimail.core.summary import FolderSummary
 from tuimail.errors import (AuthError, CommandFailed, ConfigError, MissingSecret, NetworkError, NotCached,
-                            TuimailError)
+                            TuimailError, UsageError)
 from tuimail.store import BodyCache, Store
 from tuimail.store.sqlite_errors import guard, store_error
 
@@ -311,6 +312,23 @@ class ServiceBase(ABC):
             return fn()
         finally:
             lock.release()
+
+    @property
+    def check_interval(self) -> float:
+        """accounts.NAME.check_interval: seconds between two looks at what push does not tell."""
+        return float(getattr(self.account, "check_interval", 60.0) or 60.0)
+
+    def _report_new(self, summaries: Iterable[FolderSummary]) -> None:
+        """NewMail for each folder that got unseen messages (a first fill is not new mail)."""
+        for f in summaries:
+            if f.unseen_new and not f.first and not f.reset:
+                self._emit(NewMail(self.account.name, f.name, f.unseen_new))
+
+    def _sync_now_folder(self, folder: str | None) -> str | None:
+        """sync_now's checks: the network is needed; INBOX is named so in any case."""
+        if self._offline:
+            raise UsageError("sync needs the network; drop --offline")
+        return inbox_case(folder)
 
     def _pending_kw(self, store: Store) -> dict[str, int]:
         return {"pending": pending_count(store)} if self.reports_pending else {}

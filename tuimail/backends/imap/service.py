@@ -24,7 +24,7 @@ from tuimail.errors import Unsupported, UsageError
 from tuimail.store import BodyCache, Store
 from tuimail.mail.sanitize import sanitize_line
 from tuimail.core.content import MessageContent
-from tuimail.core.events import EventSink, NewMail
+from tuimail.core.events import EventSink
 from tuimail.core.service import Capabilities
 from tuimail.core.summary import SyncSummary
 from tuimail.trace import trace
@@ -128,10 +128,7 @@ class ImapService(FetchLaneService["ImapConnection", "MessageOpener"]):
         """Every folder, or `folder` (INBOX in any case), once, under the account lock; then the
         connection is closed. Not while start()ed: the worker syncs then."""
         from tuimail.backends.imap.engine import Engine
-        if self._offline:
-            raise UsageError("sync needs the network; drop --offline")
-        if folder is not None and folder.upper() == "INBOX":  # RFC 3501: INBOX is case-insensitive
-            folder = "INBOX"
+        folder = self._sync_now_folder(folder)
         with Store(self.store_path) as store, AccountLock(paths.lock_path(self.account.name)):
             bodies = BodyCache(self.cache_path)
             conn = open_connection(self.account, self._secret)
@@ -186,12 +183,6 @@ class ImapService(FetchLaneService["ImapConnection", "MessageOpener"]):
                 sync_conn.close()
         return None
 
-    def _report_new(self, summaries) -> None:
-        """NewMail for each folder that got unseen messages (a first fill is not new mail)."""
-        for f in summaries:
-            if f.unseen_new and not f.first and not f.reset:
-                self._emit(NewMail(self.account.name, f.name, f.unseen_new))
-
     def _sync_all(self, engine, lock: AccountLock) -> None:
         summary = self._locked(lock, lambda: engine.sync_all(first=self._watch))
         self._report_new(summary.folders)
@@ -206,7 +197,7 @@ class ImapService(FetchLaneService["ImapConnection", "MessageOpener"]):
         from tuimail.backends.imap.selected import apply_news, replay_selected
         conn = engine.conn
         last_poll = time.monotonic()
-        interval = getattr(self.account, "check_interval", POLL_SECONDS) or POLL_SECONDS
+        interval = self.check_interval
         while not self._stop.is_set() and not self._offline:
             self._emit_state("idle", folder=self._watch, pending=store.pending_count())
             self._wake.clear()

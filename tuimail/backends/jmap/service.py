@@ -23,7 +23,7 @@ from tuimail.backends.base import FetchLaneService
 from tuimail.backends.lock import AccountLock
 from tuimail.config.load import Account, Config
 from tuimail.core.content import MessageContent
-from tuimail.core.events import EventSink, NewMail
+from tuimail.core.events import EventSink
 from tuimail.core.service import Capabilities
 from tuimail.core.summary import SyncSummary
 from tuimail.errors import (AuthError, CommandFailed, ConfigError, NetworkError, ProtocolError, TuimailError,
@@ -123,10 +123,7 @@ class JmapService(FetchLaneService["JmapClient", "Reader"]):
     # one sync in the caller's thread (the CLI) ----------------------------------------------
     def sync_now(self, folder: str | None = None, /) -> SyncSummary:
         from tuimail.backends.jmap.engine import Engine
-        if self._offline:
-            raise UsageError("sync needs the network; drop --offline")
-        if folder is not None and folder.upper() == "INBOX":
-            folder = "INBOX"
+        folder = self._sync_now_folder(folder)
         with Store(self.store_path) as store, AccountLock(paths.lock_path(self.account.name)):
             bodies = BodyCache(self.cache_path)
             client = connect(self.account, self._secret)
@@ -174,12 +171,10 @@ class JmapService(FetchLaneService["JmapClient", "Reader"]):
 
     def _sync(self, engine: Any, lock: AccountLock, store: Store) -> None:
         summary = self._locked(lock, lambda: engine.sync_all(first=self._watch))
-        for f in summary.folders:
-            if f.unseen_new and not f.first and not f.reset:
-                self._emit(NewMail(self.account.name, f.name, f.unseen_new))
+        self._report_new(summary.folders)
 
     def _online_loop(self, engine: Any, store: Store, lock: AccountLock) -> None:
-        interval = float(getattr(self.account, "check_interval", 60.0) or 60.0)
+        interval = self.check_interval
         last = time.monotonic()
         while not self._stop.is_set() and not self._offline:
             self._emit_state("idle", folder=self._watch, pending=store.pending_count())

@@ -163,8 +163,7 @@ class Pop3Service(ServiceBase):
         """Download once in the calling thread (the CLI's `tuimail sync`). `folder`: INBOX or a
         local folder (the server has one mailbox: it is what is synced). bodies=False with
         headers_first: leave the bodies for when the messages are opened."""
-        if self._offline:
-            raise UsageError("sync needs the network; drop --offline")
+        self._sync_now_folder(folder)
         t0 = time.monotonic()
         with Store(self.store_path) as store, AccountLock(paths.lock_path(self.account.name)):
             self.ensure_folders(store)
@@ -236,7 +235,7 @@ class Pop3Service(ServiceBase):
         if fs.new and not fs.first:
             self._emit(NewMail(self.account.name, "INBOX", fs.new))
         self._emit_state("idle", folder="INBOX")
-        return float(getattr(self.account, "check_interval", 60.0) or 60.0)
+        return self.check_interval
 
     def _pause(self, store: Store, seconds: float) -> None:
         """Until the next check, a request, or a local delete that the server should have."""
