@@ -457,8 +457,9 @@ class FetchLaneService(ServiceBase, Generic[C, R]):
             self._fetch_bodies = None
 
     def _reader(self) -> R:
-        if self._fetch_store is None or self._fetch_bodies is None:
-            self._fetch_store = self._fetch_store or Store(self.store_path)
+        if self._fetch_store is None:
+            self._fetch_store = Store(self.store_path)
+        if self._fetch_bodies is None:
             self._fetch_bodies = BodyCache(self.cache_path)
         if self._fetch_conn is None and not self._offline and self._thread is not None:
             self._login_done.wait(LOGIN_WAIT)
