@@ -28,6 +28,7 @@ from tuimail.backends.pop3.plan import Policy
 from tuimail.config.load import Account, Config
 from tuimail.core.content import MessageContent
 from tuimail.core.events import EventSink, FoldersChanged, NewMail
+from tuimail.core.roles import role_by_name
 from tuimail.core.service import Capabilities
 from tuimail.core.summary import FolderSummary, SyncSummary
 from tuimail.errors import NetworkError, NotCached, Unsupported, UsageError
@@ -42,8 +43,6 @@ if TYPE_CHECKING:  # (download is imported when a sync runs)
     from tuimail.protocol.pop3 import Pop3Session
 
 log = logging.getLogger("tuimail.pop3")
-ROLE_NAMES = {"archive": "archive", "trash": "trash", "junk": "junk", "spam": "junk", "sent": "sent",
-              "drafts": "drafts"}
 T = TypeVar("T")
 
 
@@ -261,4 +260,4 @@ def _role_of(name: str, roles: dict[str, str]) -> str | None:
     for role, folder in roles.items():
         if folder == name:
             return role
-    return ROLE_NAMES.get(name.lower())
+    return role_by_name(name)
