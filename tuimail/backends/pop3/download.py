@@ -116,9 +116,12 @@ def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, b
 
     assert sizes is not None or not p.new
     pending_bodies: list[tuple[ServerMessage, Hashable]] = [(m, k.ref) for m, k in p.bodies] if bodies else []
+    # newest first (the highest message numbers): the first rows committed are the list's first
+    # screen, as an IMAP account's first window is
+    newest_first = [m.number for m in reversed(p.new)]
     if headers_first and p.new:
         by_number = {m.number: m for m in p.new}
-        for n, head in s.top_many([m.number for m in p.new]):
+        for n, head in s.top_many(newest_first):
             m = by_number[n]
             ref = ledger.commit(m, head, fingerprint(head, m.size), headers_only=True)
             result.headers += 1
@@ -126,7 +129,7 @@ def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, b
                 pending_bodies.append((m, ref))
     elif p.new:
         by_number = {m.number: m for m in p.new}
-        for n, raw in s.retr_many([m.number for m in p.new]):
+        for n, raw in s.retr_many(newest_first):
             m = by_number[n]
             ref = ledger.commit(m, raw, fingerprint(raw, m.size), headers_only=False)
             result.downloaded += 1

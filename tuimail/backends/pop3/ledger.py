@@ -23,6 +23,7 @@ from tuimail.store.pop3ledger import Pop3Ledger
 
 EVENT_EVERY = 0.25  # seconds between two RowsChanged of a long download (and two commits, batched)
 BATCH_ROWS = 500  # at most this many messages per transaction when batched
+FIRST_ROWS = 60  # the first report comes as soon as this many rows (a screenful) are committed
 GONE = -math.inf  # the download time reported for a message the user deleted and wants off the server
 
 
@@ -39,7 +40,8 @@ class StoreLedger:
     """download.py's Ledger on one account's store; new messages go to `inbox` (a folder id)."""
 
     def __init__(self, ledger: Pop3Ledger, inbox: int, account: str, emit: Callable[[Event], None] | None = None,
-                 now: Callable[[], float] = time.time, *, delete_on_server: bool = False, batch: bool = False):
+                 now: Callable[[], float] = time.time, *, delete_on_server: bool = False, batch: bool = False,
+                 after_first: Callable[[], None] | None = None):
         self.ledger, self.inbox, self.account = ledger, inbox, account
         self.delete_on_server = delete_on_server
         self.batch = batch
@@ -50,6 +52,8 @@ class StoreLedger:
         self.changed: list[int] = []  # local ids whose body arrived
         self._pending: list[int] = []
         self._pending_changed: list[int] = []
+        self._reported = False  # (no row reported yet: the first screenful goes out at once)
+        self.after_first = after_first  # called once the first rows are reported (the UI may hold us)
         self._last = time.monotonic()
 
     def known(self) -> list[KnownMessage]:
@@ -97,7 +101,8 @@ class StoreLedger:
         self.ledger.off_server([r for r in refs if isinstance(r, int)])
 
     def _maybe_flush(self) -> None:
-        if time.monotonic() - self._last >= EVENT_EVERY or len(self._pending) >= BATCH_ROWS:
+        if time.monotonic() - self._last >= EVENT_EVERY or len(self._pending) >= BATCH_ROWS or (
+                not self._reported and len(self._pending) >= FIRST_ROWS):
             self.flush()
 
     def _abort(self) -> None:
@@ -120,5 +125,9 @@ class StoreLedger:
             tx.close()  # COMMIT
         if self._pending or self._pending_changed:
             added, changed = tuple(self._pending), tuple(self._pending_changed)
+            self._reported = True
             self._pending, self._pending_changed = [], []
             self.emit(RowsChanged(self.account, self.inbox, ids=changed, added=added))
+            if added and self.after_first is not None:
+                after, self.after_first = self.after_first, None
+                after()
