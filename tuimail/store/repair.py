@@ -11,7 +11,8 @@ reach at all (a destroyed schema or interior page) are decoded from the leaf pag
 The damaged file is moved aside (never deleted), and a fresh store holding the salvaged folders (with their
 sync state, so the kept server ids stay meaningful: the next sync links each entry to its refilled
 row by server id; a reset of the folder's ids (UIDVALIDITY) re-matches them by Message-ID) and the
-journal entries whose folder is known takes its place. A journal of an older schema (v5: an
+journal entries whose folder is known takes its place. A POP3 account's local folders are
+salvaged whole, their mail and UIDL ledger included (repair_pop3.py). A journal of an older schema (v5: an
 integer uid and IMAP flag names) is converted as the v6 migration converts it. A damaged body cache (re-downloadable)
 is moved aside too.
 """
@@ -31,6 +32,7 @@ from pathlib import Path
 from tuimail.errors import StoreError
 from tuimail.store.db import connect
 from tuimail.store.pagescan import page_size_of, scan_pages
+from tuimail.store.repair_pop3 import Pop3Salvage, salvage_pop3
 
 _PAGE_SIZES = (4096, 1024, 2048, 8192, 16384, 32768, 65536, 512)
 _MAX_PROBES = 2_000_000  # point lookups between two damaged spots of one table
@@ -69,6 +71,7 @@ class RepairReport:
     unreadable: bool = False  # part of the journal (or folder list) could not be read at all
     moved_to: Path | None = None
     cache_moved_to: Path | None = None
+    pop3: Pop3Salvage | None = None  # a POP3 account's mail and ledger (None: no local folder)
 
 
 def in_use(path: Path) -> bool:
@@ -125,6 +128,9 @@ def repair_store(path: Path | str, cache_path: Path | str | None = None, *, forc
         report.unreadable = unreadable
         fresh = work / "fresh.sqlite3"
         report.kept, report.lost = _write_fresh(fresh, folders, entries)
+        report.pop3 = _salvage_local(copy, fresh, folders)
+        if report.pop3 is not None and report.pop3.unreadable:
+            report.unreadable = True
         report.moved_to = _move_aside(path)
         os.replace(fresh, path)
         return report
@@ -133,6 +139,21 @@ def repair_store(path: Path | str, cache_path: Path | str | None = None, *, forc
         raise store_error(exc, path) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)  # only our copies live there
+
+
+def _salvage_local(copy: Path, fresh: Path, folders: dict[int, dict]) -> Pop3Salvage | None:
+    """The local folders' mail (a POP3 account's), copied into the fresh store (repair_pop3.py)."""
+    if not any(f.get("local") == 1 for f in folders.values()):
+        return None
+    src = _open_readable(copy)
+    if src is None:
+        return Pop3Salvage(unreadable=True)
+    dst = connect(fresh)
+    try:
+        return salvage_pop3(src, dst, folders)
+    finally:
+        dst.close()
+        src.close()
 
 
 def _move_aside(path: Path) -> Path:
