@@ -106,6 +106,93 @@ def measure(kind: str, user) -> dict:
         shutil.rmtree(d, ignore_errors=True)
 
 
+def noop_resync(user) -> dict:
+    """A JMAP account synced once, then synced again with nothing changed: the HTTP requests and
+    bytes (sent + received, headers included) of the second sync (target: one request < 2 KB)."""
+    d = Path(tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+    old = {k: os.environ.get(k) for k in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME")}
+    try:
+        for k in old:
+            os.environ[k] = str(d / k.lower())
+        from tuimail import paths
+        from tuimail.backends.jmap.engine import Engine
+        from tuimail.backends.jmap.service import connect
+        from tuimail.backends.registry import create_service
+        from tuimail.config.load import load_config
+        from tuimail.store import Store
+        cfg_path = d / "config.toml"
+        cfg_path.write_text(f'[accounts.bench]\nkind = "jmap"\nurl = "{user.session_url}"\n'
+                            f'username = "{user.name}"\npassword = "{user.password}"\n')
+        cfg_path.chmod(0o600)
+        cfg = load_config(cfg_path)
+        acc = cfg.account("bench")
+        svc = create_service(cfg, acc)
+        try:
+            svc.sync_now()
+        finally:
+            svc.stop()
+        samples = []
+        with Store(paths.account_store_path("bench")) as store:
+            for _ in range(3):
+                client = connect(acc, lambda: user.password)
+                try:
+                    engine = Engine(acc, store, client)
+                    mark = client.mark()
+                    engine.sync_all()
+                    ex = client.since(mark)
+                finally:
+                    client.close()
+                samples.append({"requests": len(ex), "bytes": sum(e.sent + e.received for e in ex)})
+        return {"samples": samples, "requests": max(x["requests"] for x in samples),
+                "bytes": statistics.median(x["bytes"] for x in samples)}
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def measure_section(n: int, rounds: int, log=print) -> dict:
+    """`make bench`'s "jmap" section (run.py): the medians of `rounds` cold starts of each kind on
+    one n-message Cyrus INBOX, the no-change resync, and the push latency where this module has
+    a `push_latency(user)` (helper H5's). Raises CyrusNotInstalled when Cyrus is not there."""
+    from tests.support.cyrus import CyrusServer
+    server = CyrusServer(root="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    out: dict = {"n": n, "rounds": rounds, "errors": []}
+    try:
+        user = server.add_user()
+        out["fill_seconds"] = fill(user, n)
+        log(f"jmap {n}: Cyrus filled in {out['fill_seconds']:.1f} s")
+        results: dict[str, list[dict]] = {"imap": [], "jmap": []}
+        for r in range(rounds):
+            for kind in (("imap", "jmap") if r % 2 == 0 else ("jmap", "imap")):
+                got = measure(kind, user)
+                results[kind].append(got)
+                log(f"  {kind}: first screen {got.get('first', float('nan')):.3f} s, all headers "
+                    f"{got.get('all', float('nan')):.2f} s{' error: ' + got['error'] if 'error' in got else ''}")
+        out["samples"] = results
+        for kind, runs in results.items():
+            for key in ("first", "all"):
+                xs = [x[key] for x in runs if key in x]
+                out[f"{kind}_{key}"] = statistics.median(xs) if xs else None
+        try:
+            out["noop"] = noop_resync(user)
+            log(f"jmap {n}: no-change resync {out['noop']['samples']}")
+        except Exception as exc:  # (reported; the other figures stand)
+            out["errors"].append(f"no-change resync: {exc.__class__.__name__}: {exc}")
+        push = globals().get("push_latency")
+        if callable(push):
+            try:
+                out["push"] = push(user)
+            except Exception as exc:
+                out["errors"].append(f"push latency: {exc.__class__.__name__}: {exc}")
+    finally:
+        server.stop()
+    return out
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--one"]:
         print(json.dumps(one(argv[1], argv[2])))
