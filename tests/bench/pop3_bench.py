@@ -9,21 +9,25 @@ alternated: neomutt (`spoolfile = pop://...`, empty header cache) until its stat
 neomutt's, pipelined; the bodies follow in the same session) until the three newest subjects
 show (first screen) and until the store holds N rows (all headers). Then `tuimail sync` on the
 filled store, three times: Dovecot's `out=` of each POP3 session (pop3_logout_format: after the
-login) and what tuimail counted on its side (the whole session, login included).
+login) and what tuimail counted on its side (the whole session, login included). Last, the UI
+stall probe (probes.py `stall`) during a cold first download. References in the same rounds: an
+empty Textual app (the floor) and tuimail opening the same mailbox over IMAP.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from .clients import Floor, Neomutt, Tmux, Tuimail, timed_open
+from .clients import REPO, Floor, Neomutt, Tmux, Tuimail, timed_open
 from .measure import BenchError, build_folder, loadavg, median
 
 TARGET_FIRST = 0.5  # tuimail <= 0.5x neomutt (first screen and all headers)
@@ -119,10 +123,11 @@ class Pop3Bench:
             log(f"pop3 {self.n}: round {r + 1}/{self.rounds}, load {loadavg()}")
             for step in order:
                 step()
-        try:
-            self.noop()
-        except BenchError as exc:
-            self.d["errors"].append(f"noop: {exc}")
+        for step in (self.noop, self.stall):
+            try:
+                step()
+            except BenchError as exc:
+                self.d["errors"].append(f"{step.__name__}: {exc}")
         self.d["load_end"] = loadavg()
         return self.d
 
@@ -185,6 +190,23 @@ class Pop3Bench:
         log(f"pop3 {self.n}: no-change sync: Dovecot out= {samples} B; tuimail counted (in, out) {ours}; "
             f"commands {self.d['noop_commands']}")
 
+    def stall(self) -> None:
+        """F, N and j pressed during a cold first download (probes.py `stall`, the app's service:
+        the download in its child process): the longest time the UI thread was blocked."""
+        c = TuimailPop3(self.scratch / "stall", self.folder, self.server.pop3_port)
+        c.clear_cache()
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("XDG_")}, **c.env()}
+        try:
+            r = subprocess.run([sys.executable, "-m", "tests.bench.probes", "stall", str(c.config), str(self.n)],
+                               env=env, cwd=str(REPO), capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            raise BenchError("the stall probe took more than 600 s") from None
+        if r.returncode != 0 or not r.stdout.strip():
+            raise BenchError(f"stall probe exited {r.returncode}: {(r.stderr or r.stdout).strip()[-300:]}")
+        self.d["stall"] = res = json.loads(r.stdout.strip().splitlines()[-1])
+        log(f"pop3 {self.n}: UI stall pressing F/N/j during the first download: loop lateness {res['loop_late']}, "
+            f"on CPU {res.get('loop_late_on_cpu')}")
+
     def commands(self) -> dict[str, int]:
         """The commands one no-change sync sends (the service's own count)."""
         from tuimail.backends.pop3.download import download
@@ -193,7 +215,6 @@ class Pop3Bench:
         from tuimail.config.load import load_config
         from tuimail.store import Store
         from tuimail.store.pop3ledger import Pop3Ledger
-        import os
         old = {k: os.environ.get(k) for k in self.tuimail.xdg}
         os.environ.update({k: str(v) for k, v in self.tuimail.xdg.items()})
         try:

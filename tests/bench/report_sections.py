@@ -62,6 +62,15 @@ def pop3_rows(d: dict) -> list[tuple[str, str, str, str, str]]:
                      _b(noop), f"commands {', '.join(f'{k} ×{v}' for k, v in sorted(cmds.items()))}; tuimail "
                      f"counted {counted[0]:,} B in, {counted[1]:,} B out with the login" if counted else "",
                      "one UIDL exchange (bytes reported)", _mark(ok)))
+    st = d.get("stall") or {}
+    late, cpu = st.get("loop_late") or {}, st.get("loop_late_on_cpu") or {}
+    if late.get("n"):
+        rows.append(("longest UI-thread stall pressing F/N/j during the POP3 first download (5 ms ticker lateness)",
+                     f"max {_ms(late.get('max_ms'))}, p99 {_ms(late.get('p99_ms'))}, "
+                     f"median {_ms(late.get('median_ms'))} ({st.get('keys')} keys, "
+                     f"rows {st.get('rows_at_start')} → {st.get('rows_at_end')})",
+                     f"without the time the OS gave the UI thread no CPU: max {_ms(cpu.get('max_ms'))}, "
+                     f"p99 {_ms(cpu.get('p99_ms'))}", "≤ 16 ms", _mark(_le(late.get("max_ms"), 16))))
     return rows
 
 
