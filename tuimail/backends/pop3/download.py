@@ -27,6 +27,7 @@ from typing import Protocol
 
 from tuimail.backends.pop3.plan import KnownMessage, Plan, Policy, ServerMessage, fingerprint, plan
 from tuimail.protocol.pop3 import Pop3Busy, Pop3Refused, Pop3Session
+from tuimail.trace import trace
 
 __all__ = ["Ledger", "SyncResult", "download", "fetch_body"]
 
@@ -87,7 +88,9 @@ def download(session: Pop3Session, ledger: Ledger, policy: Policy, *, headers_fi
 def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, bodies: bool, now: float,
           result: SyncResult) -> None:
     known = ledger.known()
+    trace("pop3: logged in")
     uidls = s.uidl()
+    trace(f"pop3: UIDL {len(uidls or ())}")
     sizes: dict[int, int] | None = None
     quiet = False
     if uidls is not None:  # sizes matter only for fingerprints: no LIST when nothing is new
@@ -127,6 +130,9 @@ def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, b
             result.headers += 1
             if bodies:
                 pending_bodies.append((m, ref))
+        flush = getattr(ledger, "flush", None)  # every header is in: list them now, not with the first bodies
+        if flush is not None:
+            flush()
     elif p.new:
         by_number = {m.number: m for m in p.new}
         for n, raw in s.retr_many(newest_first):

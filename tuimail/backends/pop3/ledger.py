@@ -20,6 +20,7 @@ from tuimail.backends.pop3.plan import KnownMessage, ServerMessage, header_block
 from tuimail.core.events import Event, RowsChanged
 from tuimail.mail.headers import summarize
 from tuimail.store.pop3ledger import Pop3Ledger
+from tuimail.trace import trace
 
 EVENT_EVERY = 0.25  # seconds between two RowsChanged of a long download (and two commits, batched)
 BATCH_ROWS = 500  # at most this many messages per transaction when batched
@@ -129,6 +130,8 @@ class StoreLedger:
             tx.close()  # COMMIT
         if self._pending or self._pending_changed:
             added, changed = tuple(self._pending), tuple(self._pending_changed)
+            if not self._reported:
+                trace(f"pop3: first rows committed {len(added)}")
             self._reported = True
             self._pending, self._pending_changed = [], []
             self.emit(RowsChanged(self.account, self.inbox, ids=changed, added=added))

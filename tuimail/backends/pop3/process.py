@@ -33,6 +33,7 @@ from pathlib import Path
 
 from tuimail.backends.pop3.service import Pop3Service
 from tuimail.core.events import Event
+from tuimail.trace import trace
 
 log = logging.getLogger("tuimail.pop3")
 
@@ -53,6 +54,7 @@ class Pop3Process(Pop3Service):
             return
         setup = {"offline": self._offline, "typed": self._secret.typed, "store_path": self.store_path,
                  "hold": self._hold_for_paint, "painted": self._painted.is_set()}
+        trace("pop3: spawn the sync process")
         proc, pipe = spawn_child()
         try:
             pipe.send((self.config, self.account, setup))
@@ -196,6 +198,7 @@ def child_main(pipe: Connection) -> None:
             except (OSError, ValueError):  # the parent is gone: the recv below ends the child
                 pass
 
+    trace("pop3: sync process started")
     svc = Pop3Service(config, account, on_event, offline=setup["offline"])
     svc.store_path = setup["store_path"]
     if setup["typed"] is not None:
