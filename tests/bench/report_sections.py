@@ -115,9 +115,12 @@ def jmap_rows(d: dict) -> list[tuple[str, str, str, str, str]]:
         rows.append(("JMAP resync with nothing changed", f"{noop['requests']} request(s), {_b(noop['bytes'])}",
                      "sent + received, HTTP headers included", "one request < 2 KB", _mark(ok)))
     push = d.get("push")
-    if isinstance(push, dict) and push:
-        value = _ms(push.get("median_ms")) if "median_ms" in push else str(push)
-        rows.append(("JMAP push: a change elsewhere shown (EventSource)", value, "", "(reported)", "—"))
+    if isinstance(push, dict) and isinstance(push.get("push"), dict):  # jmap_cyrus.push_latency
+        p, poll = push["push"], push.get("poll") or {}
+        rows.append(("JMAP push: a flag changed by an IMAP client, until it is in the store",
+                     f"median {_s(p.get('median'))}, max {_s(p.get('max'))} (push {p.get('push_state')})",
+                     f"polling every {poll.get('interval')} s instead: max {_s(poll.get('max'))}", "≤ 1 s",
+                     _mark(push.get("push_within_1s"))))
     return rows
 
 

@@ -40,7 +40,9 @@ def test_the_sections_render_with_their_targets():
                    "fill_with_s": 0.12, "fill_without_s": 0.11, "fill_n": 5000,
                    "fill": {"not_measured": "DovecotNotInstalled: no dovecot"}},
         "jmap": {"n": 2000, "jmap_first": 0.26, "imap_first": 0.38, "jmap_all": 1.0, "imap_all": 0.7,
-                 "noop": {"requests": 1, "bytes": 1002}, "errors": []},
+                 "noop": {"requests": 1, "bytes": 1002}, "errors": [],
+                 "push": {"push": {"median": 0.2, "max": 0.4, "push_state": "on"},
+                          "poll": {"max": 2.5, "interval": 3.0}, "push_within_1s": True}},
     }
     text = report.render(META, {}, extra)
     lines = text.splitlines()
@@ -54,4 +56,5 @@ def test_the_sections_render_with_their_targets():
     assert row("search a word").endswith("| ≤ 50 ms | ✅ |")
     assert "not measured" in row("cold fill of 5,000 messages")
     assert row("JMAP resync with nothing changed").endswith("| one request < 2 KB | ✅ |")
-    assert "**Other sections: 7 of 8 targets met.**" in text
+    assert row("JMAP push").endswith("| ≤ 1 s | ✅ |") and "median 0.20 s" in row("JMAP push")
+    assert "**Other sections: 8 of 9 targets met.**" in text
