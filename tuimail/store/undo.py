@@ -292,11 +292,9 @@ def _diff_inverse(log: UndoLog, intent: Intent, before: dict[int, Before], chang
     for (add, remove), (ids, fids) in flags.items():
         steps.append({"k": "flags", "add": list(add), "remove": list(remove), "ids": ids, "fids": sorted(fids)})
     for (src, dest), msgs in moves.items():
-        fids = [src]
         dest_row = log.db.execute("SELECT id FROM folders WHERE name = ?", (dest,)).fetchone()
-        if dest_row is not None:
-            fids.append(dest_row[0])
-        steps.append({"k": "move", "src": src, "dest": dest, "msgs": msgs, "fids": fids})
+        both = [src] if dest_row is None else [src, dest_row[0]]
+        steps.append({"k": "move", "src": src, "dest": dest, "msgs": msgs, "fids": both})
     return steps
 
 
