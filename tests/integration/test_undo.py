@@ -5,11 +5,15 @@ connection. The TUI side (u, U, offline, a restart) is in tests/integration/test
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tuimail import paths
 from tuimail.store import Store
 from tuimail.store.writer import Intent, run_intent
+
+from tests.support.proxy import FaultProxy
 
 from .helpers import Cli, msg, server_state
 
@@ -122,3 +126,52 @@ def test_undo_made_offline_waits_in_the_journal(cli, mailuser):
     assert "<m0@example.org>" in server_state(mailuser, "Archive")
     cli("sync")  # online again
     assert server_state(mailuser, "Archive") == {} and "<m0@example.org>" in server_state(mailuser)
+
+
+class NoCopyUid(FaultProxy):
+    """Dovecot without the new uid of a moved message (a server without UIDPLUS): the COPYUID
+    response codes are cut out of its lines."""
+
+    def __init__(self, port: int, host: str):
+        self._bufs: dict[int, bytearray] = {}
+        super().__init__(port, host)
+
+    def _from_server(self, conn, data: bytes) -> None:
+        buf = self._bufs.setdefault(conn.number, bytearray())
+        buf += data
+        end = buf.rfind(b"\r\n")
+        if end < 0:
+            return
+        lines = bytes(buf[:end + 2])
+        del buf[:end + 2]
+        super()._from_server(conn, re.sub(rb"\[COPYUID [^\]]*\] ?", b"", lines))
+
+
+@pytest.mark.parametrize("synced_first", [True, False], ids=["found-in-dest", "found-at-next-sync"])
+def test_undo_of_a_move_the_server_gave_no_new_uid_for(tuimail_env, mailuser, capsys, synced_first):
+    mailuser.deliver_many("INBOX", ((msg(i, body=f"body {i}\r\n"), "") for i in range(3)))
+    mailuser.create_folder("Archive")
+    proxy = NoCopyUid(mailuser.imap_port, mailuser.host)
+    try:
+        cli = Cli(tuimail_env.write_config(mailuser.config_toml(port=proxy.port)), capsys)
+        cli("sync")
+        before = _bodies(mailuser, "INBOX")
+        with _store() as st:
+            run_intent(st, Intent("move", st.folder_id("INBOX"), (_ids(st)["<m1@example.org>"],), dest="Archive"))
+        cli("sync", "INBOX")  # the row leaves INBOX; Archive learns the new uid only when it is synced
+        assert set(server_state(mailuser, "Archive")) == {"<m1@example.org>"}
+        if synced_first:
+            cli("sync", "Archive")
+        with _store() as st:
+            assert ("<m1@example.org>" in _ids(st, "Archive")) == synced_first
+            run_intent(st, Intent("undo", 0, (st.undo.latest().id,)))
+            (j,) = st.pending()
+            assert (j.folder, j.op, j.dest, j.sid is None) == ("Archive", "move", "INBOX", not synced_first)
+        cli("sync")
+        cli("sync")  # (a moved message reaches INBOX's rows at its next sync)
+        assert server_state(mailuser, "Archive") == {}
+        assert _bodies(mailuser, "INBOX") == before
+        with _store() as st:
+            assert st.pending() == [] and sorted(_ids(st)) == sorted(before)
+    finally:
+        proxy.close()
