@@ -45,6 +45,11 @@ KEEP = 100  # entries kept (per account: one store per account)
 _CHUNK = 500
 
 
+class UndoBusy(ValueError):
+    """A move to undo is on the wire right now (its journal entry is being sent): nothing was
+    changed; the same undo works once the server answered (a moment later)."""
+
+
 @dataclass(frozen=True)
 class Before:
     """A row's state before an intent ran."""
@@ -233,7 +238,7 @@ class UndoLog(StorePart):
 
     def undo(self, entry_ids: Iterable[int]) -> list[int]:
         """Undo these entries (each with the later ones on its messages), in one transaction.
-        Returns the local ids changed. ValueError (nothing changed) when a move is on the wire
+        Returns the local ids changed. UndoBusy (nothing changed) when a move is on the wire
         right now: try again in a moment."""
         changed: list[int] = []
         with self.transaction():
@@ -330,7 +335,7 @@ def _undo_move(log: UndoLog, step: dict[str, Any]) -> list[int]:
                 if j is None:
                     continue
                 if j[1] == "sending":
-                    raise ValueError("the move is on its way to the server: undo again in a moment")
+                    raise UndoBusy("the move is on its way to the server: undo again in a moment")
                 db.execute("DELETE FROM journal WHERE id = ?", (j[0],))  # never sent: nothing to undo there
                 db.execute("UPDATE messages SET hidden = 0 WHERE id = ?", (id_,))
                 unhidden.append(id_)

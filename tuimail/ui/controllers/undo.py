@@ -13,13 +13,14 @@ takes the send back then, as it did before the history existed.
 from __future__ import annotations
 
 from tuimail.mail.sanitize import sanitize_line
-from tuimail.store.undo import UndoEntry
+from tuimail.store.undo import UndoBusy, UndoEntry
 from tuimail.store.writer import Intent
 from tuimail.ui.controllers.compose import ComposeController
 from tuimail.ui.controllers.intents import IntentDone, IntentQueue
 from tuimail.ui.controllers.view import MainView
 
 FLASH = 5.0  # seconds the status line says what was undone
+RETRY = 1.0  # seconds before an undo is tried again when its move was on the wire
 
 
 class UndoController:
@@ -27,6 +28,7 @@ class UndoController:
         self.view, self.intents, self.compose = view, intents, compose
         # intent seq -> (account, the entries it undoes, newest first): their undo is queued
         self._queued: dict[int, tuple[str, list[UndoEntry]]] = {}
+        self._retry: set[int] = set()  # intent seqs tried again if UndoBusy
         intents.handlers["undo"] = self.done
 
     def _queued_ids(self, account: str) -> set[int]:
@@ -53,21 +55,25 @@ class UndoController:
             return
         self.submit(*latest)
 
-    def submit(self, account: str, entry: UndoEntry) -> None:
-        """Undo `entry` (and the later actions on the same messages, store/undo.py closure)."""
+    def submit(self, account: str, entry: UndoEntry, *, retry: bool = True) -> None:
+        """Undo `entry` (and the later actions on the same messages, store/undo.py closure);
+        retry: once more a moment later if a move to undo was on the wire."""
         store = self.view.tapp.stores.get(account)
         if store is None:
             return
-        entries = store.undo.closure(entry.id)
+        queued = self._queued_ids(account)
+        if entry.id in queued:
+            self.view.notify("being undone already", markup=False)
+            return
+        # (the writer takes the closure again when it runs: after the undos queued before)
+        entries = [e for e in store.undo.closure(entry.id) if e.id not in queued]
         if not entries:
             self.view.notify("undone already", markup=False)
             return
-        busy = self._queued_ids(account) & {e.id for e in entries}
-        if busy:
-            self.view.notify("being undone already", markup=False)
-            return
         intent = Intent("undo", 0, (entry.id,))
         self._queued[intent.seq] = (account, entries)
+        if retry:
+            self._retry.add(intent.seq)
         self.intents.intent_writer(account).submit(intent)
 
     def history(self) -> None:
@@ -88,10 +94,16 @@ class UndoController:
         """The writer ran an undo: say what, and draw what changed."""
         view = self.view
         account, entries = self._queued.pop(msg.intent.seq, (msg.account, []))
+        retry = msg.intent.seq in self._retry
+        self._retry.discard(msg.intent.seq)
         writer = view.tapp.intent_writers.get(account)
         if writer is not None:
             writer.reported(msg.intent)
         self.intents.poll.own_commit(account)
+        if isinstance(msg.error, UndoBusy) and retry and entries:
+            last = entries[-1]  # (the entry asked for: the closure is newest first)
+            view.set_timer(RETRY, lambda: self.submit(account, last, retry=False))
+            return
         if msg.error is not None:
             text = sanitize_line(str(msg.error)) if isinstance(msg.error, ValueError) else None
             if text is None:
@@ -106,6 +118,9 @@ class UndoController:
         self.compose.flash(f"undone: {what}", FLASH)
         folders = {f for e in entries for f in e.folder_ids}
         if view.account == account and view.folder is not None and view.folder.id in folders:
-            view.hlist.rows_changed(reset=True)
+            if all(s["k"] == "flags" for e in entries for s in e.steps):
+                view.hlist.invalidate(msg.uids)  # the same rows, their flags read again
+            else:
+                view.hlist.rows_changed(reset=True)
         for fid in folders:
             view.counts_changed(account, fid)
