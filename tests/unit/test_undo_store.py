@@ -119,3 +119,16 @@ def test_a_move_on_the_wire_is_refused_with_one_line(st):
     with pytest.raises(ValueError, match="on its way"):
         run_intent(st, Intent("undo", 0, (st.undo.latest().id,)))
     assert st.undo.latest() is not None  # still there, to try again
+
+
+def test_local_folders_pop3_are_undone_in_the_store_alone(st):
+    st.db.execute("UPDATE folders SET local = 1")
+    fid, trash = st.folder_id("INBOX"), st.folder_id("Trash")
+    run_intent(st, Intent("move", fid, (1, 2), dest="Trash"))
+    run_intent(st, Intent("flags", trash, (1,), add=("flagged",)))
+    assert st.counts(fid)[0] == 2 and st.counts(trash)[0] == 2
+    first = st.undo.history()[-1]
+    assert first.what == "moved 2 messages to Trash"
+    run_intent(st, Intent("undo", 0, (first.id,)))  # the flag on 1 first, then the move
+    assert st.counts(fid)[0] == 4 and st.counts(trash)[0] == 0
+    assert flags(st, 1) == set() and st.pending() == []
