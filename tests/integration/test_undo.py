@@ -1,7 +1,8 @@
 """Undo (issue #13 item 6) end to end against a real Dovecot: intents run by the writer's
 run_intent record their inverse, the undo is an intent journalled like any other, and the engine
 (driven by `tuimail sync`) carries both to the server. The server is checked on a separate IMAP
-connection. The TUI side (u, U, offline, a restart) is in tests/integration/test_undo_ui.py."""
+connection; a JMAP account (Cyrus) goes the same way. The TUI side (u, U, offline, a restart) is in
+tests/integration/test_undo_ui.py."""
 
 from __future__ import annotations
 
@@ -175,3 +176,30 @@ def test_undo_of_a_move_the_server_gave_no_new_uid_for(tuimail_env, mailuser, ca
             assert st.pending() == [] and sorted(_ids(st)) == sorted(before)
     finally:
         proxy.close()
+
+
+def test_undo_on_a_jmap_account_cyrus(tuimail_env, cyrususer):
+    """The same history on another backend: a synced move to Trash and a synced flag, undone."""
+    from tuimail.config.load import load_config
+
+    from .test_jmap_backend import fill, jmap_toml, server_flags, sync
+
+    cfg = load_config(tuimail_env.write_config(jmap_toml(cyrususer)))
+    acc = cfg.account("test")
+    fill(cyrususer, 3)
+    sync(cfg, acc)
+    with _store() as st:
+        fid = st.folder_id("INBOX")
+        by = {r.subject: r.id for r in st.rows(fid, st.id_list(fid)).values()}
+        run_intent(st, Intent("move", fid, (by["message 1"],), dest="Trash"))
+        run_intent(st, Intent("flags", fid, (by["message 2"], by["message 3"]), add=("flagged",)))
+    sync(cfg, acc)
+    assert set(server_flags(cyrususer, "Trash")) == {"message 1"}
+    assert all("\\Flagged" in f for f in server_flags(cyrususer).values())
+    with _store() as st:
+        for e in st.undo.history():  # newest first
+            run_intent(st, Intent("undo", 0, (e.id,)))
+    sync(cfg, acc)
+    assert server_flags(cyrususer, "Trash") == {}
+    assert {s: "\\Flagged" in f for s, f in server_flags(cyrususer).items()} == {
+        "message 1": False, "message 2": False, "message 3": False}
