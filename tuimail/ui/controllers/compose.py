@@ -23,6 +23,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,6 +175,7 @@ class ComposeController:
         self.view = view
         self.pending: dict[int, ComposeSession] = {}  # outbox id -> session, within the undo window
         self.last_sent: int | None = None
+        self.last_sent_at = 0.0  # when it was queued (u: the most recent thing, controllers/undo.py)
         self.drainers: dict[str, Drainer] = {}
         # how a Sender is made (tests inject one that talks to their server)
         self.make_sender: Callable[[Account], Any] = self._sender  # a backends.send.Sender
@@ -370,12 +372,14 @@ class ComposeController:
         session.entry_id = msg.entry_id
         self.pending[msg.entry_id] = session
         self.last_sent = msg.entry_id
+        self.last_sent_at = time.time()
         entry_id = msg.entry_id
         self._ensure_drainer(session.account)
         if msg.hold <= 0:
             self._window_over(entry_id)
             return
-        keys = view.tapp.effective_keys.get("undo_send", ())
+        eff = view.tapp.effective_keys
+        keys = eff.get("undo_send") or eff.get("undo", ())
         undo = f" — {keys[0]} to undo" if keys else ""
         self.flash(f"sending in {msg.hold:g} s{undo}", msg.hold)
         view.set_timer(msg.hold, lambda: self._window_over(entry_id))
@@ -390,6 +394,12 @@ class ComposeController:
         d = self.drainers.get(session.account)
         if d is not None:
             d.kick()
+
+    def waiting_send_at(self) -> float | None:
+        """When the message in its undo window was queued (None: none waits)."""
+        if self.last_sent is None or self.last_sent not in self.pending:
+            return None
+        return self.last_sent_at
 
     def undo(self) -> None:
         view = self.view
