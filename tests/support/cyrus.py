@@ -27,6 +27,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from pathlib import Path
 import imapclient
 import pytest
 
-from tests.support.dovecot import _toml_key, _toml_value, default_root
+from tests.support.dovecot import _REAPER, _toml_key, _toml_value, default_root
 
 __all__ = ["CyrusNotInstalled", "CyrusError", "CyrusServer", "CyrusUser", "SmtpSink", "cyrus_root",
            "cyrus_sink", "cyrus", "cyrususer"]
@@ -86,7 +87,8 @@ class Relayed:
 
 @dataclass
 class SmtpSink:
-    """aiosmtpd on a free loopback port recording every message (`messages`)."""
+    """aiosmtpd on a free loopback port recording every message (`messages`). A recipient whose
+    local part starts with "refused" is refused (550 5.1.1), as a relay refuses an unknown user."""
 
     messages: list[Relayed] = field(default_factory=list)
     port: int = 0
@@ -97,6 +99,12 @@ class SmtpSink:
         sink = self
 
         class Handler:
+            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+                if address.lower().startswith("refused"):
+                    return "550 5.1.1 no such user here"
+                envelope.rcpt_tos.append(address)
+                return "250 2.1.5 OK"
+
             async def handle_DATA(self, server, session, envelope):
                 sink.messages.append(Relayed(envelope.mail_from, list(envelope.rcpt_tos),
                                              bytes(envelope.original_content or b"")))
@@ -362,8 +370,13 @@ DAEMON {{
 
     def _spawn(self) -> None:
         d = self.dir
-        cmd = [*self._as, str(self.bin_dir / "master"), "-C", str(self.conf_path), "-M", str(d / "cyrus.conf"),
-               "-p", str(d / "run" / "master.pid"), "-L", str(d / "master.log")]
+        # The master runs under dovecot.py's reaper (this Python's child, the group leader): it
+        # forwards SIGTERM, reaps what the master leaves, and stops Cyrus when its parent changes,
+        # i.e. when pytest is killed (kill -9, a CI timeout) without reaching stop() or atexit.
+        argv = [*self._as, str(self.bin_dir / "master"), "-C", str(self.conf_path), "-M", str(d / "cyrus.conf"),
+                "-p", str(d / "run" / "master.pid"), "-L", str(d / "master.log")]
+        argv[0] = shutil.which(argv[0]) or argv[0]  # the reaper execv()s: a full path
+        cmd = [sys.executable, "-c", _REAPER, *argv]
         self.proc = subprocess.Popen(cmd, env=self._env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, cwd=d, start_new_session=True, close_fds=True)
         deadline = time.monotonic() + START_TIMEOUT
@@ -399,7 +412,7 @@ DAEMON {{
         if proc is None:
             return
         if proc.poll() is None:
-            proc.terminate()  # the master kills its children and itself
+            proc.terminate()  # the reaper forwards it: the master kills its children and itself
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
