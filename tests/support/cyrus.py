@@ -12,9 +12,11 @@ answers `accountNotFound`).
     user.session_url, user.password       # JMAP: Basic auth with name/password
     server.stop(); sink.stop()
 
-When run as root, Cyrus runs as nobody:nogroup (setpriv) and its directory is theirs; otherwise it
-runs as the current user. Cyrus logs only to syslog: a wrong key fails silently, so the start waits
-for both ports to answer and reports the master's stdout/stderr (its -L log) if they do not.
+idled runs beside imapd (DAEMON), so IMAP IDLE reports a change at once (without it imapd looks
+every imapidlepoll = 60 s). When run as root, Cyrus runs as nobody:nogroup (setpriv) and its
+directory is theirs; otherwise it runs as the current user. Cyrus logs only to syslog: a wrong
+key fails silently, so the start waits for both ports to answer and reports the master's
+stdout/stderr (its -L log) if they do not.
 """
 
 from __future__ import annotations
@@ -185,6 +187,33 @@ class CyrusUser:
             raise CyrusError(f"APPEND to {folder!r} gave no APPENDUID: {text!r}")
         return int(m.group(1))
 
+    _LETTERS = {"S": b"\\Seen", "F": b"\\Flagged", "R": b"\\Answered", "T": b"\\Deleted", "D": b"\\Draft"}
+
+    def deliver_many(self, folder: str, messages) -> int:
+        """MailUser.deliver_many's shape on Cyrus (no Maildir to write into): `(raw, flags)` or
+        `(raw, flags, internal_date)` tuples, flags as Maildir letters ("S", "F", "R", "T", "D") or
+        IMAP flags, stored by IMAP MULTIAPPEND in order (so uids follow the input)."""
+        from datetime import UTC, datetime
+        items = []
+        for item in messages:
+            raw, flags = item[0], item[1]
+            when = item[2] if len(item) > 2 else None
+            if isinstance(flags, str) and not flags.startswith("\\"):
+                flags = [self._LETTERS[c] for c in flags if c in self._LETTERS]
+            elif isinstance(flags, (str, bytes)):
+                flags = [flags]
+            entry = {"msg": raw, "flags": tuple(f.encode() if isinstance(f, str) else f for f in flags)}
+            if when is not None:
+                entry["date"] = datetime.fromtimestamp(when, UTC)
+            items.append(entry)
+        with self.client(timeout=300) as c:
+            for start in range(0, len(items), 500):
+                c.multiappend(folder, items[start:start + 500])
+        return len(items)
+
+    def deliver(self, folder: str, raw: bytes, flags="", internal_date: float | None = None) -> None:
+        self.deliver_many(folder, [(raw, flags, internal_date)])
+
     def create_folder(self, folder: str, subscribe: bool = True) -> None:
         with self.client() as c:
             c.create_folder(folder)
@@ -310,6 +339,7 @@ jmap_pushpoll: 1s
 search_engine: xapian
 defaultsearchtier: t1
 t1searchpartition-default: {d}/search
+idlesocket: {d}/conf/socket/idle
 {smtp}{self.extra_config}
 """
 
@@ -326,6 +356,7 @@ SERVICES {{
 EVENTS {{
 }}
 DAEMON {{
+  idled cmd="{b}/idled -C {c}"
 }}
 """
 
