@@ -16,6 +16,8 @@ from tuimail.core.events import RowsChanged, SyncState
 from tuimail.backends.lock import AccountLock, Busy
 from tuimail.backends.imap.service import ImapService
 
+from tests.support.cyrus import IMAP_SERVERS, imap_user
+
 from .helpers import Cli, msg
 
 
@@ -63,10 +65,10 @@ def idle_state(e):
     return isinstance(e, SyncState) and e.state == "idle"
 
 
-@pytest.fixture(params=["dovecot", "cyrus"])
+@pytest.fixture(params=IMAP_SERVERS)
 def imapuser(request):
     """A fresh user on each real IMAP server (Cyrus runs idled: its IDLE answers at once)."""
-    return request.getfixturevalue("cyrususer" if request.param == "cyrus" else "mailuser")
+    return imap_user(request)
 
 
 def test_idle_brings_a_flag_change_and_new_mail(imapuser, service_for):

@@ -11,20 +11,18 @@ from tuimail.store import Store
 
 from tuimail.core.events import RowsChanged
 
+from tests.support.cyrus import IMAP_SERVERS, imap_user
 from tests.support.rows import id_of, imap_flags, uid_of, uids
 
 from .helpers import Cli, msg, server_state, store_state, store_uids
 
 MODES = ["qresync", "condstore", "plain"]
-SERVERS = ["dovecot", "cyrus"]
 
 
-@pytest.fixture(params=SERVERS)
+@pytest.fixture(params=IMAP_SERVERS)
 def mailuser(request):
-    """A fresh user on each real server (Dovecot's MailUser, Cyrus's CyrusUser: the same shape)."""
-    if request.param == "cyrus":
-        return request.getfixturevalue("cyrususer")
-    return request.getfixturevalue("mailuser")
+    """Every scenario here runs against Dovecot and against Cyrus IMAP."""
+    return imap_user(request)
 
 
 @pytest.fixture(params=MODES)

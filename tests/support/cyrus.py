@@ -41,7 +41,7 @@ import pytest
 from tests.support.dovecot import _REAPER, _toml_key, _toml_value, default_root
 
 __all__ = ["CyrusNotInstalled", "CyrusError", "CyrusServer", "CyrusUser", "SmtpSink", "cyrus_root",
-           "cyrus_sink", "cyrus", "cyrususer"]
+           "cyrus_sink", "cyrus", "cyrususer", "IMAP_SERVERS", "imap_user"]
 
 START_TIMEOUT = 15.0
 ROLES = ("Drafts", "Sent", "Trash", "Archive", "Junk")
@@ -153,6 +153,10 @@ class CyrusUser:
         return self.server.http_port
 
     @property
+    def port(self) -> int:  # (MailUser's name for it: proxy_factory takes either user)
+        return self.server.imap_port
+
+    @property
     def address(self) -> str:
         return f"{self.name}@localhost"
 
@@ -207,6 +211,9 @@ class CyrusUser:
                 entry["date"] = datetime.fromtimestamp(when, UTC)
             items.append(entry)
         with self.client(timeout=300) as c:
+            if not c.folder_exists(folder):  # (Dovecot's deliver makes the folder on disk)
+                c.create_folder(folder)
+                c.subscribe_folder(folder)
             for start in range(0, len(items), 500):
                 c.multiappend(folder, items[start:start + 500])
         return len(items)
@@ -214,9 +221,19 @@ class CyrusUser:
     def deliver(self, folder: str, raw: bytes, flags="", internal_date: float | None = None) -> None:
         self.deliver_many(folder, [(raw, flags, internal_date)])
 
-    def create_folder(self, folder: str, subscribe: bool = True) -> None:
+    def lock_out(self, folder: str, locked: bool = True) -> None:
+        """Make SELECT of `folder` fail for this user (its read rights taken away by SETACL; Cyrus
+        gives the owner l, k, x, a, n implicitly, so the folder is still listed), or give them back."""
         with self.client() as c:
-            c.create_folder(folder)
+            c.setacl(folder, self.name, "lkxan" if locked else "lrswipkxtecdan")
+
+    def create_folder(self, folder: str, subscribe: bool = True) -> None:
+        """IMAP CREATE (and SUBSCRIBE); a role folder (Drafts, Sent, Trash, Archive, Junk) is there
+        already, made at the first login (autocreate_inbox_folders), as tests written for Dovecot
+        create it."""
+        with self.client() as c:
+            if folder not in ROLES:
+                c.create_folder(folder)
             if subscribe:
                 c.subscribe_folder(folder)
 
@@ -513,6 +530,20 @@ def _stop_leftovers() -> None:
 
 
 # -- pytest fixtures (imported by tests/conftest.py) ---------------------------------------------
+
+IMAP_SERVERS = ("dovecot", "cyrus")
+
+
+def imap_user(request):
+    """For a module's `mailuser` fixture parametrized over IMAP_SERVERS: the scenario runs against
+    Dovecot (MailUser) and Cyrus IMAP (CyrusUser, the same shape), a second implementation:
+
+        @pytest.fixture(params=IMAP_SERVERS)
+        def mailuser(request):
+            return imap_user(request)
+    """
+    return request.getfixturevalue("cyrususer" if request.param == "cyrus" else "mailuser")
+
 
 
 @pytest.fixture(scope="session")
