@@ -154,3 +154,24 @@ def test_postpone_stores_a_draft_with_email_import(jmap_account, cyrususer):
             svc.append("Nowhere", b"Subject: x\r\n\r\nx\r\n")
     finally:
         svc.stop()
+
+
+def test_a_message_resumed_from_a_draft_replaces_it_once_sent(jmap_account, cyrususer, cyrus_sink):
+    cfg, acc, _ = jmap_account
+    sync(cfg, acc)
+    svc = JmapService(cfg, acc)
+    try:
+        svc.append("Drafts", message(cyrususer, "resumed", bcc=None), ("draft", "seen"))
+    finally:
+        svc.stop()
+    sync(cfg, acc)
+    with Store(paths.account_store_path("test")) as st:
+        fid = st.folder_id("Drafts")
+        [draft] = st.rows(fid, st.id_list(fid)).values()
+    tag = f"final-{uuid.uuid4().hex[:8]}"
+    sender = create_sender(cfg, acc)
+    sender.queue(message(cyrususer, tag, bcc=None), hold=0, draft=("Drafts", draft.sid))
+    report = sender.drain()
+    assert len(report.sent) == 1 and sender.entries() == []
+    assert folder_subjects(cyrususer) == {"Drafts": {}, "Sent": {tag: {"\\Seen"}}}
+    assert len(relayed(cyrus_sink, tag)) == 1

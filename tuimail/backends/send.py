@@ -457,6 +457,9 @@ class Sender:
 
     def _replace_draft(self, entry: OutboxEntry) -> None:
         """A message resumed from a draft replaces it once sent: the draft is removed."""
+        if self.account.kind == "jmap" and entry.draft_folder and entry.draft_sid:
+            self._replace_jmap_draft(entry.draft_sid)
+            return
         if not (entry.draft_folder and entry.draft_sid and entry.draft_sid.isdigit()) or self.account.kind != "imap":
             return
         try:
@@ -468,3 +471,12 @@ class Sender:
             from tuimail.trace import trace
             trace(f"outbox: draft {entry.draft_sid} not removed: {exc}")
 
+    def _replace_jmap_draft(self, email_id: str) -> None:
+        from tuimail.backends.jmap.submit import JmapSubmitter
+        try:
+            if self._submitter is None:  # (a drain after a crash: the message went out in an earlier one)
+                self._submitter = JmapSubmitter(self.account, self.store_path).resolve()
+            self._submitter.destroy_draft(email_id)
+        except (TuimailError, OSError) as exc:  # the draft stays: nothing is lost
+            from tuimail.trace import trace
+            trace(f"outbox: draft {email_id} not removed: {exc}")

@@ -169,3 +169,12 @@ class JmapSubmitter:
         reply = (f"EmailSubmission {server_text(done.submission_id, 80)}" if done.submission_id else
                  "already submitted: the message was found in Sent")
         return SendResult(code=250, reply=reply, accepted=tuple(rcpts))
+
+    def destroy_draft(self, email_id: str) -> None:
+        """The draft a sent message was resumed from goes (Email/set destroy); one already gone
+        is fine. NetworkError and the like propagate (the caller keeps the draft)."""
+        from tuimail.protocol.jmap.mail import set_emails
+        result = set_emails(self.client(), destroy=[email_id])
+        refused = result.not_destroyed.get(email_id)
+        if refused and refused.get("type") != "notFound":
+            raise ProtocolError(f"the draft was not removed: {server_text(refused.get('type'), 80)}")
