@@ -68,3 +68,74 @@ def test_open_read_flag_and_archive_on_a_cyrus_jmap_account(tuimail_env, cyrusus
         store.close()
     assert set(server_flags(cyrususer)) == {"message 1", "message 2"}
     assert server_flags(cyrususer, "Archive") == {"message 3": {"\\Seen", "\\Flagged"}}
+
+
+WRITE = """
+import sys
+p = sys.argv[1]
+text = open(p, encoding="utf-8").read()
+head, _, body = text.partition("\\n\\n")
+head = head.replace("To: ", "To: carol@example.org").replace("Bcc: ", "Bcc: boss@example.org")
+head = head.replace("Subject: ", "Subject: SUBJECT")
+open(p, "w", encoding="utf-8").write(head + "\\n\\nWritten in the app.\\n")
+"""
+
+
+def _editor(tmp_path, monkeypatch, subject: str) -> None:
+    import sys
+    script = tmp_path / "editor.py"
+    script.write_text(WRITE.replace("SUBJECT", subject))
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {script}")
+
+
+def test_write_send_and_postpone_from_the_app_on_a_cyrus_jmap_account(tuimail_env, cyrususer, cyrus_sink,
+                                                                      tmp_path, monkeypatch):
+    """No [smtp] table: m, the editor, y sends over JMAP (the sink gets it, Bcc in the envelope only,
+    Cyrus files it in Sent); m, the editor, P postpones it into Drafts on the server."""
+    import uuid
+
+    from tuimail.config.load import load_config
+    from tuimail.ui.app import TuimailApp
+    from tuimail.ui.screens.review import ReviewScreen
+
+    from .test_jmap_backend import jmap_toml
+    cfg = load_config(tuimail_env.write_config(jmap_toml(cyrususer, undo_send=0, **{"from": cyrususer.address})))
+    fill(cyrususer, 1)
+    paths.ensure_private_dir(paths.account_store_path("test").parent)
+    store = Store(paths.account_store_path("test"))
+    svc = JmapService(cfg, cfg.account("test"))
+    app = TuimailApp(cfg, {"test": store}, {"test": svc}, clock=lambda: BASE + 86400, tz=UTC)
+    sent_subject, draft_subject = f"sent {uuid.uuid4().hex[:6]}", f"draft {uuid.uuid4().hex[:6]}"
+
+    async def until(cond, pilot, seconds: float = 15.0) -> None:
+        for _ in range(int(seconds / 0.05)):
+            if cond():
+                return
+            await pilot.pause(0.05)
+        raise AssertionError("timed out")
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await until(lambda: store.folder_id("Drafts") is not None and svc.state.state == "idle", pilot)
+            _editor(tmp_path, monkeypatch, sent_subject)
+            await pilot.press("m")
+            await until(lambda: isinstance(app.screen, ReviewScreen), pilot)
+            assert app.screen.session.error == "" and "P postpone" in app.screen.hint_text()
+            await pilot.press("y")
+            await until(lambda: sent_subject in server_flags(cyrususer, "Sent"), pilot)
+            _editor(tmp_path, monkeypatch, draft_subject)
+            await pilot.press("m")
+            await until(lambda: isinstance(app.screen, ReviewScreen), pilot)
+            await pilot.press("P")
+            await until(lambda: draft_subject in server_flags(cyrususer, "Drafts"), pilot)
+
+    try:
+        asyncio.run(go())
+    finally:
+        svc.stop()
+        store.close()
+    [got] = [m for m in cyrus_sink.messages if sent_subject.encode() in m.data]
+    assert sorted(got.rcpts) == ["boss@example.org", "carol@example.org"] and b"boss@" not in got.data
+    assert server_flags(cyrususer, "Sent") == {sent_subject: {"\\Seen"}}
+    assert server_flags(cyrususer, "Drafts") == {draft_subject: {"\\Seen", "\\Draft"}}
