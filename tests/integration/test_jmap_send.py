@@ -175,3 +175,36 @@ def test_a_message_resumed_from_a_draft_replaces_it_once_sent(jmap_account, cyru
     assert len(report.sent) == 1 and sender.entries() == []
     assert folder_subjects(cyrususer) == {"Drafts": {}, "Sent": {tag: {"\\Seen"}}}
     assert len(relayed(cyrus_sink, tag)) == 1
+
+
+def test_an_answer_lost_after_the_submission_is_maybe_sent_and_a_retry_sends_nothing_twice(
+        jmap_account, cyrususer, cyrus_sink, monkeypatch):
+    """Fault injection: Cyrus takes the import + submission, the answer is lost. The entry is failed
+    as "may have been sent" (never sent again by itself); the user's retry finds the very same
+    bytes in Sent (Email/import: alreadyExists) and relays nothing more."""
+    from tuimail.errors import NetworkError
+    from tuimail.protocol.jmap.client import JmapClient
+    cfg, acc, _ = jmap_account
+    tag = f"lost-{uuid.uuid4().hex[:8]}"
+    real_send = JmapClient.send
+
+    def losing_send(self, batch):
+        res = real_send(self, batch)
+        if any(m == "EmailSubmission/set" for m, _a, _c in batch.calls):
+            raise NetworkError("JMAP server 127.0.0.1 closed the connection")
+        return res
+
+    monkeypatch.setattr(JmapClient, "send", losing_send)
+    sender = create_sender(cfg, acc)
+    entry = sender.queue(message(cyrususer, tag), hold=0)
+    report = sender.drain()
+    assert not report.sent and [i for i, _ in report.failed] == [entry]
+    [kept] = sender.entries()
+    assert kept.state == "failed" and kept.maybe_sent and "may have been sent" in kept.last_error
+    assert len(cyrus_sink.wait(1) and relayed(cyrus_sink, tag)) == 1
+    assert sender.drain().sent == [] and len(relayed(cyrus_sink, tag)) == 1  # not by itself
+    monkeypatch.setattr(JmapClient, "send", real_send)
+    assert sender.retry(entry)
+    assert len(sender.drain().sent) == 1 and sender.entries() == []
+    assert len(relayed(cyrus_sink, tag)) == 1  # found in Sent: not relayed twice
+    assert folder_subjects(cyrususer) == {"Drafts": {}, "Sent": {tag: {"\\Seen"}}}
