@@ -12,7 +12,8 @@ answers `accountNotFound`).
     user.session_url, user.password       # JMAP: Basic auth with name/password
     server.stop(); sink.stop()
 
-idled runs beside imapd (DAEMON), so IMAP IDLE reports a change at once (without it imapd looks
+`munge8bit: no`: raw 8-bit header bytes are stored as given (Cyrus's default replaces each with
+"X"), as Dovecot does. idled runs beside imapd (DAEMON), so IMAP IDLE reports a change at once (without it imapd looks
 every imapidlepoll = 60 s). When run as root, Cyrus runs as nobody:nogroup (setpriv) and its
 directory is theirs; otherwise it runs as the current user. Cyrus logs only to syslog: a wrong
 key fails silently, so the start waits for both ports to answer and reports the master's
@@ -350,6 +351,7 @@ autocreate_post: yes
 autocreate_quota: 0
 autocreate_inbox_folders: {" | ".join(ROLES)}
 {roles}
+munge8bit: no
 httpmodules: jmap
 httpallowcompress: no
 jmap_pushpoll: 1s
