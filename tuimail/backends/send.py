@@ -1,4 +1,5 @@
-"""Sending: the outbox of one account drained over SMTP, then the copy filed in Sent.
+"""Sending: the outbox of one account drained over SMTP, then the copy filed in Sent (a JMAP
+account: over HTTP, and the server files the copy; backends/jmap/submit.py).
 
     sender = registry.create_sender(config, account)
     entry_id = sender.queue(raw)        # committed before anything goes out; held for undo_send s
@@ -219,6 +220,8 @@ class DrainReport:
 
 class Sender:
     """The outbox of one account and its drain. Each method opens the store itself (any thread).
+    A JMAP account's messages go out over HTTP (backends/jmap/submit.py) and the server files
+    the Sent copy itself (onSuccessUpdateEmail); `settings` may be such a submitter.
 
     Tests inject `settings` (an SmtpSettings, or a callable making one), `open_imap` (a callable
     returning a connected ImapConnection), `clock`, and `step(name)`: called at each step of a
@@ -237,6 +240,7 @@ class Sender:
         self._step = step or (lambda name: None)
         self.lock_timeout = lock_timeout
         self._conn: Any = None
+        self._submitter: Any = None  # a JMAP account's transport, closed after the drain
 
     @property
     def save_sent(self) -> bool:
@@ -297,6 +301,9 @@ class Sender:
             with self._store() as store:
                 self._drain(Outbox(store.db), store, report, only, ignore_backoff)
         finally:
+            submitter, self._submitter = self._submitter, None
+            if submitter is not None:
+                submitter.close()
             if self._conn is not None:
                 try:
                     self._conn.close()
@@ -313,7 +320,7 @@ class Sender:
             entry = ob.get(entry_id)
             if entry is not None and (ignore_backoff or entry.next_try <= now):
                 self._file(ob, store, entry, report)
-        settings: SmtpSettings | None = None
+        settings: SmtpSettings | Any = None
         for entry_id in ob.due(now, ignore_backoff=ignore_backoff):
             if only is not None and entry_id != only:
                 continue
@@ -324,7 +331,11 @@ class Sender:
                 continue
             self._step("before_send")
             try:
-                result = smtp.send(settings, _without_bcc(entry.message), entry.mail_from, entry.rcpts)
+                if isinstance(settings, SmtpSettings):
+                    result = smtp.send(settings, _without_bcc(entry.message), entry.mail_from, entry.rcpts)
+                else:  # a JMAP account: Email/import + EmailSubmission/set (backends/jmap/submit.py)
+                    self._submitter = settings
+                    result = settings.send(_without_bcc(entry.message), entry.mail_from, entry.rcpts)
             except SendError as exc:
                 self._failed(ob, entry, exc, report)
                 if exc.kind in ("auth", "tls") or (exc.kind == "network" and not exc.maybe_sent):
@@ -342,12 +353,16 @@ class Sender:
             if sent is not None:
                 self._file(ob, store, sent, report)
 
-    def _resolve(self) -> SmtpSettings:
+    def _resolve(self) -> Any:
+        """SmtpSettings, or for a JMAP account its submitter (the secret resolved now)."""
         s = self._settings
         if isinstance(s, SmtpSettings):
             return s
         if callable(s):
             return s()
+        if self.account.kind == "jmap":
+            from tuimail.backends.jmap.submit import JmapSubmitter
+            return JmapSubmitter(self.account, self.store_path).resolve()
         if not self.account.smtp:
             raise ConfigError(f"accounts.{self.account.name}: no [accounts.{self.account.name}.smtp] table:"
                               " set its host (and port, security) to send mail")
@@ -442,6 +457,9 @@ class Sender:
 
     def _replace_draft(self, entry: OutboxEntry) -> None:
         """A message resumed from a draft replaces it once sent: the draft is removed."""
+        if self.account.kind == "jmap" and entry.draft_folder and entry.draft_sid:
+            self._replace_jmap_draft(entry.draft_sid)
+            return
         if not (entry.draft_folder and entry.draft_sid and entry.draft_sid.isdigit()) or self.account.kind != "imap":
             return
         try:
@@ -453,3 +471,12 @@ class Sender:
             from tuimail.trace import trace
             trace(f"outbox: draft {entry.draft_sid} not removed: {exc}")
 
+    def _replace_jmap_draft(self, email_id: str) -> None:
+        from tuimail.backends.jmap.submit import JmapSubmitter
+        try:
+            if self._submitter is None:  # (a drain after a crash: the message went out in an earlier one)
+                self._submitter = JmapSubmitter(self.account, self.store_path).resolve()
+            self._submitter.destroy_draft(email_id)
+        except (TuimailError, OSError) as exc:  # the draft stays: nothing is lost
+            from tuimail.trace import trace
+            trace(f"outbox: draft {email_id} not removed: {exc}")

@@ -32,6 +32,7 @@ from typing import Any
 from textual.app import SuspendNotSupported
 from textual.message import Message
 
+from tuimail.backends.registry import can_send
 from tuimail.config.load import Account
 from tuimail.core.events import SyncState
 from tuimail.core.flags import DRAFT, SEEN
@@ -337,7 +338,7 @@ class ComposeController:
             session.error = f"no account {session.account!r} in the config"
             self.review(session)
             return
-        if not account.smtp and self.make_sender == self._sender:
+        if not can_send(account) and self.make_sender == self._sender:
             session.error = (f"not sent: no [accounts.{account.name}.smtp] table in the config (its host, port,"
                              " security); P postpones, the text stays in the edit file")
             self.review(session)
@@ -488,11 +489,11 @@ class ComposeController:
     # ------------------------------------------------------------------ the outbox drains
 
     def start_drainers(self) -> None:
-        """A drain thread for each account that can send (an [smtp] table): what a previous run
-        left in the outbox goes out too."""
+        """A drain thread for each account that can send (an [smtp] table, or JMAP): what a
+        previous run left in the outbox goes out too."""
         for name in self.view.tapp.stores:
             account = self._account(name)
-            if account is not None and account.smtp:
+            if account is not None and can_send(account):
                 self._ensure_drainer(name)
 
     def _ensure_drainer(self, name: str) -> Drainer | None:
