@@ -18,9 +18,10 @@ from tuimail.backends.send import Sender
 from tuimail.config.model import Account, Config, UIConfig
 from tuimail.protocol.smtp import SmtpSettings
 from tuimail.store.outbox import Outbox
+from tuimail.store.postponed import Postponed
 from tuimail.ui.screens.review import ReviewScreen
 
-from .fixtures import FakeService
+from .fixtures import FakeService, screen_text
 
 ORIGINAL = (
     b"From: Alice Example <alice@example.org>\r\n"
@@ -209,7 +210,7 @@ def test_offline_the_message_waits_and_leaves_when_the_app_goes_online(make_app,
             await pilot.press("r")
             await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
             review = app.screen
-            assert "P postpone" not in review.hint_text() and "no postpone" in review.hint_text()
+            assert "p postpone" not in review.hint_text() and "no postpone" in review.hint_text()
             await pilot.press("y")
             await _until(pilot, lambda: "test" in app.main.compose_ctl.drainers)
             await pilot.pause(0.5)
@@ -245,6 +246,8 @@ NEW_MESSAGE = """
 
 
 def test_compose_attach_and_postpone_to_drafts(make_app, tmp_path, monkeypatch, smtp):
+    """p on the review screen keeps the message in the store (durable, offline too) for the drain
+    to store in Drafts (tests/integration/test_postpone_dovecot.py: against Dovecot)."""
     _editor(tmp_path, monkeypatch, NEW_MESSAGE)
     svc = AppendingService()
     app, store, _svc = make_app(5, config=_config(0), service=svc)
@@ -257,18 +260,20 @@ def test_compose_attach_and_postpone_to_drafts(make_app, tmp_path, monkeypatch, 
             await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
             review = app.screen
             session = review.session
-            assert session.error == "" and "P postpone" in review.hint_text()
+            assert session.error == "" and "p postpone" in review.hint_text()
             assert [a.filename for a in session.draft.attachments] == ["editor.py"]
             assert "Attach:" not in session.path.read_text()  # consumed: not attached twice on e
-            await pilot.press("P")
-            await _until(pilot, lambda: bool(svc.appended))
+            assert "Half a thought." in screen_text(app)  # the text under the headers
+            await pilot.press("p")
             await _until(pilot, lambda: not session.path.exists())
+            await _until(pilot, lambda: any("postponed" in n.message for n in app._notifications))
 
     asyncio.run(go())
-    ((folder, raw, flags),) = svc.appended
-    assert folder == "Drafts" and set(flags) == {"draft", "seen"}
+    (entry,) = Postponed(store.db).entries()
+    assert entry.folder == "Drafts" and entry.subject == "Draft idea" and entry.message_id
+    raw = entry.message
     assert b"Subject: Draft idea" in raw and b"Half a thought." in raw and b'filename="editor.py"' in raw
-    assert smtp.messages == []
+    assert smtp.messages == [] and Outbox(store.db).entries() == []
 
 
 def test_forward_as_attachment_has_no_default_key_and_can_be_bound(make_app, tmp_path, monkeypatch):
