@@ -581,7 +581,12 @@ def cmd_repair(config: Config, args) -> int:
             continue
         lost = f", {report.lost} lost (folder unknown)" if report.lost else ""
         unreadable = "; part of the old journal was unreadable" if report.unreadable else ""
-        print(f"{account.name}: store rebuilt: {report.kept} pending action(s) kept{lost}{unreadable};"
+        unsent = ""
+        if report.outbox or report.postponed or report.unsent_lost:
+            unsent = (f"; {report.outbox} message(s) of the outbox and {report.postponed} postponed kept"
+                      + (f", {report.unsent_lost} unreadable (the damaged file keeps them)" if report.unsent_lost
+                         else ""))
+        print(f"{account.name}: store rebuilt: {report.kept} pending action(s) kept{lost}{unreadable}{unsent};"
               f" damaged file moved to {report.moved_to}{cache}; run `tuimail sync` to refill it")
     return 0
 
