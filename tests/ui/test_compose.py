@@ -346,3 +346,95 @@ def test_resume_draft_edits_it_again_and_the_queued_message_replaces_it(make_app
 
     asyncio.run(go())
     assert smtp.messages == []
+
+
+def test_the_status_bar_counts_the_undo_window_down_then_says_sent(make_app, tmp_path, monkeypatch, smtp):
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)
+    app, store, svc = make_app(5, config=_config(2.5), service=FakeService(raw=ORIGINAL))
+    seen: list[str] = []
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            await pilot.press("y")
+
+            def note() -> bool:
+                text = screen_text(app)
+                for line in text.splitlines():
+                    if "sending in" in line or "sent:" in line:
+                        seen.append(" ".join(line.split()))
+                return "sent: Re: Plans for Friday" in text
+
+            await _until(pilot, note)
+
+    asyncio.run(go())
+    counts = list(dict.fromkeys(s.split("sending in ")[1].split(" s")[0] for s in seen if "sending in" in s))
+    assert counts == ["3", "2", "1"], seen
+    assert any("sending in 3 s — u to undo" in s for s in seen)
+    assert len(smtp.messages) == 1
+
+
+def test_a_refused_send_shows_the_servers_line_in_the_status_bar(make_app, tmp_path, monkeypatch, smtp):
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)
+    app, store, svc = make_app(5, config=_config(0.3), service=FakeService(raw=ORIGINAL))
+    smtp.answer("DATA", "554 5.6.0 message refused by policy")
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            await pilot.press("y")
+            await _until(pilot, lambda: "failed:" in app.main.status.info.flash)
+            return app.main.status.info.flash
+
+    flash = asyncio.run(go())
+    assert "554 5.6.0 message refused by policy" in flash and "\n" not in flash
+    (entry,) = Outbox(store.db).entries()
+    assert entry.state == "failed"
+
+
+def test_recipients_complete_from_the_store_and_the_aliases(make_app, tmp_path, monkeypatch):
+    from textual.widgets import Input, OptionList
+
+    from tuimail.ui.screens.recipients import RecipientsPrompt
+
+    _editor(tmp_path, monkeypatch, "pass\n")
+    config = dataclasses.replace(_config(0), aliases={"team": "Heidi Klum <heidi@example.org>, eve@example.org"})
+    app, store, svc = make_app(40, config=config)
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            await pilot.press("m")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            review = app.screen
+            await pilot.press("t")
+            await _until(pilot, lambda: isinstance(app.screen, RecipientsPrompt))
+            prompt = app.screen
+            await pilot.press(*"gra")
+            await _until(pilot, lambda: "Grace Hopper <grace@example.org>" in screen_text(app))
+            assert "5 messages" in screen_text(app)  # (40 rows, 8 senders: how often each was seen)
+            await pilot.press("down", "enter")  # the first match replaces what was typed
+            await _until(pilot, lambda: prompt.query_one(Input).value == "Grace Hopper <grace@example.org>, ")
+            await pilot.press(*"tea")
+            await _until(pilot, lambda: prompt.query_one("#matches", OptionList).option_count == 1)
+            assert "alias team" in screen_text(app)
+            await pilot.press("down", "enter", "enter")
+            await _until(pilot, lambda: app.screen is review)
+            session = review.session
+            assert session.draft.to == ("Grace Hopper <grace@example.org>, Heidi Klum <heidi@example.org>,"
+                                        " eve@example.org")
+            assert "To: Grace Hopper <grace@example.org>, Heidi Klum" in session.path.read_text()
+            assert session.error == "" and "Grace Hopper" in screen_text(app)
+            await pilot.press("s")
+            await pilot.pause()
+            await pilot.press(*"Plans", "enter")
+            await _until(pilot, lambda: review.session.draft.subject == "Plans")
+            session.remove()
+
+    asyncio.run(go())

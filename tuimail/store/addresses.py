@@ -93,6 +93,8 @@ class AddressBook:
                         self._seen[key] = _Seen(name, addr, count, last or 0)
                     else:
                         s.count += count
+                        if addr != s.addr and addr == addr.lower():  # (the usual spelling)
+                            s.addr = addr
                         if (last or 0) >= s.last:
                             s.last = last or 0
                             s.name = name or s.name

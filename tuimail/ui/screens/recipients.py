@@ -81,7 +81,7 @@ class RecipientsPrompt(ModalScreen[str | None]):
         with Vertical():
             yield Static(Content(f"{self.header}: (addresses complete as you type)"), classes="title")
             yield Input(value=self.value, placeholder="Name <name@example.org>, ...",
-                        suggester=AddressSuggester(self.book), id="value")
+                        suggester=AddressSuggester(self.book), id="value", select_on_focus=False)
             yield OptionList(id="matches")
             yield Static(Content("Enter: ok   ↓/Tab: matches   →: take the faded address   Esc: cancel"),
                          classes="hint")
