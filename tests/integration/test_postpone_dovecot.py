@@ -163,3 +163,15 @@ def test_postponed_offline_is_kept_and_stored_when_back_online(mailuser, tuimail
     ((raw, flags),) = _folder(user, "Drafts")
     assert b"Half a thought." in raw and b"\\Draft" in flags
     assert aiosink.messages == []
+
+
+def test_imap_service_append_stores_with_the_flags_and_syncs_the_folder(mailuser, tuimail_env, tmp_path):
+    cfg = parse_config(mailuser.config_toml(), tmp_path / "config.toml")
+    svc = ImapService(cfg, cfg.account("test"))
+    try:
+        svc.append("Drafts", b"Subject: kept\r\nMessage-ID: <k@x>\r\n\r\nbody\r\n", ("draft", "seen"))
+        assert "Drafts" in svc._requests  # the folder is synced next (the list shows it)
+    finally:
+        svc.stop()
+    ((raw, flags),) = _folder(mailuser, "Drafts")
+    assert b"Subject: kept" in raw and set(flags) >= {b"\\Draft", b"\\Seen"}
