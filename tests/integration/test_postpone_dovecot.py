@@ -175,3 +175,46 @@ def test_imap_service_append_stores_with_the_flags_and_syncs_the_folder(mailuser
         svc.stop()
     ((raw, flags),) = _folder(mailuser, "Drafts")
     assert b"Subject: kept" in raw and set(flags) >= {b"\\Draft", b"\\Seen"}
+
+
+class Killed(Exception):
+    pass
+
+
+def _sender(user, tmp_path, step=None):
+    from tuimail.backends.send import Sender
+    cfg = parse_config(user.config_toml(**{"from": f"T <{user.name}@example.org>"}), tmp_path / "config.toml")
+    return Sender(cfg, cfg.account("test"), **({"step": step} if step else {}))
+
+
+def _draft(text: str) -> bytes:
+    from tuimail.mail.compose import Identity, build_message, new_draft, sent_copy
+    return sent_copy(build_message(new_draft(Identity("t@example.org"), "x@example.net", subject="d", body=text)))
+
+
+def test_postponing_a_resumed_draft_again_replaces_it(mailuser, tuimail_env, tmp_path):
+    sender = _sender(mailuser, tmp_path)
+    sender.postpone(_draft("first\n"), "Drafts")
+    assert len(sender.drain().drafted) == 1
+    with mailuser.client("Drafts") as c:
+        (uid,) = c.search("ALL")
+    sender.postpone(_draft("second\n"), "Drafts", replaces=("Drafts", str(uid)))
+    assert len(sender.drain().drafted) == 1
+    ((raw, _flags),) = _folder(mailuser, "Drafts")
+    assert b"second" in raw and sender.postponed() == []
+
+
+def test_a_drain_killed_after_the_append_does_not_store_the_draft_twice(mailuser, tuimail_env, tmp_path):
+    def step(name: str) -> None:
+        if name == "after_draft_append":
+            raise Killed
+
+    killed = _sender(mailuser, tmp_path, step)
+    killed.postpone(_draft("once\n"), "Drafts")
+    with pytest.raises(Killed):
+        killed.drain()
+    (left,) = killed.postponed()
+    assert left.state == "appending"
+    report = _sender(mailuser, tmp_path).drain()  # the next run: found in Drafts, not appended again
+    assert len(report.drafted) == 1
+    assert len(_folder(mailuser, "Drafts")) == 1 and killed.postponed() == []
