@@ -520,11 +520,15 @@ class ComposeController:
     # ------------------------------------------------------------------ the outbox drains
 
     def start_drainers(self) -> None:
-        """A drain thread for each account that can send (an [smtp] table) or has postponed
-        messages to store in Drafts: what a previous run left goes out too."""
-        for name, store in self.view.tapp.stores.items():
+        """A drain thread for each account that can send (an [smtp] table) or store drafts: what
+        a previous run left (in the outbox, postponed) goes out too. (The thread looks at the
+        store itself: nothing is read here, on the UI thread.)"""
+        services = self.view.tapp.services
+        for name in self.view.tapp.stores:
             account = self._account(name)
-            if account is not None and (account.smtp or _has_postponed(store)):
+            svc = services.get(name)
+            drafts = svc is not None and getattr(getattr(svc, "capabilities", None), "append", False)
+            if account is not None and (account.smtp or drafts):
                 self._ensure_drainer(name)
 
     def _ensure_drainer(self, name: str) -> Drainer | None:
@@ -580,11 +584,3 @@ class ComposeController:
             d.stop(timeout=1.0)
         self.drainers.clear()
 
-
-def _has_postponed(store: Any) -> bool:
-    """Whether the store keeps postponed messages not yet in Drafts (one indexed count)."""
-    import sqlite3
-    try:
-        return bool(store.db.execute("SELECT EXISTS (SELECT 1 FROM postponed)").fetchone()[0])
-    except sqlite3.Error:
-        return False
