@@ -135,6 +135,9 @@ class ReviewScreen(Screen[str]):
         for i, att in enumerate(d.attachments):
             label = f"{sanitize_line(att.filename)}  {att.mimetype}  {format_size(len(att.data))}"
             ol.add_option(Option(Content(label), id=str(i)))
+        ol.display = bool(d.attachments)
+        if d.attachments and ol.highlighted is None:
+            ol.highlighted = 0
         self.query_one("#atitle", Static).update(
             Content(f"Attachments ({len(d.attachments)})" if d.attachments else "No attachments"))
         self.query_one("#hint", Static).update(Content(self.hint_text()))
