@@ -438,3 +438,33 @@ def test_recipients_complete_from_the_store_and_the_aliases(make_app, tmp_path, 
             session.remove()
 
     asyncio.run(go())
+
+
+def test_a_bad_recipient_typed_on_the_review_is_one_line_and_not_sent(make_app, tmp_path, monkeypatch, smtp):
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)
+    app, store, svc = make_app(5, config=_config(0), service=FakeService(raw=ORIGINAL))
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            review = app.screen
+            await pilot.press("c")
+            await pilot.pause()
+            await pilot.press(*"bob", "enter")
+            await _until(pilot, lambda: "is not an address" in review.session.error)
+            assert "Cc: 'bob' is not an address" in screen_text(app)
+            await pilot.press("y")  # refused: back on the review, nothing queued
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            await pilot.pause(0.2)
+            assert Outbox(store.db).entries() == []
+            await pilot.press("c")
+            await pilot.pause()
+            await pilot.press("ctrl+u", *"bob@example.net", "enter")  # (ctrl+u: clear the input)
+            await _until(pilot, lambda: review.session.error == "")
+            assert review.session.draft.cc == "bob@example.net"
+            review.session.remove()
+
+    asyncio.run(go())

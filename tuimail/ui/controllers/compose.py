@@ -158,6 +158,8 @@ class ComposeSession:
         """A header edited on the review screen (To, Cc, Bcc, Subject): into the draft and the
         edit file (so `e` shows it), checked as the edit file is; a bad value is one line."""
         value = " ".join(value.split())
+        if name != "Subject":
+            value = value.rstrip(",; ")  # (completion leaves "a@x, " for the next one)
         if not self.parsed:
             self.error = "the edit file does not parse: e to fix it first"
             return
