@@ -151,6 +151,43 @@ def test_undo_within_the_window_sends_nothing_and_brings_the_review_back(make_ap
     assert smtp.messages == []
 
 
+def test_u_undoes_the_most_recent_thing_an_action_after_the_send_first(make_app, tmp_path, monkeypatch, smtp):
+    """One `u` for the undo history and the send (controllers/undo.py): a flag made while the
+    message waits in its window is undone first, the next `u` takes the send back."""
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)
+    app, store, svc = make_app(5, config=_config(30), service=FakeService(raw=ORIGINAL))
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            main = app.main
+            await pilot.press("N")  # before the send: read / unread
+            await _until(pilot, lambda: len(store.undo.history()) == 1)
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            session = app.screen.session
+            await pilot.press("y")
+            await _until(pilot, lambda: "u to undo" in main.status.info.flash)
+            await pilot.press("F")  # after the send
+            await _until(pilot, lambda: len(store.undo.history()) == 2)
+            await pilot.press("u")
+            await _until(pilot, lambda: main.status.info.flash.startswith("undone: "))
+            assert "flagged 1 message" in main.status.info.flash
+            assert len(Outbox(store.db).entries()) == 1  # the send still waits
+            await pilot.press("u")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            assert app.screen.session is session and "undone" in session.error
+            assert [e.state for e in store.undo.history()] == ["undone", "done"]  # the N stays
+            await pilot.press("q")
+            await pilot.pause()
+            await pilot.press("y")
+            await _until(pilot, lambda: not session.path.exists())
+
+    asyncio.run(go())
+    assert smtp.messages == []
+
+
 BAD_HEADER = """
     import sys
     p = sys.argv[1]

@@ -320,6 +320,23 @@ MIGRATIONS: list[str] = [
       raw BLOB NOT NULL
     );
     """,
+    # Undo (issue #13 item 6; store/undo.py): each user intent's inverse, computed from the rows'
+    # state before it ran and written in the intent's own transaction. `steps` is JSON (what to do
+    # to put each message back: its flags as they were, or a move back from wherever it is by
+    # then); `what` says the action ("moved 3 messages to Trash"). state: done | undone. The
+    # last 100 are kept.
+    """
+    CREATE TABLE undo(
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      created REAL NOT NULL,
+      op TEXT NOT NULL,
+      what TEXT NOT NULL,
+      subject TEXT,
+      steps TEXT NOT NULL,
+      state TEXT NOT NULL DEFAULT 'done' CHECK (state IN ('done', 'undone')),
+      undone_at REAL
+    );
+    """,
     # Postponed messages on their way to the Drafts folder (issue #12 item 6; store/postponed.py):
     # written here (committed) when the user postpones, removed once the server stored the copy,
     # so a postpone offline (or a crash before the APPEND) loses nothing. `folder`: the Drafts

@@ -201,6 +201,7 @@ class ComposeController:
         self.view = view
         self.pending: dict[int, ComposeSession] = {}  # outbox id -> session, within the undo window
         self.last_sent: int | None = None
+        self.last_sent_at = 0.0  # when it was queued (u: the most recent thing, controllers/undo.py)
         self.drainers: dict[str, Drainer] = {}
         # how a Sender is made (tests inject one that talks to their server)
         self.make_sender: Callable[[Account], Any] = self._sender  # a backends.send.Sender
@@ -410,6 +411,7 @@ class ComposeController:
         session.entry_id = msg.entry_id
         self.pending[msg.entry_id] = session
         self.last_sent = msg.entry_id
+        self.last_sent_at = time.time()
         entry_id = msg.entry_id
         self._ensure_drainer(session.account)
         if msg.hold <= 0:
@@ -429,6 +431,12 @@ class ComposeController:
         d = self.drainers.get(session.account)
         if d is not None:
             d.kick()
+
+    def waiting_send_at(self) -> float | None:
+        """When the message in its undo window was queued (None: none waits)."""
+        if self.last_sent is None or self.last_sent not in self.pending:
+            return None
+        return self.last_sent_at
 
     def undo(self) -> None:
         view = self.view
@@ -518,6 +526,9 @@ class ComposeController:
             return
         for folder in dict.fromkeys(msg.folders):
             svc.request_sync(folder)
+
+    def flash(self, text: str, seconds: float) -> None:
+        self.send_status.flash(text, seconds)
 
     # ------------------------------------------------------------------ the outbox drains
 

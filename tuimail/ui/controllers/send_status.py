@@ -29,7 +29,8 @@ class SendStatus:
         self._shown = ""
 
     def _undo_hint(self) -> str:
-        keys = self.view.tapp.effective_keys.get("undo_send", ())
+        eff = self.view.tapp.effective_keys
+        keys = eff.get("undo_send") or eff.get("undo", ())  # (u is the general undo, H3)
         return f" — {keys[0]} to undo" if keys else ""
 
     def start(self, entry_id: int, account: str, hold: float) -> None:
@@ -85,6 +86,19 @@ class SendStatus:
             info.flash = text
             self.view.update_status()
         self._shown = text
+        if text and seconds > 0:
+            def restore() -> None:
+                if info.flash == text:
+                    info.flash = ""
+                    self.view.update_status()
+
+            self.view.set_timer(seconds, restore)
+
+    def flash(self, text: str, seconds: float) -> None:
+        """Any short line in the status bar for `seconds` (undo's "undone: ..."), over the countdown."""
+        info = self.view.status.info
+        info.flash = text
+        self.view.update_status()
         if text and seconds > 0:
             def restore() -> None:
                 if info.flash == text:
