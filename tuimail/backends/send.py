@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from tuimail import paths
+from tuimail.backends.drafts import file_postponed
 from tuimail.backends.imap.flags import to_imap
 from tuimail.backends.lock import AccountLock, Busy
 from tuimail.config.load import Account, Config, resolve_oauth2_token, resolve_password, run_secret_command
@@ -48,6 +49,7 @@ from tuimail.mail.headers import parse_msgids
 from tuimail.protocol import smtp
 from tuimail.protocol.smtp import SendError, SmtpSettings
 from tuimail.store.outbox import Outbox, OutboxEntry
+from tuimail.store.postponed import Postponed, PostponedEntry
 from tuimail.store.store import Store
 
 __all__ = ["Sender", "DrainReport", "smtp_settings", "outbox_lock_path", "backoff", "prepare"]
@@ -201,6 +203,8 @@ class DrainReport:
     failed: list[tuple[int, str]] = field(default_factory=list)  # kept for the user
     unfiled: list[tuple[int, str]] = field(default_factory=list)  # sent; the Sent copy waits
     refused: list[tuple[int, str]] = field(default_factory=list)  # sent to some; kept for the refused ones
+    drafted: list[tuple[int, str]] = field(default_factory=list)  # postponed messages stored in (folder)
+    draft_waiting: list[tuple[int, str]] = field(default_factory=list)  # postponed, not stored yet (why)
     busy: bool = False
 
     def line(self, name: str) -> str:
@@ -215,6 +219,10 @@ class DrainReport:
             parts.append(f"{len(self.failed)} failed ({self.failed[-1][1]})")
         if self.unfiled:
             parts.append(f"{len(self.unfiled)} not yet filed in Sent ({self.unfiled[-1][1]})")
+        if self.drafted:
+            parts.append(f"{len(self.drafted)} postponed to {self.drafted[-1][1]}")
+        if self.draft_waiting:
+            parts.append(f"{len(self.draft_waiting)} postponed, not yet in Drafts ({self.draft_waiting[-1][1]})")
         return f"{name}: " + ", ".join(parts)
 
 
@@ -262,6 +270,21 @@ class Sender:
                                         hold=self.account.undo_send if hold is None else hold, draft=draft,
                                         now=self.clock())
 
+    def postpone(self, raw: bytes, folder: str, *, replaces: tuple[str, str] | None = None) -> int:
+        """Keep a postponed message (durable when this returns); the drain stores it in `folder`
+        (Drafts) with \\Draft \\Seen, then removes `replaces` (the draft it was resumed from)."""
+        end = raw.find(b"\r\n\r\n")
+        head = BytesHeaderParser(policy=email_policy.SMTPUTF8).parsebytes(raw[: end + 4] if end >= 0 else raw)
+        ids = parse_msgids(str(head.get("Message-ID") or ""))
+        subject = " ".join(str(head.get("Subject") or "").split())
+        with self._store() as store:
+            return Postponed(store.db).add(raw, folder, message_id=ids[0] if ids else None, subject=subject,
+                                           replaces=replaces, now=self.clock())
+
+    def postponed(self) -> list[PostponedEntry]:
+        with self._store() as store:
+            return Postponed(store.db).entries()
+
     def cancel(self, entry_id: int) -> OutboxEntry | None:
         """Take a message back while it is not on its way (undo): removed and returned, or None."""
         with self._store() as store:
@@ -280,7 +303,8 @@ class Sender:
         """When the next queued message may go (its undo window or backoff ends): the time to
         drain again (None: nothing is queued)."""
         with self._store() as store:
-            return Outbox(store.db).next_due()
+            times = [t for t in (Outbox(store.db).next_due(), Postponed(store.db).next_due()) if t is not None]
+            return min(times) if times else None
 
     # ------------------------------------------------------------------ the drain
 
@@ -315,6 +339,7 @@ class Sender:
 
     def _drain(self, ob: Outbox, store: Store, report: DrainReport, only: int | None, ignore_backoff: bool) -> None:
         ob.recover()
+        file_postponed(self, store, report, ignore_backoff)  # (no SMTP needed: before the settings)
         now = self.clock()
         for entry_id in ob.unfiled():
             entry = ob.get(entry_id)

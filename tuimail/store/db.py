@@ -337,6 +337,28 @@ MIGRATIONS: list[str] = [
       undone_at REAL
     );
     """,
+    # Postponed messages on their way to the Drafts folder (issue #12 item 6; store/postponed.py):
+    # written here (committed) when the user postpones, removed once the server stored the copy,
+    # so a postpone offline (or a crash before the APPEND) loses nothing. `folder`: the Drafts
+    # folder; replaces_folder/replaces_sid: the draft it was resumed from (removed once this one
+    # is stored). state: waiting (not before next_try) | appending (the APPEND may be on the wire:
+    # look for its Message-ID before appending again).
+    """
+    CREATE TABLE postponed(
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      created REAL NOT NULL,
+      message BLOB NOT NULL,
+      folder TEXT NOT NULL,
+      message_id TEXT,
+      subject TEXT NOT NULL DEFAULT '',
+      replaces_folder TEXT,
+      replaces_sid TEXT,
+      state TEXT NOT NULL DEFAULT 'waiting' CHECK(state IN ('waiting', 'appending')),
+      next_try REAL NOT NULL DEFAULT 0,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      last_error TEXT
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -31,6 +31,7 @@ from tuimail.ui.controllers.command_runner import CommandFinished, CommandRunner
 from tuimail.ui.controllers.compose import (
     ComposeController,
     DraftMade,
+    DraftsFiled,
     DrainReported,
     Postponed,
     SendCancelled,
@@ -701,3 +702,6 @@ class MainScreen(Screen[None]):
 
     def on_drain_reported(self, msg: DrainReported) -> None:
         self.compose_ctl.drain_reported(msg)
+
+    def on_drafts_filed(self, msg: DraftsFiled) -> None:
+        self.compose_ctl.drafts_filed(msg)
