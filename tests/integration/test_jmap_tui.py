@@ -121,13 +121,13 @@ def test_write_send_and_postpone_from_the_app_on_a_cyrus_jmap_account(tuimail_en
             _editor(tmp_path, monkeypatch, sent_subject)
             await pilot.press("m")
             await until(lambda: isinstance(app.screen, ReviewScreen), pilot)
-            assert app.screen.session.error == "" and "P postpone" in app.screen.hint_text()
+            assert app.screen.session.error == "" and "p postpone" in app.screen.hint_text()
             await pilot.press("y")
             await until(lambda: sent_subject in server_flags(cyrususer, "Sent"), pilot)
             _editor(tmp_path, monkeypatch, draft_subject)
             await pilot.press("m")
             await until(lambda: isinstance(app.screen, ReviewScreen), pilot)
-            await pilot.press("P")
+            await pilot.press("p")
             await until(lambda: draft_subject in server_flags(cyrususer, "Drafts"), pilot)
 
     try:
