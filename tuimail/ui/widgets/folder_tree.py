@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Self
 from dataclasses import dataclass
 
 from rich.style import Style
 from rich.text import Text
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
@@ -157,7 +159,8 @@ class FolderTree(Tree[FolderRef]):
         finally:
             self._lines_changing = False
 
-    def refresh(self, *regions, repaint: bool = True, layout: bool = False, recompose: bool = False):
+    def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False,
+                recompose: bool = False) -> Self:
         if layout and self._lines_changing and not recompose and self._keeps_its_place():
             layout = False
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
