@@ -349,5 +349,15 @@ def test_first_sync_folders_join_the_tree_in_place(make_app, tmp_path):
             assert [g for g in got if g] == want, lines
             assert tree._folder_nodes[("test", store.folder_id("INBOX"))] is inbox
             assert layouts and not any(layouts)
+            # counts change: the folder's and the account's labels follow
+            def account_unread() -> int:  # the account's line, first in the tree: "test 9"
+                words = screen_text(app).splitlines()[0][:27].split()
+                return int(words[words.index("test") + 1])
+
+            before = account_unread()
+            fill(store, store.folder_id("Zoo"), range(4, 6), flags="")
+            app.event_sink(FoldersChanged("test"))
+            await wait_until(pilot, lambda: "Zoo 5" in screen_text(app))
+            assert account_unread() == before + 2
 
     run(go())

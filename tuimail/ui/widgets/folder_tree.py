@@ -308,7 +308,18 @@ class FolderTree(Tree[FolderRef]):
         t = Text(sanitize_line(account), style="bold")
         if unread:
             t.append(f" {unread}")
-        node.set_label(t)
+        self._set_label(node, t)
+
+    def _set_label(self, node: TreeNode[FolderRef], label: Text) -> None:
+        """node.set_label, repainting the node's own line only: TreeNode.set_label repaints every
+        line below it too (their guides follow the node's hover and cursor, not its label), and
+        the account's line, relabelled with every unread count, is above all its folders."""
+        if node._line < 0 or self._tree_lines_cached is None:
+            node.set_label(label)
+            return
+        node._updates += 1
+        node._label = self.process_label(label)
+        self._refresh_line(node._line)
 
     def _iter(self, node: TreeNode[FolderRef]) -> Iterator[TreeNode[FolderRef]]:
         for c in node.children:
@@ -333,7 +344,7 @@ class FolderTree(Tree[FolderRef]):
         if self._label_keys.get((account, folder_id)) == key:
             return
         self._label_keys[(account, folder_id)] = key
-        n.set_label(folder_label(info, text, info.unread))
+        self._set_label(n, folder_label(info, text, info.unread))
 
     def select_folder(self, account: str, folder_id: int) -> None:
         n = self._folder_nodes.get((account, folder_id))
