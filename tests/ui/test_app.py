@@ -361,3 +361,30 @@ def test_first_sync_folders_join_the_tree_in_place(make_app, tmp_path):
             assert account_unread() == before + 2
 
     run(go())
+
+
+def test_tree_follows_removed_and_reordered_folders(make_app, tmp_path):
+    """A folder gone from the store leaves the tree; one whose role moves it to the top (a kept
+    node would change places) makes the tree rebuild: either way it shows the store's order."""
+    store = Store(tmp_path / "order.sqlite3")
+    for name in ("INBOX", "Archive", "Old", "Zoo"):
+        store.upsert_folder(name, "/", [], "inbox" if name == "INBOX" else None)
+    fill(store, store.folder_id("INBOX"), range(1, 11))
+    app, _, _ = make_app(store=store)
+
+    def tree_lines() -> list[str]:
+        words = [ln[:27].strip(" ▏│▼▶├└─") for ln in screen_text(app).splitlines()[1:8]]
+        return [w.split()[0] for w in words if w]
+
+    async def go():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            assert tree_lines()[:4] == ["Inbox", "Archive", "Old", "Zoo"]
+            store.delete_folder("Old")
+            store.upsert_folder("Zoo", "/", [], "trash")  # (a role: shown by its role's name, after Inbox)
+            app.event_sink(FoldersChanged("test"))
+            await wait_until(pilot, lambda: "Old" not in tree_lines())
+            await settle(pilot, app)
+            assert tree_lines()[:3] == ["Inbox", "Trash", "Archive"]
+
+    run(go())
