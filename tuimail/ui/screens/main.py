@@ -31,6 +31,7 @@ from tuimail.ui.controllers.command_runner import CommandFinished, CommandRunner
 from tuimail.ui.controllers.compose import (
     ComposeController,
     DraftMade,
+    DraftsFiled,
     DrainReported,
     Postponed,
     SendCancelled,
@@ -43,6 +44,7 @@ from tuimail.ui.controllers.opener import MessageOpened, MessageOpener
 from tuimail.ui.controllers.reader_extras import BytesFetched, ReaderExtras
 from tuimail.ui.controllers.store_poll import STORE_POLL, StorePoll
 from tuimail.ui.controllers.target import error_text
+from tuimail.ui.controllers.undo import UndoController
 from tuimail.ui.widgets.folder_tree import FolderRef, FolderTree
 from tuimail.ui.widgets.header_list import HeaderList
 from tuimail.ui.widgets.message_view import MessageView
@@ -131,6 +133,7 @@ class MainScreen(Screen[None]):
         self.extras = ReaderExtras(self, self.opener, self.commands)
         self.failed = FailedActions(self)
         self.compose_ctl = ComposeController(self)
+        self.undo = UndoController(self, self.intents, self.compose_ctl)
 
     @property
     def tapp(self) -> TuimailApp:
@@ -679,6 +682,12 @@ class MainScreen(Screen[None]):
     def action_undo_send(self) -> None:
         self.compose_ctl.undo()
 
+    def action_undo(self) -> None:
+        self.undo.undo_last()
+
+    def action_undo_history(self) -> None:
+        self.undo.history()
+
     def on_draft_made(self, msg: DraftMade) -> None:
         self.compose_ctl.draft_made(msg)
 
@@ -693,3 +702,6 @@ class MainScreen(Screen[None]):
 
     def on_drain_reported(self, msg: DrainReported) -> None:
         self.compose_ctl.drain_reported(msg)
+
+    def on_drafts_filed(self, msg: DraftsFiled) -> None:
+        self.compose_ctl.drafts_filed(msg)
