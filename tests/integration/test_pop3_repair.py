@@ -67,6 +67,7 @@ def test_repair_of_a_damaged_keep_mode_store_downloads_nothing_twice(tuimail_env
 
     out = cli("repair")
     assert "store rebuilt" in out and "bodies to fetch again" in out and "unreadable" in out
+    assert "some downloaded mail could not be read: the damaged file keeps it" in out
     # every message is still listed once; the lost copies come again with the next sync, by
     # UIDL (RETR), without a second row
     assert subjects(cli) == sorted(f"message {i}" for i in range(1, 61))

@@ -586,7 +586,8 @@ def cmd_repair(config: Config, args) -> int:
             mail = (f"; {p.messages} downloaded message(s) and the UIDL ledger kept ({p.copies} stored copies"
                     + (f", {p.rebuilt} rows rebuilt from their copy" if p.rebuilt else "")
                     + (f", {p.refetch} bodies to fetch again" if p.refetch else "")
-                    + (f", {p.lost_text} lost their text" if p.lost_text else "") + ")")
+                    + (f", {p.lost_text} lost their text" if p.lost_text else "") + ")"
+                    + ("; some downloaded mail could not be read: the damaged file keeps it" if p.unreadable else ""))
         unreadable = "; part of the old journal was unreadable" if report.unreadable else ""
         unsent = ""
         if report.outbox or report.postponed or report.unsent_lost:
