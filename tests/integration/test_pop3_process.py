@@ -36,7 +36,7 @@ def test_the_download_runs_in_a_child_and_holds_for_the_first_paint(tuimail_env,
         pid = getattr(svc, "pid", None)
         assert pid is not None and pid != os.getpid()
         first = _next(events, lambda e: isinstance(e, RowsChanged) and e.added)
-        assert len(first.added) == 60  # the first screenful, at once
+        assert 0 < len(first.added) <= 60  # the first screenful at most (fewer if 0.25 s passed first)
         time.sleep(0.5)  # held: nothing more until the UI says it painted (at most PAINT_HOLD)
         later = []
         while not events.empty():
