@@ -3,6 +3,7 @@ the DESIGN.md §4 target beside each with ✅/❌), the cross-size bytes check, 
 
 from __future__ import annotations
 
+from . import report_sections
 from .measure import median
 
 OK, NO = "✅", "❌"
@@ -191,7 +192,19 @@ def verdicts(results: dict) -> list[str]:
     return out + [""]
 
 
-def render(meta: dict, results: dict) -> str:
+def section_verdicts(extra: dict) -> list[str]:
+    marks = report_sections.verdicts(extra)
+    if not marks:
+        return []
+    met = sum(m[3] == OK for m in marks)
+    scored = sum(m[3] in (OK, NO) for m in marks)
+    out = [f"**Other sections: {met} of {scored} targets met.**", ""]
+    out += [f"- {mark} {what}: {value} (target {target})" if mark != "—" else f"- {what}: {value}"
+            for what, value, target, mark in marks]
+    return out + [""]
+
+
+def render(meta: dict, results: dict, extra: dict | None = None) -> str:
     lines = ["# tuimail benchmark: neomutt, aerc and tuimail on the same Dovecot", "",
              f"Measured {meta['date']} on {meta['machine']}; load average at start {meta['load_start']}, "
              f"at end {meta.get('load_end', '(running)')}. The machine is shared with other engineers' test runs, "
@@ -210,9 +223,11 @@ def render(meta: dict, results: dict) -> str:
              "Key → repaint and IDLE latency are measured in-process (Textual pilot at 160x45 on the warm "
              "store; a ImapService watching INBOX).", ""]
     lines += verdicts(results)
+    lines += section_verdicts(extra or {})
     if meta.get("notes"):
         lines += [f"> {note}" for note in meta["notes"]] + [""]
     for n in sorted(results, key=int):
         lines += size_table(int(n), results[n])
     lines += cross_size(results)
+    lines += report_sections.render(extra or {})
     return "\n".join(lines).rstrip() + "\n"
