@@ -506,3 +506,42 @@ def test_a_bad_recipient_typed_on_the_review_is_one_line_and_not_sent(make_app, 
             review.session.remove()
 
     asyncio.run(go())
+
+
+def test_attach_prompt_completes_the_path_with_tab_and_lists_the_file(make_app, tmp_path, monkeypatch, smtp):
+    """`a` on the review screen: Tab completes the path (as mutt's file prompt does) instead of
+    moving the focus away; Enter attaches it and the list shows it; a path that is not a file says so."""
+    _editor(tmp_path, monkeypatch, NEW_MESSAGE)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes-for-carol.txt").write_text("attachment body\n")
+    app, store, _svc = make_app(5, config=_config(0))
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            await pilot.press("m")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            review = app.screen
+            await pilot.press("a")
+            await _until(pilot, lambda: app.screen is not review)
+            for ch in str(docs / "no"):
+                await pilot.press(ch)
+            await pilot.pause(0.2)
+            await pilot.press("tab")
+            await pilot.pause(0.1)
+            await pilot.press("enter")
+            await _until(pilot, lambda: app.screen is review)
+            names = [a.filename for a in review.session.draft.attachments]
+            assert names == ["editor.py", "notes-for-carol.txt"]
+            assert "notes-for-carol.txt" in screen_text(app)
+            await pilot.press("a")
+            await _until(pilot, lambda: app.screen is not review)
+            for ch in str(docs / "missing.pdf"):
+                await pilot.press(ch)
+            await pilot.press("enter")
+            await _until(pilot, lambda: app.screen is review)
+            assert "missing.pdf: not a file" in screen_text(app)
+
+    asyncio.run(go())
