@@ -545,3 +545,28 @@ def test_attach_prompt_completes_the_path_with_tab_and_lists_the_file(make_app, 
             assert "missing.pdf: not a file" in screen_text(app)
 
     asyncio.run(go())
+
+
+def test_sent_while_offline_the_status_bar_says_it_waits_then_it_leaves_online(make_app, tmp_path, monkeypatch,
+                                                                                smtp):
+    """Written on the train: the status line does not claim "sending…" while the app is offline;
+    ctrl+o (back online) sends it and says so."""
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)
+    app, store, svc = make_app(5, config=_config(0.2), service=FakeService(raw=ORIGINAL))
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            await pilot.press("ctrl+o")
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            await pilot.press("y")
+            await _until(pilot, lambda: "offline: in the outbox, sent when back online" in screen_text(app))
+            await pilot.pause(0.5)
+            assert smtp.messages == [] and Outbox(store.db).entries()
+            await pilot.press("ctrl+o")
+            await _until(pilot, lambda: "sent: Re: Plans for Friday" in screen_text(app))
+
+    asyncio.run(go())
+    assert len(smtp.messages) == 1 and Outbox(store.db).entries() == []

@@ -576,6 +576,7 @@ class MainScreen(Screen[None]):
                 st.state = "offline" if app.offline else "connecting"
         if not app.offline:
             self.compose_ctl.went_online()
+        self.compose_ctl.offline_changed()
         self.update_status()
 
     # ------------------------------------------------------------------ delegated to the controllers
