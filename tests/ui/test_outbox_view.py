@@ -11,13 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.smtpserver import ScriptedSMTP
+from tests.support.dovecot import submission_installed
+from tests.support.smtpserver import ScriptedSMTP, free_port
+from tuimail.backends.send import Sender
+from tuimail.config.load import parse_config
 from tuimail.store.outbox import Outbox
 from tuimail.ui.screens.failed import ActionsScreen
 from tuimail.ui.screens.modals import ConfirmScreen, TextScreen
 from tuimail.ui.screens.review import ReviewScreen
 
 from .fixtures import FakeService, screen_text
+try:  # aiosmtpd: the sink Dovecot's submission relays to (the test extra)
+    from tests.integration import test_outbox_servers as servers
+except pytest.skip.Exception:  # (it skips itself without aiosmtpd)
+    servers = None
 from .test_compose import ADD_TEXT_AND_BCC, ORIGINAL, _config, _editor, _until, _wire
 
 REFUSAL = "554 5.6.0 message refused by policy"
@@ -200,3 +207,48 @@ def test_offline_the_outbox_says_it_waits_for_the_network(make_app, tmp_path, mo
             assert smtp.messages == []
 
     asyncio.run(go())
+
+
+@pytest.mark.skipif(servers is None or not submission_installed(),
+                    reason="aiosmtpd, or Dovecot's submission service, is not installed: `make dovecot`")
+def test_refused_through_dovecot_submission_then_retried_and_filed_in_sent(make_app, dovecot_factory, tuimail_env,
+                                                                           tmp_path, monkeypatch):
+    """The real round trip: Dovecot's submission service relays to an aiosmtpd sink that refuses
+    the first time; the Outbox shows Dovecot's answer; r sends it and the Sent copy is filed on
+    the same Dovecot."""
+    sink = servers.Sink()
+    sink.port = free_port()
+    controller = servers.Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        server = dovecot_factory(submission_relay=sink.port)
+        user = server.add_user(password="secret")
+        text = user.config_toml(**{"from": f"Tester <{user.name}@example.org>", "undo_send": 0})
+        text += f'[accounts.test.smtp]\nhost = "127.0.0.1"\nport = {server.submission_port}\nsecurity = "none"\n'
+        cfg = parse_config(text, tmp_path / "config.toml")
+        _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)
+        app, store, svc = make_app(5, config=cfg, service=FakeService(raw=ORIGINAL))
+        sink.script["DATA"] = ["554 5.7.1 refused by the relay's policy"]
+
+        async def go():
+            async with app.run_test(size=(140, 36)) as pilot:
+                await pilot.pause()
+                app.main.compose_ctl.make_sender = lambda account: Sender(cfg, account, store_path=store.path)
+                await pilot.press("r")
+                await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+                await pilot.press("y")
+                await _until(pilot, lambda: "in the Outbox: ! then e edit" in app.main.status.info.flash, 20)
+                await _outbox_list(pilot, app)
+                text = screen_text(app)
+                assert "failed: " in text and "554" in text and "Re: Plans for Friday" in text
+                await pilot.press("r")
+                await _until(pilot, lambda: "Nothing waiting, nothing failed." in screen_text(app), 20)
+
+        asyncio.run(go())
+    finally:
+        controller.stop()
+    ((_f, rcpts, data),) = sink.messages
+    assert sorted(rcpts) == ["alice@example.org", "secret@example.net"] and b"secret@example.net" not in data
+    (copy,) = servers.sent_copies(user)
+    assert b"See you there." in copy and b"Bcc: secret@example.net" in copy
+    assert Outbox(store.db).entries() == []
