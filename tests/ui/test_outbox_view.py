@@ -16,6 +16,7 @@ from tests.support.smtpserver import ScriptedSMTP, free_port
 from tuimail.backends.send import Sender
 from tuimail.config.load import parse_config
 from tuimail.store.outbox import Outbox
+from tuimail.store.postponed import Postponed
 from tuimail.ui.screens.failed import ActionsScreen
 from tuimail.ui.screens.modals import ConfirmScreen, TextScreen
 from tuimail.ui.screens.review import ReviewScreen
@@ -252,3 +253,36 @@ def test_refused_through_dovecot_submission_then_retried_and_filed_in_sent(make_
     (copy,) = servers.sent_copies(user)
     assert b"See you there." in copy and b"Bcc: secret@example.net" in copy
     assert Outbox(store.db).entries() == []
+
+
+def test_held_for_undo_is_listed_and_left_to_u_a_postponed_one_is_listed_and_discarded(make_app, tmp_path,
+                                                                                       monkeypatch, smtp):
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)
+    app, store, svc = make_app(5, config=_config(30), service=FakeService(raw=ORIGINAL), offline=True)
+    Postponed(store.db).add(b"From: me@example.org\r\nTo: carol@example.org\r\nSubject: Half a thought\r\n\r\nhm\r\n",
+                            "Drafts", subject="Half a thought")
+
+    async def go():
+        async with app.run_test(size=(140, 36)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            await pilot.press("y")
+            await _until(pilot, lambda: "u to undo" in app.main.status.info.flash)
+            screen = await _outbox_list(pilot, app)
+            text = screen_text(app)
+            assert "Outbox (2)" in text and "held for undo until" in text
+            assert "postponed" in text and "to carol@example.org" in text and "waiting to be stored in Drafts" in text
+            screen.query_one("OptionList").highlighted = 2  # (the header, the postponed one, the held one)
+            await pilot.press("d")
+            await _until(pilot, lambda: "u takes it back" in screen_text(app))
+            assert not isinstance(app.screen, ConfirmScreen) and len(Outbox(store.db).entries()) == 1
+            await pilot.press("up", "d")
+            await _until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            await _until(pilot, lambda: "Outbox (1)" in screen_text(app))
+            assert "discarded, not sent; its text is kept in " in screen_text(app)
+
+    asyncio.run(go())
+    assert Postponed(store.db).count() == 0 and len(Outbox(store.db).entries()) == 1 and smtp.messages == []

@@ -57,7 +57,9 @@ class OutboxItem:
 
     @property
     def editable(self) -> bool:
-        return self.state in ("held", "waiting", "failed", "postponed")
+        """Edit and discard: not while it is on its way or sent, nor in its undo window (u takes
+        it back there: the countdown in the status bar is for it)."""
+        return self.state in ("waiting", "failed", "postponed")
 
 
 def _hhmm(t: float) -> str:

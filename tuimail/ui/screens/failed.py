@@ -174,7 +174,7 @@ class ActionsScreen(ModalScreen[None]):
             self._note("e edits a message of the Outbox")
             return
         if not item.editable:
-            self._note(f"cannot edit it now: {item.line}")
+            self._note(f"cannot edit it now: {item.line}" + (" (u takes it back)" if item.state == "held" else ""))
             return
         outbox = self.outbox
         self.dismiss(None)
@@ -193,8 +193,8 @@ class ActionsScreen(ModalScreen[None]):
         outbox = self.outbox
         if outbox is None:
             return
-        if item.state in ("sending", "sent"):
-            self._note(f"cannot discard it: {item.line}")
+        if not item.editable:
+            self._note(f"cannot discard it now: {item.line}" + (" (u takes it back)" if item.state == "held" else ""))
             return
 
         def answered(yes: bool | None) -> None:
