@@ -286,3 +286,17 @@ def test_held_for_undo_is_listed_and_left_to_u_a_postponed_one_is_listed_and_dis
 
     asyncio.run(go())
     assert Postponed(store.db).count() == 0 and len(Outbox(store.db).entries()) == 1 and smtp.messages == []
+
+
+def test_a_message_left_failed_by_an_earlier_run_is_counted_in_the_status_bar(make_app):
+    app, store, svc = make_app(5, config=_config(0))
+    ob = Outbox(store.db)
+    ob.fail(ob.add(ORIGINAL, "me@example.org", ["alice@example.org"], subject="Plans"), "550 5.1.1 no such user")
+
+    async def go():
+        async with app.run_test(size=(140, 36)) as pilot:
+            await _until(pilot, lambda: "Outbox 1, 1 failed" in screen_text(app).splitlines()[-1])
+            await _outbox_list(pilot, app)
+            assert "failed: 550 5.1.1 no such user" in screen_text(app)
+
+    asyncio.run(go())

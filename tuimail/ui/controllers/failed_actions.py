@@ -75,8 +75,8 @@ class FailedActions:
         """Each account's failed actions, for the status bar (at start, on the UI thread)."""
         view = self.view
         for name, store in view.tapp.stores.items():
-            st = view.status.info.accounts.setdefault(name, AccountState())
-            st.failed, st.unsent = store.failed_summary(), unsent_counts(store)
+            view.status.info.accounts.setdefault(name, AccountState()).failed = store.failed_summary()
+        self.refresh()  # the Outbox's count too, in a thread
 
     def refresh(self, accounts: Iterable[str] | None = None) -> None:
         """The same, read again in a thread (FailedSummaryRead comes back to the screen)."""
