@@ -47,6 +47,12 @@ forward            global   f                           forward inline
 forward_attached   global   (none; the palette)         forward as an attachment
 resume_draft       global   (none; the palette)         edit a postponed message again (mutt keymap: R)
 undo_send          global   u                           take back the message being sent
+limit              global   l                           show only messages matching a pattern (all: every one)
+search             global   /                           search the list forward for a pattern
+search_backward    global   \\                           search the list backward
+search_next        global   .                           next match of the last search (mutt keymap: n)
+search_prev        global   ,                           previous match of the last search
+search_all         global   S                           search all folders: the results as a virtual folder
 cursor_down        list     j, down                     next message
 cursor_up          list     k, up                       previous message
 page_down          list     pagedown                    one screen down
@@ -80,8 +86,8 @@ The ``mutt`` keymap changes: list ``first`` = ``=``/home, ``last`` = ``*``/end, 
 ``z``/pagedown, ``page_up`` = ``Z``/pageup, ``next_unread`` = tab, ``open`` = enter/space;
 pager ``next_message`` = j, ``prev_message`` = k, ``scroll_down`` = enter/down, ``scroll_up`` =
 backspace/up, ``pager_page_up`` = ``-``/pageup, ``pager_top`` = ``^``/home, ``close`` =
-q/i/escape; global ``fullscreen`` = ctrl+f, ``reply_all`` = g, ``reply_list`` = L, ``resume_draft`` = R (the reader's
-``load_more`` moves to ``+``).
+q/i/escape; global ``fullscreen`` = ctrl+f, ``reply_all`` = g, ``reply_list`` = L, ``resume_draft`` = R,
+``search_next`` = n (the reader's ``load_more`` moves to ``+``).
 """
 
 from __future__ import annotations
@@ -136,6 +142,12 @@ ACTIONS: tuple[Action, ...] = (
     _a("forward_attached", "global", "Forward as attachment"),
     _a("resume_draft", "global", "Resume a draft (the message under the cursor)"),
     _a("undo_send", "global", "Undo send (while it waits)", "u"),
+    _a("limit", "global", "Limit the list to a pattern (all: every message)", "l"),
+    _a("search", "global", "Search the list forward for a pattern", "/"),
+    _a("search_backward", "global", "Search the list backward for a pattern", "\\"),
+    _a("search_next", "global", "Next match of the last search", "."),
+    _a("search_prev", "global", "Previous match of the last search", ","),
+    _a("search_all", "global", "Search all folders (a virtual folder)", "S"),
     _a("cursor_down", "list", "Next message", "j", "down"),
     _a("cursor_up", "list", "Previous message", "k", "up"),
     _a("page_down", "list", "Page down", "pagedown"),
@@ -186,6 +198,7 @@ MUTT: dict[str, tuple[str, ...]] = {
     "reply_list": ("L",),
     "resume_draft": ("R",),
     "load_more": ("+",),
+    "search_next": ("n",),
 }
 
 PRESETS = {"default": {}, "mutt": MUTT}
@@ -213,7 +226,8 @@ def unknown_actions(overrides: Mapping[str, object]) -> list[str]:
 # Textual's names of the punctuation keys: "?" and "question_mark" are one key to the conflict check
 _SAME = {"?": "question_mark", ":": "colon", "$": "dollar_sign", "|": "vertical_line", "-": "minus",
          "_": "underscore", "=": "equals_sign", "*": "asterisk", "^": "circumflex_accent", "comma": ",",
-         "space": " ", "+": "plus", "/": "slash", "!": "exclamation_mark", "tab": "ctrl+i", "enter": "ctrl+m"}
+         "space": " ", "+": "plus", "/": "slash", ".": "full_stop", "\\": "backslash", "!": "exclamation_mark",
+         "tab": "ctrl+i", "enter": "ctrl+m"}
 
 
 def _shadows(a: str, b: str) -> bool:

@@ -37,10 +37,13 @@ from tuimail.ui.controllers.compose import (
     SendQueued,
 )
 from tuimail.ui.controllers.failed_actions import FailedActions, FailedSummaryRead
+from tuimail.ui.controllers.finding import Found
 from tuimail.ui.controllers.intents import IntentDone, IntentQueue
+from tuimail.ui.controllers.limit import LimitController
 from tuimail.ui.controllers.message_actions import MessageActions
 from tuimail.ui.controllers.opener import MessageOpened, MessageOpener
 from tuimail.ui.controllers.reader_extras import BytesFetched, ReaderExtras
+from tuimail.ui.controllers.searches import SearchesController
 from tuimail.ui.controllers.store_poll import STORE_POLL, StorePoll
 from tuimail.ui.controllers.target import error_text
 from tuimail.ui.widgets.folder_tree import FolderRef, FolderTree
@@ -131,6 +134,8 @@ class MainScreen(Screen[None]):
         self.extras = ReaderExtras(self, self.opener, self.commands)
         self.failed = FailedActions(self)
         self.compose_ctl = ComposeController(self)
+        self.limiter = LimitController(self)  # l, / and the other search keys
+        self.searches = SearchesController(self)  # [searches]: virtual folders across every folder
 
     @property
     def tapp(self) -> TuimailApp:
@@ -233,6 +238,7 @@ class MainScreen(Screen[None]):
             self._flush_counts()
         self.tapp.start_services()
         self.compose_ctl.start_drainers()
+        self.searches.start()
 
     def _build_tree(self) -> None:
         any_folders = False
@@ -331,10 +337,15 @@ class MainScreen(Screen[None]):
 
     def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
         ref: FolderRef | None = event.node.data
+        if ref is not None and ref.search is not None:
+            event.stop()
+            self.searches.open(ref.search)
+            return
         if ref is None or ref.folder_id is None:
             return
         event.stop()
-        if ref.account != self.account or self.folder is None or ref.folder_id != self.folder.id:
+        if (self.hlist.source is not None or ref.account != self.account or self.folder is None
+                or ref.folder_id != self.folder.id):
             self.open_folder(ref.account, ref.folder_id)
         self.hlist.focus()
 
@@ -377,11 +388,13 @@ class MainScreen(Screen[None]):
             info.folder_error = folder_problem(self.folder)
         hl = self.hlist
         info.sort = ("thread" if hl.threaded else hl.sort) + (" ↑" if hl.reverse else "")
+        info.limit = self.limiter.status_text()
         self.status.show()
 
     def counts_changed(self, account: str, folder_id: int) -> None:
         """Counts are recomputed a moment later, once for a burst of changes."""
         self._dirty_counts.add((account, folder_id))
+        self.searches.stores_changed()
         if self._counts_timer is None:
             self._counts_timer = self.set_timer(0.3, self._flush_counts)
 
@@ -576,6 +589,27 @@ class MainScreen(Screen[None]):
         self.update_status()
 
     # ------------------------------------------------------------------ delegated to the controllers
+
+    def on_found(self, msg: Found) -> None:
+        msg.apply()  # a limit, a search, a virtual folder or the searches' counts (controllers/finding.py)
+
+    def action_limit(self) -> None:
+        self.limiter.prompt_limit()
+
+    def action_search(self) -> None:
+        self.limiter.prompt_search()
+
+    def action_search_backward(self) -> None:
+        self.limiter.prompt_search(backward=True)
+
+    def action_search_next(self) -> None:
+        self.limiter.search_next()
+
+    def action_search_prev(self) -> None:
+        self.limiter.search_next(reverse=True)
+
+    def action_search_all(self) -> None:
+        self.searches.prompt_all()
 
     def on_intent_done(self, msg: IntentDone) -> None:
         msg.stop()

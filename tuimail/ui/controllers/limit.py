@@ -1,0 +1,173 @@
+"""`l` limit and `/` search in the header list (held by MainScreen, whose action_* delegate here).
+
+limit: a pattern (core/pattern.py) asked for on the bottom line; the folder's matches are worked
+out in a thread (controllers/finding.py) together with the folder's order, and the list then shows
+those ids only (ui/widgets/list_source.py: a limited folder). `l` with `all`, `~A`, `.`, nothing,
+or Escape shows the whole folder again. A bad pattern is one line pointing at its token and
+changes nothing.
+
+search: `/` (forward) and `\\` (backward) move the cursor to the next message of the list (a
+folder, a limited folder, or a virtual folder) that matches; `.` and `,` repeat it forward /
+backward (the mutt keymap: `n`). It wraps with a note; "not found" is one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from tuimail.core.pattern import Pattern
+from tuimail.mail.sanitize import sanitize_line
+from tuimail.store.store import Store
+from tuimail.ui.controllers.finding import ALL_WORDS, FolderMatch, match_folder, parse_or_say, run_finding
+from tuimail.ui.controllers.view import MainView
+from tuimail.ui.widgets.line_prompt import LinePrompt
+from tuimail.ui.widgets.list_loading import ListLoader
+from tuimail.ui.widgets.list_source import Limit
+
+
+class LimitController:
+    def __init__(self, view: MainView) -> None:
+        self.view = view
+        self._token = 0
+        self.last_search = ""
+        self.last_backward = False
+
+    # ------------------------------------------------------------------ limit
+
+    def prompt_limit(self) -> None:
+        hl = self.view.hlist
+        if hl.source is not None:
+            self.view.notify("limit works on a folder: open one first", markup=False)
+            return
+        current = hl.limit.pattern if hl.limit is not None else ""
+        self.view.tapp.push_screen(LinePrompt("Limit to messages matching:", current), self.limit)
+
+    def limit(self, text: str | None) -> None:
+        view, hl = self.view, self.view.hlist
+        text = (text or "").strip()
+        if text in ALL_WORDS:
+            self._token += 1  # (a limit still being worked out is dropped)
+            if hl.limit is not None:
+                hl.empty_text = "No messages in this folder"
+                hl.set_limit(None)
+                view.update_status()
+            return
+        pattern = parse_or_say(view, text)
+        account, folder = view.account, view.folder
+        if pattern is None or account is None or folder is None or hl.source is not None:
+            return
+        app = view.tapp
+        svc, offline = app.services.get(account), app.offline
+        order_key = (hl.threaded, hl.sort, hl.reverse)
+        self._token += 1
+        token = self._token
+
+        def work(stores: dict[str, Store]) -> tuple[FolderMatch, tuple[object, ...], int]:
+            st = stores[account]
+            m = match_folder(st, svc, offline, folder.id, folder.name, text, pattern)
+            order = ListLoader._query(st, folder.id, *order_key)
+            return m, order, len(order[1])
+
+        def done(result: tuple[FolderMatch, tuple[object, ...], int]) -> None:
+            if (token != self._token or hl.source is not None or view.account != account
+                    or view.folder is None or view.folder.id != folder.id):
+                return  # the user moved on
+            m, order, total = result
+            same_order = order_key == (hl.threaded, hl.sort, hl.reverse)
+            hl.empty_text = "No message matches the limit"
+            hl.set_limit(Limit(text, frozenset(m.ids), total, m.note), order if same_order else None)
+            view.update_status()
+            if m.note:
+                view.notify(m.note, severity="warning", markup=False, timeout=6)
+
+        run_finding(view, [account], work, done)
+
+    def status_text(self) -> str:
+        hl = self.view.hlist
+        if hl.source is not None:
+            n = len(hl.source)
+            return f"search: {hl.source.pattern} ({n:,} found)"
+        return hl.limit.status() if hl.limit is not None else ""
+
+    # ------------------------------------------------------------------ search in the list
+
+    def prompt_search(self, backward: bool = False) -> None:
+        label = "Search backward for:" if backward else "Search for:"
+        self.view.tapp.push_screen(LinePrompt(label, self.last_search),
+                                   lambda text: self.search(text, backward))
+
+    def search(self, text: str | None, backward: bool = False) -> None:
+        text = (text or "").strip()
+        if not text:
+            return
+        pattern = parse_or_say(self.view, text)
+        if pattern is None:
+            return
+        self.last_search, self.last_backward = text, backward
+        self._find(text, pattern, backward)
+
+    def search_next(self, reverse: bool = False) -> None:
+        if not self.last_search:
+            self.view.notify("no search yet: / searches", markup=False, timeout=3)
+            return
+        pattern = parse_or_say(self.view, self.last_search)
+        if pattern is not None:
+            self._find(self.last_search, pattern, self.last_backward != reverse)
+
+    def _find(self, text: str, pattern: Pattern, backward: bool) -> None:
+        view, hl = self.view, self.view.hlist
+        app = view.tapp
+        offline = app.offline
+        src = hl.source
+        # what to search: {account: {folder id: name}} (a virtual folder: its entries' folders)
+        where: dict[str, dict[int, str]] = {}
+        if src is not None:
+            for k in range(len(src)):
+                e = src.entry(k)
+                if e is not None:
+                    where.setdefault(e.account, {})[e.folder_id] = e.folder
+        elif view.account is not None and view.folder is not None:
+            where = {view.account: {view.folder.id: view.folder.name}}
+        if not where or not hl.uids:
+            return
+        self._token += 1
+        token, shown = self._token, (hl.store, hl.folder_id)
+
+        def work(stores: dict[str, Store]) -> tuple[set[tuple[str, int]], list[str]]:
+            found: set[tuple[str, int]] = set()
+            notes: list[str] = []
+            for account, folders in where.items():
+                for fid, name in folders.items():
+                    m = match_folder(stores[account], app.services.get(account), offline, fid, name, text, pattern)
+                    found |= {(account, i) for i in m.ids}
+                    if m.note:
+                        notes.append(m.note)
+            return found, notes
+
+        def done(result: tuple[set[tuple[str, int]], list[str]]) -> None:
+            if token != self._token or (hl.store, hl.folder_id) != shown or hl.source is not src:
+                return
+            found, notes = result
+            if src is not None:
+                keys: Collection[int] = {k for k in (src.key_of(a, i) for a, i in found) if k is not None}
+            else:
+                keys = {i for _a, i in found}
+            self._move(keys, backward, text, notes)
+
+        run_finding(view, where, work, done)
+
+    def _move(self, keys: Collection[int], backward: bool, text: str, notes: list[str]) -> None:
+        view, hl = self.view, self.view.hlist
+        hl.ensure_complete()
+        uids, n, start = hl.uids, len(hl.uids), hl.cursor
+        order = (list(range(start - 1, -1, -1)) + list(range(n - 1, start - 1, -1)) if backward
+                 else list(range(start + 1, n)) + list(range(start + 1)))
+        at = next((i for i in order if uids[i] in keys), None)
+        if at is None:
+            note = f"not found: {sanitize_line(text)[:60]}"
+            view.notify(note + (f" ({notes[0]})" if notes else ""), severity="warning", markup=False, timeout=4)
+            return
+        if (at <= start) if not backward else (at >= start):
+            view.notify("search wrapped to the bottom" if backward else "search wrapped to the top",
+                        markup=False, timeout=2)
+        hl.move_cursor(at)
