@@ -58,8 +58,15 @@ async def _settle(pilot, app, t: float = 0.3) -> None:
     await pilot.pause()
 
 
+async def _until(pilot, app, cond, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        await _settle(pilot, app, 0.1)
+
+
 async def _type(pilot, text: str) -> None:
-    await pilot.pause()
+    from tuimail.ui.widgets.line_prompt import LinePrompt
+    await _until(pilot, pilot.app, lambda: isinstance(pilot.app.screen, LinePrompt), 5)
     for ch in text:
         await pilot.press({" ": "space", "~": "tilde"}.get(ch, ch))
     await pilot.press("enter")
@@ -137,12 +144,12 @@ def test_search_all_folders_of_two_accounts_finds_a_body_word_and_acts_on_a_resu
 
     async def go():
         async with app.run_test(size=(160, 40), notifications=True) as pilot:
-            await _settle(pilot, app, 0.5)
+            await _until(pilot, app, lambda: "unread haddad 2" in _screen(app))
             assert "unread haddad 2" in _screen(app)  # the saved search, counted
             # a body-only word, across folders and accounts: online, the servers are asked
             await pilot.press("S")
             await _type(pilot, "~b zanzibar")
-            await _settle(pilot, app)
+            await _until(pilot, app, lambda: app.screen.hlist.source is not None)
             hl = app.screen.hlist
             assert hl.source is not None
             found = sorted((e.account, e.folder) for e in (hl.source.entry(k) for k in hl.uids))
@@ -185,3 +192,33 @@ def test_search_all_folders_of_two_accounts_finds_a_body_word_and_acts_on_a_resu
     finally:
         for s in stores.values():
             s.close()
+
+
+def test_limit_on_a_body_word_asks_the_server_online_and_says_what_it_could_not_decide_offline(
+        tuimail_env, mailuser, capsys):
+    _fill(mailuser)
+    config = tuimail_env.write_config(mailuser.config_toml())
+    Cli(config, capsys)("sync")  # (headers only: no body is cached)
+    for offline in (False, True):
+        app, stores = _app(config)
+        app.offline = offline
+
+        async def go():
+            async with app.run_test(size=(160, 40), notifications=True) as pilot:
+                await _settle(pilot, app)
+                await pilot.press("l")
+                await _type(pilot, "~b zanzibar")
+                await _settle(pilot, app)
+                toasts = [n.message for n in app._notifications]
+                if offline:
+                    assert _list_text(app) == [] and "limit: ~b zanzibar (0 of 6)" in _screen(app)
+                    assert any(t.startswith("offline: ~b zanzibar not decided for 6 messages") for t in toasts), toasts
+                else:
+                    assert _list_text(app) == ["notes"] and "limit: ~b zanzibar (1 of 6)" in _screen(app)
+                    assert not toasts, toasts
+
+        try:
+            asyncio.run(go())
+        finally:
+            for s in stores.values():
+                s.close()

@@ -495,7 +495,7 @@ class MainScreen(Screen[None]):
             if wanted:
                 self._wanted_start = None
                 self.open_folder(*wanted)
-            elif self.folder is None:  # the first sync brought the folders
+            elif self.folder is None and self.hlist.source is None:  # the first sync brought the folders
                 target = self._default_folder()
                 if target is not None:
                     self.open_folder(*target)
