@@ -199,26 +199,25 @@ def test_limit_on_a_body_word_asks_the_server_online_and_says_what_it_could_not_
     _fill(mailuser)
     config = tuimail_env.write_config(mailuser.config_toml())
     Cli(config, capsys)("sync")  # (headers only: no body is cached)
+    async def go(app, offline: bool):
+        async with app.run_test(size=(160, 40), notifications=True) as pilot:
+            await _settle(pilot, app)
+            await pilot.press("l")
+            await _type(pilot, "~b zanzibar")
+            await _settle(pilot, app)
+            toasts = [n.message for n in app._notifications]
+            if offline:
+                assert _list_text(app) == [] and "limit: ~b zanzibar (0 of 6)" in _screen(app)
+                assert any(t.startswith("offline: ~b zanzibar not decided for 6 messages") for t in toasts), toasts
+            else:
+                assert _list_text(app) == ["notes"] and "limit: ~b zanzibar (1 of 6)" in _screen(app)
+                assert not toasts, toasts
+
     for offline in (False, True):
         app, stores = _app(config)
         app.offline = offline
-
-        async def go():
-            async with app.run_test(size=(160, 40), notifications=True) as pilot:
-                await _settle(pilot, app)
-                await pilot.press("l")
-                await _type(pilot, "~b zanzibar")
-                await _settle(pilot, app)
-                toasts = [n.message for n in app._notifications]
-                if offline:
-                    assert _list_text(app) == [] and "limit: ~b zanzibar (0 of 6)" in _screen(app)
-                    assert any(t.startswith("offline: ~b zanzibar not decided for 6 messages") for t in toasts), toasts
-                else:
-                    assert _list_text(app) == ["notes"] and "limit: ~b zanzibar (1 of 6)" in _screen(app)
-                    assert not toasts, toasts
-
         try:
-            asyncio.run(go())
+            asyncio.run(go(app, offline))
         finally:
             for s in stores.values():
                 s.close()
