@@ -36,6 +36,7 @@ def _fill(user, other=None) -> None:
     user.deliver("INBOX", mail(5, "Cy <cy@example.org>", "notes", "the word zanzibar is here\r\n"), flags="S")
     user.deliver("INBOX", mail(6, "Di <di@example.org>", "holiday"), flags="S")
     user.deliver("Archive", mail(7, "Ed <ed@example.org>", "old notes", "zanzibar again\r\n"), flags="S")
+    user.deliver("Kept", mail(9, "Gil <gil@example.org>", "kept"), flags="S")
     if other is not None:
         other.deliver("INBOX", mail(8, "Fay <fay@example.org>", "other account", "Zanzibar, third\r\n"),
                       flags="S")
@@ -172,8 +173,25 @@ def test_search_all_folders_of_two_accounts_finds_a_body_word_and_acts_on_a_resu
             await pilot.press("enter")
             await _settle(pilot, app)
             assert "Zanzibar, third" in _screen(app)
+            # move the result in the first account's INBOX to Kept: it goes there on the server
+            await pilot.press("tab")
+            hl = app.screen.hlist
+            at = next(k for k in hl.uids if (hl.source.entry(k).account, hl.source.entry(k).folder) == ("test", "INBOX"))
+            hl.move_cursor(list(hl.uids).index(at))
+            hl.focus()
+            await pilot.press("s")
+            await _until(pilot, app, lambda: type(app.screen).__name__ == "PickerScreen", 5)
+            for ch in "Kept":
+                await pilot.press(ch)
+            await pilot.press("enter")
+            await _settle(pilot, app)
+            assert len(hl.uids) == 2  # (the row left the results at once)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and "<f5@example.org>" not in server_state(mailuser, "Kept"):
+                await pilot.pause(0.2)
+            assert "<f5@example.org>" in server_state(mailuser, "Kept")
+            assert "<f5@example.org>" not in server_state(mailuser, "INBOX")
             # the saved search's count follows a flag change (one of Haddad's read in INBOX)
-            await pilot.press("tab")  # (the list has the focus again after the reader)
             app.screen.open_folder("test", stores["test"].folder_id("INBOX"))
             await _settle(pilot, app)
             hl = app.screen.hlist

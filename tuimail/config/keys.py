@@ -50,8 +50,8 @@ undo_send          global   u                           take back the message be
 limit              global   l                           show only messages matching a pattern (all: every one)
 search             global   /                           search the list forward for a pattern
 search_backward    global   \\                           search the list backward
-search_next        global   .                           next match of the last search (mutt keymap: n)
-search_prev        global   ,                           previous match of the last search
+search_next        global   .                           the last search again, its way (mutt keymap: n)
+search_prev        global   ,                           the last search again, the other way
 search_all         global   S                           search all folders: the results as a virtual folder
 cursor_down        list     j, down                     next message
 cursor_up          list     k, up                       previous message
@@ -145,8 +145,8 @@ ACTIONS: tuple[Action, ...] = (
     _a("limit", "global", "Limit the list to a pattern (all: every message)", "l"),
     _a("search", "global", "Search the list forward for a pattern", "/"),
     _a("search_backward", "global", "Search the list backward for a pattern", "\\"),
-    _a("search_next", "global", "Next match of the last search", "."),
-    _a("search_prev", "global", "Previous match of the last search", ","),
+    _a("search_next", "global", "Search again (the same way)", "."),
+    _a("search_prev", "global", "Search again (the other way)", ","),
     _a("search_all", "global", "Search all folders (a virtual folder)", "S"),
     _a("cursor_down", "list", "Next message", "j", "down"),
     _a("cursor_up", "list", "Previous message", "k", "up"),

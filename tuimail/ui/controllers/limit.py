@@ -7,8 +7,8 @@ or Escape shows the whole folder again. A bad pattern is one line pointing at it
 changes nothing.
 
 search: `/` (forward) and `\\` (backward) move the cursor to the next message of the list (a
-folder, a limited folder, or a virtual folder) that matches; `.` and `,` repeat it forward /
-backward (the mutt keymap: `n`). It wraps with a note; "not found" is one line.
+folder, a limited folder, or a virtual folder) that matches; `.` repeats it the same way, `,`
+the other way (the mutt keymap: `n`). It wraps with a note; "not found" is one line.
 """
 
 from __future__ import annotations

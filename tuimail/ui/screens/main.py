@@ -518,6 +518,7 @@ class MainScreen(Screen[None]):
     def store_changed(self, account: str) -> None:
         """Another process committed to this account's store (controllers/store_poll.py)."""
         self._folders_dirty.add(account)
+        self.searches.stores_changed()
         if self._folders_timer is None:
             self._flush_folders()
         if account == self.account and self.folder is not None:

@@ -1,0 +1,98 @@
+"""`l` limit and `/` search on the header list (issue #13), over a real store: the limit keeps
+through reloads and threading and goes with the folder; the search keys move, repeat and wrap.
+(Against a real Dovecot, with the server asked about bodies: tests/integration/test_finding_ui.py.)"""
+
+from __future__ import annotations
+
+from tuimail.ui.widgets.line_prompt import LinePrompt
+
+from .fixtures import run, screen_text, settle, wait_until
+
+SMITH = [3, 11, 19, 27, 35, 43]  # the fixture's uids from "Dave Smith" (uid % 8 == 3), of 50
+
+
+async def _prompt(pilot, app, key: str, text: str, *, clear: int = 0, submit: str = "enter") -> None:
+    await pilot.press(key)
+    await wait_until(pilot, lambda: isinstance(app.screen, LinePrompt))
+    for _ in range(clear):
+        await pilot.press("backspace")
+    for ch in text:
+        await pilot.press({" ": "space", "~": "tilde"}.get(ch, ch))
+    await pilot.press(submit)
+    await settle(pilot, app)
+
+
+def _sids(app) -> list[int]:
+    hl = app.main.hlist
+    return [int(hl.store.row(hl.folder_id, u).sid) for u in hl.uids]
+
+
+def test_limit_keeps_through_reloads_and_threading_and_goes_with_the_folder(make_app):
+    app, store, _svc = make_app(50, folder_rows={"Archive": 5})
+
+    async def go():
+        async with app.run_test(size=(160, 45), notifications=True) as pilot:
+            await settle(pilot, app)
+            hl = app.main.hlist
+            await _prompt(pilot, app, "l", "~f smith")
+            await wait_until(pilot, lambda: hl.limit is not None)
+            assert sorted(_sids(app)) == SMITH
+            assert "limit: ~f smith (6 of 50)" in screen_text(app)
+            hl.rows_changed(reset=True)  # a sync's reload: filtered the same way
+            await pilot.pause(0.5)
+            await settle(pilot, app)
+            assert sorted(_sids(app)) == SMITH
+            await pilot.press("t")  # threaded, still limited
+            await settle(pilot, app)
+            assert sorted(_sids(app)) == SMITH and hl.threaded
+            await pilot.press("t")
+            await settle(pilot, app)
+            # `l` and Escape: the whole folder again
+            await _prompt(pilot, app, "l", "", submit="escape")
+            assert len(hl.uids) == 50 and hl.limit is None and "limit:" not in screen_text(app)
+            # a limit is of one folder: another folder opens whole
+            await _prompt(pilot, app, "l", "~U")
+            assert len(hl.uids) == len([u for u in range(1, 51) if u % 3 == 0])
+            app.main.open_folder("test", store.folder_id("Archive"))
+            await settle(pilot, app)
+            assert hl.limit is None and len(hl.uids) == 5 and "limit:" not in screen_text(app)
+
+    run(go())
+
+
+def test_search_moves_repeats_backward_and_wraps(make_app):
+    app, _store, _svc = make_app(50)
+
+    async def go():
+        async with app.run_test(size=(160, 45), notifications=True) as pilot:
+            await settle(pilot, app)
+            hl = app.main.hlist
+            order = _sids(app)
+            hits = [i for i, s in enumerate(order) if s in SMITH]
+
+            def at() -> int:
+                return hl.cursor
+
+            await _prompt(pilot, app, "slash", "~f smith")
+            assert at() == hits[0]
+            await pilot.press("full_stop")
+            await settle(pilot, app)
+            assert at() == hits[1]
+            await pilot.press("comma")
+            await settle(pilot, app)
+            assert at() == hits[0]
+            await _prompt(pilot, app, "backslash", "", clear=10)  # (an empty pattern: nothing happens)
+            assert at() == hits[0]
+            await _prompt(pilot, app, "backslash", "", submit="enter")  # (the last pattern, offered again) backward from the first: wraps
+            assert at() == hits[-1]
+            assert any("search wrapped to the bottom" in n.message for n in app._notifications)
+            await pilot.press("full_stop")  # the last search's way (backward)
+            await settle(pilot, app)
+            assert at() == hits[-2]
+            hl.move_cursor(hits[-1])
+            await pilot.press("comma")  # the other way: forward, past the last match
+            await settle(pilot, app)
+            assert at() == hits[0]
+            assert any("search wrapped to the top" in n.message for n in app._notifications)
+
+    run(go())
