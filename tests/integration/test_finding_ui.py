@@ -176,7 +176,8 @@ def test_search_all_folders_of_two_accounts_finds_a_body_word_and_acts_on_a_resu
             # move the result in the first account's INBOX to Kept: it goes there on the server
             await pilot.press("tab")
             hl = app.screen.hlist
-            at = next(k for k in hl.uids if (hl.source.entry(k).account, hl.source.entry(k).folder) == ("test", "INBOX"))
+            entries = {k: hl.source.entry(k) for k in hl.uids}
+            at = next(k for k, e in entries.items() if (e.account, e.folder) == ("test", "INBOX"))
             hl.move_cursor(list(hl.uids).index(at))
             hl.focus()
             await pilot.press("s")

@@ -83,7 +83,8 @@ def test_search_moves_repeats_backward_and_wraps(make_app):
             assert at() == hits[0]
             await _prompt(pilot, app, "backslash", "", clear=10)  # (an empty pattern: nothing happens)
             assert at() == hits[0]
-            await _prompt(pilot, app, "backslash", "", submit="enter")  # (the last pattern, offered again) backward from the first: wraps
+            # backward, the last pattern offered again: from the first match it wraps
+            await _prompt(pilot, app, "backslash", "")
             assert at() == hits[-1]
             assert any("search wrapped to the bottom" in n.message for n in app._notifications)
             await pilot.press("full_stop")  # the last search's way (backward)
