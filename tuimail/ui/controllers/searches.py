@@ -2,14 +2,17 @@
 
 The folder tree has a `[searches]` node: the config's `[searches]` table (name = pattern) and the
 last ad-hoc search (`S`, "search all folders"). Each shows its count, worked out from the stores
-in a thread (controllers/finding.py) after the first paint and again, at most once a second,
-when a store changes (a flag, new mail, a move). Opening one evaluates it across every folder —
-online, asking the servers about bodies the stores do not hold — and shows the results in the
-header list as a virtual folder (ui/widgets/list_source.py): each entry is (account, folder, local
-id), and open, flag, move and delete act on the message in its own folder (controllers/target.py).
+in a thread (controllers/finding.py) after the first paint and again when a store changes (a
+flag, new mail, a move): at most once a second, or ten times as long as the last count took.
+Opening one evaluates it across every folder — online, asking the servers about bodies the stores
+do not hold — and shows the results in the header list as a virtual folder (ui/widgets/
+list_source.py): each entry is (account, folder, local id), and open, flag, move and delete act on
+the message in its own folder (controllers/target.py).
 """
 
 from __future__ import annotations
+
+import time
 
 from textual.timer import Timer
 
@@ -35,6 +38,7 @@ class SearchesController:
         self._again = False
         self._started = False
         self._token = 0
+        self._interval = COUNTS_INTERVAL
 
     def all(self) -> dict[str, str]:
         """name -> pattern, in tree order."""
@@ -60,7 +64,7 @@ class SearchesController:
             top = hl.scroll_offset.y
             hl.invalidate(hl.uids[top:top + hl.size.height])
         if self._timer is None and self.all():
-            self._timer = self.view.set_timer(COUNTS_INTERVAL, self.refresh_counts)
+            self._timer = self.view.set_timer(self._interval, self.refresh_counts)
 
     def refresh_counts(self) -> None:
         self._timer = None
@@ -78,11 +82,17 @@ class SearchesController:
                 continue  # (config validation catches these; an ad-hoc one was checked)
         self._counting = True
 
-        def work(stores: dict[str, Store]) -> dict[str, int]:
-            return {name: len(match_all(stores, {}, True, text, p, ask_servers=False).hits)
-                    for name, (text, p) in patterns.items()}
+        def work(stores: dict[str, Store]) -> tuple[dict[str, int], float]:
+            t0 = time.monotonic()
+            counts = {name: len(match_all(stores, {}, True, text, p, ask_servers=False).hits)
+                      for name, (text, p) in patterns.items()}
+            return counts, time.monotonic() - t0
 
-        def done(counts: dict[str, int]) -> None:
+        def done(result: tuple[dict[str, int], float]) -> None:
+            counts, took = result
+            # (counting big stores while a sync fills them: a recount waits 10x as long as the
+            # last one took, so that it never takes more than a tenth of the time)
+            self._interval = max(COUNTS_INTERVAL, 10 * took)
             self._counting = False
             self._show(counts)
             if self._again:

@@ -111,10 +111,13 @@ class VirtualSource:
             if store is None:
                 continue
             got = store.rows(fid, [self._id[k] for k in ks])
+            where = self.folder_name(self.accounts[a], fid)
+            if len(self.accounts) > 1:
+                where = f"{self.accounts[a]}:{where}"
             for k in ks:
                 row = got.get(self._id[k])
-                if row is not None:
-                    out[k] = row
+                if row is not None:  # (the subject column says where the message is)
+                    out[k] = row._replace(subject=f"[{where}] {row.subject}")
         return out
 
     def shown(self, key: int, row: MessageRow) -> MessageRow:
