@@ -4,9 +4,10 @@ through reloads and threading and goes with the folder; the search keys move, re
 
 from __future__ import annotations
 
+from tuimail.core.events import RowsChanged
 from tuimail.ui.widgets.line_prompt import LinePrompt
 
-from .fixtures import run, screen_text, settle, wait_until
+from .fixtures import fill, run, screen_text, settle, wait_until
 
 SMITH = [3, 11, 19, 27, 35, 43]  # the fixture's uids from "Dave Smith" (uid % 8 == 3), of 50
 
@@ -42,17 +43,26 @@ def test_limit_keeps_through_reloads_and_threading_and_goes_with_the_folder(make
             await pilot.pause(0.5)
             await settle(pilot, app)
             assert sorted(_sids(app)) == SMITH
+            # new mail in the folder that matches the limit joins it (worked out again)
+            fid = store.folder_id("INBOX")
+            fill(store, fid, [51, 59])  # (uid 51: Dave Smith; 59: Dave Smith too, 59 % 8 == 3)
+            added = tuple(store.ids_of(fid, ["51", "59"]).values())
+            app.main.handle_events([RowsChanged("test", fid, added=added)])
+            await wait_until(pilot, lambda: len(hl.uids) == 8)
+            await settle(pilot, app)
+            smith = SMITH + [51, 59]
+            assert sorted(_sids(app)) == smith and "(8 of 52)" in screen_text(app)
             await pilot.press("t")  # threaded, still limited
             await settle(pilot, app)
-            assert sorted(_sids(app)) == SMITH and hl.threaded
+            assert sorted(_sids(app)) == smith and hl.threaded
             await pilot.press("t")
             await settle(pilot, app)
             # `l` and Escape: the whole folder again
             await _prompt(pilot, app, "l", "", submit="escape")
-            assert len(hl.uids) == 50 and hl.limit is None and "limit:" not in screen_text(app)
+            assert len(hl.uids) == 52 and hl.limit is None and "limit:" not in screen_text(app)
             # a limit is of one folder: another folder opens whole
             await _prompt(pilot, app, "l", "~U")
-            assert len(hl.uids) == len([u for u in range(1, 51) if u % 3 == 0])
+            assert len(hl.uids) == len([u for u in [*range(1, 51), 51, 59] if u % 3 == 0])
             app.main.open_folder("test", store.folder_id("Archive"))
             await settle(pilot, app)
             assert hl.limit is None and len(hl.uids) == 5 and "limit:" not in screen_text(app)

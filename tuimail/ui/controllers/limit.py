@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from textual.timer import Timer
+
 from tuimail.core.pattern import Pattern
 from tuimail.mail.sanitize import sanitize_line
 from tuimail.store.store import Store
@@ -24,6 +26,8 @@ from tuimail.ui.widgets.line_prompt import LinePrompt
 from tuimail.ui.widgets.list_loading import ListLoader, Order
 from tuimail.ui.widgets.list_source import Limit
 
+RELIMIT_DELAY = 1.0  # seconds after new rows before the limit is worked out again
+
 
 class LimitController:
     def __init__(self, view: MainView) -> None:
@@ -31,6 +35,7 @@ class LimitController:
         self._token = 0
         self.last_search = ""
         self.last_backward = False
+        self._again: Timer | None = None  # a limit to work out again (new rows came)
 
     # ------------------------------------------------------------------ limit
 
@@ -42,7 +47,19 @@ class LimitController:
         current = hl.limit.pattern if hl.limit is not None else ""
         self.view.tapp.push_screen(LinePrompt("Limit to messages matching:", current), self.limit)
 
-    def limit(self, text: str | None) -> None:
+    def rows_added(self) -> None:
+        """New rows in the limited folder: the limit is worked out again a moment later (once for
+        a burst), so that new mail matching it shows up (mutt does the same)."""
+        if self.view.hlist.limit is not None and self._again is None:
+            self._again = self.view.set_timer(RELIMIT_DELAY, self._relimit)
+
+    def _relimit(self) -> None:
+        self._again = None
+        lim = self.view.hlist.limit
+        if lim is not None:
+            self.limit(lim.pattern, quiet=True)
+
+    def limit(self, text: str | None, *, quiet: bool = False) -> None:
         view, hl = self.view, self.view.hlist
         text = (text or "").strip()
         if text in ALL_WORDS:
@@ -81,9 +98,9 @@ class LimitController:
                 order = None  # (read again, in the order now asked for)
             total = len(order[1]) if order is not None else max(0, folder.total)
             hl.empty_text = "No message matches the limit"
-            hl.set_limit(Limit(text, frozenset(m.ids), total, m.note), order)
+            hl.set_limit(Limit(text, frozenset(m.ids), total, m.note), order, keep_row=quiet)
             view.update_status()
-            if m.note:
+            if m.note and not quiet:
                 view.notify(m.note, severity="warning", markup=False, timeout=6)
 
         run_finding(view, [account], work, done)

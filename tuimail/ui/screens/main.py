@@ -469,6 +469,8 @@ class MainScreen(Screen[None]):
             elif isinstance(ev, RowsChanged):
                 if ev.account == self.account and self.folder is not None and ev.folder_id == self.folder.id:
                     self.hlist.rows_changed(ev.ids, ev.added, ev.removed, ev.reset)
+                    if ev.added:
+                        self.limiter.rows_added()  # new mail that matches the limit joins it
                 self.counts_changed(ev.account, ev.folder_id)
         if self._folders_dirty and self._folders_timer is None:
             wait = self._folders_at + FOLDERS_INTERVAL - time.monotonic()

@@ -369,14 +369,15 @@ class HeaderList(ScrollView, can_focus=True):
     def ensure_complete(self) -> None:
         self.loader.ensure_complete()
 
-    def set_limit(self, limit: Limit | None, order: tuple[object, ...] | None = None) -> None:
+    def set_limit(self, limit: Limit | None, order: tuple[object, ...] | None = None, *,
+                  keep_row: bool = False) -> None:
         """Show only the limit's ids (None: the whole folder again). `order` is the folder's order
         read with the limit's evaluation (off the UI thread); without it the list is read here."""
         self.limit = limit
         if order is not None:
-            self.loader._apply(order, True, self.current_uid, keep_row=False)
+            self.loader._apply(order, True, self.current_uid, keep_row=keep_row)
         else:
-            self.load(self.store, self.folder_id, keep_uid=self.current_uid, keep_row=False)
+            self.load(self.store, self.folder_id, keep_uid=self.current_uid, keep_row=keep_row)
 
     def show_source(self, source: VirtualSource, empty_text: str = "No message matches") -> None:
         """Show a virtual folder (list_source.py): its entries, in its order."""
