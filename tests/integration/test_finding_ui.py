@@ -157,6 +157,12 @@ def test_search_all_folders_of_two_accounts_finds_a_body_word_and_acts_on_a_resu
             assert found == [("other", "INBOX"), ("test", "Archive"), ("test", "INBOX")], found
             screen = _screen(app)
             assert "search: ~b zanzibar (3 found)" in screen and "/ ~b zanzibar" in screen
+            # `/` in the results: the cursor goes to the match, wherever it is
+            await pilot.press("slash")
+            await _type(pilot, "~s old")
+            await _settle(pilot, app)
+            assert hl.source.entry(hl.uids[hl.cursor]).folder == "Archive"
+            assert "[test:Archive] old notes" in _screen(app)
             # flag the one in the other account's INBOX: the flag reaches that server
             at = next(k for k in hl.uids if hl.source.entry(k).account == "other")
             hl.move_cursor(list(hl.uids).index(at))

@@ -150,10 +150,7 @@ class LimitController:
         # what to search: {account: {folder id: name}} (a virtual folder: its entries' folders)
         where: dict[str, dict[int, str]] = {}
         if src is not None:
-            for k in range(len(src)):
-                e = src.entry(k)
-                if e is not None:
-                    where.setdefault(e.account, {})[e.folder_id] = e.folder
+            where = src.folders()
         elif view.account is not None and view.folder is not None:
             where = {view.account: {view.folder.id: view.folder.name}}
         if not where or not hl.uids:

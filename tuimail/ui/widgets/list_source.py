@@ -94,6 +94,14 @@ class VirtualSource:
             name = self._names[(account, fid)] = info.name if info is not None else "?"
         return name
 
+    def folders(self) -> dict[str, dict[int, str]]:
+        """{account: {folder id: name}} of the folders the entries are in."""
+        out: dict[str, dict[int, str]] = {}
+        for a, fid in set(zip(self._acct, self._fid, strict=True)):
+            account = self.accounts[a]
+            out.setdefault(account, {})[fid] = self.folder_name(account, fid)
+        return out
+
     def key_of(self, account: str, id_: int) -> int | None:
         if self._keys is None:
             self._keys = {(self.accounts[a], i): k for k, (a, i) in enumerate(zip(self._acct, self._id, strict=True))}
