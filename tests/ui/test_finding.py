@@ -107,3 +107,32 @@ def test_search_moves_repeats_backward_and_wraps(make_app):
             assert any("search wrapped to the top" in n.message for n in app._notifications)
 
     run(go())
+
+
+def test_a_virtual_folder_steps_to_unread_and_deletes_into_the_accounts_trash(make_app):
+    app, store, _svc = make_app(50, folder_rows={"Archive": 20})
+
+    async def go():
+        async with app.run_test(size=(160, 45), notifications=True) as pilot:
+            await settle(pilot, app)
+            hl = app.main.hlist
+            await _prompt(pilot, app, "S", "~f smith")
+            await wait_until(pilot, lambda: hl.source is not None)
+            entries = [hl.source.entry(k) for k in hl.uids]
+            assert sorted({e.folder for e in entries}) == ["Archive", "INBOX"] and len(entries) == 6 + 3
+            rows = hl.source.rows(list(hl.uids))
+            unread = [i for i, k in enumerate(hl.uids) if not rows[k].seen]
+            hl.move_cursor(0)
+            await pilot.press("n")
+            assert hl.cursor == next(i for i in unread if i > 0)
+            # d: a move to the Trash of the message's own account, journaled there; out of the
+            # results at once
+            e = hl.source.entry(hl.uids[hl.cursor])
+            await pilot.press("d")
+            await settle(pilot, app)
+            assert len(hl.uids) == 8
+            await wait_until(pilot, lambda: [(j.op, j.folder_id, j.msg_id, j.dest) for j in store.pending()]
+                             == [("move", e.folder_id, e.id, "Trash")])
+            assert e.id not in store.id_list(e.folder_id)
+
+    run(go())
