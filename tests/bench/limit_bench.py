@@ -11,7 +11,9 @@ sender's surname of middling frequency in the generated folder, so that both sho
 percent of the folder.
 
 `limit_probe(server, tmux, folder, scratch, rounds)` is the entry point for tests/bench/run.py
-(a SizeBench has all four); it returns the samples and the median ratio tuimail / neomutt.
+(a SizeBench has all four); it returns the samples and the median ratio tuimail / neomutt, and
+`tuimail_inside_ms`: the part of each tuimail sample spent inside the app from the prompt's Enter to
+the limited list applied (TUIMAIL_TRACE), the rest being input, the frame and the terminal.
 """
 
 from __future__ import annotations
@@ -93,6 +95,30 @@ def timed_limit(tmux: Tmux, client: Client, session: str, pattern: str, limited,
         tmux.kill(session)
 
 
+class TracedTuimail(Tuimail):
+    """tuimail with TUIMAIL_TRACE on (tuimail/trace.py): where its time goes inside the app."""
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.trace = self.dir / "trace.txt"
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "TUIMAIL_TRACE": str(self.trace)}
+
+    def inside_ms(self) -> float | None:
+        """The last limit's time in the app: from the prompt's Enter to the limited list applied."""
+        if not self.trace.exists():
+            return None
+        start = end = None
+        for line in self.trace.read_text().splitlines():
+            t, _thread, event = line.split(" ", 2)
+            if event == "prompt submitted":
+                start, end = float(t), None
+            elif event == "limit applied" and start is not None:
+                end = float(t)
+        return (end - start) * 1000 if start is not None and end is not None else None
+
+
 def _median(xs: list[float]) -> float | None:
     return sorted(xs)[len(xs) // 2] if xs else None
 
@@ -100,7 +126,7 @@ def _median(xs: list[float]) -> float | None:
 def limit_probe(server, tmux: Tmux, folder, scratch: Path, rounds: int = 3) -> dict:
     """`l ~f NAME` in both clients, `rounds` times each (see the module doc)."""
     n, port = folder.n, server.imap_port
-    tui = Tuimail(scratch / "limit", folder, port)
+    tui = TracedTuimail(scratch / "limit", folder, port)
     mutt = Neomutt(scratch / "limit", folder, port)
     tui.clear_cache()
     tui.run_cli("sync", timeout=60 + n / 100)
@@ -109,6 +135,7 @@ def limit_probe(server, tmux: Tmux, folder, scratch: Path, rounds: int = 3) -> d
     mine = re.compile(rf"limit: {re.escape(pattern)} \(([\d,]+) of ([\d,]+)\)")
     theirs = re.compile(rf"Msgs:(\d+)/{n}\b")
     out: dict = {"n": n, "pattern": pattern, "expected": expected, "tuimail_s": [], "neomutt_s": [],
+                 "tuimail_inside_ms": [],
                  "tuimail_shown": None, "neomutt_shown": None}
     mutt.clear_cache()  # one open fills the header cache: the timed ones are warm
     timed_limit(tmux, mutt, "limit-neomutt-fill", pattern, lambda ls: any(theirs.search(x) for x in ls))
@@ -120,6 +147,7 @@ def limit_probe(server, tmux: Tmux, folder, scratch: Path, rounds: int = 3) -> d
                 m = next(mine.search(x) for x in lines if mine.search(x))
                 out["tuimail_shown"] = int(m.group(1).replace(",", ""))
                 out["tuimail_s"].append(dt)
+                out["tuimail_inside_ms"].append(tui.inside_ms())
             else:
                 dt, lines = timed_limit(tmux, mutt, f"limit-neomutt-{r}", pattern,
                                         lambda ls: any(theirs.search(x) for x in ls))

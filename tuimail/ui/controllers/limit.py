@@ -20,6 +20,7 @@ from textual.timer import Timer
 from tuimail.core.pattern import Pattern
 from tuimail.mail.sanitize import sanitize_line
 from tuimail.store.store import Store
+from tuimail.trace import trace
 from tuimail.ui.controllers.finding import ALL_WORDS, FolderMatch, match_folder, parse_or_say, run_finding
 from tuimail.ui.controllers.view import MainView
 from tuimail.ui.widgets.line_prompt import LinePrompt
@@ -73,6 +74,7 @@ class LimitController:
         account, folder = view.account, view.folder
         if pattern is None or account is None or folder is None or hl.source is not None:
             return
+        trace(f"limit asked: {len(hl.uids)} rows")
         app = view.tapp
         svc, offline = app.services.get(account), app.offline
         order_key = (hl.threaded, hl.sort, hl.reverse)
@@ -85,6 +87,7 @@ class LimitController:
         def work(stores: dict[str, Store]) -> tuple[FolderMatch, Order | None]:
             st = stores[account]
             m = match_folder(st, svc, offline, folder.id, folder.name, text, pattern)
+            trace(f"limit matched {len(m.ids)}")
             return m, None if reuse else ListLoader._query(st, folder.id, *order_key)
 
         def done(result: tuple[FolderMatch, Order | None]) -> None:
@@ -100,6 +103,7 @@ class LimitController:
             hl.empty_text = "No message matches the limit"
             hl.set_limit(Limit(text, frozenset(m.ids), total, m.note), order, keep_row=quiet)
             view.update_status()
+            trace("limit applied")
             if m.note and not quiet:
                 view.notify(m.note, severity="warning", markup=False, timeout=6)
 

@@ -12,6 +12,8 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from tuimail.trace import trace
+
 
 class LinePrompt(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -34,6 +36,7 @@ class LinePrompt(ModalScreen[str | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
+        trace("prompt submitted")
         self.dismiss(event.value)
 
     def action_cancel(self) -> None:
