@@ -54,8 +54,11 @@ def pick_name(store: Path, n: int) -> tuple[str, int]:
     if not words:
         raise BenchError("no sender names in the generated folder")
     target = max(1, n // 50)
-    name = min(words, key=lambda w: abs(words[w] - target))
-    return name, sum(1 for f in froms if name in f.lower())
+    lowered = [f.lower() for f in froms]
+    # what ~f matches is a substring of the whole field (the address too): counted as such
+    real = {w: sum(1 for f in lowered if w in f) for w, _c in words.most_common(60)}
+    name = min(real, key=lambda w: (abs(real[w] - target), w))
+    return name, real[name]
 
 
 def _wait(tmux: Tmux, session: str, ready, what: str, timeout: float = TIMEOUT) -> list[str]:
