@@ -372,12 +372,13 @@ class HeaderList(ScrollView, can_focus=True):
     def set_limit(self, limit: Limit | None, order: tuple[object, ...] | None = None, *,
                   keep_row: bool = False) -> None:
         """Show only the limit's ids (None: the whole folder again). `order` is the folder's order
-        read with the limit's evaluation (off the UI thread); without it the list is read here."""
+        read with the limit's evaluation (off the UI thread); without it the list is read again in
+        a thread (list_loading.py), the cursor staying on its message."""
         self.limit = limit
         if order is not None:
             self.loader._apply(order, True, self.current_uid, keep_row=keep_row)
         else:
-            self.load(self.store, self.folder_id, keep_uid=self.current_uid, keep_row=keep_row)
+            self.loader._reload()
 
     def show_source(self, source: VirtualSource, empty_text: str = "No message matches") -> None:
         """Show a virtual folder (list_source.py): its entries, in its order."""
