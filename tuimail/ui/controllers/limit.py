@@ -45,8 +45,8 @@ class LimitController:
         if hl.source is not None:
             self.view.notify("limit works on a folder: open one first", markup=False)
             return
-        current = hl.limit.pattern if hl.limit is not None else ""
-        self.view.tapp.push_screen(LinePrompt("Limit to messages matching:", current), self.limit)
+        hint = f"now {hl.limit.pattern}; Enter alone: every message" if hl.limit is not None else "e.g. ~f haddad ~U"
+        self.view.tapp.push_screen(LinePrompt("Limit to messages matching:", placeholder=hint), self.limit)
 
     def rows_added(self) -> None:
         """New rows in the limited folder: the limit is worked out again a moment later (once for
@@ -125,11 +125,14 @@ class LimitController:
 
     def prompt_search(self, backward: bool = False) -> None:
         label = "Search backward for:" if backward else "Search for:"
-        self.view.tapp.push_screen(LinePrompt(label, self.last_search),
-                                   lambda text: self.search(text, backward))
+        hint = f"Enter alone: {self.last_search}" if self.last_search else "e.g. ~s invoice"
+        self.view.tapp.push_screen(LinePrompt(label, placeholder=hint), lambda text: self.search(text, backward))
 
     def search(self, text: str | None, backward: bool = False) -> None:
-        text = (text or "").strip()
+        """Search for `text` (nothing: the last pattern again, this way; Escape: None, nothing)."""
+        if text is None:
+            return
+        text = text.strip() or self.last_search
         if not text:
             return
         pattern = parse_or_say(self.view, text)

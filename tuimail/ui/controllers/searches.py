@@ -110,10 +110,13 @@ class SearchesController:
     # ------------------------------------------------------------------ opening
 
     def prompt_all(self) -> None:
-        self.view.tapp.push_screen(LinePrompt("Search all folders for:", self.adhoc or ""), self.search_all)
+        hint = f"Enter alone: {self.adhoc}" if self.adhoc else "e.g. ~b invoice"
+        self.view.tapp.push_screen(LinePrompt("Search all folders for:", placeholder=hint), self.search_all)
 
     def search_all(self, text: str | None) -> None:
-        text = (text or "").strip()
+        if text is None:
+            return
+        text = text.strip() or self.adhoc or ""
         if not text or parse_or_say(self.view, text) is None:
             return
         self.adhoc = text
