@@ -23,6 +23,7 @@ from rich.style import Style
 from textual import events
 from textual.message import Message
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 
 from tuimail.core.flags import ANSWERED, DELETED, FLAGGED, SEEN
@@ -34,6 +35,7 @@ from tuimail.ui.widgets.list_loading import ListLoader, UidsRead, uid_array
 from tuimail.ui.widgets.list_source import Limit, VirtualSource
 from tuimail.ui.widgets.virtual import set_virtual_height
 from tuimail.ui.overlay import Overlay
+from tuimail.ui.widgets.virtual import thumb_scrollbar
 from tuimail.ui.rows import COMPACT, DateFormatter, columns, format_size, sender_name
 
 STRIP_CACHE = 1024
@@ -165,6 +167,10 @@ class HeaderList(ScrollView, can_focus=True):
         if not ov or row is None or self.store is None or self.folder_id is None:
             return row
         return ov.row(self.store, self.folder_id, row) or row
+
+    @property
+    def vertical_scrollbar(self) -> ScrollBar:
+        return thumb_scrollbar(self)  # (drawn again only when its thumb moves)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
