@@ -4,10 +4,13 @@ through reloads and threading and goes with the folder; the search keys move, re
 
 from __future__ import annotations
 
+import dataclasses
+
 from tuimail.core.events import RowsChanged
+from tuimail.store.store import FolderInfo
 from tuimail.ui.widgets.line_prompt import LinePrompt
 
-from .fixtures import fill, run, screen_text, settle, wait_until
+from .fixtures import fill, make_config, run, screen_text, settle, wait_until
 
 SMITH = [3, 11, 19, 27, 35, 43]  # the fixture's uids from "Dave Smith" (uid % 8 == 3), of 50
 
@@ -132,5 +135,22 @@ def test_a_virtual_folder_steps_to_unread_and_deletes_into_the_accounts_trash(ma
             await wait_until(pilot, lambda: [(j.op, j.folder_id, j.msg_id, j.dest) for j in store.pending()]
                              == [("move", e.folder_id, e.id, "Trash")])
             assert e.id not in store.id_list(e.folder_id)
+
+    run(go())
+
+
+def test_searches_node_stays_below_an_account_that_comes_later(make_app):
+    cfg = dataclasses.replace(make_config(), searches={"flagged": "~F"})
+    app, _store, _svc = make_app(20, config=cfg)
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await settle(pilot, app)
+            tree = app.main.folder_tree
+            await wait_until(pilot, lambda: "flagged" in screen_text(app))
+            tree.set_account("later", [FolderInfo(99, "INBOX", "/", "inbox", "", True, "", 0, 0, None)])
+            await pilot.pause()
+            labels = [str(n.label) for n in tree.root.children]
+            assert labels[-1] == "[searches]" and labels[1].startswith("later"), labels
 
     run(go())

@@ -199,8 +199,8 @@ class FolderTree(Tree[FolderRef]):
             self._relabel_account(account)
             return
         expanded: set[str] = set()
-        if node is None:
-            node = self.root.add(Text(""), FolderRef(account), expand=True)
+        if node is None:  # (above the [searches] node, when there is one)
+            node = self.root.add(Text(""), FolderRef(account), expand=True, before=self._searches)
             self._accounts[account] = node
         elif self._merge(account, node, folders):
             self._names[account] = names
