@@ -123,6 +123,7 @@ def size_table(n: int, d: dict) -> list[str]:
             f"({', '.join(f'{k} ×{v}' for k, v in sorted((wire.get('commands') or {}).items()))})",
             "—", "median ≤ 50 ms, one command per action", _mark(ok))
     stall_row(d, row)
+    limit_row(d, row)
     idle = d.get("idle") or {}
     if idle.get("n"):
         floor = median(d.get("idle_dovecot") or [])
@@ -158,6 +159,20 @@ def stall_row(d: dict, row) -> None:
             f"q with the queue: {_ms(st.get('quit_ms'))}")
     row("longest UI-thread stall pressing F/N/j during a cold fill (5 ms ticker lateness)", "—", "—", value, note,
         f"≤ {STALL_TARGET_MS} ms", _mark(_le(late.get("max_ms"), STALL_TARGET_MS)))
+
+
+def limit_row(d: dict, row) -> None:
+    """`l ~f NAME` until the limited list is drawn, against neomutt's same limit (limit_bench.py)."""
+    lim = d.get("limit") or {}
+    t, nm = lim.get("tuimail_median_s"), lim.get("neomutt_median_s")
+    if t is None or not nm:
+        return
+    inside = median(lim.get("tuimail_inside_ms") or [])
+    row(f"limit `l {lim.get('pattern')}` until the limited list is drawn (warm)", _s(nm), "—",
+        _s(t), f"{t / nm:.2f}× neomutt; "
+        f"{lim.get('tuimail_shown')} shown by tuimail, {lim.get('neomutt_shown')} by neomutt, "
+        f"{lim.get('expected')} expected; inside the app (Enter → limit applied): median {_ms(inside)}",
+        "≤ 0.5× neomutt", _mark(_le(t / nm, 0.5)))
 
 
 def cross_size(results: dict) -> list[str]:

@@ -116,7 +116,7 @@ class SizeBench:
             for name in order:
                 getattr(self, f"round_{name}")()
         for step in (self.bytes_noop, self.bytes_flags, self.bytes_open_big, self.keys, self.wire, self.idle,
-                     self.stall):
+                     self.stall, self.limit):
             try:
                 step()
             except BenchError as exc:
@@ -274,6 +274,13 @@ class SizeBench:
         self.d["stall"] = res = self._probe(probe, "stall", str(probe.config), str(self.n))
         log(f"{self.n}: UI stall pressing F/N/j during a cold fill: loop lateness {res['loop_late']}, "
             f"flag handlers {res['handlers']} ({res['keys']} keys)")
+
+    def limit(self) -> None:
+        """`l ~f NAME` on the INBOX, tuimail against neomutt (issue #13; tests/bench/limit_bench.py)."""
+        from .limit_bench import limit_probe
+        self.d["limit"] = res = limit_probe(self.server, self.tmux, self.folder, self.scratch, rounds=self.rounds)
+        log(f"{self.n}: l {res['pattern']}: tuimail {res['tuimail_median_s']} s, neomutt {res['neomutt_median_s']} s "
+            f"(ratio {res['ratio']})")
 
     def idle(self) -> None:
         c, u = self.clients["tuimail"], self.user

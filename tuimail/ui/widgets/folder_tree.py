@@ -26,6 +26,7 @@ class FolderRef:
     account: str
     folder_id: int | None = None  # None: the account node, or a folder that cannot be selected
     name: str | None = None  # the folder's full (server) name
+    search: str | None = None  # a search across folders (a virtual folder under [searches])
 
 
 def folder_label(info: FolderInfo | None, text: str, unread: int = 0) -> Text:
@@ -120,6 +121,9 @@ class FolderTree(Tree[FolderRef]):
         # what each label shows now: (text, unread, gone, refused), and the account's unread sum
         self._label_keys: dict[tuple[str, int], tuple[str, int, bool, bool]] = {}
         self._account_unread: dict[str, int] = {}
+        self._searches: TreeNode[FolderRef] | None = None  # the [searches] node (virtual folders)
+        self._search_nodes: dict[str, TreeNode[FolderRef]] = {}
+        self._search_counts: dict[str, int | None] = {}
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -195,8 +199,8 @@ class FolderTree(Tree[FolderRef]):
             self._relabel_account(account)
             return
         expanded: set[str] = set()
-        if node is None:
-            node = self.root.add(Text(""), FolderRef(account), expand=True)
+        if node is None:  # (above the [searches] node, when there is one)
+            node = self.root.add(Text(""), FolderRef(account), expand=True, before=self._searches)
             self._accounts[account] = node
         elif self._merge(account, node, folders):
             self._names[account] = names
@@ -345,6 +349,35 @@ class FolderTree(Tree[FolderRef]):
             return
         self._label_keys[(account, folder_id)] = key
         self._set_label(n, folder_label(info, text, info.unread))
+
+    def set_searches(self, items: list[tuple[str, int | None]]) -> None:
+        """The [searches] node: one virtual folder per search, with its count (None: not counted
+        yet). Labels are set in place when the same searches come again."""
+        if not items and self._searches is None:
+            return
+        if self._searches is None:
+            self._searches = self.root.add(Text("[searches]", style="bold"), FolderRef(""), expand=True)
+        names = [n for n, _c in items]
+        if list(self._search_nodes) != names:
+            self._searches.remove_children()
+            self._search_nodes, self._search_counts = {}, {}
+            for name, _c in items:
+                node = self._searches.add(Text(""), FolderRef("", search=name))
+                node.allow_expand = False
+                self._search_nodes[name] = node
+        for name, count in items:
+            if name in self._search_counts and self._search_counts[name] == count:
+                continue  # (a label set again repaints its line)
+            self._search_counts[name] = count
+            label = Text(sanitize_line(name) or "?")
+            if count is not None:
+                label.append(f" {count}", style="bold" if count else "dim")
+            self._search_nodes[name].set_label(label)
+
+    def select_search(self, name: str) -> None:
+        n = self._search_nodes.get(name)
+        if n is not None:
+            self.call_after_refresh(self.move_cursor, n, False)
 
     def select_folder(self, account: str, folder_id: int) -> None:
         n = self._folder_nodes.get((account, folder_id))
