@@ -1,4 +1,4 @@
-"""Search on Dovecot (issue #13): the store's answer and the server's agree on the same messages;
+"""Search on Dovecot and Cyrus IMAP (issue #13): the store's answer and the server's agree on the same messages;
 every folder at once; strings with CR/LF, quotes, *, %, non-ASCII go as literals; the CLI's exit
 codes (0 matches, 1 none, 2 a bad pattern)."""
 
@@ -14,6 +14,7 @@ from tuimail.store import Store
 from tuimail.store.search import evaluate, index_headers, unindexed
 
 from .helpers import Cli, msg
+from tests.support.cyrus import IMAP_SERVERS, imap_user
 
 # (subject, body, seen)
 MESSAGES = [
@@ -43,6 +44,12 @@ AGREE = {
     "~b fox ~s two": {7},
     "~b zebra": set(),
 }
+
+
+@pytest.fixture(params=IMAP_SERVERS)
+def mailuser(request):
+    """Every scenario here runs against Dovecot and against Cyrus IMAP."""
+    return imap_user(request)
 
 
 def _deliver(user, folder: str = "INBOX", start: int = 1) -> None:
@@ -85,6 +92,26 @@ def test_local_and_server_agree(tuimail_env, mailuser, capsys):
     assert server == AGREE
     assert local == AGREE
     assert "offline" not in cli.last_err  # every body is cached: nothing left unanswered
+
+
+def test_first_fill_leaves_the_index_for_the_next_sync(tuimail_env, mailuser, capsys, monkeypatch):
+    """A headless first fill of more than a batch does not index (issue #13: the index must not
+    slow the fill); search still finds the rows (it scans what is not indexed); the next sync
+    indexes them."""
+    from tuimail.backends.imap import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "FIRST_FILL_INDEX_ROWS", 3)
+    _deliver(mailuser)
+    cli = Cli(tuimail_env.write_config(mailuser.config_toml()), capsys)
+    cli("sync")
+    with Store(paths.account_store_path("test")) as st:
+        assert unindexed(st) == len(MESSAGES)
+    offline = _numbers(_search(cli, "~s apple", offline=True))
+    assert offline == {1, 8}  # apple pie, Apple Caps
+    cli("sync")
+    with Store(paths.account_store_path("test")) as st:
+        assert unindexed(st) == 0
+    assert _numbers(_search(cli, "~s apple", offline=True)) == offline
 
 
 def test_store_answer_merges_with_server_for_uncached_bodies(tuimail_env, mailuser, capsys):

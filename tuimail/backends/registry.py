@@ -3,6 +3,7 @@
     create_service(config, account, on_event, *, offline=False) -> AccountService
     create_sender(config, account) -> backends.send.Sender (the outbox: queue, cancel, drain)
     capabilities(kind) -> Capabilities (what accounts of that kind can do; no service made)
+    can_send(account) -> bool (an smtp table, or a JMAP account)
     implemented_kinds() -> ("imap", "jmap", "pop3")
 
 The UI and the CLI reach a backend only through here. A backend is named by an import string and
@@ -30,7 +31,7 @@ BACKENDS: dict[str, str] = {
     # run in the caller's process
     "imap": "tuimail.backends.imap.process:SyncProcess",
     "jmap": "tuimail.backends.jmap.service:JmapService",
-    "pop3": "tuimail.backends.pop3.service:Pop3Service",
+    "pop3": "tuimail.backends.pop3.process:Pop3Process",  # (the same: its download parsed in the UI's GIL)
 }
 
 
@@ -73,9 +74,15 @@ def create_service(config: Config, account: Account, on_event: EventSink | None 
 
 
 def create_sender(config: Config, account: Account) -> Sender:
-    """The account's outbox and its drain (backends/send.py): SMTP, then the copy in Sent."""
+    """The account's outbox and its drain (backends/send.py): SMTP, then the copy in Sent; for a
+    JMAP account Email/import + EmailSubmission/set, the server filing the copy."""
     from tuimail.backends.send import Sender
     return Sender(config, account)
+
+
+def can_send(account: Account) -> bool:
+    """Whether the account has a way out: an [accounts.NAME.smtp] table, or JMAP submission."""
+    return account.kind == "jmap" or bool(account.smtp)
 
 
 if TYPE_CHECKING:

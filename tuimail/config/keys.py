@@ -38,7 +38,7 @@ raw                global   ctrl+u                      the raw source of the me
 toggle_layout      global   P                           preview right of / below the list
 fullscreen         global   z                           the reader alone on screen
 toggle_offline     global   ctrl+o                      work offline / go back online
-failed_actions     global   !                           actions waiting or failed: see, discard
+failed_actions     global   !                           the Outbox; actions waiting or failed
 compose            global   m                           write a new message in $EDITOR
 reply              global   r                           reply to the sender
 reply_all          global   R                           reply to all (mutt keymap: g)
@@ -46,7 +46,15 @@ reply_list         global   ctrl+l                      reply to the mailing lis
 forward            global   f                           forward inline
 forward_attached   global   (none; the palette)         forward as an attachment
 resume_draft       global   (none; the palette)         edit a postponed message again (mutt keymap: R)
-undo_send          global   u                           take back the message being sent
+undo               global   u                           undo the last action (or take back a send)
+undo_history       global   U                           the undo history: pick an action to undo
+undo_send          global   (none; u does it)           take back the message being sent
+limit              global   l                           show only messages matching a pattern (all: every one)
+search             global   /                           search the list forward for a pattern
+search_backward    global   \\                           search the list backward
+search_next        global   .                           the last search again, its way (mutt keymap: n)
+search_prev        global   ,                           the last search again, the other way
+search_all         global   S                           search all folders: the results as a virtual folder
 cursor_down        list     j, down                     next message
 cursor_up          list     k, up                       previous message
 page_down          list     pagedown                    one screen down
@@ -80,8 +88,8 @@ The ``mutt`` keymap changes: list ``first`` = ``=``/home, ``last`` = ``*``/end, 
 ``z``/pagedown, ``page_up`` = ``Z``/pageup, ``next_unread`` = tab, ``open`` = enter/space;
 pager ``next_message`` = j, ``prev_message`` = k, ``scroll_down`` = enter/down, ``scroll_up`` =
 backspace/up, ``pager_page_up`` = ``-``/pageup, ``pager_top`` = ``^``/home, ``close`` =
-q/i/escape; global ``fullscreen`` = ctrl+f, ``reply_all`` = g, ``reply_list`` = L, ``resume_draft`` = R (the reader's
-``load_more`` moves to ``+``).
+q/i/escape; global ``fullscreen`` = ctrl+f, ``reply_all`` = g, ``reply_list`` = L, ``resume_draft`` = R,
+``search_next`` = n (the reader's ``load_more`` moves to ``+``).
 """
 
 from __future__ import annotations
@@ -127,7 +135,7 @@ ACTIONS: tuple[Action, ...] = (
     _a("toggle_layout", "global", "Preview right / below", "P"),
     _a("fullscreen", "global", "Reader full screen", "z"),
     _a("toggle_offline", "global", "Offline / online", "ctrl+o"),
-    _a("failed_actions", "global", "Pending and failed actions (discard)", "!"),
+    _a("failed_actions", "global", "Outbox, pending and failed actions", "!"),
     _a("compose", "global", "Compose a new message", "m"),
     _a("reply", "global", "Reply", "r"),
     _a("reply_all", "global", "Reply to all", "R"),
@@ -135,7 +143,15 @@ ACTIONS: tuple[Action, ...] = (
     _a("forward", "global", "Forward (inline)", "f"),
     _a("forward_attached", "global", "Forward as attachment"),
     _a("resume_draft", "global", "Resume a draft (the message under the cursor)"),
-    _a("undo_send", "global", "Undo send (while it waits)", "u"),
+    _a("undo", "global", "Undo the last action (or the send that waits)", "u"),
+    _a("undo_history", "global", "Undo history", "U"),
+    _a("undo_send", "global", "Undo send (while it waits)"),
+    _a("limit", "global", "Limit the list to a pattern (all: every message)", "l"),
+    _a("search", "global", "Search the list forward for a pattern", "/"),
+    _a("search_backward", "global", "Search the list backward for a pattern", "\\"),
+    _a("search_next", "global", "Search again (the same way)", "."),
+    _a("search_prev", "global", "Search again (the other way)", ","),
+    _a("search_all", "global", "Search all folders (a virtual folder)", "S"),
     _a("cursor_down", "list", "Next message", "j", "down"),
     _a("cursor_up", "list", "Previous message", "k", "up"),
     _a("page_down", "list", "Page down", "pagedown"),
@@ -186,6 +202,7 @@ MUTT: dict[str, tuple[str, ...]] = {
     "reply_list": ("L",),
     "resume_draft": ("R",),
     "load_more": ("+",),
+    "search_next": ("n",),
 }
 
 PRESETS = {"default": {}, "mutt": MUTT}
@@ -213,7 +230,8 @@ def unknown_actions(overrides: Mapping[str, object]) -> list[str]:
 # Textual's names of the punctuation keys: "?" and "question_mark" are one key to the conflict check
 _SAME = {"?": "question_mark", ":": "colon", "$": "dollar_sign", "|": "vertical_line", "-": "minus",
          "_": "underscore", "=": "equals_sign", "*": "asterisk", "^": "circumflex_accent", "comma": ",",
-         "space": " ", "+": "plus", "/": "slash", "!": "exclamation_mark", "tab": "ctrl+i", "enter": "ctrl+m"}
+         "space": " ", "+": "plus", "/": "slash", ".": "full_stop", "\\": "backslash", "!": "exclamation_mark",
+         "tab": "ctrl+i", "enter": "ctrl+m"}
 
 
 def _shadows(a: str, b: str) -> bool:

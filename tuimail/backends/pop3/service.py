@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # (download is imported when a sync runs)
     from tuimail.protocol.pop3 import Pop3Session
 
 log = logging.getLogger("tuimail.pop3")
+PAINT_HOLD = 2.0  # seconds a first download waits after its first screenful for the UI to draw it
 T = TypeVar("T")
 
 
@@ -68,6 +69,20 @@ class Pop3Service(ServiceBase):
         self._session: Pop3Session | None = None  # the worker's Pop3Session while it syncs (stop() cuts it)
         self.last: SyncResult | None = None  # the last sync's (tests, the bench)
         self._notes: list[str] = []
+
+    def _wait_for_paint(self) -> None:
+        """hold_for_first_paint(): after the first screenful of rows (the ledger's first report),
+        wait at most PAINT_HOLD seconds for ui_painted() before downloading more, so that the
+        download does not compete with the UI's start-up and first paint for a CPU."""
+        if not self._hold_for_paint:
+            return
+        self._hold_for_paint = False  # the first report of the first sync only
+        deadline = time.monotonic() + PAINT_HOLD
+        while not self._painted.is_set() and not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._painted.wait(min(left, 0.1))
 
     # requests (non-blocking) -------------------------------------------------
     def wake(self) -> None:
@@ -112,7 +127,7 @@ class Pop3Service(ServiceBase):
         delete_on_server = bool(getattr(self.account, "delete_on_server", False))
         deleting = self.policy.mode == "delete" or self.policy.keep_days is not None or delete_on_server
         ledger = StoreLedger(pop, inbox, self.account.name, self._emit, delete_on_server=delete_on_server,
-                             batch=not deleting)
+                             batch=not deleting, after_first=self._wait_for_paint)
         if deleting:  # a DELE follows the commit: make each commit survive a power cut, not only a crash
             store.db.execute("PRAGMA synchronous=FULL")
         session = self._session = self._new_session()

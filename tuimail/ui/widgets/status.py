@@ -19,6 +19,7 @@ class AccountState:
     pending: int = 0
     error: str | None = None
     failed: list[tuple[str, int]] = field(default_factory=list)  # failed actions: (folder, count)
+    unsent: tuple[int, int] = (0, 0)  # the Outbox past its undo window: (waiting, of which failed)
     needs: str | None = None  # "login" | "password": the sync waits for the user (SyncState.needs)
     problem: str | None = None  # the last failure, kept while reconnecting, cleared once synced
 
@@ -35,6 +36,7 @@ class StatusInfo:
     note: str = ""
     folder_error: str = ""  # the server's refusal of the open (or highlighted) folder
     flash: str = ""  # a short message that has the whole line for a moment ("key not bound")
+    limit: str = ""  # "limit: ~f haddad ~U (92 of 4,160)", or a virtual folder's "search: ..."
 
 
 def _short(text: str, n: int = 60) -> str:
@@ -55,7 +57,7 @@ def _shown_account(info: StatusInfo) -> tuple[str, AccountState]:
 
 def render_status(info: StatusInfo) -> Content:
     if info.flash:
-        return Content.assemble((" " + _short(info.flash, 76), "bold"))
+        return Content.assemble((" " + _short(info.flash, 150), "bold"))  # (the bar clips it at its width)
     account, st = _shown_account(info)
     parts: list[str | tuple[str, str]] = [
         (f" {_short(account, 20)}", "bold"),
@@ -66,6 +68,8 @@ def render_status(info: StatusInfo) -> Content:
         parts.append(f"  {info.total} msgs")
     if info.unread > 0:
         parts += ["  ", (f"{info.unread} unread", "bold")]
+    if info.limit:
+        parts += ["  ", (_short(info.limit, 70), "bold")]
     if info.sort:
         parts.append(f"  [{info.sort}]")
     if info.position:
@@ -86,6 +90,9 @@ def render_status(info: StatusInfo) -> Content:
         n = sum(c for _, c in st.failed)
         where = _short(st.failed[0][0], 20) + (f" +{len(st.failed) - 1}" if len(st.failed) > 1 else "")
         parts += [" · ", (f"{n} failed in {where}", "bold reverse")]
+    if st.unsent[0]:
+        n, bad = st.unsent
+        parts += [" · ", (f"Outbox {n}" + (f", {bad} failed" if bad else ""), "bold reverse" if bad else "bold")]
     if info.folder_error:
         parts += [" · ", ("⚠ " + _short(info.folder_error, 70), "bold")]
     error = st.error or (st.problem if st.state == "connecting" else None)
