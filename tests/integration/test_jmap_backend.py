@@ -368,7 +368,7 @@ def test_open_message_downloads_only_the_text_part(account, cyrususer):
         assert "the text part" in content.text
         (att,) = content.attachments
         assert att.filename == "big.bin" and att.size >= 300_000
-        client = svc._fetch_client
+        client = svc._fetch_conn
         assert sum(e.received for e in client.exchanges) < 20_000  # the attachment was not downloaded
         assert svc.fetch_part("INBOX", id_, att.section) == b"\x01" * 300_000
     finally:

@@ -208,10 +208,10 @@ def test_a_first_run_holds_its_next_windows_until_the_ui_has_painted(mailuser, s
     """Started before the UI (run_app on an empty store), the sync commits the first screen's
     window, then waits for ui_painted() before parsing more on the UI's GIL; stop() ends the wait."""
     from tuimail.backends.imap import engine as engine_mod
-    from tuimail.backends.imap import service as service_mod
+    from tuimail.backends import base as base_mod
 
     monkeypatch.setattr(engine_mod, "FIRST_WINDOW", 10)
-    monkeypatch.setattr(service_mod, "PAINT_HOLD", 60.0)
+    monkeypatch.setattr(base_mod, "PAINT_HOLD", 60.0)
     mailuser.deliver_many("INBOX", ((msg(i), "") for i in range(50)))
 
     def rows() -> int:

@@ -51,3 +51,14 @@ def test_the_size_formatter_in_both_forms():
     for n, compact, full in cases:
         assert rows.format_size(n) == compact and len(compact) <= 4
         assert format_bytes(n) == full
+
+
+def test_folder_roles_by_name_are_one_table_for_every_kind():
+    from tuimail.backends.pop3.service import _role_of
+    from tuimail.core.roles import WELL_KNOWN, role_by_name
+    from tuimail.protocol.imap import roles as imap_roles
+
+    assert imap_roles.ROLE_NAMES is WELL_KNOWN
+    assert role_by_name("Sent Items") == "sent" and role_by_name("Spam") == "junk" and role_by_name("Notes") is None
+    assert _role_of("Bin", {}) == "trash"  # a POP3 local folder: the same names as on an IMAP server
+    assert _role_of("Bin", {"archive": "Bin"}) == "archive"  # the account's roles win

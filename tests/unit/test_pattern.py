@@ -1,4 +1,4 @@
-"""The mutt-style pattern language (tuimail/core/pattern.py): parser, printer, evaluator, the SQL
+"""The mutt-style pattern language (tuimail/core/pattern/): parser, printer, evaluator, the SQL
 split (run on an in-memory SQLite table with the v6 messages columns) and the IMAP SEARCH keys
 (checked against a small model of a server's SEARCH)."""
 

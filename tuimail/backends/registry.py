@@ -2,6 +2,7 @@
 
     create_service(config, account, on_event, *, offline=False) -> AccountService
     create_sender(config, account) -> backends.send.Sender (the outbox: queue, cancel, drain)
+    capabilities(kind) -> Capabilities (what accounts of that kind can do; no service made)
     can_send(account) -> bool (an smtp table, or a JMAP account)
     implemented_kinds() -> ("imap", "jmap", "pop3")
 
@@ -16,7 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Protocol
 
 from tuimail.core.events import EventSink
-from tuimail.core.service import AccountService
+from tuimail.core.service import AccountService, Capabilities
 
 if TYPE_CHECKING:
     from tuimail.backends.send import Sender
@@ -55,6 +56,15 @@ def backend(kind: str) -> ServiceFactory:
     module, _, name = target.partition(":")
     factory: ServiceFactory = getattr(importlib.import_module(module), name)
     return factory
+
+
+def capabilities(kind: str) -> Capabilities:
+    """What accounts of `kind` can do (core/service.py), without making a service: the CLI asks
+    this instead of comparing kind names, so that a new kind needs no edit above backends/."""
+    caps = getattr(backend(kind), "capabilities", None)
+    if not isinstance(caps, Capabilities):
+        raise TypeError(f"the backend of {kind!r} declares no Capabilities")
+    return caps
 
 
 def create_service(config: Config, account: Account, on_event: EventSink | None = None, *,

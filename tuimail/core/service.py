@@ -48,6 +48,9 @@ class Capabilities:
     append: bool = False  # append(folder, raw, flags) stores a message in a folder (Sent, Drafts)
     send: bool = False  # send(raw, ...) submits a message (SMTP, JMAP submission)
     server_folders: bool = False  # the server has folders (POP3 has one inbox, folders are local)
+    # the server's message ids are integers a script may hold (IMAP uids): `tuimail list` prints
+    # them as `uid` and `read`/`flag` take them; else those name a message by its local id
+    server_uids: bool = False
 
 
 @runtime_checkable

@@ -11,262 +11,86 @@ Store.move, Store.expunge) followed by `wake()`.
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
-import sqlite3
-import threading
 import time
-import traceback
 from collections.abc import Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Any
 
 from tuimail import paths
-from tuimail.config.load import Account, Config, resolve_oauth2_token, resolve_password
-from tuimail.errors import (AuthError, CommandFailed, ConfigError, MissingSecret, NetworkError, NotCached, TuimailError,
-                            Unsupported, UsageError)
+from tuimail.backends.base import FetchLaneService, SecretSource
+from tuimail.config.load import Account, Config
+from tuimail.errors import NetworkError, Unsupported, UsageError
 from tuimail.store import BodyCache, Store
 from tuimail.mail.sanitize import sanitize_line
-from tuimail.store.sqlite_errors import guard, store_error
 from tuimail.core.content import MessageContent
-from tuimail.core.events import Event, EventSink, NewMail, SyncState
+from tuimail.core.events import EventSink
 from tuimail.core.service import Capabilities
 from tuimail.core.summary import SyncSummary
 from tuimail.trace import trace
-from tuimail.backends.lock import AccountLock, Busy
-from tuimail.backends.waker import Waker
+from tuimail.backends.lock import AccountLock
+
+if TYPE_CHECKING:
+    from tuimail.backends.imap.opener import MessageOpener
+    from tuimail.protocol.imap.connection import ImapConnection
 
 # The network stack (imapclient, ssl, the engine, the MIME/HTML reader) is imported by the worker
 # threads when they first need it, not at import: the app paints its first screen before that.
 
-PAINT_HOLD = 2.0  # seconds a first run's sync waits for the UI to draw its first window
 POLL_SECONDS = 60  # other folders' STATUS while idling on one (accounts.NAME.check_interval)
-LOGIN_WAIT = 20.0  # at most this long the fetch lane waits for the sync thread's login outcome
 IDLE_SECONDS = 25 * 60  # re-issue IDLE before the 29-minute server timeout
 INDEX_STEP = 0.5  # seconds of search indexing between two looks at the user's requests and intents
 log = logging.getLogger("tuimail.sync")
-
-
-class SecretSource:
-    """The account's secret for a login. Password commands run once per process (again after a
-    refused login); OAuth2 tokens are fetched on every login; a password typed in the app
-    (`typed`) is used instead of the configured one and kept in memory only."""
-
-    def __init__(self, account: Account):
-        self.account = account
-        self.typed: str | None = None
-        self._cache: str | None = None
-
-    def __call__(self) -> str:
-        account = self.account
-        if self.typed is not None and not account.oauth2_token_command:
-            return self.typed
-        if account.oauth2_token_command:
-            return resolve_oauth2_token(account)
-        if self._cache is None:
-            self._cache = resolve_password(account)
-        return self._cache
-
-    def forget(self) -> None:
-        """After a refused login: run the password command again next time."""
-        self._cache = None
+__all__ = ["ImapService", "SecretSource", "open_connection", "secret_getter"]
 
 
 def secret_getter(account: Account) -> Callable[[], str]:
     return SecretSource(account)
 
 
-def open_connection(account: Account, secret: Callable[[], str] | None = None, **kw):
+def open_connection(account: Account, secret: Callable[[], str] | None = None, **kw: Any) -> ImapConnection:
     from tuimail.protocol.imap.connection import ImapConnection
     conn = ImapConnection(account, secret or secret_getter(account), **kw)
     conn.connect()
     return conn
 
 
-class ImapService:
+class ImapService(FetchLaneService["ImapConnection", "MessageOpener"]):
+    """The worker loop, the requests and the fetch lane are backends/base.py's; here: one
+    connection's sync (`_round`: journal replay, resync, new headers, then IDLE on the watched
+    folder) and the IMAP reader."""
+
     # IMAP keeps flags and folders on the server and pushes with IDLE (where the server has it and
     # accounts.NAME.idle allows it: else it polls); search asks the server what the store cannot
     # answer; append stores a message (Drafts). Sending goes through the outbox (backends/send.py,
     # registry.create_sender), not through send(), which raises Unsupported.
     capabilities = Capabilities(server_flags=True, push=True, server_search=True, append=True, send=False,
-                                server_folders=True)
+                                server_folders=True, server_uids=True)
+    thread_name = "sync"
 
     def __init__(self, config: Config, account: Account, on_event: EventSink | None = None,
                  *, offline: bool = False):
-        self.config = config
-        self.account = account
-        self.on_event = on_event or (lambda e: None)
-        self._offline = offline
-        self._secret = SecretSource(account)
-        # Set by a user action (`$`, a typed password, going online): a refused login or a
-        # missing password waits for it instead of retrying (servers lock accounts after a few
-        # failures). While it is not set after such a failure, no connection logs in.
-        self._user_acted = threading.Event()
-        self._login_blocked: str | None = None  # the error that stopped the logins
-        # Set once the sync thread's login attempt has an outcome: the fetch lane waits for it
-        # rather than trying a (perhaps refused) login of its own at the same time.
-        self._login_done = threading.Event()
-        self.store_path = paths.account_store_path(account.name)
-        self.cache_path = paths.account_cache_path(account.name)
-        paths.ensure_private_dir(self.store_path.parent)
-        paths.ensure_private_dir(self.cache_path.parent)
-        self._stop = threading.Event()
-        self._wake = Waker()  # an Event that the IDLE wait selects on with the socket
-        self._requests: set[str | None] = set()
-        self._req_lock = threading.Lock()
-        self._watch = "INBOX"
-        self._thread: threading.Thread | None = None
-        self._worker: threading.Thread | None = None  # (kept after stop(): see there)
-        self._sync_conn = None  # ImapConnection, owned by the worker thread
-        self._fetch_lock = threading.Lock()
-        self._fetch_conn = None  # ImapConnection for on-demand fetches, guarded by _fetch_lock
-        self._fetch_store: Store | None = None
-        self._fetch_bodies: BodyCache | None = None
-        self._no_connection: str | None = None  # why the fetch lane has no connection (while online)
-        self.state = SyncState(account.name, "offline" if offline else "connecting")
-        self._hold_for_paint = False
-        self._painted = threading.Event()
+        super().__init__(config, account, on_event, offline=offline)
+        self._sync_conn: ImapConnection | None = None  # owned by the worker thread
+        self._bodies: BodyCache | None = None  # the worker's body cache
 
-    # lifecycle -------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = self._worker = threading.Thread(target=self._run, name=f"sync-{self.account.name}",
-                                                           daemon=True)
-            self._thread.start()
+    # hooks of backends/base.py --------------------------------------------------
+    def _connect(self) -> ImapConnection:
+        return open_connection(self.account, self._secret)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._user_acted.set()
+    def _make_reader(self, store: Store, bodies: BodyCache, conn: ImapConnection | None) -> MessageOpener:
+        from tuimail.backends.imap.opener import MessageOpener
+        return MessageOpener(store, bodies, conn, self.config.ui.prefer_html)
+
+    def _drop(self, conn: ImapConnection) -> None:
+        conn.shutdown()
+
+    def _cut_sync(self) -> None:
         conn = self._sync_conn
         if conn is not None:
             conn.shutdown()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-        if self._worker is None or not self._worker.is_alive():  # (else it may still select on it)
-            self._wake.close()
-        with self._fetch_lock:
-            if self._fetch_conn is not None:
-                self._fetch_conn.close()
-                self._fetch_conn = None
-            if self._fetch_store is not None:  # (a later fetch opens them again)
-                self._fetch_store.close()
-                self._fetch_store = None
-            if self._fetch_bodies is not None:
-                self._fetch_bodies.close()
-                self._fetch_bodies = None
-
-    def hold_for_first_paint(self) -> None:
-        """Started before the UI (a first run): after the first window, wait (at most
-        PAINT_HOLD seconds) for ui_painted() before fetching more, so that parsing the next
-        windows does not slow the UI's start-up and first paint (one GIL)."""
-        self._hold_for_paint = True
-
-    def ui_painted(self) -> None:
-        """The UI has drawn the first rows (thread-safe)."""
-        self._painted.set()
-
-    def _wait_for_paint(self) -> None:
-        deadline = time.monotonic() + PAINT_HOLD
-        while not self._painted.is_set() and not self._stop.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            self._painted.wait(min(left, 0.1))
-
-    # requests (non-blocking) -------------------------------------------------
-    def wake(self) -> None:
-        self._wake.set()
-
-    def request_sync(self, folder: str | None = None) -> None:
-        """folder=None: the user asked for a full sync (`$`); that also retries a refused login."""
-        with self._req_lock:
-            self._requests.add(folder)
-        if folder is None:
-            self._user_acted.set()
-        self._wake.set()
-
-    def set_password(self, password: str) -> None:
-        """A password the user typed (kept in memory only): log in with it now."""
-        self._secret.typed = password
-        self._user_acted.set()
-        self._wake.set()
-
-    @property
-    def login_blocked(self) -> str | None:
-        """The refused login (or missing password) the service waits on the user for, or None."""
-        return self._login_blocked
-
-    def watch_folder(self, folder: str) -> None:
-        self._watch = folder
-        self.request_sync(folder)
-
-    def set_offline(self, offline: bool) -> None:
-        self._go_offline(offline)
-        self._emit_state("offline" if offline else "connecting")
-
-    def _go_offline(self, offline: bool) -> None:
-        """set_offline without the state event (a sync process gets this; its parent emits)."""
-        self._offline = offline
-        self._user_acted.set()
-        self._wake.set()
-        if offline:
-            conn = self._sync_conn
-            if conn is not None:
-                conn.shutdown()
-            with self._fetch_lock:
-                if self._fetch_conn is not None:
-                    self._fetch_conn.shutdown()
-                    self._fetch_conn = None
-
-    @property
-    def offline(self) -> bool:
-        return self._offline
 
     # on-demand fetches (blocking: call from a worker thread, never the UI thread) ------
-    def _reader(self):
-        from tuimail.backends.imap.opener import MessageOpener
-        if self._fetch_store is None:
-            self._fetch_store = Store(self.store_path)
-            self._fetch_bodies = BodyCache(self.cache_path)
-        if self._fetch_conn is None and not self._offline and self._thread is not None:
-            self._login_done.wait(LOGIN_WAIT)
-        unreachable = None
-        if self._fetch_conn is None and not self._offline and self._login_blocked is None:
-            try:
-                self._fetch_conn = open_connection(self.account, self._secret)
-            except (AuthError, ConfigError) as exc:  # never log in again before the user acts
-                self._login_blocked = str(exc)
-                self._fetch_conn = None
-            except NetworkError as exc:  # the cache may still have it
-                self._fetch_conn = None
-                unreachable = f"the server is unreachable: {exc}"
-        self._no_connection = None
-        if self._fetch_conn is None and not self._offline:
-            self._no_connection = unreachable or self._login_blocked
-        return MessageOpener(self._fetch_store, self._fetch_bodies, self._fetch_conn, self.config.ui.prefer_html)
-
-    def _fetch(self, fn):
-        with self._fetch_lock:
-            reused = self._fetch_conn is not None
-            for attempt in (1, 2):
-                reader = self._reader()
-                try:
-                    with guard(self.store_path):  # sqlite3 errors: one line naming the store
-                        return fn(reader)
-                except NotCached:
-                    if self._no_connection is None:
-                        raise
-                    raise NotCached(f"not cached, and {self._no_connection}") from None
-                except NetworkError:
-                    if self._fetch_conn is not None:
-                        self._fetch_conn.shutdown()
-                        self._fetch_conn = None
-                    # A connection kept from an earlier fetch may have died meanwhile (the server
-                    # restarted: its "* BYE shutting down" waits in the socket): once, quietly,
-                    # on a new connection. Fetches are read-only (BODY.PEEK), a retry is safe.
-                    if not (reused and attempt == 1 and not self._offline):
-                        raise
-
     def open_message(self, folder: str, uid: int, *, more: bool = False) -> MessageContent:
         return self._fetch(lambda r: r.open(folder, uid, more))
 
@@ -318,10 +142,7 @@ class ImapService:
         """Every folder, or `folder` (INBOX in any case), once, under the account lock; then the
         connection is closed. Not while start()ed: the worker syncs then."""
         from tuimail.backends.imap.engine import Engine
-        if self._offline:
-            raise UsageError("sync needs the network; drop --offline")
-        if folder is not None and folder.upper() == "INBOX":  # RFC 3501: INBOX is case-insensitive
-            folder = "INBOX"
+        folder = self._sync_now_folder(folder)
         with Store(self.store_path) as store, AccountLock(paths.lock_path(self.account.name)):
             bodies = BodyCache(self.cache_path)
             conn = open_connection(self.account, self._secret)
@@ -342,120 +163,39 @@ class ImapService:
                 conn.close()
                 bodies.close()
 
-    # the worker ----------------------------------------------------------------
-    def _emit(self, event: Event) -> None:
-        if isinstance(event, SyncState):
-            self.state = event
-        try:
-            self.on_event(event)
-        except Exception:  # a listener's bug must not kill the sync thread
-            log.exception("event listener failed")
+    # the worker (the loop around it: backends/base.py) ---------------------------------------
+    def _prepare(self, store: Store) -> None:
+        self._bodies = BodyCache(self.cache_path)
 
-    def _emit_state(self, state: str, **kw) -> None:
-        self._emit(SyncState(self.account.name, state, **kw))
+    def _finish(self) -> None:
+        if self._bodies is not None:
+            self._bodies.close()
+            self._bodies = None
 
-    def _sleep(self, seconds: float) -> None:
-        self._wake.wait(seconds)
-
-    def _run(self) -> None:
+    def _round(self, store: Store, lock: AccountLock) -> None:
         from tuimail.backends.imap.engine import Engine
+        self._emit_state("connecting")
+        trace("connect")
         try:
-            store = Store(self.store_path)
-            bodies = BodyCache(self.cache_path)
-        except TuimailError as exc:  # a damaged store, a full disk...: one line in the status bar
-            self._emit_state("error", error=str(exc))
-            return
-        lock = AccountLock(paths.lock_path(self.account.name))
-        backoff = 1.0
-        try:
-            while not self._stop.is_set():
-                if self._offline:
-                    self._wake.clear()
-                    self._sleep(3600)
-                    continue
-                try:
-                    self._user_acted.clear()
-                    self._emit_state("connecting")
-                    trace("connect")
-                    self._login_done.clear()
-                    try:
-                        conn = self._sync_conn = open_connection(self.account, self._secret)
-                        self._login_blocked = None
-                    except (AuthError, ConfigError) as exc:
-                        self._login_blocked = str(exc)
-                        raise
-                    finally:
-                        self._login_done.set()
-                    trace("logged in")
-                    engine = Engine(self.account, store, conn, bodies, self._emit)
-                    engine.index_seconds = INDEX_STEP
-                    if self._hold_for_paint:
-                        self._hold_for_paint = False  # the first connection only
-                        engine.after_first_window = self._wait_for_paint
-                    engine.negotiate()
-                    with self._req_lock:
-                        self._requests.clear()
-                    self._sync_all(engine, lock)
-                    backoff = 1.0
-                    self._online_loop(engine, store, lock)
-                except (AuthError, ConfigError) as exc:
-                    # A refused login or no usable password: trying again cannot help and
-                    # servers lock accounts after a few failures. Wait for the user.
-                    if self._stop.is_set() or self._offline:
-                        continue
-                    self._secret.forget()
-                    self._emit_state("error", error=str(exc), pending=store.pending_count(),
-                                     needs="password" if isinstance(exc, MissingSecret) else "login")
-                    self._wait_for_user()
-                    backoff = 1.0
-                except (NetworkError, CommandFailed) as exc:
-                    if self._stop.is_set() or self._offline:
-                        continue
-                    self._emit_state("offline", error=str(exc), pending=store.pending_count())
-                    self._sleep(backoff)
-                    self._wake.clear()
-                    backoff = min(backoff * 2, 60.0)
-                except Busy as exc:
-                    self._emit_state("idle", error=str(exc), pending=store.pending_count())
-                    self._sleep(30)
-                except TuimailError as exc:
-                    self._emit_state("error", error=str(exc), pending=_pending(store))
-                    self._sleep(max(backoff, 30))
-                except sqlite3.Error as exc:  # the store: one line naming the file and the cure
-                    self._emit_state("error", error=str(store_error(exc, self.store_path)))
-                    self._sleep(max(backoff, 60))
-                    backoff = min(backoff * 2, 300.0)
-                except Exception as exc:  # never a traceback on screen: log it, report one line
-                    self._log_crash()
-                    self._emit_state("error", error=f"internal error: {exc.__class__.__name__}: {exc}"[:300])
-                    self._sleep(max(backoff, 30))
-                    backoff = min(backoff * 2, 300.0)
-                finally:
-                    conn, self._sync_conn = self._sync_conn, None
-                    if conn is not None:
-                        if self._stop.is_set() or self._offline:
-                            conn.shutdown()
-                        conn.close()
+            conn = self._sync_conn = self._login(self._connect)
+            trace("logged in")
+            engine = Engine(self.account, store, conn, self._bodies, self._emit)
+            engine.index_seconds = INDEX_STEP
+            if self._hold_for_paint:
+                self._hold_for_paint = False  # the first connection only
+                engine.after_first_window = self._wait_for_paint
+            engine.negotiate()
+            self._take_requests()
+            self._sync_all(engine, lock)
+            self._connected()
+            self._online_loop(engine, store, lock)
         finally:
-            store.close()
-            bodies.close()
-
-    def _wait_for_user(self) -> None:
-        while not self._stop.is_set() and not self._user_acted.is_set():
-            self._user_acted.wait(3600)
-
-    def _locked(self, lock: AccountLock, fn):
-        lock.acquire(timeout=5)
-        try:
-            return fn()
-        finally:
-            lock.release()
-
-    def _report_new(self, summaries) -> None:
-        """NewMail for each folder that got unseen messages (a first fill is not new mail)."""
-        for f in summaries:
-            if f.unseen_new and not f.first and not f.reset:
-                self._emit(NewMail(self.account.name, f.name, f.unseen_new))
+            sync_conn, self._sync_conn = self._sync_conn, None
+            if sync_conn is not None:
+                if self._stop.is_set() or self._offline:
+                    sync_conn.shutdown()
+                sync_conn.close()
+        return None
 
     def _sync_all(self, engine, lock: AccountLock) -> None:
         summary = self._locked(lock, lambda: engine.sync_all(first=self._watch))
@@ -471,7 +211,7 @@ class ImapService:
         from tuimail.backends.imap.selected import apply_news, replay_selected
         conn = engine.conn
         last_poll = time.monotonic()
-        interval = getattr(self.account, "check_interval", POLL_SECONDS) or POLL_SECONDS
+        interval = self.check_interval
         while not self._stop.is_set() and not self._offline:
             self._emit_state("idle", folder=self._watch, pending=store.pending_count())
             self._wake.clear()
@@ -485,7 +225,7 @@ class ImapService:
             here = conn.selected
             if here in pending and here not in requests:
                 # an action on the folder we idle on: DONE, its command, IDLE again (no resync)
-                done = self._locked(lock, lambda here=here: replay_selected(engine, here))
+                done = self._locked(lock, functools.partial(replay_selected, engine, here))
                 if done is not None:
                     if done[1]:  # news that needs a resync (new mail...)
                         requests.add(here)
@@ -528,22 +268,3 @@ class ImapService:
             if fi is None or not (fi.error or fi.gone):
                 return name
         return None
-
-    def _log_crash(self) -> None:  # (ui/crash.py has the same for the app)
-        try:
-            d = paths.ensure_private_dir(paths.state_dir())
-            # 0600 whatever the umask (a traceback may quote server text); never through a symlink
-            fd = os.open(d / "tuimail.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
-            os.fchmod(fd, 0o600)
-            with open(fd, "a", encoding="utf-8") as fh:
-                fh.write(time.strftime("%Y-%m-%d %H:%M:%S ") + traceback.format_exc() + "\n")
-        except OSError:
-            pass
-
-
-def _pending(store: Store) -> int:
-    """The pending count for a state event (0 when the store cannot say: it is what failed)."""
-    try:
-        return store.pending_count()
-    except sqlite3.Error:
-        return 0

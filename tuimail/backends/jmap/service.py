@@ -14,38 +14,36 @@ Reads come from the Store; writes are intents on the Store followed by wake().
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from tuimail import paths
-from tuimail.backends.imap.service import SecretSource
-from tuimail.backends.lock import AccountLock, Busy
-from tuimail.backends.waker import Waker
+from tuimail.backends.base import FetchLaneService
+from tuimail.backends.lock import AccountLock
 from tuimail.config.load import Account, Config
 from tuimail.core.content import MessageContent
-from tuimail.core.events import Event, EventSink, NewMail, SyncState
+from tuimail.core.events import EventSink
 from tuimail.core.service import Capabilities
 from tuimail.core.summary import SyncSummary
-from tuimail.errors import (AuthError, CommandFailed, ConfigError, MissingSecret, NetworkError, NotCached,
-                            ProtocolError, TuimailError, Unsupported, UsageError)
+from tuimail.errors import (AuthError, CommandFailed, ConfigError, NetworkError, ProtocolError, TuimailError,
+                            Unsupported, UsageError)
 from tuimail.mail.sanitize import sanitize_line
+from tuimail import paths
 from tuimail.store import BodyCache, Store
-from tuimail.store.sqlite_errors import guard, store_error
 from tuimail.trace import trace
 
+if TYPE_CHECKING:
+    from tuimail.backends.jmap.opener import Reader
+    from tuimail.protocol.jmap import JmapClient
+
 log = logging.getLogger("tuimail.jmap")
-PAINT_HOLD = 2.0
-LOGIN_WAIT = 20.0
 INDEX_STEP = 0.5  # seconds of search indexing between two looks at the user's actions
 PUSH_PING = 30  # seconds between the server's pings on the EventSource stream
 PUSH_RETRY = 30.0  # a dropped stream is opened again after this long (polling goes on meanwhile)
-T = TypeVar("T")
 
 
-def connect(account: Account, secret: Callable[[], str]) -> Any:
+def connect(account: Account, secret: Callable[[], str]) -> JmapClient:
     """A JmapClient with the session fetched: Basic auth with the password, or the OAuth2 token
     as a bearer. A refused login is AuthError; the account not (yet) there is a ConfigError."""
     from tuimail.protocol.jmap import JmapClient
@@ -60,170 +58,47 @@ def connect(account: Account, secret: Callable[[], str]) -> Any:
     return client
 
 
-class JmapService:
+class JmapService(FetchLaneService["JmapClient", "Reader"]):
     """One JMAP account: flags and folders on the server; changes polled every check_interval, and
-    pushed by EventSource where the server offers it (push_state)."""
+    pushed by EventSource where the server offers it (push_state). The worker loop, the requests
+    and the fetch lane are backends/base.py's."""
 
     capabilities = Capabilities(server_flags=True, push=False, server_search=False, append=True, send=True,
                                 server_folders=True)
+    thread_name = "jmap"
+    network_errors = (NetworkError, CommandFailed, ProtocolError)
+    unreachable_errors = (NetworkError, ProtocolError)
 
     def __init__(self, config: Config, account: Account, on_event: EventSink | None = None, *,
                  offline: bool = False):
-        self.config, self.account = config, account
-        self.on_event = on_event or (lambda e: None)
-        self._offline = offline
-        self._secret = SecretSource(account)
-        self._user_acted = threading.Event()
-        self._login_blocked: str | None = None
-        self._login_done = threading.Event()
-        self.store_path = paths.account_store_path(account.name)
-        self.cache_path = paths.account_cache_path(account.name)
-        paths.ensure_private_dir(self.store_path.parent)
-        paths.ensure_private_dir(self.cache_path.parent)
-        self._stop = threading.Event()
-        self._wake = Waker()
-        self._requests: set[str | None] = set()
-        self._req_lock = threading.Lock()
-        self._watch = "INBOX"
-        self._thread: threading.Thread | None = None
-        self._sync_client: Any = None
-        self._fetch_lock = threading.Lock()
-        self._fetch_client: Any = None
-        self._fetch_store: Store | None = None
-        self._fetch_bodies: BodyCache | None = None
-        self._no_connection: str | None = None
-        self.state = SyncState(account.name, "offline" if offline else "connecting")
-        self._hold_for_paint = False
-        self._painted = threading.Event()
+        super().__init__(config, account, on_event, offline=offline)
+        self._sync_client: JmapClient | None = None
+        self._bodies: BodyCache | None = None  # the worker's body cache
         self._push_thread: threading.Thread | None = None
         self._push_stream: Any = None  # the EventSource being read (closed by stop())
         # "starting" | "on" (a stream is open) | "unavailable" (the server has none: polling) | "off"
         self.push_state = "off"
 
     # lifecycle ---------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"jmap-{self.account.name}", daemon=True)
-            self._thread.start()
-
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        self._wake.set()
-        self._user_acted.set()
         stream = self._push_stream
         if stream is not None:
             stream.close()
         if self._push_thread is not None:
             self._push_thread.join(timeout)
             self._push_thread = None
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if not self._thread.is_alive():
-                self._wake.close()
-            self._thread = None
-        with self._fetch_lock:
-            if self._fetch_client is not None:
-                self._fetch_client.close()
-                self._fetch_client = None
-            if self._fetch_store is not None:
-                self._fetch_store.close()
-                self._fetch_store = None
-            if self._fetch_bodies is not None:
-                self._fetch_bodies.close()
-                self._fetch_bodies = None
+        super().stop(timeout)
 
-    def hold_for_first_paint(self) -> None:
-        self._hold_for_paint = True
+    # hooks of backends/base.py -------------------------------------------------------------
+    def _connect(self) -> JmapClient:
+        return connect(self.account, self._secret)
 
-    def ui_painted(self) -> None:
-        self._painted.set()
-
-    def _wait_for_paint(self) -> None:
-        deadline = time.monotonic() + PAINT_HOLD
-        while not self._painted.is_set() and not self._stop.is_set() and time.monotonic() < deadline:
-            self._painted.wait(0.1)
-
-    # requests (non-blocking) -------------------------------------------------------------
-    def wake(self) -> None:
-        self._wake.set()
-
-    def request_sync(self, folder: str | None = None, /) -> None:
-        with self._req_lock:
-            self._requests.add(folder)
-        if folder is None:
-            self._user_acted.set()
-        self._wake.set()
-
-    def watch_folder(self, folder: str, /) -> None:
-        self._watch = folder
-        self.request_sync(folder)
-
-    def set_offline(self, offline: bool, /) -> None:
-        self._offline = offline
-        self._user_acted.set()
-        self._wake.set()
-        if offline:
-            with self._fetch_lock:
-                if self._fetch_client is not None:
-                    self._fetch_client.close()
-                    self._fetch_client = None
-        self._emit_state("offline" if offline else "connecting")
-
-    @property
-    def offline(self) -> bool:
-        return self._offline
-
-    def set_password(self, password: str, /) -> None:
-        self._secret.typed = password
-        self._user_acted.set()
-        self._wake.set()
-
-    @property
-    def login_blocked(self) -> str | None:
-        return self._login_blocked
+    def _make_reader(self, store: Store, bodies: BodyCache, conn: JmapClient | None) -> Reader:
+        from tuimail.backends.jmap.opener import Reader
+        return Reader(store, bodies, conn, self.config.ui.prefer_html)
 
     # on-demand fetches (blocking) ----------------------------------------------------------
-    def _reader(self) -> Any:
-        from tuimail.backends.jmap.opener import Reader
-        if self._fetch_store is None:
-            self._fetch_store = Store(self.store_path)
-            self._fetch_bodies = BodyCache(self.cache_path)
-        if self._fetch_client is None and not self._offline and self._thread is not None:
-            self._login_done.wait(LOGIN_WAIT)
-        unreachable = None
-        if self._fetch_client is None and not self._offline and self._login_blocked is None:
-            try:
-                self._fetch_client = connect(self.account, self._secret)
-            except (AuthError, ConfigError) as exc:
-                self._login_blocked = str(exc)
-            except (NetworkError, ProtocolError) as exc:
-                unreachable = f"the server is unreachable: {exc}"
-        self._no_connection = None
-        if self._fetch_client is None and not self._offline:
-            self._no_connection = unreachable or self._login_blocked
-        assert self._fetch_bodies is not None
-        return Reader(self._fetch_store, self._fetch_bodies, self._fetch_client, self.config.ui.prefer_html)
-
-    def _fetch(self, fn: Callable[[Any], T]) -> T:
-        with self._fetch_lock:
-            for attempt in (1, 2):
-                reused = self._fetch_client is not None
-                reader = self._reader()
-                try:
-                    with guard(self.store_path):
-                        return fn(reader)
-                except NotCached:
-                    if self._no_connection is None:
-                        raise
-                    raise NotCached(f"not cached, and {self._no_connection}") from None
-                except NetworkError:
-                    if self._fetch_client is not None:
-                        self._fetch_client.close()
-                        self._fetch_client = None
-                    if not (reused and attempt == 1 and not self._offline):
-                        raise
-            raise AssertionError("unreachable")
-
     def open_message(self, folder: str, id: int, /, *, more: bool = False) -> MessageContent:
         return self._fetch(lambda r: r.open(folder, id, more))
 
@@ -268,24 +143,21 @@ class JmapService:
         keywords = {kw: True for kw in map(keyword, flags) if kw}
         with self._fetch_lock:  # the fetch lane's connection (one thread at a time)
             self._reader()
-            client = self._fetch_client
+            client = self._fetch_conn
             if client is None:
                 raise NetworkError(self._no_connection or f"{self.account.name}: offline")
             try:
                 import_email(client, bytes(raw), mailbox, keywords)
             except NetworkError:
                 client.close()
-                self._fetch_client = None
+                self._fetch_conn = None
                 raise
         self.request_sync(folder)
 
     # one sync in the caller's thread (the CLI) ----------------------------------------------
     def sync_now(self, folder: str | None = None, /) -> SyncSummary:
         from tuimail.backends.jmap.engine import Engine
-        if self._offline:
-            raise UsageError("sync needs the network; drop --offline")
-        if folder is not None and folder.upper() == "INBOX":
-            folder = "INBOX"
+        folder = self._sync_now_folder(folder)
         with Store(self.store_path) as store, AccountLock(paths.lock_path(self.account.name)):
             bodies = BodyCache(self.cache_path)
             client = connect(self.account, self._secret)
@@ -301,108 +173,42 @@ class JmapService:
                 client.close()
                 bodies.close()
 
-    # the worker ------------------------------------------------------------------------------
-    def _emit(self, event: Event) -> None:
-        if isinstance(event, SyncState):
-            self.state = event
-        try:
-            self.on_event(event)
-        except Exception:
-            log.exception("event listener failed")
+    # the worker (the loop around it: backends/base.py) ------------------------------------
+    def _prepare(self, store: Store) -> None:
+        self._bodies = BodyCache(self.cache_path)
 
-    def _emit_state(self, state: str, **kw: Any) -> None:
-        self._emit(SyncState(self.account.name, state, **kw))
+    def _finish(self) -> None:
+        if self._bodies is not None:
+            self._bodies.close()
+            self._bodies = None
 
-    def _run(self) -> None:
+    def _round(self, store: Store, lock: AccountLock) -> None:
         from tuimail.backends.jmap.engine import Engine
+        self._emit_state("connecting")
         try:
-            store = Store(self.store_path)
-            bodies = BodyCache(self.cache_path)
-        except TuimailError as exc:
-            self._emit_state("error", error=str(exc))
-            return
-        lock = AccountLock(paths.lock_path(self.account.name))
-        backoff = 1.0
-        try:
-            while not self._stop.is_set():
-                if self._offline:
-                    self._wake.clear()
-                    self._wake.wait(3600)
-                    continue
-                try:
-                    self._user_acted.clear()
-                    self._emit_state("connecting")
-                    self._login_done.clear()
-                    try:
-                        client = self._sync_client = connect(self.account, self._secret)
-                        self._login_blocked = None
-                    except (AuthError, ConfigError) as exc:
-                        self._login_blocked = str(exc)
-                        raise
-                    finally:
-                        self._login_done.set()
-                    engine = Engine(self.account, store, client, bodies, self._emit)
-                    engine.index_seconds = INDEX_STEP
-                    if self._hold_for_paint:
-                        self._hold_for_paint = False
-                        engine.after_first_window = self._wait_for_paint
-                    with self._req_lock:
-                        self._requests.clear()
-                    self._sync(engine, lock, store)
-                    backoff = 1.0
-                    self._start_push()
-                    self._online_loop(engine, store, lock)
-                except (AuthError, ConfigError) as exc:
-                    if self._stop.is_set() or self._offline:
-                        continue
-                    self._secret.forget()
-                    self._emit_state("error", error=str(exc), pending=store.pending_count(),
-                                     needs="password" if isinstance(exc, MissingSecret) else "login")
-                    while not self._stop.is_set() and not self._user_acted.is_set():
-                        self._user_acted.wait(3600)
-                    backoff = 1.0
-                except (NetworkError, CommandFailed, ProtocolError) as exc:
-                    if self._stop.is_set() or self._offline:
-                        continue
-                    self._emit_state("offline", error=str(exc), pending=store.pending_count())
-                    self._wake.wait(backoff)
-                    self._wake.clear()
-                    backoff = min(backoff * 2, 60.0)
-                except Busy as exc:
-                    self._emit_state("idle", error=str(exc), pending=store.pending_count())
-                    self._wake.wait(30)
-                except TuimailError as exc:
-                    self._emit_state("error", error=str(exc))
-                    self._wake.wait(max(backoff, 30))
-                except sqlite3.Error as exc:
-                    self._emit_state("error", error=str(store_error(exc, self.store_path)))
-                    self._wake.wait(max(backoff, 60))
-                    backoff = min(backoff * 2, 300.0)
-                except Exception as exc:  # never a traceback on screen: log it, one line
-                    log.exception("jmap sync failed")
-                    self._emit_state("error", error=f"internal error: {exc.__class__.__name__}: {exc}"[:300])
-                    self._wake.wait(max(backoff, 30))
-                    backoff = min(backoff * 2, 300.0)
-                finally:
-                    client, self._sync_client = self._sync_client, None
-                    if client is not None:
-                        client.close()
+            client = self._sync_client = self._login(self._connect)
+            engine = Engine(self.account, store, client, self._bodies, self._emit)
+            engine.index_seconds = INDEX_STEP
+            if self._hold_for_paint:
+                self._hold_for_paint = False
+                engine.after_first_window = self._wait_for_paint
+            self._take_requests()
+            self._sync(engine, lock, store)
+            self._connected()
+            self._start_push()
+            self._online_loop(engine, store, lock)
         finally:
-            store.close()
-            bodies.close()
+            sync_client, self._sync_client = self._sync_client, None
+            if sync_client is not None:
+                sync_client.close()
+        return None
 
     def _sync(self, engine: Any, lock: AccountLock, store: Store) -> None:
-        lock.acquire(timeout=5)
-        try:
-            summary = engine.sync_all(first=self._watch)
-        finally:
-            lock.release()
-        for f in summary.folders:
-            if f.unseen_new and not f.first and not f.reset:
-                self._emit(NewMail(self.account.name, f.name, f.unseen_new))
+        summary = self._locked(lock, lambda: engine.sync_all(first=self._watch))
+        self._report_new(summary.folders)
 
     def _online_loop(self, engine: Any, store: Store, lock: AccountLock) -> None:
-        interval = float(getattr(self.account, "check_interval", 60.0) or 60.0)
+        interval = self.check_interval
         last = time.monotonic()
         while not self._stop.is_set() and not self._offline:
             self._emit_state("idle", folder=self._watch, pending=store.pending_count())

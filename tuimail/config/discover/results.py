@@ -111,6 +111,11 @@ class Candidate:
     def key(self) -> tuple[str, str, int, str]:
         return (self.protocol, self.host, self.port, self.security)
 
+    @property
+    def usable(self) -> bool:
+        """Worth a login: the probe answered, or a JMAP session (not probed: checked at login)."""
+        return self.protocol == "jmap" or (self.probe is not None and self.probe.ok)
+
     def rank(self) -> tuple:
         probed = 0 if self.probe is not None and self.probe.ok else 1 if self.probe is None else 2
         return (probed, SECURITY_RANK[self.security], SOURCE_RANK.get(self.source, 9), self.priority)

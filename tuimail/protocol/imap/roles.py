@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
+from tuimail.core.roles import WELL_KNOWN
+
 ROLE_ATTRS = {b"\\sent": "sent", b"\\drafts": "drafts", b"\\trash": "trash", b"\\junk": "junk",
               b"\\archive": "archive", b"\\all": None, b"\\flagged": None}
-ROLE_NAMES = {
-    "sent": ("sent", "sent items", "sent messages", "sent mail", "[gmail]/sent mail", "gesendet", "envoyés"),
-    "drafts": ("drafts", "draft", "[gmail]/drafts", "entwürfe", "brouillons"),
-    "trash": ("trash", "deleted items", "deleted messages", "bin", "[gmail]/trash", "papierkorb", "corbeille"),
-    "junk": ("junk", "spam", "junk e-mail", "junk email", "bulk mail", "[gmail]/spam"),
-    "archive": ("archive", "archives", "all mail", "[gmail]/all mail"),
-}
+ROLE_NAMES = WELL_KNOWN  # (core/roles.py: one table for every kind)
 
 
 def assign_roles(entries: list, overrides: dict[str, str]) -> None:

@@ -144,9 +144,7 @@ class Alerts:
         acc = app.config.accounts.get(account)
         if svc is None or acc is None or account in self._prompting or acc.oauth2_token_command:
             return
-        set_password = getattr(svc, "set_password", None)
-        if set_password is None:
-            return
+        set_password = svc.set_password  # (AccountService: every kind takes a typed password)
         st = view.status.info.accounts.get(account) or AccountState()
         self._prompting.add(account)
 

@@ -205,8 +205,7 @@ class SetupScreen(Screen):
                 found = find(address, seams, lambda s: call(self.say, step_line(s)))
                 call(self._fill, address, found)
             self.found = found
-            inc_ok = found.incoming is not None and (found.incoming.protocol == "jmap"  # checked at login
-                                                     or found.incoming.probe is not None and found.incoming.probe.ok)
+            inc_ok = found.incoming is not None and found.incoming.usable
             if not inc_ok:
                 call(self.say, "✗ no incoming server: enter its host, port and security above, then Enter")
                 return
