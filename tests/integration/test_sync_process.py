@@ -31,6 +31,7 @@ from .test_login_and_new_mail import login_failures, wait_for
 from .test_service import (  # noqa: F401  (run again here, on the process)
     Events,
     idle_state,
+    imapuser,
     test_idle_brings_a_flag_change_and_new_mail,
     test_reconnects_after_the_connection_drops_and_offline_queue_drains,
     test_user_intent_is_pushed_when_woken,
