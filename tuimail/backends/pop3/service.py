@@ -113,7 +113,7 @@ class Pop3Service(ServiceBase):
         inbox = ledger.local_folder("INBOX", "inbox")
         for name in self.account.folders or ():
             if name.upper() != "INBOX" and store.folder_id(name) is None:
-                ledger.local_folder(name, self.account.roles.get(name) or _role_of(name, self.account.roles))
+                ledger.local_folder(name, _role_of(name, self.account.roles))
         return inbox
 
     # one sync ----------------------------------------------------------------
