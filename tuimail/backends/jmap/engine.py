@@ -548,6 +548,13 @@ class Engine:
                 if dest != mid:
                     p[f"mailboxIds/{mid}"] = None
                     p[f"mailboxIds/{dest}"] = True
+            elif e.op == "copy":  # the same Email in one more mailbox (JMAP has no copies)
+                dest = mailbox_of.get(e.dest or "")
+                if dest is None:
+                    unmovable.append(e)
+                    continue
+                if dest != mid:
+                    p[f"mailboxIds/{dest}"] = True
             elif e.op == "expunge":
                 others = {k for k, v in _boxes(boxes.get(sid, {})).items() if v is True} - {mid}
                 if others:
@@ -596,6 +603,12 @@ class Engine:
                     else:
                         removed = self.store.remove_sids(fid, [sid])
                         self.emit(RowsChanged(self.account.name, fid, removed=tuple(removed)))
+                elif e.op == "copy" and e.msg_id is not None:
+                    dest_fid = self.store.folder_id(e.dest or "")
+                    if dest_fid is not None and dest_fid != fid:
+                        new = self.store.copy_rows(fid, [(e.msg_id, sid)], dest_fid)
+                        if new:
+                            self.emit(RowsChanged(self.account.name, dest_fid, added=tuple(new)))
                 elif e.op == "expunge":
                     if sid in destroy:
                         self._remove_everywhere(sid)

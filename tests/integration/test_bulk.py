@@ -1,0 +1,136 @@
+"""Acting on many messages at once (issue 13 item 5), against a real Dovecot: a copy (`C`) reaches
+the server as UID COPY and its rows appear in the destination at once through COPYUID, with
+nothing doubled by the next sync; a bulk move of 5,000 messages goes out as a few compact uid
+sets, each command line under 8 KB, with progress."""
+
+from __future__ import annotations
+
+import pytest
+
+from tuimail import paths
+from tuimail.core.events import RowsChanged, SyncState
+from tuimail.store import Store
+
+from tests.support.rows import id_of, uids
+
+from .helpers import msg, server_state, store_state
+
+LINE_LIMIT = 8000
+
+
+@pytest.fixture
+def engine(tuimail_env, mailuser, monkeypatch):
+    """(Engine, Store, sent command lines, events) on a fresh account; fill the server first."""
+    from tuimail.backends.imap.engine import Engine
+    from tuimail.backends.imap.service import open_connection
+    from tuimail.config.load import load_config
+    from tuimail.store import BodyCache
+
+    made = []
+
+    def make():
+        cfg = load_config(tuimail_env.write_config(mailuser.config_toml()))
+        acc = cfg.account(None)
+        st = Store(paths.account_store_path(acc.name))
+        conn = open_connection(acc)
+        sent: list[bytes] = []
+        real_send = conn.session.send_command
+
+        def send(cmd):
+            sent.append(cmd)
+            return real_send(cmd)
+
+        monkeypatch.setattr(conn.session, "send_command", send)
+        events: list[object] = []
+        eng = Engine(acc, st, conn, BodyCache(paths.account_cache_path(acc.name)), emit=events.append)
+        eng.negotiate()
+        made.append((conn, st))
+        return eng, st, sent, events
+
+    yield make
+    for conn, st in made:
+        conn.close()
+        st.close()
+
+
+def _verbs(sent: list[bytes], verb: bytes) -> list[bytes]:
+    return [c for c in sent if c.startswith(verb)]
+
+
+def test_copy_appears_in_the_destination_at_once_and_never_doubles(engine, mailuser):
+    mailuser.deliver_many("INBOX", ((msg(i), "S" if i % 2 else "") for i in range(10)))
+    mailuser.create_folder("Archive")
+    eng, st, sent, events = engine()
+    eng.sync_all()
+    fid, arch = st.folder_id("INBOX"), st.folder_id("Archive")
+    assert arch is not None and st.counts(arch)[0] == 0
+    ids = [id_of(st, fid, u) for u in uids(st, fid)[:3]]
+    assert st.copy(fid, ids, "Archive") == ids
+    assert st.counts(fid)[0] == 10  # the originals stay
+    assert [e.op for e in st.pending()] == ["copy"] * 3
+    sent.clear()
+    eng.sync_folder("INBOX")  # the replay only: Archive is not synced here
+    assert len(_verbs(sent, b"UID COPY")) == 1 and st.pending() == []
+    # COPYUID named the copies: their rows are in Archive already (new local ids), before its sync
+    assert st.counts(arch)[0] == 3
+    assert set(store_state(folder="Archive")) == {f"<m{i}@example.org>" for i in range(3)}
+    added = [e for e in events if isinstance(e, RowsChanged) and e.folder_id == arch and e.added]
+    assert added and set(added[-1].added).isdisjoint(ids)
+    assert store_state(folder="Archive") == server_state(mailuser, "Archive")
+    eng.sync_all()  # Archive's own sync finds them as known uids: nothing doubles
+    assert st.counts(arch)[0] == 3 and st.counts(fid)[0] == 10
+    assert store_state(folder="Archive") == server_state(mailuser, "Archive")
+    assert store_state() == server_state(mailuser)
+
+
+def test_copy_without_copyuid_arrives_with_the_next_sync(engine, mailuser, monkeypatch):
+    mailuser.deliver_many("INBOX", ((msg(i), "") for i in range(5)))
+    mailuser.create_folder("Archive")
+    eng, st, sent, _ = engine()
+    eng.sync_all()
+    fid, arch = st.folder_id("INBOX"), st.folder_id("Archive")
+    real = eng.conn.copy
+    monkeypatch.setattr(eng.conn, "copy", lambda u, d, p=None: (real(u, d, p), {})[1])  # a server without UIDPLUS
+    st.copy(fid, [id_of(st, fid, u) for u in uids(st, fid)[:2]], "Archive")
+    eng.sync_folder("INBOX")
+    assert st.pending() == [] and st.counts(arch)[0] == 0
+    eng.sync_folder("Archive")
+    assert st.counts(arch)[0] == 2
+    assert store_state(folder="Archive") == server_state(mailuser, "Archive")
+
+
+def test_bulk_move_of_5000_goes_out_as_a_few_compact_sets(engine, mailuser):
+    n = 6000
+    mailuser.deliver_many("INBOX", ((msg(i), "") for i in range(n)))
+    mailuser.create_folder("Archive")
+    eng, st, sent, events = engine()
+    eng.sync_all()
+    fid, arch = st.folder_id("INBOX"), st.folder_id("Archive")
+    all_uids = uids(st, fid)
+    assert len(all_uids) == n
+    # every message but each sixth: 1,000 runs of five, no single range
+    chosen = [u for i, u in enumerate(all_uids) if i % 6 != 5]
+    assert len(chosen) == 5000
+    ids = list(st.ids_of(fid, map(str, chosen)).values())
+    assert len(st.move(fid, ids, "Archive")) == 5000  # one intent, one transaction
+    assert st.counts(fid)[0] == 1000  # hidden at once
+    sent.clear()
+    events.clear()
+    eng.sync_folder("INBOX")
+    moves = _verbs(sent, b"UID MOVE")
+    assert 2 <= len(moves) <= 4, [len(m) for m in moves]  # ~10 KB of sets: split, and only a few
+    assert all(len(m) < LINE_LIMIT for m in sent), max(len(m) for m in sent)
+    assert len(sent) < 20, [c[:40] for c in sent]  # no command per message anywhere
+    progress = [(e.done, e.total) for e in events if isinstance(e, SyncState) and e.state == "syncing"
+                and e.total == 5000]
+    assert progress[0] == (0, 5000) and progress[-1] == (5000, 5000) and len(progress) == len(moves) + 1
+    assert st.pending() == []
+    # the server's folders
+    with mailuser.client() as c:
+        assert c.select_folder("INBOX", readonly=True)[b"EXISTS"] == 1000
+        assert c.select_folder("Archive", readonly=True)[b"EXISTS"] == 5000
+    # the rows moved with their local ids (COPYUID), in one go
+    assert st.counts(arch)[0] == 5000
+    assert set(st.id_list(arch)) == set(ids)
+    eng.sync_all()
+    assert st.counts(arch)[0] == 5000 and st.counts(fid)[0] == 1000
