@@ -420,7 +420,7 @@ class Engine:
                     self._replay_copy(fid, uids, e.dest, [x.msg_id for x in run], progress)
                 elif e.op == "expunge":
                     gone.update(ids)
-                    self.conn.expunge_uids(uids, progress)
+                    self.conn.expunge_uids(uids, *([progress] if progress is not None else []))
                     removed = self.store.remove_sids(fid, map(str, uids))
                     self.emit(RowsChanged(self.account.name, fid, removed=tuple(removed)))
             except (CommandFailed, ValueError) as exc:  # ValueError: an argument we refuse to send
@@ -462,8 +462,8 @@ class Engine:
             self.emit(RowsChanged(self.account.name, dest_id, added=tuple(new)))
 
     def _replay_flags(self, fid, uids, add, remove, unchangedsince, sent=None, progress=None) -> None:
-        modified, updated = self.conn.store_flags(uids, add, remove, unchangedsince=unchangedsince,
-                                                  progress=progress)
+        more = {"progress": progress} if progress is not None else {}
+        modified, updated = self.conn.store_flags(uids, add, remove, unchangedsince=unchangedsince, **more)
         if sent is not None:
             got = dict(updated)  # (FETCHes of other uids included: only ours are kept)
             sent.modseq.update((u, got.get(u)) for u in uids)
@@ -494,7 +494,7 @@ class Engine:
                 uids = [u for u in uids if u not in set(there)]
                 if not uids:
                     return
-        mapping = self.conn.move(uids, dest, progress)
+        mapping = self.conn.move(uids, dest, *([progress] if progress is not None else []))
         dest_id = self.store.folder_id(dest)
         if not id_of:
             id_of = {int(s): i for s, i in self.store.ids_of(fid, map(str, uids)).items()}

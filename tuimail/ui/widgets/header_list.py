@@ -61,6 +61,7 @@ class HeaderList(ScrollView, can_focus=True):
         "header-list--cursor-blurred",
         "header-list--dim",
         "header-list--empty",
+        "header-list--tagged",
     }
 
     DEFAULT_CSS = """
@@ -78,6 +79,7 @@ class HeaderList(ScrollView, can_focus=True):
     HeaderList > .header-list--cursor-blurred { background: $block-cursor-blurred-background; }
     HeaderList > .header-list--dim { color: $text-muted; }
     HeaderList > .header-list--empty { color: $text-muted; text-style: italic; }
+    HeaderList > .header-list--tagged { text-style: underline; }
     """
 
     class Selected(Message):
@@ -130,6 +132,15 @@ class HeaderList(ScrollView, can_focus=True):
         self._rows_painted = False
         self.loader = ListLoader(self)
         self.actions = ListActions(self)
+        # tagged messages (local ids) of each folder shown, kept while the app runs (ui/controllers/bulk.py)
+        self.tags: dict[tuple[str, int], set[int]] = {}
+
+    @property
+    def tagged(self) -> set[int]:
+        """The open folder's tagged local ids (the set itself: bulk.py changes it, then repaints)."""
+        if self.store is None or self.folder_id is None:
+            return set()
+        return self.tags.setdefault((str(self.store.path), self.folder_id), set())
 
     @property
     def current_uid(self) -> int | None:
@@ -218,12 +229,13 @@ class HeaderList(ScrollView, can_focus=True):
         state = 0
         if idx == self.cursor:
             state = 1 if self.has_focus else 2
-        key = (uid, row.flags, width, state, self._collapsed_label(uid) if self.threaded else None)
+        tagged = uid in self.tagged
+        key = (uid, row.flags, width, state, self._collapsed_label(uid) if self.threaded else None, tagged)
         strip = self._strips.get(key)
         if strip is not None:
             self._strips.move_to_end(key)
             return strip
-        strip = self._render_row(row, width, state, base)
+        strip = self._render_row(row, width, state, base, tagged)
         self._strips[key] = strip
         if len(self._strips) > STRIP_CACHE:
             self._strips.popitem(last=False)
@@ -238,7 +250,7 @@ class HeaderList(ScrollView, can_focus=True):
             style = self._rich_components[name] = self.get_component_rich_style(name)
         return style
 
-    def _render_row(self, row: MessageRow, width: int, state: int, base: Style) -> Strip:
+    def _render_row(self, row: MessageRow, width: int, state: int, base: Style, tagged: bool = False) -> Strip:
         fl = row.flags
         style = base
         if SEEN not in fl or (row.id in self.collapsed and self._thread_unread.get(row.id)):
@@ -247,6 +259,8 @@ class HeaderList(ScrollView, can_focus=True):
             style += self._component("header-list--flagged")
         if DELETED in fl:
             style += self._component("header-list--deleted")
+        if tagged:
+            style += self._component("header-list--tagged")
         if state == 1:
             style += self._component("header-list--cursor")
         elif state == 2:
@@ -254,7 +268,8 @@ class HeaderList(ScrollView, can_focus=True):
         dim = style + self._component("header-list--dim") if state == 0 else style
         compact = width < 90 and not self.dates.fmt
         w_flags, w_date, w_from, w_subj, w_size = columns(width, COMPACT if compact else self.dates.width)
-        marks = ("N" if SEEN not in fl else " ") + ("!" if FLAGGED in fl else
+        # mutt's %Z: a tag's "*" before the flag's "!" (a flagged row keeps its colour)
+        marks = ("N" if SEEN not in fl else " ") + ("*" if tagged else "!" if FLAGGED in fl else
                                                   "D" if DELETED in fl else " ")
         marks += "r" if ANSWERED in fl else "@" if row.has_attachment else " "
         subject = sanitize_line(row.subject) or "(no subject)"
