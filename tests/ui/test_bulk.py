@@ -147,7 +147,7 @@ def test_mark_all_read_asks_above_the_threshold(make_app, monkeypatch):
             await settle(pilot, app)
             unread = store.counts(fid)[1]
             assert unread > 5
-            await pilot.press("A")
+            await pilot.press("ctrl+a")
             await settle(pilot, app)
             assert type(app.screen).__name__ == "ConfirmScreen"
             assert f"Mark {unread} messages read in INBOX?" in screen_text(app)
@@ -155,7 +155,7 @@ def test_mark_all_read_asks_above_the_threshold(make_app, monkeypatch):
             await settle(pilot, app)
             await wait_until(pilot, lambda: store.counts(fid)[1] == 0)
             assert f"marked read {unread} messages" in screen_text(app)
-            await pilot.press("A")
+            await pilot.press("ctrl+a")
             await settle(pilot, app)
             assert "no unread messages in INBOX" in said(app)
 

@@ -56,7 +56,7 @@ save_file          global   S                           save to a file; appended
 read_thread        global   ctrl+r                      mark the whole thread read
 delete_thread      global   ctrl+d                      move the whole thread to Trash
 move_thread        global   M                           move the whole thread to a folder
-mark_all_read      global   A                           mark every message of the folder read
+mark_all_read      global   ctrl+a                      mark every message of the folder read
 cursor_down        list     j, down                     next message
 cursor_up          list     k, up                       previous message
 page_down          list     pagedown                    one screen down
@@ -155,7 +155,7 @@ ACTIONS: tuple[Action, ...] = (
     _a("read_thread", "global", "Mark the thread read", "ctrl+r"),
     _a("delete_thread", "global", "Delete the thread (to Trash)", "ctrl+d"),
     _a("move_thread", "global", "Move the thread to a folder", "M"),
-    _a("mark_all_read", "global", "Mark every message of the folder read", "A"),
+    _a("mark_all_read", "global", "Mark every message of the folder read", "ctrl+a"),
     _a("cursor_down", "list", "Next message", "j", "down"),
     _a("cursor_up", "list", "Previous message", "k", "up"),
     _a("page_down", "list", "Page down", "pagedown"),
