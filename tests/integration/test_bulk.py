@@ -14,6 +14,11 @@ from tuimail.store import Store
 from tests.support.rows import id_of, uids
 
 from .helpers import msg, server_state, store_state
+from .test_jmap_backend import account  # noqa: F401  (a fixture)
+from .test_jmap_backend import fill as jmap_fill
+from .test_jmap_backend import rows as jmap_rows
+from .test_jmap_backend import server_flags as jmap_server
+from .test_jmap_backend import sync as jmap_sync
 
 LINE_LIMIT = 8000
 
@@ -134,3 +139,30 @@ def test_bulk_move_of_5000_goes_out_as_a_few_compact_sets(engine, mailuser):
     assert set(st.id_list(arch)) == set(ids)
     eng.sync_all()
     assert st.counts(arch)[0] == 5000 and st.counts(fid)[0] == 1000
+
+
+def test_jmap_copy_is_one_more_mailbox_and_its_row_appears_at_once(account, cyrususer):  # noqa: F811
+    """On Cyrus JMAP: a copy is the same Email in one more mailbox (Email/set mailboxIds/<dest>);
+    its row appears in the destination after the replay, and the next sync does not double it."""
+    from tuimail.backends.jmap.engine import Engine
+    from tuimail.backends.jmap.service import connect
+
+    cfg, acc, _ = account
+    jmap_fill(cyrususer, 3)
+    jmap_sync(cfg, acc)
+    with Store(paths.account_store_path("test")) as st:
+        fid, arch = st.folder_id("INBOX"), st.folder_id("Archive")
+        by = {r.subject: r.id for r in st.rows(fid, st.id_list(fid)).values()}
+        assert st.copy(fid, [by["message 1"], by["message 2"]], "Archive") == [by["message 1"], by["message 2"]]
+        client = connect(acc, lambda: cyrususer.password)
+        try:
+            assert Engine(acc, st, client).replay("INBOX") == 2
+        finally:
+            client.close()
+        assert st.pending() == [] and st.counts(arch)[0] == 2 and st.counts(fid)[0] == 3
+    assert set(jmap_server(cyrususer, "Archive")) == {"message 1", "message 2"}
+    assert set(jmap_server(cyrususer)) == {"message 1", "message 2", "message 3"}
+    jmap_sync(cfg, acc)
+    assert set(jmap_rows("Archive")) == {"message 1", "message 2"}
+    with Store(paths.account_store_path("test")) as st:
+        assert st.counts(st.folder_id("Archive"))[0] == 2 and st.counts(st.folder_id("INBOX"))[0] == 3
