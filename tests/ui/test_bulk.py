@@ -7,6 +7,7 @@ from __future__ import annotations
 from textual.widgets import Input
 
 from tuimail.config import keys
+from tuimail.core.events import SyncState
 
 from .fixtures import quiesce, run, screen_text, settle, wait_until
 
@@ -129,6 +130,11 @@ def test_semicolon_delete_moves_every_tagged_to_trash_in_one_intent(make_app):
             assert not set(chosen) & set(hl.uids)  # gone from the list at once
             assert hl.tagged == set()
             await wait_until(pilot, lambda: "moved 5 messages to Trash" in screen_text(app))
+            # the sync side's progress as the sets go out, beside what was done
+            app.event_sink(SyncState("test", "syncing", folder="INBOX", done=2, total=5, pending=5))
+            await wait_until(pilot, lambda: "syncing INBOX 2/5" in screen_text(app))
+            status = screen_text(app).splitlines()[-1]
+            assert "syncing INBOX 2/5 · 5 pending · moved 5 messages to Trash" in status
             assert sorted(e.msg_id for e in store.pending(fid) if e.op == "move") == sorted(chosen)
             assert store.counts(fid)[0] == 15 and trash is not None
 
@@ -202,5 +208,45 @@ def test_save_to_mbox_appends_and_never_overwrites_unasked(make_app, tmp_path):
             await pilot.press("enter")
             await settle(pilot, app)
             assert "nodir: no such directory" in said(app)
+
+    run(go())
+
+
+def test_semicolon_copy_and_save_and_a_thread_to_trash(make_app, tmp_path):
+    app, store, _svc = make_app(12)
+    fid = store.folder_id("INBOX")
+    store.set_threads(fid, [(1, 0, 1, ""), (4, 1, 1, "├─>"), (7, 2, 1, "│ └─>"), (9, 1, 1, "└─>"),
+                            *[(u, 0, u, "") for u in (2, 3, 5, 6, 8, 10, 11, 12)]])
+    box = tmp_path / "tagged.mbox"
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await settle(pilot, app)
+            hl = app.screen.hlist
+            hl.select_uid(2)
+            await pilot.press("t", "t")
+            pair = set(hl.tagged)
+            await pilot.press("semicolon", "C")
+            await pilot.pause()
+            assert "Copy 2 messages to folder" in screen_text(app)
+            app.screen.query_one(Input).value = "Archive"
+            await pilot.press("enter")
+            await settle(pilot, app)
+            await wait_until(pilot, lambda: len([e for e in store.pending(fid) if e.op == "copy"]) == 2)
+            assert {e.msg_id for e in store.pending(fid)} == pair and {e.dest for e in store.pending(fid)} == {"Archive"}
+            assert hl.tagged == pair and pair <= set(hl.uids)  # a copy leaves them here, tagged
+            await pilot.press("semicolon", "S")
+            await pilot.pause()
+            app.screen.query_one(Input).value = str(box)
+            await pilot.press("enter")
+            await settle(pilot, app)
+            await wait_until(pilot, lambda: box.exists() and box.read_bytes().count(b"From alice@example.org ") == 2)
+            hl.select_uid(7)  # in the thread of 1
+            await pilot.press("ctrl+d")
+            await settle(pilot, app)
+            await wait_until(pilot, lambda: not {1, 4, 7, 9} & set(hl.uids))
+            moved = [e for e in store.pending(fid) if e.op == "move"]
+            assert sorted(e.msg_id for e in moved) == [1, 4, 7, 9] and {e.dest for e in moved} == {"Trash"}
+            assert "moved 4 messages to Trash" in screen_text(app)
 
     run(go())
