@@ -12,7 +12,7 @@ from tuimail import paths
 from tuimail.store import Store
 
 from .helpers import Cli, msg, server_state, store_state
-from .test_reader_ui import _app, _settle
+from .test_reader_ui import _app, _screen, _settle
 
 
 def _reply(i: int, parent: int, chain: list[int]) -> bytes:
@@ -100,3 +100,51 @@ def test_tag_move_copy_thread_and_all_read_reach_dovecot(tuimail_env, mailuser, 
     assert store_state() == server_state(mailuser)
     with Store(paths.account_store_path("test")) as st:
         assert st.counts(st.folder_id("Keep"))[0] == 1
+
+
+def test_semicolon_move_of_5000_from_the_keys_is_a_few_uid_move_lines(tuimail_env, mailuser, capsys):
+    """The whole path on Dovecot: `T` tags 5,000 of 6,000 messages (scattered: five of every six),
+    `;s` moves them to Archive; the client's lines, recorded by a proxy, hold a few UID MOVE
+    lines of compact sets, each under 8 KB; the server's folders and the store agree."""
+    from tests.support.proxy import FaultProxy
+
+    n = 6000
+    mailuser.deliver_many("INBOX", ((msg(i, "stay" if i % 6 == 5 else "go"), "S") for i in range(n)))
+    mailuser.create_folder("Archive")
+    proxy = FaultProxy(mailuser.imap_port, mailuser.host)
+    config = tuimail_env.write_config(mailuser.config_toml(port=proxy.port))
+    Cli(config, capsys)("sync")
+    app, store = _app(config)
+
+    def server_counts() -> tuple[int, int]:
+        with mailuser.client() as c:
+            return (c.select_folder("INBOX", readonly=True)[b"EXISTS"],
+                    c.select_folder("Archive", readonly=True)[b"EXISTS"])
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await _settle(pilot, app)
+            hl = app.screen.hlist
+            await pilot.press("T")
+            await _type(pilot, app, "~s go")
+            await _until(pilot, lambda: len(hl.tagged) == 5000)
+            await pilot.press("semicolon", "s")
+            await _type(pilot, app, "Archive")
+            # the status line says it (the store has it: one transaction), then the server follows
+            await _until(pilot, lambda: "moved 5,000 messages to Archive" in _screen(app).splitlines()[-1])
+            assert len(hl.uids) == 1000 and hl.tagged == set()
+            await _until(pilot, lambda: server_counts() == (1000, 5000), timeout=60)
+            await _until(pilot, lambda: not store.pending(), timeout=30)
+
+    try:
+        asyncio.run(go())
+    finally:
+        store.close()
+        lines = [line for c in proxy.connections for _, line in c.client_lines]
+        proxy.close()
+    moves = [ln for ln in lines if b" UID MOVE " in ln[:20]]
+    assert 2 <= len(moves) <= 4, [len(m) for m in moves]
+    assert max(len(ln) for ln in lines) < 8000
+    assert not any(b" UID STORE " in ln[:20] or b" UID COPY " in ln[:20] for ln in lines)  # no per-message fallback
+    with Store(paths.account_store_path("test")) as st:
+        assert st.counts(st.folder_id("Archive"))[0] == 5000 and st.counts(st.folder_id("INBOX"))[0] == 1000

@@ -233,7 +233,8 @@ def test_semicolon_copy_and_save_and_a_thread_to_trash(make_app, tmp_path):
             await pilot.press("enter")
             await settle(pilot, app)
             await wait_until(pilot, lambda: len([e for e in store.pending(fid) if e.op == "copy"]) == 2)
-            assert {e.msg_id for e in store.pending(fid)} == pair and {e.dest for e in store.pending(fid)} == {"Archive"}
+            copies = store.pending(fid)
+            assert {e.msg_id for e in copies} == pair and {e.dest for e in copies} == {"Archive"}
             assert hl.tagged == pair and pair <= set(hl.uids)  # a copy leaves them here, tagged
             await pilot.press("semicolon", "S")
             await pilot.pause()
