@@ -28,7 +28,9 @@ from tuimail.mail.sanitize import sanitize_line
 from tuimail.store import search
 from tuimail.store.store import FolderInfo, Store
 from tuimail.store.writer import Intent
+from tuimail.ui.keys import display_key
 from tuimail.ui.controllers.intents import IntentDone, IntentQueue
+from tuimail.ui.controllers.save import SaveFile
 from tuimail.ui.controllers.target import Target, current_target, error_text
 from tuimail.ui.controllers.view import MainView
 
@@ -37,6 +39,7 @@ R = TypeVar("R")
 CONFIRM_OVER = 100  # mark all read asks first when it would change more messages than this
 ACTIVITY_SECONDS = 10.0  # how long the status line says what a bulk action did
 PREFIX_ACTIONS = ("toggle_read", "flag", "delete", "move", "copy", "archive", "save_file", "tag")
+_HINT = {"toggle_read": "read/unread", "flag": "flag/unflag", "save_file": "save", "tag": "untag all"}
 _VERB = {"move": ("moving", "moved"), "copy": ("copying", "copied"), "expunge": ("deleting", "deleted"),
          "read": ("marking read", "marked read"), "unread": ("marking unread", "marked unread"),
          "flag": ("flagging", "flagged"), "unflag": ("unflagging", "unflagged")}
@@ -51,6 +54,7 @@ class BulkActions:
         self.view, self.intents = view, intents
         self._labels: dict[int, tuple[str, str | None]] = {}  # intent seq -> (what, destination)
         self._activity_timer: Timer | None = None
+        self.saver = SaveFile(view)
 
     # ------------------------------------------------------------------ tags
 
@@ -137,8 +141,7 @@ class BulkActions:
             return
         eff = view.tapp.effective_keys
         offered = {a: eff.get(a, ()) for a in PREFIX_ACTIONS if eff.get(a)}
-        hint = "  ".join(f"{ks[0]}:{a.replace('toggle_read', 'read/unread').replace('_file', '')}"
-                         for a, ks in offered.items())
+        hint = "  ".join(f"{display_key(ks[0])}:{_HINT.get(a, a)}" for a, ks in offered.items())
         text = f"apply to {len(cur[3]):,} tagged: {hint}   (Esc: cancel)"
         view.tapp.push_screen(KeyPromptScreen(text, offered), lambda name: self.apply(name) if name else None)
 
@@ -155,9 +158,7 @@ class BulkActions:
         if name in ("toggle_read", "flag"):
             self._toggle_many(account, fid, ids, SEEN if name == "toggle_read" else FLAGGED)
         elif name == "save_file":
-            from tuimail.ui.controllers.save import save_many
-
-            save_many(self.view, [Target(account, fid, folder, i) for i in ids])
+            self.saver.save_many([Target(account, fid, folder, i) for i in ids])
         else:
             self.hide_or_copy(account, fid, ids, name)
 

@@ -18,8 +18,6 @@ from tuimail.mail.sanitize import sanitize_line
 from tuimail.ui.controllers.target import Target, current_target, error_text
 from tuimail.ui.controllers.view import MainView
 
-_last_path = ["~/"]  # the last path typed (offered again, as mutt does)
-
 
 def _n(count: int) -> str:
     return f"{count:,} message{'s' if count != 1 else ''}"
@@ -62,38 +60,45 @@ def write(path: Path, raws: list[bytes], how: str) -> None:
         fh.write(data)
 
 
-def save_one(view: MainView) -> None:
-    t = current_target(view, prefer_open=True)
-    if t is not None:
-        save_many(view, [t])
+class SaveFile:
+    """`S` (and `;S` through bulk.py); remembers the last path typed (offered again, as mutt does)."""
 
+    def __init__(self, view: MainView) -> None:
+        self.view = view
+        self.last_path = "~/"
 
-def save_many(view: MainView, targets: list[Target]) -> None:
-    """Ask for a path, then save `targets` there."""
-    from tuimail.ui.screens.modals import PromptScreen
+    def save_one(self) -> None:
+        t = current_target(self.view, prefer_open=True)
+        if t is not None:
+            self.save_many([t])
 
-    if not targets:
-        return
-    title = f"Save {_n(len(targets))} to a file (an mbox is appended to)"
+    def save_many(self, targets: list[Target]) -> None:
+        """Ask for a path, then save `targets` there."""
+        from tuimail.ui.screens.modals import PromptScreen
 
-    def got(text: str | None) -> None:
-        if not text or not text.strip():
+        view = self.view
+        if not targets:
             return
-        _last_path[0] = text.strip()
-        path = Path(os.path.expanduser(text.strip()))
-        how, err = plan(path, len(targets))
-        if how == "error":
-            view.notify(err or "cannot save there", severity="error", markup=False, timeout=8)
-        elif how == "ask":
-            from tuimail.ui.screens.modals import ConfirmScreen
+        title = f"Save {_n(len(targets))} to a file (an mbox is appended to)"
 
-            view.tapp.push_screen(
-                ConfirmScreen(f"{sanitize_line(str(path))} exists and is not an mbox: overwrite it?", ""),
-                lambda yes: _save(view, targets, path, "overwrite") if yes else None)
-        else:
-            _save(view, targets, path, how)
+        def got(text: str | None) -> None:
+            if not text or not text.strip():
+                return
+            self.last_path = text.strip()
+            path = Path(os.path.expanduser(text.strip()))
+            how, err = plan(path, len(targets))
+            if how == "error":
+                view.notify(err or "cannot save there", severity="error", markup=False, timeout=8)
+            elif how == "ask":
+                from tuimail.ui.screens.modals import ConfirmScreen
 
-    view.tapp.push_screen(PromptScreen(title, value=_last_path[0]), got)
+                view.tapp.push_screen(
+                    ConfirmScreen(f"{sanitize_line(str(path))} exists and is not an mbox: overwrite it?", ""),
+                    lambda yes: _save(view, targets, path, "overwrite") if yes else None)
+            else:
+                _save(view, targets, path, how)
+
+        view.tapp.push_screen(PromptScreen(title, value=self.last_path), got)
 
 
 def _save(view: MainView, targets: list[Target], path: Path, how: str) -> None:

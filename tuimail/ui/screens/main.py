@@ -26,7 +26,6 @@ from tuimail.store.store import FolderInfo, Store
 from tuimail.core.events import FoldersChanged, NewMail, RowsChanged, SyncState
 from tuimail.ui import keys
 from tuimail.ui.collector import TICK as COLLECT_TICK
-from tuimail.ui.controllers import save
 from tuimail.ui.controllers.alerts import Alerts, ProblemPanel
 from tuimail.ui.controllers.bulk import BulkActions
 from tuimail.ui.controllers.command_runner import CommandFinished, CommandRunner
@@ -676,7 +675,7 @@ class MainScreen(Screen[None]):
         self.bulk.copy_one()
 
     def action_save_file(self) -> None:
-        save.save_one(self)
+        self.bulk.saver.save_one()
 
     def action_read_thread(self) -> None:
         self.bulk.read_thread()

@@ -134,13 +134,20 @@ class HeaderList(ScrollView, can_focus=True):
         self.actions = ListActions(self)
         # tagged messages (local ids) of each folder shown, kept while the app runs (ui/controllers/bulk.py)
         self.tags: dict[tuple[str, int], set[int]] = {}
+        self._tags_here: tuple[Store | None, int | None, set[int]] = (None, None, set())
 
     @property
     def tagged(self) -> set[int]:
-        """The open folder's tagged local ids (the set itself: bulk.py changes it, then repaints)."""
+        """The open folder's tagged local ids (the set itself: bulk.py changes it, then repaints).
+        Asked for each line drawn: the open folder's set is kept at hand."""
+        store, fid, tags = self._tags_here
+        if store is self.store and fid == self.folder_id:
+            return tags
         if self.store is None or self.folder_id is None:
             return set()
-        return self.tags.setdefault((str(self.store.path), self.folder_id), set())
+        tags = self.tags.setdefault((str(self.store.path), self.folder_id), set())
+        self._tags_here = (self.store, self.folder_id, tags)
+        return tags
 
     @property
     def current_uid(self) -> int | None:
