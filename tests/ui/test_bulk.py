@@ -242,6 +242,11 @@ def test_semicolon_copy_and_save_and_a_thread_to_trash(make_app, tmp_path):
             await pilot.press("enter")
             await settle(pilot, app)
             await wait_until(pilot, lambda: box.exists() and box.read_bytes().count(b"From alice@example.org ") == 2)
+            hl.select_uid(4)
+            await app.screen.run_action("tag_thread")  # (the palette's "Tag / untag the thread")
+            await settle(pilot, app)
+            await wait_until(pilot, lambda: hl.tagged == pair | {1, 4, 7, 9})
+            hl.tagged.difference_update({1, 4, 7, 9})
             hl.select_uid(7)  # in the thread of 1
             await pilot.press("ctrl+d")
             await settle(pilot, app)

@@ -50,6 +50,7 @@ undo_send          global   u                           take back the message be
 tag                global   t                           tag / untag the message (a ``*`` in its row)
 tag_pattern        global   T                           tag the messages matching a pattern (``~f ann ~U``)
 untag_pattern      global   ctrl+t                      untag those matching a pattern (``~A``: all)
+tag_thread         global   (none; the palette)         tag the whole thread (untag if all are tagged)
 tag_prefix         global   ;                           the next key acts on every tagged message
 copy               global   C                           copy to a folder chosen in a picker
 save_file          global   S                           save to a file; appended to an mbox
@@ -149,6 +150,7 @@ ACTIONS: tuple[Action, ...] = (
     _a("tag", "global", "Tag / untag", "t"),
     _a("tag_pattern", "global", "Tag by pattern", "T"),
     _a("untag_pattern", "global", "Untag by pattern (~A: all)", "ctrl+t"),
+    _a("tag_thread", "global", "Tag / untag the thread"),
     _a("tag_prefix", "global", "Apply the next action to the tagged messages", ";"),
     _a("copy", "global", "Copy to folder", "C"),
     _a("save_file", "global", "Save to a file or mbox", "S"),

@@ -86,6 +86,20 @@ class BulkActions:
             view.hlist.move_cursor(view.hlist.cursor + 1)
         self.tags_changed()
 
+    def tag_thread(self) -> None:
+        """Tag every message of the thread (untag them when all are tagged already)."""
+        def then(t: Target, ids: list[int]) -> None:
+            tags = self._tags(t.account, t.folder_id)
+            untag = tags.issuperset(ids)
+            if untag:
+                tags.difference_update(ids)
+            else:
+                tags.update(ids)
+            self.say(f"{'untagged' if untag else 'tagged'} the thread's {_n(len(ids))}")
+            self.tags_changed()
+
+        self._thread(then)
+
     def tag_pattern(self, untag: bool = False) -> None:
         """`T` / ctrl+t: tag (untag) every message of the folder a pattern matches."""
         from tuimail.ui.screens.modals import PromptScreen

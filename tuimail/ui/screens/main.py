@@ -662,6 +662,9 @@ class MainScreen(Screen[None]):
     def action_tag(self) -> None:
         self.bulk.tag()
 
+    def action_tag_thread(self) -> None:
+        self.bulk.tag_thread()
+
     def action_tag_pattern(self) -> None:
         self.bulk.tag_pattern()
 
