@@ -166,3 +166,41 @@ def test_jmap_copy_is_one_more_mailbox_and_its_row_appears_at_once(account, cyru
     assert set(jmap_rows("Archive")) == {"message 1", "message 2"}
     with Store(paths.account_store_path("test")) as st:
         assert st.counts(st.folder_id("Archive"))[0] == 2 and st.counts(st.folder_id("INBOX"))[0] == 3
+
+
+def test_jmap_bulk_move_goes_in_calls_of_max_objects_in_set(account, cyrususer, monkeypatch):  # noqa: F811
+    """A bulk action larger than the server's maxObjectsInSet is several Email/set calls, in
+    order, with progress; every message arrives."""
+    from tuimail.backends.jmap import engine as jmap_engine
+    from tuimail.backends.jmap.engine import Engine
+    from tuimail.backends.jmap.service import connect
+    from tuimail.protocol.jmap.client import CORE
+
+    cfg, acc, _ = account
+    jmap_fill(cyrususer, 7)
+    jmap_sync(cfg, acc)
+    monkeypatch.setattr(jmap_engine, "PROGRESS_MIN", 5)
+    with Store(paths.account_store_path("test")) as st:
+        fid = st.folder_id("INBOX")
+        ids = st.id_list(fid)
+        first = st.row(fid, ids[0]).subject
+        st.set_flags(fid, ids[:1], add=["flagged"])  # an earlier entry of the first message
+        assert len(st.move(fid, ids[:5], "Archive")) == 5
+        client = connect(acc, lambda: cyrususer.password)
+        session = client.session or client.fetch_session()
+        monkeypatch.setitem(session.capabilities[CORE], "maxObjectsInSet", 2)
+        calls, events = [], []
+        real = client.call
+        monkeypatch.setattr(client, "call",
+                            lambda name, args, **kw: (calls.append((name, args)), real(name, args, **kw))[1])
+        try:
+            assert Engine(acc, st, client, emit=events.append).replay("INBOX") == 6
+        finally:
+            client.close()
+        sets = [a for n, a in calls if n == "Email/set"]
+        assert [len(a.get("update", {})) for a in sets] == [2, 2, 1]
+        progress = [(e.done, e.total) for e in events if isinstance(e, SyncState) and e.state == "syncing"]
+        assert progress == [(3, 6), (5, 6), (6, 6)]
+        assert st.pending() == [] and st.counts(st.folder_id("Archive"))[0] == 5
+    assert len(jmap_server(cyrususer, "Archive")) == 5 and len(jmap_server(cyrususer)) == 2
+    assert "\\Flagged" in jmap_server(cyrususer, "Archive")[first]  # its earlier entry went first
