@@ -204,3 +204,50 @@ def test_jmap_bulk_move_goes_in_calls_of_max_objects_in_set(account, cyrususer, 
         assert st.pending() == [] and st.counts(st.folder_id("Archive"))[0] == 5
     assert len(jmap_server(cyrususer, "Archive")) == 5 and len(jmap_server(cyrususer)) == 2
     assert "\\Flagged" in jmap_server(cyrususer, "Archive")[first]  # its earlier entry went first
+
+
+def test_on_the_demo_server_a_thread_moves_and_a_copy_appears(tuimail_env):
+    """The embedded demo (pymap, UIDPLUS and MOVE, no QRESYNC): the thread of a reply moves to
+    Archive as one intent and one UID MOVE, a copy's row appears in the destination at once."""
+    from tuimail.backends.imap.engine import Engine
+    from tuimail.backends.imap.service import open_connection
+    from tuimail.config.load import load_config
+    from tuimail.demo.server import DemoServer
+
+    srv = DemoServer()
+    srv.start()
+    try:
+        cfg = load_config(tuimail_env.write_config(
+            f'[accounts.test]\nkind = "imap"\nhost = "{srv.host}"\nport = {srv.port}\nsecurity = "none"\n'
+            f'username = "{srv.username}"\npassword = "{srv.password}"\nfolders = ["INBOX", "Archive"]\n'))
+        acc = cfg.account(None)
+        with Store(paths.account_store_path(acc.name)) as st:
+            conn = open_connection(acc)
+            sent: list[bytes] = []
+            real_send = conn.session.send_command
+            conn.session.send_command = lambda cmd: (sent.append(cmd), real_send(cmd))[1]
+            try:
+                eng = Engine(acc, st, conn)
+                eng.negotiate()
+                eng.sync_all()
+                fid, arch = st.folder_id("INBOX"), st.folder_id("Archive")
+                rows = st.rows(fid, st.id_list(fid))
+                reply = next(r for r in rows.values() if r.in_reply_to)
+                thread = st.threads.thread_members(fid, reply.id)
+                assert len(thread) >= 2 and reply.id in thread
+                before = st.counts(arch)[0]
+                assert sorted(st.move(fid, thread, "Archive")) == sorted(thread)
+                other = next(i for i in st.id_list(fid) if i not in thread)
+                st.copy(fid, [other], "Archive")
+                sent.clear()
+                eng.sync_folder("INBOX")
+                assert len(_verbs(sent, b"UID MOVE")) == 1 and len(_verbs(sent, b"UID COPY")) == 1
+                assert st.pending() == []
+                assert st.counts(arch)[0] == before + len(thread) + 1  # (COPYUID: before Archive's sync)
+                eng.sync_all()
+                assert st.counts(arch)[0] == before + len(thread) + 1
+                assert other in st.id_list(fid)
+            finally:
+                conn.close()
+    finally:
+        srv.stop()
