@@ -72,6 +72,9 @@ def test_tag_marks_survive_sorting_and_semicolon_flags_them_all(make_app):
             await pilot.press("semicolon", "t")  # `;t`: untag them all
             await pilot.pause()
             assert hl.tagged == set() and "tagged" not in screen_text(app).split("│")[0]
+            await pilot.press("t", "k", "d")  # a tagged message that leaves the folder leaves its tag
+            await settle(pilot, app)
+            assert hl.tagged == set()
 
     run(go())
 

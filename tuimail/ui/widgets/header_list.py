@@ -379,6 +379,9 @@ class HeaderList(ScrollView, can_focus=True):
 
     def rows_changed(self, uids: Iterable[int] = (), added: Iterable[int] = (), removed: Iterable[int] = (),
                      reset: bool = False) -> None:
+        removed = tuple(removed)
+        if removed and self.tagged:
+            self.tagged.difference_update(removed)  # (gone from the folder: its tag with it)
         self.loader.rows_changed(uids, added, removed, reset)
 
     def invalidate(self, uids: Iterable[int]) -> None:
@@ -401,6 +404,9 @@ class HeaderList(ScrollView, can_focus=True):
         self.loader.hidden_stored()
 
     def remove_uids(self, uids: Iterable[int]) -> None:
+        uids = tuple(uids)
+        if self.tagged:
+            self.tagged.difference_update(uids)
         self.loader.remove_uids(uids)
 
     def set_order(self, *, sort: str | None = None, reverse: bool | None = None,
