@@ -245,6 +245,19 @@ def test_semicolon_copy_and_save_and_a_thread_to_trash(make_app, tmp_path):
             await pilot.press("enter")
             await settle(pilot, app)
             await wait_until(pilot, lambda: box.exists() and box.read_bytes().count(b"From alice@example.org ") == 2)
+            await pilot.press("V")  # threaded; a collapsed thread is one line: `t` tags all of it
+            await quiesce(pilot)
+            hl.select_uid(1)
+            await pilot.press("minus")
+            await quiesce(pilot)
+            hl.select_uid(1)
+            await pilot.press("t")
+            assert hl.tagged == pair | {1, 4, 7, 9}
+            hl.select_uid(1)
+            await pilot.press("t")
+            assert hl.tagged == pair
+            await pilot.press("minus", "V")
+            await quiesce(pilot)
             hl.select_uid(4)
             await app.screen.run_action("tag_thread")  # (the palette's "Tag / untag the thread")
             await settle(pilot, app)

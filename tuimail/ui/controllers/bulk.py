@@ -81,7 +81,16 @@ class BulkActions:
         if t is None:
             return
         tags = self._tags(t.account, t.folder_id)
-        tags.symmetric_difference_update((t.uid,))
+        hl = view.hlist
+        if hl.threaded and t.uid in hl.collapsed and t.folder_id == hl.folder_id:
+            # a collapsed thread is one line: `t` on it tags (untags) the whole thread, as in mutt
+            ids = [u for u, root in hl._thread_root.items() if root == t.uid]
+            if t.uid in tags:
+                tags.difference_update(ids)
+            else:
+                tags.update(ids)
+        else:
+            tags.symmetric_difference_update((t.uid,))
         if view.hlist.has_focus and t.uid == view.hlist.current_uid:
             view.hlist.move_cursor(view.hlist.cursor + 1)
         self.tags_changed()
