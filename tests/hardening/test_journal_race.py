@@ -22,8 +22,15 @@ from tuimail.cli.main import main
 from tuimail.store import Store
 
 from .conftest import ROOT, run_tuimail
+from tests.support.cyrus import IMAP_SERVERS, imap_user
 
 HOLD_TIMEOUT = 15
+
+
+@pytest.fixture(params=IMAP_SERVERS)
+def mailuser(request):
+    """Every test here runs against Dovecot and against Cyrus IMAP."""
+    return imap_user(request)
 
 
 def _sync(config) -> None:

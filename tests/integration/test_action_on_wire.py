@@ -1,7 +1,7 @@
 """An action on the folder the worker idles on reaches the server at once (issue 10.3, DESIGN.md
 §1): the worker is woken from IDLE at once (no 1 s polling), sends DONE, the one command the
 action needs and IDLE again: no STATUS, no re-SELECT, no UID SEARCH. Counted on the wire with a
-FaultProxy recording the client's lines, against real Dovecot."""
+FaultProxy recording the client's lines, against real Dovecot and Cyrus IMAP."""
 
 from __future__ import annotations
 
@@ -17,8 +17,15 @@ from tuimail.store import Store
 from .helpers import msg
 from .test_service import idle_state, service_for  # noqa: F401  (a fixture)
 from .test_sync_failures import LineFilterProxy
+from tests.support.cyrus import IMAP_SERVERS, imap_user
 
 LATENCY = 0.2  # seconds from the intent to the command at the proxy (target 50 ms; generous for CI)
+
+
+@pytest.fixture(params=IMAP_SERVERS)
+def mailuser(request):
+    """Every scenario here runs against Dovecot and against Cyrus IMAP."""
+    return imap_user(request)
 
 
 def _verb(line: bytes) -> bytes:

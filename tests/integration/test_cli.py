@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from .helpers import Cli, msg
+from tests.support.cyrus import IMAP_SERVERS, imap_user
 
 HTML = (b"From: Web <w@example.org>\r\nSubject: html only\r\nMessage-ID: <h1@x>\r\nMIME-Version: 1.0\r\n"
         b"Content-Type: text/html; charset=utf-8\r\n\r\n<html><body><p>Hello <b>there</b>, see "
@@ -17,6 +20,12 @@ ATTACH = (b"From: A <a@example.org>\r\nSubject: with attachment\r\nMessage-ID: <
           b"the text part\r\n--BB\r\nContent-Type: application/pdf; name=doc.pdf\r\n"
           b"Content-Disposition: attachment; filename=doc.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
           + b"QUJDRA==\r\n" * 30000 + b"--BB--\r\n")
+
+
+@pytest.fixture(params=IMAP_SERVERS)
+def mailuser(request):
+    """Every test here runs against Dovecot and against Cyrus IMAP."""
+    return imap_user(request)
 
 
 def test_read_plain_html_and_attachment(tuimail_env, mailuser, capsys):

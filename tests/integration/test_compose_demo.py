@@ -92,3 +92,50 @@ def test_reply_in_the_demo_arrives_threaded_and_is_filed_in_sent(tmp_path, monke
             assert b"\\Seen" in sent_flags and b"Bcc: hidden@example.net" in copy
         finally:
             c.logout()
+
+
+POSTPONE_EDITOR = """
+    import sys
+    p = sys.argv[1]
+    text = open(p, encoding="utf-8").read()
+    head, _, body = text.partition("\\n\\n")
+    head = head.replace("To: ", "To: friend@example.net").replace("Subject: ", "Subject: finish me later")
+    open(p, "w", encoding="utf-8").write(head + "\\n\\nPostponed in the demo.\\n")
+"""
+
+
+def test_postpone_in_the_demo_stores_the_message_in_drafts(tmp_path, monkeypatch):
+    script = tmp_path / "editor.py"
+    script.write_text(textwrap.dedent(POSTPONE_EDITOR))
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {script}")
+    with DemoEnvironment() as env:
+        assert env.server is not None
+        cfg = load_config(env.config_path)
+        acc = cfg.account("demo")
+        store = Store(paths.account_store_path("demo"))
+        svc = ImapService(cfg, acc)
+        app = TuimailApp(cfg, {"demo": store}, {"demo": svc}, tz=UTC)
+
+        async def go():
+            async with app.run_test(size=(140, 40)) as pilot:
+                await _until(pilot, lambda: app.main.hlist.current_uid is not None)
+                await _until(pilot, lambda: store.folder("Drafts") is not None)
+                await pilot.press("m")
+                await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+                assert "p postpone" in app.screen.hint_text()
+                await pilot.press("p")
+                await _until(pilot, lambda: store.db.execute("SELECT count(*) FROM postponed").fetchone()[0] == 0
+                             and any("stored in Drafts" in n.message for n in app._notifications))
+
+        try:
+            asyncio.run(go())
+        finally:
+            store.close()
+        c = imapclient.IMAPClient(env.server.host, env.server.port, ssl=False, timeout=10)
+        try:
+            c.login(env.server.username, env.server.password)
+            ((raw, flags),) = _find(c, "Drafts", "Postponed in the demo")
+            assert b"\\Draft" in flags and b"\\Seen" in flags and b"Subject: finish me later" in raw
+        finally:
+            c.logout()

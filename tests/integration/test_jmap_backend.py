@@ -462,7 +462,8 @@ def test_jmap_service_keeps_the_contract(account):
     try:
         assert isinstance(svc, JmapService) and isinstance(svc, AccountService)
         caps = svc.capabilities
-        assert (caps.server_flags, caps.server_folders, caps.push, caps.send) == (True, True, False, False)
+        assert (caps.server_flags, caps.server_folders, caps.push, caps.send, caps.append) == (
+            True, True, False, True, True)  # sends by EmailSubmission, postpones by Email/import
     finally:
         svc.stop()
 

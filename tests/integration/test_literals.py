@@ -9,14 +9,22 @@ import pytest
 
 from tuimail.errors import CommandFailed
 from tuimail.protocol.imap import wire
+from tuimail.protocol.imap.responses import parse_internaldate
 
 from .helpers import msg
 from .test_protocol import connect
+from tests.support.cyrus import IMAP_SERVERS, imap_user
 
 BODY = ("Grüße aus Köln — ".encode() + b"\xe9\xff 8-bit bytes\r\n") + (b"x" * 76 + b"\r\n") * 1300  # ~100 KB
 MESSAGE = (b"From: J\xc3\xbcrgen <j@example.org>\r\nTo: me@example.org\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n"
            b"Message-ID: <append@example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n"
            b"Content-Transfer-Encoding: 8bit\r\n\r\n" + BODY)
+
+
+@pytest.fixture(params=IMAP_SERVERS)
+def mailuser(request):
+    """Every test here runs against Dovecot and against Cyrus IMAP."""
+    return imap_user(request)
 
 
 def _sent(c) -> list[bytes]:
@@ -43,7 +51,9 @@ def test_append_8bit_100k_message_both_literal_kinds(mailuser, kind):
     got = c.fetch_items(uid, b"BODY.PEEK[] FLAGS INTERNALDATE")
     assert got[b"BODY[]"] == MESSAGE  # every 8-bit byte as sent
     assert set(got[b"FLAGS"]) >= {b"\\Seen", b"$Label1"}
-    assert got[b"INTERNALDATE"] == b"05-Mar-2024 07:08:09 +0000"
+    # (Dovecot "05-Mar-2024 ...", Cyrus " 5-Mar-2024 ...": RFC 3501 allows a space-padded day)
+    assert got[b"INTERNALDATE"].replace(b" 5-", b"05-", 1) == b"05-Mar-2024 07:08:09 +0000"
+    assert parse_internaldate(got[b"INTERNALDATE"]) == int(when.timestamp())
     c.close()
 
 
@@ -89,8 +99,10 @@ def test_search_for_a_string_with_cr_lf_injects_nothing(mailuser):
         if kind == "synchronising":
             c.session.caps -= {"LITERAL+", "LITERAL-"}
         assert c.search_uids([b"SUBJECT ", wire.string(hostile)]) == []
-    # (Dovecot trims the trailing CRLF of a search key: the message is found, nothing else happens)
-    assert c.search_uids([b"HEADER Message-ID ", wire.string("<m1@example.org>\r\n")]) == [2]
+    # (Dovecot trims the trailing CRLF of a search key: the message is found; Cyrus keeps it and
+    # finds none; either way nothing else happens)
+    found = c.search_uids([b"HEADER Message-ID ", wire.string("<m1@example.org>\r\n")])
+    assert found == ([] if hasattr(mailuser, "lock_out") else [2])
     tagged = [a for a in answers if a.startswith("S: ")]
     assert len(tagged) == 3 and all(a.startswith("S: T") and " OK " in a for a in tagged), tagged
     c.noop()  # no stray tagged answer is waiting: it would be an "unexpected server response"

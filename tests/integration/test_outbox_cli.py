@@ -167,3 +167,22 @@ def test_send_with_a_refused_recipient_says_so(tuimail_env, dovecot, sink, capsy
     (e,) = cli.json("outbox")
     assert e["state"] == "failed" and e["to"] == ["carol@example.net"] and e["accepted"] == ["bob@example.net"]
     assert sent_count(user) == 1
+
+
+def test_outbox_lists_a_postponed_message_and_flush_stores_it_in_drafts(tuimail_env, dovecot, sink, capsys):
+    from tuimail.backends.send import Sender
+    from tuimail.config.load import load_config
+
+    user = dovecot.add_user()
+    path = tuimail_env.write_config(config(user, sink.port))
+    cli = Cli(path, capsys)
+    cfg = load_config(path)
+    Sender(cfg, cfg.account("test")).postpone(MESSAGE.replace(b"\n", b"\r\n"), "Drafts")
+    out = cli("outbox")
+    assert "P1" in out and "postponed" in out and "from the command line" in out and "Drafts" in out
+    (e,) = cli.json("outbox")
+    assert e["state"] == "postponed" and e["folder"] == "Drafts"
+    assert "1 postponed to Drafts" in cli("outbox", "--flush")
+    assert cli.json("outbox") == [] and sink.messages == []
+    with user.client("Drafts") as c:
+        assert len(c.search("DRAFT")) == 1

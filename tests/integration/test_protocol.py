@@ -13,6 +13,13 @@ from tuimail.protocol.imap.connection import FolderEntry, ImapConnection
 from tuimail.protocol.imap.roles import assign_roles
 
 from .helpers import msg
+from tests.support.cyrus import IMAP_SERVERS, imap_user
+
+
+@pytest.fixture(params=IMAP_SERVERS)
+def mailuser(request):
+    """Every scenario here runs against Dovecot and against Cyrus IMAP."""
+    return imap_user(request)
 
 
 def account(user, port=None, **kw) -> Account:

@@ -7,6 +7,8 @@ import asyncio
 import dataclasses
 from datetime import UTC
 
+import pytest
+
 from tuimail import paths
 from tuimail.config.load import load_config
 from tuimail.store import Store
@@ -14,8 +16,15 @@ from tuimail.backends.imap.service import ImapService
 from tuimail.ui.app import TuimailApp
 
 from .helpers import Cli, msg
+from tests.support.cyrus import IMAP_SERVERS, imap_user
 
 NOW = 1_704_153_600  # 2024-01-02 00:00 UTC: the messages of helpers.msg are from the day before
+
+
+@pytest.fixture(params=IMAP_SERVERS)
+def mailuser(request):
+    """Every test here runs against Dovecot and against Cyrus IMAP."""
+    return imap_user(request)
 
 
 def _screen(app) -> str:

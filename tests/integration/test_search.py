@@ -1,4 +1,4 @@
-"""Search on Dovecot (issue #13): the store's answer and the server's agree on the same messages;
+"""Search on Dovecot and Cyrus IMAP (issue #13): the store's answer and the server's agree on the same messages;
 every folder at once; strings with CR/LF, quotes, *, %, non-ASCII go as literals; the CLI's exit
 codes (0 matches, 1 none, 2 a bad pattern)."""
 
@@ -14,6 +14,7 @@ from tuimail.store import Store
 from tuimail.store.search import evaluate, index_headers, unindexed
 
 from .helpers import Cli, msg
+from tests.support.cyrus import IMAP_SERVERS, imap_user
 
 # (subject, body, seen)
 MESSAGES = [
@@ -43,6 +44,12 @@ AGREE = {
     "~b fox ~s two": {7},
     "~b zebra": set(),
 }
+
+
+@pytest.fixture(params=IMAP_SERVERS)
+def mailuser(request):
+    """Every scenario here runs against Dovecot and against Cyrus IMAP."""
+    return imap_user(request)
 
 
 def _deliver(user, folder: str = "INBOX", start: int = 1) -> None:

@@ -16,6 +16,8 @@ from tuimail.core.events import RowsChanged, SyncState
 from tuimail.backends.lock import AccountLock, Busy
 from tuimail.backends.imap.service import ImapService
 
+from tests.support.cyrus import IMAP_SERVERS, imap_user
+
 from .helpers import Cli, msg
 
 
@@ -63,29 +65,35 @@ def idle_state(e):
     return isinstance(e, SyncState) and e.state == "idle"
 
 
-def test_idle_brings_a_flag_change_and_new_mail(mailuser, service_for):
+@pytest.fixture(params=IMAP_SERVERS)
+def imapuser(request):
+    """A fresh user on each real IMAP server (Cyrus runs idled: its IDLE answers at once)."""
+    return imap_user(request)
+
+
+def test_idle_brings_a_flag_change_and_new_mail(imapuser, service_for):
     for i in range(10):
-        mailuser.deliver("INBOX", msg(i))
-    svc, ev = service_for(mailuser)
+        imapuser.deliver("INBOX", msg(i))
+    svc, ev = service_for(imapuser)
     svc.start()
     ev.wait(idle_state)
     time.sleep(0.3)  # let the worker enter IDLE
     t0 = time.monotonic()
-    with mailuser.client("INBOX") as other:
+    with imapuser.client("INBOX") as other:
         other.add_flags([3], [b"\\Flagged"])
     ev.wait(lambda e: isinstance(e, RowsChanged) and 3 in e.ids)
     latency = time.monotonic() - t0
     with Store(svc.store_path) as st:
         assert st.row(st.folder_id("INBOX"), 3).flagged
-    mailuser.append("INBOX", msg(50))
+    imapuser.append("INBOX", msg(50))
     ev.wait(lambda e: isinstance(e, RowsChanged) and 11 in e.added)
     assert latency < 5, latency
 
 
-def test_user_intent_is_pushed_when_woken(mailuser, service_for):
+def test_user_intent_is_pushed_when_woken(imapuser, service_for):
     for i in range(5):
-        mailuser.deliver("INBOX", msg(i))
-    svc, ev = service_for(mailuser)
+        imapuser.deliver("INBOX", msg(i))
+    svc, ev = service_for(imapuser)
     svc.start()
     ev.wait(idle_state)
     with Store(svc.store_path) as st:
@@ -94,7 +102,7 @@ def test_user_intent_is_pushed_when_woken(mailuser, service_for):
     svc.wake()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        with mailuser.client("INBOX") as other:
+        with imapuser.client("INBOX") as other:
             if b"\\Flagged" in other.get_flags([2])[2]:
                 break
         time.sleep(0.1)

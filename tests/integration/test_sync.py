@@ -1,4 +1,6 @@
-"""The sync engine end to end against a real Dovecot, on each path (QRESYNC, CONDSTORE, plain)."""
+"""The sync engine end to end against real servers, on each path (QRESYNC, CONDSTORE, plain): Dovecot
+and Cyrus IMAP 3.6 (a second implementation of the protocol; the session's Cyrus is the one the
+JMAP tests use)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,18 @@ from tuimail.store import Store
 
 from tuimail.core.events import RowsChanged
 
+from tests.support.cyrus import IMAP_SERVERS, imap_user
 from tests.support.rows import id_of, imap_flags, uid_of, uids
 
 from .helpers import Cli, msg, server_state, store_state, store_uids
 
 MODES = ["qresync", "condstore", "plain"]
+
+
+@pytest.fixture(params=IMAP_SERVERS)
+def mailuser(request):
+    """Every scenario here runs against Dovecot and against Cyrus IMAP."""
+    return imap_user(request)
 
 
 @pytest.fixture(params=MODES)
@@ -111,28 +120,30 @@ def test_pending_intent_survives_a_server_change_to_other_flags(cli, mailuser):
 
 
 def test_uidvalidity_change_resyncs_and_rematches_journal(cli, mailuser, mode):
-    fill(mailuser, 6, folder="Archive")
+    # (not a special-use folder: Cyrus refuses to delete one, "SPECIAL-USE flag conflict")
+    mailuser.create_folder("Projects")
+    fill(mailuser, 6, folder="Projects")
     cli("sync")
-    before = store_uids(folder="Archive")
+    before = store_uids(folder="Projects")
     uid = max(before)
-    cli("flag", "Archive", str(uid), "+Flagged")
+    cli("flag", "Projects", str(uid), "+Flagged")
     # recreate the folder elsewhere: same messages, new UIDVALIDITY, new uids
     with mailuser.client() as other:
-        other.select_folder("Archive")
+        other.select_folder("Projects")
         raw = other.fetch(other.search("ALL"), ["RFC822", "FLAGS"])
         other.unselect_folder()
-        other.delete_folder("Archive")
-        other.create_folder("Archive")
+        other.delete_folder("Projects")
+        other.create_folder("Projects")
         for i in range(3):  # shift the uids so old ones would point at other messages
-            other.append("Archive", msg(100 + i))
+            other.append("Projects", msg(100 + i))
         for d in raw.values():
-            other.append("Archive", d[b"RFC822"], [f for f in d[b"FLAGS"] if f != b"\\Recent"])
+            other.append("Projects", d[b"RFC822"], [f for f in d[b"FLAGS"] if f != b"\\Recent"])
     cli("sync")
-    after = store_uids(folder="Archive")
+    after = store_uids(folder="Projects")
     assert set(after.values()) == set(before.values()) | {f"<m{100 + i}@example.org>" for i in range(3)}
-    server = server_state(mailuser, "Archive")
+    server = server_state(mailuser, "Projects")
     assert "\\Flagged" in server[before[uid]], "the journal entry was re-matched by Message-ID"
-    assert store_state(folder="Archive") == server
+    assert store_state(folder="Projects") == server
 
 
 def test_modified_conflict_user_intent_wins(tuimail_env, mailuser, monkeypatch):

@@ -16,6 +16,13 @@ from tuimail.core.events import RowsChanged
 
 from .helpers import Cli, msg, server_state, store_uids
 from .test_service import idle_state, service_for  # noqa: F401  (a fixture)
+from tests.support.cyrus import IMAP_SERVERS, imap_user
+
+
+@pytest.fixture(params=IMAP_SERVERS)
+def mailuser(request):
+    """Every scenario here runs against Dovecot and against Cyrus IMAP."""
+    return imap_user(request)
 
 
 class LineFilterProxy(FaultProxy):
@@ -170,10 +177,28 @@ def test_discard_failed_reverts_a_move_and_a_flag(cli, mailuser):
 # ---------------------------------------------------------------------------- 9.3 one bad folder
 
 
-def _lock_out(user, folder):
-    path = user.folder_path(folder)
-    os.chmod(path, 0)
-    return path
+class _lock_out:
+    """SELECT of `folder` refused until the block ends: Dovecot's Maildir made unreadable (it
+    answers NO [SERVERBUG]), Cyrus's read rights taken away by SETACL (NO Permission denied)."""
+
+    def __init__(self, user, folder):
+        self.user, self.folder = user, folder
+        self.cyrus = hasattr(user, "lock_out")
+        self.code = "Permission denied" if self.cyrus else "SERVERBUG"
+
+    def __enter__(self):
+        if self.cyrus:
+            self.user.lock_out(self.folder)
+        else:
+            self.path = self.user.folder_path(self.folder)
+            os.chmod(self.path, 0)
+        return self
+
+    def __exit__(self, *exc):
+        if self.cyrus:
+            self.user.lock_out(self.folder, False)
+        else:
+            os.chmod(self.path, 0o700)
 
 
 def test_a_folder_the_server_refuses_does_not_stop_the_others(cli, mailuser):
@@ -181,22 +206,19 @@ def test_a_folder_the_server_refuses_does_not_stop_the_others(cli, mailuser):
     mailuser.deliver_many("Work", ((msg(i), "") for i in range(10, 12)))
     cli("sync")
     cli("flag", "Work", str(max(store_uids(folder="Work"))), "+flagged")
-    path = _lock_out(mailuser, "Lists")
-    try:
+    with _lock_out(mailuser, "Lists") as locked:
         mailuser.deliver("Work", msg(20))
         mailuser.deliver("INBOX", msg(30))
         out = cli("sync")  # exit 0
-        assert "1 folder failed: Lists (server refused" in out and "SERVERBUG" in out
+        assert "1 folder failed: Lists (server refused" in out and locked.code in out
         assert len(store_uids(folder="Work")) == 3 and len(store_uids()) == 1
         assert "\\Flagged" in server_state(mailuser, "Work")["<m11@example.org>"]
         with st() as s:
             info = s.folder("Lists")
-            assert "SERVERBUG" in info.error and len(s.local_sids(info.id)) == 3
+            assert locked.code in info.error and len(s.local_sids(info.id)) == 3
         # every folder tried was refused: the documented exit code 3, with the summary
         out = cli("sync", "Lists", expect=3)
         assert "1 folder failed: Lists" in out
-    finally:
-        os.chmod(path, 0o700)
     mailuser.deliver("Lists", msg(40))
     assert "failed" not in cli("sync")
     with st() as s:
@@ -208,13 +230,12 @@ def test_service_goes_on_to_idle_past_a_refused_folder(mailuser, service_for):  
     for i in range(3):
         mailuser.deliver("INBOX", msg(i))
     mailuser.deliver("Lists", msg(10))
-    path = _lock_out(mailuser, "Lists")
-    try:
+    with _lock_out(mailuser, "Lists") as locked:
         svc, ev = service_for(mailuser)
         svc.start()
         ev.wait(idle_state, timeout=30)
         with Store(svc.store_path) as s:
-            assert "SERVERBUG" in (s.folder("Lists").error or "")
+            assert locked.code in (s.folder("Lists").error or "")
         time.sleep(0.3)  # let the worker enter IDLE
         mailuser.append("INBOX", msg(50))
         ev.wait(lambda e: isinstance(e, RowsChanged) and 4 in e.added)
@@ -227,8 +248,6 @@ def test_service_goes_on_to_idle_past_a_refused_folder(mailuser, service_for):  
         ev.wait(lambda e: isinstance(e, RowsChanged) and 5 in e.added)
         selects = sum(1 for e in ev.seen if idle_state(e))
         assert selects < 10, f"{selects} idle rounds in a second: a loop"
-    finally:
-        os.chmod(path, 0o700)
 
 
 # ---------------------------------------------------------------------------- 9.4 UIDVALIDITY
@@ -243,11 +262,12 @@ def test_uidvalidity_reset_rematches_only_the_one_right_message(cli, mailuser):
     a = msg(1, subject="twin a")
     b = msg(1, subject="twin b", body="a longer body, so another size\r\n")  # same Message-ID
     d = msg(2)  # d and its exact copy: nothing tells them apart
+    mailuser.create_folder("Old")  # (not a special-use folder: Cyrus refuses to delete one)
     for raw in (a, b, _no_id(0), d, d, msg(3)):
-        mailuser.append("Archive", raw)
+        mailuser.append("Old", raw)
     cli("sync")
     with st() as s:
-        fid = s.folder_id("Archive")
+        fid = s.folder_id("Old")
         by_subject = {s.row(fid, u).subject: u for u in s.ids_of(fid, s.local_sids(fid)).values()}
         s.set_flags(fid, [by_subject["twin a"]], add=["flagged"])
         s.move(fid, [by_subject["twin b"]], "Trash")
@@ -255,13 +275,13 @@ def test_uidvalidity_reset_rematches_only_the_one_right_message(cli, mailuser):
         s.set_flags(fid, [5], add=["answered"])  # the second copy of d
         s.set_flags(fid, [6], add=["flagged"])  # msg(3): an ordinary message
     with mailuser.client() as other:  # the folder is recreated: new UIDVALIDITY, new uids
-        other.delete_folder("Archive")
-        other.create_folder("Archive")
+        other.delete_folder("Old")
+        other.create_folder("Old")
         for raw in (msg(100), msg(3), d, _no_id(0), d, b, a):
-            other.append("Archive", raw)
+            other.append("Old", raw)
     out = cli("sync")
-    assert "2 failed actions in Archive" in out
-    with mailuser.client("Archive") as c:
+    assert "2 failed actions in Old" in out
+    with mailuser.client("Old") as c:
         got = c.fetch(c.search("ALL"), ["FLAGS", "BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])
     flags = {v[b"BODY[HEADER.FIELDS (SUBJECT)]"].decode().split(":", 1)[1].strip(): set(v[b"FLAGS"])
              for v in got.values()}

@@ -10,6 +10,13 @@ from tuimail.store import Store
 from tuimail.backends.imap import engine
 
 from .helpers import Cli, msg, server_state, store_state
+from tests.support.cyrus import IMAP_SERVERS, imap_user
+
+
+@pytest.fixture(params=IMAP_SERVERS)
+def mailuser(request):
+    """Every scenario here runs against Dovecot and against Cyrus IMAP."""
+    return imap_user(request)
 
 
 @pytest.fixture

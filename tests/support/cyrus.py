@@ -12,9 +12,12 @@ answers `accountNotFound`).
     user.session_url, user.password       # JMAP: Basic auth with name/password
     server.stop(); sink.stop()
 
-When run as root, Cyrus runs as nobody:nogroup (setpriv) and its directory is theirs; otherwise it
-runs as the current user. Cyrus logs only to syslog: a wrong key fails silently, so the start waits
-for both ports to answer and reports the master's stdout/stderr (its -L log) if they do not.
+`munge8bit: no`: raw 8-bit header bytes are stored as given (Cyrus's default replaces each with
+"X"), as Dovecot does. idled runs beside imapd (DAEMON), so IMAP IDLE reports a change at once (without it imapd looks
+every imapidlepoll = 60 s). When run as root, Cyrus runs as nobody:nogroup (setpriv) and its
+directory is theirs; otherwise it runs as the current user. Cyrus logs only to syslog: a wrong
+key fails silently, so the start waits for both ports to answer and reports the master's
+stdout/stderr (its -L log) if they do not.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -35,10 +39,10 @@ from pathlib import Path
 import imapclient
 import pytest
 
-from tests.support.dovecot import _toml_key, _toml_value, default_root
+from tests.support.dovecot import _REAPER, _toml_key, _toml_value, default_root
 
 __all__ = ["CyrusNotInstalled", "CyrusError", "CyrusServer", "CyrusUser", "SmtpSink", "cyrus_root",
-           "cyrus_sink", "cyrus", "cyrususer"]
+           "cyrus_sink", "cyrus", "cyrususer", "IMAP_SERVERS", "imap_user"]
 
 START_TIMEOUT = 15.0
 ROLES = ("Drafts", "Sent", "Trash", "Archive", "Junk")
@@ -86,7 +90,8 @@ class Relayed:
 
 @dataclass
 class SmtpSink:
-    """aiosmtpd on a free loopback port recording every message (`messages`)."""
+    """aiosmtpd on a free loopback port recording every message (`messages`). A recipient whose
+    local part starts with "refused" is refused (550 5.1.1), as a relay refuses an unknown user."""
 
     messages: list[Relayed] = field(default_factory=list)
     port: int = 0
@@ -97,6 +102,12 @@ class SmtpSink:
         sink = self
 
         class Handler:
+            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+                if address.lower().startswith("refused"):
+                    return "550 5.1.1 no such user here"
+                envelope.rcpt_tos.append(address)
+                return "250 2.1.5 OK"
+
             async def handle_DATA(self, server, session, envelope):
                 sink.messages.append(Relayed(envelope.mail_from, list(envelope.rcpt_tos),
                                              bytes(envelope.original_content or b"")))
@@ -143,6 +154,10 @@ class CyrusUser:
         return self.server.http_port
 
     @property
+    def port(self) -> int:  # (MailUser's name for it: proxy_factory takes either user)
+        return self.server.imap_port
+
+    @property
     def address(self) -> str:
         return f"{self.name}@localhost"
 
@@ -177,9 +192,49 @@ class CyrusUser:
             raise CyrusError(f"APPEND to {folder!r} gave no APPENDUID: {text!r}")
         return int(m.group(1))
 
-    def create_folder(self, folder: str, subscribe: bool = True) -> None:
+    _LETTERS = {"S": b"\\Seen", "F": b"\\Flagged", "R": b"\\Answered", "T": b"\\Deleted", "D": b"\\Draft"}
+
+    def deliver_many(self, folder: str, messages) -> int:
+        """MailUser.deliver_many's shape on Cyrus (no Maildir to write into): `(raw, flags)` or
+        `(raw, flags, internal_date)` tuples, flags as Maildir letters ("S", "F", "R", "T", "D") or
+        IMAP flags, stored by IMAP MULTIAPPEND in order (so uids follow the input)."""
+        from datetime import UTC, datetime
+        items = []
+        for item in messages:
+            raw, flags = item[0], item[1]
+            when = item[2] if len(item) > 2 else None
+            if isinstance(flags, str) and not flags.startswith("\\"):
+                flags = [self._LETTERS[c] for c in flags if c in self._LETTERS]
+            elif isinstance(flags, (str, bytes)):
+                flags = [flags]
+            entry = {"msg": raw, "flags": tuple(f.encode() if isinstance(f, str) else f for f in flags)}
+            if when is not None:
+                entry["date"] = datetime.fromtimestamp(when, UTC)
+            items.append(entry)
+        with self.client(timeout=300) as c:
+            if not c.folder_exists(folder):  # (Dovecot's deliver makes the folder on disk)
+                c.create_folder(folder)
+                c.subscribe_folder(folder)
+            for start in range(0, len(items), 500):
+                c.multiappend(folder, items[start:start + 500])
+        return len(items)
+
+    def deliver(self, folder: str, raw: bytes, flags="", internal_date: float | None = None) -> None:
+        self.deliver_many(folder, [(raw, flags, internal_date)])
+
+    def lock_out(self, folder: str, locked: bool = True) -> None:
+        """Make SELECT of `folder` fail for this user (its read rights taken away by SETACL; Cyrus
+        gives the owner l, k, x, a, n implicitly, so the folder is still listed), or give them back."""
         with self.client() as c:
-            c.create_folder(folder)
+            c.setacl(folder, self.name, "lkxan" if locked else "lrswipkxtecdan")
+
+    def create_folder(self, folder: str, subscribe: bool = True) -> None:
+        """IMAP CREATE (and SUBSCRIBE); a role folder (Drafts, Sent, Trash, Archive, Junk) is there
+        already, made at the first login (autocreate_inbox_folders), as tests written for Dovecot
+        create it."""
+        with self.client() as c:
+            if folder not in ROLES:
+                c.create_folder(folder)
             if subscribe:
                 c.subscribe_folder(folder)
 
@@ -296,12 +351,14 @@ autocreate_post: yes
 autocreate_quota: 0
 autocreate_inbox_folders: {" | ".join(ROLES)}
 {roles}
+munge8bit: no
 httpmodules: jmap
 httpallowcompress: no
 jmap_pushpoll: 1s
 search_engine: xapian
 defaultsearchtier: t1
 t1searchpartition-default: {d}/search
+idlesocket: {d}/conf/socket/idle
 {smtp}{self.extra_config}
 """
 
@@ -318,6 +375,7 @@ SERVICES {{
 EVENTS {{
 }}
 DAEMON {{
+  idled cmd="{b}/idled -C {c}"
 }}
 """
 
@@ -362,8 +420,13 @@ DAEMON {{
 
     def _spawn(self) -> None:
         d = self.dir
-        cmd = [*self._as, str(self.bin_dir / "master"), "-C", str(self.conf_path), "-M", str(d / "cyrus.conf"),
-               "-p", str(d / "run" / "master.pid"), "-L", str(d / "master.log")]
+        # The master runs under dovecot.py's reaper (this Python's child, the group leader): it
+        # forwards SIGTERM, reaps what the master leaves, and stops Cyrus when its parent changes,
+        # i.e. when pytest is killed (kill -9, a CI timeout) without reaching stop() or atexit.
+        argv = [*self._as, str(self.bin_dir / "master"), "-C", str(self.conf_path), "-M", str(d / "cyrus.conf"),
+                "-p", str(d / "run" / "master.pid"), "-L", str(d / "master.log")]
+        argv[0] = shutil.which(argv[0]) or argv[0]  # the reaper execv()s: a full path
+        cmd = [sys.executable, "-c", _REAPER, *argv]
         self.proc = subprocess.Popen(cmd, env=self._env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, cwd=d, start_new_session=True, close_fds=True)
         deadline = time.monotonic() + START_TIMEOUT
@@ -399,7 +462,7 @@ DAEMON {{
         if proc is None:
             return
         if proc.poll() is None:
-            proc.terminate()  # the master kills its children and itself
+            proc.terminate()  # the reaper forwards it: the master kills its children and itself
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -469,6 +532,20 @@ def _stop_leftovers() -> None:
 
 
 # -- pytest fixtures (imported by tests/conftest.py) ---------------------------------------------
+
+IMAP_SERVERS = ("dovecot", "cyrus")
+
+
+def imap_user(request):
+    """For a module's `mailuser` fixture parametrized over IMAP_SERVERS: the scenario runs against
+    Dovecot (MailUser) and Cyrus IMAP (CyrusUser, the same shape), a second implementation:
+
+        @pytest.fixture(params=IMAP_SERVERS)
+        def mailuser(request):
+            return imap_user(request)
+    """
+    return request.getfixturevalue("cyrususer" if request.param == "cyrus" else "mailuser")
+
 
 
 @pytest.fixture(scope="session")

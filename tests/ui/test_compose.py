@@ -18,9 +18,10 @@ from tuimail.backends.send import Sender
 from tuimail.config.model import Account, Config, UIConfig
 from tuimail.protocol.smtp import SmtpSettings
 from tuimail.store.outbox import Outbox
+from tuimail.store.postponed import Postponed
 from tuimail.ui.screens.review import ReviewScreen
 
-from .fixtures import FakeService
+from .fixtures import FakeService, screen_text
 
 ORIGINAL = (
     b"From: Alice Example <alice@example.org>\r\n"
@@ -150,6 +151,43 @@ def test_undo_within_the_window_sends_nothing_and_brings_the_review_back(make_ap
     assert smtp.messages == []
 
 
+def test_u_undoes_the_most_recent_thing_an_action_after_the_send_first(make_app, tmp_path, monkeypatch, smtp):
+    """One `u` for the undo history and the send (controllers/undo.py): a flag made while the
+    message waits in its window is undone first, the next `u` takes the send back."""
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)
+    app, store, svc = make_app(5, config=_config(30), service=FakeService(raw=ORIGINAL))
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            main = app.main
+            await pilot.press("N")  # before the send: read / unread
+            await _until(pilot, lambda: len(store.undo.history()) == 1)
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            session = app.screen.session
+            await pilot.press("y")
+            await _until(pilot, lambda: "u to undo" in main.status.info.flash)
+            await pilot.press("F")  # after the send
+            await _until(pilot, lambda: len(store.undo.history()) == 2)
+            await pilot.press("u")
+            await _until(pilot, lambda: main.status.info.flash.startswith("undone: "))
+            assert "flagged 1 message" in main.status.info.flash
+            assert len(Outbox(store.db).entries()) == 1  # the send still waits
+            await pilot.press("u")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            assert app.screen.session is session and "undone" in session.error
+            assert [e.state for e in store.undo.history()] == ["undone", "done"]  # the N stays
+            await pilot.press("q")
+            await pilot.pause()
+            await pilot.press("y")
+            await _until(pilot, lambda: not session.path.exists())
+
+    asyncio.run(go())
+    assert smtp.messages == []
+
+
 BAD_HEADER = """
     import sys
     p = sys.argv[1]
@@ -209,7 +247,7 @@ def test_offline_the_message_waits_and_leaves_when_the_app_goes_online(make_app,
             await pilot.press("r")
             await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
             review = app.screen
-            assert "P postpone" not in review.hint_text() and "no postpone" in review.hint_text()
+            assert "p postpone" not in review.hint_text() and "no postpone" in review.hint_text()
             await pilot.press("y")
             await _until(pilot, lambda: "test" in app.main.compose_ctl.drainers)
             await pilot.pause(0.5)
@@ -245,6 +283,8 @@ NEW_MESSAGE = """
 
 
 def test_compose_attach_and_postpone_to_drafts(make_app, tmp_path, monkeypatch, smtp):
+    """p on the review screen keeps the message in the store (durable, offline too) for the drain
+    to store in Drafts (tests/integration/test_postpone_dovecot.py: against Dovecot)."""
     _editor(tmp_path, monkeypatch, NEW_MESSAGE)
     svc = AppendingService()
     app, store, _svc = make_app(5, config=_config(0), service=svc)
@@ -257,18 +297,20 @@ def test_compose_attach_and_postpone_to_drafts(make_app, tmp_path, monkeypatch, 
             await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
             review = app.screen
             session = review.session
-            assert session.error == "" and "P postpone" in review.hint_text()
+            assert session.error == "" and "p postpone" in review.hint_text()
             assert [a.filename for a in session.draft.attachments] == ["editor.py"]
             assert "Attach:" not in session.path.read_text()  # consumed: not attached twice on e
-            await pilot.press("P")
-            await _until(pilot, lambda: bool(svc.appended))
+            assert "Half a thought." in screen_text(app)  # the text under the headers
+            await pilot.press("p")
             await _until(pilot, lambda: not session.path.exists())
+            await _until(pilot, lambda: any("postponed" in n.message for n in app._notifications))
 
     asyncio.run(go())
-    ((folder, raw, flags),) = svc.appended
-    assert folder == "Drafts" and set(flags) == {"draft", "seen"}
+    (entry,) = Postponed(store.db).entries()
+    assert entry.folder == "Drafts" and entry.subject == "Draft idea" and entry.message_id
+    raw = entry.message
     assert b"Subject: Draft idea" in raw and b"Half a thought." in raw and b'filename="editor.py"' in raw
-    assert smtp.messages == []
+    assert smtp.messages == [] and Outbox(store.db).entries() == []
 
 
 def test_forward_as_attachment_has_no_default_key_and_can_be_bound(make_app, tmp_path, monkeypatch):
@@ -341,3 +383,126 @@ def test_resume_draft_edits_it_again_and_the_queued_message_replaces_it(make_app
 
     asyncio.run(go())
     assert smtp.messages == []
+
+
+def test_the_status_bar_counts_the_undo_window_down_then_says_sent(make_app, tmp_path, monkeypatch, smtp):
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)
+    app, store, svc = make_app(5, config=_config(2.5), service=FakeService(raw=ORIGINAL))
+    seen: list[str] = []
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            await pilot.press("y")
+
+            def note() -> bool:
+                text = screen_text(app)
+                for line in text.splitlines():
+                    if "sending in" in line or "sent:" in line:
+                        seen.append(" ".join(line.split()))
+                return "sent: Re: Plans for Friday" in text
+
+            await _until(pilot, note)
+
+    asyncio.run(go())
+    counts = list(dict.fromkeys(s.split("sending in ")[1].split(" s")[0] for s in seen if "sending in" in s))
+    # it counts down (a loaded machine may skip a second between two looks, never go up)
+    assert counts[0] == "3" and len(counts) >= 2 and counts == sorted(counts, reverse=True), seen
+    assert any("sending in 3 s — u to undo" in s for s in seen)
+    assert len(smtp.messages) == 1
+
+
+def test_a_refused_send_shows_the_servers_line_in_the_status_bar(make_app, tmp_path, monkeypatch, smtp):
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)
+    app, store, svc = make_app(5, config=_config(0.3), service=FakeService(raw=ORIGINAL))
+    smtp.answer("DATA", "554 5.6.0 message refused by policy")
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            await pilot.press("y")
+            await _until(pilot, lambda: "failed:" in app.main.status.info.flash)
+            return app.main.status.info.flash
+
+    flash = asyncio.run(go())
+    assert "554 5.6.0 message refused by policy" in flash and "\n" not in flash
+    (entry,) = Outbox(store.db).entries()
+    assert entry.state == "failed"
+
+
+def test_recipients_complete_from_the_store_and_the_aliases(make_app, tmp_path, monkeypatch):
+    from textual.widgets import Input, OptionList
+
+    from tuimail.ui.screens.recipients import RecipientsPrompt
+
+    _editor(tmp_path, monkeypatch, "pass\n")
+    config = dataclasses.replace(_config(0), aliases={"team": "Heidi Klum <heidi@example.org>, eve@example.org"})
+    app, store, svc = make_app(40, config=config)
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            await pilot.press("m")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            review = app.screen
+            await pilot.press("t")
+            await _until(pilot, lambda: isinstance(app.screen, RecipientsPrompt))
+            prompt = app.screen
+            await pilot.press(*"gra")
+            await _until(pilot, lambda: "Grace Hopper <grace@example.org>" in screen_text(app))
+            assert "5 messages" in screen_text(app)  # (40 rows, 8 senders: how often each was seen)
+            await pilot.press("down", "enter")  # the first match replaces what was typed
+            await _until(pilot, lambda: prompt.query_one(Input).value == "Grace Hopper <grace@example.org>, ")
+            await pilot.press(*"tea")
+            await _until(pilot, lambda: prompt.query_one("#matches", OptionList).option_count == 1)
+            assert "alias team" in screen_text(app)
+            await pilot.press("down", "enter", "enter")
+            await _until(pilot, lambda: app.screen is review)
+            session = review.session
+            assert session.draft.to == ("Grace Hopper <grace@example.org>, Heidi Klum <heidi@example.org>,"
+                                        " eve@example.org")
+            assert "To: Grace Hopper <grace@example.org>, Heidi Klum" in session.path.read_text()
+            assert session.error == "" and "Grace Hopper" in screen_text(app)
+            await pilot.press("s")
+            await pilot.pause()
+            await pilot.press(*"Plans", "enter")
+            await _until(pilot, lambda: review.session.draft.subject == "Plans")
+            session.remove()
+
+    asyncio.run(go())
+
+
+def test_a_bad_recipient_typed_on_the_review_is_one_line_and_not_sent(make_app, tmp_path, monkeypatch, smtp):
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)
+    app, store, svc = make_app(5, config=_config(0), service=FakeService(raw=ORIGINAL))
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            review = app.screen
+            await pilot.press("c")
+            await pilot.pause()
+            await pilot.press(*"bob", "enter")
+            await _until(pilot, lambda: "is not an address" in review.session.error)
+            assert "Cc: 'bob' is not an address" in screen_text(app)
+            await pilot.press("y")  # refused: back on the review, nothing queued
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            await pilot.pause(0.2)
+            assert Outbox(store.db).entries() == []
+            await pilot.press("c")
+            await pilot.pause()
+            await pilot.press("ctrl+u", *"bob@example.net", "enter")  # (ctrl+u: clear the input)
+            await _until(pilot, lambda: review.session.error == "")
+            assert review.session.draft.cc == "bob@example.net"
+            review.session.remove()
+
+    asyncio.run(go())

@@ -14,7 +14,7 @@ from tuimail.backends.imap.service import ImapService
 from tuimail.config.load import Account, Config
 from tuimail.config.model import KINDS
 from tuimail.core.service import AccountService, Capabilities
-from tuimail.errors import NotCached, Unsupported, UsageError
+from tuimail.errors import NetworkError, NotCached, Unsupported, UsageError
 
 from ..support.contract import assert_keeps_the_contract
 
@@ -58,8 +58,8 @@ def test_capabilities_are_frozen_and_say_what_imap_does():
     with pytest.raises(dataclasses.FrozenInstanceError):
         caps.push = False  # type: ignore[misc]
     assert (caps.server_flags, caps.push, caps.server_folders, caps.server_search) == (True, True, True, True)
-    # not implemented yet: the matching methods answer Unsupported
-    assert (caps.append, caps.send) == (False, False)
+    # append stores a message (Drafts); sending goes through the outbox, send() answers Unsupported
+    assert (caps.append, caps.send) == (True, False)
     assert Capabilities() == Capabilities(False, False, False, False, False, False)
 
 
@@ -84,12 +84,13 @@ def test_a_kind_without_a_backend_is_no_service(imap_config):
 def test_what_a_backend_cannot_do_is_unsupported(imap_config):
     svc = registry.create_service(imap_config, imap_config.account("test"), offline=True)
     try:
-        for call in (lambda: svc.send(b"Subject: x\r\n\r\nx\r\n", sender="me@example.org", recipients=["a@b"]),
-                     lambda: svc.append("Sent", b"Subject: x\r\n\r\nx\r\n", ("seen",))):
-            with pytest.raises(Unsupported) as info:
-                call()
-            assert isinstance(info.value, UsageError) and info.value.exit_code == 2  # one line, exit 2
-            assert "\n" not in str(info.value)
+        with pytest.raises(Unsupported) as info:
+            svc.send(b"Subject: x\r\n\r\nx\r\n", sender="me@example.org", recipients=["a@b"])
+        assert isinstance(info.value, UsageError) and info.value.exit_code == 2  # one line, exit 2
+        assert "\n" not in str(info.value)
+        with pytest.raises(NetworkError) as net:  # offline: nothing goes to the server
+            svc.append("Sent", b"Subject: x\r\n\r\nx\r\n", ("seen",))
+        assert "offline" in str(net.value) and "\n" not in str(net.value)
     finally:
         svc.stop()
 

@@ -2,6 +2,7 @@
 
     create_service(config, account, on_event, *, offline=False) -> AccountService
     create_sender(config, account) -> backends.send.Sender (the outbox: queue, cancel, drain)
+    can_send(account) -> bool (an smtp table, or a JMAP account)
     implemented_kinds() -> ("imap", "jmap", "pop3")
 
 The UI and the CLI reach a backend only through here. A backend is named by an import string and
@@ -63,9 +64,15 @@ def create_service(config: Config, account: Account, on_event: EventSink | None 
 
 
 def create_sender(config: Config, account: Account) -> Sender:
-    """The account's outbox and its drain (backends/send.py): SMTP, then the copy in Sent."""
+    """The account's outbox and its drain (backends/send.py): SMTP, then the copy in Sent; for a
+    JMAP account Email/import + EmailSubmission/set, the server filing the copy."""
     from tuimail.backends.send import Sender
     return Sender(config, account)
+
+
+def can_send(account: Account) -> bool:
+    """Whether the account has a way out: an [accounts.NAME.smtp] table, or JMAP submission."""
+    return account.kind == "jmap" or bool(account.smtp)
 
 
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""Sending: the outbox of one account drained over SMTP, then the copy filed in Sent.
+"""Sending: the outbox of one account drained over SMTP, then the copy filed in Sent (a JMAP
+account: over HTTP, and the server files the copy; backends/jmap/submit.py).
 
     sender = registry.create_sender(config, account)
     entry_id = sender.queue(raw)        # committed before anything goes out; held for undo_send s
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from tuimail import paths
+from tuimail.backends.drafts import file_postponed
 from tuimail.backends.imap.flags import to_imap
 from tuimail.backends.lock import AccountLock, Busy
 from tuimail.config.load import Account, Config, resolve_oauth2_token, resolve_password, run_secret_command
@@ -47,6 +49,7 @@ from tuimail.mail.headers import parse_msgids
 from tuimail.protocol import smtp
 from tuimail.protocol.smtp import SendError, SmtpSettings
 from tuimail.store.outbox import Outbox, OutboxEntry
+from tuimail.store.postponed import Postponed, PostponedEntry
 from tuimail.store.store import Store
 
 __all__ = ["Sender", "DrainReport", "smtp_settings", "outbox_lock_path", "backoff", "prepare"]
@@ -200,6 +203,8 @@ class DrainReport:
     failed: list[tuple[int, str]] = field(default_factory=list)  # kept for the user
     unfiled: list[tuple[int, str]] = field(default_factory=list)  # sent; the Sent copy waits
     refused: list[tuple[int, str]] = field(default_factory=list)  # sent to some; kept for the refused ones
+    drafted: list[tuple[int, str]] = field(default_factory=list)  # postponed messages stored in (folder)
+    draft_waiting: list[tuple[int, str]] = field(default_factory=list)  # postponed, not stored yet (why)
     busy: bool = False
 
     def line(self, name: str) -> str:
@@ -214,11 +219,17 @@ class DrainReport:
             parts.append(f"{len(self.failed)} failed ({self.failed[-1][1]})")
         if self.unfiled:
             parts.append(f"{len(self.unfiled)} not yet filed in Sent ({self.unfiled[-1][1]})")
+        if self.drafted:
+            parts.append(f"{len(self.drafted)} postponed to {self.drafted[-1][1]}")
+        if self.draft_waiting:
+            parts.append(f"{len(self.draft_waiting)} postponed, not yet in Drafts ({self.draft_waiting[-1][1]})")
         return f"{name}: " + ", ".join(parts)
 
 
 class Sender:
     """The outbox of one account and its drain. Each method opens the store itself (any thread).
+    A JMAP account's messages go out over HTTP (backends/jmap/submit.py) and the server files
+    the Sent copy itself (onSuccessUpdateEmail); `settings` may be such a submitter.
 
     Tests inject `settings` (an SmtpSettings, or a callable making one), `open_imap` (a callable
     returning a connected ImapConnection), `clock`, and `step(name)`: called at each step of a
@@ -237,6 +248,7 @@ class Sender:
         self._step = step or (lambda name: None)
         self.lock_timeout = lock_timeout
         self._conn: Any = None
+        self._submitter: Any = None  # a JMAP account's transport, closed after the drain
 
     @property
     def save_sent(self) -> bool:
@@ -258,6 +270,21 @@ class Sender:
                                         hold=self.account.undo_send if hold is None else hold, draft=draft,
                                         now=self.clock())
 
+    def postpone(self, raw: bytes, folder: str, *, replaces: tuple[str, str] | None = None) -> int:
+        """Keep a postponed message (durable when this returns); the drain stores it in `folder`
+        (Drafts) with \\Draft \\Seen, then removes `replaces` (the draft it was resumed from)."""
+        end = raw.find(b"\r\n\r\n")
+        head = BytesHeaderParser(policy=email_policy.SMTPUTF8).parsebytes(raw[: end + 4] if end >= 0 else raw)
+        ids = parse_msgids(str(head.get("Message-ID") or ""))
+        subject = " ".join(str(head.get("Subject") or "").split())
+        with self._store() as store:
+            return Postponed(store.db).add(raw, folder, message_id=ids[0] if ids else None, subject=subject,
+                                           replaces=replaces, now=self.clock())
+
+    def postponed(self) -> list[PostponedEntry]:
+        with self._store() as store:
+            return Postponed(store.db).entries()
+
     def cancel(self, entry_id: int) -> OutboxEntry | None:
         """Take a message back while it is not on its way (undo): removed and returned, or None."""
         with self._store() as store:
@@ -276,7 +303,8 @@ class Sender:
         """When the next queued message may go (its undo window or backoff ends): the time to
         drain again (None: nothing is queued)."""
         with self._store() as store:
-            return Outbox(store.db).next_due()
+            times = [t for t in (Outbox(store.db).next_due(), Postponed(store.db).next_due()) if t is not None]
+            return min(times) if times else None
 
     # ------------------------------------------------------------------ the drain
 
@@ -297,6 +325,9 @@ class Sender:
             with self._store() as store:
                 self._drain(Outbox(store.db), store, report, only, ignore_backoff)
         finally:
+            submitter, self._submitter = self._submitter, None
+            if submitter is not None:
+                submitter.close()
             if self._conn is not None:
                 try:
                     self._conn.close()
@@ -308,12 +339,13 @@ class Sender:
 
     def _drain(self, ob: Outbox, store: Store, report: DrainReport, only: int | None, ignore_backoff: bool) -> None:
         ob.recover()
+        file_postponed(self, store, report, ignore_backoff)  # (no SMTP needed: before the settings)
         now = self.clock()
         for entry_id in ob.unfiled():
             entry = ob.get(entry_id)
             if entry is not None and (ignore_backoff or entry.next_try <= now):
                 self._file(ob, store, entry, report)
-        settings: SmtpSettings | None = None
+        settings: SmtpSettings | Any = None
         for entry_id in ob.due(now, ignore_backoff=ignore_backoff):
             if only is not None and entry_id != only:
                 continue
@@ -324,7 +356,11 @@ class Sender:
                 continue
             self._step("before_send")
             try:
-                result = smtp.send(settings, _without_bcc(entry.message), entry.mail_from, entry.rcpts)
+                if isinstance(settings, SmtpSettings):
+                    result = smtp.send(settings, _without_bcc(entry.message), entry.mail_from, entry.rcpts)
+                else:  # a JMAP account: Email/import + EmailSubmission/set (backends/jmap/submit.py)
+                    self._submitter = settings
+                    result = settings.send(_without_bcc(entry.message), entry.mail_from, entry.rcpts)
             except SendError as exc:
                 self._failed(ob, entry, exc, report)
                 if exc.kind in ("auth", "tls") or (exc.kind == "network" and not exc.maybe_sent):
@@ -342,12 +378,16 @@ class Sender:
             if sent is not None:
                 self._file(ob, store, sent, report)
 
-    def _resolve(self) -> SmtpSettings:
+    def _resolve(self) -> Any:
+        """SmtpSettings, or for a JMAP account its submitter (the secret resolved now)."""
         s = self._settings
         if isinstance(s, SmtpSettings):
             return s
         if callable(s):
             return s()
+        if self.account.kind == "jmap":
+            from tuimail.backends.jmap.submit import JmapSubmitter
+            return JmapSubmitter(self.account, self.store_path).resolve()
         if not self.account.smtp:
             raise ConfigError(f"accounts.{self.account.name}: no [accounts.{self.account.name}.smtp] table:"
                               " set its host (and port, security) to send mail")
@@ -442,6 +482,9 @@ class Sender:
 
     def _replace_draft(self, entry: OutboxEntry) -> None:
         """A message resumed from a draft replaces it once sent: the draft is removed."""
+        if self.account.kind == "jmap" and entry.draft_folder and entry.draft_sid:
+            self._replace_jmap_draft(entry.draft_sid)
+            return
         if not (entry.draft_folder and entry.draft_sid and entry.draft_sid.isdigit()) or self.account.kind != "imap":
             return
         try:
@@ -453,3 +496,12 @@ class Sender:
             from tuimail.trace import trace
             trace(f"outbox: draft {entry.draft_sid} not removed: {exc}")
 
+    def _replace_jmap_draft(self, email_id: str) -> None:
+        from tuimail.backends.jmap.submit import JmapSubmitter
+        try:
+            if self._submitter is None:  # (a drain after a crash: the message went out in an earlier one)
+                self._submitter = JmapSubmitter(self.account, self.store_path).resolve()
+            self._submitter.destroy_draft(email_id)
+        except (TuimailError, OSError) as exc:  # the draft stays: nothing is lost
+            from tuimail.trace import trace
+            trace(f"outbox: draft {email_id} not removed: {exc}")

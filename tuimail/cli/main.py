@@ -581,7 +581,12 @@ def cmd_repair(config: Config, args) -> int:
             continue
         lost = f", {report.lost} lost (folder unknown)" if report.lost else ""
         unreadable = "; part of the old journal was unreadable" if report.unreadable else ""
-        print(f"{account.name}: store rebuilt: {report.kept} pending action(s) kept{lost}{unreadable};"
+        unsent = ""
+        if report.outbox or report.postponed or report.unsent_lost:
+            unsent = (f"; {report.outbox} message(s) of the outbox and {report.postponed} postponed kept"
+                      + (f", {report.unsent_lost} unreadable (the damaged file keeps them)" if report.unsent_lost
+                         else ""))
+        print(f"{account.name}: store rebuilt: {report.kept} pending action(s) kept{lost}{unreadable}{unsent};"
               f" damaged file moved to {report.moved_to}{cache}; run `tuimail sync` to refill it")
     return 0
 
@@ -700,6 +705,7 @@ def _outbox_json(account: str, e, now: float) -> dict:
 
 def cmd_outbox(config: Config, args) -> int:
     from tuimail.store.outbox import Outbox
+    from tuimail.store.postponed import Postponed
     acts = [a for a in (args.retry, args.discard) if a is not None]
     if len(acts) + bool(args.flush) > 1:
         raise UsageError("give one of --flush, --retry ID, --discard ID")
@@ -727,7 +733,7 @@ def cmd_outbox(config: Config, args) -> int:
         for account in accounts:
             report = create_sender(config, account).drain(ignore_backoff=True)
             print(sanitize_line(report.line(account.name)))
-            if report.failed or report.postponed or report.refused:
+            if report.failed or report.postponed or report.refused or report.draft_waiting:
                 code = 3
     now = time.time()
     listed: list[dict] = []
@@ -735,11 +741,21 @@ def cmd_outbox(config: Config, args) -> int:
         _account, store = _store(config, account.name)
         with store:
             entries = Outbox(store.db).entries()
+            drafts = Postponed(store.db).entries()  # postponed, on their way to Drafts
         if args.json:
             listed += [_outbox_json(account.name, e, now) for e in entries]
+            listed += [{"account": account.name, "id": d.id, "state": "postponed", "why": d.why(now),
+                        "subject": d.subject, "folder": d.folder, "message_id": d.message_id, "created": d.created,
+                        "next_try": d.next_try, "attempts": d.attempts, "error": d.last_error,
+                        "size": len(d.message)} for d in drafts]
             continue
-        if not entries and not args.flush:
+        if not entries and not drafts and not args.flush:
             print(f"{account.name}: the outbox is empty")
+        for d in drafts:
+            name = f"{account.name} " if len(accounts) > 1 else ""
+            print(f"{name}P{d.id:<4} {'postponed':<12} {sanitize_line(d.subject)[:40]:<40}"
+                  f" to the folder {sanitize_line(d.folder)[:40]}")
+            print(f"{'':6}{sanitize_line(d.why(now))[:300]}")
         for e in entries:
             to = ", ".join(e.rcpts or e.accepted)
             name = f"{account.name} " if len(accounts) > 1 else ""

@@ -46,7 +46,9 @@ reply_list         global   ctrl+l                      reply to the mailing lis
 forward            global   f                           forward inline
 forward_attached   global   (none; the palette)         forward as an attachment
 resume_draft       global   (none; the palette)         edit a postponed message again (mutt keymap: R)
-undo_send          global   u                           take back the message being sent
+undo               global   u                           undo the last action (or take back a send)
+undo_history       global   U                           the undo history: pick an action to undo
+undo_send          global   (none; u does it)           take back the message being sent
 tag                global   t                           tag / untag the message (a ``*`` in its row)
 tag_pattern        global   T                           tag the messages matching a pattern (``~f ann ~U``)
 untag_pattern      global   ctrl+t                      untag those matching a pattern (``~A``: all)
@@ -146,7 +148,9 @@ ACTIONS: tuple[Action, ...] = (
     _a("forward", "global", "Forward (inline)", "f"),
     _a("forward_attached", "global", "Forward as attachment"),
     _a("resume_draft", "global", "Resume a draft (the message under the cursor)"),
-    _a("undo_send", "global", "Undo send (while it waits)", "u"),
+    _a("undo", "global", "Undo the last action (or the send that waits)", "u"),
+    _a("undo_history", "global", "Undo history", "U"),
+    _a("undo_send", "global", "Undo send (while it waits)"),
     _a("tag", "global", "Tag / untag", "t"),
     _a("tag_pattern", "global", "Tag by pattern", "T"),
     _a("untag_pattern", "global", "Untag by pattern (~A: all)", "ctrl+t"),

@@ -28,7 +28,7 @@ DEFAULT_PORTS = {
 }
 
 
-TOP_KEYS = ("accounts", "ui", "keys", "mailcap", "serve")
+TOP_KEYS = ("accounts", "ui", "keys", "mailcap", "serve", "aliases")
 ACCOUNT_KEYS = (
     "kind", "host", "port", "security", "username", "password", "password_command",
     "oauth2_token_command", "tls_ca_file", "tls_fingerprint", "sync_mode", "allow_insecure",
@@ -175,6 +175,7 @@ class Config:
     path: Path | None = None  # the file it was read from (None if built in code, e.g. the demo)
     mailcap_path: Path | None = None  # [mailcap] path
     serve: ServeConfig = field(default_factory=ServeConfig)  # [serve]
+    aliases: dict[str, str] = field(default_factory=dict)  # [aliases] name -> "Name <addr>, ..." (completion)
 
     def account(self, name: str | None = None) -> Account:
         if name is None:

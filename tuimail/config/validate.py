@@ -175,7 +175,24 @@ class _Validator:
             if "path" in mailcap:
                 mailcap_path = self.file_path("mailcap.path", mailcap["path"], must_exist=True)
         serve = self.serve(doc["serve"]) if "serve" in doc else ServeConfig()
-        return Config(accounts=accounts, ui=ui, keys=keys, path=file, mailcap_path=mailcap_path, serve=serve)
+        aliases = self.aliases(doc["aliases"]) if "aliases" in doc else {}
+        return Config(accounts=accounts, ui=ui, keys=keys, path=file, mailcap_path=mailcap_path, serve=serve,
+                      aliases=aliases)
+
+    def aliases(self, value: Any) -> dict[str, str]:
+        """[aliases]: name = "Full Name <addr>" (or a list of them): offered when recipients are
+        typed. Each must hold at least one address (an @)."""
+        from tuimail.mail.addresses import parse_addresses
+        out: dict[str, str] = {}
+        for name, v in self.table("aliases", value).items():
+            key = f"aliases.{name}"
+            items = self.string_list(key, v) if isinstance(v, list) else (self.string(key, v),)
+            text = ", ".join(" ".join(i.split()) for i in items)
+            found = parse_addresses(text)
+            if not found or not all("@" in a for _n, a in found):
+                raise self.error(key, f'expected addresses like "Full Name <name@example.org>", got {_show(text)}')
+            out[name] = text
+        return out
 
     def serve(self, value: Any) -> ServeConfig:
         """[serve]: where `tuimail serve` listens, its TLS files and its login. Whether a non-loopback

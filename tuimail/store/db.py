@@ -320,11 +320,50 @@ MIGRATIONS: list[str] = [
       raw BLOB NOT NULL
     );
     """,
+    # Undo (issue #13 item 6; store/undo.py): each user intent's inverse, computed from the rows'
+    # state before it ran and written in the intent's own transaction. `steps` is JSON (what to do
+    # to put each message back: its flags as they were, or a move back from wherever it is by
+    # then); `what` says the action ("moved 3 messages to Trash"). state: done | undone. The
+    # last 100 are kept.
+    """
+    CREATE TABLE undo(
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      created REAL NOT NULL,
+      op TEXT NOT NULL,
+      what TEXT NOT NULL,
+      subject TEXT,
+      steps TEXT NOT NULL,
+      state TEXT NOT NULL DEFAULT 'done' CHECK (state IN ('done', 'undone')),
+      undone_at REAL
+    );
+    """,
+    # Postponed messages on their way to the Drafts folder (issue #12 item 6; store/postponed.py):
+    # written here (committed) when the user postpones, removed once the server stored the copy,
+    # so a postpone offline (or a crash before the APPEND) loses nothing. `folder`: the Drafts
+    # folder; replaces_folder/replaces_sid: the draft it was resumed from (removed once this one
+    # is stored). state: waiting (not before next_try) | appending (the APPEND may be on the wire:
+    # look for its Message-ID before appending again).
+    """
+    CREATE TABLE postponed(
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      created REAL NOT NULL,
+      message BLOB NOT NULL,
+      folder TEXT NOT NULL,
+      message_id TEXT,
+      subject TEXT NOT NULL DEFAULT '',
+      replaces_folder TEXT,
+      replaces_sid TEXT,
+      state TEXT NOT NULL DEFAULT 'waiting' CHECK(state IN ('waiting', 'appending')),
+      next_try REAL NOT NULL DEFAULT 0,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      last_error TEXT
+    );
+    """,
     # Copy to a folder (issue 13 item 5, `C`): a journal entry of op 'copy' (UID COPY, a JMAP
     # mailboxIds patch). The v1 CHECK on `op` cannot be altered in place: the table is rebuilt
     # with the same columns and ids (AUTOINCREMENT goes on from the highest).
     """
-    CREATE TABLE journal_v10(
+    CREATE TABLE journal_copy(
       id INTEGER PRIMARY KEY AUTOINCREMENT,
       created REAL NOT NULL,
       folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
@@ -341,13 +380,13 @@ MIGRATIONS: list[str] = [
       msg_id INTEGER,
       sid TEXT
     );
-    INSERT INTO journal_v10(id, created, folder_id, message_id, op, add_flags, remove_flags, dest, attempts,
+    INSERT INTO journal_copy(id, created, folder_id, message_id, op, add_flags, remove_flags, dest, attempts,
                             last_error, state, msg_size, msg_date, msg_id, sid)
       SELECT id, created, folder_id, message_id, op, add_flags, remove_flags, dest, attempts, last_error, state,
              msg_size, msg_date, msg_id, sid FROM journal;
     DROP INDEX journal_msg;
     DROP TABLE journal;
-    ALTER TABLE journal_v10 RENAME TO journal;
+    ALTER TABLE journal_copy RENAME TO journal;
     CREATE INDEX journal_msg ON journal(msg_id);
     """,
 ]

@@ -11,7 +11,10 @@ reach at all (a destroyed schema or interior page) are decoded from the leaf pag
 The damaged file is moved aside (never deleted), and a fresh store holding the salvaged folders (with their
 sync state, so the kept server ids stay meaningful: the next sync links each entry to its refilled
 row by server id; a reset of the folder's ids (UIDVALIDITY) re-matches them by Message-ID) and the
-journal entries whose folder is known takes its place. A journal of an older schema (v5: an
+journal entries whose folder is known takes its place. The outbox (messages queued, failed or
+sent but not yet filed in Sent) and the postponed messages on their way to Drafts exist nowhere
+else either: their rows are carried over as they are (ids kept, so `tuimail outbox` names them
+as before; one SQLite cannot read is counted as lost). A journal of an older schema (v5: an
 integer uid and IMAP flag names) is converted as the v6 migration converts it. A damaged body cache (re-downloadable)
 is moved aside too.
 """
@@ -69,6 +72,9 @@ class RepairReport:
     unreadable: bool = False  # part of the journal (or folder list) could not be read at all
     moved_to: Path | None = None
     cache_moved_to: Path | None = None
+    outbox: int = 0  # outbox rows (queued, failed, not yet filed) carried into the fresh store
+    postponed: int = 0  # postponed messages (on their way to Drafts) carried over
+    unsent_lost: int = 0  # outbox or postponed rows that could not be read or written
 
 
 def in_use(path: Path) -> bool:
@@ -122,9 +128,11 @@ def repair_store(path: Path | str, cache_path: Path | str | None = None, *, forc
             return report
         _checkpoint(copy)
         folders, entries, unreadable = _salvage(copy)
-        report.unreadable = unreadable
+        unsent, unsent_bad = _salvage_unsent(copy)
+        report.unreadable = unreadable or unsent_bad
         fresh = work / "fresh.sqlite3"
         report.kept, report.lost = _write_fresh(fresh, folders, entries)
+        (report.outbox, report.postponed), report.unsent_lost = _write_unsent(fresh, unsent)
         report.moved_to = _move_aside(path)
         os.replace(fresh, path)
         return report
@@ -191,6 +199,57 @@ def _salvage(copy: Path) -> tuple[dict[int, dict], list[dict], bool]:
         entries.sort(key=lambda r: r.get("id") or 0)
     folders = {r["id"]: r for r in folders_rows if isinstance(r.get("id"), int) and isinstance(r.get("name"), str)}
     return folders, entries, bad
+
+
+UNSENT_TABLES = ("outbox", "postponed")
+
+
+def _salvage_unsent(copy: Path) -> tuple[dict[str, list[dict]], bool]:
+    """The rows of the outbox and the postponed table SQLite can still read (a table the store's
+    schema has not got yet is empty). Not from the leaf pages: a message spills onto overflow
+    pages the page scan does not follow."""
+    out: dict[str, list[dict]] = {t: [] for t in UNSENT_TABLES}
+    db = _open_readable(copy)
+    if db is None:
+        return out, True
+    bad = False
+    try:
+        try:
+            have = {r[0] for r in db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+        except sqlite3.Error:
+            return out, True
+        for table in UNSENT_TABLES:
+            if table in have:
+                rows, damaged = _read_table(db, table)
+                out[table] = rows
+                bad = bad or damaged
+    finally:
+        db.close()
+    return out, bad
+
+
+def _write_unsent(fresh: Path, unsent: dict[str, list[dict]]) -> tuple[tuple[int, int], int]:
+    """The salvaged outbox and postponed rows into the fresh store (ids kept). Returns
+    ((outbox rows, postponed rows) written, rows lost)."""
+    db = connect(fresh)
+    counts = {t: 0 for t in UNSENT_TABLES}
+    lost = 0
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        for table in UNSENT_TABLES:
+            cols_there = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
+            for row in unsent.get(table, []):
+                cols = [c for c in cols_there if c in row]
+                try:
+                    db.execute(f"INSERT INTO {table}({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                               [row[c] for c in cols])
+                    counts[table] += 1
+                except sqlite3.Error:  # a damaged row (a CHECK, NOT NULL or a duplicate id fails)
+                    lost += 1
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    return (counts["outbox"], counts["postponed"]), lost
 
 
 def _open_readable(copy: Path) -> sqlite3.Connection | None:

@@ -33,6 +33,7 @@ from tuimail.store.journal import (
     MASK_SQL, Journal, JournalEntry, _apply, copy_row, flag_cols, flag_set, norm_flags, split_flags)
 from tuimail.store.sqlite_errors import store_error
 from tuimail.store.threads import _WITH_THREADS, THREADS_CLEAN, THREADS_NEW, ThreadOrder
+from tuimail.store.undo import UndoLog
 from tuimail.store.writer import yield_to_intents
 
 ROLES = ("inbox", "drafts", "sent", "archive", "junk", "trash")
@@ -105,7 +106,8 @@ class Store:
 
     Made of parts sharing the connection and its transactions (conn.StoreConn): the journal of
     user intents (journal.Journal), the thread order (threads.ThreadOrder), the failed actions
-    (failures.Failures). Store's methods of theirs are delegations, so callers know one object."""
+    (failures.Failures), the undo history (undo.UndoLog). Store's methods of theirs are
+    delegations, so callers know one object."""
 
     def __init__(self, path: Path | str, *, migrations: list[str] = MIGRATIONS):
         """migrations: the schema to bring the file to (a benchmark or a migration test may want
@@ -116,6 +118,7 @@ class Store:
         self.journal = Journal(self._conn)
         self.threads = ThreadOrder(self._conn)
         self.failures = Failures(self._conn)
+        self.undo = UndoLog(self._conn, self.journal)  # the undo history (undo.py)
 
     def close(self) -> None:
         self.db.close()

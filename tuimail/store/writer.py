@@ -65,17 +65,32 @@ def yield_to_intents(path: Path | str, limit: float = 0.05) -> None:
 
 @dataclass(frozen=True)
 class Intent:
-    op: str  # 'flags' | 'move' | 'expunge' | 'copy'
+    op: str  # 'flags' | 'move' | 'expunge' | 'copy' | 'undo' (ids: undo entries, store/undo.py)
     folder_id: int
     ids: tuple[int, ...]  # local message ids
     add: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
     dest: str | None = None
     seq: int = field(default_factory=lambda: next(_seq))  # submission order, across accounts
+    record: bool = True  # kept in the undo history (not: a message marked read by opening it)
 
 
 def run_intent(store: Store, intent: Intent) -> list[int]:
-    """The intent's transaction on `store` (also what a synchronous caller runs)."""
+    """The intent's transaction on `store` (also what a synchronous caller runs), with its
+    inverse written to the undo history in the same transaction (store/undo.py)."""
+    if intent.op == "undo":
+        return store.undo.undo(intent.ids)
+    if not intent.record:
+        return _run(store, intent)
+    with store.transaction():
+        before = store.undo.before(intent.ids)
+        ids = _run(store, intent)
+        if ids:
+            store.undo.record(intent, before, ids)
+    return ids
+
+
+def _run(store: Store, intent: Intent) -> list[int]:
     if intent.op == "flags":
         return store.set_flags(intent.folder_id, intent.ids, add=intent.add, remove=intent.remove)
     if intent.op == "move":

@@ -84,8 +84,9 @@ def open_connection(account: Account, secret: Callable[[], str] | None = None, *
 class ImapService:
     # IMAP keeps flags and folders on the server and pushes with IDLE (where the server has it and
     # accounts.NAME.idle allows it: else it polls); search asks the server what the store cannot
-    # answer. APPEND and sending are not implemented yet: append/send raise Unsupported.
-    capabilities = Capabilities(server_flags=True, push=True, server_search=True, append=False, send=False,
+    # answer; append stores a message (Drafts). Sending goes through the outbox (backends/send.py,
+    # registry.create_sender), not through send(), which raises Unsupported.
+    capabilities = Capabilities(server_flags=True, push=True, server_search=True, append=True, send=False,
                                 server_folders=True)
 
     def __init__(self, config: Config, account: Account, on_event: EventSink | None = None,
@@ -297,7 +298,20 @@ class ImapService:
         raise Unsupported("sending is not available yet")
 
     def append(self, folder: str, raw: bytes, flags: Collection[str] = ()) -> None:
-        raise Unsupported("storing a message in an IMAP folder is not available yet")
+        """APPEND `raw` to `folder` with these canonical flags, on a short-lived connection of
+        its own in the calling thread (a worker's; the sync's and the fetch lane's connections
+        belong to their threads, the sync may be in a child process). The folder is synced after
+        it, so the message shows in the list. Offline: NetworkError (the app postpones through
+        the store instead: store/postponed.py, filed by the outbox drain)."""
+        from tuimail.backends.imap.flags import to_imap
+        if self._offline:
+            raise NetworkError("offline: the message is not stored on the server")
+        conn = open_connection(self.account, self._secret)
+        try:
+            conn.append(folder, raw, [to_imap(f) for f in flags], time.time())
+        finally:
+            conn.close()
+        self.request_sync(folder)
 
     # one sync in the caller's thread (the CLI) --------------------------------------------------
     def sync_now(self, folder: str | None = None) -> SyncSummary:

@@ -64,7 +64,7 @@ class JmapService:
     """One JMAP account: flags and folders on the server; changes polled every check_interval, and
     pushed by EventSource where the server offers it (push_state)."""
 
-    capabilities = Capabilities(server_flags=True, push=False, server_search=False, append=False, send=False,
+    capabilities = Capabilities(server_flags=True, push=False, server_search=False, append=True, send=True,
                                 server_folders=True)
 
     def __init__(self, config: Config, account: Account, on_event: EventSink | None = None, *,
@@ -240,10 +240,44 @@ class JmapService:
         raise Unsupported("searching on a JMAP server is not available yet")
 
     def send(self, raw: bytes, /, *, sender: str, recipients: Sequence[str]) -> None:
-        raise Unsupported("sending over JMAP is not available yet")
+        """Submit at once (EmailSubmission; the server files it in Sent). The outbox
+        (backends/send.py) is the way the app sends; this is the contract's direct path."""
+        from tuimail.backends.jmap.submit import JmapSubmitter
+        if self._offline:
+            raise UsageError("sending needs the network; drop --offline")
+        submitter = JmapSubmitter(self.account, self.store_path,
+                                  connect=lambda: connect(self.account, self._secret))
+        try:
+            submitter.send(raw, sender, recipients)
+        finally:
+            submitter.close()
 
     def append(self, folder: str, raw: bytes, flags: Collection[str] = (), /) -> None:
-        raise Unsupported("storing a message in a JMAP mailbox is not available yet")
+        """Email/import into the folder's mailbox with these flags as keywords (postpone: Drafts
+        with $draft); the folder is synced at once so the message shows."""
+        from tuimail.backends.jmap.flags import keyword
+        from tuimail.backends.jmap.state import FolderState
+        from tuimail.protocol.jmap.mail import import_email
+        if self._offline:
+            raise UsageError("storing a message on the server needs the network; drop --offline")
+        with Store(self.store_path) as store:
+            info = store.folder(folder)
+            mailbox = FolderState.load(info.state).mailbox if info is not None and not info.gone else None
+        if mailbox is None:
+            raise UsageError(f"no folder {sanitize_line(folder)!r} on {self.account.name}")
+        keywords = {kw: True for kw in map(keyword, flags) if kw}
+        with self._fetch_lock:  # the fetch lane's connection (one thread at a time)
+            self._reader()
+            client = self._fetch_client
+            if client is None:
+                raise NetworkError(self._no_connection or f"{self.account.name}: offline")
+            try:
+                import_email(client, bytes(raw), mailbox, keywords)
+            except NetworkError:
+                client.close()
+                self._fetch_client = None
+                raise
+        self.request_sync(folder)
 
     # one sync in the caller's thread (the CLI) ----------------------------------------------
     def sync_now(self, folder: str | None = None, /) -> SyncSummary:

@@ -22,12 +22,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuimail.errors import ProtocolError, UsageError
+from tuimail.errors import NetworkError, ProtocolError, UsageError
 from tuimail.protocol.jmap.client import JmapClient
 from tuimail.protocol.jmap.errors import MethodError, server_text
 
 __all__ = ["HEADER_PROPERTIES", "Page", "Changes", "SetResult", "Submitted", "mailboxes", "first_page",
-           "get_emails", "changes", "changes_many", "set_emails", "identities", "remove_bcc", "submit"]
+           "get_emails", "changes", "changes_many", "set_emails", "identities", "remove_bcc", "submit",
+           "MaybeSubmitted", "import_email"]
 
 # What a header row needs (the store's columns) and nothing more: the first screen stays small.
 HEADER_PROPERTIES = ("id", "blobId", "threadId", "mailboxIds", "keywords", "size", "receivedAt", "messageId",
@@ -268,6 +269,26 @@ def remove_bcc(raw: bytes) -> bytes:
     return b"".join(out) + rest
 
 
+class MaybeSubmitted(NetworkError):
+    """The connection broke while the import + submission request was on the wire: the server may
+    have sent the message (never sent again by itself)."""
+
+
+def import_email(client: JmapClient, raw: bytes, mailbox_id: str, keywords: dict[str, bool] | None = None,
+                 received_at: str | None = None) -> str:
+    """Upload `raw` and Email/import it into one mailbox with these keywords; the new email's id.
+    The typed error of the import (e.g. overQuota) is raised."""
+    blob = client.upload(raw, "message/rfc822")
+    item: dict[str, Any] = {"blobId": blob, "mailboxIds": {mailbox_id: True}, "keywords": keywords or {}}
+    if received_at:
+        item["receivedAt"] = received_at
+    res = client.call("Email/import", {"accountId": client.account_id, "emails": {"m": item}})
+    created = (res.get("created") or {}).get("m")
+    if not isinstance(created, dict) or not isinstance(created.get("id"), str):
+        raise _set_error("Email/import", (res.get("notCreated") or {}).get("m") or {})
+    return str(created["id"])
+
+
 @dataclass
 class Submitted:
     email_id: str
@@ -305,22 +326,67 @@ def submit(client: JmapClient, raw: bytes, *, mail_from: str, rcpt_to: Sequence[
                             "envelope": {"mailFrom": {"email": mail_from, "parameters": None},
                                          "rcptTo": [{"email": r, "parameters": None} for r in rcpt_to]}}},
         "onSuccessUpdateEmail": {"#send": on_success}})
-    res = client.send(batch)
+    try:
+        res = client.send(batch)
+    except NetworkError as exc:
+        raise MaybeSubmitted(f"{exc} while submitting: the message may have been sent") from None
     imported = res[imp]
     if "draft" not in (imported.get("created") or {}):
         err = (imported.get("notCreated") or {}).get("draft") or {}
+        if err.get("type") == "alreadyExists" and isinstance(err.get("existingId"), str):
+            # Cyrus keeps one email per blob: these very bytes are on the server already (a drain
+            # killed after its submission, or a draft left by a failed cleanup)
+            return _existing(client, err["existingId"], blob, identity_id, mail_from, rcpt_to, drafts_id, sent_id)
         raise _set_error("Email/import", err)
     email_id = str(imported["created"]["draft"]["id"])
-    submitted = res[sub]
-    if "send" not in (submitted.get("created") or {}):
-        err = (submitted.get("notCreated") or {}).get("send") or {}
-        raise _set_error("EmailSubmission/set", err)
+    try:
+        submitted = res[sub]
+        if "send" not in (submitted.get("created") or {}):
+            raise _set_error("EmailSubmission/set", (submitted.get("notCreated") or {}).get("send") or {})
+    except MethodError:
+        try:  # the draft imported for it goes again: nothing is left behind in Drafts
+            set_emails(client, destroy=[email_id])
+        except (MethodError, NetworkError, ProtocolError):
+            pass
+        raise
     email_state = None
     for name, args in res.all(sub):
         if name == "Email/set":  # the implicit onSuccessUpdateEmail call
             email_state = args.get("newState")
     return Submitted(email_id=email_id, submission_id=str(submitted["created"]["send"].get("id", "")),
                      blob_id=blob, email_state=email_state)
+
+
+def _existing(client: JmapClient, email_id: str, blob: str, identity_id: str, mail_from: str,
+              rcpt_to: Sequence[str], drafts_id: str, sent_id: str | None) -> Submitted:
+    """The message is on the server already: in Sent without $draft it went out (a drain killed
+    after the submission): not sent twice. Anywhere else it is submitted from where it is."""
+    _state, found, _missing = get_emails(client, [email_id], ["id", "mailboxIds", "keywords"])
+    e: dict[str, Any] = found[0] if found and isinstance(found[0], dict) else {}
+    boxes: dict[str, Any] = e["mailboxIds"] if isinstance(e.get("mailboxIds"), dict) else {}
+    keywords: dict[str, Any] = e["keywords"] if isinstance(e.get("keywords"), dict) else {}
+    if sent_id is not None and boxes.get(sent_id) and not keywords.get("$draft"):
+        return Submitted(email_id=email_id, submission_id="", blob_id=blob, email_state=None)
+    acc = client.account_id
+    on_success: dict[str, Any] = {"keywords/$draft": None}
+    if sent_id is not None:
+        on_success["mailboxIds"] = {sent_id: True}
+    batch = client.batch()
+    sub = batch.call("EmailSubmission/set", {
+        "accountId": acc,
+        "create": {"send": {"identityId": identity_id, "emailId": email_id,
+                            "envelope": {"mailFrom": {"email": mail_from, "parameters": None},
+                                         "rcptTo": [{"email": r, "parameters": None} for r in rcpt_to]}}},
+        "onSuccessUpdateEmail": {"#send": on_success}})
+    try:
+        res = client.send(batch)
+    except NetworkError as exc:
+        raise MaybeSubmitted(f"{exc} while submitting: the message may have been sent") from None
+    submitted = res[sub]
+    if "send" not in (submitted.get("created") or {}):
+        raise _set_error("EmailSubmission/set", (submitted.get("notCreated") or {}).get("send") or {})
+    return Submitted(email_id=email_id, submission_id=str(submitted["created"]["send"].get("id", "")),
+                     blob_id=blob, email_state=None)
 
 
 def _set_error(method: str, err: dict[str, Any]) -> MethodError:

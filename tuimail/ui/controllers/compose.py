@@ -23,6 +23,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,13 +32,15 @@ from typing import Any
 from textual.app import SuspendNotSupported
 from textual.message import Message
 
+from tuimail.backends.registry import can_send
 from tuimail.config.load import Account
 from tuimail.core.events import SyncState
-from tuimail.core.flags import DRAFT, SEEN
 from tuimail.errors import TuimailError
 from tuimail.mail import compose as mc
 from tuimail.mail.sanitize import sanitize_line
+from tuimail.store.addresses import AddressBook
 from tuimail.ui.controllers.outbox_drain import Drainer
+from tuimail.ui.controllers.send_status import SendStatus
 from tuimail.ui.controllers.target import current_target, error_text
 from tuimail.ui.controllers.view import MainView
 
@@ -70,6 +73,14 @@ class Postponed(Message, bubble=False):
     def __init__(self, session: ComposeSession, folder: str, error: str = "") -> None:
         super().__init__()
         self.session, self.folder, self.error = session, folder, error
+
+
+class DraftsFiled(Message, bubble=False):
+    """A drain stored postponed messages in these folders: sync them (the draft shows in the list)."""
+
+    def __init__(self, account: str, folders: list[str]) -> None:
+        super().__init__()
+        self.account, self.folders = account, folders
 
 
 class DrainReported(Message, bubble=False):
@@ -144,6 +155,23 @@ class ComposeSession:
                 problems.append(str(exc))
         self.error = "; ".join(problems)
 
+    def set_header(self, name: str, value: str) -> None:
+        """A header edited on the review screen (To, Cc, Bcc, Subject): into the draft and the
+        edit file (so `e` shows it), checked as the edit file is; a bad value is one line."""
+        value = " ".join(value.split())
+        if name != "Subject":
+            value = value.rstrip(",; ")  # (completion leaves "a@x, " for the next one)
+        if not self.parsed:
+            self.error = "the edit file does not parse: e to fix it first"
+            return
+        setattr(self.draft, {"To": "to", "Cc": "cc", "Bcc": "bcc", "Subject": "subject"}[name], value)
+        try:
+            self.write(mc.edit_text(self.draft))
+        except OSError as exc:
+            self.error = f"cannot write {self.path}: {exc.strerror or exc}"
+            return
+        self.reparse()
+
     def remove(self) -> None:
         shutil.rmtree(self.path.parent, ignore_errors=True)
 
@@ -174,10 +202,13 @@ class ComposeController:
         self.view = view
         self.pending: dict[int, ComposeSession] = {}  # outbox id -> session, within the undo window
         self.last_sent: int | None = None
+        self.last_sent_at = 0.0  # when it was queued (u: the most recent thing, controllers/undo.py)
         self.drainers: dict[str, Drainer] = {}
         # how a Sender is made (tests inject one that talks to their server)
         self.make_sender: Callable[[Account], Any] = self._sender  # a backends.send.Sender
         self._online: dict[str, bool] = {}
+        self.send_status = SendStatus(view, time.time)
+        self.books: dict[str, AddressBook] = {}
 
     # ------------------------------------------------------------------ the draft
 
@@ -311,7 +342,18 @@ class ComposeController:
             else:  # (dismissed otherwise: nothing is lost, the file stays)
                 self.view.notify(f"the message is kept in {session.path}", markup=False)
 
-        self.view.tapp.push_screen(ReviewScreen(session, can_postpone=folder is not None, postpone_note=why), chosen)
+        self.view.tapp.push_screen(ReviewScreen(session, can_postpone=folder is not None, postpone_note=why,
+                                                book=self.address_book(session.account)), chosen)
+
+    def address_book(self, account: str) -> AddressBook:
+        """The addresses `account`'s store has seen, and the config's [aliases] (kept: later
+        lookups read only the new rows)."""
+        book = self.books.get(account)
+        if book is None:
+            store = self.view.tapp.stores.get(account)
+            book = AddressBook(store.path if store is not None else None, self.view.tapp.config.aliases)
+            self.books[account] = book
+        return book
 
     # ------------------------------------------------------------------ send and undo
 
@@ -335,7 +377,7 @@ class ComposeController:
             session.error = f"no account {session.account!r} in the config"
             self.review(session)
             return
-        if not account.smtp and self.make_sender == self._sender:
+        if not can_send(account) and self.make_sender == self._sender:
             session.error = (f"not sent: no [accounts.{account.name}.smtp] table in the config (its host, port,"
                              " security); P postpones, the text stays in the edit file")
             self.review(session)
@@ -370,14 +412,13 @@ class ComposeController:
         session.entry_id = msg.entry_id
         self.pending[msg.entry_id] = session
         self.last_sent = msg.entry_id
+        self.last_sent_at = time.time()
         entry_id = msg.entry_id
         self._ensure_drainer(session.account)
         if msg.hold <= 0:
             self._window_over(entry_id)
             return
-        keys = view.tapp.effective_keys.get("undo_send", ())
-        undo = f" — {keys[0]} to undo" if keys else ""
-        self.flash(f"sending in {msg.hold:g} s{undo}", msg.hold)
+        self.send_status.start(entry_id, session.account, msg.hold)
         view.set_timer(msg.hold, lambda: self._window_over(entry_id))
 
     def _window_over(self, entry_id: int) -> None:
@@ -386,10 +427,17 @@ class ComposeController:
             self.last_sent = None
         if session is None:
             return
+        self.send_status.over(entry_id, session.account)
         session.remove()  # the outbox holds the message now
         d = self.drainers.get(session.account)
         if d is not None:
             d.kick()
+
+    def waiting_send_at(self) -> float | None:
+        """When the message in its undo window was queued (None: none waits)."""
+        if self.last_sent is None or self.last_sent not in self.pending:
+            return None
+        return self.last_sent_at
 
     def undo(self) -> None:
         view = self.view
@@ -423,16 +471,19 @@ class ComposeController:
             self.pending.pop(session.entry_id, None)
             if self.last_sent == session.entry_id:
                 self.last_sent = None
+        if session.entry_id is not None:
+            self.send_status.undone(session.entry_id)
         session.entry_id = None
         session.error = "not sent (undone)"
-        self.flash("", 0)
         self.review(session)
 
     # ------------------------------------------------------------------ postpone
 
     def postpone(self, session: ComposeSession, folder: str) -> None:
-        svc = self.view.tapp.services.get(session.account)
-        if svc is None:
+        """Written to the store first (store/postponed.py: durable, offline too), then the
+        account's drain stores it in Drafts (\\Draft \\Seen) and removes the draft it resumes."""
+        account = self._account(session.account)
+        if account is None:
             return
         try:
             raw = mc.sent_copy(mc.build_message(session.draft))
@@ -440,11 +491,13 @@ class ComposeController:
             session.error = str(exc)
             self.review(session)
             return
+        sender = self.make_sender(account)
         post = self.view.post_message
+        replaces = session.draft_ref
 
         def work() -> None:
             try:
-                svc.append(folder, raw, (DRAFT, SEEN))
+                sender.postpone(raw, folder, replaces=replaces)
             except Exception as exc:
                 post(Postponed(session, folder, error_text(exc)))
                 return
@@ -457,32 +510,39 @@ class ComposeController:
             msg.session.error = f"not postponed: {msg.error}"
             self.review(msg.session)
             return
-        msg.session.remove()
-        self.view.notify(f"postponed to {sanitize_line(msg.folder)}", markup=False)
+        msg.session.remove()  # the store holds the message now
+        app = self.view.tapp
+        d = self._ensure_drainer(msg.session.account)
+        if d is not None:
+            d.kick(ignore_backoff=True)
+        where = sanitize_line(msg.folder)
+        if app.offline:
+            self.view.notify(f"postponed: kept here, stored in {where} when back online", markup=False)
+        else:
+            self.view.notify(f"postponed to {where}", markup=False)
 
-    # ------------------------------------------------------------------ the status line
+    def drafts_filed(self, msg: DraftsFiled) -> None:
+        svc = self.view.tapp.services.get(msg.account)
+        if svc is None:
+            return
+        for folder in dict.fromkeys(msg.folders):
+            svc.request_sync(folder)
 
     def flash(self, text: str, seconds: float) -> None:
-        view = self.view
-        info = view.status.info
-        info.flash = text
-        view.update_status()
-        if text and seconds > 0:
-            def restore() -> None:
-                if info.flash == text:
-                    info.flash = ""
-                    view.update_status()
-
-            view.set_timer(seconds, restore)
+        self.send_status.flash(text, seconds)
 
     # ------------------------------------------------------------------ the outbox drains
 
     def start_drainers(self) -> None:
-        """A drain thread for each account that can send (an [smtp] table): what a previous run
-        left in the outbox goes out too."""
+        """A drain thread for each account that can send (an [smtp] table, or JMAP) or store
+        drafts: what a previous run left (in the outbox, postponed) goes out too. (The thread looks
+        at the store itself: nothing is read here, on the UI thread.)"""
+        services = self.view.tapp.services
         for name in self.view.tapp.stores:
             account = self._account(name)
-            if account is not None and account.smtp:
+            svc = services.get(name)
+            drafts = svc is not None and svc.capabilities.append
+            if account is not None and (can_send(account) or drafts):
                 self._ensure_drainer(name)
 
     def _ensure_drainer(self, name: str) -> Drainer | None:
@@ -498,12 +558,18 @@ class ComposeController:
         def report(account_name: str, line: str, severity: str) -> None:
             post(DrainReported(account_name, line, severity))
 
-        d = Drainer(name, self.make_sender(account), report, offline=lambda: bool(app.offline))
+        def filed(result: Any) -> None:
+            folders = [f for _id, f in getattr(result, "drafted", ())]
+            if folders:
+                post(DraftsFiled(name, folders))
+
+        d = Drainer(name, self.make_sender(account), report, offline=lambda: bool(app.offline), after=filed)
         self.drainers[name] = d
         d.start()
         return d
 
     def drain_reported(self, msg: DrainReported) -> None:
+        self.send_status.outcome(msg.account, msg.line)
         severity: Any = msg.severity
         self.view.notify(f"{msg.account}: {msg.line}", severity=severity, markup=False,
                          timeout=8 if msg.severity != "information" else 4)
@@ -531,3 +597,4 @@ class ComposeController:
         for d in self.drainers.values():
             d.stop(timeout=1.0)
         self.drainers.clear()
+

@@ -10,6 +10,8 @@ why; a damaged store ends the app with its line (ui/crash.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual.message import Message
 
 from tuimail.errors import StoreError
@@ -35,6 +37,8 @@ class IntentQueue:
 
     def __init__(self, view: MainView, poll: StorePoll) -> None:
         self.view, self.poll = view, poll
+        # op -> what handles its report instead of done() (an undo: controllers/undo.py)
+        self.handlers: dict[str, Callable[[IntentDone], None]] = {}
 
     def intent_writer(self, account: str) -> IntentWriter:
         app = self.view.tapp
@@ -72,7 +76,19 @@ class IntentQueue:
             n = len(failed) or sum(w.queued for w in app.intent_writers.values())
             app.exit_line = f"tuimail: {n} action{'s' if n != 1 else ''} not saved: {what}"
 
+    def report_error(self, msg: IntentDone) -> None:
+        """One line for a write that failed (a damaged store ends the app with its line)."""
+        err = msg.error
+        if isinstance(err, StoreError) and err.kind == "corrupt":
+            raise err
+        text = str(err) if isinstance(err, StoreError) else sanitize_line(f"{type(err).__name__}: {err}")
+        self.view.notify(text, severity="error", markup=False, timeout=10)
+
     def done(self, msg: IntentDone) -> None:
+        handler = self.handlers.get(msg.intent.op)
+        if handler is not None:
+            handler(msg)
+            return
         view = self.view
         app, intent = view.tapp, msg.intent
         store = app.stores.get(msg.account)
@@ -93,8 +109,7 @@ class IntentQueue:
                     view.hlist.invalidate(intent.ids)
                 else:
                     view.hlist.rows_changed(reset=True)  # the rows come back
-            text = str(err) if isinstance(err, StoreError) else sanitize_line(f"{type(err).__name__}: {err}")
-            view.notify(text, severity="error", markup=False, timeout=10)
+            self.report_error(msg)
             return
         if here:
             if intent.op == "flags":

@@ -31,9 +31,12 @@ class MessageActions:
         view = self.view
         return view.folder is not None and t.folder_id == view.folder.id and t.account == view.account
 
-    def set_flags(self, t: Target, add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
-        """Queued to the account's writer (controllers/intents.py): the row shows the change at once."""
-        self.intents.submit(t.account, Intent("flags", t.folder_id, (t.uid,), tuple(add), tuple(remove)))
+    def set_flags(self, t: Target, add: Iterable[str] = (), remove: Iterable[str] = (), *,
+                  record: bool = True) -> None:
+        """Queued to the account's writer (controllers/intents.py): the row shows the change at once.
+        record: kept in the undo history (not a mark-read by opening)."""
+        self.intents.submit(t.account, Intent("flags", t.folder_id, (t.uid,), tuple(add), tuple(remove),
+                                              record=record))
         if self._here(t):
             self.view.hlist.intent_queued([t.uid])  # drawn from the cached row + the overlay
 
@@ -44,13 +47,13 @@ class MessageActions:
         if delay is None or delay < 0:
             return
         if delay == 0:
-            self.set_flags(t, add=(SEEN,))
+            self.set_flags(t, add=(SEEN,), record=False)
             return
 
         def fire() -> None:
             self._mark_timer = None
             if shows(self.view, t):
-                self.set_flags(t, add=(SEEN,))  # still on screen after the delay
+                self.set_flags(t, add=(SEEN,), record=False)  # still on screen after the delay
 
         self._mark_timer = self.view.set_timer(delay, fire)
 

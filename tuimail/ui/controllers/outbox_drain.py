@@ -41,6 +41,11 @@ def report_line(report: Any) -> tuple[str, str] | None:
     for _id, why in report.unfiled:
         parts.append(f"sent, {sanitize_line(why)}")
         severity = "warning" if severity == "information" else severity
+    for _id, folder in getattr(report, "drafted", ()):
+        parts.append(f"postponed message stored in {sanitize_line(folder)}")
+    for _id, why in getattr(report, "draft_waiting", ())[-1:]:
+        parts.append(f"postponed, kept here: {sanitize_line(why)}")
+        severity = "warning" if severity == "information" else severity
     if not parts:
         return None
     return "; ".join(parts), severity
@@ -50,8 +55,9 @@ class Drainer:
     """Drains one account's outbox in its own thread. kick() wakes it; stop() ends it."""
 
     def __init__(self, name: str, sender: Any, report: Report, *, offline: Callable[[], bool] = lambda: False,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, after: Callable[[Any], None] | None = None) -> None:
         self.name, self.sender, self.report, self.offline, self.clock = name, sender, report, offline, clock
+        self.after = after  # called with each drain's report (in the drain thread)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._ignore_backoff = False
@@ -104,6 +110,8 @@ class Drainer:
                 self.report(self.name, f"not sent: {type(exc).__name__}: {sanitize_line(str(exc))}", "error")
                 pause = IDLE_WAIT
                 continue
+            if self.after is not None:
+                self.after(result)
             line = report_line(result)
             if line is not None:
                 self.report(self.name, *line)

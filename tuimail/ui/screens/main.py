@@ -32,6 +32,7 @@ from tuimail.ui.controllers.command_runner import CommandFinished, CommandRunner
 from tuimail.ui.controllers.compose import (
     ComposeController,
     DraftMade,
+    DraftsFiled,
     DrainReported,
     Postponed,
     SendCancelled,
@@ -44,6 +45,7 @@ from tuimail.ui.controllers.opener import MessageOpened, MessageOpener
 from tuimail.ui.controllers.reader_extras import BytesFetched, ReaderExtras
 from tuimail.ui.controllers.store_poll import STORE_POLL, StorePoll
 from tuimail.ui.controllers.target import error_text
+from tuimail.ui.controllers.undo import UndoController
 from tuimail.ui.widgets.folder_tree import FolderRef, FolderTree
 from tuimail.ui.widgets.header_list import HeaderList
 from tuimail.ui.widgets.message_view import MessageView
@@ -132,6 +134,7 @@ class MainScreen(Screen[None]):
         self.extras = ReaderExtras(self, self.opener, self.commands)
         self.failed = FailedActions(self)
         self.compose_ctl = ComposeController(self)
+        self.undo = UndoController(self, self.intents, self.compose_ctl)
         self.bulk = BulkActions(self, self.intents)
 
     @property
@@ -718,6 +721,12 @@ class MainScreen(Screen[None]):
     def action_undo_send(self) -> None:
         self.compose_ctl.undo()
 
+    def action_undo(self) -> None:
+        self.undo.undo_last()
+
+    def action_undo_history(self) -> None:
+        self.undo.history()
+
     def on_draft_made(self, msg: DraftMade) -> None:
         self.compose_ctl.draft_made(msg)
 
@@ -732,3 +741,6 @@ class MainScreen(Screen[None]):
 
     def on_drain_reported(self, msg: DrainReported) -> None:
         self.compose_ctl.drain_reported(msg)
+
+    def on_drafts_filed(self, msg: DraftsFiled) -> None:
+        self.compose_ctl.drafts_filed(msg)
