@@ -148,3 +148,41 @@ def test_semicolon_move_of_5000_from_the_keys_is_a_few_uid_move_lines(tuimail_en
     assert not any(b" UID STORE " in ln[:20] or b" UID COPY " in ln[:20] for ln in lines)  # no per-message fallback
     with Store(paths.account_store_path("test")) as st:
         assert st.counts(st.folder_id("Archive"))[0] == 5000 and st.counts(st.folder_id("INBOX"))[0] == 1000
+
+
+def test_a_tagged_thread_moved_on_dovecot_comes_back_with_u(tuimail_env, mailuser, capsys):
+    """The issue's walk-through on a real server: tag a thread, `;s` moves it (it reaches Dovecot),
+    `u` moves it back (one step: the bulk move was one intent)."""
+    mailuser.deliver("INBOX", msg(1, "plan"))
+    mailuser.deliver("INBOX", _reply(2, 1, [1]))
+    mailuser.deliver("INBOX", _reply(3, 2, [1, 2]))
+    for i in range(4, 9):
+        mailuser.deliver("INBOX", msg(i, f"note {i}"))
+    mailuser.create_folder("Archive")
+    config = tuimail_env.write_config(mailuser.config_toml())
+    Cli(config, capsys)("sync")
+    app, store = _app(config, threaded=True)
+    thread = {f"<m{i}@example.org>" for i in (1, 2, 3)}
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await _settle(pilot, app)
+            hl = app.screen.hlist
+            fid = store.folder_id("INBOX")
+            by_mid = {r.message_id: i for i, r in store.rows(fid, store.id_list(fid)).items()}
+            hl.select_uid(by_mid["<m2@example.org>"])
+            await app.screen.run_action("tag_thread")
+            await _until(pilot, lambda: len(hl.tagged) == 3)
+            await pilot.press("semicolon", "s")
+            await _type(pilot, app, "Archive")
+            await _until(pilot, lambda: _mids(mailuser, "Archive") == thread)
+            await _until(pilot, lambda: not store.pending())
+            await pilot.press("u")
+            await _until(pilot, lambda: _mids(mailuser, "Archive") == set() and thread <= _mids(mailuser, "INBOX"))
+            await _until(pilot, lambda: not store.pending())
+
+    try:
+        asyncio.run(go())
+    finally:
+        store.close()
+    assert store_state() == server_state(mailuser) and len(store_state()) == 8

@@ -272,3 +272,35 @@ def test_semicolon_copy_and_save_and_a_thread_to_trash(make_app, tmp_path):
             assert "moved 4 messages to Trash" in screen_text(app)
 
     run(go())
+
+
+def test_a_tagged_thread_moved_with_one_key_comes_back_with_u(make_app):
+    """The issue's walk-through: tag a thread, move it, undo (one intent: one step back)."""
+    app, store, _svc = make_app(12)
+    fid, arch = store.folder_id("INBOX"), store.folder_id("Archive")
+    store.set_threads(fid, [(1, 0, 1, ""), (4, 1, 1, "├─>"), (7, 2, 1, "│ └─>"), (9, 1, 1, "└─>"),
+                            *[(u, 0, u, "") for u in (2, 3, 5, 6, 8, 10, 11, 12)]])
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await settle(pilot, app)
+            hl = app.screen.hlist
+            hl.select_uid(7)
+            await app.screen.run_action("tag_thread")
+            await settle(pilot, app)
+            assert hl.tagged == {1, 4, 7, 9}
+            await pilot.press("semicolon", "s")
+            await pilot.pause()
+            app.screen.query_one(Input).value = "Archive"
+            await pilot.press("enter")
+            await settle(pilot, app)
+            await wait_until(pilot, lambda: {e.msg_id for e in store.pending(fid) if e.dest == "Archive"}
+                             == {1, 4, 7, 9})  # (the fake sends nothing: the move waits in the journal)
+            assert not {1, 4, 7, 9} & set(hl.uids)
+            await pilot.press("u")
+            await settle(pilot, app)
+            await wait_until(pilot, lambda: {1, 4, 7, 9} <= set(store.id_list(fid)))
+            await wait_until(pilot, lambda: {1, 4, 7, 9} <= set(hl.uids))
+            assert store.pending(fid) == [] and store.id_list(arch) == []
+
+    run(go())
