@@ -233,7 +233,7 @@ def test_on_the_demo_server_a_thread_moves_and_a_copy_appears(tuimail_env):
                 fid, arch = st.folder_id("INBOX"), st.folder_id("Archive")
                 rows = st.rows(fid, st.id_list(fid))
                 reply = next(r for r in rows.values() if r.in_reply_to)
-                thread = st.threads.thread_members(fid, reply.id)
+                thread = st.thread_members(fid, reply.id)
                 assert len(thread) >= 2 and reply.id in thread
                 before = st.counts(arch)[0]
                 assert sorted(st.move(fid, thread, "Archive")) == sorted(thread)

@@ -74,8 +74,8 @@ def test_thread_members_are_the_thread_and_not_its_neighbours(store):
     store.insert_headers(fid, [v6((u, 1, "", 1_700_000_000 + u, "a@x", "", "", f"s{u}", f"<{u}@x>", irt, refs,
                                    10, False)) for u, irt, refs in rows])
     by = store.ids_of(fid, ["1", "2", "3", "4"])
-    assert sorted(store.threads.thread_members(fid, by["3"])) == sorted([by["1"], by["2"], by["3"]])
-    assert store.threads.thread_members(fid, by["4"]) == [by["4"]]
+    assert sorted(store.thread_members(fid, by["3"])) == sorted([by["1"], by["2"], by["3"]])
+    assert store.thread_members(fid, by["4"]) == [by["4"]]
 
 
 def test_mbox_entries_quote_from_lines_and_read_back(tmp_path):

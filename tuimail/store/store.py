@@ -598,6 +598,9 @@ class Store:
     def thread_closure(self, folder_id: int, seeds: Sequence[int], limit: int) -> list[int] | None:
         return self.threads.thread_closure(folder_id, seeds, limit)
 
+    def thread_members(self, folder_id: int, id: int, limit: int = 5000) -> list[int]:
+        return self.threads.thread_members(folder_id, id, limit)
+
     def set_threads(self, folder_id: int, order: Iterable[tuple[int, int, int, str]],
                     uids: Sequence[int] | None = None) -> None:
         self.threads.set_threads(folder_id, order, uids)

@@ -270,7 +270,7 @@ class BulkActions:
         t = current_target(self.view)
         if t is None:
             return
-        self.read(t.account, lambda store: store.threads.thread_members(t.folder_id, t.uid),
+        self.read(t.account, lambda store: store.thread_members(t.folder_id, t.uid),
                   lambda ids: then(t, ids or [t.uid]))
 
     def read_thread(self) -> None:
