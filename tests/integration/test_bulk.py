@@ -251,3 +251,24 @@ def test_on_the_demo_server_a_thread_moves_and_a_copy_appears(tuimail_env):
                 conn.close()
     finally:
         srv.stop()
+
+
+def test_undo_of_a_copy_that_reached_dovecot_deletes_the_copy_there(engine, mailuser):
+    from tuimail.store.writer import Intent, run_intent
+
+    mailuser.deliver_many("INBOX", ((msg(i), "") for i in range(4)))
+    mailuser.create_folder("Archive")
+    eng, st, _sent, _ = engine()
+    eng.sync_all()
+    fid, arch = st.folder_id("INBOX"), st.folder_id("Archive")
+    ids = [id_of(st, fid, u) for u in uids(st, fid)[:2]]
+    run_intent(st, Intent("copy", fid, tuple(ids), dest="Archive"))
+    eng.sync_folder("INBOX")
+    assert len(server_state(mailuser, "Archive")) == 2 and st.counts(arch)[0] == 2
+    entry = st.undo.latest()
+    assert entry is not None and entry.what == "copied 2 messages to Archive"
+    run_intent(st, Intent("undo", 0, (entry.id,)))
+    assert st.counts(arch)[0] == 0  # hidden at once
+    eng.sync_all()
+    assert server_state(mailuser, "Archive") == {} and len(server_state(mailuser)) == 4
+    assert st.pending() == [] and st.counts(arch)[0] == 0 and st.counts(fid)[0] == 4

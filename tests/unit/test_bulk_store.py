@@ -91,3 +91,33 @@ def test_mbox_entries_quote_from_lines_and_read_back(tmp_path):
     got = [m for m in mailbox.mbox(str(path))]
     assert [m["Subject"] for m in got] == ["one", "no sender or date"]
     assert mbox.is_mbox(b"From ") and mbox.is_mbox(b"") and not mbox.is_mbox(b"hello")
+
+
+def test_a_copy_still_waiting_is_undone_by_dropping_its_entries(store):
+    fid = store.upsert_folder("INBOX", "/", [], "inbox")
+    store.upsert_folder("Keep", "/", [], None)
+    store.insert_headers(fid, [v6((u, 1, "", 1_700_000_000 + u, "a@x", "", "", f"s{u}", f"<{u}@x>", None, "",
+                                   10, False)) for u in (1, 2, 3)])
+    ids = store.id_list(fid)
+    assert sorted(run_intent(store, Intent("copy", fid, tuple(ids[:2]), dest="Keep"))) == sorted(ids[:2])
+    entry = store.undo.latest()
+    assert entry is not None and entry.what == "copied 2 messages to Keep"
+    assert run_intent(store, Intent("undo", 0, (entry.id,))) == []
+    assert store.pending() == [] and store.counts(fid)[0] == 3
+    assert store.undo.latest() is None
+
+
+def test_a_local_copy_is_undone_by_deleting_it(store):
+    pop = Pop3Ledger(store)
+    inbox = pop.local_folder("INBOX", "inbox")
+    keep = pop.local_folder("Keep")
+    led = StoreLedger(pop, inbox, "acc", lambda e: None)
+    commit(led, 1)
+    led.flush()
+    (a,) = led.added
+    run_intent(store, Intent("copy", inbox, (a,), dest="Keep"))
+    assert store.counts(keep)[0] == 1
+    entry = store.undo.latest()
+    run_intent(store, Intent("undo", 0, (entry.id,)))
+    assert store.counts(keep)[0] == 0 and store.counts(inbox)[0] == 1
+    assert Pop3Reader(store, None).raw("INBOX", a) == raw(1)

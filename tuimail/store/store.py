@@ -34,6 +34,7 @@ from tuimail.store.journal import (
 from tuimail.store.sqlite_errors import store_error
 from tuimail.store.threads import _WITH_THREADS, THREADS_CLEAN, THREADS_NEW, ThreadOrder
 from tuimail.store.undo import UndoLog
+from tuimail.store import copy_undo  # noqa: F401  (registers the inverse of a copy with the undo history)
 from tuimail.store.writer import yield_to_intents
 
 ROLES = ("inbox", "drafts", "sent", "archive", "junk", "trash")
