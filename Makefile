@@ -74,6 +74,7 @@ check: $(STAMP)
 
 # Side by side with neomutt and aerc (installed with apt-get if missing); writes tests/bench/RESULTS.md.
 # make bench BENCH_ARGS=--quick  (5000 messages, 1 round) | BENCH_ARGS="--sizes 20000 --rounds 5"
+# | BENCH_ARGS="--only pop3,search,jmap" (the sections after IMAP: tests/bench/sections.py)
 bench: $(STAMP) dovecot
 	$(PY) -m tests.bench.run $(BENCH_ARGS)
 

@@ -259,6 +259,75 @@ def no_change_resync(n: int = 2000) -> dict:
         server.stop()
 
 
+def noop_resync(user) -> dict:
+    """no_change_resync on the section's own Cyrus user (already filled): three samples of the
+    requests and bytes (sent + received, headers included) of a resync with nothing changed."""
+    from tuimail import paths
+    from tuimail.backends.jmap.engine import Engine
+    from tuimail.backends.jmap.service import connect
+    from tuimail.config.load import load_config
+    from tuimail.store import Store
+    with _private_dirs() as d:
+        acc = load_config(_jmap_config(d, user, user.session_url)).account("bench")
+        paths.ensure_private_dir(paths.account_store_path("bench").parent)
+        samples = []
+        with Store(paths.account_store_path("bench")) as store:
+            for k in range(4):  # (the first fills the store)
+                client = connect(acc, lambda: user.password)
+                try:
+                    engine = Engine(acc, store, client)
+                    mark = client.mark()
+                    engine.sync_all()
+                    ex = client.since(mark)
+                finally:
+                    client.close()
+                if k:
+                    samples.append({"requests": len(ex), "bytes": sum(e.sent + e.received for e in ex)})
+    return {"samples": samples, "requests": max(x["requests"] for x in samples),
+            "bytes": statistics.median(x["bytes"] for x in samples)}
+
+
+def measure_section(n: int, rounds: int, log=print) -> dict:
+    """`make bench`'s "jmap" section (run.py): the medians of `rounds` cold starts of each kind on
+    one n-message Cyrus INBOX, the no-change resync, and the push latency where this module has
+    a `push_latency(n=..)` (helper H5's: its own Cyrus and relay). Raises CyrusNotInstalled when
+    Cyrus is not there."""
+    from tests.support.cyrus import CyrusServer
+    server = CyrusServer(root="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    out: dict = {"n": n, "rounds": rounds, "errors": []}
+    try:
+        user = server.add_user()
+        out["fill_seconds"] = fill(user, n)
+        log(f"jmap {n}: Cyrus filled in {out['fill_seconds']:.1f} s")
+        results: dict[str, list[dict]] = {"imap": [], "jmap": []}
+        for r in range(rounds):
+            for kind in (("imap", "jmap") if r % 2 == 0 else ("jmap", "imap")):
+                got = measure(kind, user)
+                results[kind].append(got)
+                log(f"  {kind}: first screen {got.get('first', float('nan')):.3f} s, all headers "
+                    f"{got.get('all', float('nan')):.2f} s{' error: ' + got['error'] if 'error' in got else ''}")
+        out["samples"] = results
+        for kind, runs in results.items():
+            for key in ("first", "all"):
+                xs = [x[key] for x in runs if key in x]
+                out[f"{kind}_{key}"] = statistics.median(xs) if xs else None
+        try:
+            out["noop"] = noop_resync(user)
+            log(f"jmap {n}: no-change resync {out['noop']['samples']}")
+        except Exception as exc:  # (reported; the other figures stand)
+            out["errors"].append(f"no-change resync: {exc.__class__.__name__}: {exc}")
+    finally:
+        server.stop()
+    push = globals().get("push_latency")
+    if callable(push):  # (after this Cyrus stopped: it starts its own)
+        try:
+            out["push"] = push(n=min(n, 1000))
+            log(f"jmap: push latency {out['push']}")
+        except Exception as exc:
+            out["errors"].append(f"push latency: {exc.__class__.__name__}: {exc}")
+    return out
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--one"]:
         print(json.dumps(one(argv[1], argv[2])))

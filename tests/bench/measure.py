@@ -241,10 +241,12 @@ def text_part_bytes(raw: bytes) -> int:
     raise BenchError("the big message has no text/plain part")
 
 
-def build_folder(server, n: int, seed: int = 1, needles: int = 3) -> Folder:
+def build_folder(server, n: int, seed: int = 1, needles: int = 3, name: str | None = None,
+                 imap: bool = True) -> Folder:
     """A user whose INBOX holds n generated messages (5 carry a 2 MB attachment), written
-    straight into the Maildir, then Dovecot's index warmed."""
-    user = server.add_user(f"bench{n}")
+    straight into the Maildir, then Dovecot's index warmed (imap=False: the caller warms it its
+    own way, e.g. a POP3 session; no IMAP calibration)."""
+    user = server.add_user(name or f"bench{n}")
     last = collections.deque(maxlen=needles)
     big = []
 
@@ -260,6 +262,8 @@ def build_folder(server, n: int, seed: int = 1, needles: int = 3) -> Folder:
     write_maildir(user.maildir, stream(), uid=uid, gid=gid)
     folder = Folder(n, user, [display_prefix(decoded_subject(m.raw)) for m in reversed(last)])
     folder.write_seconds = time.monotonic() - t0
+    if not imap:
+        return folder
     folder.warm_seconds = warm_dovecot(user)
     folder.calibration = {"flags": raw_fetch_seconds(user, b"(UID FLAGS)"),
                           "headers": raw_fetch_seconds(user, b"(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS ("

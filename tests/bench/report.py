@@ -3,6 +3,7 @@ the DESIGN.md §4 target beside each with ✅/❌), the cross-size bytes check, 
 
 from __future__ import annotations
 
+from . import report_sections
 from .measure import median
 
 OK, NO = "✅", "❌"
@@ -122,6 +123,7 @@ def size_table(n: int, d: dict) -> list[str]:
             f"({', '.join(f'{k} ×{v}' for k, v in sorted((wire.get('commands') or {}).items()))})",
             "—", "median ≤ 50 ms, one command per action", _mark(ok))
     stall_row(d, row)
+    limit_row(d, row)
     idle = d.get("idle") or {}
     if idle.get("n"):
         floor = median(d.get("idle_dovecot") or [])
@@ -159,6 +161,20 @@ def stall_row(d: dict, row) -> None:
         f"≤ {STALL_TARGET_MS} ms", _mark(_le(late.get("max_ms"), STALL_TARGET_MS)))
 
 
+def limit_row(d: dict, row) -> None:
+    """`l ~f NAME` until the limited list is drawn, against neomutt's same limit (limit_bench.py)."""
+    lim = d.get("limit") or {}
+    t, nm = lim.get("tuimail_median_s"), lim.get("neomutt_median_s")
+    if t is None or not nm:
+        return
+    inside = median(lim.get("tuimail_inside_ms") or [])
+    row(f"limit `l {lim.get('pattern')}` until the limited list is drawn (warm)", _s(nm), "—",
+        _s(t), f"{t / nm:.2f}× neomutt; "
+        f"{lim.get('tuimail_shown')} shown by tuimail, {lim.get('neomutt_shown')} by neomutt, "
+        f"{lim.get('expected')} expected; inside the app (Enter → limit applied): median {_ms(inside)}",
+        "≤ 0.5× neomutt", _mark(_le(t / nm, 0.5)))
+
+
 def cross_size(results: dict) -> list[str]:
     vals = {int(n): median(d.get("noop_out") or []) for n, d in results.items()}
     sizes = sorted(n for n, v in vals.items() if v is not None)
@@ -191,7 +207,19 @@ def verdicts(results: dict) -> list[str]:
     return out + [""]
 
 
-def render(meta: dict, results: dict) -> str:
+def section_verdicts(extra: dict) -> list[str]:
+    marks = report_sections.verdicts(extra)
+    if not marks:
+        return []
+    met = sum(m[3] == OK for m in marks)
+    scored = sum(m[3] in (OK, NO) for m in marks)
+    out = [f"**Other sections: {met} of {scored} targets met.**", ""]
+    out += [f"- {mark} {what}: {value} (target {target})" if mark != "—" else f"- {what}: {value}"
+            for what, value, target, mark in marks]
+    return out + [""]
+
+
+def render(meta: dict, results: dict, extra: dict | None = None) -> str:
     lines = ["# tuimail benchmark: neomutt, aerc and tuimail on the same Dovecot", "",
              f"Measured {meta['date']} on {meta['machine']}; load average at start {meta['load_start']}, "
              f"at end {meta.get('load_end', '(running)')}. The machine is shared with other engineers' test runs, "
@@ -210,9 +238,11 @@ def render(meta: dict, results: dict) -> str:
              "Key → repaint and IDLE latency are measured in-process (Textual pilot at 160x45 on the warm "
              "store; a ImapService watching INBOX).", ""]
     lines += verdicts(results)
+    lines += section_verdicts(extra or {})
     if meta.get("notes"):
         lines += [f"> {note}" for note in meta["notes"]] + [""]
     for n in sorted(results, key=int):
         lines += size_table(int(n), results[n])
     lines += cross_size(results)
+    lines += report_sections.render(extra or {})
     return "\n".join(lines).rstrip() + "\n"

@@ -2,11 +2,16 @@
 
     .venv/bin/python -m tests.bench.run [--sizes 5000,20000,100000] [--rounds 5]
                                         [--out tests/bench/RESULTS.md] [--quick]
+                                        [--only imap,pop3,search,jmap]
 
 Per folder size: generate the INBOX straight into a Maildir, warm Dovecot's index, then for each
 round run every client (order rotated per round) cold and warm in tmux; then the byte counts,
 key-to-repaint and IDLE probes. RESULTS.md (and the raw samples beside it, .json) is rewritten after
 every size, so a long run that is interrupted still leaves what it measured.
+
+The other sections (sections.py) follow the IMAP one: POP3 on the same Dovecot against neomutt
+(issue #14), local search (#13) and JMAP vs IMAP on Cyrus (#15). `--only` runs some of them; a
+section that cannot be measured here says why in the report instead of failing the run.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pathlib import Path
 
 from tests.support.dovecot import DovecotServer, default_root
 
-from . import report
+from . import report, sections
 from .clients import REPO, Aerc, Floor, Neomutt, Tmux, Tuimail, timed_open
 from .measure import BenchError, build_folder, change_flags, loadavg, new_sessions, raw_idle_latency
 
@@ -111,7 +116,7 @@ class SizeBench:
             for name in order:
                 getattr(self, f"round_{name}")()
         for step in (self.bytes_noop, self.bytes_flags, self.bytes_open_big, self.keys, self.wire, self.idle,
-                     self.stall):
+                     self.stall, self.limit):
             try:
                 step()
             except BenchError as exc:
@@ -270,6 +275,13 @@ class SizeBench:
         log(f"{self.n}: UI stall pressing F/N/j during a cold fill: loop lateness {res['loop_late']}, "
             f"flag handlers {res['handlers']} ({res['keys']} keys)")
 
+    def limit(self) -> None:
+        """`l ~f NAME` on the INBOX, tuimail against neomutt (issue #13; tests/bench/limit_bench.py)."""
+        from .limit_bench import limit_probe
+        self.d["limit"] = res = limit_probe(self.server, self.tmux, self.folder, self.scratch, rounds=self.rounds)
+        log(f"{self.n}: l {res['pattern']}: tuimail {res['tuimail_median_s']} s, neomutt {res['neomutt_median_s']} s "
+            f"(ratio {res['ratio']})")
+
     def idle(self) -> None:
         c, u = self.clients["tuimail"], self.user
         self.d["idle_dovecot"] = raw_idle_latency(u)
@@ -313,10 +325,28 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true", help="5000 messages, 1 round: for trying it out")
     p.add_argument("--root", default=None, help="where Dovecot and the client caches live "
                    "(default: /dev/shm when roomy, else /var/tmp; $TUIMAIL_TEST_TMPDIR)")
+    p.add_argument("--only", default=",".join(sections.SECTIONS),
+                   help="the sections to run, comma-separated (default: %(default)s)")
+    p.add_argument("--pop3-n", type=int, default=5000, help="POP3 mailbox size (default: %(default)s)")
+    p.add_argument("--search-n", type=int, default=None, help="cached headers searched (default: 100000; "
+                   "--quick: 10000)")
+    p.add_argument("--search-bodies", type=int, default=None, help="cached bodies (default: 10000; --quick: 1000)")
+    p.add_argument("--search-fill-n", type=int, default=None, help="the cold fill with and without the "
+                   "indexer (default: 100000; --quick: 5000)")
+    p.add_argument("--jmap-n", type=int, default=None, help="Cyrus INBOX size (default: 20000; --quick: 2000)")
     a = p.parse_args(argv)
+    quick = a.quick
     if a.quick:
         a.sizes, a.rounds = "5000", 1
     a.sizes = [int(x) for x in a.sizes.split(",") if x.strip()]
+    a.only = [x.strip() for x in a.only.split(",") if x.strip()]
+    unknown = [x for x in a.only if x not in sections.SECTIONS]
+    if unknown:
+        p.error(f"--only {','.join(unknown)}: the sections are {','.join(sections.SECTIONS)}")
+    for name, full, small in (("search_n", 100_000, 10_000), ("search_bodies", 10_000, 1000),
+                              ("search_fill_n", 100_000, 5000), ("jmap_n", 20_000, 2000)):
+        if getattr(a, name) is None:
+            setattr(a, name, small if quick else full)
     return a
 
 
@@ -350,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
                       "measured in the same rounds."]}
     out = Path(a.out)
     results: dict = {}
+    extra: dict = {}  # the other sections' results (sections.py)
     scratch = Path(tempfile.mkdtemp(prefix="tuimail-bench-", dir=root))
     atexit.register(shutil.rmtree, scratch, True)
     server = tmux = None
@@ -357,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server = DovecotServer(root=root)
         tmux = Tmux()
-        for n in a.sizes:
+        for n in (a.sizes if "imap" in a.only else ()):
             bench = SizeBench(n, a.rounds, server, tmux, scratch)
             try:
                 results[str(n)] = bench.run()
@@ -370,7 +401,17 @@ def main(argv: list[str] | None = None) -> int:
                 if getattr(bench, "user", None) is not None:
                     server.remove_user_data(bench.user)  # the maildir: 100k messages are ~0.4 GB
                 shutil.rmtree(scratch / str(n), ignore_errors=True)
-            write(out, meta, results)
+            write(out, meta, results, extra)
+        rounds = min(a.rounds, 3)
+        runs = {"pop3": lambda: sections.pop3(server, tmux, scratch, a.pop3_n, rounds, log),
+                "search": lambda: sections.search(server, a.search_n, a.search_bodies, a.search_fill_n,
+                                                  min(a.rounds, 2), log),
+                "jmap": lambda: sections.jmap(a.jmap_n, rounds, log)}
+        for name in sections.SECTIONS[1:]:
+            if name in a.only:
+                log(f"section {name}")
+                extra[name] = runs[name]()
+                write(out, meta, results, extra)
     except KeyboardInterrupt:
         meta["notes"].append("interrupted")
         code = 130
@@ -380,17 +421,18 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.stop()
         meta["load_end"] = loadavg()
-        write(out, meta, results)
+        write(out, meta, results, extra)
     log(f"wrote {out}")
     return code
 
 
-def write(out: Path, meta: dict, results: dict) -> None:
+def write(out: Path, meta: dict, results: dict, extra: dict | None = None) -> None:
     """The raw samples first (they survive a bug in the report), then the markdown."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results, "sections": extra or {}},
+                                                   indent=1) + "\n")
     try:
-        out.write_text(report.render(meta, results))
+        out.write_text(report.render(meta, results, extra))
     except Exception as exc:  # keep measuring: the json has everything
         log(f"could not render {out}: {exc.__class__.__name__}: {exc}")
 

@@ -47,6 +47,33 @@ def one(account, indexer: bool) -> tuple[float, float, int]:
         d.rmdir()
 
 
+def measure(server, n: int, rounds: int, log=print) -> dict:
+    """Fill a new user's INBOX with n messages on `server` and time cold fills with and without
+    the indexer, alternated; the medians and every sample."""
+    user = build_folder(server, n, name=f"searchfill{n}").user
+    try:
+        d = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+        cfg = d / "config.toml"
+        cfg.write_text(user.config_toml("bench", port=user.imap_port))
+        cfg.chmod(0o600)
+        account = load_config(cfg).account("bench")
+        one(account, False)  # warm-up (Dovecot's caches), not counted
+        runs: dict[str, list[tuple[float, float, int]]] = {"with": [], "without": []}
+        for r in range(rounds):
+            for label in (("with", "without") if r % 2 == 0 else ("without", "with")):
+                got = one(account, label == "with")
+                runs[label].append(got)
+                log(f"{label:>7} indexer: fill {got[0]:.2f} s, sync_all {got[1]:.2f} s, unindexed after {got[2]}")
+        out: dict = {k: {"fill_s": statistics.median(x[0] for x in v), "sync_all_s": statistics.median(x[1] for x in v)}
+                     for k, v in runs.items()}
+        out["samples"] = runs
+        cfg.unlink()
+        d.rmdir()
+        return out
+    finally:
+        server.remove_user_data(user)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100_000)
@@ -54,21 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     server = DovecotServer(root="/dev/shm")
     try:
-        user = build_folder(server, args.n).user
-        cfg = Path(tempfile.mkdtemp(dir="/dev/shm")) / "config.toml"
-        cfg.write_text(user.config_toml("bench", port=user.imap_port))
-        cfg.chmod(0o600)
-        account = load_config(cfg).account("bench")
-        one(account, False)  # warm-up (Dovecot's caches), not counted
-        runs: dict[str, list[tuple[float, float, int]]] = {"with": [], "without": []}
-        for r in range(args.rounds):
-            for label in (("with", "without") if r % 2 == 0 else ("without", "with")):
-                got = one(account, label == "with")
-                runs[label].append(got)
-                print(f"{label:>7} indexer: fill {got[0]:.2f} s, sync_all {got[1]:.2f} s, unindexed after {got[2]}",
-                      flush=True)
-        out = {k: {"fill_s": statistics.median(x[0] for x in v), "sync_all_s": statistics.median(x[1] for x in v)}
-               for k, v in runs.items()}
+        out = measure(server, args.n, args.rounds, log=lambda m: print(m, flush=True))
         w, wo = out["with"], out["without"]
         print(f"median fill: with {w['fill_s']:.2f} s, without {wo['fill_s']:.2f} s"
               f" ({(w['fill_s'] / wo['fill_s'] - 1) * 100:+.1f} %); sync_all incl. the index: with"

@@ -171,13 +171,14 @@ def test_headers_first_then_the_body_when_opened(tuimail_env, mailuser, capsys):
             assert [e.has_body for e in entries] == [False] * 3
             raw, _ = Pop3Ledger(st).message(entries[0].msg_id)
             assert b"body of" not in raw  # the header block only
+        # downloaded newest first (the list's first screen first): the first entry is message 3
         content = svc.open_message("INBOX", entries[0].msg_id)
-        assert "body of 1" in content.text
+        assert "body of 3" in content.text
         with Store(paths.account_store_path("test")) as st:
             assert [e.has_body for e in Pop3Ledger(st).entries()] == [True, False, False]
         svc.sync_now()  # the other bodies in the background's way
         assert svc.last.downloaded == 2
-        assert svc.fetch_raw("INBOX", entries[2].msg_id).startswith(b"From: Sender 3")
+        assert svc.fetch_raw("INBOX", entries[2].msg_id).startswith(b"From: Sender 1")
     finally:
         svc.stop()
 

@@ -97,10 +97,10 @@ def test_a_store_failure_leaves_without_quit(mailuser):
     ledger = MemoryLedger(fail_at=2)
     with pytest.raises(StoreError):
         download(session(mailuser), ledger, DELETE, now=ledger.now)
-    assert len(ledger.rows) == 1 and on_server(mailuser) == 3  # message 1's DELE was not applied
+    assert len(ledger.rows) == 1 and on_server(mailuser) == 3  # message 3's DELE was not applied (newest first)
     ledger.fail_at = None
     download(session(mailuser), ledger, DELETE, now=ledger.now)
-    assert ledger.bodies() == raws and on_server(mailuser) == 0
+    assert sorted(ledger.bodies()) == sorted(raws) and on_server(mailuser) == 0  # each once
 
 
 def test_quit_withheld_deletes_nothing(mailuser, proxy_factory):
@@ -209,7 +209,7 @@ def test_headers_now_bodies_later(mailuser):
     ledger = MemoryLedger()
     r = download(session(mailuser), ledger, DELETE, headers_first=True, bodies=False, now=ledger.now)
     assert r.headers == 2 and r.downloaded == 0 and r.deleted == 0 and on_server(mailuser) == 2
-    assert [row.raw for row in ledger.rows.values()] == [raw.split(b"\r\n\r\n")[0] + b"\r\n\r\n" for raw in raws]
+    assert ledger.bodies() == [raw.split(b"\r\n\r\n")[0] + b"\r\n\r\n" for raw in raws]
     r = download(session(mailuser), ledger, DELETE, now=ledger.now)  # the background pass
     assert r.downloaded == 2 and r.deleted == 2 and ledger.bodies() == raws and on_server(mailuser) == 0
     assert "LIST" not in r.commands  # bodies need no sizes

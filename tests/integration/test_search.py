@@ -94,6 +94,26 @@ def test_local_and_server_agree(tuimail_env, mailuser, capsys):
     assert "offline" not in cli.last_err  # every body is cached: nothing left unanswered
 
 
+def test_first_fill_leaves_the_index_for_the_next_sync(tuimail_env, mailuser, capsys, monkeypatch):
+    """A headless first fill of more than a batch does not index (issue #13: the index must not
+    slow the fill); search still finds the rows (it scans what is not indexed); the next sync
+    indexes them."""
+    from tuimail.backends.imap import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "FIRST_FILL_INDEX_ROWS", 3)
+    _deliver(mailuser)
+    cli = Cli(tuimail_env.write_config(mailuser.config_toml()), capsys)
+    cli("sync")
+    with Store(paths.account_store_path("test")) as st:
+        assert unindexed(st) == len(MESSAGES)
+    offline = _numbers(_search(cli, "~s apple", offline=True))
+    assert offline == {1, 8}  # apple pie, Apple Caps
+    cli("sync")
+    with Store(paths.account_store_path("test")) as st:
+        assert unindexed(st) == 0
+    assert _numbers(_search(cli, "~s apple", offline=True)) == offline
+
+
 def test_store_answer_merges_with_server_for_uncached_bodies(tuimail_env, mailuser, capsys):
     """Half the bodies cached: the store answers those, the server the rest, one answer."""
     _deliver(mailuser)

@@ -19,6 +19,7 @@ class Row:
     downloaded_at: float
     has_body: bool
     on_server: bool = True
+    order: tuple[int, int] = (0, 0)  # (the sync, the message number then): the server's order
 
 
 class MemoryLedger:
@@ -29,8 +30,10 @@ class MemoryLedger:
         self.fail_at = fail_at
         self.after_commit = after_commit
         self.commits = 0
+        self.syncs = 0
 
     def known(self) -> list[KnownMessage]:
+        self.syncs += 1  # (each sync asks once, first)
         return [KnownMessage(ref, r.uidl, r.fingerprint, r.downloaded_at, r.has_body, r.on_server)
                 for ref, r in self.rows.items()]
 
@@ -42,7 +45,7 @@ class MemoryLedger:
     def commit(self, msg: ServerMessage, raw: bytes, fingerprint: str, headers_only: bool) -> int:
         self._count()
         ref = len(self.rows) + 1
-        self.rows[ref] = Row(msg.uidl, fingerprint, raw, self.now, not headers_only)
+        self.rows[ref] = Row(msg.uidl, fingerprint, raw, self.now, not headers_only, order=(self.syncs, msg.number))
         if self.after_commit:
             self.after_commit(self.commits)
         return ref
@@ -62,4 +65,5 @@ class MemoryLedger:
             self.rows[ref].on_server = False
 
     def bodies(self) -> list[bytes]:
-        return [r.raw for r in self.rows.values()]
+        """The stored copies in the server's order (a sync downloads the newest first)."""
+        return [r.raw for r in sorted(self.rows.values(), key=lambda r: r.order)]

@@ -311,3 +311,80 @@ def test_tab_moves_between_panes(make_app):
             assert m.reader.has_focus
 
     run(go())
+
+
+def test_first_sync_folders_join_the_tree_in_place(make_app, tmp_path):
+    """A first sync starts with INBOX alone; the other folders arrive at its end: the tree shows
+    them in order, keeps INBOX's node (cursor and all) and lays out no screen for it."""
+    store = Store(tmp_path / "first.sqlite3")
+    store.upsert_folder("INBOX", "/", [], "inbox")
+    fill(store, store.folder_id("INBOX"), range(1, 21))
+    app, _, _ = make_app(store=store)
+
+    async def go():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            tree = app.main.folder_tree
+            inbox = tree._folder_nodes[("test", store.folder_id("INBOX"))]
+            store.upsert_folder("Archive", "/", [], "archive")
+            store.upsert_folder("Lists", "/", [], None, selectable=False)
+            store.upsert_folder("Lists/python", "/", [], None)
+            store.upsert_folder("Zoo", "/", [], None)
+            fill(store, store.folder_id("Zoo"), range(1, 4), flags="")
+            layouts = []
+            real = tree.refresh
+
+            def refresh(*a, **kw):  # (whether the tree asked for a layout of the screen)
+                out = real(*a, **kw)
+                layouts.append(tree._layout_required)
+                return out
+
+            tree.refresh = refresh
+            app.event_sink(FoldersChanged("test"))
+            await wait_until(pilot, lambda: "python" in screen_text(app))
+            await settle(pilot, app)
+            lines = [ln[:27].strip(" ▏│") for ln in screen_text(app).splitlines()[:8]]
+            want = ["Inbox", "Archive", "Lists", "python", "Zoo 3"]
+            got = [next((w for w in want if w in ln), None) for ln in lines]
+            assert [g for g in got if g] == want, lines
+            assert tree._folder_nodes[("test", store.folder_id("INBOX"))] is inbox
+            assert layouts and not any(layouts)
+            # counts change: the folder's and the account's labels follow
+            def account_unread() -> int:  # the account's line, first in the tree: "test 9"
+                words = screen_text(app).splitlines()[0][:27].split()
+                return int(words[words.index("test") + 1])
+
+            before = account_unread()
+            fill(store, store.folder_id("Zoo"), range(4, 6), flags="")
+            app.event_sink(FoldersChanged("test"))
+            await wait_until(pilot, lambda: "Zoo 5" in screen_text(app))
+            assert account_unread() == before + 2
+
+    run(go())
+
+
+def test_tree_follows_removed_and_reordered_folders(make_app, tmp_path):
+    """A folder gone from the store leaves the tree; one whose role moves it to the top (a kept
+    node would change places) makes the tree rebuild: either way it shows the store's order."""
+    store = Store(tmp_path / "order.sqlite3")
+    for name in ("INBOX", "Archive", "Old", "Zoo"):
+        store.upsert_folder(name, "/", [], "inbox" if name == "INBOX" else None)
+    fill(store, store.folder_id("INBOX"), range(1, 11))
+    app, _, _ = make_app(store=store)
+
+    def tree_lines() -> list[str]:
+        words = [ln[:27].strip(" ▏│▼▶├└─") for ln in screen_text(app).splitlines()[1:8]]
+        return [w.split()[0] for w in words if w]
+
+    async def go():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            assert tree_lines()[:4] == ["Inbox", "Archive", "Old", "Zoo"]
+            store.delete_folder("Old")
+            store.upsert_folder("Zoo", "/", [], "trash")  # (a role: shown by its role's name, after Inbox)
+            app.event_sink(FoldersChanged("test"))
+            await wait_until(pilot, lambda: "Old" not in tree_lines())
+            await settle(pilot, app)
+            assert tree_lines()[:3] == ["Inbox", "Trash", "Archive"]
+
+    run(go())

@@ -180,14 +180,14 @@ def test_save_to_mbox_appends_and_never_overwrites_unasked(make_app, tmp_path):
     async def go():
         async with app.run_test(size=(120, 30)) as pilot:
             await settle(pilot, app)
-            await pilot.press("S")
+            await pilot.press("w")
             await pilot.pause()
             inp = app.screen.query_one(Input)
             assert inp.value == "~/"
             inp.value = str(box)
             await pilot.press("enter")
             await settle(pilot, app)
-            await pilot.press("j", "S")
+            await pilot.press("j", "w")
             await pilot.pause()
             app.screen.query_one(Input).value = str(box)  # an mbox now: appended to
             await pilot.press("enter")
@@ -196,7 +196,7 @@ def test_save_to_mbox_appends_and_never_overwrites_unasked(make_app, tmp_path):
             assert data.count(b"\nFrom alice@example.org ") + data.startswith(b"From alice@example.org ") == 2
             assert b"\r\n" not in data
             assert "appended 1 message to" in said(app)
-            await pilot.press("S")
+            await pilot.press("w")
             await pilot.pause()
             app.screen.query_one(Input).value = str(plain)
             await pilot.press("enter")
@@ -205,7 +205,7 @@ def test_save_to_mbox_appends_and_never_overwrites_unasked(make_app, tmp_path):
             await pilot.press("n")
             await settle(pilot, app)
             assert plain.read_bytes() == b"my notes\n"
-            await pilot.press("S")
+            await pilot.press("w")
             await pilot.pause()
             app.screen.query_one(Input).value = str(tmp_path / "nodir" / "x.mbox")
             await pilot.press("enter")
@@ -239,7 +239,7 @@ def test_semicolon_copy_and_save_and_a_thread_to_trash(make_app, tmp_path):
             copies = store.pending(fid)
             assert {e.msg_id for e in copies} == pair and {e.dest for e in copies} == {"Archive"}
             assert hl.tagged == pair and pair <= set(hl.uids)  # a copy leaves them here, tagged
-            await pilot.press("semicolon", "S")
+            await pilot.press("semicolon", "w")
             await pilot.pause()
             app.screen.query_one(Input).value = str(box)
             await pilot.press("enter")

@@ -506,3 +506,67 @@ def test_a_bad_recipient_typed_on_the_review_is_one_line_and_not_sent(make_app, 
             review.session.remove()
 
     asyncio.run(go())
+
+
+def test_attach_prompt_completes_the_path_with_tab_and_lists_the_file(make_app, tmp_path, monkeypatch, smtp):
+    """`a` on the review screen: Tab completes the path (as mutt's file prompt does) instead of
+    moving the focus away; Enter attaches it and the list shows it; a path that is not a file says so."""
+    _editor(tmp_path, monkeypatch, NEW_MESSAGE)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes-for-carol.txt").write_text("attachment body\n")
+    app, store, _svc = make_app(5, config=_config(0))
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            await pilot.press("m")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            review = app.screen
+            await pilot.press("a")
+            await _until(pilot, lambda: app.screen is not review)
+            for ch in str(docs / "no"):
+                await pilot.press(ch)
+            await pilot.pause(0.2)
+            await pilot.press("tab")
+            await pilot.pause(0.1)
+            await pilot.press("enter")
+            await _until(pilot, lambda: app.screen is review)
+            names = [a.filename for a in review.session.draft.attachments]
+            assert names == ["editor.py", "notes-for-carol.txt"]
+            assert "notes-for-carol.txt" in screen_text(app)
+            await pilot.press("a")
+            await _until(pilot, lambda: app.screen is not review)
+            for ch in str(docs / "missing.pdf"):
+                await pilot.press(ch)
+            await pilot.press("enter")
+            await _until(pilot, lambda: app.screen is review)
+            assert "missing.pdf: not a file" in screen_text(app)
+
+    asyncio.run(go())
+
+
+def test_sent_while_offline_the_status_bar_says_it_waits_then_it_leaves_online(make_app, tmp_path, monkeypatch,
+                                                                                smtp):
+    """Written on the train: the status line does not claim "sending…" while the app is offline;
+    ctrl+o (back online) sends it and says so."""
+    _editor(tmp_path, monkeypatch, ADD_TEXT_AND_BCC)
+    app, store, svc = make_app(5, config=_config(0.2), service=FakeService(raw=ORIGINAL))
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            _wire(app, store, smtp)
+            await pilot.press("ctrl+o")
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+            await pilot.press("y")
+            await _until(pilot, lambda: "offline: in the outbox, sent when back online" in screen_text(app))
+            await pilot.pause(0.5)
+            assert smtp.messages == [] and Outbox(store.db).entries()
+            await pilot.press("ctrl+o")
+            await _until(pilot, lambda: "sent: Re: Plans for Friday" in screen_text(app))
+
+    asyncio.run(go())
+    assert len(smtp.messages) == 1 and Outbox(store.db).entries() == []

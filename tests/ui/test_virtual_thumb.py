@@ -32,3 +32,47 @@ def test_a_moved_thumb_is_seen() -> None:
     assert _thumb(40, 50, 40, 0.0) != _thumb(40, 5000, 40, 0.0)
     # 100k rows and 101k at the top: the same minimal thumb at the top
     assert _thumb(40, 100_000, 40, 0.0) == _thumb(40, 101_000, 40, 0.0)
+
+
+def test_list_scrollbar_draws_again_only_when_its_thumb_moves(make_app) -> None:
+    """The list's scrollbar keeps its drawing while the list grows under the same thumb (a layout
+    of the screen sets its numbers again), and draws what Textual draws when the thumb moves."""
+    from textual.scrollbar import ScrollBar
+
+    from tests.ui.fixtures import run, settle
+    from tuimail.ui.widgets.virtual import ThumbScrollBar, set_virtual_height
+
+    app, _store, _svc = make_app(3000)
+    drawn: list[int] = []
+    real = ScrollBar.render_lines
+
+    def counted(self, crop):
+        drawn.append(1)
+        return real(self, crop)
+
+    async def go():
+        async with app.run_test(size=(160, 45)) as pilot:
+            await settle(pilot, app)
+            hl = app.main.hlist
+            bar = hl.vertical_scrollbar
+            assert isinstance(bar, ThumbScrollBar) and bar.display
+            ScrollBar.render_lines = counted
+            try:
+                for _ in range(5):
+                    set_virtual_height(hl, hl.virtual_size.height + 50)
+                    app.screen.refresh(layout=True)
+                    await pilot.pause()
+                assert not drawn  # the same thumb: the drawing kept
+                for y in (1500, 2950, 0):
+                    hl.scroll_to(y=y, animate=False)
+                    await pilot.pause()
+                    crop = bar.size.region
+                    kept = bar.render_lines(crop)
+                    bar._drawn = None
+                    bar.refresh()
+                    assert bar.render_lines(crop) == kept  # what a fresh drawing shows
+                assert drawn
+            finally:
+                ScrollBar.render_lines = real
+
+    run(go())

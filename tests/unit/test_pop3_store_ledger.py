@@ -119,3 +119,17 @@ def test_repair_keeps_a_folder_local(tmp_path):
     with Store(path) as st:
         assert [r[0] for r in st.db.execute("SELECT name FROM folders WHERE local = 1 ORDER BY name")] == \
             ["Archive", "INBOX"]
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_a_repeated_uidl_gets_a_server_id_of_its_own_and_the_batch_goes_on(store, batch):
+    pop = Pop3Ledger(store)
+    inbox = pop.local_folder("INBOX", "inbox")
+    led = StoreLedger(pop, inbox, "acc", batch=batch)
+    for i, uidl in ((1, "SAME"), (2, "SAME"), (3, "U3")):
+        commit(led, i, uidl)
+    led.flush()
+    sids = sorted(r[0] for r in store.db.execute("SELECT sid FROM messages"))
+    assert sids[0] == "SAME" and sids[1].startswith("SAME#") and sids[2] == "U3"
+    assert [e.uidl for e in pop.entries()] == ["SAME", "SAME", "U3"]
+    assert store.folder("INBOX").total == 3

@@ -30,7 +30,7 @@ BACKENDS: dict[str, str] = {
     # run in the caller's process
     "imap": "tuimail.backends.imap.process:SyncProcess",
     "jmap": "tuimail.backends.jmap.service:JmapService",
-    "pop3": "tuimail.backends.pop3.service:Pop3Service",
+    "pop3": "tuimail.backends.pop3.process:Pop3Process",  # (the same: its download parsed in the UI's GIL)
 }
 
 

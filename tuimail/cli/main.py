@@ -580,13 +580,21 @@ def cmd_repair(config: Config, args) -> int:
             print(f"{account.name}: the store is healthy{what}{cache}")
             continue
         lost = f", {report.lost} lost (folder unknown)" if report.lost else ""
+        mail = ""
+        if report.pop3 is not None:  # a POP3 account: its mail exists only here
+            p = report.pop3
+            mail = (f"; {p.messages} downloaded message(s) and the UIDL ledger kept ({p.copies} stored copies"
+                    + (f", {p.rebuilt} rows rebuilt from their copy" if p.rebuilt else "")
+                    + (f", {p.refetch} bodies to fetch again" if p.refetch else "")
+                    + (f", {p.lost_text} lost their text" if p.lost_text else "") + ")"
+                    + ("; some downloaded mail could not be read: the damaged file keeps it" if p.unreadable else ""))
         unreadable = "; part of the old journal was unreadable" if report.unreadable else ""
         unsent = ""
         if report.outbox or report.postponed or report.unsent_lost:
             unsent = (f"; {report.outbox} message(s) of the outbox and {report.postponed} postponed kept"
                       + (f", {report.unsent_lost} unreadable (the damaged file keeps them)" if report.unsent_lost
                          else ""))
-        print(f"{account.name}: store rebuilt: {report.kept} pending action(s) kept{lost}{unreadable}{unsent};"
+        print(f"{account.name}: store rebuilt: {report.kept} pending action(s) kept{lost}{mail}{unreadable}{unsent};"
               f" damaged file moved to {report.moved_to}{cache}; run `tuimail sync` to refill it")
     return 0
 

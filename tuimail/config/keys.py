@@ -49,13 +49,19 @@ resume_draft       global   (none; the palette)         edit a postponed message
 undo               global   u                           undo the last action (or take back a send)
 undo_history       global   U                           the undo history: pick an action to undo
 undo_send          global   (none; u does it)           take back the message being sent
+limit              global   l                           show only messages matching a pattern (all: every one)
+search             global   /                           search the list forward for a pattern
+search_backward    global   \\                           search the list backward
+search_next        global   .                           the last search again, its way (mutt keymap: n)
+search_prev        global   ,                           the last search again, the other way
+search_all         global   S                           search all folders: the results as a virtual folder
 tag                global   t                           tag / untag the message (a ``*`` in its row)
 tag_pattern        global   T                           tag the messages matching a pattern (``~f ann ~U``)
 untag_pattern      global   ctrl+t                      untag those matching a pattern (``~A``: all)
 tag_thread         global   (none; the palette)         tag the whole thread (untag if all are tagged)
 tag_prefix         global   ;                           the next key acts on every tagged message
 copy               global   C                           copy to a folder chosen in a picker
-save_file          global   S                           save to a file; appended to an mbox
+save_file          global   w                           save to a file; appended to an mbox
 read_thread        global   ctrl+r                      mark the whole thread read
 delete_thread      global   ctrl+d                      move the whole thread to Trash
 move_thread        global   M                           move the whole thread to a folder
@@ -93,8 +99,8 @@ The ``mutt`` keymap changes: list ``first`` = ``=``/home, ``last`` = ``*``/end, 
 ``z``/pagedown, ``page_up`` = ``Z``/pageup, ``next_unread`` = tab, ``open`` = enter/space;
 pager ``next_message`` = j, ``prev_message`` = k, ``scroll_down`` = enter/down, ``scroll_up`` =
 backspace/up, ``pager_page_up`` = ``-``/pageup, ``pager_top`` = ``^``/home, ``close`` =
-q/i/escape; global ``fullscreen`` = ctrl+f, ``reply_all`` = g, ``reply_list`` = L, ``resume_draft`` = R (the reader's
-``load_more`` moves to ``+``).
+q/i/escape; global ``fullscreen`` = ctrl+f, ``reply_all`` = g, ``reply_list`` = L, ``resume_draft`` = R,
+``search_next`` = n (the reader's ``load_more`` moves to ``+``).
 """
 
 from __future__ import annotations
@@ -151,13 +157,19 @@ ACTIONS: tuple[Action, ...] = (
     _a("undo", "global", "Undo the last action (or the send that waits)", "u"),
     _a("undo_history", "global", "Undo history", "U"),
     _a("undo_send", "global", "Undo send (while it waits)"),
+    _a("limit", "global", "Limit the list to a pattern (all: every message)", "l"),
+    _a("search", "global", "Search the list forward for a pattern", "/"),
+    _a("search_backward", "global", "Search the list backward for a pattern", "\\"),
+    _a("search_next", "global", "Search again (the same way)", "."),
+    _a("search_prev", "global", "Search again (the other way)", ","),
+    _a("search_all", "global", "Search all folders (a virtual folder)", "S"),
     _a("tag", "global", "Tag / untag", "t"),
     _a("tag_pattern", "global", "Tag by pattern", "T"),
     _a("untag_pattern", "global", "Untag by pattern (~A: all)", "ctrl+t"),
     _a("tag_thread", "global", "Tag / untag the thread"),
     _a("tag_prefix", "global", "Apply the next action to the tagged messages", ";"),
     _a("copy", "global", "Copy to folder", "C"),
-    _a("save_file", "global", "Save to a file or mbox", "S"),
+    _a("save_file", "global", "Save to a file or mbox", "w"),
     _a("read_thread", "global", "Mark the thread read", "ctrl+r"),
     _a("delete_thread", "global", "Delete the thread (to Trash)", "ctrl+d"),
     _a("move_thread", "global", "Move the thread to a folder", "M"),
@@ -212,6 +224,7 @@ MUTT: dict[str, tuple[str, ...]] = {
     "reply_list": ("L",),
     "resume_draft": ("R",),
     "load_more": ("+",),
+    "search_next": ("n",),
 }
 
 PRESETS = {"default": {}, "mutt": MUTT}
@@ -239,7 +252,8 @@ def unknown_actions(overrides: Mapping[str, object]) -> list[str]:
 # Textual's names of the punctuation keys: "?" and "question_mark" are one key to the conflict check
 _SAME = {"?": "question_mark", ":": "colon", "$": "dollar_sign", "|": "vertical_line", "-": "minus",
          "_": "underscore", "=": "equals_sign", "*": "asterisk", "^": "circumflex_accent", "comma": ",",
-         "space": " ", "+": "plus", "/": "slash", "!": "exclamation_mark", "tab": "ctrl+i", "enter": "ctrl+m",
+         "space": " ", "+": "plus", "/": "slash", ".": "full_stop", "\\": "backslash", "!": "exclamation_mark",
+         "tab": "ctrl+i", "enter": "ctrl+m",
          ";": "semicolon"}
 
 

@@ -28,7 +28,7 @@ DEFAULT_PORTS = {
 }
 
 
-TOP_KEYS = ("accounts", "ui", "keys", "mailcap", "serve", "aliases")
+TOP_KEYS = ("accounts", "ui", "keys", "mailcap", "serve", "aliases", "searches")
 ACCOUNT_KEYS = (
     "kind", "host", "port", "security", "username", "password", "password_command",
     "oauth2_token_command", "tls_ca_file", "tls_fingerprint", "sync_mode", "allow_insecure",
@@ -176,6 +176,7 @@ class Config:
     mailcap_path: Path | None = None  # [mailcap] path
     serve: ServeConfig = field(default_factory=ServeConfig)  # [serve]
     aliases: dict[str, str] = field(default_factory=dict)  # [aliases] name -> "Name <addr>, ..." (completion)
+    searches: dict[str, str] = field(default_factory=dict)  # [searches]: name -> pattern (in file order)
 
     def account(self, name: str | None = None) -> Account:
         if name is None:

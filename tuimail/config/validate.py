@@ -176,8 +176,9 @@ class _Validator:
                 mailcap_path = self.file_path("mailcap.path", mailcap["path"], must_exist=True)
         serve = self.serve(doc["serve"]) if "serve" in doc else ServeConfig()
         aliases = self.aliases(doc["aliases"]) if "aliases" in doc else {}
+        searches = self.searches(doc["searches"]) if "searches" in doc else {}
         return Config(accounts=accounts, ui=ui, keys=keys, path=file, mailcap_path=mailcap_path, serve=serve,
-                      aliases=aliases)
+                      aliases=aliases, searches=searches)
 
     def aliases(self, value: Any) -> dict[str, str]:
         """[aliases]: name = "Full Name <addr>" (or a list of them): offered when recipients are
@@ -191,6 +192,25 @@ class _Validator:
             found = parse_addresses(text)
             if not found or not all("@" in a for _n, a in found):
                 raise self.error(key, f'expected addresses like "Full Name <name@example.org>", got {_show(text)}')
+            out[name] = text
+        return out
+
+    def searches(self, value: Any) -> dict[str, str]:
+        """[searches]: name = pattern (core/pattern.py), each parsed here: a bad one is one line
+        naming its key and the token at fault."""
+        from tuimail.core.pattern import PatternError, parse
+
+        t = self.table("searches", value)
+        out: dict[str, str] = {}
+        for name, v in t.items():
+            key = _join("searches", name)
+            text = self.string(key, v).strip()
+            if not text:
+                raise self.error(key, "must not be empty")
+            try:
+                parse(text)
+            except PatternError as exc:
+                raise self.error(key, str(exc)) from None
             out[name] = text
         return out
 

@@ -518,14 +518,20 @@ class Pop3Session:
         error: Pop3Refused | None = None
         try:
             while True:
-                while not done and len(pending) < window:
-                    try:
-                        n, line = next(todo)
-                    except StopIteration:
-                        done = True
-                        break
-                    self._send(line, name, batch=True)
-                    pending.append(n)
+                # refill the window when half of it was answered, the lines in one write (one
+                # sendall per command cost 0.14 ms each: 0.7 s of a 5,000-message TOP batch)
+                if not done and len(pending) <= window // 2:
+                    lines: list[bytes] = []
+                    while len(pending) + len(lines) < window:
+                        try:
+                            n, line = next(todo)
+                        except StopIteration:
+                            done = True
+                            break
+                        lines.append(line)
+                        pending.append(n)
+                    if lines:
+                        self._send_many(lines, name)
                 self._in_batch = bool(pending)
                 if not pending:
                     break
@@ -587,6 +593,25 @@ class Pop3Session:
             raise NetworkError(f"connection to {self.where} lost during {name}: {exc.strerror or exc}") from None
         self.bytes_out += len(data)
         self.commands[name] += 1
+
+    def _send_many(self, lines: list[bytes], name: str) -> None:
+        """Pipelined commands of one batch in one write (each checked and logged as _send does)."""
+        if self.sock is None:
+            raise NetworkError(f"{self.where}: not connected")
+        for line in lines:
+            if b"\r" in line or b"\n" in line or len(line) > MAX_COMMAND:
+                raise ValueError(f"refusing to send a {name} command with a line break or over {MAX_COMMAND} bytes")
+            if self.log:
+                self.log("C: " + line.decode("utf-8", "replace"))
+        data = b"".join(line + b"\r\n" for line in lines)
+        try:
+            self.sock.settimeout(self.timeout)
+            self.sock.sendall(data)
+        except OSError as exc:
+            self.broken = True
+            raise NetworkError(f"connection to {self.where} lost during {name}: {exc.strerror or exc}") from None
+        self.bytes_out += len(data)
+        self.commands[name] += len(lines)
 
     def _start(self) -> None:
         self._deadline = time.monotonic() + self.timeout

@@ -13,6 +13,7 @@ knows nothing of the backend's types (backends/pop3/ledger.py adapts this to its
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -64,24 +65,29 @@ class Pop3Ledger:
             "SELECT id, msg_id, uidl, fingerprint, downloaded_at, has_body, on_server FROM pop3_ledger ORDER BY id")]
 
     def add(self, folder_id: int, uidl: str | None, fingerprint: str, raw: bytes, headers_only: bool,
-            fields: tuple, now: float) -> tuple[int, int]:
+            fields: tuple, now: float, *, mark_threads: bool = True) -> tuple[int, int]:
         """A downloaded message: its row in `folder_id` (fields: date, from_, to, cc, subject,
         message_id, in_reply_to, refs, size, has_attachment), its ledger entry and its copy, in one
-        transaction. Returns (ledger id, local id)."""
+        transaction. Returns (ledger id, local id). mark_threads=False: the caller's enclosing
+        transaction already marked the folder's thread order stale."""
         with self.store.transaction():
-            sid = uidl
-            if sid is None or self.db.execute("SELECT 1 FROM messages WHERE folder_id = ? AND sid = ?",
-                                              (folder_id, sid)).fetchone():
+            msg_id = None
+            if uidl is not None:
+                try:  # (the unique index msg_sid refuses a repeated UIDL: one statement, not a lookup first)
+                    msg_id = self.db.execute(_INSERT, (folder_id, uidl, *fields)).lastrowid
+                except sqlite3.IntegrityError:
+                    msg_id = None
+            if msg_id is None:
                 # no UIDL (or a repeated one): a server id that names this download alone
                 nxt = self.db.execute("SELECT coalesce(max(id), 0) + 1 FROM pop3_ledger").fetchone()[0]
-                sid = f"{uidl or ''}#{nxt}"
-            msg_id = self.db.execute(_INSERT, (folder_id, sid, *fields)).lastrowid
+                msg_id = self.db.execute(_INSERT, (folder_id, f"{uidl or ''}#{nxt}", *fields)).lastrowid
             lid = self.db.execute("INSERT INTO pop3_ledger(msg_id, uidl, fingerprint, downloaded_at, has_body)"
                                   " VALUES (?, ?, ?, ?, ?)", (msg_id, uidl, fingerprint, now,
                                                                int(not headers_only))).lastrowid
             self.db.execute("INSERT INTO pop3_raw(msg_id, raw) VALUES (?, ?)", (msg_id, raw))
-            self.db.execute("UPDATE folders SET threads_dirty = ? WHERE id = ? AND threads_dirty = ?",
-                            (THREADS_NEW, folder_id, THREADS_CLEAN))
+            if mark_threads:
+                self.db.execute("UPDATE folders SET threads_dirty = ? WHERE id = ? AND threads_dirty = ?",
+                                (THREADS_NEW, folder_id, THREADS_CLEAN))
         assert msg_id is not None and lid is not None
         return lid, msg_id
 

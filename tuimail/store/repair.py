@@ -14,7 +14,8 @@ row by server id; a reset of the folder's ids (UIDVALIDITY) re-matches them by M
 journal entries whose folder is known takes its place. The outbox (messages queued, failed or
 sent but not yet filed in Sent) and the postponed messages on their way to Drafts exist nowhere
 else either: their rows are carried over as they are (ids kept, so `tuimail outbox` names them
-as before; one SQLite cannot read is counted as lost). A journal of an older schema (v5: an
+as before; one SQLite cannot read is counted as lost). A POP3 account's local folders are
+salvaged whole, their mail and UIDL ledger included (repair_pop3.py). A journal of an older schema (v5: an
 integer uid and IMAP flag names) is converted as the v6 migration converts it. A damaged body cache (re-downloadable)
 is moved aside too.
 """
@@ -34,6 +35,7 @@ from pathlib import Path
 from tuimail.errors import StoreError
 from tuimail.store.db import connect
 from tuimail.store.pagescan import page_size_of, scan_pages
+from tuimail.store.repair_pop3 import Pop3Salvage, salvage_pop3
 
 _PAGE_SIZES = (4096, 1024, 2048, 8192, 16384, 32768, 65536, 512)
 _MAX_PROBES = 2_000_000  # point lookups between two damaged spots of one table
@@ -75,6 +77,7 @@ class RepairReport:
     outbox: int = 0  # outbox rows (queued, failed, not yet filed) carried into the fresh store
     postponed: int = 0  # postponed messages (on their way to Drafts) carried over
     unsent_lost: int = 0  # outbox or postponed rows that could not be read or written
+    pop3: Pop3Salvage | None = None  # a POP3 account's mail and ledger (None: no local folder)
 
 
 def in_use(path: Path) -> bool:
@@ -132,6 +135,9 @@ def repair_store(path: Path | str, cache_path: Path | str | None = None, *, forc
         report.unreadable = unreadable or unsent_bad
         fresh = work / "fresh.sqlite3"
         report.kept, report.lost = _write_fresh(fresh, folders, entries)
+        report.pop3 = _salvage_local(copy, fresh, folders)
+        if report.pop3 is not None and report.pop3.unreadable:
+            report.unreadable = True
         (report.outbox, report.postponed), report.unsent_lost = _write_unsent(fresh, unsent)
         report.moved_to = _move_aside(path)
         os.replace(fresh, path)
@@ -141,6 +147,21 @@ def repair_store(path: Path | str, cache_path: Path | str | None = None, *, forc
         raise store_error(exc, path) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)  # only our copies live there
+
+
+def _salvage_local(copy: Path, fresh: Path, folders: dict[int, dict]) -> Pop3Salvage | None:
+    """The local folders' mail (a POP3 account's), copied into the fresh store (repair_pop3.py)."""
+    if not any(f.get("local") == 1 for f in folders.values()):
+        return None
+    src = _open_readable(copy)
+    if src is None:
+        return Pop3Salvage(unreadable=True)
+    dst = connect(fresh)
+    try:
+        return salvage_pop3(src, dst, folders)
+    finally:
+        dst.close()
+        src.close()
 
 
 def _move_aside(path: Path) -> Path:

@@ -42,6 +42,8 @@ MODES = ("plain", "condstore", "qresync")
 
 INDEX_SHARE = 0.1  # of a headless sync's time, at most, for the search index (sync_all)
 INDEX_MIN_SECONDS = 0.5
+# after a first fill a headless sync indexes at once only this many rows (one batch, a few ms)
+FIRST_FILL_INDEX_ROWS = 1000
 
 
 class Engine:
@@ -139,11 +141,22 @@ class Engine:
         summary.seconds = time.monotonic() - t0
         # the search index is derived data: a headless sync spends at most a tenth of its own time on
         # it (the rest waits for the next sync, or the app's gaps; search scans what is not indexed
-        # yet). Indexing all of a 100k first fill here took longer than the fill itself.
-        self.index_search(self.index_seconds if self.index_seconds is not None
-                          else max(INDEX_MIN_SECONDS, INDEX_SHARE * (time.monotonic() - t0)))
+        # yet). Indexing all of a 100k first fill here took longer than the fill itself; and after
+        # a first fill (issue #13: the index must not slow it) only a small one is indexed at once.
+        if self.index_seconds is not None:
+            self.index_search(self.index_seconds)
+        elif not self._defer_index(summary):
+            self.index_search(max(INDEX_MIN_SECONDS, INDEX_SHARE * (time.monotonic() - t0)))
         self.finish(summary)
         return summary
+
+    def _defer_index(self, summary: SyncSummary) -> bool:
+        """A headless sync that filled a folder for the first time leaves the index to the next
+        sync or the app's gaps, unless what is left is one small batch."""
+        if not self.index_search_enabled or not any(f.first and f.new for f in summary.folders):
+            return False
+        from tuimail.store.search import unindexed
+        return unindexed(self.store) > FIRST_FILL_INDEX_ROWS
 
     def index_search(self, seconds: float | None = None) -> bool:
         """The search index catches up with the rows (derived data, after the fill, in batches

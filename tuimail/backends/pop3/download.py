@@ -27,6 +27,7 @@ from typing import Protocol
 
 from tuimail.backends.pop3.plan import KnownMessage, Plan, Policy, ServerMessage, fingerprint, plan
 from tuimail.protocol.pop3 import Pop3Busy, Pop3Refused, Pop3Session
+from tuimail.trace import trace
 
 __all__ = ["Ledger", "SyncResult", "download", "fetch_body"]
 
@@ -87,7 +88,9 @@ def download(session: Pop3Session, ledger: Ledger, policy: Policy, *, headers_fi
 def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, bodies: bool, now: float,
           result: SyncResult) -> None:
     known = ledger.known()
+    trace("pop3: logged in")
     uidls = s.uidl()
+    trace(f"pop3: UIDL {len(uidls or ())}")
     sizes: dict[int, int] | None = None
     quiet = False
     if uidls is not None:  # sizes matter only for fingerprints: no LIST when nothing is new
@@ -116,17 +119,23 @@ def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, b
 
     assert sizes is not None or not p.new
     pending_bodies: list[tuple[ServerMessage, Hashable]] = [(m, k.ref) for m, k in p.bodies] if bodies else []
+    # newest first (the highest message numbers): the first rows committed are the list's first
+    # screen, as an IMAP account's first window is
+    newest_first = [m.number for m in reversed(p.new)]
     if headers_first and p.new:
         by_number = {m.number: m for m in p.new}
-        for n, head in s.top_many([m.number for m in p.new]):
+        for n, head in s.top_many(newest_first):
             m = by_number[n]
             ref = ledger.commit(m, head, fingerprint(head, m.size), headers_only=True)
             result.headers += 1
             if bodies:
                 pending_bodies.append((m, ref))
+        flush = getattr(ledger, "flush", None)  # every header is in: list them now, not with the first bodies
+        if flush is not None:
+            flush()
     elif p.new:
         by_number = {m.number: m for m in p.new}
-        for n, raw in s.retr_many([m.number for m in p.new]):
+        for n, raw in s.retr_many(newest_first):
             m = by_number[n]
             ref = ledger.commit(m, raw, fingerprint(raw, m.size), headers_only=False)
             result.downloaded += 1

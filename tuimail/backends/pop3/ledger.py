@@ -20,9 +20,11 @@ from tuimail.backends.pop3.plan import KnownMessage, ServerMessage, header_block
 from tuimail.core.events import Event, RowsChanged
 from tuimail.mail.headers import summarize
 from tuimail.store.pop3ledger import Pop3Ledger
+from tuimail.trace import trace
 
 EVENT_EVERY = 0.25  # seconds between two RowsChanged of a long download (and two commits, batched)
 BATCH_ROWS = 500  # at most this many messages per transaction when batched
+FIRST_ROWS = 60  # the first report comes as soon as this many rows (a screenful) are committed
 GONE = -math.inf  # the download time reported for a message the user deleted and wants off the server
 
 
@@ -39,7 +41,8 @@ class StoreLedger:
     """download.py's Ledger on one account's store; new messages go to `inbox` (a folder id)."""
 
     def __init__(self, ledger: Pop3Ledger, inbox: int, account: str, emit: Callable[[Event], None] | None = None,
-                 now: Callable[[], float] = time.time, *, delete_on_server: bool = False, batch: bool = False):
+                 now: Callable[[], float] = time.time, *, delete_on_server: bool = False, batch: bool = False,
+                 after_first: Callable[[], None] | None = None):
         self.ledger, self.inbox, self.account = ledger, inbox, account
         self.delete_on_server = delete_on_server
         self.batch = batch
@@ -50,6 +53,8 @@ class StoreLedger:
         self.changed: list[int] = []  # local ids whose body arrived
         self._pending: list[int] = []
         self._pending_changed: list[int] = []
+        self._reported = False  # (no row reported yet: the first screenful goes out at once)
+        self.after_first = after_first  # called once the first rows are reported (the UI may hold us)
         self._last = time.monotonic()
 
     def known(self) -> list[KnownMessage]:
@@ -66,12 +71,16 @@ class StoreLedger:
 
     def commit(self, msg: ServerMessage, raw: bytes, fingerprint: str, headers_only: bool) -> Hashable:
         now = self.now()
+        first_of_tx = True
         if self.batch and self._tx is None:
             self._tx = contextlib.ExitStack()
             self._tx.enter_context(self.ledger.store.transaction())
+        elif self.batch:
+            first_of_tx = False  # (the batch's first message marked the thread order stale)
         try:
             lid, msg_id = self.ledger.add(self.inbox, msg.uidl, fingerprint, raw, headers_only,
-                                          row_fields(raw, msg.size, now, headers_only), now)
+                                          row_fields(raw, msg.size, now, headers_only), now,
+                                          mark_threads=first_of_tx)
         except BaseException:
             self._abort()
             raise
@@ -97,7 +106,8 @@ class StoreLedger:
         self.ledger.off_server([r for r in refs if isinstance(r, int)])
 
     def _maybe_flush(self) -> None:
-        if time.monotonic() - self._last >= EVENT_EVERY or len(self._pending) >= BATCH_ROWS:
+        if time.monotonic() - self._last >= EVENT_EVERY or len(self._pending) >= BATCH_ROWS or (
+                not self._reported and len(self._pending) >= FIRST_ROWS):
             self.flush()
 
     def _abort(self) -> None:
@@ -120,5 +130,11 @@ class StoreLedger:
             tx.close()  # COMMIT
         if self._pending or self._pending_changed:
             added, changed = tuple(self._pending), tuple(self._pending_changed)
+            if not self._reported:
+                trace(f"pop3: first rows committed {len(added)}")
+            self._reported = True
             self._pending, self._pending_changed = [], []
             self.emit(RowsChanged(self.account, self.inbox, ids=changed, added=added))
+            if added and self.after_first is not None:
+                after, self.after_first = self.after_first, None
+                after()

@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # (download is imported when a sync runs)
     from tuimail.backends.pop3.download import SyncResult
 
 log = logging.getLogger("tuimail.pop3")
+PAINT_HOLD = 2.0  # seconds a first download waits after its first screenful for the UI to draw it
 ROLE_NAMES = {"archive": "archive", "trash": "trash", "junk": "junk", "spam": "junk", "sent": "sent",
               "drafts": "drafts"}
 
@@ -100,6 +101,8 @@ class Pop3Service:
         self._fetch_store: Store | None = None
         self.state = SyncState(account.name, "offline" if offline else "connecting")
         self.last: SyncResult | None = None  # the last sync's (tests, the bench)
+        self._hold_for_paint = False
+        self._painted = threading.Event()
         self._notes: list[str] = []
 
     # lifecycle -------------------------------------------------------------
@@ -126,10 +129,25 @@ class Pop3Service:
                 self._fetch_store = None
 
     def hold_for_first_paint(self) -> None:
-        pass  # rows are reported in batches as they are committed: nothing to hold back
+        """Started before the UI (a first run): after the first screenful of rows, wait (at most
+        PAINT_HOLD seconds) for ui_painted() before downloading more, so that the download does
+        not compete with the UI's start-up and first paint for a CPU."""
+        self._hold_for_paint = True
 
     def ui_painted(self) -> None:
-        pass
+        """The UI has drawn the first rows (thread-safe)."""
+        self._painted.set()
+
+    def _wait_for_paint(self) -> None:
+        if not self._hold_for_paint:
+            return
+        self._hold_for_paint = False  # the first report of the first sync only
+        deadline = time.monotonic() + PAINT_HOLD
+        while not self._painted.is_set() and not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._painted.wait(min(left, 0.1))
 
     # requests (non-blocking) -------------------------------------------------
     def wake(self) -> None:
@@ -198,7 +216,7 @@ class Pop3Service:
         delete_on_server = bool(getattr(self.account, "delete_on_server", False))
         deleting = self.policy.mode == "delete" or self.policy.keep_days is not None or delete_on_server
         ledger = StoreLedger(pop, inbox, self.account.name, self._emit, delete_on_server=delete_on_server,
-                             batch=not deleting)
+                             batch=not deleting, after_first=self._wait_for_paint)
         if deleting:  # a DELE follows the commit: make each commit survive a power cut, not only a crash
             store.db.execute("PRAGMA synchronous=FULL")
         session = self._session = self._new_session()

@@ -109,9 +109,17 @@ def encode_mailbox(name: str) -> bytes:
     return wire.quote(imap_utf7.encode(name))
 
 
+_flag_lists: dict[bytes, tuple[str, ...]] = {}  # a folder has a handful of distinct flag lists
+
+
 def _flags(raw: bytes) -> tuple[str, ...]:
-    # \Recent is a per-session flag: storing it would make every sync look like a change
-    return tuple(f for f in raw.decode("utf-8", "replace").split() if f != "\\Recent")
+    hit = _flag_lists.get(raw)
+    if hit is None:
+        # \Recent is a per-session flag: storing it would make every sync look like a change
+        hit = tuple(f for f in raw.decode("utf-8", "replace").split() if f != "\\Recent")
+        if len(_flag_lists) < 1000:
+            _flag_lists[bytes(raw)] = hit
+    return hit
 
 
 

@@ -126,7 +126,7 @@ class Alerts:
         """What the problem panel says, when it is to be shown (no list to show instead)."""
         view = self.view
         found = self.problem()
-        if found is None or not (view.folder is None or not len(view.hlist.uids)):
+        if found is None or not ((view.folder is None and view.hlist.source is None) or not len(view.hlist.uids)):
             return None
         name, st = found
         path = sanitize_line(str(view.tapp.config.path or "the config file"))

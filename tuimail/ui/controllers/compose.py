@@ -584,6 +584,9 @@ class ComposeController:
             if d is not None:
                 d.kick(ignore_backoff=True)
 
+    def offline_changed(self) -> None:
+        self.send_status.refresh()
+
     def went_online(self) -> None:
         for d in self.drainers.values():
             d.kick(ignore_backoff=True)

@@ -116,6 +116,8 @@ class IntentQueue:
                 view.hlist.flags_stored(msg.uids, intent.add, intent.remove)
             else:
                 view.hlist.hidden_stored()
+        elif intent.op == "flags" and view.hlist.source is not None:  # a virtual folder shows it
+            view.hlist.entries_changed(msg.account, intent.ids)
         view.counts_changed(msg.account, intent.folder_id)
         if intent.op == "move" and intent.dest:
             dest = store.folder_id(intent.dest)

@@ -31,6 +31,11 @@ class MessageActions:
         view = self.view
         return view.folder is not None and t.folder_id == view.folder.id and t.account == view.account
 
+    def _listed(self, t: Target) -> list[int]:
+        """t's list ids when the list is a virtual folder (a search across folders) that holds it."""
+        hl = self.view.hlist
+        return hl.source_keys(t.account, [t.uid]) if hl.source is not None else []
+
     def set_flags(self, t: Target, add: Iterable[str] = (), remove: Iterable[str] = (), *,
                   record: bool = True) -> None:
         """Queued to the account's writer (controllers/intents.py): the row shows the change at once.
@@ -39,6 +44,8 @@ class MessageActions:
                                               record=record))
         if self._here(t):
             self.view.hlist.intent_queued([t.uid])  # drawn from the cached row + the overlay
+        elif keys := self._listed(t):
+            self.view.hlist.intent_queued(keys)
 
     def schedule_mark_read(self, t: Target) -> None:
         """The message was opened: read after [ui] mark_read_delay, if still on screen then."""
@@ -66,7 +73,8 @@ class MessageActions:
         """The row as the user sees it: the stored one with the queued intents on top (the list's
         cached row when it is the one under the cursor: no SQLite call on the key's path)."""
         view = self.view
-        if self._here(t) and t.uid == view.hlist.current_uid:
+        if (self._here(t) and t.uid == view.hlist.current_uid) or (
+                view.hlist.current_uid is not None and self._listed(t) == [view.hlist.current_uid]):
             return view.hlist.current_row()
         store = view.tapp.stores[t.account]
         return view.tapp.overlay.row(store, t.folder_id, store.row(t.folder_id, t.uid))
@@ -98,6 +106,8 @@ class MessageActions:
         self.intents.submit(t.account, Intent(op, t.folder_id, (t.uid,), dest=dest))
         if self._here(t):
             view.hlist.remove_uids([t.uid])
+        elif keys := self._listed(t):
+            view.hlist.remove_uids(keys)
         if shows(view, t):
             view.reader.clear("Message moved.")
             view.hlist.focus()

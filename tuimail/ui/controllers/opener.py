@@ -16,7 +16,7 @@ from tuimail.core.content import Attachment, MessageContent
 from tuimail.errors import NotCached
 from tuimail.core.service import AccountService
 from tuimail.ui.controllers.message_actions import MessageActions
-from tuimail.ui.controllers.target import Target, error_text, shows
+from tuimail.ui.controllers.target import Target, current_target, error_text, list_target, shows
 from tuimail.ui.controllers.view import MainView
 from tuimail.ui.widgets.message_view import Line, build_lines
 
@@ -71,11 +71,11 @@ class MessageOpener:
         view = self.view
         self._stop_preview()
         r = view.reader
-        if (self._previewing and r.content is not None and view.folder is not None and view.account is not None
-                and r.uid == uid and r.folder_key == (view.account, view.folder.id)):
+        t = list_target(view, uid)
+        if self._previewing and r.content is not None and t is not None and shows(view, t):
             self._previewing = False  # the preview is on screen already: opening it reads it
             r.focus()
-            self.actions.schedule_mark_read(Target(view.account, view.folder.id, view.folder.name, uid))
+            self.actions.schedule_mark_read(t)
             return
         self.open(uid, focus=True)
 
@@ -92,11 +92,12 @@ class MessageOpener:
         view = self.view
         self._preview_timer = None
         uid = view.hlist.current_uid
-        if uid is None or view.folder is None or view.has_class("fullscreen"):
+        t = list_target(view, uid) if uid is not None else None
+        if t is None or view.has_class("fullscreen"):
             return
-        if view.reader.uid == uid and view.reader.folder_key == (view.account, view.folder.id):
+        if shows(view, t):
             return  # already shown (J / K in the reader moved the cursor with it)
-        self.open(uid, preview=True)
+        self.open_target(t, preview=True)
 
     def folder_left(self) -> None:
         """Another folder is opening: the preview of this one's message goes (and a fetch in
@@ -106,14 +107,17 @@ class MessageOpener:
         self.view.reader.clear()
 
     def open(self, uid: int, *, focus: bool = False, more: bool = False, preview: bool = False) -> None:
+        """Open list id `uid` (controllers/target.py: list_target)."""
+        t = list_target(self.view, uid)
+        if t is not None:
+            self.open_target(t, focus=focus, more=more, preview=preview)
+
+    def open_target(self, t: Target, *, focus: bool = False, more: bool = False, preview: bool = False) -> None:
         view = self.view
-        if view.folder is None or view.account is None:
-            return
         self._gen += 1
         self._previewing = preview
         reader = view.reader
-        t = Target(view.account, view.folder.id, view.folder.name, uid)
-        reader.folder_key, reader.uid = (t.account, t.folder_id), uid
+        reader.folder_key, reader.uid = (t.account, t.folder_id), t.uid
         self.mode = "message"
         if not more:
             reader.content = None
@@ -179,7 +183,9 @@ class MessageOpener:
         if c is None or not c.more or reader.uid is None:
             self.view.notify("the whole message is shown", markup=False)
             return
-        self.open(reader.uid, more=True)
+        t = current_target(self.view, prefer_open=True)
+        if t is not None:
+            self.open_target(t, more=True)
 
     def at_end(self) -> None:
         c = self.view.reader.content

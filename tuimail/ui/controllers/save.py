@@ -1,4 +1,4 @@
-"""Save messages to a file (mutt's "save to file"; `S`, and `;S` for every tagged message).
+"""Save messages to a file (mutt's "save to file"; `w`, and `;w` for every tagged message).
 
 The path is asked for (``~`` expanded). An mbox there (or an empty file) gets the messages
 appended, each with its From_ line and mboxrd quoting (mail/mbox.py); a new file becomes an
@@ -61,7 +61,7 @@ def write(path: Path, raws: list[bytes], how: str) -> None:
 
 
 class SaveFile:
-    """`S` (and `;S` through bulk.py); remembers the last path typed (offered again, as mutt does)."""
+    """`w` (and `;w` through bulk.py); remembers the last path typed (offered again, as mutt does)."""
 
     def __init__(self, view: MainView) -> None:
         self.view = view

@@ -18,6 +18,9 @@ from tuimail.ui.controllers.view import MainView
 RESULT_SECONDS = 6.0  # how long "sent" / the failure keeps the status line
 
 
+OFFLINE_LINE = "offline: in the outbox, sent when back online"
+
+
 class SendStatus:
     def __init__(self, view: MainView, clock: Callable[[], float]) -> None:
         self.view = view
@@ -76,9 +79,13 @@ class SendStatus:
             self._show(f"sending in {left} s{self._undo_hint()}{more}")
             return
         if self.waiting:
-            self._show("sending…")
-        elif self._shown.startswith(("sending in", "sending…")):
+            self._show(OFFLINE_LINE if self.view.tapp.offline else "sending…")
+        elif self._shown.startswith(("sending in", "sending…", OFFLINE_LINE)):
             self._show("")
+
+    def refresh(self) -> None:
+        """The app went offline or online: the line follows."""
+        self._tick()
 
     def _show(self, text: str, seconds: float = 0.0) -> None:
         info = self.view.status.info

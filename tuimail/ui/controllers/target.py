@@ -39,9 +39,19 @@ def current_target(view: MainView, *, prefer_open: bool | None = None) -> Target
         if info is not None:
             return Target(account, fid, info.name, reader.uid)
     uid = view.hlist.current_uid
-    if uid is None or view.folder is None or view.account is None:
+    return list_target(view, uid) if uid is not None else None
+
+
+def list_target(view: MainView, key: int) -> Target | None:
+    """The message of list id `key`: in the open folder, or, in a virtual folder (a search across
+    folders, ui/widgets/list_source.py), in the folder and account its entry names."""
+    source = view.hlist.source
+    if source is not None:
+        e = source.entry(key)
+        return Target(e.account, e.folder_id, e.folder, e.id) if e is not None else None
+    if view.folder is None or view.account is None:
         return None
-    return Target(view.account, view.folder.id, view.folder.name, uid)
+    return Target(view.account, view.folder.id, view.folder.name, key)
 
 
 def shows(view: MainView, t: Target) -> bool:

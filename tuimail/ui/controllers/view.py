@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
 
     from tuimail.ui.app import TuimailApp
+    from tuimail.ui.widgets.folder_tree import FolderTree
     from tuimail.ui.widgets.header_list import HeaderList
     from tuimail.ui.widgets.message_view import MessageView
     from tuimail.ui.widgets.status import StatusBar
@@ -43,6 +44,9 @@ class MainView(Protocol):
 
     @property
     def status(self) -> StatusBar: ...
+
+    @property
+    def folder_tree(self) -> FolderTree: ...
 
     def update_status(self) -> None: ...
 

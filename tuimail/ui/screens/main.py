@@ -39,10 +39,13 @@ from tuimail.ui.controllers.compose import (
     SendQueued,
 )
 from tuimail.ui.controllers.failed_actions import FailedActions, FailedSummaryRead
+from tuimail.ui.controllers.finding import Found
 from tuimail.ui.controllers.intents import IntentDone, IntentQueue
+from tuimail.ui.controllers.limit import LimitController
 from tuimail.ui.controllers.message_actions import MessageActions
 from tuimail.ui.controllers.opener import MessageOpened, MessageOpener
 from tuimail.ui.controllers.reader_extras import BytesFetched, ReaderExtras
+from tuimail.ui.controllers.searches import SearchesController
 from tuimail.ui.controllers.store_poll import STORE_POLL, StorePoll
 from tuimail.ui.controllers.target import error_text
 from tuimail.ui.controllers.undo import UndoController
@@ -135,6 +138,8 @@ class MainScreen(Screen[None]):
         self.failed = FailedActions(self)
         self.compose_ctl = ComposeController(self)
         self.undo = UndoController(self, self.intents, self.compose_ctl)
+        self.limiter = LimitController(self)  # l, / and the other search keys
+        self.searches = SearchesController(self)  # [searches]: virtual folders across every folder
         self.bulk = BulkActions(self, self.intents)
 
     @property
@@ -238,6 +243,7 @@ class MainScreen(Screen[None]):
             self._flush_counts()
         self.tapp.start_services()
         self.compose_ctl.start_drainers()
+        self.searches.start()
 
     def _build_tree(self) -> None:
         any_folders = False
@@ -336,10 +342,15 @@ class MainScreen(Screen[None]):
 
     def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
         ref: FolderRef | None = event.node.data
+        if ref is not None and ref.search is not None:
+            event.stop()
+            self.searches.open(ref.search)
+            return
         if ref is None or ref.folder_id is None:
             return
         event.stop()
-        if ref.account != self.account or self.folder is None or ref.folder_id != self.folder.id:
+        if (self.hlist.source is not None or ref.account != self.account or self.folder is None
+                or ref.folder_id != self.folder.id):
             self.open_folder(ref.account, ref.folder_id)
         self.hlist.focus()
 
@@ -382,12 +393,14 @@ class MainScreen(Screen[None]):
             info.folder_error = folder_problem(self.folder)
         hl = self.hlist
         info.sort = ("thread" if hl.threaded else hl.sort) + (" ↑" if hl.reverse else "")
+        info.limit = self.limiter.status_text()
         info.tagged = len(hl.tagged)
         self.status.show()
 
     def counts_changed(self, account: str, folder_id: int) -> None:
         """Counts are recomputed a moment later, once for a burst of changes."""
         self._dirty_counts.add((account, folder_id))
+        self.searches.stores_changed()
         if self._counts_timer is None:
             self._counts_timer = self.set_timer(0.3, self._flush_counts)
 
@@ -462,6 +475,8 @@ class MainScreen(Screen[None]):
             elif isinstance(ev, RowsChanged):
                 if ev.account == self.account and self.folder is not None and ev.folder_id == self.folder.id:
                     self.hlist.rows_changed(ev.ids, ev.added, ev.removed, ev.reset)
+                    if ev.added:
+                        self.limiter.rows_added()  # new mail that matches the limit joins it
                 self.counts_changed(ev.account, ev.folder_id)
         if self._folders_dirty and self._folders_timer is None:
             wait = self._folders_at + FOLDERS_INTERVAL - time.monotonic()
@@ -488,7 +503,7 @@ class MainScreen(Screen[None]):
             if wanted:
                 self._wanted_start = None
                 self.open_folder(*wanted)
-            elif self.folder is None:  # the first sync brought the folders
+            elif self.folder is None and self.hlist.source is None:  # the first sync brought the folders
                 target = self._default_folder()
                 if target is not None:
                     self.open_folder(*target)
@@ -511,6 +526,7 @@ class MainScreen(Screen[None]):
     def store_changed(self, account: str) -> None:
         """Another process committed to this account's store (controllers/store_poll.py)."""
         self._folders_dirty.add(account)
+        self.searches.stores_changed()
         if self._folders_timer is None:
             self._flush_folders()
         if account == self.account and self.folder is not None:
@@ -579,9 +595,31 @@ class MainScreen(Screen[None]):
                 st.state = "offline" if app.offline else "connecting"
         if not app.offline:
             self.compose_ctl.went_online()
+        self.compose_ctl.offline_changed()
         self.update_status()
 
     # ------------------------------------------------------------------ delegated to the controllers
+
+    def on_found(self, msg: Found) -> None:
+        msg.apply()  # a limit, a search, a virtual folder or the searches' counts (controllers/finding.py)
+
+    def action_limit(self) -> None:
+        self.limiter.prompt_limit()
+
+    def action_search(self) -> None:
+        self.limiter.prompt_search()
+
+    def action_search_backward(self) -> None:
+        self.limiter.prompt_search(backward=True)
+
+    def action_search_next(self) -> None:
+        self.limiter.search_next()
+
+    def action_search_prev(self) -> None:
+        self.limiter.search_next(reverse=True)
+
+    def action_search_all(self) -> None:
+        self.searches.prompt_all()
 
     def on_intent_done(self, msg: IntentDone) -> None:
         msg.stop()

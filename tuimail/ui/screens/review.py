@@ -172,8 +172,17 @@ class ReviewScreen(Screen[str]):
             self.refresh_view()
 
         class PathPrompt(PromptScreen):
+            # Tab takes the completion, as in mutt's and a shell's file prompts (Textual's Input
+            # takes it on → only; Tab would move the focus off the only field and lose the path)
+            BINDINGS = [Binding("tab", "complete", "Complete", show=False, priority=True)]
+
             def on_mount(self) -> None:
                 self.query_one(Input).suggester = PathSuggester()
+
+            def action_complete(self) -> None:
+                field = self.query_one(Input)
+                field.cursor_position = len(field.value)
+                field.action_cursor_right()  # at the end: takes the suggestion
 
         self.app.push_screen(PathPrompt("Attach a file (→ completes)", placeholder="~/path/to/file"), got)
 

@@ -23,6 +23,7 @@ from rich.style import Style
 from textual import events
 from textual.message import Message
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 
 from tuimail.core.flags import ANSWERED, DELETED, FLAGGED, SEEN
@@ -31,7 +32,10 @@ from tuimail.store.store import MessageRow, Store
 from tuimail.ui import keys
 from tuimail.ui.widgets.list_actions import ListActions
 from tuimail.ui.widgets.list_loading import ListLoader, UidsRead, uid_array
+from tuimail.ui.widgets.list_source import Limit, VirtualSource
+from tuimail.ui.widgets.virtual import set_virtual_height
 from tuimail.ui.overlay import Overlay
+from tuimail.ui.widgets.virtual import thumb_scrollbar
 from tuimail.ui.rows import COMPACT, DateFormatter, columns, format_size, sender_name
 
 STRIP_CACHE = 1024
@@ -130,6 +134,10 @@ class HeaderList(ScrollView, can_focus=True):
         self.partial = False  # uids holds only the first page; the rest is being read
         self._painted = False
         self._rows_painted = False
+        # the source of the ids (list_source.py): the folder, the folder limited to `limit`, or a
+        # virtual folder across stores (`source`; the ids are then its entry numbers)
+        self.limit: Limit | None = None
+        self.source: VirtualSource | None = None
         self.loader = ListLoader(self)
         self.actions = ListActions(self)
         # tagged messages (local ids) of each folder shown, kept while the app runs (ui/controllers/bulk.py)
@@ -157,6 +165,9 @@ class HeaderList(ScrollView, can_focus=True):
 
     def current_row(self) -> MessageRow | None:
         uid = self.current_uid
+        if uid is not None and self.source is not None:
+            row = self._rows.get(uid) or self.source.rows([uid]).get(uid)
+            return self._shown(row, uid)
         if uid is None or self.store is None:
             return None
         row = self._rows.get(uid)
@@ -166,12 +177,18 @@ class HeaderList(ScrollView, can_focus=True):
                 self._rows[uid] = row
         return self._shown(row)
 
-    def _shown(self, row: MessageRow | None) -> MessageRow | None:
+    def _shown(self, row: MessageRow | None, key: int | None = None) -> MessageRow | None:
         """The row with the queued intents on top (its flags as the user set them)."""
+        if self.source is not None:
+            return self.source.shown(key, row) if row is not None and key is not None else row
         ov = self.overlay
         if not ov or row is None or self.store is None or self.folder_id is None:
             return row
         return ov.row(self.store, self.folder_id, row) or row
+
+    @property
+    def vertical_scrollbar(self) -> ScrollBar:
+        return thumb_scrollbar(self)  # (drawn again only when its thumb moves)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -190,12 +207,15 @@ class HeaderList(ScrollView, can_focus=True):
     def _load_window(self) -> None:
         lo, hi = self._window()
         missing = [u for u in self.uids[lo:hi] if u not in self._rows]
-        if not missing or self.store is None or self.folder_id is None:
+        if not missing or ((self.store is None or self.folder_id is None) and self.source is None):
             return
         if len(self._rows) + len(missing) > ROW_CACHE:
             keep = set(self.uids[lo:hi])
             self._rows = {u: r for u, r in self._rows.items() if u in keep}
-        self._rows.update(self.store.rows(self.folder_id, missing))
+        if self.source is not None:
+            self._rows.update(self.source.rows(missing))
+        elif self.store is not None and self.folder_id is not None:
+            self._rows.update(self.store.rows(self.folder_id, missing))
 
     @property
     def _base_style(self) -> Style:
@@ -232,7 +252,7 @@ class HeaderList(ScrollView, can_focus=True):
             if row is None:
                 return Strip.blank(width, base)
         if self.overlay:
-            row = self._shown(row) or row
+            row = self._shown(row, uid) or row
         state = 0
         if idx == self.cursor:
             state = 1 if self.has_focus else 2
@@ -377,6 +397,44 @@ class HeaderList(ScrollView, can_focus=True):
     def ensure_complete(self) -> None:
         self.loader.ensure_complete()
 
+    def set_limit(self, limit: Limit | None, order: tuple[object, ...] | None = None, *,
+                  keep_row: bool = False) -> None:
+        """Show only the limit's ids (None: the whole folder again). `order` is the folder's order
+        read with the limit's evaluation (off the UI thread); without it the list is read again in
+        a thread (list_loading.py), the cursor staying on its message."""
+        self.limit = limit
+        if order is not None:
+            self.loader._apply(order, True, self.current_uid, keep_row=keep_row)
+        else:
+            self.loader._reload()
+
+    def show_source(self, source: VirtualSource, empty_text: str = "No message matches") -> None:
+        """Show a virtual folder (list_source.py): its entries, in its order."""
+        self.loader.load(None, None)  # (the folder's reloads stop: its token moves on)
+        self.source = source
+        self.empty_text = empty_text
+        self.uids = source.keys()
+        self.cursor = 0
+        self._rows.clear()
+        self._strips.clear()
+        set_virtual_height(self, len(self.uids))
+        self.scroll_to(y=0, animate=False, immediate=True)
+        self.refresh()
+        self.post_message(self.CursorMoved(self))
+
+    def entries_changed(self, account: str, ids: Iterable[int]) -> None:
+        """Rows of a virtual folder changed in their store (an intent stored, a sync): read again."""
+        if self.source is None:
+            return
+        keys = {k for k in (self.source.key_of(account, i) for i in ids) if k is not None}
+        self.loader.invalidate(keys)
+
+    def source_keys(self, account: str, ids: Iterable[int]) -> list[int]:
+        """The list ids of these local ids of `account` (themselves, but in a virtual folder)."""
+        if self.source is None:
+            return list(ids)
+        return [k for k in (self.source.key_of(account, i) for i in ids) if k is not None]
+
     def rows_changed(self, uids: Iterable[int] = (), added: Iterable[int] = (), removed: Iterable[int] = (),
                      reset: bool = False) -> None:
         removed = tuple(removed)
@@ -411,6 +469,9 @@ class HeaderList(ScrollView, can_focus=True):
 
     def set_order(self, *, sort: str | None = None, reverse: bool | None = None,
                   threaded: bool | None = None) -> None:
+        if self.source is not None:
+            self.notify("search results are in date order", markup=False, timeout=2)
+            return
         self.loader.set_order(sort=sort, reverse=reverse, threaded=threaded)
 
     def on_uids_read(self, msg: UidsRead) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tuimail.store.store import SORTS
+from collections.abc import Callable, Sequence
+from functools import partial
+
+from tuimail.store.store import SORTS, MessageRow
 
 if TYPE_CHECKING:
     from tuimail.ui.widgets.header_list import HeaderList
@@ -43,7 +46,15 @@ class ListActions:
 
     def next_unread(self) -> None:
         """Next unread below the cursor, reading rows a window at a time (wraps once)."""
-        if self.view.store is None or self.view.folder_id is None or not self.view.uids:
+        view = self.view
+        read: Callable[[Sequence[int]], dict[int, MessageRow]]
+        if view.source is not None:  # a virtual folder (list_source.py): its entries' rows
+            read = view.source.rows
+        elif view.store is not None and view.folder_id is not None:
+            read = partial(view.store.rows, view.folder_id)
+        else:
+            return
+        if not view.uids:
             return
         self.view.ensure_complete()
         n = len(self.view.uids)
@@ -52,7 +63,7 @@ class ListActions:
         for lo in list(range(start, n, step)) + list(range(0, start, step)):
             hi = min(lo + step, n if lo >= start else start)
             chunk = self.view.uids[lo:hi]
-            rows = self.view.store.rows(self.view.folder_id, chunk)
+            rows = read(chunk)
             for i, uid in enumerate(chunk):
                 r = rows.get(uid)
                 if r is not None and not r.seen:

@@ -64,8 +64,11 @@ class ListLoader:
         has an index (date, arrival), draw them, and read the whole list in a thread after the
         first paint — at 100k the full list is ~80 ms the first screen does not need."""
         same = store is self.view.store and folder_id == self.view.folder_id
-        if not same:
+        if not same or self.view.source is not None:
             self.view.collapsed.clear()
+            self.view.limit = None  # (a limit is of one folder)
+            self.view.source = None
+            same = False
         self.view.store, self.view.folder_id = store, folder_id
         result: Order | None = None
         partial = False
@@ -135,6 +138,10 @@ class ListLoader:
                   else None)
         if hidden:  # moved or deleted, the writer has not stored it yet
             self.view.uids = array(self.view.uids.typecode, (u for u in self.view.uids if u not in hidden))
+        limit = self.view.limit
+        if limit is not None:  # a limited folder (list_source.py): its matches only
+            ids = limit.ids
+            self.view.uids = array(self.view.uids.typecode, (u for u in self.view.uids if u in ids))
         cursor = 0
         if keep_uid is not None:
             at = self.index_of(keep_uid)

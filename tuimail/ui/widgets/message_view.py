@@ -14,12 +14,13 @@ from rich.segment import Segment
 from textual import events
 from textual.message import Message
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 
 from tuimail.mail.sanitize import sanitize, sanitize_line
 from tuimail.mail.present import Line, format_bytes, message_lines
 from tuimail.ui import keys
-from tuimail.ui.widgets.virtual import set_virtual_height
+from tuimail.ui.widgets.virtual import set_virtual_height, thumb_scrollbar
 from tuimail.ui.wrap import wrap
 
 if TYPE_CHECKING:
@@ -94,6 +95,10 @@ class MessageView(ScrollView, can_focus=True):
         self.uid: int | None = None
 
     # ------------------------------------------------------------------ content
+
+    @property
+    def vertical_scrollbar(self) -> ScrollBar:
+        return thumb_scrollbar(self)  # (drawn again only when its thumb moves)
 
     def show_lines(self, lines: list[Line], *, keep_scroll: bool = False) -> None:
         self.lines = lines

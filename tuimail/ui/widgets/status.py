@@ -35,6 +35,7 @@ class StatusInfo:
     note: str = ""
     folder_error: str = ""  # the server's refusal of the open (or highlighted) folder
     flash: str = ""  # a short message that has the whole line for a moment ("key not bound")
+    limit: str = ""  # "limit: ~f haddad ~U (92 of 4,160)", or a virtual folder's "search: ..."
     tagged: int = 0  # tagged messages in the open folder (ui/controllers/bulk.py)
     activity: str = ""  # what a bulk action did ("moved 5,000 messages to Archive"), for a while
 
@@ -68,6 +69,8 @@ def render_status(info: StatusInfo) -> Content:
         parts.append(f"  {info.total} msgs")
     if info.unread > 0:
         parts += ["  ", (f"{info.unread} unread", "bold")]
+    if info.limit:
+        parts += ["  ", (_short(info.limit, 70), "bold")]
     if info.sort:
         parts.append(f"  [{info.sort}]")
     if info.position:
