@@ -304,3 +304,26 @@ def test_a_tagged_thread_moved_with_one_key_comes_back_with_u(make_app):
             assert store.pending(fid) == [] and store.id_list(arch) == []
 
     run(go())
+
+
+def test_in_a_virtual_folder_t_says_tags_belong_to_a_folder(make_app):
+    app, store, _svc = make_app(30)
+
+    async def go():
+        async with app.run_test(size=(160, 45), notifications=True) as pilot:
+            await settle(pilot, app)
+            hl = app.screen.hlist
+            await pilot.press("S")  # H1's search of every folder: a virtual folder
+            await pilot.pause()
+            app.screen.query_one(Input).value = "~A"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: hl.source is not None)
+            await pilot.press("t")
+            await settle(pilot, app)
+            assert "tags belong to a folder" in said(app)
+            assert hl.tagged == set() and all(not v for v in hl.tags.values())
+            await pilot.press("semicolon")
+            await settle(pilot, app)
+            assert type(app.screen).__name__ == "MainScreen"
+
+    run(go())

@@ -74,9 +74,18 @@ class BulkActions:
         self.view.hlist.refresh()
         self.view.update_status()  # (the tagged count)
 
+    def _virtual(self) -> bool:
+        """A virtual folder (search results across folders) is shown: tags are a folder's."""
+        if self.view.hlist.source is None:
+            return False
+        self.view.notify("tags belong to a folder: open the message's folder to tag it", markup=False, timeout=4)
+        return True
+
     def tag(self) -> None:
         """`t`: tag / untag the message, then the cursor goes to the next one (mutt's $resolve)."""
         view = self.view
+        if self._virtual():
+            return
         t = current_target(view)
         if t is None:
             return
@@ -97,6 +106,9 @@ class BulkActions:
 
     def tag_thread(self) -> None:
         """Tag every message of the thread (untag them when all are tagged already)."""
+        if self._virtual():
+            return
+
         def then(t: Target, ids: list[int]) -> None:
             tags = self._tags(t.account, t.folder_id)
             untag = tags.issuperset(ids)
@@ -115,7 +127,7 @@ class BulkActions:
 
         view = self.view
         cur = self.tagged()
-        if cur is None:
+        if cur is None or self._virtual():
             return
         account, fid, _name, tags = cur
 
@@ -159,6 +171,8 @@ class BulkActions:
 
         view = self.view
         cur = self.tagged()
+        if self._virtual():
+            return
         if cur is None or not cur[3]:
             view.notify("no tagged messages (t tags one, T by pattern)", markup=False, timeout=3)
             return

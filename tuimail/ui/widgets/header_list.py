@@ -147,7 +147,10 @@ class HeaderList(ScrollView, can_focus=True):
     @property
     def tagged(self) -> set[int]:
         """The open folder's tagged local ids (the set itself: bulk.py changes it, then repaints).
-        Asked for each line drawn: the open folder's set is kept at hand."""
+        Asked for each line drawn: the open folder's set is kept at hand. A virtual folder (its
+        ids are entry numbers, not local ids) has none."""
+        if self.source is not None:
+            return set()
         store, fid, tags = self._tags_here
         if store is self.store and fid == self.folder_id:
             return tags
