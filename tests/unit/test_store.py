@@ -235,3 +235,18 @@ def test_flags_with_spaces_or_controls_are_refused(st):
         with pytest.raises(ValueError):
             st.set_flags(fid, [1], add=[bad])
     assert st.pending() == []
+
+
+def test_a_batch_with_a_known_sid_upserts_it_keeps_its_id_and_adds_the_new_ones(st):
+    """insert_headers tries a plain INSERT (the cheap path of a first fill) and, when a sid of the
+    batch is known already (a refetch after a crash), upserts the whole batch instead: nothing
+    doubles, the known row keeps its local id and takes the refetched values, the new rows get ids."""
+    fid = st.upsert_folder("INBOX", "/", (), "inbox")
+    first = st.insert_headers(fid, [row(1), row(2)])
+    again = [row(2, flags="\\Seen"), row(3), row(4)]
+    ids = st.insert_headers(fid, again)
+    assert ids[0] == first[1] and len(set(ids)) == 3 and not set(ids[1:]) & set(first)
+    assert st.db.execute("SELECT COUNT(*) FROM messages WHERE folder_id = ?", (fid,)).fetchone()[0] == 4
+    assert st.db.execute("SELECT seen FROM messages WHERE id = ?", (first[1],)).fetchone()[0] == 1
+    # the batch's rollback to the savepoint left no half of it behind, and the store takes more
+    assert st.insert_headers(fid, [row(5)]) and st.db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 5

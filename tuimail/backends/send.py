@@ -226,6 +226,32 @@ class DrainReport:
         return f"{name}: " + ", ".join(parts)
 
 
+def _instead_of(store: Store, old: tuple[str, int] | None, add: Callable[[tuple[str, str] | None], int]) -> int:
+    """add(draft of the old entry) with the old entry taken out in one transaction: an edit of a
+    message in the outbox replaces it; nothing doubles, and nothing is lost if the old one went."""
+    if old is None:
+        return add(None)
+    kind, old_id = old
+    store.db.execute("BEGIN IMMEDIATE")
+    try:
+        gone: OutboxEntry | PostponedEntry | None
+        if kind == "outbox":
+            gone = Outbox(store.db).cancel(old_id)
+            ref = (gone.draft_folder, gone.draft_sid) if gone is not None else (None, None)
+        else:
+            gone = Postponed(store.db).cancel(old_id)
+            ref = (gone.replaces_folder, gone.replaces_sid) if gone is not None else (None, None)
+        if gone is None:
+            raise UsageError("the message in the Outbox was sent (or is on its way) meanwhile: this edit"
+                             " is not sent, so that it does not go twice")
+        new_id = add((ref[0], ref[1]) if ref[0] and ref[1] else None)
+    except BaseException:
+        store.db.execute("ROLLBACK")
+        raise
+    store.db.execute("COMMIT")
+    return new_id
+
+
 class Sender:
     """The outbox of one account and its drain. Each method opens the store itself (any thread).
     A JMAP account's messages go out over HTTP (backends/jmap/submit.py) and the server files
@@ -260,26 +286,41 @@ class Sender:
 
     # ------------------------------------------------------------------ the user's side
 
-    def queue(self, raw: bytes, *, hold: float | None = None, draft: tuple[str, str] | None = None) -> int:
+    def queue(self, raw: bytes, *, hold: float | None = None, draft: tuple[str, str] | None = None,
+              instead_of: tuple[str, int] | None = None) -> int:
         """Put an RFC 5322 message in the outbox (durable when this returns): sent after `hold`
-        seconds (default: the account's undo_send). UsageError for a message that cannot go."""
+        seconds (default: the account's undo_send). UsageError for a message that cannot go.
+        instead_of: ("outbox" | "postponed", id), the entry this is an edit of: taken out in the
+        same transaction (UsageError, nothing queued, if it was sent or is on its way meanwhile)."""
         default_from = self.account.smtp.get("from") or self.account.from_address
         p = prepare(raw, default_from, self.clock())
         with self._store() as store:
-            return Outbox(store.db).add(p.message, p.mail_from, p.rcpts, message_id=p.message_id, subject=p.subject,
-                                        hold=self.account.undo_send if hold is None else hold, draft=draft,
-                                        now=self.clock())
+            def add(old_draft: tuple[str, str] | None) -> int:
+                return Outbox(store.db).add(p.message, p.mail_from, p.rcpts, message_id=p.message_id,
+                                            subject=p.subject, hold=self.account.undo_send if hold is None else hold,
+                                            draft=draft or old_draft, now=self.clock())
+            return _instead_of(store, instead_of, add)
 
-    def postpone(self, raw: bytes, folder: str, *, replaces: tuple[str, str] | None = None) -> int:
+    def postpone(self, raw: bytes, folder: str, *, replaces: tuple[str, str] | None = None,
+                 instead_of: tuple[str, int] | None = None) -> int:
         """Keep a postponed message (durable when this returns); the drain stores it in `folder`
-        (Drafts) with \\Draft \\Seen, then removes `replaces` (the draft it was resumed from)."""
+        (Drafts) with \\Draft \\Seen, then removes `replaces` (the draft it was resumed from).
+        instead_of: as for queue()."""
         end = raw.find(b"\r\n\r\n")
         head = BytesHeaderParser(policy=email_policy.SMTPUTF8).parsebytes(raw[: end + 4] if end >= 0 else raw)
         ids = parse_msgids(str(head.get("Message-ID") or ""))
         subject = " ".join(str(head.get("Subject") or "").split())
         with self._store() as store:
-            return Postponed(store.db).add(raw, folder, message_id=ids[0] if ids else None, subject=subject,
-                                           replaces=replaces, now=self.clock())
+            def add(old_draft: tuple[str, str] | None) -> int:
+                return Postponed(store.db).add(raw, folder, message_id=ids[0] if ids else None, subject=subject,
+                                               replaces=replaces or old_draft, now=self.clock())
+            return _instead_of(store, instead_of, add)
+
+    def discard(self, kind: str, entry_id: int) -> OutboxEntry | PostponedEntry | None:
+        """Take an outbox ("outbox") or postponed ("postponed") entry out: returned, or None if it
+        is gone or on its way."""
+        with self._store() as store:
+            return Outbox(store.db).cancel(entry_id) if kind == "outbox" else Postponed(store.db).cancel(entry_id)
 
     def postponed(self) -> list[PostponedEntry]:
         with self._store() as store:

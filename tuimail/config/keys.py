@@ -38,7 +38,7 @@ raw                global   ctrl+u                      the raw source of the me
 toggle_layout      global   P                           preview right of / below the list
 fullscreen         global   z                           the reader alone on screen
 toggle_offline     global   ctrl+o                      work offline / go back online
-failed_actions     global   !                           actions waiting or failed: see, discard
+failed_actions     global   !                           the Outbox; actions waiting or failed
 compose            global   m                           write a new message in $EDITOR
 reply              global   r                           reply to the sender
 reply_all          global   R                           reply to all (mutt keymap: g)
@@ -146,7 +146,7 @@ ACTIONS: tuple[Action, ...] = (
     _a("toggle_layout", "global", "Preview right / below", "P"),
     _a("fullscreen", "global", "Reader full screen", "z"),
     _a("toggle_offline", "global", "Offline / online", "ctrl+o"),
-    _a("failed_actions", "global", "Pending and failed actions (discard)", "!"),
+    _a("failed_actions", "global", "Outbox, pending and failed actions", "!"),
     _a("compose", "global", "Compose a new message", "m"),
     _a("reply", "global", "Reply", "r"),
     _a("reply_all", "global", "Reply to all", "R"),

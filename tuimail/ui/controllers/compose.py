@@ -100,6 +100,7 @@ class ComposeSession:
     parsed: bool = True  # False: the edit file does not parse (fix it with e before sending)
     entry_id: int | None = None  # queued in the outbox (within the undo window)
     draft_ref: tuple[str, str] | None = None  # (folder, server id) of the draft it resumes: replaced when sent
+    instead_of: tuple[str, int] | None = None  # ("outbox" | "postponed", id): the entry this edits (outbox_view.py)
     notes: list[str] = field(default_factory=list)
 
     @classmethod
@@ -209,6 +210,7 @@ class ComposeController:
         self._online: dict[str, bool] = {}
         self.send_status = SendStatus(view, time.time)
         self.books: dict[str, AddressBook] = {}
+        self.outbox_changed: Callable[[str], None] = lambda account: None  # a drain reported (the ! list follows)
 
     # ------------------------------------------------------------------ the draft
 
@@ -306,6 +308,8 @@ class ComposeController:
         session.reparse()
         if problem:
             session.error = "; ".join(p for p in (problem, session.error) if p)
+        if session.notes:
+            session.error = "; ".join(p for p in (session.error, *session.notes) if p)
         self.review(session)
 
     def _drafts_folder(self, session: ComposeSession) -> tuple[str | None, str]:
@@ -338,7 +342,8 @@ class ComposeController:
                 self.postpone(session, folder)
             elif what == "discard":
                 session.remove()
-                self.view.notify("message discarded", markup=False)
+                self.view.notify("this edit is discarded; the message still waits in the Outbox (!)"
+                                 if session.instead_of else "message discarded", markup=False)
             else:  # (dismissed otherwise: nothing is lost, the file stays)
                 self.view.notify(f"the message is kept in {session.path}", markup=False)
 
@@ -392,10 +397,11 @@ class ComposeController:
         sender = self.make_sender(account)
         post = view.post_message
         draft_ref = session.draft_ref
+        instead = {"instead_of": session.instead_of} if session.instead_of else {}
 
         def work() -> None:
             try:
-                entry_id = sender.queue(raw, hold=hold, draft=draft_ref)
+                entry_id = sender.queue(raw, hold=hold, draft=draft_ref, **instead)
             except Exception as exc:
                 post(SendQueued(session, None, hold, error_text(exc)))
                 return
@@ -410,6 +416,7 @@ class ComposeController:
             self.review(session)
             return
         session.entry_id = msg.entry_id
+        session.instead_of = None  # (the entry it replaced is gone with the same commit)
         self.pending[msg.entry_id] = session
         self.last_sent = msg.entry_id
         self.last_sent_at = time.time()
@@ -494,10 +501,11 @@ class ComposeController:
         sender = self.make_sender(account)
         post = self.view.post_message
         replaces = session.draft_ref
+        instead = {"instead_of": session.instead_of} if session.instead_of else {}
 
         def work() -> None:
             try:
-                sender.postpone(raw, folder, replaces=replaces)
+                sender.postpone(raw, folder, replaces=replaces, **instead)
             except Exception as exc:
                 post(Postponed(session, folder, error_text(exc)))
                 return
@@ -573,6 +581,7 @@ class ComposeController:
         severity: Any = msg.severity
         self.view.notify(f"{msg.account}: {msg.line}", severity=severity, markup=False,
                          timeout=8 if msg.severity != "information" else 4)
+        self.outbox_changed(msg.account)
 
     def sync_state(self, ev: SyncState) -> None:
         """The network is back for this account: what waits for a retry goes now."""

@@ -1,35 +1,51 @@
-"""The actions that wait or failed, for the main screen: the list `!` opens (screens/failed.py)
-and what follows when it closes, and the status bar's count of failed ones, read in a thread
-(FailedSummaryRead, posted to the screen)."""
+"""The actions that wait or failed, for the main screen: the list `!` opens (screens/failed.py,
+the Outbox first: controllers/outbox_view.py) and what follows when it closes, and the status
+bar's count of failed actions and unsent messages, read in a thread (FailedSummaryRead, posted
+to the screen)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
+from tuimail.store.store import Store
+from tuimail.ui.controllers.outbox_view import OutboxActions, unsent_counts
 from tuimail.ui.controllers.view import MainView
 from tuimail.ui.widgets.status import AccountState
 
+if TYPE_CHECKING:
+    from tuimail.ui.controllers.compose import ComposeController
+
 
 class FailedSummaryRead(Message, bubble=False):
-    """Failed actions per account: {account: [(folder, count)]}."""
+    """Failed actions per account: {account: [(folder, count)]}; the Outbox: {account: (waiting, failed)}."""
 
-    def __init__(self, failed: dict[str, list[tuple[str, int]]]) -> None:
+    def __init__(self, failed: dict[str, list[tuple[str, int]]],
+                 unsent: dict[str, tuple[int, int]] | None = None) -> None:
         super().__init__()
         self.failed = failed
+        self.unsent = unsent or {}
+
+
+def _summary(stores: dict[str, Store]) -> FailedSummaryRead:
+    return FailedSummaryRead({a: st.failed_summary() for a, st in stores.items()},
+                             {a: unsent_counts(st) for a, st in stores.items()})
 
 
 class FailedActions:
-    def __init__(self, view: MainView) -> None:
+    def __init__(self, view: MainView, compose: ComposeController) -> None:
         self.view = view
+        self.outbox = OutboxActions(view, compose)
+        compose.outbox_changed = self.outbox_changed
 
     def show(self) -> None:
         """The list of waiting and failed actions; discarded ones put their rows back."""
         from tuimail.ui.screens.failed import ActionsScreen
         view = self.view
         app = view.tapp
-        screen = ActionsScreen(app.stores)
+        screen = ActionsScreen(app.stores, self.outbox)
 
         def closed(_: None = None) -> None:
             for account, rows in screen.changed.items():
@@ -60,14 +76,24 @@ class FailedActions:
         view = self.view
         for name, store in view.tapp.stores.items():
             view.status.info.accounts.setdefault(name, AccountState()).failed = store.failed_summary()
+        self.refresh()  # the Outbox's count too, in a thread
 
     def refresh(self, accounts: Iterable[str] | None = None) -> None:
         """The same, read again in a thread (FailedSummaryRead comes back to the screen)."""
-        self.view.read_stores(set(accounts or self.view.tapp.stores),
-                              lambda stores: {a: st.failed_summary() for a, st in stores.items()}, FailedSummaryRead)
+        self.view.read_stores(set(accounts or self.view.tapp.stores), _summary, lambda msg: msg)
 
     def summary_read(self, msg: FailedSummaryRead) -> None:
         view = self.view
         for account, failed in msg.failed.items():
             view.status.info.accounts.setdefault(account, AccountState()).failed = failed
+        for account, unsent in msg.unsent.items():
+            view.status.info.accounts.setdefault(account, AccountState()).unsent = unsent
         view.update_status()
+
+    def outbox_changed(self, account: str) -> None:
+        """A drain reported: the count follows, and the open `!` list."""
+        from tuimail.ui.screens.failed import ActionsScreen
+        self.refresh([account])
+        for screen in self.view.tapp.screen_stack:
+            if isinstance(screen, ActionsScreen):
+                screen.load_outbox()

@@ -17,6 +17,8 @@ from tuimail.mail.sanitize import sanitize_line
 IDLE_WAIT = 300.0  # nothing queued: look again this often (another process may have queued)
 MIN_WAIT = 1.0  # never drain in a tight loop (a busy lock, a clock that disagrees)
 
+WAITS_LINE = "in the Outbox: ! then e edit, r retry, d discard"
+
 Report = Callable[[str, str, str], None]  # (account, line, severity)
 
 
@@ -38,6 +40,8 @@ def report_line(report: Any) -> tuple[str, str] | None:
     for _id, why in report.failed:
         parts.append(f"failed: {sanitize_line(why)}")
         severity = "error"
+    if report.failed or report.refused:
+        parts[-1] += f" — {WAITS_LINE}"
     for _id, why in report.unfiled:
         parts.append(f"sent, {sanitize_line(why)}")
         severity = "warning" if severity == "information" else severity

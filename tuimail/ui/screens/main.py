@@ -135,8 +135,8 @@ class MainScreen(Screen[None]):
         self.opener = MessageOpener(self, self.actions)
         self.commands = CommandRunner(self)
         self.extras = ReaderExtras(self, self.opener, self.commands)
-        self.failed = FailedActions(self)
         self.compose_ctl = ComposeController(self)
+        self.failed = FailedActions(self, self.compose_ctl)  # (the Outbox section of `!`)
         self.undo = UndoController(self, self.intents, self.compose_ctl)
         self.limiter = LimitController(self)  # l, / and the other search keys
         self.searches = SearchesController(self)  # [searches]: virtual folders across every folder

@@ -19,6 +19,7 @@ class AccountState:
     pending: int = 0
     error: str | None = None
     failed: list[tuple[str, int]] = field(default_factory=list)  # failed actions: (folder, count)
+    unsent: tuple[int, int] = (0, 0)  # the Outbox past its undo window: (waiting, of which failed)
     needs: str | None = None  # "login" | "password": the sync waits for the user (SyncState.needs)
     problem: str | None = None  # the last failure, kept while reconnecting, cleared once synced
 
@@ -58,7 +59,7 @@ def _shown_account(info: StatusInfo) -> tuple[str, AccountState]:
 
 def render_status(info: StatusInfo) -> Content:
     if info.flash:
-        return Content.assemble((" " + _short(info.flash, 76), "bold"))
+        return Content.assemble((" " + _short(info.flash, 150), "bold"))  # (the bar clips it at its width)
     account, st = _shown_account(info)
     parts: list[str | tuple[str, str]] = [
         (f" {_short(account, 20)}", "bold"),
@@ -95,6 +96,9 @@ def render_status(info: StatusInfo) -> Content:
         n = sum(c for _, c in st.failed)
         where = _short(st.failed[0][0], 20) + (f" +{len(st.failed) - 1}" if len(st.failed) > 1 else "")
         parts += [" · ", (f"{n} failed in {where}", "bold reverse")]
+    if st.unsent[0]:
+        n, bad = st.unsent
+        parts += [" · ", (f"Outbox {n}" + (f", {bad} failed" if bad else ""), "bold reverse" if bad else "bold")]
     if info.folder_error:
         parts += [" · ", ("⚠ " + _short(info.folder_error, 70), "bold")]
     error = st.error or (st.problem if st.state == "connecting" else None)
