@@ -53,10 +53,10 @@ def test_limit_keeps_through_reloads_and_threading_and_goes_with_the_folder(make
             await settle(pilot, app)
             smith = SMITH + [51, 59]
             assert sorted(_sids(app)) == smith and "(8 of 52)" in screen_text(app)
-            await pilot.press("t")  # threaded, still limited
+            await pilot.press("V")  # threaded, still limited
             await settle(pilot, app)
             assert sorted(_sids(app)) == smith and hl.threaded
-            await pilot.press("t")
+            await pilot.press("V")
             await settle(pilot, app)
             # `l` and Escape: the whole folder again
             await _prompt(pilot, app, "l", "", submit="escape")

@@ -35,10 +35,10 @@ def test_an_unbound_key_says_so_in_the_status_line(make_app):
     async def go():
         async with app.run_test(size=(120, 36)) as pilot:
             await settle(pilot, app)
-            await pilot.press("w")
+            await pilot.press("x")
             await pilot.pause()
             status = screen_text(app).splitlines()[-1]
-            assert "w: key not bound, ? for help" in status
+            assert "x: key not bound, ? for help" in status
             await pilot.press("j")  # a bound key says nothing
             assert app.main.hlist.current_uid == 2
 

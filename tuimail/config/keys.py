@@ -55,6 +55,17 @@ search_backward    global   \\                           search the list backwar
 search_next        global   .                           the last search again, its way (mutt keymap: n)
 search_prev        global   ,                           the last search again, the other way
 search_all         global   S                           search all folders: the results as a virtual folder
+tag                global   t                           tag / untag the message (a ``*`` in its row)
+tag_pattern        global   T                           tag the messages matching a pattern (``~f ann ~U``)
+untag_pattern      global   ctrl+t                      untag those matching a pattern (``~A``: all)
+tag_thread         global   (none; the palette)         tag the whole thread (untag if all are tagged)
+tag_prefix         global   ;                           the next key acts on every tagged message
+copy               global   C                           copy to a folder chosen in a picker
+save_file          global   w                           save to a file; appended to an mbox
+read_thread        global   ctrl+r                      mark the whole thread read
+delete_thread      global   ctrl+d                      move the whole thread to Trash
+move_thread        global   M                           move the whole thread to a folder
+mark_all_read      global   ctrl+a                      mark every message of the folder read
 cursor_down        list     j, down                     next message
 cursor_up          list     k, up                       previous message
 page_down          list     pagedown                    one screen down
@@ -65,7 +76,7 @@ open               list     enter                       open the message in the 
 next_unread        list     n                           next unread message
 sort               list     o                           next sort order (date, arrival, ...)
 sort_reverse       list     O                           reverse the sort order
-threaded           list     t                           threaded view on / off
+threaded           list     V                           threaded view on / off
 collapse_thread    list     -                           collapse / expand this thread
 collapse_all       list     _                           collapse / expand every thread
 scroll_down        pager    j, down                     one line down
@@ -152,6 +163,17 @@ ACTIONS: tuple[Action, ...] = (
     _a("search_next", "global", "Search again (the same way)", "."),
     _a("search_prev", "global", "Search again (the other way)", ","),
     _a("search_all", "global", "Search all folders (a virtual folder)", "S"),
+    _a("tag", "global", "Tag / untag", "t"),
+    _a("tag_pattern", "global", "Tag by pattern", "T"),
+    _a("untag_pattern", "global", "Untag by pattern (~A: all)", "ctrl+t"),
+    _a("tag_thread", "global", "Tag / untag the thread"),
+    _a("tag_prefix", "global", "Apply the next action to the tagged messages", ";"),
+    _a("copy", "global", "Copy to folder", "C"),
+    _a("save_file", "global", "Save to a file or mbox", "w"),
+    _a("read_thread", "global", "Mark the thread read", "ctrl+r"),
+    _a("delete_thread", "global", "Delete the thread (to Trash)", "ctrl+d"),
+    _a("move_thread", "global", "Move the thread to a folder", "M"),
+    _a("mark_all_read", "global", "Mark every message of the folder read", "ctrl+a"),
     _a("cursor_down", "list", "Next message", "j", "down"),
     _a("cursor_up", "list", "Previous message", "k", "up"),
     _a("page_down", "list", "Page down", "pagedown"),
@@ -162,7 +184,7 @@ ACTIONS: tuple[Action, ...] = (
     _a("next_unread", "list", "Next unread", "n"),
     _a("sort", "list", "Next sort order", "o"),
     _a("sort_reverse", "list", "Reverse sort order", "O"),
-    _a("threaded", "list", "Threaded view on / off", "t"),
+    _a("threaded", "list", "Threaded view on / off", "V"),
     _a("collapse_thread", "list", "Collapse / expand thread", "-"),
     _a("collapse_all", "list", "Collapse / expand all threads", "_"),
     _a("scroll_down", "pager", "Line down", "j", "down"),
@@ -209,7 +231,7 @@ PRESETS = {"default": {}, "mutt": MUTT}
 
 
 def _key(k: str) -> str:
-    return {",": "comma", " ": "space"}.get(k, k)
+    return {",": "comma", " ": "space", ";": "semicolon"}.get(k, k)
 
 
 def effective_keys(preset: str = "default", overrides: Mapping[str, tuple[str, ...]] | None = None
@@ -231,7 +253,8 @@ def unknown_actions(overrides: Mapping[str, object]) -> list[str]:
 _SAME = {"?": "question_mark", ":": "colon", "$": "dollar_sign", "|": "vertical_line", "-": "minus",
          "_": "underscore", "=": "equals_sign", "*": "asterisk", "^": "circumflex_accent", "comma": ",",
          "space": " ", "+": "plus", "/": "slash", ".": "full_stop", "\\": "backslash", "!": "exclamation_mark",
-         "tab": "ctrl+i", "enter": "ctrl+m"}
+         "tab": "ctrl+i", "enter": "ctrl+m",
+         ";": "semicolon"}
 
 
 def _shadows(a: str, b: str) -> bool:

@@ -359,6 +359,36 @@ MIGRATIONS: list[str] = [
       last_error TEXT
     );
     """,
+    # Copy to a folder (issue 13 item 5, `C`): a journal entry of op 'copy' (UID COPY, a JMAP
+    # mailboxIds patch). The v1 CHECK on `op` cannot be altered in place: the table is rebuilt
+    # with the same columns and ids (AUTOINCREMENT goes on from the highest).
+    """
+    CREATE TABLE journal_copy(
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      created REAL NOT NULL,
+      folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+      message_id TEXT,
+      op TEXT NOT NULL CHECK (op IN ('flags', 'move', 'expunge', 'copy')),
+      add_flags TEXT NOT NULL DEFAULT '',
+      remove_flags TEXT NOT NULL DEFAULT '',
+      dest TEXT,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      last_error TEXT,
+      state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sending', 'failed')),
+      msg_size INTEGER,
+      msg_date INTEGER,
+      msg_id INTEGER,
+      sid TEXT
+    );
+    INSERT INTO journal_copy(id, created, folder_id, message_id, op, add_flags, remove_flags, dest, attempts,
+                            last_error, state, msg_size, msg_date, msg_id, sid)
+      SELECT id, created, folder_id, message_id, op, add_flags, remove_flags, dest, attempts, last_error, state,
+             msg_size, msg_date, msg_id, sid FROM journal;
+    DROP INDEX journal_msg;
+    DROP TABLE journal;
+    ALTER TABLE journal_copy RENAME TO journal;
+    CREATE INDEX journal_msg ON journal(msg_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

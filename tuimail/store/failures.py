@@ -47,6 +47,8 @@ class ActionInfo:
             return " ".join([*(f"+{f}" for f in self.add_flags), *(f"-{f}" for f in self.remove_flags)])
         if self.op == "move":
             return f"move to {self.dest}"
+        if self.op == "copy":
+            return f"copy to {self.dest}"
         return "delete for good"
 
 

@@ -70,6 +70,26 @@ class JournalEntry:
     state: str = "pending"  # 'pending' | 'sending' | 'failed' (kept for the user to see and discard)
 
 
+_COPY_COLS = ("seen, flagged, answered, draft, deleted, keywords, date, from_, to_, cc, subject, message_id,"
+              " in_reply_to, refs, size, has_attachment")
+
+
+def copy_row(db, id_: int, folder_id: int, dest_id: int, sid: str | None) -> int | None:
+    """A new row in folder `dest_id` holding row `id_`'s headers and flags under server id `sid`
+    (None: a local one, unique), with a new local id; None when the row is not there (or `dest_id`
+    holds `sid` already: a sync that raced brought it). Inside the caller's transaction."""
+    if sid is None:
+        got = db.execute("SELECT sid FROM messages WHERE id = ? AND folder_id = ? AND hidden = 0",
+                         (id_, folder_id)).fetchone()
+        if got is None:
+            return None
+        sid = f"{got[0]}#c{id_}.{time.time_ns()}"
+    cur = db.execute(f"INSERT INTO messages(folder_id, sid, {_COPY_COLS}) SELECT ?, ?, {_COPY_COLS}"
+                     " FROM messages WHERE id = ? AND folder_id = ? ON CONFLICT(folder_id, sid) DO NOTHING",
+                     (dest_id, sid, id_, folder_id))
+    return cur.lastrowid if cur.rowcount else None
+
+
 def norm_flags(flags: Iterable[str]) -> str:
     return " ".join(sorted({f for f in flags if f}))
 
@@ -155,6 +175,44 @@ class Journal(StorePart):
     def expunge(self, folder_id: int, ids: Iterable[int]) -> list[int]:
         """Delete for good (IMAP: deleted + UID EXPUNGE of just these messages)."""
         return self._hide_with(folder_id, ids, "expunge", None)
+
+    def copy(self, folder_id: int, ids: Iterable[int], dest: str) -> list[int]:
+        """Copy to folder `dest`: the row stays here; the copy's row appears in `dest` when the
+        server names it (IMAP COPYUID, JMAP: the same id), else with the next sync of `dest`. A
+        local folder's (POP3) copy is made at once: a new row (a new local id) with the stored
+        message. Returns the local ids copied (here)."""
+        done = []
+        now = time.time()
+        with self.transaction():
+            if self._local(folder_id):
+                return self._local_copy(folder_id, ids, dest)
+            for id_ in ids:
+                row = self.db.execute("SELECT message_id, size, date, sid FROM messages WHERE id = ? AND folder_id = ?"
+                                      " AND hidden = 0", (id_, folder_id)).fetchone()
+                if row is None:
+                    continue
+                self.db.execute("INSERT INTO journal(created, folder_id, msg_id, sid, message_id, op, dest, msg_size,"
+                                " msg_date) VALUES (?, ?, ?, ?, ?, 'copy', ?, ?, ?)",
+                                (now, folder_id, id_, row[3], row[0], dest, row[1], row[2]))
+                done.append(id_)
+        return done
+
+    def _local_copy(self, folder_id: int, ids: Iterable[int], dest: str) -> list[int]:
+        row = self.db.execute("SELECT id, local FROM folders WHERE name = ?", (dest,)).fetchone()
+        if row is None or not row[1]:
+            raise ValueError(f"no local folder {dest!r} to copy to")
+        dest_id = row[0]
+        done = []
+        for id_ in ids:
+            new = copy_row(self.db, id_, folder_id, dest_id, None)
+            if new is None:
+                continue
+            self.db.execute("INSERT INTO pop3_raw(msg_id, raw) SELECT ?, raw FROM pop3_raw WHERE msg_id = ?",
+                            (new, id_))
+            done.append(id_)
+        if done:
+            self.db.execute("UPDATE folders SET threads_dirty = 1 WHERE id = ?", (dest_id,))
+        return done
 
     def _local(self, folder_id: int) -> bool:
         """A local folder (a POP3 account's): its changes are made here only, never journalled."""

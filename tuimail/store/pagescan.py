@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-OPS = ("flags", "move", "expunge")
+OPS = ("flags", "move", "expunge", "copy")
 # v6 (the uid column dropped, msg_id and sid added at the end), and v5 (older stores)
 JOURNAL_COLS = ("id", "created", "folder_id", "message_id", "op", "add_flags", "remove_flags", "dest",
                 "attempts", "last_error", "state", "msg_size", "msg_date", "msg_id", "sid")

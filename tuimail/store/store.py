@@ -30,10 +30,11 @@ from tuimail.store.conn import StoreConn
 from tuimail.store.db import MIGRATIONS
 from tuimail.store.failures import ActionInfo, Failures
 from tuimail.store.journal import (
-    MASK_SQL, Journal, JournalEntry, _apply, flag_cols, flag_set, norm_flags, split_flags)
+    MASK_SQL, Journal, JournalEntry, _apply, copy_row, flag_cols, flag_set, norm_flags, split_flags)
 from tuimail.store.sqlite_errors import store_error
 from tuimail.store.threads import _WITH_THREADS, THREADS_CLEAN, THREADS_NEW, ThreadOrder
 from tuimail.store.undo import UndoLog
+from tuimail.store import copy_undo  # noqa: F401  (registers the inverse of a copy with the undo history)
 from tuimail.store.writer import yield_to_intents
 
 ROLES = ("inbox", "drafts", "sent", "archive", "junk", "trash")
@@ -487,19 +488,42 @@ class Store:
     def move_row(self, src_folder: int, id: int, dest_folder: int, new_sid: str) -> None:
         """After a server MOVE that told the new server id (IMAP COPYUID): the row appears at once
         in the destination, with the same local id."""
-        with self.transaction():
-            # (a row the destination holds already under that sid, from a sync that raced: it goes)
-            self.db.execute("DELETE FROM messages WHERE folder_id = ? AND sid = ? AND id != ?",
-                            (dest_folder, str(new_sid), id))
-            self.db.execute("UPDATE messages SET folder_id = ?, sid = ?, modseq = 0, hidden = 0 WHERE id = ?"
-                            " AND folder_id = ?", (dest_folder, str(new_sid), id, src_folder))
-            self.db.execute("DELETE FROM threads WHERE folder_id = ? AND id = ?", (src_folder, id))
-            self.db.execute("UPDATE folders SET threads_dirty = 1 WHERE id IN (?, ?)", (src_folder, dest_folder))
-            # flag changes made while the move was on the wire (`tuimail flag` on the hidden row)
-            # follow the message; the move's own entry is deleted by id by the caller
-            self.db.execute("UPDATE journal SET folder_id = ?, sid = ?, state = 'pending' WHERE msg_id = ?"
-                            " AND op = 'flags' AND state != 'failed'", (dest_folder, str(new_sid), id))
+        self.move_rows(src_folder, [(id, new_sid)], dest_folder)
 
+    def move_rows(self, src_folder: int, moved: Iterable[tuple[int, str]], dest_folder: int) -> None:
+        """move_row for many (local id, new server id) pairs, in one transaction (a bulk move of
+        thousands: one commit, not one each)."""
+        with self.transaction():
+            for id, new_sid in moved:
+                self._move_row(src_folder, id, dest_folder, new_sid)
+
+    def copy_rows(self, src_folder: int, copied: Iterable[tuple[int, str]], dest_folder: int) -> list[int]:
+        """After a server COPY that told the copies' server ids (IMAP COPYUID; JMAP: the same
+        id): each copy appears at once in the destination as a new row (a new local id). A
+        destination that has the server id already (a sync that raced) keeps its row. Returns
+        the new local ids."""
+        out = []
+        with self.transaction():
+            for id, new_sid in copied:
+                new = copy_row(self.db, id, src_folder, dest_folder, str(new_sid))
+                if new is not None:
+                    out.append(new)
+            if out:
+                self.db.execute("UPDATE folders SET threads_dirty = 1 WHERE id = ?", (dest_folder,))
+        return out
+
+    def _move_row(self, src_folder: int, id: int, dest_folder: int, new_sid: str) -> None:
+        # (a row the destination holds already under that sid, from a sync that raced: it goes)
+        self.db.execute("DELETE FROM messages WHERE folder_id = ? AND sid = ? AND id != ?",
+                        (dest_folder, str(new_sid), id))
+        self.db.execute("UPDATE messages SET folder_id = ?, sid = ?, modseq = 0, hidden = 0 WHERE id = ?"
+                        " AND folder_id = ?", (dest_folder, str(new_sid), id, src_folder))
+        self.db.execute("DELETE FROM threads WHERE folder_id = ? AND id = ?", (src_folder, id))
+        self.db.execute("UPDATE folders SET threads_dirty = 1 WHERE id IN (?, ?)", (src_folder, dest_folder))
+        # flag changes made while the move was on the wire (`tuimail flag` on the hidden row)
+        # follow the message; the move's own entry is deleted by id by the caller
+        self.db.execute("UPDATE journal SET folder_id = ?, sid = ?, state = 'pending' WHERE msg_id = ?"
+                        " AND op = 'flags' AND state != 'failed'", (dest_folder, str(new_sid), id))
 
     # ------------------------------------------------------------------ the parts' methods (delegations)
     # user intents and the journal (journal.Journal)
@@ -513,6 +537,9 @@ class Store:
 
     def expunge(self, folder_id: int, ids: Iterable[int]) -> list[int]:
         return self.journal.expunge(folder_id, ids)
+
+    def copy(self, folder_id: int, ids: Iterable[int], dest: str) -> list[int]:
+        return self.journal.copy(folder_id, ids, dest)
 
     def pending(self, folder_id: int | None = None) -> list[JournalEntry]:
         return self.journal.pending(folder_id)
@@ -586,6 +613,9 @@ class Store:
 
     def thread_closure(self, folder_id: int, seeds: Sequence[int], limit: int) -> list[int] | None:
         return self.threads.thread_closure(folder_id, seeds, limit)
+
+    def thread_members(self, folder_id: int, id: int, limit: int = 5000) -> list[int]:
+        return self.threads.thread_members(folder_id, id, limit)
 
     def set_threads(self, folder_id: int, order: Iterable[tuple[int, int, int, str]],
                     uids: Sequence[int] | None = None) -> None:

@@ -57,6 +57,23 @@ class ThreadOrder(StorePart):
                                    f" AND id IN ({','.join('?' * len(chunk))}) ORDER BY id", (folder_id, *chunk))
         return out
 
+    def thread_members(self, folder_id: int, id: int, limit: int = 5000) -> list[int]:
+        """The visible rows of the thread `id` is in (a thread-wide action): its group in the
+        stored order (what the threaded view draws), with the rows linked to it by Message-ID,
+        In-Reply-To or References that are not threaded yet (new mail)."""
+        root = self.db.execute("SELECT coalesce(root, id) FROM threads WHERE folder_id = ? AND id = ?",
+                               (folder_id, id)).fetchone()
+        found = {id}
+        if root is not None:
+            found.update(r[0] for r in self.db.execute(
+                "SELECT id FROM threads WHERE folder_id = ? AND coalesce(root, id) = ?", (folder_id, root[0])))
+        found.update(self.thread_closure(folder_id, [id], limit) or ())
+        out: list[int] = []
+        for chunk in _chunks(sorted(found), _CHUNK):
+            out += [r[0] for r in self.db.execute(f"SELECT id FROM messages WHERE folder_id = ? AND hidden = 0"
+                                                  f" AND id IN ({','.join('?' * len(chunk))})", (folder_id, *chunk))]
+        return out
+
     def thread_info(self, folder_id: int) -> list[tuple[int, int, int | None]]:
         """(id, depth, root id) in thread order, for collapse/expand in the UI."""
         return self.db.execute(

@@ -65,7 +65,7 @@ def yield_to_intents(path: Path | str, limit: float = 0.05) -> None:
 
 @dataclass(frozen=True)
 class Intent:
-    op: str  # 'flags' | 'move' | 'expunge' | 'undo' (ids: undo entries, store/undo.py)
+    op: str  # 'flags' | 'move' | 'expunge' | 'copy' | 'undo' (ids: undo entries, store/undo.py)
     folder_id: int
     ids: tuple[int, ...]  # local message ids
     add: tuple[str, ...] = ()
@@ -99,6 +99,10 @@ def _run(store: Store, intent: Intent) -> list[int]:
         return store.move(intent.folder_id, intent.ids, intent.dest)
     if intent.op == "expunge":
         return store.expunge(intent.folder_id, intent.ids)
+    if intent.op == "copy":
+        if intent.dest is None:
+            raise ValueError("a copy intent without a destination")
+        return store.copy(intent.folder_id, intent.ids, intent.dest)
     raise ValueError(f"unknown intent {intent.op!r}")
 
 

@@ -36,6 +36,7 @@ WINDOW = 5000
 # whole folder is threaded again (a first fill, a big catch-up), which then costs about the same.
 INCREMENTAL_THREADING = 500
 MAX_MOVE_ATTEMPTS = 3
+PROGRESS_MIN = 500  # entries in one run from which its progress is reported (a bulk action)
 MODES = ("plain", "condstore", "qresync")
 
 
@@ -418,18 +419,21 @@ class Engine:
                 if not run:
                     continue
             ids = [x.msg_id for x in run]
+            progress = self._progress(folder, len(run))
             try:
                 uids = [_uid(x.sid) for x in run]
                 if e.op == "flags":
                     self._replay_flags(fid, uids, imap_names(e.add_flags), imap_names(e.remove_flags),
-                                       unchangedsince, sent)
+                                       unchangedsince, sent, progress)
                 elif e.op == "move":
                     gone.update(ids)
                     self._replay_move(fid, uids, e.dest, folder, [x.message_id for x in run],
-                                      [x.msg_id for x in run])
+                                      [x.msg_id for x in run], progress)
+                elif e.op == "copy":
+                    self._replay_copy(fid, uids, e.dest, [x.msg_id for x in run], progress)
                 elif e.op == "expunge":
                     gone.update(ids)
-                    self.conn.expunge_uids(uids)
+                    self.conn.expunge_uids(uids, *([progress] if progress is not None else []))
                     removed = self.store.remove_sids(fid, map(str, uids))
                     self.emit(RowsChanged(self.account.name, fid, removed=tuple(removed)))
             except (CommandFailed, ValueError) as exc:  # ValueError: an argument we refuse to send
@@ -444,8 +448,35 @@ class Engine:
             done += len(run)
         return done
 
-    def _replay_flags(self, fid, uids, add, remove, unchangedsince, sent=None) -> None:
-        modified, updated = self.conn.store_flags(uids, add, remove, unchangedsince=unchangedsince)
+    def _progress(self, folder: str, total: int):
+        """For a run of many entries (a bulk action), the status line's "syncing F n/N" as its
+        command lines go out; None for a small one (one line, nothing to watch)."""
+        if total < PROGRESS_MIN:
+            return None
+        pending = self.store.pending_count()
+
+        def report(n: int) -> None:
+            self.emit(SyncState(self.account.name, "syncing", folder, n, total, pending))
+
+        report(0)
+        return report
+
+    def _replay_copy(self, fid, uids, dest, ids, progress=None) -> None:
+        """Copy `uids` (local ids `ids`, in the same order) to `dest`: the copies appear there at
+        once where the server says their uids (COPYUID), else with dest's next sync."""
+        mapping = self.conn.copy(uids, dest, progress)
+        dest_id = self.store.folder_id(dest)
+        if dest_id is None or not mapping:
+            return
+        id_of = dict(zip(uids, ids, strict=False))
+        new = self.store.copy_rows(fid, [(id_of[u], str(mapping[u])) for u in uids
+                                         if u in mapping and id_of.get(u) is not None], dest_id)
+        if new:
+            self.emit(RowsChanged(self.account.name, dest_id, added=tuple(new)))
+
+    def _replay_flags(self, fid, uids, add, remove, unchangedsince, sent=None, progress=None) -> None:
+        more = {"progress": progress} if progress is not None else {}
+        modified, updated = self.conn.store_flags(uids, add, remove, unchangedsince=unchangedsince, **more)
         if sent is not None:
             got = dict(updated)  # (FETCHes of other uids included: only ours are kept)
             sent.modseq.update((u, got.get(u)) for u in uids)
@@ -462,7 +493,7 @@ class Engine:
             ids = self.store.ids_of(fid, (str(u) for u, _, _ in fresh))
             self.emit(RowsChanged(self.account.name, fid, ids=tuple(ids.values())))
 
-    def _replay_move(self, fid, uids, dest, folder=None, mids=(), ids=()) -> None:
+    def _replay_move(self, fid, uids, dest, folder=None, mids=(), ids=(), progress=None) -> None:
         """Move `uids` (local ids `ids`, in the same order) to `dest`."""
         id_of = dict(zip(uids, ids, strict=False))
         if not self.conn.has("MOVE") and folder is not None:
@@ -476,19 +507,22 @@ class Engine:
                 uids = [u for u in uids if u not in set(there)]
                 if not uids:
                     return
-        mapping = self.conn.move(uids, dest)
+        mapping = self.conn.move(uids, dest, *([progress] if progress is not None else []))
         dest_id = self.store.folder_id(dest)
         if not id_of:
             id_of = {int(s): i for s, i in self.store.ids_of(fid, map(str, uids)).items()}
-        moved, removed = [], []
+        moved, pairs, lost = [], [], []
         for uid in uids:
             new = mapping.get(uid)
             id_ = id_of.get(uid)
             if new is not None and dest_id is not None and id_ is not None:
-                self.store.move_row(fid, id_, dest_id, str(new))  # (the local id goes with it)
+                pairs.append((id_, str(new)))  # (the local id goes with it)
                 moved.append(id_)
             else:
-                removed += self.store.remove_sids(fid, [str(uid)])
+                lost.append(str(uid))
+        if pairs and dest_id is not None:
+            self.store.move_rows(fid, pairs, dest_id)  # (one transaction for a bulk move)
+        removed = self.store.remove_sids(fid, lost) if lost else []
         self.emit(RowsChanged(self.account.name, fid, removed=tuple(moved + removed)))
         if dest_id is not None and moved:
             self.emit(RowsChanged(self.account.name, dest_id, added=tuple(moved)))

@@ -49,6 +49,7 @@ from tuimail.store.threads import THREADS_CLEAN, THREADS_NEW
 from tuimail.trace import trace
 
 FIRST_WINDOW = 200  # the first screen's worth, in the first request
+PROGRESS_MIN = 500  # entries of one replay from which its progress is reported (a bulk action)
 WINDOW = 2000  # later windows (bounded by the server's maxObjectsInGet)
 INCREMENTAL_THREADING = 500
 MAX_ATTEMPTS = 3  # a refused action is retried this many times, then kept as failed
@@ -505,11 +506,39 @@ class Engine:
         entries = self.store.journal_claim(fid)
         if not entries:
             return 0
+        # a bulk action of thousands: Email/set calls of at most the server's maxObjectsInSet
+        # messages each (all of one message's entries in one call), progress after each
+        session = self.client.session or self.client.fetch_session()
+        size = max(1, session.limit("maxObjectsInSet", 500))
+        chunks: list[list] = [[]]
+        sids: set[str | None] = set()
+        for e in entries:
+            if e.sid not in sids and len(sids) >= size:
+                chunks.append([])
+                sids = set()
+            sids.add(e.sid)
+            chunks[-1].append(e)
+        done = 0
+        for i, chunk in enumerate(chunks):
+            got = self._replay_chunk(fid, folder, chunk)
+            if got is None:  # (released: a later sync sends them)
+                self.store.journal_release(e.id for c in chunks[i + 1:] for e in c)
+                return done
+            done += got
+            if len(entries) >= PROGRESS_MIN:
+                sent = sum(len(c) for c in chunks[:i + 1])
+                self.emit(SyncState(self.account.name, "syncing", folder, sent, len(entries),
+                                    self.store.pending_count()))
+        return done
+
+    def _replay_chunk(self, fid: int, folder: str, entries: list) -> int | None:
+        """One Email/set of `entries` (ifInState; on stateMismatch the changes are fetched and it
+        is tried again); None when they were released unsent."""
         for _attempt in range(MAX_CONFLICTS):
             st = FolderState.load(self.store.folder_state(fid))
             if st.mailbox is None or st.email is None:  # not filled yet: after its first sync
                 self.store.journal_release(e.id for e in entries)
-                return 0
+                return None
             # (a catch-up may have removed rows: their entries went with them)
             alive = set(self.store.sid_of(e.msg_id for e in entries if e.msg_id is not None))
             entries = [e for e in entries if e.msg_id in alive]
@@ -521,7 +550,7 @@ class Engine:
                 trace(f"replay {folder}: stateMismatch: refetch and apply again")
                 self.catch_up()
         self.store.journal_release(e.id for e in entries)
-        return 0
+        return None
 
     def _replay_once(self, fid: int, folder: str, st: FolderState, entries: list) -> int:
         mid = st.mailbox
@@ -547,6 +576,13 @@ class Engine:
                     continue
                 if dest != mid:
                     p[f"mailboxIds/{mid}"] = None
+                    p[f"mailboxIds/{dest}"] = True
+            elif e.op == "copy":  # the same Email in one more mailbox (JMAP has no copies)
+                dest = mailbox_of.get(e.dest or "")
+                if dest is None:
+                    unmovable.append(e)
+                    continue
+                if dest != mid:
                     p[f"mailboxIds/{dest}"] = True
             elif e.op == "expunge":
                 others = {k for k, v in _boxes(boxes.get(sid, {})).items() if v is True} - {mid}
@@ -596,6 +632,12 @@ class Engine:
                     else:
                         removed = self.store.remove_sids(fid, [sid])
                         self.emit(RowsChanged(self.account.name, fid, removed=tuple(removed)))
+                elif e.op == "copy" and e.msg_id is not None:
+                    dest_fid = self.store.folder_id(e.dest or "")
+                    if dest_fid is not None and dest_fid != fid:
+                        new = self.store.copy_rows(fid, [(e.msg_id, sid)], dest_fid)
+                        if new:
+                            self.emit(RowsChanged(self.account.name, dest_fid, added=tuple(new)))
                 elif e.op == "expunge":
                     if sid in destroy:
                         self._remove_everywhere(sid)

@@ -31,7 +31,7 @@ from tuimail.protocol.imap import wire
 from tuimail.protocol.imap.idle import IdleCommands, Wake
 from tuimail.protocol.imap.literals import LiteralCommands
 from tuimail.protocol.imap.login import _Client, _Watchdog, tls_context
-from tuimail.protocol.imap.mailbox import MailboxCommands
+from tuimail.protocol.imap.mailbox import MailboxCommands, Progress
 # FolderEntry, HeaderItem, SelectResult and encode_mailbox are part of this module's interface
 from tuimail.protocol.imap.responses import (  # noqa: F401
     HEADER_FIELDS,
@@ -273,14 +273,18 @@ class ImapConnection:
         return self.mailbox.fetch_header_windows(windows)
 
     def store_flags(self, uids: Iterable[int], add: Iterable[str] = (), remove: Iterable[str] = (),
-                    unchangedsince: int | None = None) -> tuple[list[int], list[tuple[int, int | None]]]:
-        return self.mailbox.store_flags(uids, add, remove, unchangedsince)
+                    unchangedsince: int | None = None, progress: Progress | None = None
+                    ) -> tuple[list[int], list[tuple[int, int | None]]]:
+        return self.mailbox.store_flags(uids, add, remove, unchangedsince, progress)
 
-    def move(self, uids: Iterable[int], dest: str) -> dict[int, int]:
-        return self.mailbox.move(uids, dest)
+    def move(self, uids: Iterable[int], dest: str, progress: Progress | None = None) -> dict[int, int]:
+        return self.mailbox.move(uids, dest, progress)
 
-    def expunge_uids(self, uids: Iterable[int]) -> None:
-        self.mailbox.expunge_uids(uids)
+    def copy(self, uids: Iterable[int], dest: str, progress: Progress | None = None) -> dict[int, int]:
+        return self.mailbox.copy(uids, dest, progress)
+
+    def expunge_uids(self, uids: Iterable[int], progress: Progress | None = None) -> None:
+        self.mailbox.expunge_uids(uids, progress)
 
     def fetch_items(self, uid: int, items: bytes) -> dict:
         return self.mailbox.fetch_items(uid, items)

@@ -7,7 +7,7 @@ sends through its Session (`command`, `send_command`/`read_until` for pipelining
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from tuimail.errors import ProtocolError
 from tuimail.protocol.imap import uidset, wire
@@ -34,6 +34,8 @@ from tuimail.protocol.imap.responses import (
 from tuimail.protocol.imap.roles import assign_roles
 from tuimail.protocol.imap.session import FastScan, Handler, Response, Session
 from tuimail.protocol.imap.wire import ResponseReader
+
+Progress = Callable[[int], None]  # uids sent so far (a bulk action's progress)
 
 MAX_VANISHED_LINES = 100  # in one SELECT answer; more are unsolicited data
 # A SEARCH answer cannot name more uids than a folder holds: past this many, a server is not
@@ -323,12 +325,14 @@ class MailboxCommands:
         return req, handler, fast
 
     def store_flags(self, uids: Iterable[int], add: Iterable[str] = (), remove: Iterable[str] = (),
-                    unchangedsince: int | None = None) -> tuple[list[int], list[tuple[int, int | None]]]:
+                    unchangedsince: int | None = None, progress: Progress | None = None
+                    ) -> tuple[list[int], list[tuple[int, int | None]]]:
         """UID STORE +FLAGS.SILENT / -FLAGS.SILENT, conditional when unchangedsince is given.
         Returns (uids that failed UNCHANGEDSINCE [MODIFIED], [(uid, new modseq)])."""
         modified: list[int] = []
         updated: list[tuple[int, int | None]] = []
         uids = list(uids)
+        sent = 0  # (uids sent so far, for progress: both a + and a - pass count)
 
         def handler(resp: Response) -> bool:
             head = resp[0]
@@ -351,12 +355,25 @@ class MailboxCommands:
                 code, arg = wire.resp_code(text)
                 if code == b"MODIFIED":  # (a subset of what we sent)
                     modified.extend(uidset.parse(arg, limit=len(uids)))
+                if progress is not None:
+                    sent += uidset.count(uidset.iter_runs(s))
+                    progress(min(sent, len(uids)))
         return sorted(set(modified)), updated
 
-    def move(self, uids: Iterable[int], dest: str) -> dict[int, int]:
-        """Move uids to dest. Returns {old uid: new uid} from COPYUID (empty when not reported)."""
+    def move(self, uids: Iterable[int], dest: str, progress: Progress | None = None) -> dict[int, int]:
+        """Move uids to dest. Returns {old uid: new uid} from COPYUID (empty when not reported).
+        progress(n) after each command line's set (at most MAX_SET_LEN: thousands of uids go
+        as a few compact sets), n the uids sent so far."""
+        return self._copy_or_move(uids, dest, True, progress)
+
+    def copy(self, uids: Iterable[int], dest: str, progress: Progress | None = None) -> dict[int, int]:
+        """UID COPY to dest (in sets as `move`). Returns {uid: the copy's uid} from COPYUID."""
+        return self._copy_or_move(uids, dest, False, progress)
+
+    def _copy_or_move(self, uids: Iterable[int], dest: str, move: bool, progress: Progress | None) -> dict[int, int]:
         uids = sorted(set(uids))
         mapping: dict[int, int] = {}
+        sent = 0
 
         def grab(text: bytes) -> None:
             code, arg = wire.resp_code(text)
@@ -374,7 +391,10 @@ class MailboxCommands:
             return False
 
         for s in uidset.chunked(uids):
-            if self.session.has("MOVE"):
+            if not move:
+                _, text = self.session.command(b"UID COPY " + s.encode() + b" " + encode_mailbox(dest), handler)
+                grab(text)
+            elif self.session.has("MOVE"):
                 _, text = self.session.command(b"UID MOVE " + s.encode() + b" " + encode_mailbox(dest), handler)
                 grab(text)
             else:
@@ -385,16 +405,23 @@ class MailboxCommands:
                     self.session.command(b"UID EXPUNGE " + s.encode())
                 else:  # without UIDPLUS a plain EXPUNGE would also remove others' \Deleted mail
                     pass
+            if progress is not None:
+                sent += uidset.count(uidset.iter_runs(s))
+                progress(sent)
         return mapping
 
-    def expunge_uids(self, uids: Iterable[int]) -> None:
+    def expunge_uids(self, uids: Iterable[int], progress: Progress | None = None) -> None:
         uids = sorted(set(uids))
+        sent = 0
         for s in uidset.chunked(uids):
             self.session.command(b"UID STORE " + s.encode() + b" +FLAGS.SILENT (\\Deleted)")
             if self.session.has("UIDPLUS"):
                 self.session.command(b"UID EXPUNGE " + s.encode())
             else:
                 self.session.command(b"EXPUNGE")
+            if progress is not None:
+                sent += uidset.count(uidset.iter_runs(s))
+                progress(sent)
 
     def fetch_items(self, uid: int, items: bytes) -> dict:
         """UID FETCH uid (items) -> {ITEM NAME: value} through the full tokenizer."""

@@ -27,6 +27,7 @@ from tuimail.core.events import FoldersChanged, NewMail, RowsChanged, SyncState
 from tuimail.ui import keys
 from tuimail.ui.collector import TICK as COLLECT_TICK
 from tuimail.ui.controllers.alerts import Alerts, ProblemPanel
+from tuimail.ui.controllers.bulk import BulkActions
 from tuimail.ui.controllers.command_runner import CommandFinished, CommandRunner
 from tuimail.ui.controllers.compose import (
     ComposeController,
@@ -139,6 +140,7 @@ class MainScreen(Screen[None]):
         self.undo = UndoController(self, self.intents, self.compose_ctl)
         self.limiter = LimitController(self)  # l, / and the other search keys
         self.searches = SearchesController(self)  # [searches]: virtual folders across every folder
+        self.bulk = BulkActions(self, self.intents)
 
     @property
     def tapp(self) -> TuimailApp:
@@ -392,6 +394,7 @@ class MainScreen(Screen[None]):
         hl = self.hlist
         info.sort = ("thread" if hl.threaded else hl.sort) + (" ↑" if hl.reverse else "")
         info.limit = self.limiter.status_text()
+        info.tagged = len(hl.tagged)
         self.status.show()
 
     def counts_changed(self, account: str, folder_id: int) -> None:
@@ -621,6 +624,7 @@ class MainScreen(Screen[None]):
     def on_intent_done(self, msg: IntentDone) -> None:
         msg.stop()
         self.intents.done(msg)
+        self.bulk.done(msg)
 
     def on_header_list_selected(self, event: HeaderList.Selected) -> None:
         self.opener.selected(event.uid)
@@ -693,6 +697,41 @@ class MainScreen(Screen[None]):
 
     def action_failed_actions(self) -> None:
         self.failed.show()
+
+    # ------------------------------------------------------------------ many at once (controllers/bulk.py, save.py)
+
+    def action_tag(self) -> None:
+        self.bulk.tag()
+
+    def action_tag_thread(self) -> None:
+        self.bulk.tag_thread()
+
+    def action_tag_pattern(self) -> None:
+        self.bulk.tag_pattern()
+
+    def action_untag_pattern(self) -> None:
+        self.bulk.tag_pattern(untag=True)
+
+    def action_tag_prefix(self) -> None:
+        self.bulk.prefix()
+
+    def action_copy(self) -> None:
+        self.bulk.copy_one()
+
+    def action_save_file(self) -> None:
+        self.bulk.saver.save_one()
+
+    def action_read_thread(self) -> None:
+        self.bulk.read_thread()
+
+    def action_delete_thread(self) -> None:
+        self.bulk.delete_thread()
+
+    def action_move_thread(self) -> None:
+        self.bulk.move_thread()
+
+    def action_mark_all_read(self) -> None:
+        self.bulk.mark_all_read()
 
     # ------------------------------------------------------------------ writing mail (controllers/compose.py)
 

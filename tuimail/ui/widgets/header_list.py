@@ -65,6 +65,7 @@ class HeaderList(ScrollView, can_focus=True):
         "header-list--cursor-blurred",
         "header-list--dim",
         "header-list--empty",
+        "header-list--tagged",
     }
 
     DEFAULT_CSS = """
@@ -82,6 +83,7 @@ class HeaderList(ScrollView, can_focus=True):
     HeaderList > .header-list--cursor-blurred { background: $block-cursor-blurred-background; }
     HeaderList > .header-list--dim { color: $text-muted; }
     HeaderList > .header-list--empty { color: $text-muted; text-style: italic; }
+    HeaderList > .header-list--tagged { text-style: underline; }
     """
 
     class Selected(Message):
@@ -138,6 +140,25 @@ class HeaderList(ScrollView, can_focus=True):
         self.source: VirtualSource | None = None
         self.loader = ListLoader(self)
         self.actions = ListActions(self)
+        # tagged messages (local ids) of each folder shown, kept while the app runs (ui/controllers/bulk.py)
+        self.tags: dict[tuple[str, int], set[int]] = {}
+        self._tags_here: tuple[Store | None, int | None, set[int]] = (None, None, set())
+
+    @property
+    def tagged(self) -> set[int]:
+        """The open folder's tagged local ids (the set itself: bulk.py changes it, then repaints).
+        Asked for each line drawn: the open folder's set is kept at hand. A virtual folder (its
+        ids are entry numbers, not local ids) has none."""
+        if self.source is not None:
+            return set()
+        store, fid, tags = self._tags_here
+        if store is self.store and fid == self.folder_id:
+            return tags
+        if self.store is None or self.folder_id is None:
+            return set()
+        tags = self.tags.setdefault((str(self.store.path), self.folder_id), set())
+        self._tags_here = (self.store, self.folder_id, tags)
+        return tags
 
     @property
     def current_uid(self) -> int | None:
@@ -238,12 +259,13 @@ class HeaderList(ScrollView, can_focus=True):
         state = 0
         if idx == self.cursor:
             state = 1 if self.has_focus else 2
-        key = (uid, row.flags, width, state, self._collapsed_label(uid) if self.threaded else None)
+        tagged = uid in self.tagged
+        key = (uid, row.flags, width, state, self._collapsed_label(uid) if self.threaded else None, tagged)
         strip = self._strips.get(key)
         if strip is not None:
             self._strips.move_to_end(key)
             return strip
-        strip = self._render_row(row, width, state, base)
+        strip = self._render_row(row, width, state, base, tagged)
         self._strips[key] = strip
         if len(self._strips) > STRIP_CACHE:
             self._strips.popitem(last=False)
@@ -258,7 +280,7 @@ class HeaderList(ScrollView, can_focus=True):
             style = self._rich_components[name] = self.get_component_rich_style(name)
         return style
 
-    def _render_row(self, row: MessageRow, width: int, state: int, base: Style) -> Strip:
+    def _render_row(self, row: MessageRow, width: int, state: int, base: Style, tagged: bool = False) -> Strip:
         fl = row.flags
         style = base
         if SEEN not in fl or (row.id in self.collapsed and self._thread_unread.get(row.id)):
@@ -267,6 +289,8 @@ class HeaderList(ScrollView, can_focus=True):
             style += self._component("header-list--flagged")
         if DELETED in fl:
             style += self._component("header-list--deleted")
+        if tagged:
+            style += self._component("header-list--tagged")
         if state == 1:
             style += self._component("header-list--cursor")
         elif state == 2:
@@ -274,7 +298,8 @@ class HeaderList(ScrollView, can_focus=True):
         dim = style + self._component("header-list--dim") if state == 0 else style
         compact = width < 90 and not self.dates.fmt
         w_flags, w_date, w_from, w_subj, w_size = columns(width, COMPACT if compact else self.dates.width)
-        marks = ("N" if SEEN not in fl else " ") + ("!" if FLAGGED in fl else
+        # mutt's %Z: a tag's "*" before the flag's "!" (a flagged row keeps its colour)
+        marks = ("N" if SEEN not in fl else " ") + ("*" if tagged else "!" if FLAGGED in fl else
                                                   "D" if DELETED in fl else " ")
         marks += "r" if ANSWERED in fl else "@" if row.has_attachment else " "
         subject = sanitize_line(row.subject) or "(no subject)"
@@ -415,6 +440,9 @@ class HeaderList(ScrollView, can_focus=True):
 
     def rows_changed(self, uids: Iterable[int] = (), added: Iterable[int] = (), removed: Iterable[int] = (),
                      reset: bool = False) -> None:
+        removed = tuple(removed)
+        if removed and self.tagged:
+            self.tagged.difference_update(removed)  # (gone from the folder: its tag with it)
         self.loader.rows_changed(uids, added, removed, reset)
 
     def invalidate(self, uids: Iterable[int]) -> None:
@@ -437,6 +465,9 @@ class HeaderList(ScrollView, can_focus=True):
         self.loader.hidden_stored()
 
     def remove_uids(self, uids: Iterable[int]) -> None:
+        uids = tuple(uids)
+        if self.tagged:
+            self.tagged.difference_update(uids)
         self.loader.remove_uids(uids)
 
     def set_order(self, *, sort: str | None = None, reverse: bool | None = None,

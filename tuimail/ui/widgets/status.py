@@ -37,6 +37,8 @@ class StatusInfo:
     folder_error: str = ""  # the server's refusal of the open (or highlighted) folder
     flash: str = ""  # a short message that has the whole line for a moment ("key not bound")
     limit: str = ""  # "limit: ~f haddad ~U (92 of 4,160)", or a virtual folder's "search: ..."
+    tagged: int = 0  # tagged messages in the open folder (ui/controllers/bulk.py)
+    activity: str = ""  # what a bulk action did ("moved 5,000 messages to Archive"), for a while
 
 
 def _short(text: str, n: int = 60) -> str:
@@ -74,6 +76,8 @@ def render_status(info: StatusInfo) -> Content:
         parts.append(f"  [{info.sort}]")
     if info.position:
         parts.append(f"  {info.position}")
+    if info.tagged:
+        parts.append(f"  {info.tagged:,} tagged")
     parts.append("  │ ")
     if st.state == "offline":
         parts.append(("OFFLINE", "bold reverse"))
@@ -86,6 +90,8 @@ def render_status(info: StatusInfo) -> Content:
         parts.append(_short(st.state, 12))
     if st.pending:
         parts.append(f" · {st.pending} pending")
+    if info.activity:
+        parts += [" · ", (_short(info.activity, 60), "bold")]
     if st.failed:
         n = sum(c for _, c in st.failed)
         where = _short(st.failed[0][0], 20) + (f" +{len(st.failed) - 1}" if len(st.failed) > 1 else "")
