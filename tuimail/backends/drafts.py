@@ -4,7 +4,7 @@ The user's postpone writes the message to the store first (store/postponed.py); 
 files each waiting one here, before anything goes over SMTP (no [smtp] table is needed):
 
     appending (committed)    crash: the next drain looks for its Message-ID in Drafts first
-    APPEND (\\Draft \\Seen)
+    APPEND (flags draft, seen)
     the draft it replaces    removed (a resumed draft postponed again: one copy in Drafts)
     done (row deleted)
 

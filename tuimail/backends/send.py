@@ -304,7 +304,7 @@ class Sender:
     def postpone(self, raw: bytes, folder: str, *, replaces: tuple[str, str] | None = None,
                  instead_of: tuple[str, int] | None = None) -> int:
         """Keep a postponed message (durable when this returns); the drain stores it in `folder`
-        (Drafts) with \\Draft \\Seen, then removes `replaces` (the draft it was resumed from).
+        (Drafts) flagged draft and seen, then removes `replaces` (the draft it was resumed from).
         instead_of: as for queue()."""
         end = raw.find(b"\r\n\r\n")
         head = BytesHeaderParser(policy=email_policy.SMTPUTF8).parsebytes(raw[: end + 4] if end >= 0 else raw)

@@ -3,7 +3,7 @@
 A plain object over a Store's connection (``Postponed(store.db)``), like the outbox
 (store/outbox.py): every method is one SQL statement, committed when it returns. The user's
 postpone writes the message here first; the outbox drain (backends/send.py, backends/drafts.py)
-APPENDs it to Drafts (\\Draft \\Seen) and only then deletes the row. Offline, or when the server
+APPENDs it to Drafts (flagged draft, seen) and only then deletes the row. Offline, or when the server
 refuses, the row stays and is tried again with backoff: nothing the user wrote is lost.
 
     waiting     not before next_try

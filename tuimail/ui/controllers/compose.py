@@ -488,7 +488,7 @@ class ComposeController:
 
     def postpone(self, session: ComposeSession, folder: str) -> None:
         """Written to the store first (store/postponed.py: durable, offline too), then the
-        account's drain stores it in Drafts (\\Draft \\Seen) and removes the draft it resumes."""
+        account's drain stores it in Drafts (flagged draft, seen) and removes the draft it resumes."""
         account = self._account(session.account)
         if account is None:
             return
