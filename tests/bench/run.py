@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         rounds = min(a.rounds, 3)
         runs = {"pop3": lambda: sections.pop3(server, tmux, scratch, a.pop3_n, rounds, log),
                 "search": lambda: sections.search(server, a.search_n, a.search_bodies, a.search_fill_n,
-                                                  min(a.rounds, 2), log),
+                                                  min(a.rounds, 4), log),
                 "jmap": lambda: sections.jmap(a.jmap_n, rounds, log)}
         for name in sections.SECTIONS[1:]:
             if name in a.only:
