@@ -99,19 +99,33 @@ def _wait_flags(user, uid: int, flag: bytes, timeout: float) -> set[bytes]:
     raise AssertionError(f"{flag!r} not on message {uid} on the server; its flags: {flags}")
 
 
-def test_log_in_open_flag_in_a_browser(mailuser, tuimail_env, tmp_path):
+@pytest.fixture(params=["dovecot-imap", "cyrus-jmap"])
+def account(request):
+    """(the server's user, its account's config): the same browser walk on an IMAP account on
+    Dovecot and on a JMAP account on Cyrus (issue #15: "open tuimail serve and do the same")."""
+    if request.param == "dovecot-imap":
+        user = request.getfixturevalue("mailuser")
+        return user, user.config_toml()
+    from tests.integration.test_jmap_backend import jmap_toml
+
+    user = request.getfixturevalue("cyrususer")
+    return user, jmap_toml(user)
+
+
+def test_log_in_open_flag_in_a_browser(account, tuimail_env, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    mailuser, account_toml = account
     for i, subject in ((1, "Older browser note"), (2, "Browser test message")):
         mailuser.append("INBOX", msg(i * 3600, subject))
     with mailuser.client(select="INBOX") as c:
         newest = max(c.search("ALL"))
     config = tuimail_env.write_config(
-        mailuser.config_toml() + '\n[ui]\nmark_read_delay = 0\n\n[serve]\n'
+        account_toml + '\n[ui]\nmark_read_delay = 0\n\n[serve]\n'
         f'password_hash = "{hash_password(PASSWORD, n=2 ** 14)}"\n')
     proc, base = _start_serve(config, tmp_path / "serve.log")
     driver = None
