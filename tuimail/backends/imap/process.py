@@ -30,23 +30,19 @@ import logging
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from pathlib import Path
 
+from tuimail.backends.child import serve_commands, spawn, stop_child
 from tuimail.backends.imap.service import ImapService
 from tuimail.backends.waker import Waker
 from tuimail.config.load import Account, Config
 from tuimail.core.events import Event
 
 log = logging.getLogger("tuimail.sync")
-
-STOP_GRACE = 2.0  # seconds beyond stop()'s timeout before a child that did not end is terminated
-
 
 class SyncProcess(ImapService):
     """ImapService's interface with the sync loop in a child process (see the module doc)."""
@@ -83,16 +79,7 @@ class SyncProcess(ImapService):
         self._send("stop")
         proc, listener = self._proc, self._thread
         if proc is not None:
-            try:
-                proc.wait(timeout + STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                log.warning("the sync process did not stop within %.0f s: terminated", timeout + STOP_GRACE)
-                proc.terminate()
-                try:
-                    proc.wait(2.0)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_child(proc, timeout, "sync process")
         if listener is not None and listener is not threading.current_thread():
             listener.join(1.0)
         self._thread = None
@@ -262,30 +249,19 @@ class _SharedWaker(Waker):
 
 
 def spawn_child() -> tuple[subprocess.Popen, Connection, int]:
-    """A fresh interpreter running this module (like multiprocessing's spawn, without its resource
-    tracker, which needs a real sys.stderr: Textual has replaced it), a Connection to it and the
-    write end of its Waker's pipe."""
-    import tuimail
-
-    ours, theirs = socket.socketpair()
+    """A fresh interpreter running this module (backends/child.py), a Connection to it and the
+    write end of its Waker's pipe (the read end is the child's; both are passed, so the child can
+    drain it)."""
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
-    env = dict(os.environ)
-    root = str(Path(tuimail.__file__).resolve().parents[1])  # this tuimail, whatever is installed
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    quiet = subprocess.DEVNULL if os.isatty(2) else None  # never on the app's terminal
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "tuimail.backends.imap.process",
-                                 str(theirs.fileno()), str(wake_r), str(wake_w)],
-                                pass_fds=(theirs.fileno(), wake_r, wake_w), stdin=subprocess.DEVNULL, stdout=quiet,
-                                stderr=quiet, env=env, start_new_session=True)
+        proc, pipe = spawn("tuimail.backends.imap.process", (wake_r, wake_w))
     except BaseException:
         os.close(wake_w)
         raise
     finally:
-        theirs.close()
         os.close(wake_r)
-    return proc, Connection(ours.detach()), wake_w
+    return proc, pipe, wake_w
 
 
 def child_main(pipe: Connection, waker: Waker | None = None) -> None:
@@ -319,35 +295,7 @@ def child_main(pipe: Connection, waker: Waker | None = None) -> None:
     if setup["painted"]:
         svc.ui_painted()
     svc.start()
-    try:
-        while True:
-            try:
-                msg = pipe.recv()
-            except (EOFError, OSError):  # the parent ended: so does the sync
-                break
-            cmd = msg[0]
-            if cmd == "stop":
-                break
-            if cmd == "wake":
-                svc.wake()
-            elif cmd == "sync":
-                svc.request_sync(msg[1])
-            elif cmd == "watch":
-                svc.watch_folder(msg[1])
-            elif cmd == "password":
-                svc.set_password(msg[1])
-            elif cmd == "offline":
-                svc._go_offline(msg[1])
-            elif cmd == "painted":
-                svc.ui_painted()
-            elif cmd == "hold":
-                svc.hold_for_first_paint()
-    except Exception:
-        svc._log_crash()
-    finally:
-        svc.stop()
-        pipe.close()
-
+    serve_commands(svc, pipe, {"watch": svc.watch_folder, "offline": svc._go_offline})
 
 if __name__ == "__main__":
     child_main(Connection(int(sys.argv[1])), _SharedWaker(int(sys.argv[2]), int(sys.argv[3])))

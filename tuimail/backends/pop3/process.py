@@ -22,23 +22,18 @@ message is committed before anything may DELE it, and DELE only takes effect at 
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 from multiprocessing.connection import Connection
-from pathlib import Path
 
+from tuimail.backends.child import serve_commands, spawn, stop_child
 from tuimail.backends.pop3.service import Pop3Service
 from tuimail.core.events import Event
 from tuimail.trace import trace
 
 log = logging.getLogger("tuimail.pop3")
-
-STOP_GRACE = 2.0  # seconds beyond stop()'s timeout before a child that did not end is terminated
-
 
 class Pop3Process(Pop3Service):
     """Pop3Service's interface with the worker loop in a child process (see the module doc)."""
@@ -70,16 +65,7 @@ class Pop3Process(Pop3Service):
         self._send("stop")
         proc, listener = self._proc, self._thread
         if proc is not None:
-            try:
-                proc.wait(timeout + STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                log.warning("the POP3 sync process did not stop within %.0f s: terminated", timeout + STOP_GRACE)
-                proc.terminate()  # (no QUIT: nothing of its session is deleted)
-                try:
-                    proc.wait(2.0)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_child(proc, timeout, "POP3 sync process")  # (killed: no QUIT, nothing deleted)
         if listener is not None and listener is not threading.current_thread():
             listener.join(1.0)
         self._thread = None
@@ -163,22 +149,8 @@ class Pop3Process(Pop3Service):
 
 
 def spawn_child() -> tuple[subprocess.Popen, Connection]:
-    """A fresh interpreter running this module, and a Connection to it (multiprocessing's spawn
-    without its resource tracker, which needs a real sys.stderr: Textual has replaced it)."""
-    import tuimail
-
-    ours, theirs = socket.socketpair()
-    env = dict(os.environ)
-    root = str(Path(tuimail.__file__).resolve().parents[1])  # this tuimail, whatever is installed
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    quiet = subprocess.DEVNULL if os.isatty(2) else None  # never on the app's terminal
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "tuimail.backends.pop3.process", str(theirs.fileno())],
-                                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=quiet, stderr=quiet,
-                                env=env, start_new_session=True)
-    finally:
-        theirs.close()
-    return proc, Connection(ours.detach())
+    """A fresh interpreter running this module, and a Connection to it (backends/child.py)."""
+    return spawn("tuimail.backends.pop3.process")
 
 
 def child_main(pipe: Connection) -> None:
@@ -208,32 +180,7 @@ def child_main(pipe: Connection) -> None:
     if setup["painted"]:
         svc.ui_painted()
     svc.start()
-    try:
-        while True:
-            try:
-                msg = pipe.recv()
-            except (EOFError, OSError):  # the parent ended: so does the sync
-                break
-            cmd = msg[0]
-            if cmd == "stop":
-                break
-            if cmd == "wake":
-                svc.wake()
-            elif cmd == "sync":
-                svc.request_sync(msg[1])
-            elif cmd == "password":
-                svc.set_password(msg[1])
-            elif cmd == "offline":
-                svc.set_offline(msg[1])
-            elif cmd == "hold":
-                svc.hold_for_first_paint()
-            elif cmd == "painted":
-                svc.ui_painted()
-    except Exception:
-        svc._log_crash()
-    finally:
-        svc.stop()
-        pipe.close()
+    serve_commands(svc, pipe, {"offline": svc.set_offline})
 
 
 if __name__ == "__main__":
