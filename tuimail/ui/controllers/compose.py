@@ -316,7 +316,7 @@ class ComposeController:
         """(Drafts folder name or None, why postponing is not offered)."""
         app = self.view.tapp
         svc = app.services.get(session.account)
-        if svc is None or not getattr(getattr(svc, "capabilities", None), "append", False):
+        if svc is None or not svc.capabilities.append:
             return None, "no postpone: this account cannot store drafts"
         account = self._account(session.account)
         name = account.roles.get("drafts") if account is not None else None

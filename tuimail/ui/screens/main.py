@@ -226,9 +226,7 @@ class MainScreen(Screen[None]):
         self._after_first_paint()
         if event.rows:  # a first run's sync holds its next windows until these rows are drawn
             for svc in self.tapp.services.values():
-                painted = getattr(svc, "ui_painted", None)
-                if painted is not None:
-                    painted()
+                svc.ui_painted()
 
     def _after_first_paint(self) -> None:
         if self._after_paint_done:
