@@ -156,7 +156,8 @@ class Engine:
         """A headless sync (no app: index_seconds unset) that filled a big folder for the first time
         leaves its thread order for later, like the search index: derived data, computed by the
         next sync (the app's, in its sync process, right after it starts) before anything needs it
-        (the threaded view; the list's date order does not). At 100k it was ~12 % of the fill."""
+        (the threaded view; the list's date order does not). At 100k it was ~27 % of `tuimail sync`
+        (6.04 s -> 4.40 s, alternated with neomutt)."""
         return self.index_seconds is None and res.first and res.new > FIRST_FILL_THREAD_ROWS
 
     def _defer_index(self, summary: SyncSummary) -> bool:
