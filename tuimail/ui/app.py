@@ -177,5 +177,7 @@ class TuimailApp(OneLineCrashApp):
 
     def on_sync_events(self, message: Message) -> None:  # bridge.SyncEvents
         evs = self.bridge.drain()
-        if evs and self._main is not None:
+        # (not once the app shuts down: it prunes the screen's widgets while this message may still
+        # be waiting, and the events are in the store already for the next start)
+        if evs and self._main is not None and self.is_running:
             self._main.handle_events(evs)
