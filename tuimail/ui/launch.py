@@ -77,10 +77,14 @@ def run_app(config: Config, account_names: list[str] | None, *, offline: bool, s
             for svc in services.values():
                 svc.hold_for_first_paint()
                 svc.start()
+        from tuimail.trace import trace
+        trace("ui: import the app")
         from tuimail.ui.app import TuimailApp
 
+        trace("ui: app imported")
         app = TuimailApp(config, stores, services, offline=offline, start_folder=start_folder, event_sink=bridge,
                          setup=setup)
+        trace("ui: app constructed")
         app.run()  # the app starts the services (at once on a first run, else after its first paint)
         if app.exit_line:  # a store error or a crash inside the app: one line (ui/crash.py)
             print(app.exit_line, file=sys.stderr)

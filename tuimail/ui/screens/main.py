@@ -149,6 +149,8 @@ class MainScreen(Screen[None]):
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
+        from tuimail.trace import trace
+        trace("ui: compose main")
         with Horizontal(id="main"):
             yield FolderTree(id="folders")
             with Container(id="panes", classes="right"):
@@ -174,6 +176,8 @@ class MainScreen(Screen[None]):
         return self.query_one("#status", StatusBar)
 
     def on_mount(self) -> None:
+        from tuimail.trace import trace
+        trace("ui: mount main")
         app = self.tapp
         hl = self.hlist
         hl.threaded = bool(app.config.ui.threaded)
@@ -223,6 +227,8 @@ class MainScreen(Screen[None]):
 
     def on_header_list_painted(self, event: HeaderList.Painted) -> None:
         event.stop()
+        from tuimail.trace import trace
+        trace("ui: list painted")
         self._after_first_paint()
         if event.rows:  # a first run's sync holds its next windows until these rows are drawn
             for svc in self.tapp.services.values():
