@@ -41,9 +41,7 @@ from typing import Any
 from tuimail.errors import AuthError, CommandFailed, NetworkError, ProtocolError, TLSError
 # shared with IMAP (one definition each; DESIGN.md §1 plans them in protocol/tls.py): the verified
 # context (or the pinned fingerprint), OpenSSL's "that was plain text" reasons, the one-line sanitiser
-from tuimail.protocol.imap.connection import PLAIN_TEXT_REASONS
-from tuimail.protocol.imap.login import tls_context
-from tuimail.protocol.imap.responses import one_line
+from tuimail.protocol.tls import PLAIN_TEXT_REASONS, one_line, verified_context
 
 __all__ = [
     "DEFAULT_TIMEOUT", "MAX_MESSAGE", "Pop3Busy", "Pop3Refused", "Pop3Session", "response_code",
@@ -233,7 +231,7 @@ class Pop3Session:
             raise
 
     def _connect(self) -> None:
-        ctx = tls_context(self.ca_file, self.fingerprint) if self.security != "none" else None
+        ctx = verified_context(self.ca_file, self.fingerprint) if self.security != "none" else None
         step = "connect"
         try:
             if self.connector is not None:

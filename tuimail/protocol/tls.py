@@ -12,7 +12,18 @@ from pathlib import Path
 
 from tuimail.errors import TLSError
 
-__all__ = ["verified_context", "check_pin", "peer_fingerprint", "is_loopback"]
+__all__ = ["verified_context", "check_pin", "peer_fingerprint", "is_loopback", "PLAIN_TEXT_REASONS", "one_line"]
+
+# OpenSSL's reasons when the other side of a TLS handshake speaks plain text (a greeting)
+PLAIN_TEXT_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+                                "HTTP_REQUEST", "UNKNOWN_PROTOCOL"})
+
+
+def one_line(obj: object) -> str:
+    """A server's text, made safe for a one-line message."""
+    from tuimail.mail.sanitize import sanitize_line
+    s = obj.decode("utf-8", "replace") if isinstance(obj, bytes) else str(obj)
+    return sanitize_line(s)[:300]
 
 
 def verified_context(ca_file: str | Path | None = None, fingerprint: str | None = None) -> ssl.SSLContext:

@@ -16,7 +16,7 @@ from dataclasses import replace
 from tuimail.config.discover.net import Connector, Cutoff, Lines, ProbeFailed, TlsContext
 from tuimail.config.discover.results import Candidate, Probe
 from tuimail.mail.sanitize import sanitize_line
-from tuimail.protocol.imap.connection import PLAIN_TEXT_REASONS
+from tuimail.protocol.tls import PLAIN_TEXT_REASONS
 
 NO_STARTTLS = "offers no STARTTLS"
 

@@ -22,7 +22,7 @@ from tuimail.config.discover.net import Connector, TlsContext, default_tls, tcp_
 from tuimail.config.discover.results import Address, Candidate, is_loopback
 from tuimail.errors import ProtocolError
 from tuimail.mail.sanitize import sanitize_line
-from tuimail.protocol.imap.connection import PLAIN_TEXT_REASONS
+from tuimail.protocol.tls import PLAIN_TEXT_REASONS
 from tuimail.protocol.imap.login import _BoundedReads, _Watchdog
 
 TIMEOUT = 20.0

@@ -43,11 +43,8 @@ from tuimail.protocol.imap.responses import (  # noqa: F401
     one_line,
 )
 from tuimail.protocol.imap.responses import flag_arg as _flag_arg  # noqa: F401  (the flag validator, kept under its old name)
+from tuimail.protocol.tls import PLAIN_TEXT_REASONS
 from tuimail.protocol.imap.session import DEFAULT_TIMEOUT, Command, FastScan, Handler, Session
-
-# OpenSSL's reasons when the other side of a TLS handshake speaks plain text (an IMAP greeting)
-PLAIN_TEXT_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
-                                "HTTP_REQUEST", "UNKNOWN_PROTOCOL"})
 
 
 class ImapConnection:

@@ -13,6 +13,7 @@ from imapclient import imap_utf7
 from tuimail.errors import ProtocolError
 from tuimail.mail.headers import HEADER_FIELDS as _FIELDS
 from tuimail.protocol.imap import wire
+from tuimail.protocol.tls import one_line  # noqa: F401  (the IMAP modules' name for it)
 
 # the header FETCH's field list: the fields mail.headers.summarize reads
 HEADER_FIELDS = " ".join(_FIELDS).encode("ascii")
@@ -207,8 +208,3 @@ def command_name(cmd: bytes) -> str:
     return b" ".join(words[:2] if words[0].upper() == b"UID" else words[:1]).decode("ascii", "replace")
 
 
-def one_line(obj) -> str:
-    """A server's text, made safe for a one-line message."""
-    from tuimail.mail.sanitize import sanitize_line
-    s = obj.decode("utf-8", "replace") if isinstance(obj, bytes) else str(obj)
-    return sanitize_line(s)[:300]
