@@ -127,7 +127,9 @@ class TuimailApp(OneLineCrashApp):
 
     def on_mount(self) -> None:
         if self.setup_request is not None:
+            from tuimail.ui.collector import release_start
             from tuimail.ui.screens.setup import SetupScreen
+            release_start()  # (the setup screen may stay for minutes: collect as usual meanwhile)
             self.push_screen(SetupScreen(self.setup_request))  # it calls begin() once the config is written
             return
         self.begin()

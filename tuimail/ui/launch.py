@@ -60,6 +60,9 @@ def run_app(config: Config, account_names: list[str] | None, *, offline: bool, s
     no config yet, the app asks for the account first (it adds to `stores` and `services`)."""
     from tuimail.paths import account_store_path
     from tuimail.ui.bridge import EventBridge
+    from tuimail.ui.collector import hold_for_start, release_start
+
+    hold_for_start()  # no garbage collection before the first screen (ui/collector.py)
 
     names = list(account_names) if account_names else list(config.accounts)
     accounts = [config.account(n) for n in names]  # UsageError for an unknown name
@@ -90,6 +93,7 @@ def run_app(config: Config, account_names: list[str] | None, *, offline: bool, s
             print(app.exit_line, file=sys.stderr)
         return app.return_code or 0
     finally:
+        release_start()
         if app is not None:  # the accounts the setup screen added (the app holds its own dict of services)
             services.update({k: v for k, v in app.services.items() if k not in services})
         for svc in services.values():
