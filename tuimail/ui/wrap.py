@@ -10,6 +10,7 @@ The spaces a line is broken at are dropped; the indentation a line starts with i
 from __future__ import annotations
 
 import re
+from functools import cache
 
 from rich.cells import cell_len, chop_cells
 
@@ -24,8 +25,14 @@ _CJK = (r"\u1100-\u11ff\u2e80-\u2fdf\u3000-\u303f\u3040-\u30ff\u3100-\u31ff\u320
 _CLOSE = r"、。，．：；！？）〕】」』〉》ー…・ゝゞヽヾっゃゅょァィゥェォッャュョ％\)\]\}\.,:;!\?"
 _OPEN = r"（〔【「『〈《"
 _GLUE = "\u00a0\u2007\u202f\u2060"  # no-break spaces and the word joiner: never a break
-_TOKEN_RE = re.compile(rf"(?P<space>(?:(?![{_GLUE}])\s)+)|[{_OPEN}]*[{_CJK}][{_CLOSE}]*"
-                       rf"|(?:[^\s{_CJK}]|[{_GLUE}])+")
+_TOKEN = (rf"(?P<space>(?:(?![{_GLUE}])\s)+)|[{_OPEN}]*[{_CJK}][{_CLOSE}]*"
+          rf"|(?:[^\s{_CJK}]|[{_GLUE}])+")
+
+
+@cache
+def _token_re() -> re.Pattern[str]:
+    """Compiled when a first line needs wrapping (not at start-up: it takes a few milliseconds)."""
+    return re.compile(_TOKEN)
 
 _BLOB = 2000  # a longer line without a single space (base64 and the like): cut by cells at once
 
@@ -46,7 +53,7 @@ def wrap(text: str, width: int) -> list[str]:
     used = 0  # cells in `line`
     space = ""  # whitespace seen after the last word, written only if another word follows
     ascii_ = text.isascii()
-    for m in _TOKEN_RE.finditer(text):
+    for m in _token_re().finditer(text):
         tok = m.group()
         if m.lastgroup == "space":
             if not line and not out:

@@ -21,7 +21,6 @@ from tuimail.mail.sanitize import sanitize, sanitize_line
 from tuimail.mail.present import Line, format_bytes, message_lines
 from tuimail.ui import keys
 from tuimail.ui.widgets.virtual import set_virtual_height, thumb_scrollbar
-from tuimail.ui.wrap import wrap
 
 if TYPE_CHECKING:
     from rich.style import Style
@@ -135,6 +134,8 @@ class MessageView(ScrollView, can_focus=True):
             return
         self._wrap_width = width
         out: list[tuple[str, str]] = []
+        if self.lines:  # (imported once a message is shown: its patterns take a while to compile)
+            from tuimail.ui.wrap import wrap
         for text, kind in self.lines:
             if kind == "rule":
                 out.append(("─" * max(0, width), kind))
