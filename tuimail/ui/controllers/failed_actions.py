@@ -5,18 +5,20 @@ to the screen)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from textual.message import Message
 
 from tuimail.store.store import Store
-from tuimail.ui.controllers.outbox_view import OutboxActions, unsent_counts
 from tuimail.ui.controllers.view import MainView
 from tuimail.ui.widgets.status import AccountState
 
 if TYPE_CHECKING:
     from tuimail.ui.controllers.compose import ComposeController
+    from tuimail.ui.controllers.outbox_view import OutboxActions
 
 
 class FailedSummaryRead(Message, bubble=False):
@@ -29,16 +31,31 @@ class FailedSummaryRead(Message, bubble=False):
         self.unsent = unsent or {}
 
 
+def unsent_counts(store: Store, now: float | None = None) -> tuple[int, int]:
+    """(messages waiting past their undo window, of which failed) for the status bar: postponed
+    ones not yet in Drafts count as waiting; sent ones whose Sent copy waits do not."""
+    from tuimail.store.postponed import Postponed
+    now = time.time() if now is None else now
+    n, failed = store.db.execute(
+        "SELECT count(*), coalesce(sum(state = 'failed'), 0) FROM outbox WHERE state IN ('queued', 'failed', 'sending')"
+        " AND NOT (state = 'queued' AND attempts = 0 AND hold_until > ?)", (now,)).fetchone()
+    return int(n) + Postponed(store.db).count(), int(failed)
+
+
 def _summary(stores: dict[str, Store]) -> FailedSummaryRead:
     return FailedSummaryRead({a: st.failed_summary() for a, st in stores.items()},
                              {a: unsent_counts(st) for a, st in stores.items()})
 
 
 class FailedActions:
-    def __init__(self, view: MainView, compose: ComposeController) -> None:
+    def __init__(self, view: MainView, compose: Callable[[], ComposeController]) -> None:
         self.view = view
-        self.outbox = OutboxActions(view, compose)
-        compose.outbox_changed = self.outbox_changed
+        self._compose = compose  # (made on first use, as the main screen makes it: it sets compose.outbox_changed)
+
+    @cached_property
+    def outbox(self) -> OutboxActions:
+        from tuimail.ui.controllers.outbox_view import OutboxActions
+        return OutboxActions(self.view, self._compose())
 
     def show(self) -> None:
         """The list of waiting and failed actions; discarded ones put their rows back."""

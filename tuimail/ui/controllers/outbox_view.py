@@ -96,16 +96,6 @@ def outbox_items(account: str, store: Store, *, offline: bool, now: float | None
     return items
 
 
-def unsent_counts(store: Store, now: float | None = None) -> tuple[int, int]:
-    """(messages waiting past their undo window, of which failed) for the status bar: postponed
-    ones not yet in Drafts count as waiting; sent ones whose Sent copy waits do not."""
-    now = time.time() if now is None else now
-    n, failed = store.db.execute(
-        "SELECT count(*), coalesce(sum(state = 'failed'), 0) FROM outbox WHERE state IN ('queued', 'failed', 'sending')"
-        " AND NOT (state = 'queued' AND attempts = 0 AND hold_until > ?)", (now,)).fetchone()
-    return int(n) + Postponed(store.db).count(), int(failed)
-
-
 def keep_discarded(item: OutboxItem, now: float | None = None) -> Path:
     """Write a discarded message's bytes to a private file under the state directory (a message
     `tuimail send FILE` can send again); its path."""

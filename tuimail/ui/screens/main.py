@@ -9,6 +9,7 @@ action_* and on_* methods (Textual finds them on the screen) delegate to them.
 from __future__ import annotations
 
 import time
+from functools import cached_property
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar, cast
 
@@ -18,6 +19,7 @@ from textual.containers import Container, Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Tree
 from textual.worker import Worker, WorkerState
 
@@ -27,28 +29,12 @@ from tuimail.core.events import FoldersChanged, NewMail, RowsChanged, SyncState
 from tuimail.ui import keys
 from tuimail.ui.collector import TICK as COLLECT_TICK
 from tuimail.ui.controllers.alerts import Alerts, ProblemPanel
-from tuimail.ui.controllers.bulk import BulkActions
-from tuimail.ui.controllers.command_runner import CommandFinished, CommandRunner
-from tuimail.ui.controllers.compose import (
-    ComposeController,
-    DraftMade,
-    DraftsFiled,
-    DrainReported,
-    Postponed,
-    SendCancelled,
-    SendQueued,
-)
 from tuimail.ui.controllers.failed_actions import FailedActions, FailedSummaryRead
-from tuimail.ui.controllers.finding import Found
 from tuimail.ui.controllers.intents import IntentDone, IntentQueue
-from tuimail.ui.controllers.limit import LimitController
 from tuimail.ui.controllers.message_actions import MessageActions
 from tuimail.ui.controllers.opener import MessageOpened, MessageOpener
-from tuimail.ui.controllers.reader_extras import BytesFetched, ReaderExtras
-from tuimail.ui.controllers.searches import SearchesController
 from tuimail.ui.controllers.store_poll import STORE_POLL, StorePoll
 from tuimail.ui.controllers.target import error_text
-from tuimail.ui.controllers.undo import UndoController
 from tuimail.ui.widgets.folder_tree import FolderRef, FolderTree
 from tuimail.ui.widgets.header_list import HeaderList
 from tuimail.ui.widgets.message_view import MessageView
@@ -56,6 +42,22 @@ from tuimail.ui.widgets.status import AccountState, StatusBar
 
 if TYPE_CHECKING:
     from tuimail.ui.app import TuimailApp
+    from tuimail.ui.controllers.bulk import BulkActions
+    from tuimail.ui.controllers.command_runner import CommandFinished, CommandRunner
+    from tuimail.ui.controllers.compose import (
+        ComposeController,
+        DraftMade,
+        DraftsFiled,
+        DrainReported,
+        Postponed,
+        SendCancelled,
+        SendQueued,
+    )
+    from tuimail.ui.controllers.finding import Found
+    from tuimail.ui.controllers.limit import LimitController
+    from tuimail.ui.controllers.reader_extras import BytesFetched, ReaderExtras
+    from tuimail.ui.controllers.searches import SearchesController
+    from tuimail.ui.controllers.undo import UndoController
 
 FOLDERS_INTERVAL = 1.0  # seconds between folder-list refreshes caused by sync events
 NARROW = 160  # below this width a "right" preview goes below the list
@@ -127,20 +129,61 @@ class MainScreen(Screen[None]):
         self._dirty_counts: set[tuple[str, int]] = set()
         self._counts_timer: Timer | None = None
         self._after_paint_done = False
+        self._frames_skipped = 0  # _compositor_refresh: first frames a layout already waits to replace
         # the controllers (controllers/): plain objects; the action_* and on_* methods below delegate
         self.alerts = Alerts(self)
         self.store_poll = StorePoll(self, self.store_changed)
         self.intents = IntentQueue(self, self.store_poll)
         self.actions = MessageActions(self, self.intents)
         self.opener = MessageOpener(self, self.actions)
-        self.commands = CommandRunner(self)
-        self.extras = ReaderExtras(self, self.opener, self.commands)
-        self.compose_ctl = ComposeController(self)
-        self.failed = FailedActions(self, self.compose_ctl)  # (the Outbox section of `!`)
-        self.undo = UndoController(self, self.intents, self.compose_ctl)
-        self.limiter = LimitController(self)  # l, / and the other search keys
-        self.searches = SearchesController(self)  # [searches]: virtual folders across every folder
-        self.bulk = BulkActions(self, self.intents)
+        self.failed = FailedActions(self, lambda: self.compose_ctl)  # (the Outbox section of `!`)
+        # the others are made on first use (the properties below): their modules (patterns,
+        # composing, the outbox...) are not imported before the first screen is drawn
+        self._sync_states: dict[str, SyncState] = {}  # the last one per account before compose_ctl is made
+
+    def made(self, controller: str) -> bool:
+        """Whether the controller of this name (a property below) has been made yet."""
+        return controller in self.__dict__
+
+    @cached_property
+    def commands(self) -> CommandRunner:
+        from tuimail.ui.controllers.command_runner import CommandRunner
+        return CommandRunner(self)
+
+    @cached_property
+    def extras(self) -> ReaderExtras:
+        from tuimail.ui.controllers.reader_extras import ReaderExtras
+        return ReaderExtras(self, self.opener, self.commands)
+
+    @cached_property
+    def compose_ctl(self) -> ComposeController:
+        from tuimail.ui.controllers.compose import ComposeController
+        ctl = ComposeController(self)
+        ctl.outbox_changed = self.failed.outbox_changed
+        for ev in self._sync_states.values():
+            ctl.sync_state(ev)
+        self._sync_states.clear()
+        return ctl
+
+    @cached_property
+    def undo(self) -> UndoController:
+        from tuimail.ui.controllers.undo import UndoController
+        return UndoController(self, self.intents, self.compose_ctl)
+
+    @cached_property
+    def limiter(self) -> LimitController:  # l, / and the other search keys
+        from tuimail.ui.controllers.limit import LimitController
+        return LimitController(self)
+
+    @cached_property
+    def searches(self) -> SearchesController:  # [searches]: virtual folders across every folder
+        from tuimail.ui.controllers.searches import SearchesController
+        return SearchesController(self)
+
+    @cached_property
+    def bulk(self) -> BulkActions:
+        from tuimail.ui.controllers.bulk import BulkActions
+        return BulkActions(self, self.intents)
 
     @property
     def tapp(self) -> TuimailApp:
@@ -212,7 +255,8 @@ class MainScreen(Screen[None]):
 
     def on_unmount(self) -> None:
         self.tapp.collector.stop()
-        self.compose_ctl.stop()
+        if self.made("compose_ctl"):
+            self.compose_ctl.stop()
 
     def _compositor_refresh(self) -> None:
         # Textual lays the screen out and renders it once while the app's start-up batch is
@@ -222,6 +266,16 @@ class MainScreen(Screen[None]):
         app = self.app
         if app._batch_count and hasattr(self, "_repaint_required"):
             self._repaint_required = True
+            return
+        # The first layout gives every widget its size, and each widget whose size changed asks
+        # for another layout (Widget._size_updated): the frame rendered now would be replaced at
+        # once, 15-30 ms of the first screen spent on a frame no one sees. Render after that
+        # layout instead (at most twice: a widget that keeps asking does not hold the screen).
+        if not self._after_paint_done and self._frames_skipped < 2 and any(
+                w._layout_required for w in self.walk_children(Widget, with_self=False)):
+            self._frames_skipped += 1
+            self._repaint_required = True
+            self.check_idle()
             return
         super()._compositor_refresh()
 
@@ -397,14 +451,15 @@ class MainScreen(Screen[None]):
             info.folder_error = folder_problem(self.folder)
         hl = self.hlist
         info.sort = ("thread" if hl.threaded else hl.sort) + (" ↑" if hl.reverse else "")
-        info.limit = self.limiter.status_text()
+        info.limit = self.limiter.status_text() if hl.limit is not None or hl.source is not None else ""
         info.tagged = len(hl.tagged)
         self.status.show()
 
     def counts_changed(self, account: str, folder_id: int) -> None:
         """Counts are recomputed a moment later, once for a burst of changes."""
         self._dirty_counts.add((account, folder_id))
-        self.searches.stores_changed()
+        if self.made("searches"):
+            self.searches.stores_changed()
         if self._counts_timer is None:
             self._counts_timer = self.set_timer(0.3, self._flush_counts)
 
@@ -469,7 +524,10 @@ class MainScreen(Screen[None]):
                 st.folder, st.done, st.total, st.pending = ev.folder, ev.done, ev.total, ev.pending
                 st.error = sanitize_line(ev.error) if ev.error else (None if ev.state != "error" else st.error)
                 self.alerts.sync_state_changed(ev, st)
-                self.compose_ctl.sync_state(ev)
+                if self.made("compose_ctl"):
+                    self.compose_ctl.sync_state(ev)
+                else:
+                    self._sync_states[ev.account] = ev
                 self.show_problem()
                 status_dirty = True
             elif isinstance(ev, NewMail):
@@ -479,7 +537,7 @@ class MainScreen(Screen[None]):
             elif isinstance(ev, RowsChanged):
                 if ev.account == self.account and self.folder is not None and ev.folder_id == self.folder.id:
                     self.hlist.rows_changed(ev.ids, ev.added, ev.removed, ev.reset)
-                    if ev.added:
+                    if ev.added and self.hlist.limit is not None:
                         self.limiter.rows_added()  # new mail that matches the limit joins it
                 self.counts_changed(ev.account, ev.folder_id)
         if self._folders_dirty and self._folders_timer is None:
@@ -530,7 +588,8 @@ class MainScreen(Screen[None]):
     def store_changed(self, account: str) -> None:
         """Another process committed to this account's store (controllers/store_poll.py)."""
         self._folders_dirty.add(account)
-        self.searches.stores_changed()
+        if self.made("searches"):
+            self.searches.stores_changed()
         if self._folders_timer is None:
             self._flush_folders()
         if account == self.account and self.folder is not None:

@@ -193,6 +193,13 @@ class HeaderList(ScrollView, can_focus=True):
     def vertical_scrollbar(self) -> ScrollBar:
         return thumb_scrollbar(self)  # (drawn again only when its thumb moves)
 
+    def _on_mount(self, event: events.Mount) -> None:
+        # The scrollbar is made now, with the other widgets, not when the first rows overflow
+        # the list: made then, its styles arrive after the first frame and the whole screen is
+        # laid out and rendered a second time (~20 ms of a first screen).
+        super()._on_mount(event)
+        self.app.update_styles(thumb_scrollbar(self), animate=False)
+
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self.__dict__.pop("_base_style_cache", None)
