@@ -165,6 +165,10 @@ class ServiceBase(ABC):
         with self._fetch_lock:
             self._close_fetch_lane()
 
+    def _started(self) -> bool:
+        """The sync runs (its thread here; a child process's link in backends/child.py)."""
+        return self._thread is not None
+
     def hold_for_first_paint(self) -> None:
         """Started before the UI (a first run): after the first window, wait (at most
         PAINT_HOLD seconds) for ui_painted() before fetching more, so that parsing the next
@@ -461,7 +465,7 @@ class FetchLaneService(ServiceBase, Generic[C, R]):
             self._fetch_store = Store(self.store_path)
         if self._fetch_bodies is None:
             self._fetch_bodies = BodyCache(self.cache_path)
-        if self._fetch_conn is None and not self._offline and self._thread is not None:
+        if self._fetch_conn is None and not self._offline and self._started():
             self._login_done.wait(LOGIN_WAIT)
         unreachable = None
         if self._fetch_conn is None and not self._offline and self._login_blocked is None:
