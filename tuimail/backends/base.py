@@ -46,6 +46,9 @@ INDEX_SHARE = 0.1  # of a headless sync's time, at most, for the search index (i
 INDEX_MIN_SECONDS = 0.5
 # after a first fill a headless sync indexes at once only this many rows (one batch, a few ms)
 FIRST_FILL_INDEX_ROWS = 1000
+# New rows threaded with the threads they join, up to this many rows (or ids) in all; past it the
+# whole folder is threaded again (a first fill, a big catch-up), which then costs about the same.
+INCREMENTAL_THREADING = 500
 
 T = TypeVar("T")
 
@@ -104,8 +107,8 @@ def inbox_case(folder: str | None) -> str | None:
 
 class EngineBase:
     """What every backend's sync engine shares (imap/engine.py, jmap/engine.py): what it works on
-    and reports to, the search index kept up after a sync by one rule (index_after_sync), and the
-    summary's notes."""
+    and reports to, the search index kept up after a sync by one rule (index_after_sync), the thread
+    order, and the summary's notes."""
 
     def __init__(self, account: Any, store: Store, bodies: BodyCache | None = None,
                  emit: Callable[[Event], None] | None = None) -> None:
@@ -150,6 +153,21 @@ class EngineBase:
             return False
         from tuimail.store.search import unindexed
         return unindexed(self.store) > FIRST_FILL_INDEX_ROWS
+
+    def update_threads(self, fid: int) -> None:
+        """Thread what changed: new rows with the threads they join, else the whole folder (after a
+        removal, or when the new rows or their threads are many: a first fill)."""
+        from tuimail.mail.thread import thread_order
+        from tuimail.store.threads import THREADS_CLEAN, THREADS_NEW
+        state = self.store.threads_state(fid)
+        if state == THREADS_CLEAN:
+            return
+        if state == THREADS_NEW:
+            part = self.store.thread_closure(fid, self.store.unthreaded_ids(fid), INCREMENTAL_THREADING)
+            if part is not None:
+                self.store.set_threads(fid, thread_order(self.store.headers_for_threading(fid, part)), part)
+                return
+        self.store.set_threads(fid, thread_order(self.store.headers_for_threading(fid)))
 
     def finish(self, summary: SyncSummary) -> None:
         """What the summary line says beyond the counts: notes and the failed actions."""

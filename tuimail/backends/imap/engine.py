@@ -18,11 +18,9 @@ from collections.abc import Callable, Iterable
 
 from tuimail.errors import CommandFailed
 from tuimail.mail.headers import summarize
-from tuimail.mail.thread import thread_order
 from tuimail.protocol.imap import uidset, wire
 from tuimail.protocol.imap.connection import FolderEntry, ImapConnection
 from tuimail.store import BodyCache, Store
-from tuimail.store.threads import THREADS_CLEAN, THREADS_NEW
 from tuimail.backends.base import EngineBase
 from tuimail.backends.imap.flags import imap_names, server_flags, to_canonical
 from tuimail.backends.imap.state import FolderState
@@ -33,9 +31,6 @@ from tuimail.core.summary import FolderSummary, SyncSummary
 
 FIRST_WINDOW = 300  # the first screen's worth, committed at once so the UI can draw it
 WINDOW = 5000
-# New rows threaded with the threads they join, up to this many rows (or ids) in all; past it the
-# whole folder is threaded again (a first fill, a big catch-up), which then costs about the same.
-INCREMENTAL_THREADING = 500
 MAX_MOVE_ATTEMPTS = 3
 PROGRESS_MIN = 500  # entries in one run from which its progress is reported (a bulk action)
 MODES = ("plain", "condstore", "qresync")
@@ -338,19 +333,6 @@ class Engine(EngineBase):
         if ids:
             self.emit(RowsChanged(self.account.name, fid, added=tuple(ids)))
         return uids
-
-    def update_threads(self, fid: int) -> None:
-        """Thread what changed: new rows with the threads they join, else the whole folder (after a
-        removal, or when the new rows or their threads are many: a first fill)."""
-        state = self.store.threads_state(fid)
-        if state == THREADS_CLEAN:
-            return
-        if state == THREADS_NEW:
-            part = self.store.thread_closure(fid, self.store.unthreaded_ids(fid), INCREMENTAL_THREADING)
-            if part is not None:
-                self.store.set_threads(fid, thread_order(self.store.headers_for_threading(fid, part)), part)
-                return
-        self.store.set_threads(fid, thread_order(self.store.headers_for_threading(fid)))
 
     # ------------------------------------------------------------------ journal replay
 

@@ -41,18 +41,15 @@ from tuimail.core.events import Event, FoldersChanged, RowsChanged, SyncState
 from tuimail.core.flags import SEEN
 from tuimail.core.summary import FolderSummary, SyncSummary
 from tuimail.errors import CommandFailed, ProtocolError
-from tuimail.mail.thread import thread_order
 from tuimail.protocol.jmap import JmapClient, StateInvalid, StateMismatch
 from tuimail.protocol.jmap.errors import MethodError
 from tuimail.protocol.jmap.mail import HEADER_PROPERTIES, Changes, changes, changes_many, mailboxes
 from tuimail.store import BodyCache, Store
-from tuimail.store.threads import THREADS_CLEAN, THREADS_NEW
 from tuimail.trace import trace
 
 FIRST_WINDOW = 200  # the first screen's worth, in the first request
 PROGRESS_MIN = 500  # entries of one replay from which its progress is reported (a bulk action)
 WINDOW = 2000  # later windows (bounded by the server's maxObjectsInGet)
-INCREMENTAL_THREADING = 500
 MAX_ATTEMPTS = 3  # a refused action is retried this many times, then kept as failed
 MAX_CONFLICTS = 4  # stateMismatch -> refetch -> re-apply, at most this many times in a row
 LIGHT = ("id", "mailboxIds", "keywords")
@@ -450,19 +447,6 @@ class Engine(EngineBase):
         if fi is not None:
             self._summary(fi.name).reset = True
         self._set_state(fid, email=state)
-
-    # ------------------------------------------------------------------ threads
-
-    def update_threads(self, fid: int) -> None:
-        state = self.store.threads_state(fid)
-        if state == THREADS_CLEAN:
-            return
-        if state == THREADS_NEW:
-            part = self.store.thread_closure(fid, self.store.unthreaded_ids(fid), INCREMENTAL_THREADING)
-            if part is not None:
-                self.store.set_threads(fid, thread_order(self.store.headers_for_threading(fid, part)), part)
-                return
-        self.store.set_threads(fid, thread_order(self.store.headers_for_threading(fid)))
 
     # ------------------------------------------------------------------ journal replay
 
