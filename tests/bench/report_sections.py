@@ -101,6 +101,12 @@ def search_rows(d: dict) -> list[tuple[str, str, str, str, str]]:
                      "(every header committed)", _s(w),
                      f"without the indexer {_s(wo)} ({(w / wo - 1) * 100:+.1f} %); sync_all incl. the index: "
                      f"{_s(fill['with']['sync_all_s'])}", "≤ +10 %", _mark(w <= 1.10 * wo)))
+    hs = d.get("header_summary")
+    if hs:  # header_speed.py
+        rows.append((f"header summary vs email compat32 (CPU per message, {hs['n']:,} generated headers)",
+                     f"{hs['ratio']:.1f}× faster", f"summarize {hs['summarize_us']:.1f} µs, compat32 "
+                     f"{hs['compat32_us']:.1f} µs a message", f"≥ {hs['target']}× faster",
+                     _mark(hs["ratio"] >= hs["target"])))
     return rows
 
 

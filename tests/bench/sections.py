@@ -4,7 +4,8 @@ probe that fails) returns {"not_measured": why} instead of stopping the others.
 
     pop3    issue #14: a POP3 mailbox on the bench's Dovecot, tuimail vs neomutt (pop3_bench.py)
     search  issue #13: local full-text search over cached headers and bodies (search_bench.py, its
-            own process) and the index build's cost to a cold fill (search_fill.py, on the Dovecot)
+            own process) and the index build's cost to a cold fill (search_fill.py, on the Dovecot);
+            beside them, the header summary's speed against email compat32 (header_speed.py)
     jmap    issue #15: JMAP vs IMAP on one Cyrus (jmap_cyrus.py)
 """
 
@@ -70,6 +71,9 @@ def search(server, n: int, bodies: int, fill_n: int, rounds: int, log) -> dict:
             out["fill"] = measure(server, fill_n, rounds, log=lambda m: log(f"  {m}"))
         except Exception as exc:  # noqa: BLE001 — the query figures stand without it
             out["fill"] = {"not_measured": f"{exc.__class__.__name__}: {exc}"[:300]}
+        from . import header_speed
+        out["header_summary"] = header_speed.measure()
+        log(f"  {header_speed.line(out['header_summary'])}")
         return out
     return _guard("search", run, log)
 

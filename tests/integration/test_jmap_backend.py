@@ -587,3 +587,23 @@ def test_local_search_on_a_jmap_account(account, cyrususer, capsys):
     assert "the needle" in out and "message 1" not in out
     cli("read", "INBOX", str(next(m["id"] for m in cli.json("list", "INBOX") if m["subject"] == "the needle")))
     assert "the needle" in cli("--offline", "search", "~b hay")
+
+
+def test_a_first_fill_leaves_the_index_for_the_next_sync_as_over_imap(account, cyrususer, capsys, monkeypatch):
+    """The IMAP engine's rule (backends/base.py index_after_sync): a headless first fill of more
+    than a batch does not index; search still finds the rows; the next sync indexes them."""
+    from tuimail.store.search import unindexed
+
+    monkeypatch.setattr("tuimail.backends.base.FIRST_FILL_INDEX_ROWS", 3)
+    _cfg, _acc, config = account
+    fill(cyrususer, 5)
+    cyrususer.append("INBOX", msg(7, "the needle"))
+    cli = Cli(config, capsys)
+    cli("sync")
+    with Store(paths.account_store_path("test")) as st:
+        assert unindexed(st) == 6
+    assert "the needle" in cli("--offline", "search", "~s needle")
+    cli("sync")
+    with Store(paths.account_store_path("test")) as st:
+        assert unindexed(st) == 0
+    assert "the needle" in cli("--offline", "search", "~s needle")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import time
 
 from tuimail import paths
@@ -50,7 +51,7 @@ def test_the_download_runs_in_a_child_and_holds_for_the_first_paint(tuimail_env,
         assert svc.state.state == "idle" and svc.login_blocked is None
     finally:
         svc.stop()
-    assert svc._proc is not None and svc._proc.poll() is not None  # the child ended with the service
+    assert svc._link.proc is not None and svc._link.proc.poll() is not None  # the child ended with the service
 
 
 def test_a_refused_login_is_told_to_the_parent(tuimail_env, mailuser):
@@ -65,5 +66,31 @@ def test_a_refused_login_is_told_to_the_parent(tuimail_env, mailuser):
         svc.set_password(mailuser.password)  # typed in the app: the child logs in with it
         _next(events, lambda e: isinstance(e, SyncState) and e.state == "idle")
         assert svc.login_blocked is None
+    finally:
+        svc.stop()
+
+
+def test_a_child_that_died_is_reported_and_dollar_starts_another(tuimail_env, mailuser):
+    """The same ChildLink as the IMAP sync process (backends/child.py): kill -9 of the child is one
+    line in the status bar; `$` starts a new child, which downloads what came meanwhile."""
+    fill(mailuser, 3)
+    config = load_config(tuimail_env.write_config(pop3_toml(mailuser, check_interval=3600)))
+    events: queue.Queue = queue.Queue()
+    svc = create_service(config, config.account("test"), events.put)
+    svc.start()
+    try:
+        _next(events, lambda e: isinstance(e, SyncState) and e.state == "idle")
+        first = svc.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        err = _next(events, lambda e: isinstance(e, SyncState) and e.state == "error")
+        assert "sync process ended unexpectedly" in err.error and "\n" not in err.error
+        fill(mailuser, 2, start=4)
+        svc.request_sync(None)  # `$`
+        assert svc.pid not in (None, first)
+        _next(events, lambda e: isinstance(e, SyncState) and e.state == "idle")
+        with Store(paths.account_store_path("test")) as st:
+            inbox = st.folder("INBOX")
+            assert inbox is not None and inbox.total == 5
     finally:
         svc.stop()

@@ -64,7 +64,7 @@ def test_the_sync_runs_in_another_process_and_stop_leaves_none(mailuser, service
     assert svc.state.state == "idle"  # (the parent's copy of the state, from the events)
     with Store(svc.store_path) as st:
         assert st.message_count(st.folder_id("INBOX")) == 20
-    proc = svc._proc
+    proc = svc._link.proc
     t0 = time.monotonic()
     svc.stop()
     assert time.monotonic() - t0 < 3, "stop() waited for IDLE's timeout"

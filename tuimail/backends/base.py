@@ -11,7 +11,8 @@ lock and backoff, the refused login that waits for the user, offline toggling, t
         def _make_reader(self, store, bodies, conn) -> Reader: ...
 
 The hooks are methods with types: mypy names a missing or mistyped one. Backends own their
-protocol (the sync, the engine, the reader); this module owns the loop around it.
+protocol (the sync, the engine, the reader); this module owns the loop around it, and the one
+rule every engine's sync_all follows for the search index (EngineBase).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from tuimail.backends.lock import AccountLock, Busy
 from tuimail.backends.waker import Waker
 from tuimail.config.load import Account, Config, resolve_oauth2_token, resolve_password
 from tuimail.core.events import Event, EventSink, NewMail, SyncState
-from tuimail.core.summary import FolderSummary
+from tuimail.core.summary import FolderSummary, SyncSummary
 from tuimail.errors import (AuthError, CommandFailed, ConfigError, MissingSecret, NetworkError, NotCached,
                             TuimailError, UsageError)
 from tuimail.store import BodyCache, Store
@@ -41,6 +42,13 @@ log = logging.getLogger("tuimail.sync")
 
 PAINT_HOLD = 2.0  # seconds a first run's sync waits for the UI to draw its first window
 LOGIN_WAIT = 20.0  # at most this long the fetch lane waits for the sync thread's login outcome
+INDEX_SHARE = 0.1  # of a headless sync's time, at most, for the search index (index_after_sync)
+INDEX_MIN_SECONDS = 0.5
+# after a first fill a headless sync indexes at once only this many rows (one batch, a few ms)
+FIRST_FILL_INDEX_ROWS = 1000
+# New rows threaded with the threads they join, up to this many rows (or ids) in all; past it the
+# whole folder is threaded again (a first fill, a big catch-up), which then costs about the same.
+INCREMENTAL_THREADING = 500
 
 T = TypeVar("T")
 
@@ -95,6 +103,76 @@ def pending_count(store: Store) -> int:
 def inbox_case(folder: str | None) -> str | None:
     """RFC 3501: INBOX is case-insensitive; the store names it "INBOX"."""
     return "INBOX" if folder is not None and folder.upper() == "INBOX" else folder
+
+
+class EngineBase:
+    """What every backend's sync engine shares (imap/engine.py, jmap/engine.py): what it works on
+    and reports to, the search index kept up after a sync by one rule (index_after_sync), the thread
+    order, and the summary's notes."""
+
+    def __init__(self, account: Any, store: Store, bodies: BodyCache | None = None,
+                 emit: Callable[[Event], None] | None = None) -> None:
+        self.account = account
+        self.store = store
+        self.bodies = bodies
+        self.emit: Callable[[Event], None] = emit or (lambda e: None)  # (must not block)
+        # Called once, after the first screen's window is committed (the service: wait until
+        # the UI has drawn it before parsing the next windows on the same GIL).
+        self.after_first_window: Callable[[], None] | None = None
+        self.notes: list[str] = []  # said once in the next SyncSummary (finish)
+        self.index_search_enabled = True
+        # sync_all's share of the indexing (None: a headless sync, `tuimail sync`); the app's
+        # worker does the rest in its gaps (before IDLE, between polls)
+        self.index_seconds: float | None = None
+
+    def index_search(self, seconds: float | None = None) -> bool:
+        """The search index catches up with the rows (store/search.py: derived data, in batches
+        that let the user's intents in between) for about `seconds` (None: `index_seconds`, or
+        all). Whether rows are left. Off with index_search_enabled=False."""
+        if not self.index_search_enabled:
+            return False
+        from tuimail.store.search import index_headers, unindexed
+        seconds = self.index_seconds if seconds is None else seconds
+        index_headers(self.store, seconds=seconds)
+        return seconds is not None and unindexed(self.store) > 0
+
+    def index_after_sync(self, summary: SyncSummary, started: float) -> None:
+        """sync_all ends with this. The app's sync indexes for its step (index_seconds). A headless
+        one spends at most a tenth of its own time (since `started`, a monotonic time) on the
+        index, the rest waiting for the next sync (search scans what is not indexed yet): indexing
+        all of a 100k first fill took longer than the fill itself. So a headless first fill
+        (issue #13: the index must not slow it) indexes nothing unless what is left is one small
+        batch: the app, when idle, or the next sync indexes it."""
+        if self.index_seconds is not None:
+            self.index_search(self.index_seconds)
+        elif not self._defer_index(summary):
+            self.index_search(max(INDEX_MIN_SECONDS, INDEX_SHARE * (time.monotonic() - started)))
+
+    def _defer_index(self, summary: SyncSummary) -> bool:
+        if not self.index_search_enabled or not any(f.first and f.new for f in summary.folders):
+            return False
+        from tuimail.store.search import unindexed
+        return unindexed(self.store) > FIRST_FILL_INDEX_ROWS
+
+    def update_threads(self, fid: int) -> None:
+        """Thread what changed: new rows with the threads they join, else the whole folder (after a
+        removal, or when the new rows or their threads are many: a first fill)."""
+        from tuimail.mail.thread import thread_order
+        from tuimail.store.threads import THREADS_CLEAN, THREADS_NEW
+        state = self.store.threads_state(fid)
+        if state == THREADS_CLEAN:
+            return
+        if state == THREADS_NEW:
+            part = self.store.thread_closure(fid, self.store.unthreaded_ids(fid), INCREMENTAL_THREADING)
+            if part is not None:
+                self.store.set_threads(fid, thread_order(self.store.headers_for_threading(fid, part)), part)
+                return
+        self.store.set_threads(fid, thread_order(self.store.headers_for_threading(fid)))
+
+    def finish(self, summary: SyncSummary) -> None:
+        """What the summary line says beyond the counts: notes and the failed actions."""
+        summary.notes, self.notes = summary.notes + self.notes, []
+        summary.failed = self.store.failed_summary()
 
 
 class ServiceBase(ABC):
@@ -164,6 +242,10 @@ class ServiceBase(ABC):
             self._wake.close()
         with self._fetch_lock:
             self._close_fetch_lane()
+
+    def _started(self) -> bool:
+        """The sync runs (its thread here; a child process's link in backends/child.py)."""
+        return self._thread is not None
 
     def hold_for_first_paint(self) -> None:
         """Started before the UI (a first run): after the first window, wait (at most
@@ -461,7 +543,7 @@ class FetchLaneService(ServiceBase, Generic[C, R]):
             self._fetch_store = Store(self.store_path)
         if self._fetch_bodies is None:
             self._fetch_bodies = BodyCache(self.cache_path)
-        if self._fetch_conn is None and not self._offline and self._thread is not None:
+        if self._fetch_conn is None and not self._offline and self._started():
             self._login_done.wait(LOGIN_WAIT)
         unreachable = None
         if self._fetch_conn is None and not self._offline and self._login_blocked is None:

@@ -1,10 +1,11 @@
 """What the sync child processes share (backends/imap/process.py, backends/pop3/process.py).
 
 Each backend's sync loop runs in a fresh interpreter beside the app (the UI thread must not share
-a GIL with header parsing): `spawn` starts it with a socket to it, `serve_commands` is the child's
-side of that socket (the parent's requests, one tuple each, until "stop" or the parent's end),
-`stop_child` ends it within a grace period. What differs per backend (the IMAP child's shared
-Waker pipe, its login relay, POP3's login state sent with each event) stays in its module.
+a GIL with header parsing): `ChildLink` is the parent's end (it spawns the child, sends it
+commands, listens for its messages on a thread, reports a child that died, stops it),
+`serve_commands` is the child's side of that socket (the parent's requests, one tuple each, until
+"stop" or the parent's end). What differs per backend (the IMAP child's shared Waker, its login
+relay, POP3's login state sent with each event) stays in its module.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+from tuimail.trace import trace
 
 log = logging.getLogger("tuimail.sync")
 
@@ -61,6 +65,150 @@ def stop_child(proc: subprocess.Popen, timeout: float, what: str) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class ChildLink:
+    """The parent's end of a sync child (one per service, for its whole life).
+
+    `start()` spawns `python -m module` and sends it `setup()` (its first message); a listener
+    thread hands each message after that to `on_message`. Once the child's end closes it calls
+    `on_end()`, and when the child ended without being told to, reports it in one line through
+    `on_state("error", error=...)` ("press $ to start it again"); `restart()` (`$`) then starts a
+    new one. `send` never blocks on nor raises for a child that is gone (the listener reports it).
+
+    waker=True: the child also gets both ends of a pipe (argv after the socket) whose read end its
+    IDLE wait selects on; `poke()` writes one byte into it, with no hop through the child's command
+    thread (key -> command on the wire)."""
+
+    def __init__(self, module: str, what: str, thread_name: str, setup: Callable[[], Any],
+                 on_message: Callable[[Any], None], on_state: Callable[..., None],
+                 on_end: Callable[[], None] = lambda: None, *, waker: bool = False):
+        self.module, self.what, self.thread_name, self.waker = module, what, thread_name, waker
+        self.setup, self.on_message, self.on_state, self.on_end = setup, on_message, on_state, on_end
+        self.proc: subprocess.Popen | None = None  # (kept after stop(): the ended child)
+        self.thread: threading.Thread | None = None  # the listener, while started
+        self._pipe: Connection | None = None  # to the child
+        self._wake_w: int | None = None  # the write end of the child's wake pipe (waker=True)
+        self._lock = threading.Lock()  # sends, pokes and closing them
+        self._stopping = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    @property
+    def ended(self) -> bool:
+        """A child was started and no longer runs: it died (or was stopped)."""
+        return self.proc is not None and self.proc.poll() is not None
+
+    @property
+    def started(self) -> bool:
+        return self.thread is not None
+
+    # lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        if self.proc is not None or self._stopping:
+            return
+        trace(f"spawn the {self.what}")
+        proc, pipe, self._wake_w = self._spawn()
+        try:
+            pipe.send(self.setup())
+        except (OSError, ValueError):
+            pass  # (it died at once: the listener reports it)
+        self.proc, self._pipe = proc, pipe
+        self.thread = threading.Thread(target=self._listen, args=(proc, pipe), daemon=True,
+                                       name=self.thread_name)
+        self.thread.start()
+
+    def _spawn(self) -> tuple[subprocess.Popen, Connection, int | None]:
+        if not self.waker:
+            return (*spawn(self.module), None)
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        try:
+            proc, pipe = spawn(self.module, (wake_r, wake_w))
+        except BaseException:
+            os.close(wake_w)
+            raise
+        finally:
+            os.close(wake_r)
+        return proc, pipe, wake_w
+
+    def stop(self, timeout: float) -> None:
+        """Tell the child to stop and wait for it (stop_child), then for the listener."""
+        self._stopping = True
+        self.send("stop")
+        proc, listener = self.proc, self.thread
+        if proc is not None:
+            stop_child(proc, timeout, self.what)
+        if listener is not None and listener is not threading.current_thread():
+            listener.join(1.0)
+        self.thread = None
+        self._close()
+
+    def request_sync(self, folder: str | None) -> None:
+        """The service's request_sync: to the child; `$` (None) after it died starts a new one."""
+        if folder is None and self.ended and not self._stopping:
+            self.restart()
+        else:
+            self.send("sync", folder)
+
+    def restart(self) -> None:
+        """A new child after one died (its listener reported it)."""
+        if self.thread is not None:
+            self.thread.join(1.0)
+        self._close()
+        self.proc = self.thread = None
+        self.on_state("connecting")
+        self.start()
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._pipe is not None:
+                self._pipe.close()
+                self._pipe = None
+            if self._wake_w is not None:
+                os.close(self._wake_w)
+                self._wake_w = None
+
+    # the socket and the wake pipe ------------------------------------------
+    def send(self, *msg: Any) -> None:
+        with self._lock:
+            if self._pipe is None:
+                return
+            try:
+                self._pipe.send(msg)
+            except (OSError, ValueError):  # the child is gone: the listener reports it
+                pass
+
+    def poke(self) -> None:
+        """One byte into the child's wake pipe (waker=True)."""
+        with self._lock:
+            if self._wake_w is None:
+                return
+            try:
+                os.write(self._wake_w, b"!")
+            except OSError:  # full (a wake-up is already waiting), or the child is gone
+                pass
+
+    def _listen(self, proc: subprocess.Popen, pipe: Connection) -> None:
+        while True:
+            try:
+                msg = pipe.recv()
+            except (EOFError, OSError, ValueError):
+                break
+            except Exception:  # a message that does not unpickle: skip it, keep listening
+                log.exception("bad message from the %s", self.what)
+                continue
+            self.on_message(msg)
+        self.on_end()
+        if not self._stopping:
+            try:
+                code = proc.wait(1.0)
+            except subprocess.TimeoutExpired:
+                code = None
+            self.on_state("error", error=f"the sync process ended unexpectedly (exit code {code}); "
+                                         "press $ to start it again")
 
 
 class ChildService(Protocol):

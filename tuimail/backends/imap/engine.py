@@ -18,11 +18,10 @@ from collections.abc import Callable, Iterable
 
 from tuimail.errors import CommandFailed
 from tuimail.mail.headers import summarize
-from tuimail.mail.thread import thread_order
 from tuimail.protocol.imap import uidset, wire
 from tuimail.protocol.imap.connection import FolderEntry, ImapConnection
 from tuimail.store import BodyCache, Store
-from tuimail.store.threads import THREADS_CLEAN, THREADS_NEW
+from tuimail.backends.base import EngineBase
 from tuimail.backends.imap.flags import imap_names, server_flags, to_canonical
 from tuimail.backends.imap.state import FolderState
 from tuimail.core.flags import SEEN
@@ -32,45 +31,27 @@ from tuimail.core.summary import FolderSummary, SyncSummary
 
 FIRST_WINDOW = 300  # the first screen's worth, committed at once so the UI can draw it
 WINDOW = 5000
-# New rows threaded with the threads they join, up to this many rows (or ids) in all; past it the
-# whole folder is threaded again (a first fill, a big catch-up), which then costs about the same.
-INCREMENTAL_THREADING = 500
 MAX_MOVE_ATTEMPTS = 3
 PROGRESS_MIN = 500  # entries in one run from which its progress is reported (a bulk action)
 MODES = ("plain", "condstore", "qresync")
 
 
-INDEX_SHARE = 0.1  # of a headless sync's time, at most, for the search index (sync_all)
-INDEX_MIN_SECONDS = 0.5
-# after a first fill a headless sync indexes at once only this many rows (one batch, a few ms)
-FIRST_FILL_INDEX_ROWS = 1000
 # a headless first fill bigger than this leaves the thread order to the next sync (_defer_threads)
 FIRST_FILL_THREAD_ROWS = 20_000
 
 
-class Engine:
+class Engine(EngineBase):
     """Runs on the thread that owns `conn`. `emit` must not block."""
 
     def __init__(self, account, store: Store, conn: ImapConnection, bodies: BodyCache | None = None,
                  emit: Callable[[Event], None] | None = None):
-        self.account = account
-        self.store = store
+        super().__init__(account, store, bodies, emit)
         self.conn = conn
-        self.bodies = bodies
-        self.emit = emit or (lambda e: None)
         self.mode = "plain"
-        # Called once, after the first screen's window is committed (ImapService: wait until
-        # the UI has drawn it before parsing the next windows on the same GIL).
-        self.after_first_window: Callable[[], None] | None = None
-        self.notes: list[str] = []  # said once in the next SyncSummary (sync_all)
         self._unseen_added = 0  # rows committed unseen (FolderSummary.unseen_new)
         # (folder, MODSEQ usable) of the folder this session's last sync_folder selected: the
         # light path (selected.py) acts on it without a resync.
         self.selected: tuple[str, bool] | None = None
-        self.index_search_enabled = True
-        # sync_all's share of the indexing (None: all of it, `tuimail sync`); the app's worker
-        # does the rest in the gaps before IDLE (service.py)
-        self.index_seconds: float | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -141,14 +122,7 @@ class Engine:
             self.emit(SyncState(self.account.name, "syncing", e.name, i, len(todo), self.store.pending_count()))
             summary.folders.append(self.sync_one(e.name, status=e.status or None))
         summary.seconds = time.monotonic() - t0
-        # the search index is derived data: a headless sync spends at most a tenth of its own time on
-        # it (the rest waits for the next sync, or the app's gaps; search scans what is not indexed
-        # yet). Indexing all of a 100k first fill here took longer than the fill itself; and after
-        # a first fill (issue #13: the index must not slow it) only a small one is indexed at once.
-        if self.index_seconds is not None:
-            self.index_search(self.index_seconds)
-        elif not self._defer_index(summary):
-            self.index_search(max(INDEX_MIN_SECONDS, INDEX_SHARE * (time.monotonic() - t0)))
+        self.index_after_sync(summary, t0)  # (a headless first fill leaves it for later)
         self.finish(summary)
         return summary
 
@@ -159,30 +133,6 @@ class Engine:
         (the threaded view; the list's date order does not). At 100k it was ~27 % of `tuimail sync`
         (6.04 s -> 4.40 s, alternated with neomutt)."""
         return self.index_seconds is None and res.first and res.new > FIRST_FILL_THREAD_ROWS
-
-    def _defer_index(self, summary: SyncSummary) -> bool:
-        """A headless sync that filled a folder for the first time leaves the index to the next
-        sync or the app's gaps, unless what is left is one small batch."""
-        if not self.index_search_enabled or not any(f.first and f.new for f in summary.folders):
-            return False
-        from tuimail.store.search import unindexed
-        return unindexed(self.store) > FIRST_FILL_INDEX_ROWS
-
-    def index_search(self, seconds: float | None = None) -> bool:
-        """The search index catches up with the rows (derived data, after the fill, in batches
-        that let the user's intents in between; store/search.py): for about `seconds` (None: all,
-        or `index_seconds`). Whether rows are left. Off with index_search_enabled=False."""
-        if not self.index_search_enabled:
-            return False
-        from tuimail.store.search import index_headers, unindexed
-        seconds = self.index_seconds if seconds is None else seconds
-        index_headers(self.store, seconds=seconds)
-        return seconds is not None and unindexed(self.store) > 0
-
-    def finish(self, summary: SyncSummary) -> None:
-        """What the summary line says beyond the counts: notes and the failed actions."""
-        summary.notes, self.notes = summary.notes + self.notes, []
-        summary.failed = self.store.failed_summary()
 
     def sync_one(self, name: str, status: dict | None = None, force: bool = False) -> FolderSummary:
         """sync_folder, but a refusal (NO/BAD) is this folder's alone: it is kept on the folder
@@ -383,19 +333,6 @@ class Engine:
         if ids:
             self.emit(RowsChanged(self.account.name, fid, added=tuple(ids)))
         return uids
-
-    def update_threads(self, fid: int) -> None:
-        """Thread what changed: new rows with the threads they join, else the whole folder (after a
-        removal, or when the new rows or their threads are many: a first fill)."""
-        state = self.store.threads_state(fid)
-        if state == THREADS_CLEAN:
-            return
-        if state == THREADS_NEW:
-            part = self.store.thread_closure(fid, self.store.unthreaded_ids(fid), INCREMENTAL_THREADING)
-            if part is not None:
-                self.store.set_threads(fid, thread_order(self.store.headers_for_threading(fid, part)), part)
-                return
-        self.store.set_threads(fid, thread_order(self.store.headers_for_threading(fid)))
 
     # ------------------------------------------------------------------ journal replay
 

@@ -10,7 +10,7 @@ one syncer per account).
     parent (the app)                        child (child_main)
     SyncProcess ── commands, a socket  ──▶ a reader thread ──▶ ImapService (its sync thread)
                 ◀── events, the socket ── on_event ◀──────────┘
-    a reader thread ──▶ on_event (the EventBridge), `state`, the login outcome
+    the link's listener ──▶ on_event (the EventBridge), `state`, the login outcome (ChildLink)
     wake() ── one byte into the pipe the child's IDLE wait selects on (no hop through a thread)
 
 The child is the in-process ImapService itself: every behaviour of the sync loop (account lock,
@@ -26,23 +26,20 @@ action it had sent but not yet marked done is replayed by the next sync (STORE i
 
 from __future__ import annotations
 
-import logging
 import os
 import select
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
-from tuimail.backends.child import serve_commands, spawn, stop_child
+from tuimail.backends.child import ChildLink, serve_commands
 from tuimail.backends.imap.service import ImapService
 from tuimail.backends.waker import Waker
 from tuimail.config.load import Account, Config
 from tuimail.core.events import Event
 
-log = logging.getLogger("tuimail.sync")
 
 class SyncProcess(ImapService):
     """ImapService's interface with the sync loop in a child process (see the module doc)."""
@@ -50,140 +47,78 @@ class SyncProcess(ImapService):
     def __init__(self, config: Config, account: Account, on_event: Callable[[Event], None] | None = None,
                  *, offline: bool = False):
         super().__init__(config, account, on_event, offline=offline)
-        self._proc: subprocess.Popen | None = None
-        self._pipe: Connection | None = None  # to the child
-        self._send_lock = threading.Lock()
-        self._wake_w: int | None = None  # the write end of the child's Waker pipe (wake(): one byte)
+        self._link = ChildLink("tuimail.backends.imap.process", "sync process", f"sync-events-{account.name}",
+                               self._setup, self._on_message, self._emit_state,
+                               # (the fetch lane must not wait for a login that will not come)
+                               on_end=lambda: self._login_done.set(), waker=True)
 
     # lifecycle -------------------------------------------------------------
     def start(self) -> None:
-        if self._proc is not None or self._stop.is_set():
-            return
+        if not self._stop.is_set():
+            self._link.start()
+
+    def _setup(self) -> tuple:
+        """The child's first message (at each start: `$` after it died gives it today's state)."""
         setup = {"offline": self._offline, "hold": self._hold_for_paint, "painted": self._painted.is_set(),
                  "watch": self._watch, "typed": self._secret.typed,
                  "store_path": self.store_path, "cache_path": self.cache_path}
         self._hold_for_paint = False
-        proc, pipe, self._wake_w = spawn_child()
-        try:
-            pipe.send((self.config, self.account, setup))
-        except (OSError, ValueError):
-            pass  # (it died at once: _listen reports it)
-        self._proc, self._pipe = proc, pipe
-        self._login_done.clear()
-        self._thread = threading.Thread(target=self._listen, args=(proc, pipe), daemon=True,
-                                        name=f"sync-events-{self.account.name}")
-        self._thread.start()
+        self._login_done.clear()  # (the child's login outcome is to come)
+        return self.config, self.account, setup
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        self._send("stop")
-        proc, listener = self._proc, self._thread
-        if proc is not None:
-            stop_child(proc, timeout, "sync process")
-        if listener is not None and listener is not threading.current_thread():
-            listener.join(1.0)
-        self._thread = None
-        self._close_pipes()
+        self._link.stop(timeout)
         self._login_done.set()
         super().stop(timeout)  # the rest is the in-process service's: the fetch lane, this Waker
 
+    def _started(self) -> bool:
+        return self._link.started
+
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self._link.pid
 
     def hold_for_first_paint(self) -> None:
         self._hold_for_paint = True
-        self._send("hold")
+        self._link.send("hold")
 
     def ui_painted(self) -> None:
         self._painted.set()
-        self._send("painted")
+        self._link.send("painted")
 
     # requests (non-blocking: a few bytes into a pipe) -------------------------
     def wake(self) -> None:
         """Straight into the pipe the child's IDLE wait selects on: no hop through its command
         thread (key -> command on the wire)."""
-        with self._send_lock:
-            if self._wake_w is None:
-                return
-            try:
-                os.write(self._wake_w, b"!")
-            except OSError:  # full (a wake-up is already waiting), or the child is gone
-                pass
+        self._link.poke()
 
     def request_sync(self, folder: str | None = None) -> None:
-        if folder is None and self._proc is not None and self._proc.poll() is not None and not self._stop.is_set():
-            self._restart()  # `$` after the sync process died: a new one
-            return
-        self._send("sync", folder)
+        self._link.request_sync(folder)  # (`$` after the sync process died: a new one)
 
     def set_password(self, password: str) -> None:
         self._secret.typed = password  # (the fetch lane here logs in with it too)
-        self._send("password", password)
+        self._link.send("password", password)
 
     def watch_folder(self, folder: str) -> None:
         self._watch = folder
-        self._send("watch", folder)
+        self._link.send("watch", folder)
 
     def set_offline(self, offline: bool) -> None:
         self._go_offline(offline)  # the fetch lane here
-        self._send("offline", offline)
+        self._link.send("offline", offline)
         self._emit_state("offline" if offline else "connecting")
 
-    # the pipe --------------------------------------------------------------
-    def _send(self, *msg) -> None:
-        with self._send_lock:
-            if self._pipe is None:
-                return
-            try:
-                self._pipe.send(msg)
-            except (OSError, ValueError):  # the child is gone: _listen reports it
-                pass
-
-    def _listen(self, proc, pipe) -> None:
-        """Events from the child, forwarded to on_event (this thread, as the sync thread did)."""
-        while True:
-            try:
-                msg = pipe.recv()
-            except (EOFError, OSError, ValueError):
-                break
-            except Exception:  # an event that does not unpickle: skip it, keep listening
-                log.exception("bad message from the sync process")
-                continue
-            kind = msg[0]
-            if kind == "event":
-                self._emit(msg[1])
-            elif kind == "login":
-                self._login_blocked = msg[2]
-                if msg[1]:
-                    self._login_done.set()
-                else:
-                    self._login_done.clear()
-        self._login_done.set()  # (the fetch lane must not wait for a login that will not come)
-        if not self._stop.is_set():
-            try:
-                code = proc.wait(1.0)
-            except subprocess.TimeoutExpired:
-                code = None
-            self._emit_state("error", error=f"the sync process ended unexpectedly (exit code {code}); "
-                                            "press $ to start it again")
-
-    def _close_pipes(self) -> None:
-        with self._send_lock:
-            if self._pipe is not None:
-                self._pipe.close()
-                self._pipe = None
-            if self._wake_w is not None:
-                os.close(self._wake_w)
-                self._wake_w = None
-
-    def _restart(self) -> None:
-        if self._thread is not None:
-            self._thread.join(1.0)
-        self._close_pipes()
-        self._proc = self._thread = None
-        self._emit_state("connecting")
-        self.start()
+    def _on_message(self, msg: tuple) -> None:
+        """From the child, on the link's listener thread (as the sync thread's events were)."""
+        if msg[0] == "event":
+            self._emit(msg[1])
+        elif msg[0] == "login":
+            self._login_blocked = msg[2]
+            if msg[1]:
+                self._login_done.set()
+            else:
+                self._login_done.clear()
 
 
 class _RelayedEvent(threading.Event):
@@ -246,22 +181,6 @@ class _SharedWaker(Waker):
             if ready:
                 self.drain()
         return self._event.is_set()
-
-
-def spawn_child() -> tuple[subprocess.Popen, Connection, int]:
-    """A fresh interpreter running this module (backends/child.py), a Connection to it and the
-    write end of its Waker's pipe (the read end is the child's; both are passed, so the child can
-    drain it)."""
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    try:
-        proc, pipe = spawn("tuimail.backends.imap.process", (wake_r, wake_w))
-    except BaseException:
-        os.close(wake_w)
-        raise
-    finally:
-        os.close(wake_r)
-    return proc, pipe, wake_w
 
 
 def child_main(pipe: Connection, waker: Waker | None = None) -> None:

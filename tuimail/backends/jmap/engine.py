@@ -34,24 +34,22 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+from tuimail.backends.base import EngineBase
 from tuimail.backends.jmap.flags import patch, to_canonical
 from tuimail.backends.jmap.state import FolderState
 from tuimail.core.events import Event, FoldersChanged, RowsChanged, SyncState
 from tuimail.core.flags import SEEN
 from tuimail.core.summary import FolderSummary, SyncSummary
 from tuimail.errors import CommandFailed, ProtocolError
-from tuimail.mail.thread import thread_order
 from tuimail.protocol.jmap import JmapClient, StateInvalid, StateMismatch
 from tuimail.protocol.jmap.errors import MethodError
 from tuimail.protocol.jmap.mail import HEADER_PROPERTIES, Changes, changes, changes_many, mailboxes
 from tuimail.store import BodyCache, Store
-from tuimail.store.threads import THREADS_CLEAN, THREADS_NEW
 from tuimail.trace import trace
 
 FIRST_WINDOW = 200  # the first screen's worth, in the first request
 PROGRESS_MIN = 500  # entries of one replay from which its progress is reported (a bulk action)
 WINDOW = 2000  # later windows (bounded by the server's maxObjectsInGet)
-INCREMENTAL_THREADING = 500
 MAX_ATTEMPTS = 3  # a refused action is retried this many times, then kept as failed
 MAX_CONFLICTS = 4  # stateMismatch -> refetch -> re-apply, at most this many times in a row
 LIGHT = ("id", "mailboxIds", "keywords")
@@ -60,28 +58,15 @@ HEADERS = tuple(p for p in HEADER_PROPERTIES if p not in ("blobId", "threadId"))
 DELIMITER = "/"
 
 
-INDEX_SHARE = 0.1  # of a headless sync's time, at most, for the search index (sync_all)
-INDEX_MIN_SECONDS = 0.5
-
-
-class Engine:
+class Engine(EngineBase):
     """Runs on the thread that owns `client` (not thread-safe). `emit` must not block."""
 
     def __init__(self, account: Any, store: Store, client: JmapClient, bodies: BodyCache | None = None,
                  emit: Callable[[Event], None] | None = None):
-        self.account = account
-        self.store = store
+        super().__init__(account, store, bodies, emit)
         self.client = client
-        self.bodies = bodies
-        self.emit = emit or (lambda e: None)
         self.mode = "jmap"
-        self.after_first_window: Callable[[], None] | None = None
-        self.notes: list[str] = []
         self._summaries: dict[str, FolderSummary] = {}
-        self.index_search_enabled = True
-        # sync_all's share of the search indexing (None: all of it, `tuimail sync`); the app's
-        # worker does the rest in the gaps (service.py), as the IMAP backend does
-        self.index_seconds: float | None = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -172,28 +157,10 @@ class Engine:
         names = [name for name, _ in self._states().values() if wanted is None or name in wanted]
         summary.folders = [self._summaries.get(n) or FolderSummary(n, skipped=True) for n in sorted(names)]
         summary.seconds = time.monotonic() - t0
-        # the search index is derived data: a headless sync spends at most a tenth of its own time on
-        # it (the rest waits for the next sync, or the app's gaps; search scans what is not indexed
-        # yet). Indexing all of a 100k first fill here took longer than the fill itself.
-        self.index_search(self.index_seconds if self.index_seconds is not None
-                          else max(INDEX_MIN_SECONDS, INDEX_SHARE * (time.monotonic() - t0)))
+        self.index_after_sync(summary, t0)  # (a headless first fill leaves it for later)
         self.finish(summary)
         self.emit(FoldersChanged(self.account.name))
         return summary
-
-    def index_search(self, seconds: float | None = None) -> bool:
-        """The store's search index catches up with the rows (store/search.py, derived data):
-        for about `seconds` (None: all, or `index_seconds`). Whether rows are left."""
-        if not self.index_search_enabled:
-            return False
-        from tuimail.store.search import index_headers, unindexed
-        seconds = self.index_seconds if seconds is None else seconds
-        index_headers(self.store, seconds=seconds)
-        return seconds is not None and unindexed(self.store) > 0
-
-    def finish(self, summary: SyncSummary) -> None:
-        summary.notes, self.notes = summary.notes + self.notes, []
-        summary.failed = self.store.failed_summary()
 
     def _groups(self, states: dict[int, tuple[str, FolderState]]) -> dict[str, list[int]]:
         groups: dict[str, list[int]] = {}
@@ -480,19 +447,6 @@ class Engine:
         if fi is not None:
             self._summary(fi.name).reset = True
         self._set_state(fid, email=state)
-
-    # ------------------------------------------------------------------ threads
-
-    def update_threads(self, fid: int) -> None:
-        state = self.store.threads_state(fid)
-        if state == THREADS_CLEAN:
-            return
-        if state == THREADS_NEW:
-            part = self.store.thread_closure(fid, self.store.unthreaded_ids(fid), INCREMENTAL_THREADING)
-            if part is not None:
-                self.store.set_threads(fid, thread_order(self.store.headers_for_threading(fid, part)), part)
-                return
-        self.store.set_threads(fid, thread_order(self.store.headers_for_threading(fid)))
 
     # ------------------------------------------------------------------ journal replay
 

@@ -11,7 +11,7 @@ interpreter writing the same SQLite file (WAL), as the IMAP sync does (backends/
     parent (the app)                          child (child_main)
     Pop3Process ── commands, a socket ──────▶ Pop3Service (its worker thread)
                 ◀── events (+ login_blocked) ─ on_event
-    a reader thread ──▶ on_event (the EventBridge), `state`, `login_blocked`
+    the link's listener ──▶ on_event (the EventBridge), `state`, `login_blocked` (ChildLink)
 
 Opening a message (a header-only one is fetched by UIDL + RETR) stays in the parent, on the
 service's own fetch path: it is user-driven and its result is needed here. `tuimail sync` runs
@@ -21,136 +21,77 @@ message is committed before anything may DELE it, and DELE only takes effect at 
 
 from __future__ import annotations
 
-import logging
 import signal
-import subprocess
 import sys
 import threading
 from multiprocessing.connection import Connection
 
-from tuimail.backends.child import serve_commands, spawn, stop_child
+from tuimail.backends.child import ChildLink, serve_commands
 from tuimail.backends.pop3.service import Pop3Service
 from tuimail.core.events import Event
 from tuimail.trace import trace
 
-log = logging.getLogger("tuimail.pop3")
 
 class Pop3Process(Pop3Service):
     """Pop3Service's interface with the worker loop in a child process (see the module doc)."""
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
-        self._proc: subprocess.Popen | None = None
-        self._pipe: Connection | None = None
-        self._send_lock = threading.Lock()
+        self._link = ChildLink("tuimail.backends.pop3.process", "POP3 sync process",
+                               f"pop3-events-{self.account.name}", self._setup, self._on_message,
+                               self._emit_state)
 
     def start(self) -> None:
-        if self._proc is not None or self._stop.is_set():
-            return
+        if not self._stop.is_set():
+            self._link.start()
+
+    def _setup(self) -> tuple:
+        """The child's first message (at each start: `$` after it died gives it today's state)."""
         setup = {"offline": self._offline, "typed": self._secret.typed, "store_path": self.store_path,
                  "hold": self._hold_for_paint, "painted": self._painted.is_set()}
-        trace("pop3: spawn the sync process")
-        proc, pipe = spawn_child()
-        try:
-            pipe.send((self.config, self.account, setup))
-        except (OSError, ValueError):
-            pass  # (it died at once: _listen reports it)
-        self._proc, self._pipe = proc, pipe
-        self._thread = threading.Thread(target=self._listen, args=(proc, pipe), daemon=True,
-                                        name=f"pop3-events-{self.account.name}")
-        self._thread.start()
+        return self.config, self.account, setup
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        self._send("stop")
-        proc, listener = self._proc, self._thread
-        if proc is not None:
-            stop_child(proc, timeout, "POP3 sync process")  # (killed: no QUIT, nothing deleted)
-        if listener is not None and listener is not threading.current_thread():
-            listener.join(1.0)
-        self._thread = None
-        self._close_pipe()
+        self._link.stop(timeout)  # (killed after the grace: no QUIT, nothing deleted)
         super().stop(timeout)  # the rest is the in-process service's: the fetch store, the Waker
+
+    def _started(self) -> bool:
+        return self._link.started
 
     def hold_for_first_paint(self) -> None:
         self._hold_for_paint = True
-        self._send("hold")
+        self._link.send("hold")
 
     def ui_painted(self) -> None:
         self._painted.set()
-        self._send("painted")
+        self._link.send("painted")
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self._link.pid
 
     # requests (non-blocking: a few bytes into the socket) -------------------------
     def wake(self) -> None:
-        self._send("wake")
+        self._link.send("wake")
 
     def request_sync(self, folder: str | None = None, /) -> None:
-        if folder is None and self._proc is not None and self._proc.poll() is not None and not self._stop.is_set():
-            self._restart()  # `$` after the sync process died: a new one
-            return
-        self._send("sync", folder)
+        self._link.request_sync(folder)  # (`$` after the sync process died: a new one)
 
     def set_offline(self, offline: bool, /) -> None:
         self._offline = offline
-        self._send("offline", offline)
+        self._link.send("offline", offline)
         self._emit_state("offline" if offline else "connecting")
 
     def set_password(self, password: str, /) -> None:
         self._secret.typed = password  # (opening a header-only message here logs in with it too)
-        self._send("password", password)
+        self._link.send("password", password)
 
-    # the pipe --------------------------------------------------------------
-    def _send(self, *msg) -> None:
-        with self._send_lock:
-            if self._pipe is None:
-                return
-            try:
-                self._pipe.send(msg)
-            except (OSError, ValueError):  # the child is gone: _listen reports it
-                pass
-
-    def _listen(self, proc: subprocess.Popen, pipe: Connection) -> None:
-        while True:
-            try:
-                msg = pipe.recv()
-            except (EOFError, OSError, ValueError):
-                break
-            except Exception:  # an event that does not unpickle: skip it, keep listening
-                log.exception("bad message from the POP3 sync process")
-                continue
-            if msg[0] == "event":
-                self._login_blocked = msg[2]
-                self._emit(msg[1])
-        if not self._stop.is_set():
-            try:
-                code = proc.wait(1.0)
-            except subprocess.TimeoutExpired:
-                code = None
-            self._emit_state("error", error=f"the sync process ended unexpectedly (exit code {code}); "
-                                            "press $ to start it again")
-
-    def _close_pipe(self) -> None:
-        with self._send_lock:
-            if self._pipe is not None:
-                self._pipe.close()
-                self._pipe = None
-
-    def _restart(self) -> None:
-        if self._thread is not None:
-            self._thread.join(1.0)
-        self._close_pipe()
-        self._proc = self._thread = None
-        self._emit_state("connecting")
-        self.start()
-
-
-def spawn_child() -> tuple[subprocess.Popen, Connection]:
-    """A fresh interpreter running this module, and a Connection to it (backends/child.py)."""
-    return spawn("tuimail.backends.pop3.process")
+    def _on_message(self, msg: tuple) -> None:
+        """From the child, on the link's listener thread: each event with the login state."""
+        if msg[0] == "event":
+            self._login_blocked = msg[2]
+            self._emit(msg[1])
 
 
 def child_main(pipe: Connection) -> None:
