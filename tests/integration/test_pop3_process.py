@@ -94,3 +94,86 @@ def test_a_child_that_died_is_reported_and_dollar_starts_another(tuimail_env, ma
             assert inbox is not None and inbox.total == 5
     finally:
         svc.stop()
+
+
+_FIRST_RUN = r"""
+import json, os, queue, signal, sys, time
+from tuimail.backends.child import ForkedChild, can_fork
+from tuimail.backends.registry import create_service
+from tuimail.config.load import load_config
+from tuimail.core.events import SyncState
+
+config = load_config(sys.argv[1])
+events = queue.Queue()
+out = {"can_fork": can_fork()}
+svc = create_service(config, config.account("test"), events.put)
+
+
+def wait(state):
+    deadline = time.monotonic() + 60
+    while True:
+        e = events.get(timeout=max(0.01, deadline - time.monotonic()))
+        if isinstance(e, SyncState) and e.state == state:
+            return e
+
+
+svc.hold_for_first_paint()
+svc.start()  # (run_app's order on a first run: nothing else started, no store opened)
+try:
+    out["forked"] = isinstance(svc._link.proc, ForkedChild)
+    out["child_pid"] = svc.pid
+    svc.ui_painted()
+    wait("idle")
+    from tuimail import paths
+    from tuimail.store import Store
+    with Store(paths.account_store_path("test")) as st:
+        out["first"] = st.folder("INBOX").total
+    os.kill(svc.pid, signal.SIGKILL)  # a forked child dies like a spawned one: one line, and `$`
+    out["error"] = wait("error").error
+    out["can_fork_now"] = can_fork()  # (threads run and a store was opened: the next one is spawned)
+    print("READY", flush=True)
+    sys.stdin.readline()  # the test adds mail meanwhile
+    svc.request_sync(None)
+    out["second_forked"] = isinstance(svc._link.proc, ForkedChild)
+    wait("idle")
+    with Store(paths.account_store_path("test")) as st:
+        out["second"] = st.folder("INBOX").total
+finally:
+    svc.stop()
+out["ended"] = svc._link.proc.poll() is not None
+print(json.dumps(out), flush=True)
+"""
+
+
+def test_a_first_runs_sync_child_is_a_fork_and_behaves_as_a_spawned_one(tuimail_env, mailuser, tmp_path):
+    """run_app starts a first run's sync before opening any store or thread, so the child is a fork
+    of the app (backends/child.py: its imports are already done). It downloads into the same store,
+    is reported like a spawned child when killed, and `$` then starts a spawned one."""
+    import json
+    import subprocess
+    import sys
+
+    fill(mailuser, 40)
+    cfg = tuimail_env.write_config(pop3_toml(mailuser, check_interval=3600))
+    script = tmp_path / "first_run.py"
+    script.write_text(_FIRST_RUN)
+    proc = subprocess.Popen([sys.executable, str(script), str(cfg)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=str(tmp_path))
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        line = proc.stdout.readline()
+        assert line.strip() == "READY", (line, proc.stderr.read() if proc.poll() is not None else "")
+        fill(mailuser, 3, start=41)
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    res = json.loads(out.strip().splitlines()[-1])
+    assert res["can_fork"] and res["forked"] and res["child_pid"] != proc.pid
+    assert res["first"] == 40
+    assert "sync process ended unexpectedly" in res["error"]
+    assert not res["can_fork_now"] and not res["second_forked"]
+    assert res["second"] == 43 and res["ended"]

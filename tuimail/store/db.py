@@ -497,7 +497,18 @@ class _Shared:
                 self._conn.close()
 
 
+_opened = 0  # SQLite connections this process has opened (backends/child.py forks only before the first)
+
+
+def connections_opened() -> int:
+    """How many store connections this process has ever opened (closed ones count too: SQLite
+    keeps per-file state, its locks among it, that a forked child must not inherit)."""
+    return _opened
+
+
 def _open(path: Path, migrations: list[str], exclusive: bool, timeout: float) -> sqlite3.Connection:
+    global _opened
+    _opened += 1
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     try:
         if exclusive:

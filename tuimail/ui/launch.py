@@ -37,6 +37,12 @@ def is_cold(store: Store) -> bool:
     return inbox is None or inbox.state is None
 
 
+def _start_all(services: dict[str, AccountService]) -> None:
+    for svc in services.values():
+        svc.hold_for_first_paint()
+        svc.start()
+
+
 def _default_service_factory() -> ServiceFactory:
     from tuimail.backends.registry import create_service  # (imports no backend until it is called)
 
@@ -73,13 +79,17 @@ def run_app(config: Config, account_names: list[str] | None, *, offline: bool, s
     app = None
     try:
         for acc in accounts:
-            stores[acc.name] = Store(account_store_path(acc.name))
-        for acc in accounts:
             services[acc.name] = factory(config, acc, bridge, offline=offline)
-        if not offline and any(is_cold(store) for store in stores.values()):
-            for svc in services.values():
-                svc.hold_for_first_paint()
-                svc.start()
+        # A first run: the syncs start before any store is opened here, so their child processes
+        # can be forks of this one (backends/child.py: they start ~0.1 s sooner than a fresh
+        # interpreter); a store that exists but was never synced starts them just after.
+        first = not offline and any(not account_store_path(acc.name).exists() for acc in accounts)
+        if first:
+            _start_all(services)
+        for acc in accounts:
+            stores[acc.name] = Store(account_store_path(acc.name))
+        if not first and not offline and any(is_cold(store) for store in stores.values()):
+            _start_all(services)
         from tuimail.trace import trace
         trace("ui: import the app")
         from tuimail.ui.app import TuimailApp

@@ -216,5 +216,10 @@ def child_main(pipe: Connection, waker: Waker | None = None) -> None:
     svc.start()
     serve_commands(svc, pipe, {"watch": svc.watch_folder, "offline": svc._go_offline})
 
+def main(argv: list[str]) -> None:
+    """The child's entry (backends/child.py): argv is the socket's descriptor, then the wake pipe's two."""
+    child_main(Connection(int(argv[0])), _SharedWaker(int(argv[1]), int(argv[2])))
+
+
 if __name__ == "__main__":
-    child_main(Connection(int(sys.argv[1])), _SharedWaker(int(sys.argv[2]), int(sys.argv[3])))
+    main(sys.argv[1:])

@@ -124,5 +124,10 @@ def child_main(pipe: Connection) -> None:
     serve_commands(svc, pipe, {"offline": svc.set_offline})
 
 
+def main(argv: list[str]) -> None:
+    """The child's entry (backends/child.py): argv is the socket's descriptor."""
+    child_main(Connection(int(argv[0])))
+
+
 if __name__ == "__main__":
-    child_main(Connection(int(sys.argv[1])))
+    main(sys.argv[1:])
