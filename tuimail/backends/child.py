@@ -19,11 +19,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TYPE_CHECKING
 
 from tuimail.trace import trace
+
+if TYPE_CHECKING:  # (multiprocessing is imported when a child is started)
+    from multiprocessing.connection import Connection
 
 log = logging.getLogger("tuimail.sync")
 
@@ -58,6 +60,7 @@ def spawn(module: str, extra_fds: tuple[int, ...] = ()) -> tuple[ChildProcess, C
         raise
     finally:
         theirs.close()
+    from multiprocessing.connection import Connection
     return proc, Connection(ours.detach())
 
 
@@ -103,6 +106,7 @@ def _fork(module: str, extra_fds: tuple[int, ...]) -> tuple[ForkedChild, Connect
         finally:
             os._exit(code)
     theirs.close()
+    from multiprocessing.connection import Connection
     return ForkedChild(pid), Connection(ours.detach())
 
 
