@@ -26,14 +26,13 @@ action it had sent but not yet marked done is replayed by the next sync (STORE i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import os
 import select
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from tuimail.backends.child import ChildLink, serve_commands
 from tuimail.backends.imap.service import ImapService
