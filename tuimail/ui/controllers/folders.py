@@ -3,7 +3,7 @@ another, the folder to start in (-f FOLDER, perhaps not synced yet), the folder 
 counts.
 
 Counts and folder lists scan every row of a folder, so they are read in a thread
-(MainView.read_stores) and come back as messages posted to the screen (CountsRead, FoldersRead):
+(view.py's read_stores) and come back as messages posted to the screen (CountsRead, FoldersRead):
 counts a moment after a burst of changes, folder lists at most once a second.
 """
 
@@ -20,7 +20,7 @@ from tuimail.store.store import FolderInfo, Store
 from tuimail.ui.controllers.alerts import Alerts
 from tuimail.ui.controllers.failed_actions import FailedActions
 from tuimail.ui.controllers.opener import MessageOpener
-from tuimail.ui.controllers.view import MainView
+from tuimail.ui.controllers.view import MainView, read_stores
 from tuimail.ui.widgets.folder_tree import FolderRef
 from tuimail.ui.widgets.status import AccountState
 
@@ -216,7 +216,7 @@ class Folders:
             pending = {a: (stores[a].pending_count(), stores[a].failed_summary()) for a in stores}
             return infos, pending
 
-        self.view.read_stores({a for a, _ in dirty}, query, lambda result: CountsRead(*result))
+        read_stores(self.view, {a for a, _ in dirty}, query, lambda result: CountsRead(*result))
 
     def counts_read(self, msg: CountsRead) -> None:
         view = self.view
@@ -252,7 +252,7 @@ class Folders:
         self._folders_timer = None
         self._folders_at = time.monotonic()
         dirty, self._folders_dirty = self._folders_dirty, set()
-        self.view.read_stores(dirty, lambda stores: {a: st.folders() for a, st in stores.items()}, FoldersRead)
+        read_stores(self.view, dirty, lambda stores: {a: st.folders() for a, st in stores.items()}, FoldersRead)
         self.failed.refresh(dirty)
 
     def folders_read(self, msg: FoldersRead) -> None:

@@ -11,19 +11,18 @@ action_* and on_* methods (Textual finds them on the screen) delegate to them.
 from __future__ import annotations
 
 from functools import cached_property
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, TypeVar, cast
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, cast
 
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Container, Horizontal
-from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Tree
 from textual.worker import Worker, WorkerState
 
-from tuimail.store.store import FolderInfo, Store
+from tuimail.store.store import FolderInfo
 from tuimail.ui import keys
 from tuimail.ui.collector import TICK as COLLECT_TICK
 from tuimail.ui.controllers.alerts import Alerts, ProblemPanel
@@ -60,8 +59,6 @@ if TYPE_CHECKING:
     from tuimail.ui.controllers.reader_extras import BytesFetched, ReaderExtras
     from tuimail.ui.controllers.searches import SearchesController
     from tuimail.ui.controllers.undo import UndoController
-
-R = TypeVar("R")
 
 
 class MainScreen(Screen[None]):
@@ -350,25 +347,6 @@ class MainScreen(Screen[None]):
 
     def unbound_key(self, key: str) -> None:
         self.status_line.unbound_key(key)  # (from the app)
-
-    def read_stores(self, accounts: Iterable[str], query: Callable[[dict[str, Store]], R],
-                    done: Callable[[R], Message]) -> None:
-        """Run query({account: Store}) in a thread on connections of its own (counts scan every row
-        of a folder: ~20 ms per 100k, more while the sync writes); done(result), a message, is
-        posted to this screen."""
-        paths = {a: self.tapp.stores[a].path for a in accounts if a in self.tapp.stores}
-        post = self.post_message
-
-        def work() -> None:
-            own = {a: Store(p) for a, p in paths.items()}
-            try:
-                result = query(own)
-            finally:
-                for st in own.values():
-                    st.close()
-            post(done(result))  # thread-safe, never blocks
-
-        self.run_worker(work, thread=True, exit_on_error=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A worker that failed (their results come as messages: MessageOpened, BytesFetched...)."""
