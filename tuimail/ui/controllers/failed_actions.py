@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 from tuimail.store.store import Store
-from tuimail.ui.controllers.view import MainView
+from tuimail.ui.controllers.view import MainView, read_stores
 from tuimail.ui.widgets.status import AccountState
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class FailedActions:
 
     def refresh(self, accounts: Iterable[str] | None = None) -> None:
         """The same, read again in a thread (FailedSummaryRead comes back to the screen)."""
-        self.view.read_stores(set(accounts or self.view.tapp.stores), _summary, lambda msg: msg)
+        read_stores(self.view, set(accounts or self.view.tapp.stores), _summary, lambda msg: msg)
 
     def summary_read(self, msg: FailedSummaryRead) -> None:
         view = self.view

@@ -1,6 +1,6 @@
 """Changes another process (a `tuimail sync` from cron) wrote to the store: `PRAGMA data_version`
 is polled every STORE_POLL seconds on the UI's connection (a few microseconds) and a change
-reloads the list, the folder counts and the pending count (MainScreen.store_changed)."""
+reloads the list, the folder counts and the pending count (Folders.store_changed, folders.py)."""
 
 from __future__ import annotations
 

@@ -1,39 +1,40 @@
 """The three-pane main screen: folder tree, header list, message view, status bar.
 
-This module holds the layout, folder switching, the folder counts and the handling of sync
-events. What the keys do to messages, the reader's extras, the alerts, the intents and the
-failed actions live in controllers (ui/controllers/), plain objects this screen holds; its
+This module holds the widgets, the CSS and the start-up (the first paint, then the tree, the
+sync and the collector). What the screen does lives in controllers (ui/controllers/), plain
+objects this screen holds: the folders and their counts (folders.py), the sync's events
+(sync_events.py), the panes' arrangement (panes.py), the status bar (status_line.py), what the
+keys do to messages, the reader's extras, the alerts, the intents and the failed actions. Its
 action_* and on_* methods (Textual finds them on the screen) delegate to them.
 """
 
 from __future__ import annotations
 
-import time
 from functools import cached_property
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, TypeVar, cast
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, cast
 
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Container, Horizontal
-from textual.message import Message
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Tree
 from textual.worker import Worker, WorkerState
 
-from tuimail.mail.sanitize import sanitize_line
-from tuimail.store.store import FolderInfo, Store
-from tuimail.core.events import FoldersChanged, NewMail, RowsChanged, SyncState
+from tuimail.store.store import FolderInfo
 from tuimail.ui import keys
 from tuimail.ui.collector import TICK as COLLECT_TICK
 from tuimail.ui.controllers.alerts import Alerts, ProblemPanel
 from tuimail.ui.controllers.failed_actions import FailedActions, FailedSummaryRead
+from tuimail.ui.controllers.folders import CountsRead, Folders, FoldersRead
 from tuimail.ui.controllers.intents import IntentDone, IntentQueue
 from tuimail.ui.controllers.message_actions import MessageActions
 from tuimail.ui.controllers.opener import MessageOpened, MessageOpener
+from tuimail.ui.controllers.panes import Panes
+from tuimail.ui.controllers.status_line import StatusLine
 from tuimail.ui.controllers.store_poll import STORE_POLL, StorePoll
+from tuimail.ui.controllers.sync_events import SyncEvents
 from tuimail.ui.controllers.target import error_text
 from tuimail.ui.widgets.folder_tree import FolderRef, FolderTree
 from tuimail.ui.widgets.header_list import HeaderList
@@ -58,35 +59,6 @@ if TYPE_CHECKING:
     from tuimail.ui.controllers.reader_extras import BytesFetched, ReaderExtras
     from tuimail.ui.controllers.searches import SearchesController
     from tuimail.ui.controllers.undo import UndoController
-
-FOLDERS_INTERVAL = 1.0  # seconds between folder-list refreshes caused by sync events
-NARROW = 160  # below this width a "right" preview goes below the list
-
-R = TypeVar("R")
-
-
-class CountsRead(Message, bubble=False):
-    """Folder counts and each account's pending and failed actions, read in a thread."""
-
-    def __init__(self, infos: dict[tuple[str, int], FolderInfo | None],
-                 pending: dict[str, tuple[int, list[tuple[str, int]]]]) -> None:
-        super().__init__()
-        self.infos, self.pending = infos, pending
-
-
-class FoldersRead(Message, bubble=False):
-    """Folder lists (with their counts) of some accounts, read in a thread."""
-
-    def __init__(self, folders: dict[str, list[FolderInfo]]) -> None:
-        super().__init__()
-        self.folders = folders
-
-
-def folder_problem(info: FolderInfo) -> str:
-    """A refused or vanished folder's reason, for the status bar ("" for a good one)."""
-    if info.gone:
-        return f"{info.name}: gone from the server"
-    return f"{info.name}: {info.error}" if info.error else ""
 
 
 class MainScreen(Screen[None]):
@@ -121,25 +93,21 @@ class MainScreen(Screen[None]):
         super().__init__()
         self.account: str | None = None
         self.folder: FolderInfo | None = None
-        self.layout_choice: str | None = None  # set by toggle_layout; None = config + width
-        self._wanted_start: str | None = None  # -f FOLDER not in the store yet (first sync)
-        self._folders_dirty: set[str] = set()
-        self._folders_timer: Timer | None = None
-        self._folders_at = 0.0
-        self._dirty_counts: set[tuple[str, int]] = set()
-        self._counts_timer: Timer | None = None
         self._after_paint_done = False
         self._frames_skipped = 0  # _compositor_refresh: first frames a layout already waits to replace
         # the controllers (controllers/): plain objects; the action_* and on_* methods below delegate
         self.alerts = Alerts(self)
-        self.store_poll = StorePoll(self, self.store_changed)
+        self.store_poll = StorePoll(self, lambda account: self.folders.store_changed(account))
         self.intents = IntentQueue(self, self.store_poll)
         self.actions = MessageActions(self, self.intents)
         self.opener = MessageOpener(self, self.actions)
         self.failed = FailedActions(self, lambda: self.compose_ctl)  # (the Outbox section of `!`)
+        self.folders = Folders(self, self.opener, self.alerts, self.failed)
+        self.panes = Panes(self, self.alerts)
+        self.status_line = StatusLine(self, lambda: self.limiter)
+        self.sync = SyncEvents(self, self.alerts, self.folders, lambda: self.compose_ctl, lambda: self.limiter)
         # the others are made on first use (the properties below): their modules (patterns,
         # composing, the outbox...) are not imported before the first screen is drawn
-        self._sync_states: dict[str, SyncState] = {}  # the last one per account before compose_ctl is made
 
     def made(self, controller: str) -> bool:
         """Whether the controller of this name (a property below) has been made yet."""
@@ -160,9 +128,7 @@ class MainScreen(Screen[None]):
         from tuimail.ui.controllers.compose import ComposeController
         ctl = ComposeController(self)
         ctl.outbox_changed = self.failed.outbox_changed
-        for ev in self._sync_states.values():
-            ctl.sync_state(ev)
-        self._sync_states.clear()
+        self.sync.compose_made(ctl)  # (it hears the sync states from now on)
         return ctl
 
     @cached_property
@@ -178,7 +144,8 @@ class MainScreen(Screen[None]):
     @cached_property
     def searches(self) -> SearchesController:  # [searches]: virtual folders across every folder
         from tuimail.ui.controllers.searches import SearchesController
-        return SearchesController(self)
+        ctl = self.folders.searches = SearchesController(self)  # (counts follow the stores' changes)
+        return ctl
 
     @cached_property
     def bulk(self) -> BulkActions:
@@ -232,13 +199,8 @@ class MainScreen(Screen[None]):
         self.failed.read_counts()
         for name in app.stores:  # their threads start now, not on the first key (Thread.start waits)
             self.intents.intent_writer(name).start()
-        self._apply_layout()
-        target = None
-        if app.start_folder:
-            target = self._find_folder(app.start_folder)
-            if target is None:  # perhaps not synced yet: opened when it appears
-                self._wanted_start = app.start_folder
-        target = target or self._default_folder()
+        self.panes.apply()
+        target = self.folders.start_target(app.start_folder)
         if target is not None:
             self.open_folder(*target, first=True)
         else:
@@ -292,73 +254,32 @@ class MainScreen(Screen[None]):
         if self._after_paint_done:
             return
         self._after_paint_done = True
-        self._build_tree()
+        self.folders.build_tree()
         # full garbage collections from now on wait for a pause in the user's typing (collector.py)
         self.tapp.collector.start()
         self.set_interval(COLLECT_TICK, self.tapp.collector.tick)
         if self.folder is not None and self.account is not None and self.folder.total < 0:
-            self._dirty_counts.add((self.account, self.folder.id))
-            self._flush_counts()
+            self.folders.count_now(self.account, self.folder.id)
         self.tapp.start_services()
         self.compose_ctl.start_drainers()
         self.searches.start()
 
-    def _build_tree(self) -> None:
-        any_folders = False
-        for name, store in self.tapp.stores.items():
-            folders = store.folders()
-            any_folders = any_folders or bool(folders)
-            self.folder_tree.set_account(name, folders)
-        if self.folder is not None and self.account is not None:
-            self.folder_tree.select_folder(self.account, self.folder.id)
-        if self._wanted_start and any_folders:
-            self.notify(f"no folder named {sanitize_line(self._wanted_start)} (yet)", severity="warning",
-                        markup=False)
-
-    def _find_folder(self, name: str) -> tuple[str, int] | None:
-        """A folder by name in any account ("account/name" picks the account)."""
-        for account, store in self.tapp.stores.items():
-            fid = store.folder_id(name)
-            if fid is None and name.startswith(account + "/"):
-                fid = store.folder_id(name[len(account) + 1:])
-            if fid is not None:
-                return account, fid
-        return None
-
-    def _default_folder(self) -> tuple[str, int] | None:
-        for account, store in self.tapp.stores.items():
-            fid = store.folder_id("INBOX")  # cheap; the role lookup counts rows
-            if fid is None:
-                f = store.folder_by_role("inbox") or next((f for f in store.folders() if f.selectable), None)
-                fid = f.id if f is not None else None
-            if fid is not None:
-                return account, fid
-        return None
+    # ------------------------------------------------------------------ the panes (controllers/panes.py)
 
     def on_resize(self, event: events.Resize) -> None:
-        self._apply_layout()
-
-    def _apply_layout(self) -> None:
-        width = self.app.size.width
-        choice = self.layout_choice or self.tapp.config.ui.preview
-        if self.layout_choice is None and choice == "right" and width < NARROW:
-            choice = "below"
-        panes = self.query_one("#panes")
-        panes.set_class(choice == "right", "right")
-        panes.set_class(choice == "below", "below")
-        self.set_class(width < 100, "narrow")
+        self.panes.apply()
 
     def action_toggle_layout(self) -> None:
-        panes = self.query_one("#panes")
-        self.layout_choice = "below" if panes.has_class("right") else "right"
-        self._apply_layout()
+        self.panes.toggle()
 
     def action_fullscreen(self) -> None:
-        self.toggle_class("fullscreen")
-        if self.has_class("fullscreen"):
-            self.reader.focus()
-        else:
-            self.hlist.focus()
+        self.panes.fullscreen()
+
+    def action_close(self) -> None:
+        self.panes.close()
+
+    def show_problem(self) -> None:
+        self.panes.show_problem()
 
     def action_help(self) -> None:
         from tuimail.ui.screens.modals import HelpScreen
@@ -369,297 +290,69 @@ class MainScreen(Screen[None]):
         self.intents.flush()  # what the user did is in the store before the app ends
         self.app.exit()
 
-    # ------------------------------------------------------------------ folders
+    # ------------------------------------------------------------------ folders (controllers/folders.py)
 
     def open_folder(self, account: str, folder_id: int, *, first: bool = False) -> None:
-        """Show a folder. first=True (at start-up) draws the first screenful before anything
-        that scans the whole folder: its counts and the full uid list follow the first paint."""
-        store = self.tapp.stores.get(account)
-        info = store.folder(folder_id, counts=not first) if store is not None else None
-        if info is None:
-            return
-        if not info.selectable:
-            self.notify("this folder holds only other folders", markup=False)
-            return
-        if self.folder is not None and (account, folder_id) != (self.account, self.folder.id):
-            self.opener.folder_left()
-        self.account, self.folder = account, info
-        hl = self.hlist
-        hl.empty_text = "No messages in this folder"
-        hl.load(store, folder_id, first_page=max(100, 2 * self.app.size.height) if first else 0)
-        self.folder_tree.select_folder(account, folder_id)
-        svc = self.tapp.services.get(account)
-        if svc is not None and not self.tapp.offline:
-            svc.watch_folder(info.name)
-        self.alerts.folder_opened(account, info.name)
-        self.update_status()
-        self.show_problem()
+        self.folders.open(account, folder_id, first=first)
+
+    def folder_choices(self, account: str | None = None, *,
+                       exclude: int | None = None) -> list[tuple[str, tuple[str, FolderInfo]]]:
+        return self.folders.choices(account, exclude=exclude)
+
+    def counts_changed(self, account: str, folder_id: int) -> None:
+        self.folders.counts_changed(account, folder_id)
+
+    def folders_changed(self, accounts: Iterable[str]) -> None:
+        self.folders.folders_changed(accounts)
+
+    def on_counts_read(self, msg: CountsRead) -> None:
+        self.folders.counts_read(msg)
+
+    def on_folders_read(self, msg: FoldersRead) -> None:
+        self.folders.folders_read(msg)
+
+    def action_change_folder(self) -> None:
+        self.folders.change()
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[FolderRef]) -> None:
+        ref = event.node.data
+        if ref is not None and ref.search is not None:
+            event.stop()
+            self.searches.open(ref.search)
+        elif ref is not None and ref.folder_id is not None:
+            event.stop()
+            self.folders.selected(ref.account, ref.folder_id)
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[FolderRef]) -> None:
+        self.folders.highlighted(event.node.data)
 
     def on_header_list_order_changed(self, event: HeaderList.OrderChanged) -> None:
         self.update_status()
 
-    def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
-        ref: FolderRef | None = event.node.data
-        if ref is not None and ref.search is not None:
-            event.stop()
-            self.searches.open(ref.search)
-            return
-        if ref is None or ref.folder_id is None:
-            return
-        event.stop()
-        if (self.hlist.source is not None or ref.account != self.account or self.folder is None
-                or ref.folder_id != self.folder.id):
-            self.open_folder(ref.account, ref.folder_id)
-        self.hlist.focus()
+    # ------------------------------------------------------------------ the sync (controllers/sync_events.py)
 
-    def folder_choices(self, account: str | None = None, *,
-                       exclude: int | None = None) -> list[tuple[str, tuple[str, FolderInfo]]]:
-        """(label, (account, folder)) of every selectable folder (of one account)."""
-        out = []
-        for name, store in self.tapp.stores.items():
-            if account is not None and name != account:
-                continue
-            for f in store.folders():
-                if not f.selectable or f.id == exclude:
-                    continue
-                label = f.name if account is not None else f"{name}: {f.name}"
-                if f.unread:
-                    label += f"  ({f.unread})"
-                out.append((label, (name, f)))
-        return out
+    def handle_events(self, evs: list[object]) -> None:
+        self.sync.handle(evs)  # (from the app, a batch at a time)
 
-    def action_change_folder(self) -> None:
-        def chosen(value: tuple[str, FolderInfo] | None) -> None:
-            if value is not None:
-                account, info = value
-                self.open_folder(account, info.id)
-                self.hlist.focus()
+    def action_sync(self) -> None:
+        self.sync.sync_now()
 
-        from tuimail.ui.screens.modals import PickerScreen
+    def action_toggle_offline(self) -> None:
+        self.sync.toggle_offline()
 
-        choices = self.folder_choices()
-        self.app.push_screen(PickerScreen("Open folder", choices, [v[1].name for _l, v in choices]), chosen)
-
-    # ------------------------------------------------------------------ status and counts
+    # ------------------------------------------------------------------ the status bar (status_line.py), workers
 
     def update_status(self) -> None:
-        info = self.status.info
-        info.account = self.account or ""
-        if self.folder is not None:
-            info.folder = self.folder.name
-            info.total, info.unread = self.folder.total, self.folder.unread
-            info.folder_error = folder_problem(self.folder)
-        hl = self.hlist
-        info.sort = ("thread" if hl.threaded else hl.sort) + (" ↑" if hl.reverse else "")
-        info.limit = self.limiter.status_text() if hl.limit is not None or hl.source is not None else ""
-        info.tagged = len(hl.tagged)
-        self.status.show()
+        self.status_line.update()
 
-    def counts_changed(self, account: str, folder_id: int) -> None:
-        """Counts are recomputed a moment later, once for a burst of changes."""
-        self._dirty_counts.add((account, folder_id))
-        if self.made("searches"):
-            self.searches.stores_changed()
-        if self._counts_timer is None:
-            self._counts_timer = self.set_timer(0.3, self._flush_counts)
-
-    def _flush_counts(self) -> None:
-        self._counts_timer = None
-        dirty, self._dirty_counts = self._dirty_counts, set()
-
-        def query(stores: dict[str, Store]) -> tuple[dict[tuple[str, int], FolderInfo | None],
-                                                      dict[str, tuple[int, list[tuple[str, int]]]]]:
-            infos = {(a, fid): stores[a].folder(fid) for a, fid in dirty}
-            pending = {a: (stores[a].pending_count(), stores[a].failed_summary()) for a in stores}
-            return infos, pending
-
-        self.read_stores({a for a, _ in dirty}, query, lambda result: CountsRead(*result))
-
-    def on_counts_read(self, msg: CountsRead) -> None:
-        for (account, fid), info in msg.infos.items():
-            if info is None:
-                continue
-            self.folder_tree.update_counts(account, fid, info)
-            if account == self.account and self.folder is not None and fid == self.folder.id:
-                self.folder = info
-        for account, (n, failed) in msg.pending.items():
-            st = self.status.info.accounts.setdefault(account, AccountState())
-            st.pending, st.failed = n, failed
-        self.update_status()
-
-    def read_stores(self, accounts: Iterable[str], query: Callable[[dict[str, Store]], R],
-                    done: Callable[[R], Message]) -> None:
-        """Run query({account: Store}) in a thread on connections of its own (counts scan every row
-        of a folder: ~20 ms per 100k, more while the sync writes); done(result), a message, is
-        posted to this screen."""
-        paths = {a: self.tapp.stores[a].path for a in accounts if a in self.tapp.stores}
-        post = self.post_message
-
-        def work() -> None:
-            own = {a: Store(p) for a, p in paths.items()}
-            try:
-                result = query(own)
-            finally:
-                for st in own.values():
-                    st.close()
-            post(done(result))  # thread-safe, never blocks
-
-        self.run_worker(work, thread=True, exit_on_error=False)
+    def unbound_key(self, key: str) -> None:
+        self.status_line.unbound_key(key)  # (from the app)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A worker that failed (their results come as messages: MessageOpened, BytesFetched...)."""
         worker = event.worker
         if event.state == WorkerState.ERROR and worker.error is not None:
             self.notify(error_text(worker.error), severity="error", markup=False)
-
-    # ------------------------------------------------------------------ sync events
-
-    def handle_events(self, evs: list[object]) -> None:
-        app = self.tapp
-        status_dirty = False
-        for ev in evs:
-            if isinstance(ev, SyncState):
-                st = self.status.info.accounts.setdefault(ev.account, AccountState())
-                st.state = "offline" if app.offline else ev.state
-                st.folder, st.done, st.total, st.pending = ev.folder, ev.done, ev.total, ev.pending
-                st.error = sanitize_line(ev.error) if ev.error else (None if ev.state != "error" else st.error)
-                self.alerts.sync_state_changed(ev, st)
-                if self.made("compose_ctl"):
-                    self.compose_ctl.sync_state(ev)
-                else:
-                    self._sync_states[ev.account] = ev
-                self.show_problem()
-                status_dirty = True
-            elif isinstance(ev, NewMail):
-                self.alerts.new_mail(ev)
-            elif isinstance(ev, FoldersChanged):
-                self._folders_dirty.add(ev.account)
-            elif isinstance(ev, RowsChanged):
-                if ev.account == self.account and self.folder is not None and ev.folder_id == self.folder.id:
-                    self.hlist.rows_changed(ev.ids, ev.added, ev.removed, ev.reset)
-                    if ev.added and self.hlist.limit is not None:
-                        self.limiter.rows_added()  # new mail that matches the limit joins it
-                self.counts_changed(ev.account, ev.folder_id)
-        if self._folders_dirty and self._folders_timer is None:
-            wait = self._folders_at + FOLDERS_INTERVAL - time.monotonic()
-            if wait <= 0:
-                self._flush_folders()
-            else:
-                self._folders_timer = self.set_timer(wait, self._flush_folders)
-        if status_dirty:
-            self.update_status()
-
-    def _flush_folders(self) -> None:
-        """Folder lists and counts (Store.folders() scans every row): at most once a second, read
-        in a thread."""
-        self._folders_timer = None
-        self._folders_at = time.monotonic()
-        dirty, self._folders_dirty = self._folders_dirty, set()
-        self.read_stores(dirty, lambda stores: {a: st.folders() for a, st in stores.items()}, FoldersRead)
-        self.failed.refresh(dirty)
-
-    def on_folders_read(self, msg: FoldersRead) -> None:
-        for account, folders in msg.folders.items():
-            self.folder_tree.set_account(account, folders)
-            wanted = self._wanted_start and self._find_folder(self._wanted_start)
-            if wanted:
-                self._wanted_start = None
-                self.open_folder(*wanted)
-            elif self.folder is None and self.hlist.source is None:  # the first sync brought the folders
-                target = self._default_folder()
-                if target is not None:
-                    self.open_folder(*target)
-            elif account == self.account and self.folder is not None:
-                cur = next((f for f in folders if f.id == self.folder.id), None)
-                if cur is not None:
-                    self.folder = cur
-                else:  # the open folder is gone from the server
-                    target = self._default_folder()
-                    if target is not None:
-                        self.open_folder(*target)
-        self.update_status()
-        self.show_problem()
-
-    def folders_changed(self, accounts: Iterable[str]) -> None:
-        """Read these accounts' folder lists again, now."""
-        self._folders_dirty.update(accounts)
-        self._flush_folders()
-
-    def store_changed(self, account: str) -> None:
-        """Another process committed to this account's store (controllers/store_poll.py)."""
-        self._folders_dirty.add(account)
-        if self.made("searches"):
-            self.searches.stores_changed()
-        if self._folders_timer is None:
-            self._flush_folders()
-        if account == self.account and self.folder is not None:
-            self.hlist.rows_changed(reset=True)
-            self.counts_changed(account, self.folder.id)
-
-    def show_problem(self) -> None:
-        """A sync problem, in a panel where the list would be when there is no list to show."""
-        text = self.alerts.problem_text()
-        show = text is not None
-        if text is not None:
-            self.query_one("#problem", ProblemPanel).update(text)
-        if self.has_class("problem") != show:
-            # (the list and the reader make way: nothing to read, the panel takes the whole pane)
-            self.set_class(show, "problem")
-            if not show and self.focused is None:
-                self.hlist.focus()
-
-    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[FolderRef]) -> None:
-        """A refused folder's reason, in the status bar while it is highlighted."""
-        ref = event.node.data
-        info = None
-        if ref is not None and ref.folder_id is not None and ref.account in self.tapp.stores:
-            info = self.tapp.stores[ref.account].folder(ref.folder_id, counts=False)
-        info_line = self.status.info
-        info_line.folder_error = folder_problem(info) if info is not None else ""
-        if not info_line.folder_error and self.folder is not None:
-            info_line.folder_error = folder_problem(self.folder)
-        self.status.show()
-
-    def unbound_key(self, key: str) -> None:
-        """A key no binding took: say so in the status line for a few seconds (mutt does)."""
-        from tuimail.ui.keys import display_key
-
-        help_keys = self.tapp.effective_keys.get("help", ())
-        note = f"{display_key(key)}: key not bound" + (f", {display_key(help_keys[0])} for help" if help_keys else "")
-        info = self.status.info
-        info.flash = note
-        self.update_status()
-
-        def restore() -> None:
-            if info.flash == note:
-                info.flash = ""
-                self.update_status()
-
-        self.set_timer(3.0, restore)
-
-    # ------------------------------------------------------------------ accounts
-
-    def action_sync(self) -> None:
-        if self.tapp.offline:
-            key = ", ".join(self.tapp.effective_keys.get("toggle_offline", ())) or "the palette"
-            self.notify(f"offline: changes are queued; {key} goes online", markup=False)
-            return
-        for svc in self.tapp.services.values():
-            svc.request_sync(None)
-        self.notify("sync requested", markup=False, timeout=2)
-
-    def action_toggle_offline(self) -> None:
-        app = self.tapp
-        app.offline = not app.offline
-        for name, svc in app.services.items():
-            svc.set_offline(app.offline)
-            st = self.status.info.accounts.get(name)
-            if st is not None:
-                st.state = "offline" if app.offline else "connecting"
-        if not app.offline:
-            self.compose_ctl.went_online()
-        self.compose_ctl.offline_changed()
-        self.update_status()
 
     # ------------------------------------------------------------------ delegated to the controllers
 
@@ -710,11 +403,6 @@ class MainScreen(Screen[None]):
 
     def on_failed_summary_read(self, msg: FailedSummaryRead) -> None:
         self.failed.summary_read(msg)
-
-    def action_close(self) -> None:
-        if self.has_class("fullscreen"):
-            self.remove_class("fullscreen")
-        self.hlist.focus()
 
     def action_next_message(self) -> None:
         self.opener.step(1)
