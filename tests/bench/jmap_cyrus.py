@@ -8,7 +8,7 @@ and the JMAP account's change path: a flag set by an IMAP client shown with push
     .venv/bin/python -m tests.bench.jmap_cyrus --resync [N=2000]
 
 TUIMAIL_BENCH_JMAP_FIRST=300 makes JMAP's first window as large as the IMAP path's (300 rows; its
-own default is backends/jmap/engine.py FIRST_WINDOW) for a like-for-like first screen.
+own default is backends/jmap/fill.py FIRST_WINDOW) for a like-for-like first screen.
 
 One Cyrus (tests/support/cyrus.py, `make cyrus`), one user, N messages appended by IMAP MULTIAPPEND.
 Each measurement is a fresh Python process with an empty store (XDG dirs on /dev/shm) that makes
@@ -65,8 +65,8 @@ def one(kind: str, config: str) -> dict:
 
     cfg = load_config(config)
     if kind == "jmap" and os.environ.get("TUIMAIL_BENCH_JMAP_FIRST"):
-        import tuimail.backends.jmap.engine as engine
-        engine.FIRST_WINDOW = int(os.environ["TUIMAIL_BENCH_JMAP_FIRST"])
+        import tuimail.backends.jmap.fill as fill
+        fill.FIRST_WINDOW = int(os.environ["TUIMAIL_BENCH_JMAP_FIRST"])
     first = threading.Event()
     idle = threading.Event()
     times: dict = {}

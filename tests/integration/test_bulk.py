@@ -171,7 +171,7 @@ def test_jmap_copy_is_one_more_mailbox_and_its_row_appears_at_once(account, cyru
 def test_jmap_bulk_move_goes_in_calls_of_max_objects_in_set(account, cyrususer, monkeypatch):  # noqa: F811
     """A bulk action larger than the server's maxObjectsInSet is several Email/set calls, in
     order, with progress; every message arrives."""
-    from tuimail.backends.jmap import engine as jmap_engine
+    from tuimail.backends.jmap import replay as jmap_replay
     from tuimail.backends.jmap.engine import Engine
     from tuimail.backends.jmap.service import connect
     from tuimail.protocol.jmap.client import CORE
@@ -179,7 +179,7 @@ def test_jmap_bulk_move_goes_in_calls_of_max_objects_in_set(account, cyrususer, 
     cfg, acc, _ = account
     jmap_fill(cyrususer, 7)
     jmap_sync(cfg, acc)
-    monkeypatch.setattr(jmap_engine, "PROGRESS_MIN", 5)
+    monkeypatch.setattr(jmap_replay, "PROGRESS_MIN", 5)
     with Store(paths.account_store_path("test")) as st:
         fid = st.folder_id("INBOX")
         ids = st.id_list(fid)

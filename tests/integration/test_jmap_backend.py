@@ -13,8 +13,9 @@ import pytest
 
 from tests.support.cyrus import CyrusUser
 from tuimail import paths
-from tuimail.backends.jmap.engine import Engine, addresses
+from tuimail.backends.jmap.engine import Engine
 from tuimail.backends.jmap.flags import patch, to_canonical
+from tuimail.backends.jmap.rows import addresses
 from tuimail.backends.jmap.service import JmapService, connect
 from tuimail.backends.jmap.state import FolderState
 from tuimail.backends.registry import create_service
@@ -117,9 +118,9 @@ def test_keyword_mapping_is_one_place():
 
 
 def test_a_broken_email_object_is_a_row_not_a_crash():
-    from tuimail.backends.jmap.engine import _emails, header_row
+    from tuimail.backends.jmap.rows import email_objects, header_row
     from tuimail.backends.jmap.opener import to_parts
-    assert _emails([None, {"id": 5}, {"id": "M1"}, "x"]) == [{"id": "M1"}]
+    assert email_objects([None, {"id": 5}, {"id": "M1"}, "x"]) == [{"id": "M1"}]
     row = header_row({"id": "M1", "keywords": ["$seen"], "messageId": "abc", "from": "x", "size": "big",
                       "sentAt": "garbage", "receivedAt": "2024-01-01T00:00:00Z", "subject": None})
     assert row[0] == "M1" and row[2] == frozenset() and row[4] == 1704067200 and row[9] is None and row[12] == 0
@@ -144,7 +145,7 @@ def test_first_sync_fills_folders_with_roles_newest_first(account, cyrususer, mo
     cfg, acc, _ = account
     fill(cyrususer, 25)
     cyrususer.append("Archive", msg(100, "archived"))
-    monkeypatch.setattr("tuimail.backends.jmap.engine.FIRST_WINDOW", 10)  # several windows
+    monkeypatch.setattr("tuimail.backends.jmap.fill.FIRST_WINDOW", 10)  # several windows
     monkeypatch.setattr("tuimail.backends.jmap.engine.WINDOW", 7)
     summary = sync(cfg, acc)
     assert "26 new" in summary.line("test")
@@ -472,14 +473,15 @@ def test_hostile_answers_end_the_walk_and_keep_folders_apart(tuimail_env, monkey
     """Without a server: a query that never moves on past its anchor ends the fill; two mailboxes
     under one path (one of them named like the inbox) stay two folders."""
     import tuimail.backends.jmap.engine as eng
+    import tuimail.backends.jmap.folders as folders
     cfg = parse_config('[accounts.test]\nkind = "jmap"\nurl = "http://127.0.0.1:1/jmap"\nusername = "u"\n')
     boxes = [{"id": "b1", "name": "INBOX", "role": None}, {"id": "b0", "name": "Inbox", "role": "inbox"},
              {"id": "b2", "name": "Lists", "role": None}, {"id": "b3", "name": "Lists", "role": None}]
-    monkeypatch.setattr(eng, "mailboxes", lambda client: ("s1", boxes))
+    monkeypatch.setattr(folders, "mailboxes", lambda client: ("s1", boxes))
     page = ([{"id": "M1", "subject": "one", "mailboxIds": {"b0": True}}], ["M1"], "e1", None)
     calls = []
-    monkeypatch.setattr(eng.Engine, "_query_page", lambda self, *a, **k: calls.append(a) or page)
-    monkeypatch.setattr(eng.Engine, "_limit", lambda self: 10)
+    monkeypatch.setattr(eng.Engine, "query_page", lambda self, *a, **k: calls.append(a) or page)
+    monkeypatch.setattr(eng.Engine, "limit", lambda self: 10)
     paths.ensure_private_dir(paths.account_store_path("test").parent)
     with Store(paths.account_store_path("test")) as store:
         engine = eng.Engine(cfg.account("test"), store, client=None)  # type: ignore[arg-type]

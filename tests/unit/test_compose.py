@@ -515,3 +515,19 @@ def test_identity_from_the_config_form():
     assert Identity("alice@example.org", "Liddell, Alice").formatted == '"Liddell, Alice" <alice@example.org>'
     with pytest.raises(ComposeError):
         Identity.parse("just a name")
+
+
+def test_importing_compose_or_the_sender_does_not_load_the_parser_or_html2text():
+    """The UI imports compose when the user first writes, the CLI's `send` imports the outbox
+    sender: neither pays for parsing an original (mail/parse.py, html2text) until a reply or a
+    forward is made."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import sys\nimport tuimail.mail.compose, tuimail.backends.send\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('html2text', 'tuimail.mail.parse',"
+            " 'tuimail.mail.render'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert out.stdout.strip() == "[]"

@@ -44,7 +44,7 @@ from tuimail.config.load import Account, Config, resolve_oauth2_token, resolve_p
 from tuimail.config.model import SMTP_PORTS
 from tuimail.core.flags import SEEN
 from tuimail.errors import ConfigError, NetworkError, TuimailError, UsageError
-from tuimail.mail.compose import _without_bcc
+from tuimail.mail.build import without_bcc
 from tuimail.mail.headers import parse_msgids
 from tuimail.protocol import smtp
 from tuimail.protocol.smtp import SendError, SmtpSettings
@@ -186,7 +186,7 @@ def _prepare(data: bytes, end: int, default_from: str | None, now: float | None)
         extra += b"Message-ID: " + message_id.encode() + b"\r\n"
     message = extra + data
     try:
-        smtp.check_message(_without_bcc(message), froms[0], rcpts)
+        smtp.check_message(without_bcc(message), froms[0], rcpts)
     except SendError as exc:
         raise UsageError(str(exc)) from None
     subject = " ".join(str(head.get("Subject") or "").split())
@@ -398,10 +398,10 @@ class Sender:
             self._step("before_send")
             try:
                 if isinstance(settings, SmtpSettings):
-                    result = smtp.send(settings, _without_bcc(entry.message), entry.mail_from, entry.rcpts)
+                    result = smtp.send(settings, without_bcc(entry.message), entry.mail_from, entry.rcpts)
                 else:  # a JMAP account: Email/import + EmailSubmission/set (backends/jmap/submit.py)
                     self._submitter = settings
-                    result = settings.send(_without_bcc(entry.message), entry.mail_from, entry.rcpts)
+                    result = settings.send(without_bcc(entry.message), entry.mail_from, entry.rcpts)
             except SendError as exc:
                 self._failed(ob, entry, exc, report)
                 if exc.kind in ("auth", "tls") or (exc.kind == "network" and not exc.maybe_sent):
