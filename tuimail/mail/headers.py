@@ -26,6 +26,7 @@ __all__ = [
     "parse_msgids",
     "first_msgid",
     "guess_has_attachment",
+    "has_attachment",
     "summarize",
 ]
 
@@ -338,10 +339,64 @@ def guess_has_attachment(content_type: str | None) -> bool:
 # ---------------------------------------------------------------------------- summary
 
 
-def summarize(raw: bytes) -> dict:
-    """What the sync engine stores per message, from a HEADER.FIELDS block.  Never raises."""
+# summarize's fields found directly in a block with CRLF line ends (POP3 TOP answers and IMAP
+# literals): only the lines of these fields are looked at, not every Received or X- line. The
+# value runs to the next line that is not a continuation; the names match in ASCII only, as
+# _FIELD_RE's name class does. Results are parse_header_block's for these fields, exactly
+# (tests/unit/test_headers_summary.py compares both on the corpus and on generated blocks).
+# (The lookahead on the first letter lets most lines fail at once: 2.5 us for a 15-line block
+# against 3.8 us without it.)
+_SUMMARY_RE = re.compile(
+    r"\r\n(?=[CDFIMRSTcdfimrst])"
+    r"(?i:(from|to|cc|subject|date|message-id|in-reply-to|references|content-type))[ \t]*:[ \t]*"
+    r"([^\r]*(?:\r\n[ \t][^\r]*)*)", re.A)
+_CONTENT_TYPE_RE = re.compile(r"\r\n(?=[Cc])(?i:(content-type))[ \t]*:[ \t]*([^\r]*(?:\r\n[ \t][^\r]*)*)", re.A)
+
+
+def _summary_fields(raw: bytes, fields: re.Pattern[str] = _SUMMARY_RE) -> dict[str, str]:
+    """parse_header_block(raw) restricted to summarize's fields (HEADER_FIELDS), or to those
+    `fields` matches (one of the patterns above)."""
+    if isinstance(raw, (bytes, bytearray)):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = ""
+        nl = text.count("\n")
+        # the fast path wants every line break a CRLF and a first line that is not empty (the
+        # general path's blank-line rules and per-line charset guessing cover the rest)
+        if text and text.count("\r") == nl and text.count("\r\n") == nl and not text.startswith("\r\n"):
+            end = text.find("\r\n\r\n")
+            if end >= 0:
+                text = text[:end]
+            out: dict[str, str] = {}
+            lower = _LOWER.get
+            for name, value in fields.findall("\r\n" + text):
+                key = lower(name) or name.lower()
+                if key in out:
+                    continue  # the first occurrence wins
+                if "\r" in value:  # unfolded as parse_header_block does: CRLF + space or tab -> one space
+                    value = value.replace("\r\n ", " ").replace("\r\n\t", " ").lstrip(" \t")
+                value = value.rstrip()
+                if "=?" in value:
+                    value = _decode_cached(value, key in _ADDRESS_HEADERS)
+                out[key] = value
+            return out
+    return parse_header_block(raw)
+
+
+def has_attachment(raw: bytes) -> bool:
+    """summarize(raw)["has_attachment"] alone: the block's Content-Type. Never raises."""
     try:
-        h = parse_header_block(raw)
+        return guess_has_attachment(_summary_fields(raw, _CONTENT_TYPE_RE).get("content-type"))
+    except Exception:
+        return False
+
+
+def summarize(raw: bytes) -> dict:
+    """What the sync engine stores per message, from a HEADER.FIELDS block (or any header
+    block: the other fields are not looked at).  Never raises."""
+    try:
+        h = _summary_fields(raw)
     except Exception:
         h = {}
     get = h.get
