@@ -16,8 +16,10 @@ dot-stuffed multi-line answer -- is forty lines here, so this module owns the wi
   plain text only on loopback or with allow_insecure;
 - an -ERR becomes one line quoting the (sanitised) server; [IN-USE], [SYS/TEMP] and [LOGIN-DELAY]
   make it Pop3Busy, a NetworkError: retry later;
-- TOP and RETR batches are pipelined (a window of PIPELINE_WINDOW commands) when the server offers
-  PIPELINING;
+- TOP, RETR and DELE batches are pipelined when the server offers PIPELINING: up to PIPELINE_BYTES
+  of commands in flight, so the server keeps answering while the caller stores what came; the
+  answers are handed over in windows (`top_windows`, `retr_windows`): every complete answer the
+  buffer holds, split from it with a find per answer, not read line by line;
 - `bytes_in` / `bytes_out` count the session's traffic (TLS payload, i.e. POP3 bytes).
 
 DELE is applied by the server only when QUIT succeeds: `abort()` (and leaving the `with` block on an
@@ -35,7 +37,7 @@ import ssl
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 from tuimail.errors import AuthError, CommandFailed, NetworkError, ProtocolError, TLSError
@@ -53,12 +55,19 @@ MAX_STATUS_LINE = 8192  # RFC 2449 allows 512 octets; some servers are chatty
 MAX_MESSAGE = 64 << 20  # one TOP or RETR answer
 MAX_LISTING = 64 << 20  # one LIST / UIDL / CAPA answer (a million messages is ~20 MB of UIDL)
 MAX_COMMAND = 8192  # an XOAUTH2 answer is a few KB; anything else is short
-PIPELINE_WINDOW = 32  # commands in flight; 32 x ~12 bytes stays far below any socket buffer
+# Commands in flight at most (pipelined): 12 KB is ~1,000 "TOP n 0" -- Dovecot answers those in
+# ~20 us each, so it stays busy while the caller commits a window of a few hundred -- and stays far
+# below any socket buffer, so sending them cannot block while the server waits for us to read.
+PIPELINE_BYTES = 12 * 1024
 PROGRESS_RATE = 64 * 1024  # bytes per second that move an answer's deadline on
 TEMPORARY_CODES = ("IN-USE", "SYS/TEMP", "LOGIN-DELAY")
 _UIDL_RE = re.compile(rb"(\d{1,10}) ([\x21-\x7e]{1,70})")
 _LIST_RE = re.compile(rb"(\d{1,10}) (\d{1,15})(?: .*)?")
 _STAT_RE = re.compile(rb"(\d{1,10}) (\d{1,15})(?: .*)?")
+# the same, for a whole listing at once (5,000 lines: 3 ms, not 12 ms line by line); a listing
+# with a line they do not take is read line by line, for the error message
+_UIDL_LINES = re.compile(rb"^(\d{1,10}) ([\x21-\x7e]{1,70})\r\n", re.M)
+_LIST_LINES = re.compile(rb"^(\d{1,10}) (\d{1,15})(?: [^\r\n]*)?\r\n", re.M)
 _APOP_STAMP = re.compile(rb"<[\x21-\x3b\x3d\x3f-\x7e]{1,200}@[\x21-\x3b\x3d\x3f-\x7e]{1,200}>")
 
 
@@ -67,6 +76,12 @@ def response_code(text: bytes | str) -> str | None:
     s = text.decode("ascii", "replace") if isinstance(text, bytes) else text
     m = re.match(r"\[([A-Za-z0-9/_-]{1,64})(?:\s[^\]]*)?\]", s)
     return m.group(1).upper() if m else None
+
+
+def _listing(body: bytes, lines: re.Pattern[bytes]) -> list[tuple[bytes, bytes]] | None:
+    """The (number, value) of every line of a LIST or UIDL answer; None unless every line matches."""
+    every = lines.findall(body)
+    return every if len(every) == body.count(b"\n") and body.endswith(b"\r\n") or not body else None
 
 
 def _is_temporary(code: str | None) -> bool:
@@ -409,8 +424,12 @@ class Pop3Session:
     def list_sizes(self) -> dict[int, int]:
         """Message number -> size in octets (as the server counts them)."""
         self._command(b"LIST", "LIST")
+        body = self._multiline(MAX_LISTING)
+        every = _listing(body, _LIST_LINES)
+        if every is not None:
+            return {int(n): int(size) for n, size in every}
         out: dict[int, int] = {}
-        for line in self._lines(MAX_LISTING):
+        for line in body.split(b"\r\n")[:-1] if body else []:
             m = _LIST_RE.fullmatch(line)
             if not m:
                 raise ProtocolError(f"{self.where}: malformed LIST line: {one_line(line[:80])}")
@@ -425,8 +444,12 @@ class Pop3Session:
             raise
         except Pop3Refused:
             return None
+        body = self._multiline(MAX_LISTING)
+        every = _listing(body, _UIDL_LINES)
+        if every is not None:
+            return {int(n): uidl.decode("ascii") for n, uidl in every}
         out: dict[int, str] = {}
-        for line in self._lines(MAX_LISTING):
+        for line in body.split(b"\r\n")[:-1] if body else []:
             m = _UIDL_RE.fullmatch(line)
             if not m:
                 raise ProtocolError(f"{self.where}: malformed UIDL line: {one_line(line[:80])}")
@@ -443,14 +466,28 @@ class Pop3Session:
 
     def top_many(self, numbers: Iterable[int], lines: int = 0) -> Iterator[tuple[int, bytes]]:
         """(n, header block) for each n, in order, pipelined when the server offers PIPELINING."""
-        lines = int(lines)
-        return self._batch(((n, b"TOP %d %d" % (n, lines)) for n in numbers), "TOP")
+        return self._each(self.top_windows(numbers, lines))
 
     def retr_many(self, numbers: Iterable[int]) -> Iterator[tuple[int, bytes]]:
         """(n, message) for each n, in order, pipelined when the server offers PIPELINING. A -ERR
         for one message reads the answers still in flight, then raises Pop3Refused; leaving the
         loop early marks the session broken (answers left unread): abort it, no QUIT."""
-        return self._batch(((n, b"RETR %d" % n) for n in numbers), "RETR")
+        return self._each(self.retr_windows(numbers))
+
+    def top_windows(self, numbers: Iterable[int], lines: int = 0, *, first: int = 1 << 30,
+                    most: int = 1 << 30) -> Generator[list[tuple[int, bytes]], None, None]:
+        """top_many's answers in lists: every answer complete in the buffer when the next would
+        mean waiting for the network; the lists end at the `first`-th answer (a screenful, to show
+        at once), the others hold at most `most`.
+        No command may be sent until the last list is handed over (leaving early: see retr_many)."""
+        lines = int(lines)
+        return self._batch(((n, b"TOP %d %d" % (n, lines)) for n in numbers), "TOP", first=first, most=most)
+
+    def retr_windows(self, numbers: Iterable[int], *, first: int = 1 << 30, most: int = 1 << 30,
+                     most_bytes: int = 1 << 30) -> Generator[list[tuple[int, bytes]], None, None]:
+        """retr_many's answers in lists (top_windows), a list closed once it holds most_bytes."""
+        return self._batch(((n, b"RETR %d" % n) for n in numbers), "RETR", first=first, most=most,
+                           most_bytes=most_bytes)
 
     def dele(self, n: int) -> None:
         """Mark message n deleted; the server removes it only when QUIT succeeds."""
@@ -502,48 +539,147 @@ class Pop3Session:
 
     # ------------------------------------------------------------------ the wire
 
-    def _batch(self, items: Iterable[tuple[int, bytes]], name: str,
-               multiline: bool = True) -> Iterator[tuple[int, bytes]]:
-        """Send the commands (a window of them in flight with PIPELINING) and yield (n, answer).
-        No other command may be sent until the batch is done: its answer would be read as one of
-        the batch's (_send refuses)."""
+    def _each(self, windows: Generator[list[tuple[int, bytes]], None, None]) -> Iterator[tuple[int, bytes]]:
+        """The answers of a batch one by one. Until the last is handed over no command may be
+        sent, and leaving before it marks the session broken, as if answers were left unread."""
+        last_out = False
+        try:
+            for window in windows:
+                more = self._in_batch  # (commands still in flight after this list)
+                end = len(window) - 1
+                for i, item in enumerate(window):
+                    last_out = not more and i == end
+                    self._in_batch = not last_out
+                    yield item
+        except GeneratorExit:
+            if not last_out:  # the caller left with answers not handed over
+                windows.close()
+                self._in_batch = False
+                self.broken = True
+            raise
+
+    def _batch(self, items: Iterable[tuple[int, bytes]], name: str, multiline: bool = True, *,
+               first: int = 1 << 30, most: int = 1 << 30,
+               most_bytes: int = 1 << 30) -> Generator[list[tuple[int, bytes]], None, None]:
+        """Send the commands (up to PIPELINE_BYTES of them in flight with PIPELINING, else one) and
+        yield their answers in lists of (n, answer): each list holds the answers complete in the
+        buffer (the lists up to the `first`-th answer hold no more than that, the others up to
+        `most`, or most_bytes), handed over before waiting for more. No other command may be
+        sent until the batch is done: its answer would be read as one of the batch's (_send
+        refuses). A -ERR: the answers before it are handed over, no more commands are sent,
+        those in flight are read, then Pop3Refused is raised."""
         if self._in_batch:
             raise RuntimeError(f"{name} batch started while another batch is being read")
-        window = PIPELINE_WINDOW if self.pipelining else 1
+        pipelined = self.pipelining
         todo = iter(items)
-        pending: deque[int] = deque()
+        pending: deque[tuple[int, int]] = deque()  # (n, its command's bytes) sent, not answered
+        in_flight = 0
         done = False
         error: Pop3Refused | None = None
+        out: list[tuple[int, bytes]] = []
+        out_bytes = 0
+        limit = first
+        handed = 0  # answers handed over
+        buf = self.buf
+        scan = 0  # where to go on looking for the terminator of the answer at buf[0]
+        fresh = True  # an answer was taken since the deadline was set
+        log = self.log
         try:
             while True:
-                # refill the window when half of it was answered, the lines in one write (one
+                # refill when half of the window was answered, the lines in one write (one
                 # sendall per command cost 0.14 ms each: 0.7 s of a 5,000-message TOP batch)
-                if not done and len(pending) <= window // 2:
+                if not done and (in_flight <= PIPELINE_BYTES // 2 if pipelined else not pending):
                     lines: list[bytes] = []
-                    while len(pending) + len(lines) < window:
+                    while True:
                         try:
                             n, line = next(todo)
                         except StopIteration:
                             done = True
                             break
                         lines.append(line)
-                        pending.append(n)
+                        pending.append((n, len(line) + 2))
+                        in_flight += len(line) + 2
+                        if not pipelined or in_flight >= PIPELINE_BYTES:
+                            break
                     if lines:
                         self._send_many(lines, name)
-                self._in_batch = bool(pending)
                 if not pending:
                     break
-                n = pending.popleft()
-                try:
-                    self._check(self._line(name), f"{name} {n}")
-                except Pop3Refused as exc:
-                    error = error or exc
-                    done = True  # no more commands; read what is in flight, then raise
+                # take every answer complete in the buffer
+                pos = 0
+                starved = False  # the next answer is not complete yet
+                while pending:
+                    # (an answer that is an error is met with `out` empty: the answers before
+                    # it are handed over first, as the caller could have stored them)
+                    i = buf.find(b"\r\n", pos)
+                    if i < 0 or i - pos > MAX_STATUS_LINE:
+                        if len(buf) - pos > MAX_STATUS_LINE and not out:
+                            self.broken = True
+                            raise ProtocolError(f"{self.where}: answer to {name} is a line over {MAX_STATUS_LINE}"
+                                                " bytes; refused")
+                        starved = True
+                        break
+                    if multiline and buf.startswith(b"+OK", pos):
+                        start = i + 2
+                        j = buf.find(b"\r\n.\r\n", max(i, pos + scan))
+                        if j < 0 or j - start > self.max_message:
+                            if (j >= 0 or len(buf) - start > self.max_message + 5) and not out:
+                                self.broken = True
+                                raise ProtocolError(f"{self.where}: an answer over {self.max_message >> 20} MB;"
+                                                    f" refused (limit {self.max_message} bytes)")
+                            scan = max(i, len(buf) - 4) - pos  # (no need to look at those bytes again)
+                            starved = True
+                            break
+                        if j > i:
+                            body = bytes(buf[start:j + 2])
+                            if body[:2] == b"..":
+                                body = body[1:]
+                            body = body.replace(b"\r\n..", b"\r\n.")
+                        else:
+                            body = b""  # "+OK" then the "." line: empty
+                        if log:
+                            log("S: " + one_line(bytes(buf[pos:i + 2])[:200]))
+                        n, size = pending.popleft()
+                        if error is None:
+                            out.append((n, body))
+                            out_bytes += len(body)
+                        pos = j + 5
+                    else:
+                        line = bytes(buf[pos:i + 2])
+                        if out and not line.startswith(b"-ERR") and not (line.startswith(b"+OK") and not multiline):
+                            starved = True  # garbage: _check raises once `out` is handed over
+                            break
+                        if log:
+                            log("S: " + one_line(line[:200]))
+                        n, size = pending.popleft()
+                        pos = i + 2
+                        try:
+                            self._check(line, f"{name} {n}")  # -ERR raises; anything but +OK too
+                        except Pop3Refused as exc:
+                            error = error or exc
+                            done = True  # no more commands; read what is in flight, then raise
+                        if error is None and not multiline:
+                            out.append((n, b""))
+                    in_flight -= size
+                    scan, fresh = 0, True
+                    if out and (len(out) >= limit or out_bytes >= most_bytes or error is not None):
+                        break
+                if pos:
+                    del buf[:pos]
+                if out and (starved or not pending or len(out) >= limit or out_bytes >= most_bytes
+                            or error is not None):
+                    # a list is handed over when full, and before waiting for the network
+                    self._in_batch = bool(pending)
+                    handed += len(out)
+                    window, out, out_bytes = out, [], 0
+                    limit = first - handed if handed < first else most
+                    yield window
                     continue
-                data = self._multiline(self.max_message) if multiline else b""
-                if error is None:
-                    self._in_batch = bool(pending)  # (the consumer may send commands now if none are in flight)
-                    yield n, data
+                if pending:
+                    if fresh:
+                        self._start()
+                        fresh = False
+                    self._fill(name)
             if error is not None:
                 raise error
         finally:
@@ -684,6 +820,4 @@ class Pop3Session:
             body = body[1:]
         return body.replace(b"\r\n..", b"\r\n.")
 
-    def _lines(self, limit: int) -> list[bytes]:
-        body = self._multiline(limit)
-        return body.split(b"\r\n")[:-1] if body else []
+
