@@ -50,6 +50,14 @@ class MemoryLedger:
             self.after_commit(self.commits)
         return ref
 
+    def commit_many(self, items, headers_only: bool) -> list[int]:
+        """One commit() after the other: the hooks see each message (a window commits them all)."""
+        return [self.commit(m, raw, fp, headers_only) for m, raw, fp in items]
+
+    def commit_bodies(self, items) -> None:
+        for ref, raw in items:
+            self.commit_body(ref, raw)
+
     def commit_body(self, ref, raw: bytes) -> None:
         self._count()
         row = self.rows[ref]

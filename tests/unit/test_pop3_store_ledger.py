@@ -133,3 +133,87 @@ def test_a_repeated_uidl_gets_a_server_id_of_its_own_and_the_batch_goes_on(store
     assert sids[0] == "SAME" and sids[1].startswith("SAME#") and sids[2] == "U3"
     assert [e.uidl for e in pop.entries()] == ["SAME", "SAME", "U3"]
     assert store.folder("INBOX").total == 3
+
+
+def _dump(store) -> tuple:
+    db = store.db
+    return (db.execute("SELECT * FROM messages ORDER BY id").fetchall(),
+            db.execute("SELECT * FROM pop3_ledger ORDER BY id").fetchall(),
+            db.execute("SELECT * FROM pop3_raw ORDER BY msg_id").fetchall(),
+            db.execute("SELECT * FROM sqlite_sequence ORDER BY name").fetchall(),
+            db.execute("SELECT id, threads_dirty FROM folders ORDER BY id").fetchall())
+
+
+def test_add_many_stores_what_add_one_by_one_stores(tmp_path):
+    """The same rows, server ids (a missing, a repeated and an already stored UIDL), ledger entries,
+    copies and ids; a deleted message's id is not used again (AUTOINCREMENT)."""
+    items = [(u, f"fp{i}", raw(i), (1_700_000_000 + i, "a", "b", "", f"m{i}", f"<{i}@x>", None, "", 100 + i, i % 2))
+             for i, u in enumerate(["U1", None, "U3", "U3", "OLD", "U6", None], 1)]
+    dumps, refs = [], []
+    for name in ("one", "many"):
+        with Store(tmp_path / f"{name}.sqlite3") as st:
+            pop = Pop3Ledger(st)
+            inbox = pop.local_folder("INBOX", "inbox")
+            pop.add(inbox, "OLD", "fp0", raw(0), False, (1, "", "", "", "", None, None, "", 1, 0), 5.0)
+            pop.add(inbox, "GONE", "fpg", raw(0), False, (1, "", "", "", "", None, None, "", 1, 0), 5.0)
+            gone = st.db.execute("SELECT id FROM messages WHERE sid = 'GONE'").fetchone()[0]
+            st.expunge(inbox, [gone])  # the newest id: never used again
+            if name == "one":
+                refs.append([pop.add(inbox, u, fp, r, True, f, 9.0) for u, fp, r, f in items])
+            else:
+                refs.append(pop.add_many(inbox, items, True, 9.0))
+            dumps.append(_dump(st))
+    assert refs[0] == refs[1]
+    assert dumps[0] == dumps[1]
+    sids = [r[2] for r in dumps[1][0]]
+    assert "U3" in sids and any(s.startswith("U3#") for s in sids) and any(s.startswith("OLD#") for s in sids)
+    assert "GONE" not in sids and min(r[0] for r in dumps[1][0] if r[2] != "OLD") > gone
+
+
+def test_set_bodies_stores_what_set_body_one_by_one_stores(tmp_path):
+    dumps, got = [], []
+    for name in ("one", "many"):
+        with Store(tmp_path / f"{name}.sqlite3") as st:
+            pop = Pop3Ledger(st)
+            inbox = pop.local_folder("INBOX", "inbox")
+            pairs = pop.add_many(inbox, [(f"U{i}", "fp", raw(i)[:40], (1, "", "", "", "", None, None, "", 1, 0))
+                                         for i in range(4)], True, 1.0)
+            st.expunge(inbox, [pairs[1][1]])  # deleted by the user before its body came
+            items = [(lid, raw(i) + b"whole", (None, True, False, True)[i]) for i, (lid, _) in enumerate(pairs)]
+            if name == "one":
+                got.append([pop.set_body(*it) for it in items])
+            else:
+                got.append(pop.set_bodies(items))
+            dumps.append(_dump(st))
+    assert got[0] == got[1] and got[1][1] is None
+    assert dumps[0] == dumps[1]
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_commit_many_reports_a_screenful_first_and_a_failed_body_window_keeps_no_half(store, monkeypatch, batch):
+    pop = Pop3Ledger(store)
+    inbox = pop.local_folder("INBOX", "inbox")
+    events: list = []
+    led = StoreLedger(pop, inbox, "acc", events.append, batch=batch)
+    refs = led.commit_many([(ServerMessage(i, 0, f"U{i}"), raw(i), f"fp{i}") for i in range(60)], headers_only=True)
+    assert len(refs) == 60 and [len(e.added) for e in events] == [60]  # the first screenful, at once
+    refs += led.commit_many([(ServerMessage(i, 0, f"U{i}"), raw(i), f"fp{i}") for i in range(60, 70)],
+                            headers_only=True)
+    led.flush()
+    assert [len(e.added) for e in events] == [60, 10] and store.folder("INBOX").total == 70
+    real = Pop3Ledger.set_bodies
+
+    def failing(self, items):
+        with self.store.transaction():  # (written, then the disk fails before the commit)
+            real(self, items)
+            raise sqlite3.OperationalError("disk I/O error (test)")
+
+    monkeypatch.setattr(Pop3Ledger, "set_bodies", failing)
+    with pytest.raises(sqlite3.OperationalError):
+        led.commit_bodies([(ref, raw(i) + b"more") for i, ref in enumerate(refs[:5])])
+    led.flush()
+    assert not any(e.has_body for e in pop.entries())  # rolled back (batched), or never committed
+    monkeypatch.setattr(Pop3Ledger, "set_bodies", real)
+    led.commit_bodies([(ref, raw(i) + b"more") for i, ref in enumerate(refs[:5])])
+    led.flush()
+    assert sum(e.has_body for e in pop.entries()) == 5

@@ -23,6 +23,9 @@ from tuimail.store.threads import THREADS_CLEAN, THREADS_NEW
 _CHUNK = 500
 _INSERT = ("INSERT INTO messages(folder_id, sid, date, from_, to_, cc, subject, message_id, in_reply_to, refs,"
            " size, has_attachment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_ID = ("INSERT INTO messages(id, folder_id, sid, date, from_, to_, cc, subject, message_id, in_reply_to,"
+              " refs, size, has_attachment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_ID_OR_IGNORE = _INSERT_ID.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
 
 
 class LedgerEntry(NamedTuple):
@@ -91,6 +94,51 @@ class Pop3Ledger:
         assert msg_id is not None and lid is not None
         return lid, msg_id
 
+    def add_many(self, folder_id: int, items: list[tuple[str | None, str, bytes, tuple]], headers_only: bool,
+                 now: float, *, mark_threads: bool = True) -> list[tuple[int, int]]:
+        """add() for each (uidl, fingerprint, raw, fields), in one transaction and a few
+        statements (executemany) instead of four per message; the same rows, server ids and
+        (ledger id, local id) pairs, in order."""
+        if not items:
+            return []
+        with self.store.transaction():
+            db = self.db
+            # the ids are chosen here (the transaction holds the write lock): messages' next
+            # AUTOINCREMENT id, the ledger's next rowid, so that executemany needs no lastrowid
+            base = db.execute("SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),"
+                              " coalesce((SELECT max(id) FROM messages), 0))").fetchone()[0]
+            lbase = db.execute("SELECT coalesce(max(id), 0) FROM pop3_ledger").fetchone()[0]
+            ids = range(base + 1, base + 1 + len(items))
+            lids = range(lbase + 1, lbase + 1 + len(items))
+            seen: set[str] = set()
+            rows, odd = [], []
+            for msg_id, lid, (uidl, _fp, _raw, fields) in zip(ids, lids, items, strict=True):
+                if uidl is None or uidl in seen:
+                    odd.append((msg_id, f"{uidl or ''}#{lid}", fields))  # add()'s server id of its own
+                else:
+                    seen.add(uidl)
+                    rows.append((msg_id, folder_id, uidl, *fields))
+            before = db.total_changes
+            db.executemany(_INSERT_ID_OR_IGNORE, rows)
+            if db.total_changes - before != len(rows):  # a UIDL the folder has already (rare)
+                there = {r[0] for r in db.execute("SELECT id FROM messages WHERE id BETWEEN ? AND ?",
+                                                  (ids[0], ids[-1]))}
+                lid_of = dict(zip(ids, lids, strict=True))
+                odd += [(r[0], f"{r[2]}#{lid_of[r[0]]}", r[3:]) for r in rows if r[0] not in there]
+            if odd:
+                db.executemany(_INSERT_ID, [(msg_id, folder_id, sid, *fields) for msg_id, sid, fields in odd])
+            body = int(not headers_only)
+            db.executemany("INSERT INTO pop3_ledger(id, msg_id, uidl, fingerprint, downloaded_at, has_body)"
+                           " VALUES (?, ?, ?, ?, ?, ?)",
+                           [(lid, msg_id, uidl, fp, now, body) for lid, msg_id, (uidl, fp, _r, _f)
+                            in zip(lids, ids, items, strict=True)])
+            db.executemany("INSERT INTO pop3_raw(msg_id, raw) VALUES (?, ?)",
+                           [(msg_id, raw) for msg_id, (_u, _fp, raw, _f) in zip(ids, items, strict=True)])
+            if mark_threads:
+                db.execute("UPDATE folders SET threads_dirty = ? WHERE id = ? AND threads_dirty = ?",
+                           (THREADS_NEW, folder_id, THREADS_CLEAN))
+        return list(zip(lids, ids, strict=True))
+
     def set_body(self, ledger_id: int, raw: bytes, has_attachment: bool | None = None) -> int | None:
         """The whole message for an entry stored headers-only; the local id it belongs to (None:
         the user deleted the row meanwhile: the entry only records that the body was had)."""
@@ -104,6 +152,27 @@ class Pop3Ledger:
                     self.db.execute("UPDATE messages SET has_attachment = ? WHERE id = ?",
                                     (int(has_attachment), msg_id))
         return msg_id
+
+    def set_bodies(self, items: list[tuple[int, bytes, bool | None]]) -> list[int | None]:
+        """set_body() for each (ledger id, raw, has_attachment), in one transaction: the local id
+        of each (None where the user deleted the row meanwhile)."""
+        if not items:
+            return []
+        with self.store.transaction():
+            db = self.db
+            msg_of: dict[int, int | None] = {}
+            for i in range(0, len(items), _CHUNK):
+                chunk = [lid for lid, _r, _a in items[i:i + _CHUNK]]
+                marks = ",".join("?" * len(chunk))
+                msg_of.update(db.execute(f"SELECT id, msg_id FROM pop3_ledger WHERE id IN ({marks})", chunk).fetchall())
+            db.executemany("UPDATE pop3_ledger SET has_body = 1 WHERE id = ?", [(lid,) for lid, _r, _a in items])
+            out = [msg_of.get(lid) for lid, _r, _a in items]
+            db.executemany("INSERT OR REPLACE INTO pop3_raw(msg_id, raw) VALUES (?, ?)",
+                           [(m, raw) for m, (_l, raw, _a) in zip(out, items, strict=True) if m is not None])
+            db.executemany("UPDATE messages SET has_attachment = ? WHERE id = ?",
+                           [(int(a), m) for m, (_l, _r, a) in zip(out, items, strict=True)
+                            if m is not None and a is not None])
+        return out
 
     def remap(self, ledger_id: int, uidl: str | None) -> None:
         """The server lists this message under a new UIDL (a restore): the entry and, where it

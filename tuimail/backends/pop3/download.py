@@ -10,8 +10,10 @@ The order (issue 14, item 3):
 2. plan(); if it asks for fingerprints (a UIDL reset, or no UIDL at all), TOP n 0 for those
    (RETR where the server has no TOP) and plan again.
 3. Remaps are written to the ledger before anything else happens.
-4. New messages: RETR (or TOP n 0 first with headers_first), each committed to the ledger as it
-   arrives. Then the DELEs (pipelined), each for a message whose commit has returned.
+4. New messages: RETR (or TOP n 0 first with headers_first), committed to the ledger a window
+   at a time as they arrive (the answers one read of the pipelined batch holds; the first window
+   a screenful, so the list shows it at once). Then the DELEs (pipelined), each for a message
+   whose commit has returned.
 5. QUIT. Only when it succeeds are the deleted messages marked off the server. A cut anywhere
    before it deletes nothing on the server (RFC 1939: DELE takes effect at QUIT), and every
    committed message is known by its UIDL and fingerprint, so the next sync downloads it no more.
@@ -31,17 +33,22 @@ from tuimail.trace import trace
 
 __all__ = ["Ledger", "SyncResult", "download", "fetch_body"]
 
+FIRST_WINDOW = 60  # the first header rows committed together: a screenful, listed at once
+WINDOW = 500  # at most this many messages per commit after that (fewer when fewer have arrived)
+WINDOW_BYTES = 8 << 20  # and at most about this many bytes of messages
+
 
 class Ledger(Protocol):
     """What a POP3 sync needs from the store, for one account. Each write is durable when it returns."""
 
     def known(self) -> list[KnownMessage]: ...
 
-    def commit(self, msg: ServerMessage, raw: bytes, fingerprint: str, headers_only: bool) -> Hashable:
-        """Store a new message (or only its header block) with its UIDL and fingerprint; its ref."""
+    def commit_many(self, items: list[tuple[ServerMessage, bytes, str]], headers_only: bool) -> list[Hashable]:
+        """Store new messages (or only their header blocks), each (message, raw, fingerprint) with
+        its UIDL and fingerprint, all durable when it returns; their refs, in order."""
 
-    def commit_body(self, ref: Hashable, raw: bytes) -> None:
-        """The whole message for one stored with headers_only."""
+    def commit_bodies(self, items: list[tuple[Hashable, bytes]]) -> None:
+        """The whole messages, (ref, raw), for ones stored with headers_only; durable when it returns."""
 
     def remap(self, ref: Hashable, uidl: str | None) -> None:
         """A known message found again under a new UIDL (a server restore)."""
@@ -93,7 +100,8 @@ def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, b
     trace(f"pop3: UIDL {len(uidls or ())}")
     sizes: dict[int, int] | None = None
     quiet = False
-    if uidls is not None:  # sizes matter only for fingerprints: no LIST when nothing is new
+    if uidls is not None and (known or not uidls):  # (nothing known: all of it is new)
+        # sizes matter only for fingerprints: no LIST when nothing is new
         p = plan([ServerMessage(n, 0, u) for n, u in sorted(uidls.items())], known, policy, now)
         quiet = not (p.new or p.need_fingerprints or p.remap)
     if not quiet:
@@ -124,30 +132,33 @@ def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, b
     newest_first = [m.number for m in reversed(p.new)]
     if headers_first and p.new:
         by_number = {m.number: m for m in p.new}
-        for n, head in s.top_many(newest_first):
-            m = by_number[n]
-            ref = ledger.commit(m, head, fingerprint(head, m.size), headers_only=True)
-            result.headers += 1
+        for window in s.top_windows(newest_first, first=FIRST_WINDOW, most=WINDOW):
+            new = [by_number[n] for n, _ in window]
+            refs = ledger.commit_many([(m, head, fingerprint(head, m.size))
+                                       for m, (_, head) in zip(new, window, strict=True)], headers_only=True)
+            result.headers += len(refs)
             if bodies:
-                pending_bodies.append((m, ref))
+                pending_bodies += zip(new, refs, strict=True)
         flush = getattr(ledger, "flush", None)  # every header is in: list them now, not with the first bodies
         if flush is not None:
             flush()
+        trace(f"pop3: all headers committed {result.headers}")
     elif p.new:
         by_number = {m.number: m for m in p.new}
-        for n, raw in s.retr_many(newest_first):
-            m = by_number[n]
-            ref = ledger.commit(m, raw, fingerprint(raw, m.size), headers_only=False)
-            result.downloaded += 1
+        for window in s.retr_windows(newest_first, first=FIRST_WINDOW, most=WINDOW, most_bytes=WINDOW_BYTES):
+            new = [by_number[n] for n, _ in window]
+            refs = ledger.commit_many([(m, raw, fingerprint(raw, m.size))
+                                       for m, (_, raw) in zip(new, window, strict=True)], headers_only=False)
+            result.downloaded += len(refs)
             if p.delete_after_download:
-                to_delete.append((n, ref))
+                to_delete += [(m.number, ref) for m, ref in zip(new, refs, strict=True)]
     if pending_bodies:
-        refs = {m.number: ref for m, ref in pending_bodies}
-        for n, raw in s.retr_many([m.number for m, _ in pending_bodies]):
-            ledger.commit_body(refs[n], raw)
-            result.downloaded += 1
+        refs_of = {m.number: ref for m, ref in pending_bodies}
+        for window in s.retr_windows([m.number for m, _ in pending_bodies], most=WINDOW, most_bytes=WINDOW_BYTES):
+            ledger.commit_bodies([(refs_of[n], raw) for n, raw in window])
+            result.downloaded += len(window)
             if p.delete_after_download:
-                to_delete.append((n, refs[n]))
+                to_delete += [(n, refs_of[n]) for n, _ in window]
 
     if to_delete:
         s.dele_many(n for n, _ in to_delete)

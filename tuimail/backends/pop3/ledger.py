@@ -2,10 +2,13 @@
 with its ledger entry and stored copy (tuimail/store/pop3ledger.py), in one transaction each.
 
 Rows added are reported in batches (RowsChanged with local ids), not one event per message.
+commit_many / commit_bodies store a window of messages (what download.py got in one read of a
+pipelined batch) with a few executemany statements in one transaction, durable when they
+return: download.py sends each DELE only after the commit of its message returned.
 With `batch` (an account that never DELEs: keep mode, no keep_days, no delete_on_server) the
 messages are committed a few hundred per transaction too: a crash then loses downloads, never
 mail (the server still has every message; the next sync downloads them again, once). Otherwise
-each message is its own transaction, durable before anything could DELE it.
+each commit is its own transaction, durable before anything could DELE its messages.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Callable, Hashable
 
 from tuimail.backends.pop3.plan import KnownMessage, ServerMessage, header_block
 from tuimail.core.events import Event, RowsChanged
-from tuimail.mail.headers import summarize
+from tuimail.mail.headers import has_attachment, summarize
 from tuimail.store.pop3ledger import Pop3Ledger
 from tuimail.trace import trace
 
@@ -89,13 +92,50 @@ class StoreLedger:
         self._maybe_flush()
         return lid
 
+    def commit_many(self, items: list[tuple[ServerMessage, bytes, str]], headers_only: bool) -> list[Hashable]:
+        """commit() for each (message, raw, fingerprint), in one transaction (joined to the batch
+        in progress when batched); the refs in order."""
+        if not items:
+            return []
+        now = self.now()
+        first_of_tx = True
+        if self.batch and self._tx is None:
+            self._tx = contextlib.ExitStack()
+            self._tx.enter_context(self.ledger.store.transaction())
+        elif self.batch:
+            first_of_tx = False
+        try:
+            pairs = self.ledger.add_many(
+                self.inbox, [(m.uidl, fp, raw, row_fields(raw, m.size, now, headers_only)) for m, raw, fp in items],
+                headers_only, now, mark_threads=first_of_tx)
+        except BaseException:
+            self._abort()
+            raise
+        ids = [msg_id for _, msg_id in pairs]
+        self.added += ids
+        self._pending += ids
+        self._maybe_flush()
+        return [lid for lid, _ in pairs]
+
     def commit_body(self, ref: Hashable, raw: bytes) -> None:
-        assert isinstance(ref, int)
-        fields = row_fields(raw, 0, 0.0, False)
-        msg_id = self.ledger.set_body(ref, raw, bool(fields[-1]))
-        if msg_id is not None:
-            self.changed.append(msg_id)
-            self._pending_changed.append(msg_id)
+        self.commit_bodies([(ref, raw)])
+
+    def commit_bodies(self, items: list[tuple[Hashable, bytes]]) -> None:
+        """The whole messages for refs stored with headers_only, in one transaction."""
+        refs: list[int] = []
+        for ref, _ in items:
+            assert isinstance(ref, int)
+            refs.append(ref)
+        try:
+            ids = self.ledger.set_bodies([(ref, raw, has_attachment(header_block(raw)))
+                                          for ref, (_, raw) in zip(refs, items, strict=True)])
+        except BaseException:
+            self._abort()  # (in a batch: no half of it is committed by the next flush)
+            raise
+        ids_there = [i for i in ids if i is not None]
+        if ids_there:
+            self.changed += ids_there
+            self._pending_changed += ids_there
             self._maybe_flush()
 
     def remap(self, ref: Hashable, uidl: str | None) -> None:
