@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from tuimail.backends.pop3.plan import DAY, KnownMessage, Policy, ServerMessage, fingerprint, header_block, plan
@@ -185,3 +187,18 @@ def test_known_messages_the_server_no_longer_lists_are_gone():
 def test_empty_server():
     p = plan([], known_for(server_list(2)), KEEP, NOW)
     assert p.new == [] and len(p.gone) == 2 and not p.no_uidl and not p.need_fingerprints
+
+
+def test_header_block_is_everything_before_the_first_empty_line():
+    """Every string of a, CR, LF and ':' up to 7 bytes: the block ends at the first CRLF CRLF or
+    LF LF, whichever comes first; none when the message starts with an empty line."""
+    def reference(raw: bytes) -> bytes:
+        if raw.startswith(b"\r\n") or raw.startswith(b"\n"):
+            return b""
+        ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+        return raw[:min(ends)] if ends else raw
+
+    for n in range(8):
+        for parts in itertools.product((b"a", b"\r", b"\n", b":"), repeat=n):
+            raw = b"".join(parts)
+            assert header_block(raw) == reference(raw), raw

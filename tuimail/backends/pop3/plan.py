@@ -33,10 +33,12 @@ MODES = ("keep", "delete")
 
 def header_block(raw: bytes) -> bytes:
     """The header block of a message or of a TOP answer: everything before the first empty line."""
-    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
     if raw.startswith(b"\r\n") or raw.startswith(b"\n"):
         return b""  # no headers at all
-    return raw[:min(ends)] if ends else raw
+    end = raw.find(b"\r\n\r\n")
+    # a bare LF LF before it (none can start at end - 1 or end: raw[end] is CR), not in the body
+    lf = raw.find(b"\n\n", 0, end) if end >= 0 else raw.find(b"\n\n")
+    return raw[:lf] if lf >= 0 else raw[:end] if end >= 0 else raw
 
 
 def fingerprint(raw_or_header: bytes, size: int) -> str:
