@@ -177,3 +177,50 @@ def test_a_first_runs_sync_child_is_a_fork_and_behaves_as_a_spawned_one(tuimail_
     assert "sync process ended unexpectedly" in res["error"]
     assert not res["can_fork_now"] and not res["second_forked"]
     assert res["second"] == 43 and res["ended"]
+
+
+def _nice(pid: int) -> list[int]:
+    """The niceness of each thread of a process (Linux /proc: field 19 of each task's stat)."""
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as fh:
+                out.append(int(fh.read().rsplit(") ", 1)[1].split()[16]))
+        except (OSError, IndexError):
+            pass
+    return out
+
+
+def test_headers_first_lists_every_header_before_holding_and_in_the_background(tuimail_env, mailuser):
+    """With headers_first the hold comes after all the header rows (before the bodies), and until
+    the UI painted the sync runs at a lower CPU priority, not waiting."""
+    fill(mailuser, 150)
+    config = load_config(tuimail_env.write_config(pop3_toml(mailuser, check_interval=3600, headers_first=True)))
+    events: queue.Queue = queue.Queue()
+    svc = create_service(config, config.account("test"), events.put)
+    svc.hold_for_first_paint()
+    svc.start()
+    try:
+        first = _next(events, lambda e: isinstance(e, RowsChanged) and e.added)
+        assert 0 < len(first.added) <= 60  # the first screenful, listed at once
+        added, niced = len(first.added), False
+        while added < 150:
+            e = _next(events, lambda e: isinstance(e, RowsChanged))
+            assert not e.ids  # no body before every header row
+            added += len(e.added)
+            niced = niced or max(_nice(svc.pid), default=0) >= 10
+        assert niced  # (the sync thread, while the first paint is pending)
+        time.sleep(0.5)  # held now: no body until the UI painted
+        later = []
+        while not events.empty():
+            later.append(events.get_nowait())
+        assert not any(isinstance(e, RowsChanged) and (e.ids or e.added) for e in later), later
+        svc.ui_painted()
+        _next(events, lambda e: isinstance(e, RowsChanged) and e.ids)  # the bodies come
+        _next(events, lambda e: isinstance(e, SyncState) and e.state == "idle")
+        if os.geteuid() == 0:  # back in the foreground (a user may not raise a priority again)
+            assert max(_nice(svc.pid)) == 0
+        with Store(paths.account_store_path("test")) as st:
+            assert st.db.execute("SELECT count(*) FROM pop3_ledger WHERE has_body = 1").fetchone()[0] == 150
+    finally:
+        svc.stop()
