@@ -143,9 +143,6 @@ def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, b
         if flush is not None:
             flush()
         trace(f"pop3: all headers committed {result.headers}")
-        done = getattr(ledger, "headers_done", None)  # (the app's first run may wait for its first paint here)
-        if done is not None:
-            done()
     elif p.new:
         by_number = {m.number: m for m in p.new}
         for window in s.retr_windows(newest_first, first=FIRST_WINDOW, most=WINDOW, most_bytes=WINDOW_BYTES):

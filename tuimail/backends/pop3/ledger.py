@@ -45,7 +45,7 @@ class StoreLedger:
 
     def __init__(self, ledger: Pop3Ledger, inbox: int, account: str, emit: Callable[[Event], None] | None = None,
                  now: Callable[[], float] = time.time, *, delete_on_server: bool = False, batch: bool = False,
-                 after_first: Callable[[], None] | None = None, after_headers: Callable[[], None] | None = None):
+                 after_first: Callable[[], None] | None = None):
         self.ledger, self.inbox, self.account = ledger, inbox, account
         self.delete_on_server = delete_on_server
         self.batch = batch
@@ -58,7 +58,6 @@ class StoreLedger:
         self._pending_changed: list[int] = []
         self._reported = False  # (no row reported yet: the first screenful goes out at once)
         self.after_first = after_first  # called once the first rows are reported (the UI may hold us)
-        self.after_headers = after_headers  # called once every header row of headers_first is (likewise)
         self._last = time.monotonic()
 
     def known(self) -> list[KnownMessage]:
@@ -138,12 +137,6 @@ class StoreLedger:
             self.changed += ids_there
             self._pending_changed += ids_there
             self._maybe_flush()
-
-    def headers_done(self) -> None:
-        """download.py: every new message's header row is committed (headers_first), the bodies follow."""
-        after, self.after_headers = self.after_headers, None
-        if after is not None:
-            after()
 
     def remap(self, ref: Hashable, uidl: str | None) -> None:
         assert isinstance(ref, int)

@@ -15,10 +15,7 @@ its body by UIDL + RETR on a session of its own when it is opened.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
-import sys
-import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, TypeVar
@@ -47,7 +44,6 @@ if TYPE_CHECKING:  # (download is imported when a sync runs)
 
 log = logging.getLogger("tuimail.pop3")
 PAINT_HOLD = 2.0  # seconds a first download waits after its first screenful for the UI to draw it
-BACKGROUND_NICE = 10  # the sync thread's niceness added while the app's first paint is pending
 T = TypeVar("T")
 
 
@@ -73,44 +69,11 @@ class Pop3Service(ServiceBase):
         self._session: Pop3Session | None = None  # the worker's Pop3Session while it syncs (stop() cuts it)
         self.last: SyncResult | None = None  # the last sync's (tests, the bench)
         self._notes: list[str] = []
-        self._niced: int | None = None  # the sync thread's niceness before _background()
-
-    def _background(self) -> None:
-        """While the app's first paint is pending (hold_for_first_paint), the sync thread runs at
-        a lower CPU priority (Linux: niceness is per thread): the UI's start-up and paint come
-        first on a busy CPU, and the download still takes every idle cycle instead of waiting.
-        Measured (the app in tmux, a cold 5,000-message mailbox, headers_first, 6 rounds each
-        on a loaded 2-core box): first screen 0.80 s and all rows 1.00 s after launch, against
-        1.00 s and 1.35 s holding after the first screenful at normal priority."""
-        if self._niced is not None or not sys.platform.startswith("linux"):
-            return
-        try:
-            tid = threading.get_native_id()
-            old = os.getpriority(os.PRIO_PROCESS, tid)
-            os.setpriority(os.PRIO_PROCESS, tid, min(old + BACKGROUND_NICE, 19))
-        except OSError:
-            return
-        self._niced = old
-
-    def _foreground(self) -> None:
-        """Back to the niceness before _background(), where allowed (raising a priority again
-        may need a privilege: then this thread's later syncs stay in the background)."""
-        old, self._niced = self._niced, None
-        if old is not None:
-            try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), old)
-            except OSError:
-                pass
 
     def _wait_for_paint(self) -> None:
         """hold_for_first_paint(): after the first screenful of rows (the ledger's first report),
         wait at most PAINT_HOLD seconds for ui_painted() before downloading more, so that the
-        download does not compete with the UI's start-up and first paint for a CPU. With
-        headers_first the wait comes after all the header rows, before the bodies: the rows cost
-        ~40 us each (5,000 in ~0.2 s, in the sync process), and holding them after the first
-        screenful put the UI's whole start-up between the first and the last row (measured with
-        the app in tmux, a cold 5,000-message mailbox: all rows 1.49 s after launch holding after
-        the first screenful, 1.20 s not holding; the first screen 1.15 s and 1.05 s)."""
+        download does not compete with the UI's start-up and first paint for a CPU."""
         if not self._hold_for_paint:
             return
         self._hold_for_paint = False  # the first report of the first sync only
@@ -120,7 +83,6 @@ class Pop3Service(ServiceBase):
             if left <= 0:
                 break
             self._painted.wait(min(left, 0.1))
-        self._foreground()
 
     # requests (non-blocking) -------------------------------------------------
     def wake(self) -> None:
@@ -164,23 +126,19 @@ class Pop3Service(ServiceBase):
         first = pop.empty()
         delete_on_server = bool(getattr(self.account, "delete_on_server", False))
         deleting = self.policy.mode == "delete" or self.policy.keep_days is not None or delete_on_server
-        headers_first = bool(getattr(self.account, "headers_first", False))
         ledger = StoreLedger(pop, inbox, self.account.name, self._emit, delete_on_server=delete_on_server,
-                             batch=not deleting, after_first=None if headers_first else self._wait_for_paint,
-                             after_headers=self._wait_for_paint if headers_first else None)
+                             batch=not deleting, after_first=self._wait_for_paint)
         if deleting:  # a DELE follows the commit: make each commit survive a power cut, not only a crash
             store.db.execute("PRAGMA synchronous=FULL")
-        if self._hold_for_paint:
-            self._background()
         session = self._session = self._new_session()
         try:
             if self._stop.is_set():
                 raise NetworkError("stopped")
-            result = download(session, ledger, self.policy, bodies=bodies, headers_first=headers_first)
+            result = download(session, ledger, self.policy, bodies=bodies,
+                              headers_first=bool(getattr(self.account, "headers_first", False)))
         finally:
             self._session = None
             ledger.flush()
-            self._foreground()  # (no hold came: nothing new)
             if deleting:
                 store.db.execute("PRAGMA synchronous=NORMAL")
             self._finish_threads(store, inbox)
