@@ -99,3 +99,17 @@ def test_garbage_is_refused_in_a_window():
             list(s.retr_windows([1, 2]))
         assert s.broken
         s.abort()
+
+
+def test_no_more_than_the_first_screenful_is_asked_for_before_it_is_handed_over(mailuser):
+    """The caller may pause after the first window (the app's first paint): the server is then
+    not busy answering hundreds of commands in flight."""
+    mailuser.deliver_many("INBOX", ((message(i), "") for i in range(1, 101)))
+    with dovecot_session(mailuser) as s:
+        windows = s.top_windows(range(100, 0, -1), first=20, most=1000)
+        got = next(windows)
+        while len(got) < 20:
+            got += next(windows)
+        assert len(got) == 20 and s.commands["TOP"] == 20
+        rest = [item for w in windows for item in w]
+        assert len(rest) == 80 and s.commands["TOP"] == 100
