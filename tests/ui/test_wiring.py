@@ -129,10 +129,20 @@ def test_run_app_starts_a_first_runs_sync_before_textual(tmp_path, monkeypatch):
         order.append("app.run")
 
     from tuimail.store.db import connections_opened
+    from tuimail.ui import launch
     opened = connections_opened()
     monkeypatch.setattr(TuimailApp, "run", fake_run)
+    monkeypatch.setattr(launch, "usable_cpus", lambda: 1)
     assert run_app(make_config(), None, offline=False, start_folder=None, service_factory=factory) == 0
     assert order == ["hold", "start", "app.run"]
+    # with two CPUs or more the sync does not pause for the first paint: they run side by side
+    import shutil
+    shutil.rmtree(tmp_path / "data", ignore_errors=True)
+    order.clear()
+    opened = connections_opened()
+    monkeypatch.setattr(launch, "usable_cpus", lambda: 2)
+    assert run_app(make_config(), None, offline=False, start_folder=None, service_factory=factory) == 0
+    assert order == ["start", "app.run"]
 
     from tuimail import paths
     make_store(paths.account_store_path("test"), 5).close()

@@ -6,14 +6,16 @@ The services come from backends/registry.py (create_service, by each account's k
 knows them as AccountService (core/service.py) only.
 
 This module imports no Textual at load time. On a first run (an empty store) the first screen
-is the network's first window, so the sync (for IMAP a child process: backends/imap/process.py)
-is started before Textual is imported: the connection, SELECT and first FETCH overlap the UI's
-start-up, and the sync holds its further windows until the list has painted those rows
-(AccountService.ui_painted), so that its parsing does not compete with the first paint for a CPU.
+is the network's first window, so the sync (a child process, a fork of this one: backends/child.py)
+is started before Textual is imported and before any store is opened: the connection, the first
+window and its commit overlap the UI's start-up. On a machine with one CPU the sync then holds its
+further windows until the list has painted those rows (AccountService.ui_painted), so that its
+parsing does not compete with the first paint; with more, both go on side by side.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -37,9 +39,22 @@ def is_cold(store: Store) -> bool:
     return inbox is None or inbox.state is None
 
 
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _start_all(services: dict[str, AccountService]) -> None:
+    # With one CPU the sync (a child process) pauses after its first screenful until the UI has
+    # drawn it, so that its parsing does not delay the first paint. With two or more the two run
+    # side by side: measured (POP3, 5,000 messages, 2 cores, 5 rounds), the first screen came as
+    # soon (0.39 s either way) and every row was in 0.44 s instead of 0.62 s.
+    hold = usable_cpus() < 2
     for svc in services.values():
-        svc.hold_for_first_paint()
+        if hold:
+            svc.hold_for_first_paint()
         svc.start()
 
 
