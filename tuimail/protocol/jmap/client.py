@@ -33,6 +33,7 @@ from typing import Any, cast
 from tuimail.errors import AuthError, NetworkError, ProtocolError, TLSError, UsageError
 from tuimail.protocol.jmap.errors import MethodError, RequestError, method_error, server_text
 from tuimail.protocol.tls import check_pin, is_loopback, verified_context
+from tuimail.trace import trace
 
 __all__ = ["CORE", "MAIL", "SUBMISSION", "Exchange", "Session", "CallRef", "Batch", "Response", "JmapClient",
            "discovery_url"]
@@ -296,6 +297,7 @@ class JmapClient:
             raise ProtocolError(f"JMAP session at {final_url} answered HTTP {status}")
         self.session = Session.parse(final_url, self._json(body, final_url))
         self.session_stale = False
+        trace("jmap: session")
         return self.session
 
     @property
@@ -341,6 +343,7 @@ class JmapClient:
         if not isinstance(parsed, dict) or not isinstance(parsed.get("methodResponses"), list):
             raise ProtocolError(f"JMAP server at {session.api_url} sent no methodResponses")
         response = Response(parsed, self.last)
+        trace(f"jmap: {' '.join(c[0] for c in batch.calls)} ({len(data)} B)")
         if response.session_state is not None and response.session_state != session.state:
             self.session_stale = True  # refetched before the next request
         return response
