@@ -22,9 +22,12 @@ from typing import TYPE_CHECKING
 from tuimail.config.load import Config
 from tuimail.core.service import AccountService
 from tuimail.store.store import Store
+from tuimail.trace import trace
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from tuimail.ui.app import TuimailApp
 
     from tuimail.backends.registry import ServiceFactory
     from tuimail.ui.screens.setup import SetupRequest
@@ -56,6 +59,13 @@ def _start_all(services: dict[str, AccountService]) -> None:
         if hold:
             svc.hold_for_first_paint()
         svc.start()
+
+
+def _import_app() -> type[TuimailApp]:
+    trace("ui: import the app")
+    from tuimail.ui.app import TuimailApp
+    trace("ui: app imported")
+    return TuimailApp
 
 
 def _default_service_factory() -> ServiceFactory:
@@ -101,16 +111,16 @@ def run_app(config: Config, account_names: list[str] | None, *, offline: bool, s
         first = not offline and any(not account_store_path(acc.name).exists() for acc in accounts)
         if first:
             _start_all(services)
+            # the stores are opened once the app is imported: meanwhile the syncs have made them
+            # (opened at once, they waited for the schema's transaction, ~20 ms of the first screen)
+            app_class = _import_app()
         for acc in accounts:
             stores[acc.name] = Store(account_store_path(acc.name))
-        if not first and not offline and any(is_cold(store) for store in stores.values()):
-            _start_all(services)
-        from tuimail.trace import trace
-        trace("ui: import the app")
-        from tuimail.ui.app import TuimailApp
-
-        trace("ui: app imported")
-        app = TuimailApp(config, stores, services, offline=offline, start_folder=start_folder, event_sink=bridge,
+        if not first:
+            if not offline and any(is_cold(store) for store in stores.values()):
+                _start_all(services)
+            app_class = _import_app()
+        app = app_class(config, stores, services, offline=offline, start_folder=start_folder, event_sink=bridge,
                          setup=setup)
         trace("ui: app constructed")
         app.run()  # the app starts the services (at once on a first run, else after its first paint)
