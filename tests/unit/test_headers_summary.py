@@ -16,13 +16,10 @@ from hypothesis import strategies as st
 from tuimail.backends.pop3.plan import header_block
 from tuimail.demo.generate import generate
 from tuimail.mail.headers import (
-    first_msgid,
-    guess_has_attachment,
     has_attachment,
-    parse_date,
     parse_header_block,
-    parse_msgids,
     summarize,
+    summary_of,
 )
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
@@ -37,18 +34,7 @@ def reference(raw: bytes) -> dict:
         h = parse_header_block(raw)
     except Exception:
         h = {}
-    get = h.get
-    return {
-        "from_": get("from", ""),
-        "to": get("to", ""),
-        "cc": get("cc", ""),
-        "subject": get("subject", ""),
-        "date": parse_date(get("date")),
-        "message_id": first_msgid(get("message-id")),
-        "in_reply_to": first_msgid(get("in-reply-to")),
-        "references": " ".join(parse_msgids(get("references"))),
-        "has_attachment": guess_has_attachment(get("content-type")),
-    }
+    return summary_of(h)
 
 
 def crlf(raw: bytes) -> bytes:

@@ -91,18 +91,18 @@ def test_a_failed_write_in_a_batch_keeps_no_half_of_it(store, monkeypatch):
     led = StoreLedger(pop, inbox, "acc", events.append, batch=True)
     commit(led, 1)
     commit(led, 2)
-    real = Pop3Ledger.add
+    real = Pop3Ledger.add_many  # (what commit writes with)
 
     def failing(self, *a, **kw):
         real(self, *a, **kw)
         raise sqlite3.OperationalError("disk I/O error (test)")
 
-    monkeypatch.setattr(Pop3Ledger, "add", failing)
+    monkeypatch.setattr(Pop3Ledger, "add_many", failing)
     with pytest.raises(sqlite3.OperationalError):
         commit(led, 3)
     led.flush()
     assert store.id_list(inbox) == [] and pop.entries() == [] and led.added == [] and events == []
-    monkeypatch.setattr(Pop3Ledger, "add", real)
+    monkeypatch.setattr(Pop3Ledger, "add_many", real)
     commit(led, 4)
     led.flush()
     assert [r.subject for r in store.rows(inbox, store.id_list(inbox)).values()] == ["m4"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import binascii
 import email.utils
 import re
+from collections.abc import Mapping
 
 from tuimail.mail.charset import decode_bytes
 
@@ -399,6 +400,12 @@ def summarize(raw: bytes) -> dict:
         h = _summary_fields(raw)
     except Exception:
         h = {}
+    return summary_of(h)
+
+
+def summary_of(h: Mapping[str, str]) -> dict:
+    """The stored fields from a block's decoded headers (lower-case names): summarize's second
+    half, also what its tests compare parse_header_block's reading with."""
     get = h.get
     refs = parse_msgids(get("references"))
     return {

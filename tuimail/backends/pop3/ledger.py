@@ -73,24 +73,7 @@ class StoreLedger:
         return out
 
     def commit(self, msg: ServerMessage, raw: bytes, fingerprint: str, headers_only: bool) -> Hashable:
-        now = self.now()
-        first_of_tx = True
-        if self.batch and self._tx is None:
-            self._tx = contextlib.ExitStack()
-            self._tx.enter_context(self.ledger.store.transaction())
-        elif self.batch:
-            first_of_tx = False  # (the batch's first message marked the thread order stale)
-        try:
-            lid, msg_id = self.ledger.add(self.inbox, msg.uidl, fingerprint, raw, headers_only,
-                                          row_fields(raw, msg.size, now, headers_only), now,
-                                          mark_threads=first_of_tx)
-        except BaseException:
-            self._abort()
-            raise
-        self.added.append(msg_id)
-        self._pending.append(msg_id)
-        self._maybe_flush()
-        return lid
+        return self.commit_many([(msg, raw, fingerprint)], headers_only)[0]
 
     def commit_many(self, items: list[tuple[ServerMessage, bytes, str]], headers_only: bool) -> list[Hashable]:
         """commit() for each (message, raw, fingerprint), in one transaction (joined to the batch
