@@ -43,7 +43,10 @@ def spawn(module: str, extra_fds: tuple[int, ...] = ()) -> tuple[ChildProcess, C
     which needs a real sys.stderr: Textual has replaced it). Either way the child is in a session
     of its own (Ctrl-C in a suspended editor is not for it) and never writes on the app's terminal."""
     if can_fork():
-        return _fork(module, extra_fds)
+        try:
+            return _fork(module, extra_fds)
+        except OSError as exc:  # (no process left to fork, no memory: a fresh interpreter may still start)
+            log.warning("fork of the %s failed (%s): spawning it", module, exc)
     import tuimail
 
     ours, theirs = socket.socketpair()
