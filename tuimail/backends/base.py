@@ -509,7 +509,16 @@ class FetchLaneService(ServiceBase, Generic[C, R]):
         paths.ensure_private_dir(self.cache_path.parent)
         self._fetch_conn: C | None = None  # guarded by _fetch_lock
         self._fetch_bodies: BodyCache | None = None
+        self._bodies: BodyCache | None = None  # the worker's body cache (_prepare to _finish)
         self._no_connection: str | None = None  # why the fetch lane has no connection (while online)
+
+    def _prepare(self, store: Store) -> None:
+        self._bodies = BodyCache(self.cache_path)
+
+    def _finish(self) -> None:
+        if self._bodies is not None:
+            self._bodies.close()
+            self._bodies = None
 
     @abstractmethod
     def _connect(self) -> C:

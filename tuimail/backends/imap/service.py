@@ -72,7 +72,6 @@ class ImapService(FetchLaneService["ImapConnection", "MessageOpener"]):
                  *, offline: bool = False):
         super().__init__(config, account, on_event, offline=offline)
         self._sync_conn: ImapConnection | None = None  # owned by the worker thread
-        self._bodies: BodyCache | None = None  # the worker's body cache
 
     # hooks of backends/base.py --------------------------------------------------
     def _connect(self) -> ImapConnection:
@@ -164,14 +163,6 @@ class ImapService(FetchLaneService["ImapConnection", "MessageOpener"]):
                 bodies.close()
 
     # the worker (the loop around it: backends/base.py) ---------------------------------------
-    def _prepare(self, store: Store) -> None:
-        self._bodies = BodyCache(self.cache_path)
-
-    def _finish(self) -> None:
-        if self._bodies is not None:
-            self._bodies.close()
-            self._bodies = None
-
     def _round(self, store: Store, lock: AccountLock) -> None:
         from tuimail.backends.imap.engine import Engine
         self._emit_state("connecting")

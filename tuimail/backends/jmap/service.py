@@ -73,7 +73,6 @@ class JmapService(FetchLaneService["JmapClient", "Reader"]):
                  offline: bool = False):
         super().__init__(config, account, on_event, offline=offline)
         self._sync_client: JmapClient | None = None
-        self._bodies: BodyCache | None = None  # the worker's body cache
         self._push_thread: threading.Thread | None = None
         self._push_stream: Any = None  # the EventSource being read (closed by stop())
         # "starting" | "on" (a stream is open) | "unavailable" (the server has none: polling) | "off"
@@ -174,14 +173,6 @@ class JmapService(FetchLaneService["JmapClient", "Reader"]):
                 bodies.close()
 
     # the worker (the loop around it: backends/base.py) ------------------------------------
-    def _prepare(self, store: Store) -> None:
-        self._bodies = BodyCache(self.cache_path)
-
-    def _finish(self) -> None:
-        if self._bodies is not None:
-            self._bodies.close()
-            self._bodies = None
-
     def _round(self, store: Store, lock: AccountLock) -> None:
         from tuimail.backends.jmap.engine import Engine
         self._emit_state("connecting")

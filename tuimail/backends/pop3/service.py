@@ -43,7 +43,6 @@ if TYPE_CHECKING:  # (download is imported when a sync runs)
     from tuimail.protocol.pop3 import Pop3Session
 
 log = logging.getLogger("tuimail.pop3")
-PAINT_HOLD = 2.0  # seconds a first download waits after its first screenful for the UI to draw it
 T = TypeVar("T")
 
 
@@ -72,17 +71,12 @@ class Pop3Service(ServiceBase):
 
     def _wait_for_paint(self) -> None:
         """hold_for_first_paint(): after the first screenful of rows (the ledger's first report),
-        wait at most PAINT_HOLD seconds for ui_painted() before downloading more, so that the
+        wait at most base.PAINT_HOLD seconds for ui_painted() before downloading more, so that the
         download does not compete with the UI's start-up and first paint for a CPU."""
         if not self._hold_for_paint:
             return
         self._hold_for_paint = False  # the first report of the first sync only
-        deadline = time.monotonic() + PAINT_HOLD
-        while not self._painted.is_set() and not self._stop.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            self._painted.wait(min(left, 0.1))
+        super()._wait_for_paint()
 
     # requests (non-blocking) -------------------------------------------------
     def wake(self) -> None:
