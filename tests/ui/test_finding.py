@@ -154,3 +154,19 @@ def test_searches_node_stays_below_an_account_that_comes_later(make_app):
             assert labels[-1] == "[searches]" and labels[1].startswith("later"), labels
 
     run(go())
+
+
+def test_without_saved_searches_their_controller_waits_for_first_use(make_app):
+    """After the first screen nothing of [searches] is made (its modules cost ~20 ms of the UI
+    thread while a first sync is at its busiest); a search across all folders still works."""
+    app, _store, _svc = make_app(20)
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await settle(pilot, app)
+            await pilot.pause(0.2)
+            assert not app.main.made("searches") and "[searches]" not in screen_text(app)
+            app.main.searches.search_all("~A")  # (G's prompt, answered)
+            await wait_until(pilot, lambda: "[searches]" in screen_text(app))
+
+    run(go())

@@ -217,3 +217,31 @@ def test_commit_many_reports_a_screenful_first_and_a_failed_body_window_keeps_no
     led.commit_bodies([(ref, raw(i) + b"more") for i, ref in enumerate(refs[:5])])
     led.flush()
     assert sum(e.has_body for e in pop.entries()) == 5
+
+
+def test_a_long_download_is_committed_every_batch_and_reported_every_quarter_second(tmp_path, monkeypatch):
+    """Batched: a transaction every BATCH_ROWS messages; a RowsChanged (each has the app read its
+    list again) for the first screenful, then at most every EVENT_EVERY seconds, then at the end."""
+    from tuimail.backends.pop3 import ledger as L
+    clock = [100.0]
+    monkeypatch.setattr(L.time, "monotonic", lambda: clock[0])
+    store = Store(tmp_path / "s.sqlite3")
+    other = sqlite3.connect(tmp_path / "s.sqlite3")  # what another connection (the app) sees
+    pop = Pop3Ledger(store)
+    inbox = pop.local_folder("INBOX", "inbox")
+    events: list = []
+    led = StoreLedger(pop, inbox, "acc", events.append, batch=True)
+    seen = []
+    for start in range(0, 2000, 100):  # windows of 100, quicker than EVENT_EVERY
+        led.commit_many([(ServerMessage(i, 0, f"U{i}"), raw(i), f"fp{i}") for i in range(start, start + 100)],
+                        headers_only=True)
+        seen.append(other.execute("SELECT count(*) FROM messages").fetchone()[0])
+    assert [len(e.added) for e in events] == [100]  # the first screenful, then nothing for 0.25 s
+    assert seen[:7] == [100, 100, 100, 100, 100, 600, 600] and seen[-1] == 1600  # committed every 500
+    clock[0] += L.EVENT_EVERY
+    led.commit_many([(ServerMessage(2000, 0, "U2000"), raw(2000), "fp2000")], headers_only=True)
+    assert [len(e.added) for e in events] == [100, 1901]
+    led.headers_done()
+    assert other.execute("SELECT count(*) FROM messages").fetchone()[0] == 2001
+    other.close()
+    store.close()

@@ -85,6 +85,12 @@ def can_send(account: Account) -> bool:
     return account.kind == "jmap" or bool(account.smtp)
 
 
+def drains_outbox(account: Account, service: AccountService | None) -> bool:
+    """Whether the app runs an outbox drain for the account: it can send, or its server keeps
+    drafts (what a previous run left, in the outbox or postponed, goes out)."""
+    return can_send(account) or (service is not None and service.capabilities.append)
+
+
 if TYPE_CHECKING:
     # mypy checks here that each backend keeps the contract: its class makes an AccountService
     # from (config, account, on_event, *, offline). Nothing is imported at run time.

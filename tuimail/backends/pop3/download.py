@@ -139,9 +139,11 @@ def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, b
             result.headers += len(refs)
             if bodies:
                 pending_bodies += zip(new, refs, strict=True)
-        flush = getattr(ledger, "flush", None)  # every header is in: list them now, not with the first bodies
-        if flush is not None:
-            flush()
+        # every header is in: listed now, not with the first bodies (and the ledger may wait for
+        # the app's first screen before the bodies start)
+        done = getattr(ledger, "headers_done", None)
+        if done is not None:
+            done()
         trace(f"pop3: all headers committed {result.headers}")
     elif p.new:
         by_number = {m.number: m for m in p.new}

@@ -25,7 +25,7 @@ from tuimail.mail.headers import has_attachment, summarize
 from tuimail.store.pop3ledger import Pop3Ledger
 from tuimail.trace import trace
 
-EVENT_EVERY = 0.25  # seconds between two RowsChanged of a long download (and two commits, batched)
+EVENT_EVERY = 0.25  # seconds between two RowsChanged of a long download (each commits a batch too)
 BATCH_ROWS = 500  # at most this many messages per transaction when batched
 FIRST_ROWS = 60  # the first report comes as soon as this many rows (a screenful) are committed
 GONE = -math.inf  # the download time reported for a message the user deleted and wants off the server
@@ -34,7 +34,9 @@ GONE = -math.inf  # the download time reported for a message the user deleted an
 def row_fields(raw: bytes, size: int, now: float, headers_only: bool) -> tuple:
     """(date, from_, to, cc, subject, message_id, in_reply_to, refs, size, has_attachment) of a
     message (or of its header block) for its row."""
-    s = summarize(header_block(raw))
+    # (a header-only download is a TOP n 0 answer: its header block and the empty line, which
+    # summarize stops at; a whole message is cut to its header block first)
+    s = summarize(raw if headers_only else header_block(raw))
     date = s["date"] if s["date"] is not None else int(now)  # no Date: the download time
     return (date, s["from_"], s["to"], s["cc"], s["subject"], s["message_id"], s["in_reply_to"],
             s["references"], int(size or len(raw)), int(bool(s["has_attachment"])))
@@ -45,11 +47,12 @@ class StoreLedger:
 
     def __init__(self, ledger: Pop3Ledger, inbox: int, account: str, emit: Callable[[Event], None] | None = None,
                  now: Callable[[], float] = time.time, *, delete_on_server: bool = False, batch: bool = False,
-                 after_first: Callable[[], None] | None = None):
+                 after_first: Callable[[], None] | None = None, after_headers: Callable[[], None] | None = None):
         self.ledger, self.inbox, self.account = ledger, inbox, account
         self.delete_on_server = delete_on_server
         self.batch = batch
         self._tx: contextlib.ExitStack | None = None
+        self._tx_rows = 0  # messages written in the batch in progress
         self.emit = emit or (lambda e: None)
         self.now = now
         self.added: list[int] = []  # local ids committed by this sync
@@ -58,6 +61,7 @@ class StoreLedger:
         self._pending_changed: list[int] = []
         self._reported = False  # (no row reported yet: the first screenful goes out at once)
         self.after_first = after_first  # called once the first rows are reported (the UI may hold us)
+        self.after_headers = after_headers  # called once every new header is committed (headers_done)
         self._last = time.monotonic()
 
     def known(self) -> list[KnownMessage]:
@@ -95,6 +99,7 @@ class StoreLedger:
             self._abort()
             raise
         ids = [msg_id for _, msg_id in pairs]
+        self._tx_rows += len(ids)
         self.added += ids
         self._pending += ids
         self._maybe_flush()
@@ -115,6 +120,7 @@ class StoreLedger:
         except BaseException:
             self._abort()  # (in a batch: no half of it is committed by the next flush)
             raise
+        self._tx_rows += len(items)
         ids_there = [i for i in ids if i is not None]
         if ids_there:
             self.changed += ids_there
@@ -129,14 +135,20 @@ class StoreLedger:
         self.ledger.off_server([r for r in refs if isinstance(r, int)])
 
     def _maybe_flush(self) -> None:
-        if time.monotonic() - self._last >= EVENT_EVERY or len(self._pending) >= BATCH_ROWS or (
-                not self._reported and len(self._pending) >= FIRST_ROWS):
+        """Report (and commit) the first screenful at once, then every EVENT_EVERY seconds; in
+        between, a batch is committed every BATCH_ROWS rows without a report: each report has the
+        app read its list again (a 5,000-message first download reported every 500 rows had it
+        reading ten times while it was drawing its first screen)."""
+        if (not self._reported and len(self._pending) >= FIRST_ROWS) or time.monotonic() - self._last >= EVENT_EVERY:
             self.flush()
+        elif self._tx_rows >= BATCH_ROWS:
+            self._commit()
 
     def _abort(self) -> None:
         """A write failed inside a batch: roll the batch back (no half-stored message is kept;
         its messages are downloaded again by the next sync) and report none of it."""
         tx, self._tx = self._tx, None
+        self._tx_rows = 0
         if tx is None:
             return
         tx.__exit__(*sys.exc_info())  # ROLLBACK
@@ -145,12 +157,24 @@ class StoreLedger:
         self.changed = [i for i in self.changed if i not in gone]
         self._pending, self._pending_changed = [], []
 
+    def headers_done(self) -> None:
+        """headers_first: every new message's header block is committed. Report them now (flush),
+        then after_headers, once (the app's child waits there for its first screen)."""
+        self.flush()
+        after, self.after_headers = self.after_headers, None
+        if after is not None:
+            after()
+
+    def _commit(self) -> None:
+        tx, self._tx = self._tx, None
+        self._tx_rows = 0
+        if tx is not None:
+            tx.close()  # COMMIT
+
     def flush(self) -> None:
         """Commit a batch in progress, then report the rows committed since the last report."""
         self._last = time.monotonic()
-        tx, self._tx = self._tx, None
-        if tx is not None:
-            tx.close()  # COMMIT
+        self._commit()
         if self._pending or self._pending_changed:
             added, changed = tuple(self._pending), tuple(self._pending_changed)
             if not self._reported:

@@ -116,6 +116,7 @@ def child_main(pipe: Connection) -> None:
 
     trace("pop3: sync process started")
     svc = Pop3Service(config, account, on_event, offline=setup["offline"])
+    svc.serves_app = True
     svc.store_path = setup["store_path"]
     if setup["typed"] is not None:
         svc._secret.typed = setup["typed"]

@@ -32,7 +32,7 @@ from typing import Any
 from textual.app import SuspendNotSupported
 from textual.message import Message
 
-from tuimail.backends.registry import can_send
+from tuimail.backends.registry import can_send, drains_outbox
 from tuimail.config.load import Account
 from tuimail.core.events import SyncState
 from tuimail.errors import TuimailError
@@ -548,9 +548,7 @@ class ComposeController:
         services = self.view.tapp.services
         for name in self.view.tapp.stores:
             account = self._account(name)
-            svc = services.get(name)
-            drafts = svc is not None and svc.capabilities.append
-            if account is not None and (can_send(account) or drafts):
+            if account is not None and drains_outbox(account, services.get(name)):
                 self._ensure_drainer(name)
 
     def _ensure_drainer(self, name: str) -> Drainer | None:

@@ -22,6 +22,8 @@ from textual.widget import Widget
 from textual.widgets import Tree
 from textual.worker import Worker, WorkerState
 
+from tuimail.backends.registry import drains_outbox
+from tuimail.errors import TuimailError
 from tuimail.store.store import FolderInfo
 from tuimail.ui import keys
 from tuimail.ui.collector import TICK as COLLECT_TICK
@@ -40,6 +42,8 @@ from tuimail.ui.widgets.folder_tree import FolderRef, FolderTree
 from tuimail.ui.widgets.header_list import HeaderList
 from tuimail.ui.widgets.message_view import MessageView
 from tuimail.ui.widgets.status import AccountState, StatusBar
+
+DRAINS_AFTER_PAINT = 0.5  # seconds after the first screen before the outbox drains start
 
 if TYPE_CHECKING:
     from tuimail.ui.app import TuimailApp
@@ -145,6 +149,8 @@ class MainScreen(Screen[None]):
     def searches(self) -> SearchesController:  # [searches]: virtual folders across every folder
         from tuimail.ui.controllers.searches import SearchesController
         ctl = self.folders.searches = SearchesController(self)  # (counts follow the stores' changes)
+        if self._after_paint_done:  # (its node in the tree, its counts; before: _after_first_paint)
+            ctl.start()
         return ctl
 
     @cached_property
@@ -261,8 +267,24 @@ class MainScreen(Screen[None]):
         if self.folder is not None and self.account is not None and self.folder.total < 0:
             self.folders.count_now(self.account, self.folder.id)
         self.tapp.start_services()
-        self.compose_ctl.start_drainers()
-        self.searches.start()
+        # The outbox drains and the saved searches' controllers cost ~20 ms each of this thread
+        # (their modules' imports), measured just as the first sync is at its busiest: the drains
+        # start a moment later, and only where an account has one; the searches now only if the
+        # config names some (their node in the tree shows counts), else at their first use.
+        self.set_timer(DRAINS_AFTER_PAINT, self._start_drainers)
+        if self.tapp.config.searches:
+            _ = self.searches  # (made after the first paint: started at once)
+
+    def _start_drainers(self) -> None:
+        tapp = self.tapp
+        for name in tapp.stores:
+            try:
+                account = tapp.config.account(name)
+            except TuimailError:
+                continue
+            if drains_outbox(account, tapp.services.get(name)):
+                self.compose_ctl.start_drainers()
+                return
 
     # ------------------------------------------------------------------ the panes (controllers/panes.py)
 
