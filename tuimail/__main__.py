@@ -1,3 +1,3 @@
-from tuimail.cli.main import main
+from tuimail.launcher import main
 
 raise SystemExit(main())

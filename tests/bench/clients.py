@@ -299,8 +299,14 @@ class Tuimail(Client):
         return {**super().env(), **{k: str(v) for k, v in self.xdg.items()}}
 
     def clear_cache(self) -> None:
-        for d in (self.xdg["XDG_DATA_HOME"], self.xdg["XDG_CACHE_HOME"]):
-            shutil.rmtree(d / "tuimail", ignore_errors=True)
+        """Cold: no store and no message cache (as neomutt's cold has no header cache). What a
+        program run before keeps stays, as for neomutt's binary: Python's __pycache__ and
+        tuimail's compiled dataclass code (<cache>/tuimail/code, tuimail/codecache.py)."""
+        shutil.rmtree(self.xdg["XDG_DATA_HOME"] / "tuimail", ignore_errors=True)
+        cache = self.xdg["XDG_CACHE_HOME"] / "tuimail"
+        for p in cache.iterdir() if cache.is_dir() else ():
+            if p.name != "code":
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
 
     def stored_rows(self) -> int:
         """INBOX rows in the store right now (a short read-only connection; 0 if not there yet)."""
