@@ -65,8 +65,10 @@ def save() -> None:
     if not _new or _path is None:
         return
     _new = False
+    from tuimail.paths import ensure_private_dir
+
     try:
-        _path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(_path.parent)  # (0700, as every directory tuimail makes)
         fd, tmp = tempfile.mkstemp(dir=_path.parent, prefix=".dataclasses-")
         try:
             with os.fdopen(fd, "wb") as f:
