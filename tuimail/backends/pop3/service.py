@@ -69,9 +69,7 @@ class Pop3Service(ServiceBase):
         self._session: Pop3Session | None = None  # the worker's Pop3Session while it syncs (stop() cuts it)
         self.last: SyncResult | None = None  # the last sync's (tests, the bench)
         self._notes: list[str] = []
-        # the first sync's login, started beside the store's opening (_run): (session, its thread, its error)
-        self._early: tuple[list[Pop3Session], threading.Thread, list[BaseException]] | None = None
-        self._early_cut = False
+        self._early: _EarlyLogin | None = None  # the first sync's login, started beside the store's opening
         self.serves_app = False  # the app's sync process (process.py): the bodies wait for its first screen
 
     def _wait_for_paint(self) -> None:
@@ -102,7 +100,7 @@ class Pop3Service(ServiceBase):
 
     def _cut_sync(self) -> None:
         if self._early is not None:
-            self._early_cut = True
+            self._early.cut = True
         s = self._session
         if s is not None:
             s.shutdown()  # no QUIT: nothing of that session is deleted
@@ -126,57 +124,16 @@ class Pop3Service(ServiceBase):
                 ledger.local_folder(name, _role_of(name, self.account.roles))
         return inbox
 
-    def _login_early(self) -> None:
-        """The worker's first login starts in a thread of its own at once: the greeting, CAPA
-        and AUTH round trips (and the server's login process) and the import of the protocol
-        module overlap the store's opening (a first run creates its schema) and the imports of
-        the first sync, instead of following them. _sync takes the session, or raises its error
-        (a refused password is not tried twice); the account lock is taken before anything is
-        downloaded, as before."""
-        if self._offline or self._stop.is_set():
-            return
-        box: list[Pop3Session] = []
-        errors: list[BaseException] = []
-
-        def login() -> None:
-            try:
-                session = self._session = self._new_session()  # (stop() cuts it: _cut_sync)
-                box.append(session)
-                session.connect()
-            except BaseException as exc:  # (raised again by _sync, in the worker)
-                errors.append(exc)
-
-        thread = threading.Thread(target=login, name=f"pop3-login-{self.account.name}", daemon=True)
-        self._early = (box, thread, errors)
-        thread.start()
-
-    def _take_early(self) -> Pop3Session | None:
-        """The early login's session once it is done (None if there was none); its error raised."""
-        early, self._early = self._early, None
-        if early is None:
-            return None
-        box, thread, errors = early
-        thread.join()
-        session = box[0] if box else None
-        if self._early_cut or errors:
-            if session is not None:
-                session.abort()
-            if self._early_cut:  # (offline or stopping meanwhile: a round later starts afresh)
-                self._early_cut = False
-                return None
-            raise errors[0]
-        return session
-
     def _run(self) -> None:
-        self._login_early()
+        if not (self._offline or self._stop.is_set()):
+            self._early = _EarlyLogin(self)
         try:
             super()._run()
         finally:
             early, self._early = self._early, None  # (the worker ended before its first sync)
             if early is not None:
-                early[1].join()
-                for session in early[0]:
-                    session.abort()
+                early.cut = True
+                early.take()
 
     # one sync ----------------------------------------------------------------
     def _sync(self, store: Store, *, bodies: bool = True) -> FolderSummary:
@@ -194,8 +151,9 @@ class Pop3Service(ServiceBase):
         if deleting:  # a DELE follows the commit: make each commit survive a power cut, not only a crash
             store.db.execute("PRAGMA synchronous=FULL")
         try:
-            early = self._take_early()
-            session = self._session = early if early is not None else self._new_session()
+            early, self._early = self._early, None
+            session = early.take() if early is not None else None
+            session = self._session = session if session is not None else self._new_session()
             if self._stop.is_set():
                 raise NetworkError("stopped")
             result = download(session, ledger, self.policy, bodies=bodies,
@@ -333,6 +291,41 @@ class Pop3Service(ServiceBase):
                             return
                     except sqlite3.Error:
                         pass
+
+
+class _EarlyLogin:
+    """The worker's first login, in a thread of its own from the worker's start: the greeting,
+    CAPA and AUTH round trips (and the server's login process) and the import of the protocol
+    module overlap the store's opening (a first run creates its schema) and the imports of the
+    first sync, instead of following them. The sync takes the session, or raises its error (a
+    refused password is not tried twice); the account lock is taken before anything is
+    downloaded, as before."""
+
+    def __init__(self, svc: Pop3Service) -> None:
+        self.session: Pop3Session | None = None
+        self.error: BaseException | None = None
+        self.cut = False  # offline or stopping meanwhile (Pop3Service._cut_sync): not used
+        self._svc = svc
+        self.thread = threading.Thread(target=self._login, name=f"pop3-login-{svc.account.name}", daemon=True)
+        self.thread.start()
+
+    def _login(self) -> None:
+        try:
+            self.session = self._svc._session = self._svc._new_session()  # (stop() cuts it: _cut_sync)
+            self.session.connect()
+        except BaseException as exc:  # (raised by take, in the worker)
+            self.error = exc
+
+    def take(self) -> Pop3Session | None:
+        """The logged-in session once the login is done; None if it was cut; its error raised."""
+        self.thread.join()
+        if self.cut or self.error is not None:
+            if self.session is not None:
+                self.session.abort()
+            if self.error is not None and not self.cut:
+                raise self.error
+            return None
+        return self.session
 
 
 def _role_of(name: str, roles: dict[str, str]) -> str | None:

@@ -23,7 +23,6 @@ from textual.widgets import Tree
 from textual.worker import Worker, WorkerState
 
 from tuimail.backends.registry import drains_outbox
-from tuimail.errors import TuimailError
 from tuimail.store.store import FolderInfo
 from tuimail.ui import keys
 from tuimail.ui.collector import TICK as COLLECT_TICK
@@ -276,15 +275,10 @@ class MainScreen(Screen[None]):
             _ = self.searches  # (made after the first paint: started at once)
 
     def _start_drainers(self) -> None:
-        tapp = self.tapp
-        for name in tapp.stores:
-            try:
-                account = tapp.config.account(name)
-            except TuimailError:
-                continue
-            if drains_outbox(account, tapp.services.get(name)):
-                self.compose_ctl.start_drainers()
-                return
+        tapp = self.tapp  # (no account with a drain: the compose controller waits for its first use)
+        if any(drains_outbox(acc, tapp.services.get(name)) for name, acc in tapp.config.accounts.items()
+               if name in tapp.stores):
+            self.compose_ctl.start_drainers()
 
     # ------------------------------------------------------------------ the panes (controllers/panes.py)
 
