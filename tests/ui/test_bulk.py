@@ -327,3 +327,22 @@ def test_in_a_virtual_folder_t_says_tags_belong_to_a_folder(make_app):
             assert type(app.screen).__name__ == "MainScreen"
 
     run(go())
+
+
+def test_a_single_flag_does_not_make_the_bulk_controller(make_app):
+    """F on one message is the intent queue's, not a bulk action: its report must not make (and
+    import) the bulk controller on the UI thread (~30 ms, measured as the longest stall pressing
+    F/N/j during a first download)."""
+    app, store, _svc = make_app(10)
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await settle(pilot, app)
+            uid = app.screen.hlist.current_uid
+            await pilot.press("F")
+            await wait_until(pilot, lambda: store.db.execute("SELECT flagged FROM messages WHERE id = ?",
+                                                             (uid,)).fetchone()[0] == 1)
+            await quiesce(pilot)
+            assert not app.screen.made("bulk")
+
+    run(go())
