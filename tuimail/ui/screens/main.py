@@ -42,8 +42,6 @@ from tuimail.ui.widgets.header_list import HeaderList
 from tuimail.ui.widgets.message_view import MessageView
 from tuimail.ui.widgets.status import AccountState, StatusBar
 
-DRAINS_AFTER_PAINT = 0.5  # seconds after the first screen before the outbox drains start
-
 if TYPE_CHECKING:
     from tuimail.ui.app import TuimailApp
     from tuimail.ui.controllers.bulk import BulkActions
@@ -266,19 +264,17 @@ class MainScreen(Screen[None]):
         if self.folder is not None and self.account is not None and self.folder.total < 0:
             self.folders.count_now(self.account, self.folder.id)
         self.tapp.start_services()
-        # The outbox drains and the saved searches' controllers cost ~20 ms each of this thread
-        # (their modules' imports), measured just as the first sync is at its busiest: the drains
-        # start a moment later, and only where an account has one; the searches now only if the
-        # config names some (their node in the tree shows counts), else at their first use.
-        self.set_timer(DRAINS_AFTER_PAINT, self._start_drainers)
-        if self.tapp.config.searches:
-            _ = self.searches  # (made after the first paint: started at once)
-
-    def _start_drainers(self) -> None:
-        tapp = self.tapp  # (no account with a drain: the compose controller waits for its first use)
+        # The compose controller (for the outbox drains) and the saved searches' controller cost
+        # ~20 ms each of this thread (their modules' imports): made here only where an account has
+        # a drain (it can send, or its server keeps drafts) and where the config names searches
+        # (their node in the tree shows counts), else at their first use. (Made later, or their
+        # modules imported in a thread, they were a 20-30 ms stall of keys typed meanwhile.)
+        tapp = self.tapp
         if any(drains_outbox(acc, tapp.services.get(name)) for name, acc in tapp.config.accounts.items()
                if name in tapp.stores):
             self.compose_ctl.start_drainers()
+        if tapp.config.searches:
+            _ = self.searches  # (made after the first paint: started at once)
 
     # ------------------------------------------------------------------ the panes (controllers/panes.py)
 
