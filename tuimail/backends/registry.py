@@ -14,6 +14,7 @@ without loading imapclient, ssl or the engine.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from tuimail.core.events import EventSink
@@ -85,10 +86,15 @@ def can_send(account: Account) -> bool:
     return account.kind == "jmap" or bool(account.smtp)
 
 
-def drains_outbox(account: Account, service: AccountService | None) -> bool:
-    """Whether the app runs an outbox drain for the account: it can send, or its server keeps
-    drafts (what a previous run left, in the outbox or postponed, goes out)."""
-    return can_send(account) or (service is not None and service.capabilities.append)
+def drained_accounts(config: Config, names: Iterable[str], services: Mapping[str, AccountService]) -> list[str]:
+    """The accounts among `names` the app runs an outbox drain for: those that can send, or
+    whose server keeps drafts (what a previous run left, in the outbox or postponed, goes out)."""
+    out = []
+    for name in names:
+        account, svc = config.accounts.get(name), services.get(name)
+        if account is not None and (can_send(account) or (svc is not None and svc.capabilities.append)):
+            out.append(name)
+    return out
 
 
 if TYPE_CHECKING:

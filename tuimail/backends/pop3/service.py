@@ -87,8 +87,8 @@ class Pop3Service(ServiceBase):
         wait until the app has drawn its first screen (at most base.PAINT_HOLD seconds). Measured
         with a 5,000-message first download on 2 CPUs: when the app's start-up was slow, the
         bodies began while it was still drawing and delayed its first screen by 50-100 ms."""
-        if self.serves_app and not self._painted.is_set():
-            super()._wait_for_paint()
+        if self.serves_app:
+            super()._wait_for_paint()  # (returns at once once painted)
 
     # requests (non-blocking) -------------------------------------------------
     def wake(self) -> None:

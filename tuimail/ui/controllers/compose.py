@@ -32,7 +32,7 @@ from typing import Any
 from textual.app import SuspendNotSupported
 from textual.message import Message
 
-from tuimail.backends.registry import can_send, drains_outbox
+from tuimail.backends.registry import can_send, drained_accounts
 from tuimail.config.load import Account
 from tuimail.core.events import SyncState
 from tuimail.errors import TuimailError
@@ -545,11 +545,9 @@ class ComposeController:
         """A drain thread for each account that can send (an [smtp] table, or JMAP) or store
         drafts: what a previous run left (in the outbox, postponed) goes out too. (The thread looks
         at the store itself: nothing is read here, on the UI thread.)"""
-        services = self.view.tapp.services
-        for name in self.view.tapp.stores:
-            account = self._account(name)
-            if account is not None and drains_outbox(account, services.get(name)):
-                self._ensure_drainer(name)
+        tapp = self.view.tapp
+        for name in drained_accounts(tapp.config, tapp.stores, tapp.services):
+            self._ensure_drainer(name)
 
     def _ensure_drainer(self, name: str) -> Drainer | None:
         d = self.drainers.get(name)

@@ -22,7 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Tree
 from textual.worker import Worker, WorkerState
 
-from tuimail.backends.registry import drains_outbox
+from tuimail.backends.registry import drained_accounts
 from tuimail.store.store import FolderInfo
 from tuimail.ui import keys
 from tuimail.ui.collector import TICK as COLLECT_TICK
@@ -270,8 +270,7 @@ class MainScreen(Screen[None]):
         # (their node in the tree shows counts), else at their first use. (Made later, or their
         # modules imported in a thread, they were a 20-30 ms stall of keys typed meanwhile.)
         tapp = self.tapp
-        if any(drains_outbox(acc, tapp.services.get(name)) for name, acc in tapp.config.accounts.items()
-               if name in tapp.stores):
+        if drained_accounts(tapp.config, tapp.stores, tapp.services):
             self.compose_ctl.start_drainers()
         if tapp.config.searches:
             _ = self.searches  # (made after the first paint: started at once)
