@@ -245,3 +245,38 @@ def test_a_long_download_is_committed_every_batch_and_reported_every_quarter_sec
     assert other.execute("SELECT count(*) FROM messages").fetchone()[0] == 2001
     other.close()
     store.close()
+
+
+def test_a_header_only_download_keeps_no_second_copy_of_its_headers(tmp_path):
+    """headers_first: the row holds what the list shows; no stored copy until the body comes
+    (message() says so with an empty copy and the entry); a local copy of it waits for the body;
+    a repair that loses its ledger entry gives it one from its UIDL (never downloaded twice), and
+    the local copy gets none (it took the id of the original's entry, whose UIDL was then lost)."""
+    from tuimail.store.repair import repair_store
+    path = tmp_path / "h.sqlite3"
+    with Store(path) as st:
+        pop = Pop3Ledger(st)
+        inbox = pop.local_folder("INBOX", "inbox")
+        pop.local_folder("Archive", "archive")
+        led = StoreLedger(pop, inbox, "acc")
+        heads = [raw(i).split(b"\r\n\r\n")[0] + b"\r\n\r\n" for i in (1, 2)]
+        refs = led.commit_many([(ServerMessage(i, 100, f"U{i}"), h, fingerprint(h, 100))
+                                for i, h in zip((1, 2), heads, strict=True)], headers_only=True)
+        led.flush()
+        a, b = led.added
+        assert st.db.execute("SELECT count(*) FROM pop3_raw").fetchone()[0] == 0
+        got, entry = pop.message(a)
+        assert got == b"" and entry is not None and not entry.has_body and entry.uidl == "U1"
+        assert sorted(r.subject for r in st.rows(inbox, [a, b]).values()) == ["m1", "m2"]
+        assert st.copy(inbox, [a], "Archive") == []  # nothing to copy yet
+        led.commit_body(refs[0], raw(1))
+        led.flush()
+        assert pop.message(a)[0] == raw(1) and pop.message(a)[1].has_body
+        assert st.copy(inbox, [a], "Archive") == [a]
+        st.db.execute("DELETE FROM pop3_ledger WHERE msg_id = ?", (b,))  # (the damage a repair meets)
+    repair_store(path, force=True)
+    with Store(path) as st:
+        pop = Pop3Ledger(st)
+        e = next(e for e in pop.entries() if e.msg_id == b)
+        assert e.uidl == "U2" and not e.has_body and e.on_server
+        assert sorted((e.uidl, e.msg_id, e.has_body) for e in pop.entries()) == [("U1", a, True), ("U2", b, False)]

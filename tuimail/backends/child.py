@@ -77,6 +77,9 @@ def can_fork() -> bool:
 
 
 def _fork(module: str, extra_fds: tuple[int, ...]) -> tuple[ForkedChild, Connection]:
+    # (imported before the fork: both sides need it, the child then has it without importing it)
+    from multiprocessing.connection import Connection
+
     ours, theirs = socket.socketpair()
     quiet = os.isatty(2)
     try:
@@ -109,7 +112,6 @@ def _fork(module: str, extra_fds: tuple[int, ...]) -> tuple[ForkedChild, Connect
         finally:
             os._exit(code)
     theirs.close()
-    from multiprocessing.connection import Connection
     return ForkedChild(pid), Connection(ours.detach())
 
 

@@ -301,8 +301,8 @@ MIGRATIONS: list[str] = [
     # needs per downloaded message (backends/pop3/plan.py): its UIDL and fingerprint, when it was
     # committed, whether its body is, whether it is still on the server. It outlives the message's
     # row (msg_id NULL once the user deleted it: keep mode never downloads it again). pop3_raw: the
-    # message as downloaded (or only its header block, headers_first), kept with the mail in the
-    # data dir: in delete mode the store holds the only copy.
+    # message as downloaded (none yet for a headers_first row; stores before 2026-12 kept its
+    # header block), kept with the mail in the data dir: in delete mode the store holds the only copy.
     """
     ALTER TABLE folders ADD COLUMN local INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE pop3_ledger(

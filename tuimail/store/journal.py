@@ -204,6 +204,11 @@ class Journal(StorePart):
         dest_id = row[0]
         done = []
         for id_ in ids:
+            # only a downloaded message is copied: one whose body is still to come (headers_first)
+            # has no stored copy yet, and its copy would have none to fetch it by (no ledger entry)
+            if self.db.execute("SELECT 1 FROM pop3_raw WHERE msg_id = ? AND NOT EXISTS (SELECT 1 FROM pop3_ledger"
+                               " WHERE msg_id = ? AND has_body = 0)", (id_, id_)).fetchone() is None:
+                continue
             new = copy_row(self.db, id_, folder_id, dest_id, None)
             if new is None:
                 continue

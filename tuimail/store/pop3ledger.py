@@ -2,9 +2,10 @@
 
 A POP3 message is a row of a local folder (INBOX until the user moves it) with sid = its UIDL,
 plus a ledger entry (pop3_ledger: UIDL, fingerprint, download time, body committed or not,
-still on the server) and its stored copy (pop3_raw: the whole message, or only its header block
-while headers_first has not fetched the body). The ledger entry outlives the row: a message the
-user deleted keeps its UIDL known (keep mode never downloads it again) with msg_id NULL.
+still on the server) and its stored copy (pop3_raw: the whole message; none while headers_first
+has not fetched the body: the row holds what the list shows, the header block is not kept
+twice). The ledger entry outlives the row: a message the user deleted keeps its UIDL known
+(keep mode never downloads it again) with msg_id NULL.
 
 Every write is one transaction, durable when it returns (the POP3 sync sends a DELE only after
 the commit of the message returned; backends/pop3/download.py). Plain tuples here: the store
@@ -87,7 +88,8 @@ class Pop3Ledger:
             lid = self.db.execute("INSERT INTO pop3_ledger(msg_id, uidl, fingerprint, downloaded_at, has_body)"
                                   " VALUES (?, ?, ?, ?, ?)", (msg_id, uidl, fingerprint, now,
                                                                int(not headers_only))).lastrowid
-            self.db.execute("INSERT INTO pop3_raw(msg_id, raw) VALUES (?, ?)", (msg_id, raw))
+            if not headers_only:
+                self.db.execute("INSERT INTO pop3_raw(msg_id, raw) VALUES (?, ?)", (msg_id, raw))
             if mark_threads:
                 self.db.execute("UPDATE folders SET threads_dirty = ? WHERE id = ? AND threads_dirty = ?",
                                 (THREADS_NEW, folder_id, THREADS_CLEAN))
@@ -132,8 +134,9 @@ class Pop3Ledger:
                            " VALUES (?, ?, ?, ?, ?, ?)",
                            [(lid, msg_id, uidl, fp, now, body) for lid, msg_id, (uidl, fp, _r, _f)
                             in zip(lids, ids, items, strict=True)])
-            db.executemany("INSERT INTO pop3_raw(msg_id, raw) VALUES (?, ?)",
-                           [(msg_id, raw) for msg_id, (_u, _fp, raw, _f) in zip(ids, items, strict=True)])
+            if not headers_only:
+                db.executemany("INSERT INTO pop3_raw(msg_id, raw) VALUES (?, ?)",
+                               [(msg_id, raw) for msg_id, (_u, _fp, raw, _f) in zip(ids, items, strict=True)])
             if mark_threads:
                 db.execute("UPDATE folders SET threads_dirty = ? WHERE id = ? AND threads_dirty = ?",
                            (THREADS_NEW, folder_id, THREADS_CLEAN))
@@ -200,13 +203,16 @@ class Pop3Ledger:
     # ------------------------------------------------------------------ reading
 
     def message(self, msg_id: int) -> tuple[bytes, LedgerEntry | None] | None:
-        """(stored copy, its ledger entry) of a message; None when the store has no copy."""
+        """(stored copy, its ledger entry) of a message; (b"", entry) for one whose body is not
+        downloaded yet (headers_first: the entry says has_body False); None when the store has
+        neither (a copy that was lost)."""
         row = self.db.execute("SELECT raw FROM pop3_raw WHERE msg_id = ?", (msg_id,)).fetchone()
-        if row is None:
-            return None
         e = self.db.execute("SELECT id, msg_id, uidl, fingerprint, downloaded_at, has_body, on_server FROM pop3_ledger"
                             " WHERE msg_id = ?", (msg_id,)).fetchone()
-        return bytes(row[0]), (LedgerEntry(e[0], e[1], e[2], e[3], e[4], bool(e[5]), bool(e[6])) if e else None)
+        entry = LedgerEntry(e[0], e[1], e[2], e[3], e[4], bool(e[5]), bool(e[6])) if e else None
+        if row is None:
+            return (b"", entry) if entry is not None and not entry.has_body else None
+        return bytes(row[0]), entry
 
     def without_body(self) -> list[LedgerEntry]:
         """Header-only messages the user still has (headers_first): their bodies are due."""

@@ -14,7 +14,8 @@ others kept), one row at a time (a large store's copies never sit in memory toge
   a message with a copy but no ledger entry gets one from its server id (the UIDL), so the next
   sync does not download it twice;
 - a row whose copy was lost: its body is fetched again when the server still has it (has_body 0
-  on an entry still on_server), else it is reported as lost text (its headers stay listed).
+  on an entry still on_server), else it is reported as lost text (its headers stay listed);
+  one that lost its entry as well gets one from its server id, its body due.
 
 Derived data (threads, the search index) is rebuilt by the next sync.
 """
@@ -121,6 +122,7 @@ def salvage_pop3(src: sqlite3.Connection, dst: sqlite3.Connection, folders: dict
                     if isinstance(e.get("msg_id"), int):
                         by_msg[e["msg_id"]] = e
         copied: set[int] = set()
+        whole: set[int] = set()  # copies without an entry that hold a whole message
         if "pop3_raw" in have:
             for r in _rows(src, "pop3_raw", out):
                 msg_id, raw = r.get("msg_id"), r.get("raw")
@@ -133,12 +135,9 @@ def salvage_pop3(src: sqlite3.Connection, dst: sqlite3.Connection, folders: dict
                     out.rebuilt += 1
                 dst.execute("INSERT INTO pop3_raw(msg_id, raw) VALUES (?, ?)", (msg_id, raw))
                 copied.add(msg_id)
-                if entry is None:  # its entry was lost: one from the row's server id (its UIDL)
-                    sid = dst.execute("SELECT sid FROM messages WHERE id = ?", (msg_id,)).fetchone()[0]
-                    uidl = None if "#" in sid else sid
-                    dst.execute("INSERT INTO pop3_ledger(msg_id, uidl, fingerprint, downloaded_at, has_body)"
-                                " VALUES (?, ?, '', strftime('%s', 'now'), ?)", (msg_id, uidl, int(_has_body(raw))))
-                    out.ledger += 1
+                if entry is None:
+                    if _has_body(raw):
+                        whole.add(msg_id)
         for e in entries.values():
             msg_id = e.get("msg_id") if e.get("msg_id") in kept else None
             vals = {**e, "msg_id": msg_id}
@@ -155,6 +154,24 @@ def salvage_pop3(src: sqlite3.Connection, dst: sqlite3.Connection, folders: dict
                 out.ledger += 1
             except sqlite3.Error:
                 pass
+        # a row whose entry was lost gets one from its server id (its UIDL), so that the next
+        # sync does not download it twice: body had when its copy holds a whole message, else due
+        # (a headers_first row has no copy until its body comes). After the entries kept (whose
+        # ids these must not take), and none for a local copy (`#c` in its server id: never a
+        # download of its own) or a UIDL the ledger knows already.
+        with_entry = {e.get("msg_id") for e in entries.values()}
+        uidls = {e.get("uidl") for e in entries.values()}
+        for msg_id in sorted(kept - with_entry):
+            sid = dst.execute("SELECT sid FROM messages WHERE id = ?", (msg_id,)).fetchone()[0]
+            uidl = None if "#" in sid else sid
+            if "#c" in sid or (uidl is not None and uidl in uidls) or (uidl is None and msg_id not in copied):
+                continue
+            uidls.add(uidl)
+            dst.execute("INSERT INTO pop3_ledger(msg_id, uidl, fingerprint, downloaded_at, has_body)"
+                        " VALUES (?, ?, '', strftime('%s', 'now'), ?)", (msg_id, uidl, int(msg_id in whole)))
+            out.ledger += 1
+            if msg_id not in whole:
+                out.refetch += 1
         out.messages, out.copies = len(kept), len(copied)
         dst.execute("COMMIT")
     except BaseException:
