@@ -346,3 +346,46 @@ def test_a_single_flag_does_not_make_the_bulk_controller(make_app):
             assert not app.screen.made("bulk")
 
     run(go())
+
+
+def test_a_pop3_message_still_downloading_is_not_copied_and_the_status_says_so(make_app, tmp_path):
+    """A POP3 account's local folders: of two tagged messages, the one whose body is still to
+    come (headers_first) has nothing to copy yet; the other is copied at once, and the status
+    line says why one was left."""
+    from tuimail.backends.pop3.ledger import StoreLedger
+    from tuimail.backends.pop3.plan import ServerMessage
+    from tuimail.store import Store
+    from tuimail.store.pop3ledger import Pop3Ledger
+
+    st = Store(tmp_path / "pop3.sqlite3")
+    pop = Pop3Ledger(st)
+    inbox = pop.local_folder("INBOX", "inbox")
+    arch = pop.local_folder("Archive", "archive")
+    led = StoreLedger(pop, inbox, "test")
+
+    def msg(i: int) -> bytes:
+        return (b"From: A <a@example.org>\r\nSubject: message %d\r\nMessage-ID: <%d@x>\r\n"
+                b"Date: Mon, 01 Jan 2024 10:00:0%d +0000\r\n\r\nbody %d\r\n" % (i, i, i, i))
+
+    led.commit(ServerMessage(1, 100, "U1"), msg(1), "fp1", headers_only=False)
+    led.commit(ServerMessage(2, 100, "U2"), msg(2).split(b"\r\n\r\n")[0] + b"\r\n\r\n", "fp2", headers_only=True)
+    led.flush()
+    app, store, _svc = make_app(store=st)
+
+    async def go():
+        async with app.run_test(size=(120, 30)) as pilot:
+            await settle(pilot, app)
+            hl = app.screen.hlist
+            for uid in hl.uids:
+                hl.select_uid(uid)
+                await pilot.press("t")
+            await pilot.press("semicolon", "C")
+            await pilot.pause()
+            app.screen.query_one(Input).value = "Archive"
+            await pilot.press("enter")
+            await settle(pilot, app)
+            await wait_until(pilot, lambda: "1 still downloading" in said(app))
+            assert "copied 1 message to Archive (1 still downloading)" in said(app)
+            assert [r.subject for r in store.rows(arch, store.id_list(arch)).values()] == ["message 1"]
+
+    run(go())

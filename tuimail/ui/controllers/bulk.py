@@ -347,7 +347,7 @@ class BulkActions:
         left = len(msg.intent.ids) - len(msg.uids)
         why = ""  # (a POP3 message whose body is still downloading is not copied: nothing to copy yet)
         if msg.intent.op == "copy" and left > 0:
-            why = f" ({left} still downloading: not copied)"
+            why = f" ({left} still downloading)"
         self.say(f"{done} {_n(len(msg.uids))}" + (f" to {sanitize_line(dest)}" if dest else "") + why)
         if msg.intent.op == "copy" and dest:
             dest_id = self.view.tapp.stores[msg.account].folder_id(dest)
