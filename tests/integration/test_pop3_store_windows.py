@@ -35,10 +35,12 @@ def stored(path) -> tuple[list[str], int]:
     return subjects, bodies
 
 
-@pytest.mark.parametrize("headers_first", [False, True])
+@pytest.mark.parametrize("headers_first", [False, True, "pool"])
 @pytest.mark.parametrize("mode", ["delete", "keep"])
 def test_a_cut_after_a_window_loses_nothing_and_stores_nothing_twice(mailuser, proxy_factory, tmp_path, monkeypatch,
                                                                       mode, headers_first):
+    if headers_first == "pool":  # the header rows worked out by the helper process (fieldpool.py)
+        monkeypatch.setattr(download_mod, "POOL_OVER", 20)
     fill(mailuser, N)
     path = tmp_path / "s.sqlite3"
     proxy = proxy_factory(mailuser.pop3_port)
@@ -47,8 +49,8 @@ def test_a_cut_after_a_window_loses_nothing_and_stores_nothing_twice(mailuser, p
     real_many, real_bodies, real_send = StoreLedger.commit_many, StoreLedger.commit_bodies, Pop3Session._send_many
     numbers: dict = {}
 
-    def commit_many(self, items, headers_only):
-        refs = real_many(self, items, headers_only)
+    def commit_many(self, items, headers_only, fields=None):
+        refs = real_many(self, items, headers_only, fields)
         commits.append(([m.number for m, _, _ in items], not headers_only))
         numbers.update({ref: m.number for ref, (m, _, _) in zip(refs, items, strict=True)})
         if len(commits) == 1 and cut[0]:
@@ -104,3 +106,28 @@ def test_a_cut_after_a_window_loses_nothing_and_stores_nothing_twice(mailuser, p
             assert set(dele) <= done
     else:
         assert on_server(mailuser) == N and not sent
+
+
+def test_the_helper_of_a_long_header_download_stores_what_the_sync_alone_stores(mailuser, tmp_path, monkeypatch):
+    """fieldpool.py: the same rows, server ids, fingerprints and ledger entries as without it."""
+    fill(mailuser, N)
+
+    def first_download(name: str, pool_over: int) -> tuple:
+        monkeypatch.setattr(download_mod, "POOL_OVER", pool_over)
+        path = tmp_path / name
+        st, led = store_ledger(path, "keep")
+        led.now = lambda: 1_800_000_000.0  # (no Date in these messages: the download time is theirs)
+        with st:
+            download(session(mailuser), led, Policy("keep"), headers_first=True, bodies=False, now=1_800_000_000.0)
+            led.flush()
+            return (st.db.execute("SELECT id, sid, date, from_, to_, cc, subject, message_id, in_reply_to, refs, size,"
+                                  " has_attachment FROM messages ORDER BY id").fetchall(),
+                    st.db.execute("SELECT id, msg_id, uidl, fingerprint, has_body FROM pop3_ledger"
+                                  " ORDER BY id").fetchall())
+
+    spawned: list = []
+    real = download_mod._pool
+    monkeypatch.setattr(download_mod, "_pool", lambda now: spawned.append(real(now)) or spawned[-1])
+    alone, helped = first_download("alone.sqlite3", 10 ** 9), first_download("helped.sqlite3", 20)
+    assert len(spawned) == 1 and spawned[0] is not None and spawned[0].pid is None  # made (once), then ended
+    assert helped == alone and len(alone[0]) == N

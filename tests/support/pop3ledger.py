@@ -50,7 +50,7 @@ class MemoryLedger:
             self.after_commit(self.commits)
         return ref
 
-    def commit_many(self, items, headers_only: bool) -> list[int]:
+    def commit_many(self, items, headers_only: bool, fields=None) -> list[int]:
         """One commit() after the other: the hooks see each message (a window commits them all)."""
         return [self.commit(m, raw, fp, headers_only) for m, raw, fp in items]
 

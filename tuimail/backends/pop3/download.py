@@ -22,20 +22,26 @@ A ledger failure (a full disk) leaves without QUIT, so no DELE of this session t
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Hashable
+from collections import deque
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tuimail.backends.pop3.plan import KnownMessage, Plan, Policy, ServerMessage, fingerprint, plan
 from tuimail.protocol.pop3 import Pop3Busy, Pop3Refused, Pop3Session
 from tuimail.trace import trace
+
+if TYPE_CHECKING:
+    from tuimail.backends.pop3.fieldpool import FieldPool
 
 __all__ = ["Ledger", "SyncResult", "download", "fetch_body"]
 
 FIRST_WINDOW = 60  # the first header rows committed together: a screenful, listed at once
 WINDOW = 500  # at most this many messages per commit after that (fewer when fewer have arrived)
 WINDOW_BYTES = 8 << 20  # and at most about this many bytes of messages
+POOL_OVER = 1000  # header downloads of this many messages or more share their work with a helper
 
 
 class Ledger(Protocol):
@@ -43,9 +49,11 @@ class Ledger(Protocol):
 
     def known(self) -> list[KnownMessage]: ...
 
-    def commit_many(self, items: list[tuple[ServerMessage, bytes, str]], headers_only: bool) -> list[Hashable]:
+    def commit_many(self, items: list[tuple[ServerMessage, bytes, str]], headers_only: bool,
+                    fields: list[tuple] | None = None) -> list[Hashable]:
         """Store new messages (or only their header blocks), each (message, raw, fingerprint) with
-        its UIDL and fingerprint, all durable when it returns; their refs, in order."""
+        its UIDL and fingerprint, all durable when it returns; their refs, in order. `fields`:
+        each one's row fields (ledger.row_fields) when worked out already (fieldpool.py)."""
 
     def commit_bodies(self, items: list[tuple[Hashable, bytes]]) -> None:
         """The whole messages, (ref, raw), for ones stored with headers_only; durable when it returns."""
@@ -72,17 +80,18 @@ class SyncResult:
 
 
 def download(session: Pop3Session, ledger: Ledger, policy: Policy, *, headers_first: bool = False,
-             bodies: bool = True, now: float | None = None) -> SyncResult:
+             bodies: bool = True, now: float | None = None, share: Callable[[], bool] = lambda: True) -> SyncResult:
     """Run one sync on `session` (connected here if it is not). Raises what the session raises
     (NetworkError, Pop3Busy: retry later) or what the ledger raises; the session is then dropped
     without QUIT. headers_first: commit new messages from TOP n 0 first; bodies=False: leave the
     bodies of header-only messages for later (opened, or a background sync); they are not DELE'd
-    before their body is committed."""
+    before their body is committed. share(): whether a long header download may work its rows
+    out in a helper process too (fieldpool.py) from now on."""
     result = SyncResult()
     if session.sock is None:
         session.connect()
     try:
-        _sync(session, ledger, policy, headers_first, bodies, time.time() if now is None else now, result)
+        _sync(session, ledger, policy, headers_first, bodies, time.time() if now is None else now, result, share)
     except BaseException:
         session.abort()
         raise
@@ -93,7 +102,7 @@ def download(session: Pop3Session, ledger: Ledger, policy: Policy, *, headers_fi
 
 
 def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, bodies: bool, now: float,
-          result: SyncResult) -> None:
+          result: SyncResult, share: Callable[[], bool]) -> None:
     known = ledger.known()
     trace("pop3: logged in")
     uidls = s.uidl()
@@ -132,13 +141,43 @@ def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, b
     newest_first = [m.number for m in reversed(p.new)]
     if headers_first and p.new:
         by_number = {m.number: m for m in p.new}
-        for window in s.top_windows(newest_first, first=FIRST_WINDOW, most=WINDOW):
-            new = [by_number[n] for n, _ in window]
-            refs = ledger.commit_many([(m, head, fingerprint(head, m.size))
-                                       for m, (_, head) in zip(new, window, strict=True)], headers_only=True)
+        pool: FieldPool | None = None
+        tried = False  # (a helper is made at most once)
+        waiting: deque[tuple[list[ServerMessage], list[tuple[int, bytes]]]] = deque()  # sent to the pool
+
+        def commit(new: list[ServerMessage], window: list[tuple[int, bytes]], fields: list | None) -> None:
+            fps = [f[0] for f in fields] if fields is not None else [fingerprint(h, m.size) for m, (_, h) in
+                                                                    zip(new, window, strict=True)]
+            refs = ledger.commit_many([(m, head, fp) for m, (_, head), fp in zip(new, window, fps, strict=True)],
+                                      headers_only=True, fields=[f[1] for f in fields] if fields else None)
             result.headers += len(refs)
             if bodies:
-                pending_bodies += zip(new, refs, strict=True)
+                pending_bodies.extend(zip(new, refs, strict=True))
+
+        try:
+            for window in s.top_windows(newest_first, first=FIRST_WINDOW, most=WINDOW):
+                new = [by_number[n] for n, _ in window]
+                # the first screenful is worked out here, at once; the rest in a helper as well once
+                # `share` allows it (the app has drawn its first screen: until then the helper
+                # would take a CPU from the app's start), when enough is left to be worth one
+                if pool is None and not tried and result.headers and share() and \
+                        len(p.new) - result.headers >= POOL_OVER:
+                    tried = True
+                    pool = _pool(now)
+                if pool is None:
+                    commit(new, window, None)
+                    continue
+                # the pool works this window out while the one before is stored
+                pool.submit([(head, m.size) for m, (_, head) in zip(new, window, strict=True)])
+                waiting.append((new, window))
+                if len(waiting) > 1:
+                    commit(*waiting.popleft(), pool.take())
+            while waiting:
+                assert pool is not None
+                commit(*waiting.popleft(), pool.take())
+        finally:
+            if pool is not None:
+                pool.close()
         # every header is in: listed now, not with the first bodies (and the ledger may wait for
         # the app's first screen before the bodies start)
         done = getattr(ledger, "headers_done", None)
@@ -168,6 +207,18 @@ def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, b
     if to_delete:
         ledger.off_server([ref for _, ref in to_delete])
         result.deleted = len(to_delete)
+
+
+def _pool(now: float) -> FieldPool | None:
+    """A helper process for the fingerprints and row fields of a long header download
+    (fieldpool.py), or None: no fork here."""
+    if not hasattr(os, "fork"):
+        return None
+    from tuimail.backends.pop3.fieldpool import FieldPool
+    try:
+        return FieldPool(now)
+    except OSError:
+        return None
 
 
 def _fingerprints(s: Pop3Session, p: Plan, sizes: dict[int, int]) -> dict[int, str]:

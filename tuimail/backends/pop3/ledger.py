@@ -79,9 +79,11 @@ class StoreLedger:
     def commit(self, msg: ServerMessage, raw: bytes, fingerprint: str, headers_only: bool) -> Hashable:
         return self.commit_many([(msg, raw, fingerprint)], headers_only)[0]
 
-    def commit_many(self, items: list[tuple[ServerMessage, bytes, str]], headers_only: bool) -> list[Hashable]:
+    def commit_many(self, items: list[tuple[ServerMessage, bytes, str]], headers_only: bool,
+                    fields: list[tuple] | None = None) -> list[Hashable]:
         """commit() for each (message, raw, fingerprint), in one transaction (joined to the batch
-        in progress when batched); the refs in order."""
+        in progress when batched); the refs in order. `fields`: their row_fields, when worked
+        out already (download.py's helper)."""
         if not items:
             return []
         now = self.now()
@@ -92,8 +94,10 @@ class StoreLedger:
         elif self.batch:
             first_of_tx = False
         try:
+            if fields is None:
+                fields = [row_fields(raw, m.size, now, headers_only) for m, raw, _ in items]
             pairs = self.ledger.add_many(
-                self.inbox, [(m.uidl, fp, raw, row_fields(raw, m.size, now, headers_only)) for m, raw, fp in items],
+                self.inbox, [(m.uidl, fp, raw, f) for (m, raw, fp), f in zip(items, fields, strict=True)],
                 headers_only, now, mark_threads=first_of_tx)
         except BaseException:
             self._abort()

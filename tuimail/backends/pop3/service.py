@@ -156,8 +156,11 @@ class Pop3Service(ServiceBase):
             session = self._session = session if session is not None else self._new_session()
             if self._stop.is_set():
                 raise NetworkError("stopped")
+            # (in the app's sync process a helper shares the header rows' work only once the app
+            # has drawn its first screen: download.py, fieldpool.py)
             result = download(session, ledger, self.policy, bodies=bodies,
-                              headers_first=bool(getattr(self.account, "headers_first", False)))
+                              headers_first=bool(getattr(self.account, "headers_first", False)),
+                              share=lambda: not self.serves_app or self._painted.is_set())
         finally:
             self._session = None
             ledger.flush()
