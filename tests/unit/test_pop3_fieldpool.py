@@ -58,3 +58,19 @@ def test_a_helper_that_dies_or_answers_garbage_changes_nothing_but_the_speed(mon
         monkeypatch.undo()
         pool.submit(ws[0])
         assert pool.take() == work_out(ws[0], NOW, True)
+
+
+def test_the_helper_keeps_nothing_of_the_sync_open(tmp_path):
+    """Its only descriptor past stdio is its socket: a file the sync holds (the store, the
+    server's connection, the socket to the app) is not held open by the helper."""
+    held = open(tmp_path / "store", "wb")
+    try:
+        with FieldPool(NOW) as pool:
+            pool.submit([(head(1), 1)])  # (answered: the helper is past its start)
+            assert pool.take() == work_out([(head(1), 1)], NOW, True)
+            fds = sorted(int(f) for f in os.listdir(f"/proc/{pool.pid}/fd"))
+            mine = [int(f) for f in os.listdir(f"/proc/{pool.pid}/fd")
+                    if os.readlink(f"/proc/{pool.pid}/fd/{f}") == str(tmp_path / "store")]
+    finally:
+        held.close()
+    assert mine == [] and len([f for f in fds if f > 2]) == 1, fds

@@ -27,6 +27,7 @@ from tuimail.backends.pop3.ledger import row_fields
 from tuimail.backends.pop3.plan import fingerprint
 
 _LEN = struct.Struct("!I")
+_MAXFD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1 << 16
 
 Window = list[tuple[bytes, int]]  # (TOP answer, size from LIST)
 Fields = list[tuple[str, tuple]]  # (fingerprint, row fields)
@@ -45,11 +46,20 @@ class FieldPool:
         self._sock: socket.socket | None = None
         self.pid: int | None = None
         ours, theirs = socket.socketpair()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            raise
         if pid == 0:  # the helper (forked from the sync's thread: it touches nothing but its socket)
             code = 0
             try:
-                ours.close()
+                # nothing else of the sync's stays open here: its socket to the app, the server's
+                # connection and the store's file end with the sync, whatever this helper does
+                keep = theirs.fileno()
+                os.closerange(3, keep)
+                os.closerange(keep + 1, _MAXFD)
                 import gc
                 gc.freeze()
                 _serve(theirs, now, headers_only)
