@@ -74,3 +74,24 @@ def test_the_helper_keeps_nothing_of_the_sync_open(tmp_path):
     finally:
         held.close()
     assert mine == [] and len([f for f in fds if f > 2]) == 1, fds
+
+
+def test_a_helper_that_hangs_is_given_up_and_killed(monkeypatch):
+    import time
+    monkeypatch.setattr(fieldpool, "HELPER_WAIT", 0.3)
+    w = windows()[0]
+    t = time.monotonic()
+    with monkeypatch.context() as m:
+        m.setattr(fieldpool, "work_out", lambda window, now, headers_only: time.sleep(3600))
+        pool = FieldPool(NOW)  # (forked with the hanging work_out)
+    with pool:
+        pid = pool.pid
+        pool.submit(w)
+        assert pool.take() == work_out(w, NOW, True)
+        assert pool.pid is None
+    assert time.monotonic() - t < 3
+    try:
+        os.kill(pid, 0)
+        raise AssertionError("the hung helper still runs")
+    except ProcessLookupError:
+        pass

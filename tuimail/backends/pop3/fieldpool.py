@@ -10,8 +10,9 @@ before: the two halves of the work run side by side.
 `FieldPool.submit(window)` sends (raw, size) pairs; `take()` returns the oldest window's
 [(fingerprint, fields)], in order. Both are pure functions of their inputs (plan.fingerprint,
 ledger.row_fields), so a helper that fails or dies changes nothing but the speed: `take` then
-works the window out here. The I/O never waits on a full socket while the other side waits on
-it (select both ways). The helper ends when the socket closes (close(), or the sync dies).
+works the window out here, as it does after HELPER_WAIT seconds without an answer (a helper that
+hung is killed). The I/O never waits on a full socket while the other side waits on it (select
+both ways). The helper ends when the socket closes (close(), or the sync dies).
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ from __future__ import annotations
 import marshal
 import os
 import select
+import signal
 import socket
 import struct
+import time
 from collections import deque
 
 from tuimail.backends.pop3.ledger import row_fields
 from tuimail.backends.pop3.plan import fingerprint
 
 _LEN = struct.Struct("!I")
+HELPER_WAIT = 10.0  # seconds without an answer (or room to send) before the helper is given up
 _MAXFD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1 << 16
 
 Window = list[tuple[bytes, int]]  # (TOP answer, size from LIST)
@@ -78,7 +82,10 @@ class FieldPool:
         out = memoryview(_LEN.pack(len(data)) + data)
         try:
             while out:
-                readable, writable, _ = select.select([self._sock], [self._sock], [])
+                readable, writable, _ = select.select([self._sock], [self._sock], [], HELPER_WAIT)
+                if not readable and not writable:  # stuck: the rest is worked out here
+                    self._lost()
+                    return
                 if readable:
                     self._read_some()
                 if writable and self._sock is not None:
@@ -92,6 +99,9 @@ class FieldPool:
         """The oldest submitted window's [(fingerprint, fields)]."""
         window = self._sent.popleft()
         while not self._results and self._sock is not None:
+            if not select.select([self._sock], [], [], HELPER_WAIT)[0]:
+                self._lost()  # no answer for HELPER_WAIT seconds: worked out here
+                break
             self._read_some()
         got = self._results.popleft() if self._results else None
         return got if got is not None and len(got) == len(window) else work_out(window, self.now, self.headers_only)
@@ -128,12 +138,21 @@ class FieldPool:
         self._lost()
 
     def _reap(self) -> None:
-        if self.pid is not None:
-            try:
-                os.waitpid(self.pid, 0)
-            except ChildProcessError:
-                pass
-            self.pid = None
+        """Wait for the helper to end (its socket's end); one that does not within a second is
+        killed (it cannot hold anything of the sync's: it keeps no descriptor but its socket)."""
+        if self.pid is None:
+            return
+        deadline = time.monotonic() + 1.0
+        try:
+            while not os.waitpid(self.pid, os.WNOHANG)[0]:
+                if time.monotonic() > deadline:
+                    os.kill(self.pid, signal.SIGKILL)
+                    os.waitpid(self.pid, 0)
+                    break
+                time.sleep(0.002)
+        except (ChildProcessError, ProcessLookupError):
+            pass
+        self.pid = None
 
     def __enter__(self) -> FieldPool:
         return self
