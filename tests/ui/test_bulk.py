@@ -370,7 +370,12 @@ def test_a_pop3_message_still_downloading_is_not_copied_and_the_status_says_so(m
     led.commit(ServerMessage(1, 100, "U1"), msg(1), "fp1", headers_only=False)
     led.commit(ServerMessage(2, 100, "U2"), msg(2).split(b"\r\n\r\n")[0] + b"\r\n\r\n", "fp2", headers_only=True)
     led.flush()
-    app, store, _svc = make_app(store=st)
+    from tuimail.core.service import Capabilities
+
+    from .fixtures import FakeService
+    pop3 = FakeService()
+    pop3.capabilities = Capabilities(server_folders=False)  # (what a POP3 account's service says)
+    app, store, _svc = make_app(store=st, service=pop3)
 
     async def go():
         async with app.run_test(size=(120, 30)) as pilot:

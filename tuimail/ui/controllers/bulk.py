@@ -345,8 +345,9 @@ class BulkActions:
         what, dest = label
         done = _VERB.get(what, (what, what))[1]
         left = len(msg.intent.ids) - len(msg.uids)
-        why = ""  # (a POP3 message whose body is still downloading is not copied: nothing to copy yet)
-        if msg.intent.op == "copy" and left > 0:
+        why = ""  # (a local folder's message whose body is still downloading is not copied: no copy yet)
+        svc = self.view.tapp.services.get(msg.account)
+        if msg.intent.op == "copy" and left > 0 and svc is not None and not svc.capabilities.server_folders:
             why = f" ({left} still downloading)"
         self.say(f"{done} {_n(len(msg.uids))}" + (f" to {sanitize_line(dest)}" if dest else "") + why)
         if msg.intent.op == "copy" and dest:
