@@ -115,17 +115,12 @@ class FieldPool:
         if not chunk:
             self._lost()
             return
-        buf = self._inbuf
-        buf += chunk
-        while len(buf) >= 4:
-            n = _LEN.unpack_from(buf)[0]
-            if len(buf) < 4 + n:
-                break
+        self._inbuf += chunk
+        while (frame := _next_frame(self._inbuf)) is not None:
             try:
-                self._results.append(marshal.loads(bytes(buf[4:4 + n])))
+                self._results.append(marshal.loads(frame))
             except (ValueError, EOFError, TypeError):
                 self._results.append(None)
-            del buf[:4 + n]
 
     def _lost(self) -> None:
         """The helper is gone: what it did not answer is worked out here."""
@@ -161,17 +156,27 @@ class FieldPool:
         self.close()
 
 
+def _next_frame(buf: bytearray) -> bytes | None:
+    """The first length-prefixed frame complete in `buf`, taken out of it; None if there is none."""
+    if len(buf) < 4:
+        return None
+    n = _LEN.unpack_from(buf)[0]
+    if len(buf) < 4 + n:
+        return None
+    frame = bytes(buf[4:4 + n])
+    del buf[:4 + n]
+    return frame
+
+
 def _serve(sock: socket.socket, now: float, headers_only: bool) -> None:
     buf = bytearray()
     while True:
-        while len(buf) < 4 or len(buf) < 4 + _LEN.unpack_from(buf)[0]:
+        while (frame := _next_frame(buf)) is None:
             chunk = sock.recv(1 << 18)
             if not chunk:
                 return
             buf += chunk
-        n = _LEN.unpack_from(buf)[0]
-        window = marshal.loads(bytes(buf[4:4 + n]))
-        del buf[:4 + n]
+        window = marshal.loads(frame)
         try:
             data = marshal.dumps(work_out(window, now, headers_only))
         except Exception:
