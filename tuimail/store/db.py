@@ -556,6 +556,8 @@ def _migrate(conn: sqlite3.Connection, migrations: list[str], path: Path) -> Non
         # starting together after an upgrade) may have migrated since; running a step twice
         # failed with "table folders already exists".
         version = _version(conn, migrations, path)
+        if version == 0 and migrations is MIGRATIONS:
+            version = _fresh(conn)
         while version < len(migrations):
             # executescript would COMMIT first; run statements one by one inside our transaction.
             for stmt in _split_sql(migrations[version]):
@@ -566,6 +568,18 @@ def _migrate(conn: sqlite3.Connection, migrations: list[str], path: Path) -> Non
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _fresh(conn: sqlite3.Connection) -> int:
+    """An empty store made at the latest schema in one step (fresh.py); the version it is at
+    now (0: no snapshot for this many migrations, they run one by one)."""
+    from tuimail.store.fresh_schema import FRESH, VERSION
+    if VERSION != len(MIGRATIONS):
+        return 0
+    for stmt in FRESH:
+        conn.execute(stmt)
+    conn.execute(f"PRAGMA user_version={VERSION}")
+    return VERSION
 
 
 def _version(conn: sqlite3.Connection, migrations: list[str], path: Path) -> int:
