@@ -18,7 +18,6 @@ import builtins
 import marshal
 import os
 import sys
-import tempfile
 from pathlib import Path
 from types import CodeType
 from typing import Any
@@ -65,6 +64,8 @@ def save() -> None:
     if not _new or _path is None:
         return
     _new = False
+    import tempfile  # (here: a start that compiles nothing new never needs it)
+
     from tuimail.paths import ensure_private_dir
 
     try:

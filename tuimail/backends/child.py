@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import signal
 import socket
-import subprocess
+import struct
 import sys
 import threading
 import time
@@ -24,12 +25,59 @@ from typing import Any, Protocol, TYPE_CHECKING
 
 from tuimail.trace import trace
 
-if TYPE_CHECKING:  # (multiprocessing is imported when a child is started)
-    from multiprocessing.connection import Connection
+if TYPE_CHECKING:  # (subprocess: imported when a child is spawned or waited for, not by a forked one)
+    import subprocess
 
 log = logging.getLogger("tuimail.sync")
 
 STOP_GRACE = 2.0  # seconds beyond stop()'s timeout before a child that did not end is terminated
+
+
+_FRAME = struct.Struct("!I")
+
+
+class Connection:
+    """One end of the socket between the app and a sync child: whole Python objects (pickled,
+    length-prefixed) each way. multiprocessing.connection's Connection did this; importing it
+    was ~10 ms of every start before the child could be forked (the parent's side and the
+    child's). send() raises OSError (or ValueError) once closed or when the other end is gone;
+    recv() raises EOFError at the other end's close, OSError once closed here; a message that
+    does not unpickle raises what pickle raises, with the stream still in step."""
+
+    def __init__(self, fd: int) -> None:
+        self._sock: socket.socket | None = socket.socket(fileno=fd)
+
+    def fileno(self) -> int:
+        if self._sock is None:
+            raise OSError("connection is closed")
+        return self._sock.fileno()
+
+    def send(self, obj: Any) -> None:
+        if self._sock is None:
+            raise OSError("connection is closed")
+        data = pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+        self._sock.sendall(_FRAME.pack(len(data)) + data)
+
+    def recv(self) -> Any:
+        if self._sock is None:
+            raise OSError("connection is closed")
+        size = _FRAME.unpack(self._exactly(_FRAME.size))[0]
+        return pickle.loads(self._exactly(size))
+
+    def _exactly(self, n: int) -> bytes:
+        assert self._sock is not None
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self._sock.recv(min(n - len(buf), 1 << 20))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return bytes(buf)
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
 
 
 def spawn(module: str, extra_fds: tuple[int, ...] = ()) -> tuple[ChildProcess, Connection]:
@@ -47,6 +95,8 @@ def spawn(module: str, extra_fds: tuple[int, ...] = ()) -> tuple[ChildProcess, C
             return _fork(module, extra_fds)
         except OSError as exc:  # (no process left to fork, no memory: a fresh interpreter may still start)
             log.warning("fork of the %s failed (%s): spawning it", module, exc)
+    import subprocess
+
     import tuimail
 
     ours, theirs = socket.socketpair()
@@ -63,7 +113,6 @@ def spawn(module: str, extra_fds: tuple[int, ...] = ()) -> tuple[ChildProcess, C
         raise
     finally:
         theirs.close()
-    from multiprocessing.connection import Connection
     return proc, Connection(ours.detach())
 
 
@@ -77,9 +126,6 @@ def can_fork() -> bool:
 
 
 def _fork(module: str, extra_fds: tuple[int, ...]) -> tuple[ForkedChild, Connection]:
-    # (imported before the fork: both sides need it, the child then has it without importing it)
-    from multiprocessing.connection import Connection
-
     ours, theirs = socket.socketpair()
     quiet = os.isatty(2)
     try:
@@ -138,6 +184,7 @@ class ForkedChild:
         delay = 0.001
         while self.poll() is None:
             if deadline is not None and time.monotonic() >= deadline:
+                import subprocess
                 raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0.0)
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
@@ -158,12 +205,15 @@ class ForkedChild:
         self.send_signal(signal.SIGKILL)
 
 
-ChildProcess = subprocess.Popen | ForkedChild
+if TYPE_CHECKING:
+    ChildProcess = subprocess.Popen | ForkedChild
 
 
 def stop_child(proc: ChildProcess, timeout: float, what: str) -> None:
     """Wait for a child told to stop; terminate it after `timeout` + STOP_GRACE, kill it after 2 s
     more. (Nothing is lost: its work is committed as it goes; POP3 sends no QUIT, so no DELE.)"""
+    import subprocess
+
     try:
         proc.wait(timeout + STOP_GRACE)
     except subprocess.TimeoutExpired:
@@ -312,6 +362,8 @@ class ChildLink:
             self.on_message(msg)
         self.on_end()
         if not self._stopping:
+            import subprocess
+
             try:
                 code = proc.wait(1.0)
             except subprocess.TimeoutExpired:

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
-import subprocess
 import time
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # The model is re-exported: callers import Account, Config, ... from here.
 from tuimail.config.model import (  # noqa: F401
@@ -44,6 +43,9 @@ from tuimail.config.model import (  # noqa: F401
 from tuimail.config.validate import _Validator
 from tuimail.errors import ConfigError, MissingSecret
 from tuimail.paths import default_config_path
+
+if TYPE_CHECKING:  # (subprocess is imported by the commands that run one: most starts run none)
+    import subprocess
 
 # Seconds a password_command / oauth2_token_command may run, and how much of its output is read
 # (a secret is one short line; a command printing 200 MB must not fill the memory).
@@ -153,6 +155,8 @@ def run_secret_command(argv: Sequence[str], key: str) -> str:
     Any failure raises ConfigError("<key>: <what happened>"). Neither the command's output nor
     its stderr ever goes into a message; the command's name (argv[0]) may.
     """
+    import subprocess
+
     argv = list(argv)
     name = _show(argv[0]) if argv else '""'
     try:
@@ -202,6 +206,9 @@ class _TooMuch(Exception):
 def _read_capped(proc: subprocess.Popen, timeout: float, cap: int) -> bytes:
     """Everything `proc` writes to stdout, up to `cap` bytes (_TooMuch past it), then its exit,
     all within `timeout` seconds (subprocess.TimeoutExpired past it)."""
+    import selectors
+    import subprocess
+
     deadline = time.monotonic() + timeout
     buf = bytearray()
     assert proc.stdout is not None  # the caller opened it with stdout=PIPE

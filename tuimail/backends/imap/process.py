@@ -32,16 +32,13 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from tuimail.backends.child import ChildLink, serve_commands
+from tuimail.backends.child import ChildLink, Connection, serve_commands
 from tuimail.backends.imap.service import ImapService
 from tuimail.backends.waker import Waker
 from tuimail.config.load import Account, Config
 from tuimail.core.events import Event
 
-if TYPE_CHECKING:  # (multiprocessing is imported when a child is started)
-    from multiprocessing.connection import Connection
 
 
 class SyncProcess(ImapService):
@@ -221,7 +218,6 @@ def child_main(pipe: Connection, waker: Waker | None = None) -> None:
 
 def main(argv: list[str]) -> None:
     """The child's entry (backends/child.py): argv is the socket's descriptor, then the wake pipe's two."""
-    from multiprocessing.connection import Connection
     child_main(Connection(int(argv[0])), _SharedWaker(int(argv[1]), int(argv[2])))
 
 

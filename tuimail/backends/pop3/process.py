@@ -24,15 +24,12 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING
 
-from tuimail.backends.child import ChildLink, serve_commands
+from tuimail.backends.child import ChildLink, Connection, serve_commands
 from tuimail.backends.pop3.service import Pop3Service
 from tuimail.core.events import Event
 from tuimail.trace import trace
 
-if TYPE_CHECKING:  # (multiprocessing is imported when a child is started)
-    from multiprocessing.connection import Connection
 
 
 class Pop3Process(Pop3Service):
@@ -130,7 +127,6 @@ def child_main(pipe: Connection) -> None:
 
 def main(argv: list[str]) -> None:
     """The child's entry (backends/child.py): argv is the socket's descriptor."""
-    from multiprocessing.connection import Connection
     child_main(Connection(int(argv[0])))
 
 
