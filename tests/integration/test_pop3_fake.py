@@ -246,6 +246,33 @@ def test_pipelining_where_offered_and_dele_at_quit(fake):
     assert srv.deleted == ["uid-1", "uid-2"] and len(srv.messages) == 38
 
 
+@pytest.mark.parametrize("pipelining", [True, False])
+@pytest.mark.parametrize("has_uidl", [True, False])
+def test_uidl_and_sizes_together(fake, pipelining, has_uidl):
+    """A first sync's UIDL and LIST (one write where PIPELINING is offered): both answers read in
+    order, a server without UIDL gives None and still the sizes, and the session stays in step."""
+    msgs = [message(i) for i in range(1, 6)]
+    srv = fake(msgs, pipelining=pipelining, uidl=has_uidl)
+    with session(srv) as s:
+        uidls, sizes = s.uidl_and_sizes()
+        assert uidls == ({n: f"uid-{n}" for n in range(1, 6)} if has_uidl else None)
+        assert sizes == {n: len(m) for n, m in enumerate(msgs, 1)}
+        assert s.commands["UIDL"] == 1 and s.commands["LIST"] == 1
+        assert s.top(5) == message(5).split(b"\r\n\r\n")[0] + b"\r\n\r\n"  # (in step after both)
+    names = [line.split()[0] for line in srv.received]
+    assert names[names.index(b"UIDL") + 1] == b"LIST"
+
+
+def test_a_busy_uidl_in_a_pipelined_pair_is_temporary_and_leaves_the_session(fake):
+    srv = fake([message(1)], pipelining=True, replies={"UIDL": b"-ERR [SYS/TEMP] try later\r\n"})
+    s = session(srv)
+    s.connect()
+    with pytest.raises(Pop3Busy, match="try later"):
+        s.uidl_and_sizes()
+    assert s.broken  # (LIST's answer was still on its way: no other command is sent on it)
+    s.abort()
+
+
 def test_leaving_a_batch_early_marks_the_session_out_of_step(fake):
     srv = fake([message(i) for i in range(1, 11)], pipelining=True)
     s = session(srv)

@@ -424,7 +424,29 @@ class Pop3Session:
     def list_sizes(self) -> dict[int, int]:
         """Message number -> size in octets (as the server counts them)."""
         self._command(b"LIST", "LIST")
-        body = self._multiline(MAX_LISTING)
+        return self._sizes(self._multiline(MAX_LISTING))
+
+    def uidl_and_sizes(self) -> tuple[dict[int, str] | None, dict[int, int]]:
+        """uidl() and list_sizes(), both commands in one write when the server offers PIPELINING
+        (a first sync needs both: LIST's answer comes while UIDL's is read)."""
+        if not self.pipelining:
+            return self.uidl(), self.list_sizes()
+        self._send_many([b"UIDL"], "UIDL")
+        self._send_many([b"LIST"], "LIST")
+        uidls: dict[int, str] | None = None
+        try:
+            self._check(self._line("UIDL"), "UIDL")
+        except Pop3Busy:
+            self.broken = True  # (LIST's answer is still to come: this session is left)
+            raise
+        except Pop3Refused:
+            pass  # no UIDL: the answer was the -ERR line alone
+        else:
+            uidls = self._uidls(self._multiline(MAX_LISTING))
+        self._check(self._line("LIST"), "LIST")
+        return uidls, self._sizes(self._multiline(MAX_LISTING))
+
+    def _sizes(self, body: bytes) -> dict[int, int]:
         every = _listing(body, _LIST_LINES)
         if every is not None:
             return {int(n): int(size) for n, size in every}
@@ -444,7 +466,9 @@ class Pop3Session:
             raise
         except Pop3Refused:
             return None
-        body = self._multiline(MAX_LISTING)
+        return self._uidls(self._multiline(MAX_LISTING))
+
+    def _uidls(self, body: bytes) -> dict[int, str]:
         every = _listing(body, _UIDL_LINES)
         if every is not None:
             return {int(n): uidl.decode("ascii") for n, uidl in every}

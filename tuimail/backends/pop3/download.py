@@ -105,16 +105,20 @@ def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, b
           result: SyncResult, share: Callable[[], bool]) -> None:
     known = ledger.known()
     trace("pop3: logged in")
-    uidls = s.uidl()
-    trace(f"pop3: UIDL {len(uidls or ())}")
     sizes: dict[int, int] | None = None
+    if known:
+        uidls = s.uidl()
+    else:  # nothing known: all of it is new, LIST is needed too (asked for in the same write)
+        uidls, sizes = s.uidl_and_sizes()
+    trace(f"pop3: UIDL {len(uidls or ())}")
     quiet = False
     if uidls is not None and (known or not uidls):  # (nothing known: all of it is new)
         # sizes matter only for fingerprints: no LIST when nothing is new
         p = plan([ServerMessage(n, 0, u) for n, u in sorted(uidls.items())], known, policy, now)
         quiet = not (p.new or p.need_fingerprints or p.remap)
     if not quiet:
-        sizes = s.list_sizes()
+        if sizes is None:
+            sizes = s.list_sizes()
         uidls = uidls or {}
         server = [ServerMessage(n, size, uidls.get(n)) for n, size in sorted(sizes.items())]
         p = plan(server, known, policy, now)
@@ -164,6 +168,7 @@ def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, b
                         len(p.new) - result.headers >= POOL_OVER:
                     tried = True
                     pool = _pool(now)
+                    trace(f"pop3: header helper {'started' if pool else 'not made'} at {result.headers}")
                 if pool is None:
                     commit(new, window, None)
                     continue
