@@ -64,6 +64,10 @@ def _start_all(services: dict[str, AccountService]) -> None:
 def _import_app() -> type[TuimailApp]:
     trace("ui: import the app")
     from tuimail.ui.app import TuimailApp
+    from tuimail.ui import csscache
+    from tuimail.paths import cache_dir
+
+    csscache.install(cache_dir() / "code")  # (the parsed CSS of the start before: csscache.py)
     trace("ui: app imported")
     return TuimailApp
 
@@ -129,6 +133,8 @@ def run_app(config: Config, account_names: list[str] | None, *, offline: bool, s
         return app.return_code or 0
     finally:
         release_start()
+        from tuimail.ui import csscache
+        csscache.save()
         if app is not None:  # the accounts the setup screen added (the app holds its own dict of services)
             services.update({k: v for k, v in app.services.items() if k not in services})
         for svc in services.values():
