@@ -158,9 +158,11 @@ def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, b
             if bodies:
                 pending_bodies.extend(zip(new, refs, strict=True))
 
+        received = 0
         try:
             for window in s.top_windows(newest_first, first=FIRST_WINDOW, most=WINDOW):
                 new = [by_number[n] for n, _ in window]
+                received += len(window)
                 # the first screenful is worked out here, at once; the rest in a helper as well once
                 # `share` allows it (the app has drawn its first screen: until then the helper
                 # would take a CPU from the app's start), when enough is left to be worth one
@@ -171,6 +173,15 @@ def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, b
                     trace(f"pop3: header helper {'started' if pool else 'not made'} at {result.headers}")
                 if pool is None:
                     commit(new, window, None)
+                    continue
+                if received == len(p.new) and waiting:
+                    # the last window is worked out here while the helper ends the one before
+                    # (handed to it, this process would only wait for both)
+                    from tuimail.backends.pop3.fieldpool import work_out
+                    last = work_out([(head, m.size) for m, (_, head) in zip(new, window, strict=True)], now, True)
+                    while waiting:
+                        commit(*waiting.popleft(), pool.take())
+                    commit(new, window, last)
                     continue
                 # the pool works this window out while the one before is stored
                 pool.submit([(head, m.size) for m, (_, head) in zip(new, window, strict=True)])
