@@ -68,3 +68,14 @@ def test_a_damaged_cache_is_parsed_again_and_rewritten(tmp_path):
     again = _start(tmp_path)
     assert again["parses"] == first["parses"] and again["svg"] == first["svg"]
     assert _start(tmp_path)["parses"] == 0  # (written again by the start that parsed)
+
+
+def test_a_cache_made_by_another_textual_is_not_read(tmp_path):
+    import pickle
+
+    first = _start(tmp_path)
+    (path,) = tmp_path.glob("css-textual-*.pickle")
+    data = pickle.loads(path.read_bytes())
+    data["textual"] = ("/elsewhere/textual", ((1, 2),))
+    path.write_bytes(pickle.dumps(data))
+    assert _start(tmp_path)["parses"] == first["parses"]

@@ -6,7 +6,8 @@ the first paint. The result is a pure function of the text, where it was read fr
 and the theme's variables, so `install()` wraps Stylesheet._parse_rules: a parse this file holds
 is unpickled instead (~1 ms for all of them), a new one is parsed and kept; `save()` writes the
 file when this run parsed something new, holding only what this run used (a theme changed
-yesterday leaves nothing behind).
+yesterday leaves nothing behind). It names the Textual it was made with (where it is installed,
+the size and time of its CSS parser's files): made by another, it is not read.
 
 Every hit is unpickled again, so each caller gets rule sets of its own, as from a parse. Any
 trouble (another Textual, a damaged or unwritable file, a Stylesheet without this method) means
@@ -26,6 +27,7 @@ from typing import Any
 
 _FORMAT = 1
 _path: Path | None = None
+_textual: tuple = ()  # (where Textual is, and the size and time of its parser's files)
 _held: dict[tuple, bytes] = {}  # what the file held
 _used: dict[tuple, bytes] = {}  # what this run asked for (what save() writes)
 _new = False
@@ -43,7 +45,7 @@ def _variables_digest(variables: dict) -> str:
 
 def install(cache_dir: Path) -> None:
     """Use (and later fill) the cache in cache_dir. Call before the app's stylesheet is parsed."""
-    global _path
+    global _path, _textual
     if _path is not None:
         return
     try:
@@ -54,13 +56,20 @@ def install(cache_dir: Path) -> None:
     original = getattr(Stylesheet, "_parse_rules", None)
     if original is None or getattr(original, "_tuimail_cached", False):
         return
-    version = getattr(textual, "__version__", "") or _textual_version()
-    if not version:
+    # which Textual: its parser's files as installed (textual.__version__ would import
+    # importlib.metadata, ~8 ms); another version or a reinstall writes them anew
+    try:
+        root = Path(textual.__file__).parent
+        build = tuple((st.st_size, st.st_mtime_ns) for st in
+                      (os.stat(root / "css" / name) for name in ("parse.py", "stylesheet.py", "styles.py", "model.py")))
+    except (OSError, TypeError):
         return
-    _path = cache_dir / f"css-textual-{version}-{sys.implementation.cache_tag}.pickle"
+    _textual = (str(root), build)
+    _path = cache_dir / f"css-textual-{sys.implementation.cache_tag}.pickle"
     try:
         loaded = pickle.loads(_path.read_bytes())
-        if isinstance(loaded, dict) and loaded.get("format") == _FORMAT and isinstance(loaded.get("entries"), dict):
+        if isinstance(loaded, dict) and loaded.get("format") == _FORMAT and loaded.get("textual") == _textual \
+                and isinstance(loaded.get("entries"), dict):
             _held.update(loaded["entries"])
     except Exception:  # (a damaged file: parsed as before, written again at save())
         _held.clear()
@@ -89,14 +98,6 @@ def install(cache_dir: Path) -> None:
     Stylesheet._parse_rules = _parse_rules  # type: ignore[method-assign]
 
 
-def _textual_version() -> str:
-    try:
-        from importlib.metadata import version
-        return version("textual")
-    except Exception:
-        return ""
-
-
 def save() -> None:
     """Write the cache if this run parsed something it did not hold (atomically; errors ignored)."""
     global _new
@@ -112,7 +113,8 @@ def save() -> None:
         fd, tmp = tempfile.mkstemp(dir=_path.parent, prefix=".css-")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(pickle.dumps({"format": _FORMAT, "entries": dict(_used)}, pickle.HIGHEST_PROTOCOL))
+                f.write(pickle.dumps({"format": _FORMAT, "textual": _textual, "entries": dict(_used)},
+                                    pickle.HIGHEST_PROTOCOL))
             os.replace(tmp, _path)
         except BaseException:
             os.unlink(tmp)
