@@ -156,12 +156,7 @@ class Pop3Bench:
         c.clear_cache()
 
         def all_rows(t0: float) -> dict:
-            deadline = time.monotonic() + self.timeout * 3
-            while c.stored_rows() < self.n:
-                if time.monotonic() > deadline:
-                    raise BenchError(f"tuimail's store held {c.stored_rows()} of {self.n} POP3 rows")
-                time.sleep(0.02)
-            return {"all_seconds": time.monotonic() - t0}
+            return {"all_seconds": c.wait_rows(self.n, t0, self.timeout * 3)}
 
         res = timed_open(self.tmux, c, f"{c.name}-cold", timeout=self.timeout, settle=0, after_ready=all_rows)
         self.add("tuimail_cold", res["seconds"])
