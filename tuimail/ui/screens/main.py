@@ -64,6 +64,10 @@ if TYPE_CHECKING:
 
 class MainScreen(Screen[None]):
     BINDINGS = keys.bindings("global")
+    # The list has the focus from the start (on_mount asks for it too, but Widget.focus() waits
+    # for the next turn of the loop: Textual's default "*" gave it first to the folder tree,
+    # which then lost it, two style passes over the screen before the first paint)
+    AUTO_FOCUS = "#list"
 
     DEFAULT_CSS = """
     MainScreen { layout: vertical; }
