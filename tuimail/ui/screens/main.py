@@ -246,7 +246,13 @@ class MainScreen(Screen[None]):
             self._repaint_required = True
             self.check_idle()
             return
+        full = self._compositor.size.region in self._compositor._dirty_regions
         super()._compositor_refresh()
+        if full and self is app.screen:
+            # a whole-screen frame was written: the repaint a skipped frame asked for (above) is
+            # in it. Left set, the same timer tick rendered and wrote the screen once more (~5 ms
+            # and a screenful of output, just before the first paint).
+            self._repaint_required = False
 
     def on_header_list_painted(self, event: HeaderList.Painted) -> None:
         event.stop()
