@@ -21,6 +21,7 @@ Nothing lost, nothing twice: DELE is planned only for messages whose body is com
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -112,22 +113,29 @@ class Plan:
     notices: list[str] = field(default_factory=list)  # one line each, for the status bar / CLI
 
 
+_number = operator.attrgetter("number")
+
+
 def plan(server: Iterable[ServerMessage], known: Iterable[KnownMessage], policy: Policy, now: float,
          fingerprints: Mapping[int, str] | None = None) -> Plan:
     """Decide one sync. `fingerprints`: message number -> fingerprint() of its header block, for
     (at least) the messages a previous call listed in need_fingerprints."""
-    server = sorted(server, key=lambda m: m.number)
+    server = sorted(server, key=_number)
     known = list(known)
     fps = dict(fingerprints or {})
     out = Plan(delete_after_download=policy.due(now, now))
 
     # Messages with a usable UIDL, and the rest (no UIDL, or one the server repeated)
-    counts: defaultdict[str, int] = defaultdict(int)
-    for m in server:
-        if m.uidl is not None:
-            counts[m.uidl] += 1
-    identified = [m for m in server if m.uidl is not None and counts[m.uidl] == 1]
-    anonymous = [m for m in server if m.uidl is None or counts[m.uidl] > 1]
+    uidls = {m.uidl for m in server}
+    if None not in uidls and len(uidls) == len(server):  # (nearly always: every UIDL given once)
+        identified, anonymous = server, []
+    else:
+        counts: defaultdict[str, int] = defaultdict(int)
+        for m in server:
+            if m.uidl is not None:
+                counts[m.uidl] += 1
+        identified = [m for m in server if m.uidl is not None and counts[m.uidl] == 1]
+        anonymous = [m for m in server if m.uidl is None or counts[m.uidl] > 1]
     if server and all(m.uidl is None for m in server):
         out.no_uidl = True
         out.notices.append("the server offers no UIDL: messages are recognised by their headers and size"
@@ -139,16 +147,19 @@ def plan(server: Iterable[ServerMessage], known: Iterable[KnownMessage], policy:
     by_uidl = {k.uidl: k for k in known if k.uidl is not None}
     matched: list[tuple[ServerMessage, KnownMessage]] = []
     unknown: list[ServerMessage] = []
-    for m in identified:
-        k = by_uidl.get(m.uidl or "")
-        if k is not None:
-            matched.append((m, k))
-        else:
-            unknown.append(m)
+    if not by_uidl:  # (a first sync: nothing to match by UIDL)
+        unknown = list(identified)
+    else:
+        for m in identified:
+            k = by_uidl.get(m.uidl or "")
+            if k is not None:
+                matched.append((m, k))
+            else:
+                unknown.append(m)
 
     # A UIDL reset? Most of the server's UIDLs unknown, and most of those we expected missing.
-    listed = {m.uidl for m in identified}
     expected = [k for k in known if k.on_server and k.uidl is not None]
+    listed = {m.uidl for m in identified} if expected else set()
     missing = [k for k in expected if k.uidl not in listed]
     suspect = bool(unknown and missing) and 2 * len(unknown) > len(identified) and 2 * len(missing) > len(expected)
 
@@ -164,7 +175,7 @@ def plan(server: Iterable[ServerMessage], known: Iterable[KnownMessage], policy:
     for k in sorted(known, key=lambda k: (not k.on_server, k.downloaded_at)):
         if id(k) not in claimed and k.fingerprint is not None:
             pool[k.fingerprint].append(k)
-    unknown_numbers = {m.number for m in unknown}
+    unknown_numbers = {m.number for m in unknown} if candidates else set()
     fresh: list[ServerMessage] = [] if suspect else list(unknown)
     recognised = 0
     for m in sorted(candidates, key=lambda m: m.number):
@@ -187,7 +198,8 @@ def plan(server: Iterable[ServerMessage], known: Iterable[KnownMessage], policy:
 
     matched.sort(key=lambda mk: mk[0].number)
     out.present = matched
-    out.new = sorted(fresh, key=lambda m: m.number)
+    # (without candidates `fresh` is `unknown`, already in the server's order)
+    out.new = sorted(fresh, key=_number) if candidates else fresh
     for m, k in matched:
         if not k.has_body:
             out.bodies.append((m, k))
