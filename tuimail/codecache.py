@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import builtins
 import marshal
-import os
 import sys
 from pathlib import Path
 from types import CodeType
@@ -61,22 +60,7 @@ def install(cache_dir: Path) -> None:
 def save() -> None:
     """Write the cache if this run compiled something it did not hold (atomically; errors ignored)."""
     global _new
-    if not _new or _path is None:
-        return
-    _new = False
-    import tempfile  # (here: a start that compiles nothing new never needs it)
-
-    from tuimail.paths import ensure_private_dir
-
-    try:
-        ensure_private_dir(_path.parent)  # (0700, as every directory tuimail makes)
-        fd, tmp = tempfile.mkstemp(dir=_path.parent, prefix=".dataclasses-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(marshal.dumps(dict(_used)))
-            os.replace(tmp, _path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except (OSError, ValueError):
-        pass
+    if _new and _path is not None:
+        _new = False
+        from tuimail.paths import write_cache_file
+        write_cache_file(_path, lambda: marshal.dumps(dict(_used)))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
@@ -96,3 +97,24 @@ def ensure_private_dir(path: Path | str) -> Path:
     if not path.is_dir():
         raise NotADirectoryError(f"not a directory: {path}")
     return path
+
+
+def write_cache_file(path: Path, make: Callable[[], bytes]) -> None:
+    """Replace the cache file `path` with make()'s bytes at once (a temporary file beside it,
+    renamed; its directory made 0700 if missing). A cache that cannot be made or written is only
+    not written: nothing is raised (the program works without it)."""
+    import tempfile  # (only a start that has something new to keep gets here)
+
+    try:
+        data = make()
+        ensure_private_dir(path.parent)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except Exception:
+        pass

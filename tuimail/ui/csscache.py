@@ -101,23 +101,8 @@ def install(cache_dir: Path) -> None:
 def save() -> None:
     """Write the cache if this run parsed something it did not hold (atomically; errors ignored)."""
     global _new
-    if not _new or _path is None:
-        return
-    _new = False
-    import tempfile
-
-    from tuimail.paths import ensure_private_dir
-
-    try:
-        ensure_private_dir(_path.parent)
-        fd, tmp = tempfile.mkstemp(dir=_path.parent, prefix=".css-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(pickle.dumps({"format": _FORMAT, "textual": _textual, "entries": dict(_used)},
-                                    pickle.HIGHEST_PROTOCOL))
-            os.replace(tmp, _path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except (OSError, ValueError, pickle.PicklingError):
-        pass
+    if _new and _path is not None:
+        _new = False
+        from tuimail.paths import write_cache_file
+        write_cache_file(_path, lambda: pickle.dumps({"format": _FORMAT, "textual": _textual, "entries": dict(_used)},
+                                                     pickle.HIGHEST_PROTOCOL))
