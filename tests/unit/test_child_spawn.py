@@ -34,3 +34,42 @@ def test_a_failed_fork_falls_back_to_a_fresh_interpreter(monkeypatch):
     finally:
         pipe.close()  # the child reads EOF before its setup and ends
         assert proc.wait(30) == 0
+
+
+def test_the_connection_frames_objects_and_ends_as_the_listener_expects():
+    """child.Connection (in place of multiprocessing's): objects both ways, a message that does
+    not unpickle raises with the stream still in step, EOFError at the other end's close,
+    OSError once closed here (ChildLink._listen and serve_commands rely on each)."""
+    import pickle
+    import socket
+    import struct
+    import threading
+
+    import pytest
+
+    from tuimail.backends.child import Connection
+
+    a, b = socket.socketpair()
+    ours, theirs = Connection(a.detach()), Connection(b.detach())
+    ours.send(("event", {"n": 1}, None))
+    assert theirs.recv() == ("event", {"n": 1}, None)
+    big = b"x" * (3 << 20)  # (more than one read, and more than the socket holds: sent from a thread)
+    sender = threading.Thread(target=theirs.send, args=(big,))
+    sender.start()
+    assert ours.recv() == big
+    sender.join()
+    bad = b"\x80\x05garbage"
+    theirs._sock.sendall(struct.pack("!I", len(bad)) + bad)  # type: ignore[union-attr]
+    theirs.send("after")
+    with pytest.raises(pickle.UnpicklingError):
+        ours.recv()
+    assert ours.recv() == "after"
+    theirs.close()
+    with pytest.raises(EOFError):
+        ours.recv()
+    ours.close()
+    ours.close()  # (twice: nothing)
+    with pytest.raises(OSError):
+        ours.send(1)
+    with pytest.raises(OSError):
+        ours.recv()

@@ -47,11 +47,6 @@ class Connection:
     def __init__(self, fd: int) -> None:
         self._sock: socket.socket | None = socket.socket(fileno=fd)
 
-    def fileno(self) -> int:
-        if self._sock is None:
-            raise OSError("connection is closed")
-        return self._sock.fileno()
-
     def send(self, obj: Any) -> None:
         if self._sock is None:
             raise OSError("connection is closed")
