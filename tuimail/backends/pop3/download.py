@@ -174,17 +174,18 @@ def _sync(s: Pop3Session, ledger: Ledger, policy: Policy, headers_first: bool, b
                 if pool is None:
                     commit(new, window, None)
                     continue
+                heads = [(head, m.size) for m, (_, head) in zip(new, window, strict=True)]
                 if received == len(p.new) and waiting:
                     # the last window is worked out here while the helper ends the one before
                     # (handed to it, this process would only wait for both)
                     from tuimail.backends.pop3.fieldpool import work_out
-                    last = work_out([(head, m.size) for m, (_, head) in zip(new, window, strict=True)], now, True)
+                    last = work_out(heads, now, True)
                     while waiting:
                         commit(*waiting.popleft(), pool.take())
                     commit(new, window, last)
                     continue
                 # the pool works this window out while the one before is stored
-                pool.submit([(head, m.size) for m, (_, head) in zip(new, window, strict=True)])
+                pool.submit(heads)
                 waiting.append((new, window))
                 if len(waiting) > 1:
                     commit(*waiting.popleft(), pool.take())
