@@ -90,8 +90,11 @@ class SyncProcess(ImapService):
     # requests (non-blocking: a few bytes into a pipe) -------------------------
     def wake(self) -> None:
         """Straight into the pipe the child's IDLE wait selects on: no hop through its command
-        thread (key -> command on the wire)."""
-        self._link.poke()
+        thread (key -> command on the wire). Not while offline: the poke could reach the child's
+        IDLE before its command thread has read the "offline" sent just before, and the change
+        would go out (going online again syncs it)."""
+        if not self._offline:
+            self._link.poke()
 
     def request_sync(self, folder: str | None = None) -> None:
         self._link.request_sync(folder)  # (`$` after the sync process died: a new one)
